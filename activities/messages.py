@@ -1,0 +1,145 @@
+"""How incident notices look in Slack: Block Kit with a plain-text fallback, and the topic.
+
+Rendering lives with the activities, not the workflow, so the wording can change without
+touching the history of any running incident.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from workflows.effects import IncidentBrief, Notice, Post
+from workflows.models import Status
+
+Blocks = list[dict[str, Any]]
+
+STATUS_EMOJI = {
+    Status.INVESTIGATING: ":mag:",
+    Status.IDENTIFIED: ":bulb:",
+    Status.MONITORING: ":eyes:",
+    Status.RESOLVED: ":white_check_mark:",
+}
+TOPIC_LIMIT = 250
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def mention(who: str | None) -> str:
+    """Users as ``<@U…>``, user groups as ``<!subteam^S…>``; emails stay readable text."""
+    if not who:
+        return "unassigned"
+    if who.startswith("S"):
+        return f"<!subteam^{who}>"
+    if _EMAIL.match(who):
+        return who
+    return f"<@{who}>"
+
+
+def channel_link(brief: IncidentBrief) -> str:
+    return f"<#{brief.channel.id}>" if brief.channel else "(channel not created)"
+
+
+def topic(brief: IncidentBrief) -> str:
+    text = (
+        f"{brief.severity.upper()} · {brief.status.value.capitalize()} · "
+        f"IC {mention(brief.commander)} · INC-{brief.number}: {brief.title}"
+    )
+    return text[:TOPIC_LIMIT]
+
+
+def purpose(incident_id: str, label: str, title: str) -> str:
+    """The channel purpose also marks the channel as this incident's, for retries."""
+    return f"{label}: {title} [{incident_id}]"[:250]
+
+
+def _headline(post: Post, brief: IncidentBrief) -> str:
+    label = f"*INC-{brief.number}* {brief.severity.upper()}"
+    status = f"{STATUS_EMOJI[brief.status]} *{brief.status.value}*"
+    return {
+        Notice.KICKOFF: f":rotating_light: {label} declared: *{brief.title}*",
+        Notice.ANNOUNCEMENT: f":rotating_light: {label} declared: *{brief.title}* in "
+        f"{channel_link(brief)} · IC {mention(brief.commander)}",
+        Notice.ACKNOWLEDGED: f":raised_hand: {label} acknowledged by {mention(post.actor)}",
+        Notice.STATUS_CHANGED: f"{label} is now {status}: {brief.title} · {channel_link(brief)}",
+        Notice.UPDATE: f":memo: {label} update ({status}): {brief.title}",
+        Notice.SEVERITY_CHANGED: f":arrows_counterclockwise: {label} is now "
+        f"*{brief.severity.upper()}*: {brief.title} · {channel_link(brief)}",
+        Notice.ESCALATED: f":rotating_light: {label} escalated to level {brief.escalation_level}",
+        Notice.RESOLVED: f":white_check_mark: {label} resolved: *{brief.title}* · "
+        f"{channel_link(brief)}",
+        Notice.REOPENED: f":leftwards_arrow_with_hook: {label} reopened: *{brief.title}* · "
+        f"{channel_link(brief)}",
+        Notice.UPDATE_DUE: f":alarm_clock: {label}: a status update is due",
+        Notice.UPDATE_OVERDUE: f":warning: {label}: status update overdue · {channel_link(brief)}",
+    }.get(post.notice, f"{label}")
+
+
+def _kickoff_fields(brief: IncidentBrief) -> Blocks:
+    fields = [
+        f"*Severity*\n{brief.severity.upper()}: {brief.severity_description}",
+        f"*Status*\n{STATUS_EMOJI[brief.status]} {brief.status.value}",
+        f"*Impact*\n{brief.impact.value}",
+        f"*Incident commander*\n{mention(brief.commander)}",
+    ]
+    if brief.components:
+        fields.append("*Affected components*\n" + ", ".join(brief.components))
+    if brief.next_update_due:
+        fields.append(
+            f"*First update due*\n<!date^{int(brief.next_update_due.timestamp())}"
+            f"^{{time}}|{brief.next_update_due:%H:%M} UTC>"
+        )
+    return [{"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
+
+
+def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
+    """The fallback text and the blocks of one notice."""
+    headline = _headline(post, brief)
+    lines = [headline]
+    if post.text:
+        lines.append(post.text)
+    if post.mentions:
+        lines.append(" ".join(mention(m) for m in post.mentions))
+    if post.actor and post.notice not in (Notice.ACKNOWLEDGED,):
+        lines.append(f"_by {mention(post.actor)}_")
+    text = "\n".join(lines)
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    if post.notice is Notice.KICKOFF:
+        blocks += _kickoff_fields(brief)
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": (
+                            "`/incident ack` · `/incident status identified <what you found>` · "
+                            "`/incident update <message>` · `/incident resolve <message>`"
+                        ),
+                    }
+                ],
+            }
+        )
+    if post.notice in (Notice.KICKOFF, Notice.ANNOUNCEMENT):
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open in Temporal"},
+                        "url": incident_url,
+                        "action_id": "open_incident_workflow",
+                    }
+                ],
+            }
+        )
+        text += f"\n{incident_url}"
+    return text, blocks
+
+
+def metadata(incident_id: str, key: str) -> dict[str, Any]:
+    """Message metadata that lets a retried post find the message it already sent."""
+    return {
+        "event_type": "incident_notice",
+        "event_payload": {"incident_id": incident_id, "key": key},
+    }

@@ -1,0 +1,87 @@
+"""Paging: PagerDuty Events API v2 compatible events and a generic JSON webhook.
+
+``dedup_key`` is the incident id, so a retried trigger and the later acknowledge and resolve
+all land on the same alert at the receiving end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.effects import IncidentBrief, PageAction, SendPage
+
+PAGING_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning"}
+
+
+def pagerduty_event(request: SendPage, routing_key: str, incident_url: str) -> dict[str, Any]:
+    brief = request.brief
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": request.page.action.value,
+        "dedup_key": brief.id,
+    }
+    if request.page.action is PageAction.TRIGGER:
+        event["payload"] = {
+            "summary": f"INC-{brief.number} {brief.severity.upper()}: {brief.title}"[:1024],
+            "source": "incident-automation",
+            "severity": PAGING_SEVERITY.get(brief.severity, "error"),
+            "component": ", ".join(brief.components) or None,
+            "custom_details": {
+                "escalation_level": brief.escalation_level,
+                "notify": request.page.targets,
+                "status": brief.status.value,
+                "channel": brief.channel.name if brief.channel else None,
+            },
+        }
+        event["links"] = [{"href": incident_url, "text": "Incident workflow"}]
+    return event
+
+
+def webhook_event(request: SendPage, incident_url: str) -> dict[str, Any]:
+    brief: IncidentBrief = request.brief
+    return {
+        "event": f"incident.{request.page.action.value}",
+        "incident": brief.model_dump(mode="json"),
+        "targets": request.page.targets,
+        "url": incident_url,
+    }
+
+
+class PagingActivities:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        pagerduty_url: str | None,
+        routing_key: str,
+        webhook_url: str | None,
+        incident_url: Any,
+    ) -> None:
+        self.http = http
+        self.pagerduty_url = pagerduty_url
+        self.routing_key = routing_key
+        self.webhook_url = webhook_url
+        self.incident_url = incident_url
+
+    @activity.defn(name="page_send")
+    async def send(self, request: SendPage) -> None:
+        url = self.incident_url(request.brief.id)
+        if self.pagerduty_url:
+            await self._post(self.pagerduty_url, pagerduty_event(request, self.routing_key, url))
+        if self.webhook_url:
+            await self._post(self.webhook_url, webhook_event(request, url))
+
+    async def _post(self, url: str, body: dict[str, Any]) -> None:
+        response = await self.http.post(url, json=body, timeout=10)
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            raise ApplicationError(
+                f"paging endpoint refused the event: HTTP {response.status_code} "
+                f"{response.text[:200]}",
+                type="PagingRefused",
+                non_retryable=True,
+            )
+        response.raise_for_status()

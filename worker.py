@@ -1,0 +1,118 @@
+"""The worker: builds the clients, registers workflows and activities, runs until stopped.
+
+python worker.py          (configured from the environment, see CONTRACT.md)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import structlog
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.paging import PagingActivities
+from activities.slack import SlackActivities, slack_client
+from config import Settings
+from logs import configure_logging
+from workflows.incident import IncidentWorkflow
+from workflows.registry import IncidentRegistry
+from workflows.visibility import SEARCH_ATTRIBUTES
+
+log = structlog.get_logger()
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the incident search attributes a bare server does not know yet."""
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: key.indexed_value_type
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in known.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )  # type: ignore[arg-type]
+        log.info("search_attributes_registered", names=sorted(missing))
+
+
+def build_worker(
+    client: Client, settings: Settings, http: httpx.AsyncClient, **worker_options: object
+) -> Worker:
+    token = settings.slack_bot_token
+    if not token:
+        from localslack import BOT_TOKEN
+
+        token = BOT_TOKEN
+    slack = SlackActivities(
+        slack_client(token, settings.slack_api_url),
+        settings.broadcast_channel,
+        settings.incident_url,
+    )
+    paging = PagingActivities(
+        http,
+        pagerduty_url=settings.paging_url,
+        routing_key=settings.paging_routing_key,
+        webhook_url=settings.webhook_url,
+        incident_url=settings.incident_url,
+    )
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[IncidentWorkflow, IncidentRegistry],
+        activities=[
+            slack.open_channel,
+            slack.set_topic,
+            slack.invite,
+            slack.post_message,
+            slack.archive_channel,
+            paging.send,
+        ],
+        activity_executor=ThreadPoolExecutor(4),
+        **worker_options,  # type: ignore[arg-type]
+    )
+
+
+async def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with httpx.AsyncClient() as http:
+        worker = build_worker(client, settings, http)
+        log.info(
+            "worker_started",
+            task_queue=settings.task_queue,
+            temporal=settings.temporal_address,
+            slack=settings.slack_api_url,
+        )
+        async with worker:
+            await stop.wait()
+    log.info("worker_stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,153 @@
+"""Side effects the workflow asks for, queued in order in its outbox and run as activities.
+
+Handlers only change state and queue effects, so a command answers at once with the new
+snapshot while Slack is told in order, durably, by the workflow's main loop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.models import Channel, Impact, Status
+
+
+class Audience(StrEnum):
+    CHANNEL = "channel"  # the incident's own channel
+    BROADCAST = "broadcast"  # the organisation-wide #incidents channel
+
+
+class Notice(StrEnum):
+    KICKOFF = "kickoff"
+    ANNOUNCEMENT = "announcement"
+    ACKNOWLEDGED = "acknowledged"
+    STATUS_CHANGED = "status_changed"
+    UPDATE = "update"
+    SEVERITY_CHANGED = "severity_changed"
+    ROLE_ASSIGNED = "role_assigned"
+    RESPONDERS_ADDED = "responders_added"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    UPDATE_DUE = "update_due"
+    UPDATE_OVERDUE = "update_overdue"
+    ACTION_ITEM = "action_item"
+    PROBLEM = "problem"
+
+
+class Post(BaseModel):
+    kind: Literal["post"] = "post"
+    key: str  # unique within the incident: a retried activity finds it and does not post twice
+    notice: Notice
+    audience: list[Audience]
+    actor: str | None = None
+    text: str = ""
+    mentions: list[str] = Field(default_factory=list)
+    pin: bool = False
+
+
+class RefreshTopic(BaseModel):
+    kind: Literal["topic"] = "topic"
+
+
+class Invite(BaseModel):
+    kind: Literal["invite"] = "invite"
+    users: list[str]
+
+
+class PageAction(StrEnum):
+    TRIGGER = "trigger"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+class Page(BaseModel):
+    kind: Literal["page"] = "page"
+    action: PageAction
+    targets: list[str] = Field(default_factory=list)
+
+
+class ArchiveChannel(BaseModel):
+    kind: Literal["archive"] = "archive"
+
+
+class ReleaseKey(BaseModel):
+    """Resolved: the incident's idempotency key may declare a new incident again."""
+
+    kind: Literal["release_key"] = "release_key"
+
+
+Effect = Annotated[
+    Post | RefreshTopic | Invite | Page | ArchiveChannel | ReleaseKey, Field(discriminator="kind")
+]
+
+
+class IncidentBrief(BaseModel):
+    """The part of an incident that messages, topics and pages are rendered from."""
+
+    id: str
+    number: int
+    title: str
+    summary: str
+    severity: str
+    severity_description: str
+    impact: Impact
+    status: Status
+    components: list[str]
+    commander: str | None
+    tech_lead: str | None
+    comms_lead: str | None
+    channel: Channel | None
+    escalation_level: int
+    next_update_due: datetime | None
+    declared_at: datetime
+    resolved_at: datetime | None
+
+
+class OpenChannel(BaseModel):
+    """Create (or find again, on a retry) the incident's channel."""
+
+    incident_id: str
+    label: str
+    title: str
+    name: str
+
+
+class SetTopic(BaseModel):
+    channel_id: str
+    brief: IncidentBrief
+
+
+class InviteUsers(BaseModel):
+    channel_id: str
+    users: list[str]
+
+
+class InviteResult(BaseModel):
+    invited: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)  # user -> Slack error
+
+
+class PostMessage(BaseModel):
+    """Post one notice in one channel; ``channel_id`` None means the broadcast channel."""
+
+    channel_id: str | None
+    post: Post
+    brief: IncidentBrief
+
+
+class Posted(BaseModel):
+    channel_id: str
+    ts: str
+
+
+class ChannelRef(BaseModel):
+    channel_id: str
+
+
+class SendPage(BaseModel):
+    page: Page
+    brief: IncidentBrief

@@ -1,0 +1,393 @@
+"""IncidentWorkflow: one durable workflow per incident, from declaration to archived channel.
+
+Commands are Updates: a validator refuses a bad command before anything reaches history, the
+handler changes the state, queues the side effects in the outbox and returns the new snapshot
+at once. The run method is one loop: drain the outbox in order (Slack, paging), then sleep
+until the earliest deadline (escalation tier, update reminder, archive) or the next command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
+
+# The domain is pure and deterministic, so it is shared with the sandbox instead of being
+# re-imported for every workflow run: faster, leaner, and one class per model, so activity
+# results and workflow state are instances of the same types.
+with workflow.unsafe.imports_passed_through():
+    from activities.paging import PagingActivities
+    from activities.slack import SlackActivities
+    from workflows import commands as cmd
+    from workflows import lifecycle
+    from workflows.deadlines import Deadline, deadlines
+    from workflows.effects import (
+        ArchiveChannel,
+        Audience,
+        ChannelRef,
+        Effect,
+        IncidentBrief,
+        Invite,
+        InviteUsers,
+        OpenChannel,
+        Page,
+        Post,
+        PostMessage,
+        RefreshTopic,
+        ReleaseKey,
+        SendPage,
+        SetTopic,
+    )
+    from workflows.models import Declaration, IncidentState
+    from workflows.naming import channel_name
+    from workflows.policy import Policy
+    from workflows.visibility import publish
+
+C = TypeVar("C", bound=cmd.Command)
+R = TypeVar("R")
+T = TypeVar("T")
+
+SLACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# Slack being down for longer than this must not hold back escalation and paging for ever.
+SLACK_GIVE_UP = timedelta(minutes=10)
+OPENING_WAIT = timedelta(seconds=20)
+
+
+class IncidentInput(BaseModel):
+    """The declaration on first start; the whole state and outbox on continue-as-new."""
+
+    number: int
+    policy: Policy
+    declaration: Declaration | None = None
+    state: IncidentState | None = None
+    outbox: list[Effect] = []
+    opened: bool = False
+
+
+@workflow.defn
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        self.policy = input.policy
+        if input.state is not None:
+            self.state, self.outbox, self.opened = input.state, list(input.outbox), input.opened
+        else:
+            assert input.declaration is not None, "a new incident needs its declaration"
+            self.state, self.outbox = lifecycle.start(
+                input.number,
+                workflow.info().workflow_id,
+                input.declaration,
+                self.policy,
+                workflow.now(),
+            )
+            self.opened = False
+        self.changes = 0
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentState:
+        publish(self.state, self.policy)
+        if not self.opened:
+            await self._open_channel()
+        while True:
+            await self._drain_outbox()
+            if self.state.archived_at is not None:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self.outbox:
+                    return self.state
+                continue
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self.outbox:
+                    workflow.continue_as_new(self._carry_over())
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        seen = self.changes
+        due = deadlines(self.state, self.policy)
+        timeout = None
+        if due:
+            timeout = max(min(due.values()) - workflow.now(), timedelta(0))
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: bool(self.outbox) or self.changes != seen,
+                timeout=timeout,
+                timeout_summary="next incident deadline",
+            )
+        now = workflow.now()
+        for name, at in deadlines(self.state, self.policy).items():
+            if at <= now:
+                self._fire(name)
+
+    def _fire(self, deadline: Deadline) -> None:
+        now = workflow.now()
+        if deadline is Deadline.ESCALATION:
+            effects = lifecycle.apply_escalate(
+                self.state, self.policy, cmd.Escalate(), now, automatic=True
+            )
+        elif deadline is Deadline.UPDATE:
+            effects = lifecycle.remind_update(self.state, self.policy, now)
+        else:
+            effects = lifecycle.archive(self.state, now)
+        self._changed(effects)
+
+    def _carry_over(self) -> IncidentInput:
+        return IncidentInput(
+            number=self.state.number,
+            policy=self.policy,
+            state=self.state,
+            outbox=self.outbox,
+            opened=self.opened,
+        )
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _apply(
+        self, apply: Callable[[IncidentState, Policy, C, datetime], list[Effect]], command: C
+    ) -> IncidentState:
+        self._changed(apply(self.state, self.policy, command, workflow.now()))
+        return self.state
+
+    def _changed(self, effects: list[Effect]) -> None:
+        self.outbox.extend(effects)
+        self.changes += 1
+        publish(self.state, self.policy)
+
+    @workflow.query
+    def snapshot(self) -> IncidentState:
+        return self.state
+
+    @workflow.update
+    async def opening(self) -> IncidentState:
+        """Waits (briefly) until the channel exists and the incident is announced."""
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self.opened, timeout=OPENING_WAIT)
+        return self.state
+
+    @workflow.update
+    def acknowledge(self, c: cmd.Acknowledge) -> IncidentState:
+        return self._apply(lifecycle.apply_acknowledge, c)
+
+    @acknowledge.validator
+    def _acknowledge_allowed(self, c: cmd.Acknowledge) -> None:
+        lifecycle.check_acknowledge(self.state, self.policy, c)
+
+    @workflow.update
+    def set_status(self, c: cmd.SetStatus) -> IncidentState:
+        return self._apply(lifecycle.apply_set_status, c)
+
+    @set_status.validator
+    def _set_status_allowed(self, c: cmd.SetStatus) -> None:
+        lifecycle.check_set_status(self.state, self.policy, c)
+
+    @workflow.update
+    def post_update(self, c: cmd.PostUpdate) -> IncidentState:
+        return self._apply(lifecycle.apply_post_update, c)
+
+    @post_update.validator
+    def _post_update_allowed(self, c: cmd.PostUpdate) -> None:
+        lifecycle.check_post_update(self.state, self.policy, c)
+
+    @workflow.update
+    def set_severity(self, c: cmd.SetSeverity) -> IncidentState:
+        return self._apply(lifecycle.apply_set_severity, c)
+
+    @set_severity.validator
+    def _set_severity_allowed(self, c: cmd.SetSeverity) -> None:
+        lifecycle.check_set_severity(self.state, self.policy, c)
+
+    @workflow.update
+    def assign_role(self, c: cmd.AssignRole) -> IncidentState:
+        return self._apply(lifecycle.apply_assign_role, c)
+
+    @assign_role.validator
+    def _assign_role_allowed(self, c: cmd.AssignRole) -> None:
+        lifecycle.check_assign_role(self.state, self.policy, c)
+
+    @workflow.update
+    def add_responders(self, c: cmd.AddResponders) -> IncidentState:
+        return self._apply(lifecycle.apply_add_responders, c)
+
+    @add_responders.validator
+    def _add_responders_allowed(self, c: cmd.AddResponders) -> None:
+        lifecycle.check_add_responders(self.state, self.policy, c)
+
+    @workflow.update
+    def escalate(self, c: cmd.Escalate) -> IncidentState:
+        return self._apply(lifecycle.apply_escalate, c)
+
+    @escalate.validator
+    def _escalate_allowed(self, c: cmd.Escalate) -> None:
+        lifecycle.check_escalate(self.state, self.policy, c)
+
+    @workflow.update
+    def resolve(self, c: cmd.Resolve) -> IncidentState:
+        return self._apply(lifecycle.apply_resolve, c)
+
+    @resolve.validator
+    def _resolve_allowed(self, c: cmd.Resolve) -> None:
+        lifecycle.check_resolve(self.state, self.policy, c)
+
+    @workflow.update
+    def reopen(self, c: cmd.Reopen) -> IncidentState:
+        return self._apply(lifecycle.apply_reopen, c)
+
+    @reopen.validator
+    def _reopen_allowed(self, c: cmd.Reopen) -> None:
+        lifecycle.check_reopen(self.state, self.policy, c)
+
+    @workflow.update
+    def add_action_item(self, c: cmd.AddActionItem) -> IncidentState:
+        return self._apply(lifecycle.apply_add_action_item, c)
+
+    @add_action_item.validator
+    def _add_action_item_allowed(self, c: cmd.AddActionItem) -> None:
+        lifecycle.check_add_action_item(self.state, self.policy, c)
+
+    @workflow.update
+    def complete_action_item(self, c: cmd.CompleteActionItem) -> IncidentState:
+        return self._apply(lifecycle.apply_complete_action_item, c)
+
+    @complete_action_item.validator
+    def _complete_action_item_allowed(self, c: cmd.CompleteActionItem) -> None:
+        lifecycle.check_complete_action_item(self.state, self.policy, c)
+
+    # -- side effects ---------------------------------------------------------------------
+
+    def _brief(self) -> IncidentBrief:
+        s = self.state
+        return IncidentBrief(
+            id=s.id,
+            number=s.number,
+            title=s.title,
+            summary=s.summary,
+            severity=s.severity,
+            severity_description=self.policy.severity(s.severity).description,
+            impact=s.impact,
+            status=s.status,
+            components=s.components,
+            commander=s.roles.commander,
+            tech_lead=s.roles.tech_lead,
+            comms_lead=s.roles.comms_lead,
+            channel=s.channel,
+            escalation_level=s.escalation_level,
+            next_update_due=s.next_update_due,
+            declared_at=s.declared_at,
+            resolved_at=s.resolved_at,
+        )
+
+    async def _open_channel(self) -> None:
+        name = channel_name(
+            self.policy.channel.name_template,
+            title=self.state.title,
+            number=self.state.number,
+            severity=self.state.severity,
+            at=self.state.declared_at,
+        )
+        request = OpenChannel(
+            incident_id=self.state.id, label=self.state.label, title=self.state.title, name=name
+        )
+        channel = await self._call(SlackActivities.open_channel, request, "create the channel")
+        if channel is not None:
+            self.state.channel = channel
+            self.state.note(workflow.now(), "channel", None, f"Channel #{channel.name}")
+            publish(self.state, self.policy)
+        await self._drain_outbox()
+        self.opened = True
+
+    async def _drain_outbox(self) -> None:
+        while self.outbox:
+            effect = self.outbox.pop(0)
+            if isinstance(effect, RefreshTopic) and any(
+                isinstance(e, RefreshTopic) for e in self.outbox
+            ):
+                continue  # a later refresh shows the newer state anyway
+            await self._run(effect)
+
+    async def _run(self, effect: Effect) -> None:
+        channel_id = self.state.channel.id if self.state.channel else None
+        if isinstance(effect, Post):
+            for audience in effect.audience:
+                target = channel_id if audience is Audience.CHANNEL else None
+                if audience is Audience.CHANNEL and target is None:
+                    continue
+                await self._call(
+                    SlackActivities.post_message,
+                    PostMessage(channel_id=target, post=effect, brief=self._brief()),
+                    f"post the {effect.notice.value} message",
+                )
+        elif isinstance(effect, Page):
+            await self._call(
+                PagingActivities.send,
+                SendPage(page=effect, brief=self._brief()),
+                f"send the {effect.action.value} page",
+            )
+        elif isinstance(effect, ReleaseKey):
+            await self._release_key()
+        elif channel_id is None:
+            return  # nothing else makes sense without a channel; the problem is on the timeline
+        elif isinstance(effect, RefreshTopic):
+            await self._call(
+                SlackActivities.set_topic,
+                SetTopic(channel_id=channel_id, brief=self._brief()),
+                "set the topic",
+            )
+        elif isinstance(effect, Invite):
+            result = await self._call(
+                SlackActivities.invite,
+                InviteUsers(channel_id=channel_id, users=effect.users),
+                "invite people",
+            )
+            for user, error in result.failed.items() if result else []:
+                self._problem(f"could not invite <@{user}>: {error}")
+        elif isinstance(effect, ArchiveChannel):
+            await self._call(
+                SlackActivities.archive_channel,
+                ChannelRef(channel_id=channel_id),
+                "archive the channel",
+            )
+
+    async def _release_key(self) -> None:
+        assert self.state.idempotency_key is not None
+        registry = workflow.get_external_workflow_handle(REGISTRY_ID)
+        await registry.signal(
+            IncidentRegistry.release,
+            KeyRelease(idempotency_key=self.state.idempotency_key, number=self.state.number),
+        )
+
+    async def _call(
+        self, activity: Callable[[Any, R], Awaitable[T]], request: R, what: str
+    ) -> T | None:
+        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up."""
+        try:
+            return await workflow.execute_activity_method(
+                activity,
+                request,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=SLACK_GIVE_UP,
+                retry_policy=SLACK_RETRY,
+            )
+        except ActivityError as error:
+            self._problem(f"could not {what}: {_cause(error)}")
+            return None
+
+    def _problem(self, text: str) -> None:
+        workflow.logger.warning("incident side effect failed: %s", text)
+        self.state.note(workflow.now(), "problem", None, text)
+        publish(self.state, self.policy, problem=text)
+
+
+def _cause(error: ActivityError) -> str:
+    cause = error.cause
+    while cause is not None and not isinstance(cause, ApplicationError) and cause.cause:
+        cause = cause.cause
+    return str(cause or error)

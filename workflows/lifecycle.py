@@ -1,0 +1,386 @@
+"""The incident state machine: which commands are allowed, and what each one changes.
+
+Pure functions over ``IncidentState``. ``check_*`` decide (the Update validators call them, so
+a refused command leaves no trace in history); ``apply_*`` check again, because another
+command may have landed in between, then change the state and return the effects to run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio.exceptions import ApplicationError
+
+from workflows import commands as cmd
+from workflows.deadlines import escalation_tier, refresh_deadlines
+from workflows.effects import (
+    ArchiveChannel,
+    Audience,
+    Effect,
+    Invite,
+    Notice,
+    Page,
+    PageAction,
+    Post,
+    RefreshTopic,
+    ReleaseKey,
+)
+from workflows.models import ActionItem, Declaration, IncidentState, Role, Roles, Status
+from workflows.policy import Policy
+
+BOTH = [Audience.CHANNEL, Audience.BROADCAST]
+CHANNEL = [Audience.CHANNEL]
+
+
+class CommandRefused(ApplicationError):
+    """A command the incident cannot take as it stands; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="CommandRefused", non_retryable=True)
+
+
+def start(
+    number: int, incident_id: str, declaration: Declaration, policy: Policy, now: datetime
+) -> tuple[IncidentState, list[Effect]]:
+    """A newly declared incident and what Slack must see once its channel exists."""
+    policy.severity(declaration.severity)
+    state = IncidentState(
+        id=incident_id,
+        number=number,
+        title=declaration.title,
+        summary=declaration.summary,
+        severity=declaration.severity,
+        impact=declaration.impact,
+        components=declaration.components,
+        roles=Roles(commander=declaration.commander or declaration.declared_by),
+        responders=[u for u in declaration.responders if u != declaration.commander],
+        declared_at=now,
+        declared_by=declaration.declared_by,
+        source=declaration.source,
+        idempotency_key=declaration.idempotency_key,
+        status_entered_at={Status.INVESTIGATING: now},
+        last_update_at=now,
+    )
+    state.note(
+        now,
+        "declared",
+        declaration.declared_by,
+        f"Declared {declaration.severity.upper()}: {declaration.title}",
+    )
+    refresh_deadlines(state, policy, now)
+    people = [p for p in [state.roles.commander, *state.responders] if p]
+    effects: list[Effect] = [RefreshTopic()]
+    if people:
+        effects.append(Invite(users=people))
+    effects += [
+        Post(
+            key="kickoff",
+            notice=Notice.KICKOFF,
+            audience=CHANNEL,
+            pin=True,
+            actor=declaration.declared_by,
+            text=declaration.summary,
+        ),
+        Post(
+            key="announcement",
+            notice=Notice.ANNOUNCEMENT,
+            audience=[Audience.BROADCAST],
+            actor=declaration.declared_by,
+            text=declaration.summary,
+        ),
+    ]
+    return state, effects
+
+
+def _key(state: IncidentState, notice: Notice) -> str:
+    return f"{notice.value}-{len(state.timeline)}"
+
+
+def _post(
+    state: IncidentState,
+    notice: Notice,
+    audience: list[Audience],
+    actor: str | None,
+    text: str,
+    mentions: list[str] | None = None,
+) -> Post:
+    return Post(
+        key=_key(state, notice),
+        notice=notice,
+        audience=audience,
+        actor=actor,
+        text=text,
+        mentions=mentions or [],
+    )
+
+
+def _require_open(state: IncidentState, action: str) -> None:
+    if state.status is Status.RESOLVED:
+        raise CommandRefused(f"{state.label} is resolved; reopen it before you {action}")
+
+
+def check_acknowledge(state: IncidentState, policy: Policy, c: cmd.Acknowledge) -> None:
+    _require_open(state, "acknowledge it")
+    if state.acknowledged_at is not None:
+        who = f" by <@{state.acknowledged_by}>" if state.acknowledged_by else ""
+        raise CommandRefused(f"{state.label} was already acknowledged{who}")
+
+
+def apply_acknowledge(
+    state: IncidentState, policy: Policy, c: cmd.Acknowledge, now: datetime
+) -> list[Effect]:
+    check_acknowledge(state, policy, c)
+    state.acknowledged_at, state.acknowledged_by = now, c.by
+    effects: list[Effect] = [Page(action=PageAction.ACKNOWLEDGE)]
+    text = "Acknowledged; escalation stops."
+    if state.roles.commander is None and c.by:
+        # Whoever picks up an incident without a commander is its commander until handed over.
+        state.roles.commander = c.by
+        text = "Acknowledged and took the incident commander role; escalation stops."
+        effects += [Invite(users=[c.by]), RefreshTopic()]
+    effects.insert(0, _post(state, Notice.ACKNOWLEDGED, CHANNEL, c.by, text))
+    state.note(now, "acknowledged", c.by, text)
+    refresh_deadlines(state, policy, now)
+    return effects
+
+
+def check_set_status(state: IncidentState, policy: Policy, c: cmd.SetStatus) -> None:
+    current, target = state.status, c.status
+    if target is current:
+        raise CommandRefused(f"{state.label} is already {current.value}")
+    if current is Status.RESOLVED:
+        raise CommandRefused(f"{state.label} is resolved; reopen it to go back to {target.value}")
+    if target.rank < current.rank:
+        raise CommandRefused(
+            f"cannot move from {current.value} back to {target.value}; statuses only go "
+            "forward (investigating, identified, monitoring, resolved); reopen a resolved "
+            "incident instead"
+        )
+
+
+def apply_set_status(
+    state: IncidentState, policy: Policy, c: cmd.SetStatus, now: datetime
+) -> list[Effect]:
+    check_set_status(state, policy, c)
+    if c.status is Status.RESOLVED:
+        return apply_resolve(state, policy, cmd.Resolve(by=c.by, message=c.message), now)
+    previous, state.status = state.status, c.status
+    state.status_entered_at[c.status] = now
+    state.last_update_at, state.updates_missed = now, 0
+    text = f"Status: {previous.value} → {c.status.value}"
+    post = _post(state, Notice.STATUS_CHANGED, BOTH, c.by, c.message)
+    state.note(now, "status", c.by, f"{text}. {c.message}".strip(". ") if c.message else text)
+    refresh_deadlines(state, policy, now)
+    return [post, RefreshTopic()]
+
+
+def check_post_update(state: IncidentState, policy: Policy, c: cmd.PostUpdate) -> None:
+    """Updates are welcome at any time, also after resolution (notes for the retrospective)."""
+
+
+def apply_post_update(
+    state: IncidentState, policy: Policy, c: cmd.PostUpdate, now: datetime
+) -> list[Effect]:
+    post = _post(state, Notice.UPDATE, BOTH if state.is_open else CHANNEL, c.by, c.message)
+    state.last_update_at, state.updates_missed = now, 0
+    state.note(now, "update", c.by, c.message)
+    refresh_deadlines(state, policy, now)
+    return [post]
+
+
+def check_set_severity(state: IncidentState, policy: Policy, c: cmd.SetSeverity) -> None:
+    _require_open(state, "change its severity")
+    try:
+        policy.severity(c.severity)
+    except ValueError as error:
+        raise CommandRefused(str(error)) from None
+    if c.severity == state.severity:
+        raise CommandRefused(f"{state.label} is already {c.severity.upper()}")
+
+
+def apply_set_severity(
+    state: IncidentState, policy: Policy, c: cmd.SetSeverity, now: datetime
+) -> list[Effect]:
+    check_set_severity(state, policy, c)
+    previous, state.severity = state.severity, c.severity
+    text = f"Severity {previous.upper()} → {c.severity.upper()}"
+    post = _post(state, Notice.SEVERITY_CHANGED, BOTH, c.by, c.reason)
+    state.note(now, "severity", c.by, f"{text}. {c.reason}" if c.reason else text)
+    refresh_deadlines(state, policy, now)
+    return [post, RefreshTopic()]
+
+
+def check_assign_role(state: IncidentState, policy: Policy, c: cmd.AssignRole) -> None:
+    if state.roles.holder(c.role) == c.user:
+        raise CommandRefused(f"<@{c.user}> is already the {c.role.title.lower()} of {state.label}")
+
+
+def apply_assign_role(
+    state: IncidentState, policy: Policy, c: cmd.AssignRole, now: datetime
+) -> list[Effect]:
+    check_assign_role(state, policy, c)
+    setattr(state.roles, c.role.value, c.user)
+    if c.role is Role.COMMANDER and state.acknowledged_at is None:
+        state.acknowledged_at, state.acknowledged_by = now, c.user
+    text = f"{c.role.title}: <@{c.user}>"
+    post = _post(state, Notice.ROLE_ASSIGNED, CHANNEL, c.by, text, mentions=[c.user])
+    state.note(now, "role", c.by, text)
+    refresh_deadlines(state, policy, now)
+    return [Invite(users=[c.user]), post, RefreshTopic()]
+
+
+def check_add_responders(state: IncidentState, policy: Policy, c: cmd.AddResponders) -> None:
+    known = set(state.responders) | {state.roles.commander}
+    if all(user in known for user in c.users):
+        raise CommandRefused(f"all of them are already responding to {state.label}")
+
+
+def apply_add_responders(
+    state: IncidentState, policy: Policy, c: cmd.AddResponders, now: datetime
+) -> list[Effect]:
+    check_add_responders(state, policy, c)
+    known = set(state.responders) | {state.roles.commander}
+    new = list(dict.fromkeys(u for u in c.users if u not in known))
+    state.responders += new
+    text = "Responders: " + ", ".join(f"<@{u}>" for u in new)
+    post = _post(state, Notice.RESPONDERS_ADDED, CHANNEL, c.by, text, mentions=new)
+    state.note(now, "responders", c.by, text)
+    return [Invite(users=new), post]
+
+
+def check_escalate(state: IncidentState, policy: Policy, c: cmd.Escalate) -> None:
+    _require_open(state, "escalate it")
+
+
+def apply_escalate(
+    state: IncidentState, policy: Policy, c: cmd.Escalate, now: datetime, automatic: bool = False
+) -> list[Effect]:
+    check_escalate(state, policy, c)
+    state.escalation_level += 1
+    state.escalated_at = now
+    tier = escalation_tier(policy.severity(state.severity), state.escalation_level)
+    targets = tier.notify if tier else []
+    why = "not acknowledged in time" if automatic else (c.reason or "escalated by hand")
+    text = f"Escalated to level {state.escalation_level}: {why}"
+    effects: list[Effect] = [_post(state, Notice.ESCALATED, CHANNEL, c.by, text, targets)]
+    if tier and tier.invite:
+        effects.append(Invite(users=targets))
+    if tier and tier.page:
+        effects.append(Page(action=PageAction.TRIGGER, targets=targets))
+    state.note(now, "escalated", c.by, text)
+    refresh_deadlines(state, policy, now)
+    return [*effects, RefreshTopic()]
+
+
+def check_resolve(state: IncidentState, policy: Policy, c: cmd.Resolve) -> None:
+    if state.status is Status.RESOLVED:
+        raise CommandRefused(f"{state.label} is already resolved")
+
+
+def apply_resolve(
+    state: IncidentState, policy: Policy, c: cmd.Resolve, now: datetime
+) -> list[Effect]:
+    check_resolve(state, policy, c)
+    state.status, state.resolved_at = Status.RESOLVED, now
+    state.status_entered_at[Status.RESOLVED] = now
+    state.last_update_at = now
+    retro = policy.severity(state.severity).retrospective
+    state.retrospective.required = retro.required
+    state.retrospective.due_at = now + retro.after if retro.required else None
+    post = _post(state, Notice.RESOLVED, BOTH, c.by, c.message)
+    state.note(now, "resolved", c.by, c.message or "Resolved")
+    refresh_deadlines(state, policy, now)
+    effects: list[Effect] = [post, RefreshTopic(), Page(action=PageAction.RESOLVE)]
+    return effects + ([ReleaseKey()] if state.idempotency_key else [])
+
+
+def check_reopen(state: IncidentState, policy: Policy, c: cmd.Reopen) -> None:
+    if state.status is not Status.RESOLVED:
+        raise CommandRefused(
+            f"{state.label} is {state.status.value}, not resolved; only a "
+            "resolved incident can be reopened"
+        )
+    if state.archived_at is not None:
+        raise CommandRefused(f"{state.label} is archived; declare a new incident instead")
+
+
+def apply_reopen(
+    state: IncidentState, policy: Policy, c: cmd.Reopen, now: datetime
+) -> list[Effect]:
+    check_reopen(state, policy, c)
+    state.status, state.resolved_at = Status.INVESTIGATING, None
+    state.status_entered_at[Status.INVESTIGATING] = now
+    state.last_update_at, state.updates_missed = now, 0
+    state.retrospective.due_at = None
+    post = _post(state, Notice.REOPENED, BOTH, c.by, c.reason)
+    state.note(now, "reopened", c.by, c.reason or "Reopened")
+    refresh_deadlines(state, policy, now)
+    return [post, RefreshTopic()]
+
+
+def check_add_action_item(state: IncidentState, policy: Policy, c: cmd.AddActionItem) -> None:
+    """Action items are welcome at any time."""
+
+
+def apply_add_action_item(
+    state: IncidentState, policy: Policy, c: cmd.AddActionItem, now: datetime
+) -> list[Effect]:
+    item = ActionItem(id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now)
+    state.action_items.append(item)
+    owner = f" (owner <@{c.owner}>)" if c.owner else ""
+    text = f"Action item #{item.id}: {c.text}{owner}"
+    post = _post(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
+    state.note(now, "action_item", c.by, text)
+    return [post]
+
+
+def check_complete_action_item(
+    state: IncidentState, policy: Policy, c: cmd.CompleteActionItem
+) -> None:
+    item = next((i for i in state.action_items if i.id == c.item_id), None)
+    if item is None:
+        raise CommandRefused(f"{state.label} has no action item #{c.item_id}")
+    if item.done_at is not None:
+        raise CommandRefused(f"action item #{c.item_id} is already done")
+
+
+def apply_complete_action_item(
+    state: IncidentState, policy: Policy, c: cmd.CompleteActionItem, now: datetime
+) -> list[Effect]:
+    check_complete_action_item(state, policy, c)
+    item = next(i for i in state.action_items if i.id == c.item_id)
+    item.done_at = now
+    text = f"Action item #{item.id} done: {item.text}"
+    post = _post(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
+    state.note(now, "action_item_done", c.by, text)
+    return [post]
+
+
+def remind_update(state: IncidentState, policy: Policy, now: datetime) -> list[Effect]:
+    """No update for a whole cadence: nudge the commander; a second miss in a row goes wider."""
+    severity = policy.severity(state.severity)
+    state.updates_missed += 1
+    leads = [p for p in (state.roles.commander, state.roles.comms_lead) if p]
+    if state.updates_missed == 1:
+        text = "A status update is due: post one with `/incident update <message>`."
+        post = _post(state, Notice.UPDATE_DUE, CHANNEL, None, text, leads)
+    else:
+        text = f"No status update for {state.updates_missed} update periods in a row."
+        audience = BOTH if severity.missed_update_broadcast else CHANNEL
+        post = _post(
+            state,
+            Notice.UPDATE_OVERDUE,
+            audience,
+            None,
+            text,
+            [*leads, *severity.missed_update_notify],
+        )
+    state.note(now, "reminder", None, text)
+    refresh_deadlines(state, policy, now)
+    return [post]
+
+
+def archive(state: IncidentState, now: datetime) -> list[Effect]:
+    state.archived_at = now
+    state.note(now, "archived", None, "Channel archived")
+    return [ArchiveChannel()]

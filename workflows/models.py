@@ -1,0 +1,171 @@
+"""The incident domain: what an incident is, as the workflow keeps it.
+
+Everything here is plain pydantic, deterministic and free of I/O, so the workflow sandbox can
+use it and continue-as-new can carry it whole. Times are always set by the caller (the
+workflow passes ``workflow.now()``); no model reads the clock itself.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+def slack_user_id(value: str) -> str:
+    """Users are Slack user ids everywhere (``U024BE7LH``); a name or an email is a mistake."""
+    value = value.strip().removeprefix("<@").removesuffix(">").split("|")[0]
+    if not SLACK_USER_ID.match(value):
+        raise ValueError(f"{value!r} is not a Slack user id (like U024BE7LH)")
+    return value
+
+
+UserId = Annotated[str, AfterValidator(slack_user_id)]
+
+
+class Status(StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+    @property
+    def rank(self) -> int:
+        return list(Status).index(self)
+
+
+class Impact(StrEnum):
+    NONE = "none"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+class Role(StrEnum):
+    COMMANDER = "commander"
+    TECH_LEAD = "tech_lead"
+    COMMS_LEAD = "comms_lead"
+
+    @property
+    def title(self) -> str:
+        return {"commander": "Incident commander", "tech_lead": "Tech lead"}.get(
+            self.value, "Comms lead"
+        )
+
+
+class Roles(BaseModel):
+    """One person per role; in particular exactly one commander at a time."""
+
+    commander: str | None = None
+    tech_lead: str | None = None
+    comms_lead: str | None = None
+
+    def holder(self, role: Role) -> str | None:
+        value: str | None = getattr(self, role.value)
+        return value
+
+
+class Channel(BaseModel):
+    id: str
+    name: str
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str
+    actor: str | None = None
+    text: str
+
+
+class ActionItem(BaseModel):
+    id: int
+    text: str
+    owner: str | None = None
+    created_at: datetime
+    due_at: datetime | None = None
+    done_at: datetime | None = None
+
+
+class Retrospective(BaseModel):
+    required: bool = False
+    due_at: datetime | None = None
+    completed_at: datetime | None = None
+    document_url: str | None = None
+
+
+class Declaration(BaseModel):
+    """What someone asks for when they declare an incident (API, CLI, Slack or an alert)."""
+
+    title: str = Field(min_length=1, max_length=200)
+    severity: str
+    summary: str = Field(default="", max_length=3000)
+    impact: Impact = Impact.MAJOR
+    components: list[str] = Field(default_factory=list)
+    commander: UserId | None = None
+    responders: list[UserId] = Field(default_factory=list)
+    template: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    declared_by: UserId | None = None
+    source: str = "api"
+
+
+class IncidentState(BaseModel):
+    """The whole incident: the query answer, the update results and the continue-as-new payload."""
+
+    id: str
+    number: int
+    title: str
+    summary: str = ""
+    severity: str
+    impact: Impact
+    components: list[str] = Field(default_factory=list)
+    status: Status = Status.INVESTIGATING
+    roles: Roles = Field(default_factory=Roles)
+    responders: list[str] = Field(default_factory=list)
+    channel: Channel | None = None
+    declared_at: datetime
+    declared_by: str | None = None
+    source: str = "api"
+    idempotency_key: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    status_entered_at: dict[Status, datetime] = Field(default_factory=dict)
+    resolved_at: datetime | None = None
+    escalation_level: int = 0
+    escalated_at: datetime | None = None
+    last_update_at: datetime
+    updates_missed: int = 0
+    next_update_due: datetime | None = None
+    archived_at: datetime | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    action_items: list[ActionItem] = Field(default_factory=list)
+    retrospective: Retrospective = Field(default_factory=Retrospective)
+
+    @property
+    def label(self) -> str:
+        return f"INC-{self.number}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not Status.RESOLVED
+
+    def note(self, at: datetime, kind: str, actor: str | None, text: str) -> None:
+        self.timeline.append(TimelineEntry(at=at, kind=kind, actor=actor, text=text))
+
+
+def incident_id(number: int) -> str:
+    """The incident id is the workflow id, so the API, Slack and the Temporal UI agree."""
+    return f"incident-{number}"
+
+
+def parse_incident_ref(ref: str) -> str:
+    """Accept what people type: ``incident-42``, ``INC-42``, ``inc42`` or ``42``."""
+    match = re.fullmatch(r"(?:incident-|inc-?)?(\d+)", ref.strip().lower())
+    if not match:
+        raise ValueError(f"{ref!r} is not an incident id (like INC-42 or incident-42)")
+    return incident_id(int(match.group(1)))

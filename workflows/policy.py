@@ -1,0 +1,148 @@
+"""The incident policy: severities, update cadence, escalation tiers, retrospectives, archiving.
+
+A policy is data. It is read from TOML by the entry points (never by the workflow) and travels
+in each workflow's input, so editing the file never rewrites a running incident's past.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
+
+from workflows.models import Impact
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds as a number, or ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a duration (use seconds or '90s', '15m', '2h', '3d')"
+            )
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: d.total_seconds(), return_type=float),
+]
+
+
+class EscalationTier(BaseModel):
+    """Who hears about an unacknowledged incident, and when."""
+
+    after: Duration
+    notify: list[str] = Field(default_factory=list)  # user ids (U...), user groups (S...), emails
+    invite: bool = True
+    page: bool = False
+    repeat: int = Field(default=0, ge=0, le=100)  # fire this tier again, `after` apart
+
+
+class RetrospectivePolicy(BaseModel):
+    required: bool = False
+    after: Duration = timedelta(days=1)
+
+
+class SeverityPolicy(BaseModel):
+    description: str = ""
+    update_every: Duration | None = None
+    missed_update_notify: list[str] = Field(default_factory=list)
+    missed_update_broadcast: bool = True
+    escalation: list[EscalationTier] = Field(default_factory=list)
+    retrospective: RetrospectivePolicy = Field(default_factory=RetrospectivePolicy)
+    archive_after: Duration = timedelta(days=7)
+
+
+class ChannelPolicy(BaseModel):
+    name_template: str = "inc-{yymmdd}-{slug}"
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> ChannelPolicy:
+        from workflows.naming import check_template
+
+        check_template(self.name_template)
+        return self
+
+
+class IncidentTemplate(BaseModel):
+    """Pre-fills a declaration for a common kind of incident."""
+
+    title: str | None = None
+    severity: str | None = None
+    impact: Impact | None = None
+    summary: str | None = None
+    components: list[str] = Field(default_factory=list)
+
+
+class Policy(BaseModel):
+    channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
+    severities: dict[str, SeverityPolicy]
+    templates: dict[str, IncidentTemplate] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _templates_name_known_severities(self) -> Policy:
+        if not self.severities:
+            raise ValueError("a policy needs at least one severity")
+        for name, template in self.templates.items():
+            if template.severity and template.severity not in self.severities:
+                raise ValueError(f"template {name!r} names unknown severity {template.severity!r}")
+        return self
+
+    def severity(self, name: str) -> SeverityPolicy:
+        try:
+            return self.severities[name]
+        except KeyError:
+            known = ", ".join(self.severities)
+            raise ValueError(f"unknown severity {name!r}; this policy knows {known}") from None
+
+
+def default_policy() -> Policy:
+    """The practice the product follows: SEV1 all hands, SEV2 look at, SEV3 a bug."""
+    return Policy(
+        severities={
+            "sev1": SeverityPolicy(
+                description="Customers cannot log in, buy, or be billed. All hands, at once.",
+                update_every=timedelta(minutes=15),
+                escalation=[
+                    EscalationTier(after=timedelta(minutes=5), page=True),
+                    EscalationTier(after=timedelta(minutes=10), page=True, repeat=3),
+                ],
+                retrospective=RetrospectivePolicy(required=True, after=timedelta(days=1)),
+            ),
+            "sev2": SeverityPolicy(
+                description="Internal operations are prevented, but a workaround exists.",
+                update_every=timedelta(minutes=30),
+                escalation=[EscalationTier(after=timedelta(minutes=15), page=True)],
+                retrospective=RetrospectivePolicy(required=True, after=timedelta(days=3)),
+            ),
+            "sev3": SeverityPolicy(
+                description="Internal operations are impaired, not prevented. Fixed as a bug "
+                "in the current sprint.",
+                update_every=timedelta(hours=24),
+                archive_after=timedelta(days=3),
+            ),
+        }
+    )
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """The policy file named by ``INCIDENT_POLICY_FILE``, or the built-in one."""
+    if not path:
+        return default_policy()
+    with open(path, "rb") as file:
+        return Policy.model_validate(tomllib.load(file))

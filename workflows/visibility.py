@@ -1,0 +1,85 @@
+"""What operators see of an incident in the Temporal Web UI: search attributes and details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+from workflows.models import IncidentState
+from workflows.policy import Policy
+
+INCIDENT_NUMBER = SearchAttributeKey.for_int("IncidentNumber")
+INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
+INCIDENT_COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
+INCIDENT_CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
+    INCIDENT_NUMBER,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATUS,
+    INCIDENT_COMMANDER,
+    INCIDENT_CHANNEL,
+]
+
+
+def summary(state: IncidentState) -> str:
+    """The static summary the UI lists the workflow under: ``INC-42 SEV1 Checkout failing``."""
+    return f"{state.label} {state.severity.upper()} {state.title}"
+
+
+def declared_search_attributes(number: int, severity: str,
+                               commander: str | None) -> TypedSearchAttributes:
+    """Set at start, so the incident is findable before its first workflow task runs."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(INCIDENT_NUMBER, number),
+        SearchAttributePair(INCIDENT_SEVERITY, severity),
+        SearchAttributePair(INCIDENT_STATUS, "investigating"),
+    ]
+    if commander:
+        pairs.append(SearchAttributePair(INCIDENT_COMMANDER, commander))
+    return TypedSearchAttributes(pairs)
+
+
+def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
+    return [
+        (INCIDENT_NUMBER, state.number),
+        (INCIDENT_SEVERITY, state.severity),
+        (INCIDENT_STATUS, state.status.value),
+        (INCIDENT_COMMANDER, state.roles.commander),
+        (INCIDENT_CHANNEL, state.channel.name if state.channel else None),
+    ]
+
+
+def _details(state: IncidentState, problem: str | None) -> str:
+    lines = [
+        f"**{summary(state)}**",
+        f"Status: **{state.status.value}** · Impact: {state.impact.value}",
+        f"Commander: {state.roles.commander or 'unassigned'}",
+        f"Channel: #{state.channel.name}" if state.channel else "Channel: not yet created",
+        f"Escalation level: {state.escalation_level}"
+        + (" (acknowledged)" if state.acknowledged_at else ""),
+    ]
+    if state.next_update_due:
+        lines.append(f"Next update due: {state.next_update_due:%Y-%m-%d %H:%M:%S} UTC")
+    if problem:
+        lines.append(f"Last problem: {problem}")
+    return "\n\n".join(lines)
+
+
+def publish(state: IncidentState, policy: Policy, problem: str | None = None) -> None:
+    """Upsert only the search attributes that changed, and refresh the current details."""
+    current = workflow.info().typed_search_attributes
+    updates: list[SearchAttributeUpdate[Any]] = []
+    for key, value in _pairs(state):
+        if current.get(key) != value:
+            updates.append(key.value_set(value) if value is not None else key.value_unset())
+    if updates:
+        workflow.upsert_search_attributes(updates)
+    workflow.set_current_details(_details(state, problem))
