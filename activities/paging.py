@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows.effects import IncidentBrief, PageAction, SendPage
 
+log = structlog.get_logger()
 PAGING_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning"}
 
 
@@ -74,6 +76,12 @@ class PagingActivities:
             await self._post(self.pagerduty_url, pagerduty_event(request, self.routing_key, url))
         if self.webhook_url:
             await self._post(self.webhook_url, webhook_event(request, url))
+        log.info(
+            "page_sent",
+            incident_id=request.brief.id,
+            action=request.page.action.value,
+            targets=request.page.targets,
+        )
 
     async def _post(self, url: str, body: dict[str, Any]) -> None:
         response = await self.http.post(url, json=body, timeout=10)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -78,6 +79,7 @@ USER_ERRORS = frozenset(
 )
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 MAX_NAME_SUFFIX = 50
+log = structlog.get_logger()
 HISTORY_SCAN = 200
 
 
@@ -137,6 +139,7 @@ class SlackActivities:
                     raise
                 existing = await self._channel_named(name)
                 if existing and marker in existing.get("purpose", {}).get("value", ""):
+                    log.info("channel_found_again", incident_id=request.incident_id, name=name)
                     return Channel(id=existing["id"], name=existing["name"])
                 continue
             channel = Channel(id=response["channel"]["id"], name=response["channel"]["name"])
@@ -254,6 +257,15 @@ class SlackActivities:
                 )
             already = str(response["ts"])
             channel = str(response["channel"])
+            log.info(
+                "notice_posted",
+                incident_id=brief.id,
+                number=brief.number,
+                key=post.key,
+                channel_id=channel,
+            )
+        else:
+            log.info("notice_found_again", incident_id=brief.id, key=post.key, channel_id=channel)
         if post.pin:
             await self._pin(channel, already)
         return Posted(channel_id=channel, ts=already)

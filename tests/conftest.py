@@ -10,7 +10,6 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -38,9 +37,12 @@ def temporal_binary() -> str:
 
 def dev_server_args(*extra: str) -> list[str]:
     return [
-        "--ip", "127.0.0.1",
-        "--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true",
-        "--log-level", "error",
+        "--ip",
+        "127.0.0.1",
+        "--dynamic-config-value",
+        "system.forceSearchAttributesCacheRefreshOnRead=true",
+        "--log-level",
+        "error",
         *extra,
     ]
 
@@ -89,10 +91,9 @@ def settings(slack: SlackEmulator, temporal: WorkflowEnvironment) -> Settings:
 async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     from worker import build_worker
 
-    async with httpx.AsyncClient() as http:
-        async with build_worker(client, settings, http):
-            await ensure_registry(client, settings.task_queue)
-            yield
+    async with httpx.AsyncClient() as http, build_worker(client, settings, http):
+        await ensure_registry(client, settings.task_queue)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -102,15 +103,11 @@ def desk(client: Client, worker: None) -> IncidentDesk:
 
 def seconds_policy(update_every: float | None = None, **severity: object) -> Policy:
     """The default policy with seconds-scale durations, for tests that watch timers fire."""
-    policy = default_policy()
-    for name in policy.severities:
-        sev = policy.severities[name]
-        policy.severities[name] = sev.model_copy(update={
-            "update_every": timedelta(seconds=update_every) if update_every else None,
-            "escalation": [],
-            **severity,
-        })
-    return policy
+    policy = default_policy().model_dump()
+    for sev in policy["severities"].values():
+        sev.update({"update_every": update_every, "escalation": [], **severity})
+        sev["retrospective"]["after"] = severity.get("archive_after", 60)
+    return Policy.model_validate(policy)
 
 
 @pytest.fixture

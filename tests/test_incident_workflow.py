@@ -17,7 +17,8 @@ from workflows.models import Declaration, Status
 
 def sev1(title: str, **fields: object) -> Declaration:
     return Declaration.model_validate(
-        {"title": title, "severity": "sev1", "commander": "U0ALICE01", **fields})
+        {"title": title, "severity": "sev1", "commander": "U0ALICE01", **fields}
+    )
 
 
 def texts(slack: SlackEmulator, channel_id: str) -> list[str]:
@@ -34,17 +35,24 @@ async def test_declaring_makes_one_channel_one_kickoff_one_announcement(desk, sl
     state, created = await desk.declare(sev1("Checkout failing", responders=["U0BOB0002"]))
     assert created and state.status is Status.INVESTIGATING
     assert state.channel is not None
-    assert state.channel.name.startswith("inc-") and state.channel.name.endswith(
-        "-checkout-failing") or "-checkout-failing-" in state.channel.name
-    creates = [c for c in slack.calls_to("conversations.create")
-               if c.ok and c.args.get("name") == state.channel.name]
+    assert (
+        state.channel.name.startswith("inc-") and state.channel.name.endswith("-checkout-failing")
+    ) or "-checkout-failing-" in state.channel.name
+    creates = [
+        c
+        for c in slack.calls_to("conversations.create")
+        if c.ok and c.args.get("name") == state.channel.name
+    ]
     assert len(creates) == 1
     channel = slack.channels[state.channel.id]
     assert {"U0ALICE01", "U0BOB0002"} <= set(channel.members)
     assert "SEV1" in channel.topic and "Investigating" in channel.topic
     assert "<@U0ALICE01>" in channel.topic
-    kickoffs = [m for m in slack.messages(state.channel.id)
-                if m.get("metadata", {}).get("event_payload", {}).get("key") == "kickoff"]
+    kickoffs = [
+        m
+        for m in slack.messages(state.channel.id)
+        if m.get("metadata", {}).get("event_payload", {}).get("key") == "kickoff"
+    ]
     assert len(kickoffs) == 1
     assert kickoffs[0]["ts"] in slack.pins(state.channel.id)
     assert f"http://127.0.0.1:8233/namespaces/default/workflows/{state.id}" in kickoffs[0]["text"]
@@ -55,16 +63,18 @@ async def test_declaring_makes_one_channel_one_kickoff_one_announcement(desk, sl
 
 async def test_status_change_posts_in_both_channels_and_topic_follows(desk, slack):
     state, _ = await desk.declare(sev1("Search is slow"))
-    state = await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED,
-                                                       message="bad index", by="U0ALICE01"))
+    state = await desk.command(
+        state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="bad index", by="U0ALICE01")
+    )
     assert state.status is Status.IDENTIFIED
     assert state.timeline[-1].kind == "status" and state.timeline[-1].actor == "U0ALICE01"
     label = f"*INC-{state.number}*"
     assert state.channel is not None
     channel_id = state.channel.id
     await eventually(lambda: any("identified" in t for t in broadcast_texts(slack, label)))
-    await eventually(lambda: any("identified" in t and "bad index" in t
-                                 for t in texts(slack, channel_id)))
+    await eventually(
+        lambda: any("identified" in t and "bad index" in t for t in texts(slack, channel_id))
+    )
     await eventually(lambda: "Identified" in slack.channels[channel_id].topic)
 
 
@@ -74,8 +84,16 @@ async def test_refused_transition_says_why_and_leaves_no_trace(desk, client: Cli
     with pytest.raises(CommandRefused, match="cannot move from monitoring back to identified"):
         await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED))
     history = await client.get_workflow_handle(state.id).fetch_history()
-    rejected = [e for e in history.events if e.HasField("workflow_execution_update_rejected_event_attributes")]
-    accepted = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    rejected = [
+        e
+        for e in history.events
+        if e.HasField("workflow_execution_update_rejected_event_attributes")
+    ]
+    accepted = [
+        e
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
     assert not rejected  # validators reject before anything is written
     assert len(accepted) == 2  # the opening wait and the move to monitoring
 
@@ -91,15 +109,16 @@ async def test_full_lifecycle_with_reopen(desk):
     state = await desk.command(state.id, cmd.Reopen(reason="back again"))
     assert state.status is Status.INVESTIGATING and state.resolved_at is None
     kinds = [e.kind for e in (await desk.get(state.id)).timeline]
-    assert kinds[:1] == ["declared"] and kinds[-4:] == ["status", "status", "resolved",
-                                                        "reopened"]
+    assert kinds[:1] == ["declared"] and kinds[-4:] == ["status", "status", "resolved", "reopened"]
 
 
 async def test_search_attributes_find_the_incident(desk, client: Client):
     state, _ = await desk.declare(sev1("Billing export stuck", commander="U0CAROL03"))
     await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED))
-    query = (f"IncidentNumber = {state.number} AND IncidentSeverity = 'sev1' AND "
-             "IncidentStatus = 'identified' AND IncidentCommander = 'U0CAROL03'")
+    query = (
+        f"IncidentNumber = {state.number} AND IncidentSeverity = 'sev1' AND "
+        "IncidentStatus = 'identified' AND IncidentCommander = 'U0CAROL03'"
+    )
 
     async def found() -> list[str]:
         return [w.id async for w in client.list_workflows(query)]
@@ -134,8 +153,16 @@ async def test_same_idempotency_key_returns_the_open_incident(desk, key, slack):
     assert created and not created_again
     assert again.id == first.id and again.title == "Queue backlog"
     assert first.channel is not None
-    assert len([c for c in slack.calls_to("conversations.create")
-                if c.ok and c.args.get("name", "").startswith(first.channel.name)]) == 1
+    assert (
+        len(
+            [
+                c
+                for c in slack.calls_to("conversations.create")
+                if c.ok and c.args.get("name", "").startswith(first.channel.name)
+            ]
+        )
+        == 1
+    )
     await desk.command(first.id, cmd.Resolve())
 
     async def new_incident_after_resolution() -> bool:
@@ -170,8 +197,9 @@ async def test_unknown_responder_is_recorded_and_the_incident_goes_on(desk):
 
 async def test_rate_limited_post_is_retried_and_posted_once(desk, slack):
     state, _ = await desk.declare(sev1("Rate limited"))
-    slack.inject(Fault(method="chat.postMessage", error="ratelimited", status=429,
-                       retry_after=1, times=1))
+    slack.inject(
+        Fault(method="chat.postMessage", error="ratelimited", status=429, retry_after=1, times=1)
+    )
     await desk.command(state.id, cmd.PostUpdate(message="unique-update-text-42"))
     assert state.channel is not None
     channel_id = state.channel.id

@@ -19,7 +19,8 @@ POLICY = default_policy()
 
 def declared(**fields: object) -> IncidentState:
     declaration = Declaration.model_validate(
-        {"title": "Checkout failing", "severity": "sev1", "commander": "U0ALICE01", **fields})
+        {"title": "Checkout failing", "severity": "sev1", "commander": "U0ALICE01", **fields}
+    )
     state, _ = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
     return state
 
@@ -29,8 +30,12 @@ def posts(effects: list[object]) -> list[Post]:
 
 
 def test_declaration_queues_topic_invite_pinned_kickoff_and_announcement():
-    declaration = Declaration(title="Checkout failing", severity="sev1", commander="U0ALICE01",
-                              responders=["U0BOB0002", "U0ALICE01"])
+    declaration = Declaration(
+        title="Checkout failing",
+        severity="sev1",
+        commander="U0ALICE01",
+        responders=["U0BOB0002", "U0ALICE01"],
+    )
     state, effects = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
     assert state.roles.commander == "U0ALICE01"
     assert state.responders == ["U0BOB0002"]
@@ -48,11 +53,14 @@ def test_unknown_severity_is_refused_at_declaration():
         declared(severity="sev9")
 
 
-@pytest.mark.parametrize("path", [
-    ["identified", "monitoring", "resolved"],
-    ["monitoring"],  # skipping ahead is allowed
-    ["resolved"],
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["identified", "monitoring", "resolved"],
+        ["monitoring"],  # skipping ahead is allowed
+        ["resolved"],
+    ],
+)
 def test_statuses_move_forward(path):
     state = declared()
     for step, status in enumerate(path, start=1):
@@ -66,8 +74,11 @@ def test_statuses_move_forward(path):
 def test_moving_back_is_refused_with_the_way_out():
     state = declared()
     lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
-    with pytest.raises(CommandRefused, match="cannot move from monitoring back to identified; "
-                       ".*reopen a resolved incident instead"):
+    with pytest.raises(
+        CommandRefused,
+        match=r"cannot move from monitoring back to identified; "
+        r".*reopen a resolved incident instead",
+    ):
         lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED))
 
 
@@ -82,7 +93,7 @@ def test_resolve_then_reopen_returns_to_investigating():
     assert state.status is Status.RESOLVED and state.resolved_at == T0
     assert state.next_update_due is None
     assert state.retrospective.required and state.retrospective.due_at == T0 + timedelta(days=1)
-    assert Page(action=PageAction.RESOLVE) in effects
+    assert not [e for e in effects if isinstance(e, Page)]  # nobody was paged
     with pytest.raises(CommandRefused, match="resolved; reopen it to go back to monitoring"):
         lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status="monitoring"))
     later = T0 + timedelta(hours=1)
@@ -108,11 +119,13 @@ def test_acknowledge_once_and_acknowledger_without_commander_takes_the_role():
 def test_one_commander_at_a_time():
     state = declared()
     lifecycle.apply_assign_role(
-        state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03"), T0)
+        state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03"), T0
+    )
     assert state.roles.commander == "U0CAROL03"
     with pytest.raises(CommandRefused, match="already the incident commander"):
         lifecycle.check_assign_role(
-            state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03"))
+            state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03")
+        )
 
 
 def test_severity_change_must_name_a_known_different_severity():
@@ -159,3 +172,22 @@ def test_notices_have_unique_keys():
         keys.add(posts(effects)[0].key)
     assert len(keys) == 3
     assert all(k.startswith(Notice.UPDATE.value) for k in keys)
+
+
+def test_paged_incident_sends_acknowledge_and_resolve_pages():
+    from workflows.policy import EscalationTier
+
+    policy = POLICY.model_copy(deep=True)
+    policy.severities["sev1"].escalation = [
+        EscalationTier(after=60, notify=["U0BOB0002"], page=True)
+    ]
+    state = declared()
+    effects = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    assert effects[0] == Page(action=PageAction.TRIGGER, targets=["U0BOB0002"])
+    assert state.paged_at == T0
+    assert Page(action=PageAction.ACKNOWLEDGE) in lifecycle.apply_acknowledge(
+        state, policy, cmd.Acknowledge(), T0
+    )
+    assert Page(action=PageAction.RESOLVE) in lifecycle.apply_resolve(
+        state, policy, cmd.Resolve(), T0
+    )

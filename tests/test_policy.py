@@ -42,10 +42,19 @@ components = ["checkout", "payments"]
 """
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    (90, 90), (1.5, 1.5), ("90s", 90), ("15m", 900), ("2h", 7200), ("3d", 259200),
-    ("250ms", 0.25), ("42", 42),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (90, 90),
+        (1.5, 1.5),
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("3d", 259200),
+        ("250ms", 0.25),
+        ("42", 42),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
@@ -105,13 +114,20 @@ def test_default_policy_follows_the_practice():
 AT = datetime(2024, 11, 23, 14, 5, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("template", "title", "expected"), [
-    ("inc-{yymmdd}-{slug}", "Checkout failing", "inc-241123-checkout-failing"),
-    ("inc-{yymmdd}-{slug}", "  Café: 50% of /api/v2 errors!! ", "inc-241123-caf-50-of-api-v2-errors"),
-    ("inc-{number}-{severity}", "whatever", "inc-42-sev1"),
-    ("{yyyymmdd}-{hhmm}-{slug}", "DB", "20241123-1405-db"),
-    ("inc-{yymmdd}-{slug}", "!!!", "inc-241123-incident-42"),
-])
+@pytest.mark.parametrize(
+    ("template", "title", "expected"),
+    [
+        ("inc-{yymmdd}-{slug}", "Checkout failing", "inc-241123-checkout-failing"),
+        (
+            "inc-{yymmdd}-{slug}",
+            "  Café: 50% of /api/v2 errors!! ",
+            "inc-241123-caf-50-of-api-v2-errors",
+        ),
+        ("inc-{number}-{severity}", "whatever", "inc-42-sev1"),
+        ("{yyyymmdd}-{hhmm}-{slug}", "DB", "20241123-1405-db"),
+        ("inc-{yymmdd}-{slug}", "!!!", "inc-241123-incident-42"),
+    ],
+)
 def test_channel_names(template, title, expected):
     assert channel_name(template, title=title, number=42, severity="sev1", at=AT) == expected
 

@@ -131,7 +131,7 @@ def apply_acknowledge(
 ) -> list[Effect]:
     check_acknowledge(state, policy, c)
     state.acknowledged_at, state.acknowledged_by = now, c.by
-    effects: list[Effect] = [Page(action=PageAction.ACKNOWLEDGE)]
+    effects: list[Effect] = [Page(action=PageAction.ACKNOWLEDGE)] if state.paged_at else []
     text = "Acknowledged; escalation stops."
     if state.roles.commander is None and c.by:
         # Whoever picks up an incident without a commander is its commander until handed over.
@@ -262,11 +262,14 @@ def apply_escalate(
     targets = tier.notify if tier else []
     why = "not acknowledged in time" if automatic else (c.reason or "escalated by hand")
     text = f"Escalated to level {state.escalation_level}: {why}"
-    effects: list[Effect] = [_post(state, Notice.ESCALATED, CHANNEL, c.by, text, targets)]
-    if tier and tier.invite:
-        effects.append(Invite(users=targets))
+    # Page first (it wakes people), then invite, so the mention lands on channel members.
+    effects: list[Effect] = []
     if tier and tier.page:
         effects.append(Page(action=PageAction.TRIGGER, targets=targets))
+        state.paged_at = state.paged_at or now
+    if tier and tier.invite and targets:
+        effects.append(Invite(users=targets))
+    effects.append(_post(state, Notice.ESCALATED, CHANNEL, c.by, text, targets))
     state.note(now, "escalated", c.by, text)
     refresh_deadlines(state, policy, now)
     return [*effects, RefreshTopic()]
@@ -290,7 +293,9 @@ def apply_resolve(
     post = _post(state, Notice.RESOLVED, BOTH, c.by, c.message)
     state.note(now, "resolved", c.by, c.message or "Resolved")
     refresh_deadlines(state, policy, now)
-    effects: list[Effect] = [post, RefreshTopic(), Page(action=PageAction.RESOLVE)]
+    effects: list[Effect] = [post, RefreshTopic()]
+    if state.paged_at:
+        effects.append(Page(action=PageAction.RESOLVE))
     return effects + ([ReleaseKey()] if state.idempotency_key else [])
 
 

@@ -138,6 +138,7 @@ class IncidentState(BaseModel):
     resolved_at: datetime | None = None
     escalation_level: int = 0
     escalated_at: datetime | None = None
+    paged_at: datetime | None = None  # first page sent: acknowledge and resolve follow it
     last_update_at: datetime
     updates_missed: int = 0
     next_update_due: datetime | None = None

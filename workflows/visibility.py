@@ -34,8 +34,9 @@ def summary(state: IncidentState) -> str:
     return f"{state.label} {state.severity.upper()} {state.title}"
 
 
-def declared_search_attributes(number: int, severity: str,
-                               commander: str | None) -> TypedSearchAttributes:
+def declared_search_attributes(
+    number: int, severity: str, commander: str | None
+) -> TypedSearchAttributes:
     """Set at start, so the incident is findable before its first workflow task runs."""
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(INCIDENT_NUMBER, number),

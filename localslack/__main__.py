@@ -1,0 +1,50 @@
+"""`python -m localslack`: the emulator on its own, until SIGINT or SIGTERM."""
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from .server import SlackEmulator
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m localslack", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3090)
+    parser.add_argument("--broadcast-channel", default="incidents")
+    parser.add_argument(
+        "--per-channel-rate-limit",
+        action="store_true",
+        help="answer 429 beyond Slack's one message per second per channel",
+    )
+    return parser.parse_args()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    emulator = SlackEmulator(
+        broadcast_channel=args.broadcast_channel,
+        per_channel_rate_limit=args.per_channel_rate_limit,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    base_url = await emulator.start(host=args.host, port=args.port)
+    # stdout carries only the base URL, so launchers (make run, end-to-end tests) can
+    # read it as is; the hint for people goes to stderr.
+    print(base_url, flush=True)
+    page = base_url.removesuffix("api/")
+    print(f"localslack: Web API at {base_url}, workspace page at {page}", file=sys.stderr)
+    try:
+        await stopping.wait()
+    finally:
+        await emulator.stop()
+
+
+def main() -> None:
+    asyncio.run(_serve(_arguments()))
+
+
+if __name__ == "__main__":
+    main()

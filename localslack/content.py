@@ -1,0 +1,102 @@
+"""What a message may contain: Slack's limits on text, blocks, attachments, metadata."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SlackError
+
+POST_TEXT_LIMIT = 40_000
+# chat.update's reference documents a tighter limit than chat.postMessage; keep it,
+# so code that edits messages learns about it here rather than in production.
+UPDATE_TEXT_LIMIT = 4_000
+MARKDOWN_TEXT_LIMIT = 12_000
+MAX_BLOCKS = 50
+MAX_ATTACHMENTS = 100
+SECTION_TEXT_LIMIT = 3_000
+HEADER_TEXT_LIMIT = 150
+
+
+@dataclass(frozen=True)
+class Content:
+    """Message fields a caller supplied; None means "not given" (chat.update keeps it)."""
+
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    attachments: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+
+    def fields(self) -> dict[str, Any]:
+        given = {
+            "text": self.text,
+            "blocks": self.blocks,
+            "attachments": self.attachments,
+            "metadata": self.metadata,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+def read_content(args: Mapping[str, Any], text_limit: int) -> Content:
+    text = _text(args, text_limit)
+    blocks = _blocks(args.get("blocks"))
+    attachments = _attachments(args.get("attachments"))
+    if not (text or blocks or attachments):
+        raise SlackError("no_text")
+    return Content(text, blocks, attachments, _metadata(args.get("metadata")))
+
+
+def _text(args: Mapping[str, Any], limit: int) -> str | None:
+    text = args.get("text")
+    markdown = args.get("markdown_text")
+    if markdown is not None:
+        if text is not None or args.get("blocks") is not None:
+            raise SlackError("markdown_text_conflict")
+        text, limit = markdown, MARKDOWN_TEXT_LIMIT
+    if text is None:
+        return None
+    text = str(text)
+    if len(text) > limit:
+        raise SlackError("msg_too_long")
+    return text
+
+
+def _blocks(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+        raise SlackError("invalid_blocks_format")
+    if len(value) > MAX_BLOCKS or not all(_block_ok(b) for b in value):
+        raise SlackError("invalid_blocks")
+    return value
+
+
+def _block_ok(block: dict[str, Any]) -> bool:
+    kind = block.get("type")
+    if not isinstance(kind, str) or not kind:
+        return False
+    limit = {"section": SECTION_TEXT_LIMIT, "header": HEADER_TEXT_LIMIT}.get(kind)
+    text = block.get("text")
+    if limit is None or text is None:
+        return True
+    return isinstance(text, dict) and len(str(text.get("text", ""))) <= limit
+
+
+def _attachments(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
+        raise SlackError("invalid_attachments")
+    if len(value) > MAX_ATTACHMENTS:
+        raise SlackError("too_many_attachments")
+    return value
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = value.get("event_type"), value.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": event_type, "event_payload": payload}

@@ -1,0 +1,117 @@
+"""What tests see and steer: the record of calls, and faults to inject."""
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import SlackError
+from .seed import TEAM_ID, TEAM_NAME
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    args: dict[str, Any]
+    ok: bool
+    error: str | None
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The next `times` calls of `method` fail this way.
+
+    status 429 (or error "ratelimited") answers like Slack's rate limiter, with a
+    Retry-After header; a 5xx status answers with an HTTP error page, as a failing Slack
+    edge does; otherwise the call gets `{"ok": false, "error": error}` with HTTP 200.
+    """
+
+    method: str
+    error: str | None = None
+    status: int | None = None
+    retry_after: int = 1
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        if self.error is None and self.status is None:
+            raise ValueError("a fault needs an error, a status or both")
+        if self.status is not None and not 400 <= self.status <= 599:
+            raise ValueError(f"fault status must be an HTTP error status, not {self.status}")
+        if self.times < 1 or self.retry_after < 0:
+            raise ValueError("times must be >= 1 and retry_after >= 0")
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> "Fault":
+        known = {f.name for f in fields(cls)}
+        unknown = set(body) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**body)
+
+    @property
+    def is_server_error(self) -> bool:
+        return self.status is not None and self.status >= 500
+
+    @property
+    def code(self) -> str:
+        """The error recorded for a call this fault answered."""
+        if self.error:
+            return self.error
+        return "ratelimited" if self.status == 429 else f"http_{self.status}"
+
+    def as_error(self) -> SlackError:
+        """Slack's answer for any fault but a 5xx."""
+        if self.status == 429 or (self.status is None and self.error == "ratelimited"):
+            return SlackError(self.code, status=429, retry_after=self.retry_after)
+        return SlackError(self.code, status=self.status or 200)
+
+
+@dataclass
+class FaultBook:
+    """Armed faults, one queue entry per failing call, consumed in order per method."""
+
+    _armed: dict[str, deque[Fault]] = field(default_factory=dict)
+
+    def arm(self, fault: Fault) -> None:
+        self._armed.setdefault(fault.method, deque()).extend([fault] * fault.times)
+
+    def take(self, method: str) -> Fault | None:
+        queue = self._armed.get(method)
+        return queue.popleft() if queue else None
+
+    def clear(self) -> None:
+        self._armed.clear()
+
+
+def workspace_state(ws: Workspace) -> dict[str, Any]:
+    """Everything the workspace holds, for out-of-process tests and debugging."""
+    return {
+        "team": {"id": TEAM_ID, "name": TEAM_NAME},
+        "channels": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "is_private": c.is_private,
+                "is_im": c.is_im,
+                "is_mpim": c.is_mpim,
+                "archived": c.is_archived,
+                "created": c.created,
+                "creator": c.creator,
+                "topic": c.topic,
+                "purpose": c.purpose,
+                "members": list(c.members),
+                "pins": list(c.pins),
+                "bookmarks": c.bookmarks,
+                "messages": c.messages,
+            }
+            for c in ws.channels.values()
+        ],
+        "users": [u.to_json() for u in ws.users.values()],
+        "usergroups": [g.to_json(include_users=True) for g in ws.user_groups.values()],
+        "canvases": list(ws.canvases.values()),
+    }

@@ -1,0 +1,222 @@
+"""The emulator over HTTP: Slack's transport rules, auth, faults, and the control surface."""
+
+import contextlib
+import functools
+import json
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from . import page
+from .api import METHODS
+from .channel import Channel, Message
+from .control import Call, Fault, FaultBook, workspace_state
+from .errors import SlackError
+from .seed import BOT_TOKEN, BOT_USER_ID
+from .workspace import Workspace
+
+# Arguments Slack takes as JSON text inside form posts (slack_sdk sends dicts as JSON).
+JSON_ARGS = ("blocks", "attachments", "metadata", "view", "document_content")
+
+_dumps = functools.partial(json.dumps, separators=(",", ":"))
+_SERVER_ERROR_PAGE = "<html><body><h1>{status}</h1><p>Slack is having trouble.</p></body></html>"
+
+
+class SlackEmulator:
+    """Slack's Web API on a local port, for slack_sdk clients given `base_url`.
+
+    State lives in memory and every call is recorded in `calls`; `inject` makes the
+    next calls of a method fail the way Slack fails (429s, 5xx, error codes).
+    """
+
+    def __init__(
+        self,
+        broadcast_channel: str = "incidents",
+        per_channel_rate_limit: bool = False,
+        tokens: Iterable[str] | None = None,
+    ) -> None:
+        self.broadcast_channel = broadcast_channel
+        self.per_channel_rate_limit = per_channel_rate_limit
+        self.workspace = Workspace(broadcast_channel, per_channel_rate_limit)
+        self.calls: list[Call] = []
+        self.port = 0
+        self.base_url = ""
+        self._tokens = frozenset({BOT_TOKEN, *(tokens or ())})
+        self._faults = FaultBook()
+        self._runner: web.AppRunner | None = None
+
+    # --- what tests read and steer ----------------------------------------------------
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        return self.workspace.channels
+
+    def channel_by_name(self, name: str) -> Channel | None:
+        return self.workspace.channel_by_name(name)
+
+    def messages(self, channel_id: str) -> list[Message]:
+        """Every message in the channel, oldest first, Slack's own notices included."""
+        return [dict(m) for m in self.workspace.channels[channel_id].messages]
+
+    def pins(self, channel_id: str) -> list[str]:
+        return list(self.workspace.channels[channel_id].pins)
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def inject(self, fault: Fault) -> None:
+        self._faults.arm(fault)
+
+    def reset(self) -> None:
+        self.workspace = Workspace(self.broadcast_channel, self.per_channel_rate_limit)
+        self.calls.clear()
+        self._faults.clear()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("GET", "/api/{method}", self._api)
+        app.router.add_route("POST", "/api/{method}", self._api)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/_emulator/calls", self._calls)
+        app.router.add_get("/_emulator/state", self._state)
+        app.router.add_post("/_emulator/faults", self._inject)
+        app.router.add_post("/_emulator/reset", self._reset)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        # No access log: the emulator sits in the hot path of benchmarks.
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        self.base_url = f"http://{host}:{self.port}/api/"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "SlackEmulator":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- the Web API ------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        name = request.match_info["method"]
+        try:
+            args = await _read_args(request)
+        except SlackError as error:
+            self._record(name, {}, error.code)
+            return _error_response(error)
+        # Never record the token; the header wins, as it does at Slack.
+        form_token = args.pop("token", None)
+        token = _bearer(request) or form_token
+        fault = self._faults.take(name)
+        if fault is not None:
+            self._record(name, args, fault.code)
+            if fault.is_server_error:
+                text = _SERVER_ERROR_PAGE.format(status=fault.status)
+                return web.Response(status=fault.status or 500, text=text, content_type="text/html")
+            return _error_response(fault.as_error())
+        try:
+            body = self._invoke(name, args, token)
+        except SlackError as error:
+            self._record(name, args, error.code)
+            return _error_response(error)
+        self._record(name, args, None)
+        return web.json_response(body, dumps=_dumps)
+
+    def _invoke(self, name: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        method = METHODS.get(name)
+        if method is None:
+            raise SlackError("unknown_method")
+        if not token:
+            raise SlackError("not_authed")
+        if token not in self._tokens:
+            raise SlackError("invalid_auth")
+        return method.invoke(self.workspace, args, BOT_USER_ID)
+
+    def _record(self, method: str, args: dict[str, Any], error: str | None) -> None:
+        self.calls.append(Call(method, args, error is None, error, time.time()))
+
+    # --- the control surface ----------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=page.render(self.workspace), content_type="text/html")
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        method = request.query.get("method")
+        calls = self.calls_to(method) if method else self.calls
+        return web.json_response({"calls": [c.to_json() for c in calls]}, dumps=_dumps)
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(workspace_state(self.workspace), dumps=_dumps)
+
+    async def _inject(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("the fault must be a JSON object")
+            self.inject(Fault.from_json(body))
+        except (ValueError, TypeError) as error:
+            return web.json_response({"ok": False, "error": str(error)}, status=400)
+        return web.json_response({"ok": True})
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    """Query string and body merged: slack_sdk sends GETs, forms, JSON, and POSTs with
+    the arguments in the query string."""
+    args: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise SlackError("invalid_json") from None
+            if not isinstance(body, dict):
+                raise SlackError("invalid_json")
+            args.update(body)
+        else:
+            form = await request.post()
+            args.update((k, v) for k, v in form.items() if isinstance(v, str))
+    for key in JSON_ARGS:
+        value = args.get(key)
+        if isinstance(value, str):
+            # Undecodable text stays text, so the method answers with Slack's format error.
+            with contextlib.suppress(ValueError):
+                args[key] = json.loads(value)
+    return args
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip() or None
+
+
+def _error_response(error: SlackError) -> web.Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return web.json_response(error.body(), status=error.status, headers=headers, dumps=_dumps)

@@ -1,0 +1,391 @@
+"""The emulated workspace: who and what exists, and Slack's rules for changing it."""
+
+import random
+import re
+import string
+import time
+from typing import Any
+
+from .channel import Channel, Message, Pin, Setter, format_stamp, stamp
+from .content import Content
+from .errors import SlackError
+from .seed import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    HUMAN_IDS,
+    OWNER_ID,
+    TEAM_ID,
+    USER_GROUPS,
+    USERS,
+    User,
+    UserGroup,
+)
+
+NAME_MAX = 80
+TOPIC_MAX = 250
+MAX_PINS = 100
+MAX_BOOKMARKS = 100
+MAX_DIRECT_USERS = 8
+# Slack allows one message per second per channel "with short bursts"; three is a burst.
+POST_BURST = 3.0
+POSTS_PER_SECOND = 1.0
+
+_EDITABLE = (None, "thread_broadcast")
+_NAME = re.compile(r"^[a-z0-9_-]+$")
+_ID_CHARS = string.ascii_uppercase + string.digits
+_rng = random.Random()
+
+
+def name_error(name: str) -> str | None:
+    """Slack's error code for a channel name it would refuse, or None."""
+    if not name:
+        return "invalid_name_required"
+    if len(name) > NAME_MAX:
+        return "invalid_name_maxlength"
+    if not _NAME.match(name):
+        return "invalid_name_specials"
+    if not name.strip("-_"):
+        return "invalid_name_punctuation"
+    return None
+
+
+class Workspace:
+    def __init__(self, broadcast_channel: str, per_channel_rate_limit: bool) -> None:
+        self.per_channel_rate_limit = per_channel_rate_limit
+        self.users: dict[str, User] = {u.id: u for u in USERS}
+        self.users_by_email: dict[str, User] = {u.email: u for u in USERS if u.email}
+        self.user_groups: dict[str, UserGroup] = {g.id: g for g in USER_GROUPS}
+        self.channels: dict[str, Channel] = {}
+        self._names: dict[str, str] = {}
+        self._direct: dict[frozenset[str], str] = {}
+        self._ids: set[str] = set()
+        self._last_stamp = 0
+        self._post_budget: dict[str, tuple[float, float]] = {}
+        self.canvases: dict[str, dict[str, Any]] = {}
+        self._seed_channels(broadcast_channel)
+
+    def _seed_channels(self, broadcast: str) -> None:
+        error = name_error(broadcast)
+        if error:
+            raise ValueError(f"broadcast channel name {broadcast!r}: {error}")
+        general = self._new_channel("general", OWNER_ID, is_private=False)
+        general.is_general = True
+        general.members = list(HUMAN_IDS)
+        seeded = Setter(OWNER_ID, general.created)
+        general.describe("purpose", "Company-wide announcements", seeded)
+        if broadcast != "general":
+            channel = self._new_channel(broadcast, OWNER_ID, is_private=False)
+            channel.members = list(HUMAN_IDS)
+            channel.describe("topic", "Incident announcements", seeded)
+        else:
+            channel = general
+        # An admin invites the bot to the broadcast channel when installing the app.
+        channel.members.append(BOT_USER_ID)
+
+    # --- identifiers and time -------------------------------------------------------
+
+    def new_id(self, prefix: str) -> str:
+        while True:
+            candidate = prefix + "".join(_rng.choices(_ID_CHARS, k=10))
+            if candidate not in self._ids:
+                self._ids.add(candidate)
+                return candidate
+
+    def next_ts(self) -> str:
+        """Wall-clock based, but strictly increasing even within one microsecond."""
+        self._last_stamp = max(time.time_ns() // 1000, self._last_stamp + 1)
+        return format_stamp(self._last_stamp)
+
+    # --- lookups --------------------------------------------------------------------
+
+    def user(self, user_id: str) -> User:
+        user = self.users.get(user_id)
+        if user is None:
+            raise SlackError("user_not_found")
+        return user
+
+    def channel(self, ref: str, viewer: str, *, by_name: bool = False) -> Channel:
+        """The channel `viewer` may see by id (or by name, where Slack allows it)."""
+        found = self.channels.get(ref)
+        if found is None and by_name:
+            channel_id = self._names.get(ref.removeprefix("#"))
+            found = self.channels.get(channel_id) if channel_id else None
+        if found is None or (found.members_only and viewer not in found.members):
+            raise SlackError("channel_not_found")
+        return found
+
+    def channel_by_name(self, name: str) -> Channel | None:
+        channel_id = self._names.get(name.removeprefix("#"))
+        return self.channels.get(channel_id) if channel_id else None
+
+    # --- channels -------------------------------------------------------------------
+
+    def _new_channel(self, name: str, creator: str, *, is_private: bool) -> Channel:
+        channel = Channel(
+            id=self.new_id("C"),
+            name=name,
+            creator=creator,
+            created=int(time.time()),
+            is_private=is_private,
+            members=[creator],
+        )
+        self.channels[channel.id] = channel
+        self._names[name] = channel.id
+        return channel
+
+    def _check_name(self, name: str) -> None:
+        error = name_error(name)
+        if error:
+            raise SlackError(error)
+        if name in self._names:
+            raise SlackError("name_taken")
+
+    def create_channel(self, name: str, actor: str, *, is_private: bool) -> Channel:
+        self._check_name(name)
+        channel = self._new_channel(name, actor, is_private=is_private)
+        self._system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
+        return channel
+
+    def _writable(self, channel: Channel, actor: str, *, archived: str = "is_archived") -> None:
+        if channel.is_archived:
+            raise SlackError(archived)
+        if actor not in channel.members:
+            raise SlackError("not_in_channel")
+
+    def _named_channel(self, channel: Channel) -> None:
+        if not channel.is_channel:
+            raise SlackError("method_not_supported_for_channel_type")
+
+    def rename(self, channel: Channel, name: str, actor: str) -> None:
+        self._named_channel(channel)
+        self._writable(channel, actor)
+        if name == channel.name:
+            return
+        self._check_name(name)
+        del self._names[channel.name]
+        channel.previous_names.insert(0, channel.name)
+        channel.name = name
+        self._names[name] = channel.id
+        self._system(channel, actor, "channel_name", f"renamed the channel to #{name}")
+
+    def set_topic(self, channel: Channel, kind: str, value: str, actor: str) -> None:
+        """Sets the topic or the purpose (`kind`), which follow the same rules."""
+        self._writable(channel, actor)
+        if len(value) > TOPIC_MAX:
+            raise SlackError("too_long")
+        channel.describe(kind, value, Setter(actor, int(time.time())))
+        label = "topic" if kind == "topic" else "description"
+        message = self._system(
+            channel, actor, f"channel_{kind}", f"set the channel {label}: {value}"
+        )
+        message[kind] = value
+
+    def invite(self, channel: Channel, user_ids: list[str], actor: str, *, force: bool) -> None:
+        """Slack's all-or-nothing invite; `force` skips the users that cannot be invited."""
+        self._named_channel(channel)
+        self._writable(channel, actor)
+        if not user_ids:
+            raise SlackError("no_user")
+        errors: list[dict[str, Any]] = []
+        invitable: list[str] = []
+        for user_id in dict.fromkeys(user_ids):
+            error = self._invite_error(channel, user_id, actor)
+            if error:
+                errors.append({"user": user_id, "ok": False, "error": error})
+            else:
+                invitable.append(user_id)
+        if errors and not (force and invitable):
+            raise SlackError(errors[0]["error"], extra={"errors": errors})
+        for user_id in invitable:
+            channel.members.append(user_id)
+            message = self._system(
+                channel, user_id, "channel_join", f"<@{user_id}> has joined the channel"
+            )
+            message["inviter"] = actor
+
+    def _invite_error(self, channel: Channel, user_id: str, actor: str) -> str | None:
+        if user_id == actor:
+            return "cant_invite_self"
+        if user_id not in self.users:
+            return "user_not_found"
+        if user_id in channel.members:
+            return "already_in_channel"
+        return None
+
+    def join(self, channel: Channel, actor: str) -> bool:
+        """Joins a public channel; True if `actor` was already a member."""
+        if not channel.is_channel or channel.is_private:
+            raise SlackError("method_not_supported_for_channel_type")
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        if actor in channel.members:
+            return True
+        channel.members.append(actor)
+        self._system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
+        return False
+
+    def archive(self, channel: Channel, actor: str) -> None:
+        self._named_channel(channel)
+        if channel.is_general:
+            raise SlackError("cant_archive_general")
+        self._writable(channel, actor, archived="already_archived")
+        self._system(channel, actor, "channel_archive", "archived the channel")
+        channel.is_archived = True
+
+    def unarchive(self, channel: Channel, actor: str) -> None:
+        self._named_channel(channel)
+        if not channel.is_archived:
+            raise SlackError("not_archived")
+        channel.is_archived = False
+        self._system(channel, actor, "channel_unarchive", "un-archived the channel")
+
+    def open_direct(self, actor: str, user_ids: list[str]) -> Channel:
+        """The DM (one other user) or group DM (several) between the actor and users."""
+        if not user_ids:
+            raise SlackError("users_list_not_supplied")
+        if len(user_ids) > MAX_DIRECT_USERS:
+            raise SlackError("too_many_users")
+        for user_id in user_ids:
+            self.user(user_id)
+        members = list(dict.fromkeys([actor, *user_ids]))
+        key = frozenset(members)
+        existing = self._direct.get(key)
+        if existing is not None:
+            return self.channels[existing]
+        is_im = len(members) <= 2
+        names = "--".join(self.users[m].name for m in members)
+        channel = Channel(
+            id=self.new_id("D" if is_im else "C"),
+            name=members[-1] if is_im else f"mpdm-{names}-1",
+            creator=actor,
+            created=int(time.time()),
+            is_im=is_im,
+            is_mpim=not is_im,
+            members=members,
+        )
+        self.channels[channel.id] = channel
+        self._direct[key] = channel.id
+        return channel
+
+    # --- messages -------------------------------------------------------------------
+
+    def _author(self, actor: str) -> dict[str, Any]:
+        author: dict[str, Any] = {"user": actor, "team": TEAM_ID}
+        if actor == BOT_USER_ID:
+            author.update(bot_id=BOT_ID, app_id=APP_ID)
+        return author
+
+    def _system(self, channel: Channel, actor: str, subtype: str, text: str) -> Message:
+        """The notices Slack itself writes into a channel (joins, topic changes...)."""
+        message: Message = {"type": "message", "subtype": subtype, "ts": self.next_ts()}
+        message.update(self._author(actor))
+        message["text"] = text
+        channel.add(message)
+        return message
+
+    def _spend_post(self, channel_id: str) -> None:
+        now = time.monotonic()
+        tokens, then = self._post_budget.get(channel_id, (POST_BURST, now))
+        tokens = min(POST_BURST, tokens + (now - then) * POSTS_PER_SECOND)
+        if tokens < 1:
+            raise SlackError("ratelimited", status=429, retry_after=1)
+        self._post_budget[channel_id] = (tokens - 1, now)
+
+    def post(
+        self,
+        channel: Channel,
+        actor: str,
+        content: Content,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> Message:
+        self._writable(channel, actor)
+        if self.per_channel_rate_limit:
+            self._spend_post(channel.id)
+        message: Message = {"type": "message", "ts": self.next_ts()}
+        message.update(self._author(actor))
+        message.update(content.fields())
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+            if broadcast:
+                message["subtype"] = "thread_broadcast"
+            parent = channel.by_ts.get(thread_ts)
+            # A reply to a reply lands in the same thread without making it a parent.
+            if parent is not None and parent.get("thread_ts", thread_ts) == thread_ts:
+                _count_reply(parent, message)
+        channel.add(message)
+        return message
+
+    def update(self, channel: Channel, ts: str, actor: str, content: Content) -> Message:
+        if channel.is_archived:
+            raise SlackError("is_inactive")
+        message = channel.by_ts.get(ts)
+        if message is None:
+            raise SlackError("message_not_found")
+        if message.get("user") != actor or message.get("subtype") not in _EDITABLE:
+            raise SlackError("cant_update_message")
+        # Fields left out keep their value; an empty blocks list removes the blocks.
+        message.update(content.fields())
+        if message.get("blocks") == []:
+            del message["blocks"]
+        message["edited"] = {"user": actor, "ts": self.next_ts()}
+        return message
+
+    def pin(self, channel: Channel, ts: str, actor: str) -> None:
+        if actor not in channel.members:
+            raise SlackError("not_in_channel")
+        try:
+            stamp(ts)
+        except ValueError:
+            raise SlackError("bad_timestamp") from None
+        message = channel.by_ts.get(ts)
+        if message is None:
+            raise SlackError("message_not_found")
+        if ts in channel.pins:
+            raise SlackError("already_pinned")
+        if len(channel.pins) >= MAX_PINS:
+            raise SlackError("too_many_pins")
+        channel.pins[ts] = Pin(int(time.time()), actor)
+        message["pinned_to"] = [channel.id]
+
+    def add_bookmark(
+        self, channel: Channel, actor: str, *, title: str, kind: str, link: str, emoji: str
+    ) -> dict[str, Any]:
+        self._writable(channel, actor)
+        if kind != "link":
+            raise SlackError("invalid_bookmark_type")
+        if not link.startswith(("http://", "https://")):
+            raise SlackError("invalid_link")
+        if len(channel.bookmarks) >= MAX_BOOKMARKS:
+            raise SlackError("too_many_bookmarks")
+        bookmark = {
+            "id": self.new_id("Bk"),
+            "channel_id": channel.id,
+            "title": title,
+            "link": link,
+            "emoji": emoji or None,
+            "icon_url": None,
+            "type": kind,
+            "entity_id": None,
+            "date_created": int(time.time()),
+            "date_updated": 0,
+            "rank": chr(ord("a") + len(channel.bookmarks) % 26),
+            "last_updated_by_user_id": actor,
+            "last_updated_by_team_id": TEAM_ID,
+            "shortcut_id": None,
+            "app_id": APP_ID if actor == BOT_USER_ID else None,
+        }
+        channel.bookmarks.append(bookmark)
+        return bookmark
+
+
+def _count_reply(parent: Message, reply: Message) -> None:
+    parent["thread_ts"] = parent["ts"]
+    parent["reply_count"] = parent.get("reply_count", 0) + 1
+    users: list[str] = parent.setdefault("reply_users", [])
+    if reply["user"] not in users:
+        users.append(reply["user"])
+    parent["reply_users_count"] = len(users)
+    parent["latest_reply"] = reply["ts"]

@@ -1,0 +1,103 @@
+"""Record workflow histories for the replay test: ``python -m tests.record_histories``.
+
+Run it when a deliberate, patched change to the workflows needs a new history beside the old
+ones. Never re-record the old files: they stand for incidents running in production, and
+replaying them is what proves a change keeps those incidents working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from localslack import SlackEmulator
+from starter.desk import IncidentDesk
+from tests.conftest import dev_server_args, seconds_policy, temporal_binary
+from tests.support import ensure_registry
+from workflows import commands as cmd
+from workflows.models import Declaration, Role, Status
+from workflows.policy import EscalationTier
+from workflows.registry import REGISTRY_ID
+from workflows.visibility import SEARCH_ATTRIBUTES
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def lifecycle_scenario(desk: IncidentDesk) -> str:
+    """Every command and every timer kind, to the archived channel and a completed workflow."""
+    state, _ = await desk.declare(
+        Declaration(
+            title="Checkout failing",
+            severity="sev1",
+            commander="U0ALICE01",
+            responders=["U0BOB0002"],
+            components=["checkout"],
+            idempotency_key="alert-123",
+        )
+    )
+    await asyncio.sleep(1.6)  # an update reminder and an escalation tier fire
+    await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
+    await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="bad deploy"))
+    await desk.command(state.id, cmd.AssignRole(role=Role.TECH_LEAD, user="U0CAROL03"))
+    await desk.command(state.id, cmd.AddResponders(users=["U0DAVE004"]))
+    await desk.command(state.id, cmd.SetSeverity(severity="sev2", reason="workaround"))
+    await desk.command(state.id, cmd.PostUpdate(message="rolling back"))
+    await desk.command(state.id, cmd.Escalate(reason="need payments"))
+    await desk.command(state.id, cmd.AddActionItem(text="canary deploys", owner="U0CAROL03"))
+    await desk.command(state.id, cmd.SetStatus(status=Status.MONITORING))
+    await desk.command(state.id, cmd.Resolve(message="rolled back"))
+    await desk.command(state.id, cmd.Reopen(reason="errors again"))
+    await desk.command(state.id, cmd.CompleteActionItem(item_id=1))
+    await desk.command(state.id, cmd.Resolve(message="fixed for real"))
+    await desk.client.get_workflow_handle(state.id).result()
+    return state.id
+
+
+async def record(client: Client, desk: IncidentDesk) -> list[Path]:
+    incident = await lifecycle_scenario(desk)
+    written = []
+    for workflow_id, name in [(incident, "incident_lifecycle"), (REGISTRY_ID, "registry")]:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        path = HISTORIES / f"{name}.json"
+        path.write_text(history.to_json())
+        written.append(path)
+    return written
+
+
+async def main() -> None:
+    policy = seconds_policy(
+        update_every=1,
+        escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
+        archive_after=0.5,
+    )
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        ip="127.0.0.1",
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=dev_server_args(),
+    )
+    slack = SlackEmulator()
+    await slack.start(host="127.0.0.1", port=0)
+    settings = Settings(task_queue="record", slack_api_url=slack.base_url)
+    try:
+        from worker import build_worker
+
+        async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
+            await ensure_registry(env.client, settings.task_queue)
+            for path in await record(env.client, IncidentDesk(env.client, "record", policy)):
+                print(f"wrote {path}", file=sys.stderr)
+    finally:
+        await slack.stop()
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,91 @@
+"""History stays bounded: a dev server that suggests continue-as-new early, and the state and
+numbering surviving the hand-over between runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from localslack import SlackEmulator
+from starter.desk import IncidentDesk
+from tests.conftest import dev_server_args, seconds_policy, temporal_binary
+from tests.support import ensure_registry, until
+from workflows import commands as cmd
+from workflows.models import Declaration, Status
+from workflows.registry import REGISTRY_ID
+from workflows.visibility import SEARCH_ATTRIBUTES
+
+SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
+
+
+@pytest.fixture(scope="module")
+async def short_history_desk(slack: SlackEmulator) -> AsyncIterator[IncidentDesk]:
+    from worker import build_worker
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        ip="127.0.0.1",
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=dev_server_args(
+            "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER}"
+        ),
+    )
+    settings = Settings(task_queue="incidents-can", slack_api_url=slack.base_url)
+    try:
+        async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
+            await ensure_registry(env.client, settings.task_queue)
+            yield IncidentDesk(env.client, settings.task_queue, seconds_policy(update_every=0.3))
+    finally:
+        await env.shutdown()
+
+
+async def test_continue_as_new_keeps_the_whole_incident(short_history_desk: IncidentDesk):
+    desk = short_history_desk
+    state, _ = await desk.declare(
+        Declaration(title="Long haul", severity="sev2", commander="U0ALICE01", components=["api"])
+    )
+    handle = desk.client.get_workflow_handle(state.id)
+    first_run = (await handle.describe()).run_id
+    await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="cache"))
+    for i in range(25):
+        await desk.command(state.id, cmd.PostUpdate(message=f"update {i}"))
+    # Reminders keep firing while updates pause: timers must continue across runs too.
+    await asyncio.sleep(1.2)
+    state = await desk.command(state.id, cmd.AddActionItem(text="add an alert"))
+
+    async def runs() -> int:
+        count = 0
+        async for _ in desk.client.list_workflows(f"WorkflowId = '{state.id}'"):
+            count += 1
+        return count
+
+    assert (await handle.describe()).run_id != first_run
+    assert await until(runs, lambda n: n >= 3)
+    texts = [e.text for e in state.timeline if e.kind == "update"]
+    assert texts == [f"update {i}" for i in range(25)]
+    assert state.status is Status.IDENTIFIED and state.components == ["api"]
+    assert state.channel is not None and state.action_items[0].text == "add an alert"
+    reminders = [e for e in state.timeline if e.kind == "reminder"]
+    assert reminders, "the update cadence did not survive continue-as-new"
+    assert len({e.at for e in reminders}) == len(reminders)  # none doubled across runs
+    history = await handle.fetch_history()
+    assert len(history.events) < SUGGEST_AFTER * 3
+
+
+async def test_registry_numbers_survive_continue_as_new(short_history_desk: IncidentDesk):
+    desk = short_history_desk
+    registry = desk.client.get_workflow_handle(REGISTRY_ID)
+    first_run = (await registry.describe()).run_id
+    results = await asyncio.gather(
+        *(desk.declare(Declaration(title=f"Burst {i}", severity="sev3")) for i in range(30))
+    )
+    numbers = [state.number for state, _ in results]
+    assert len(set(numbers)) == 30
+    assert (await registry.describe()).run_id != first_run
