@@ -93,7 +93,8 @@ def start(
 
 
 def _key(state: IncidentState, notice: Notice) -> str:
-    return f"{notice.value}-{len(state.timeline)}"
+    state.notices_posted += 1
+    return f"{notice.value}-{state.notices_posted}"
 
 
 def _post(
@@ -362,7 +363,11 @@ def apply_complete_action_item(
 
 
 def remind_update(state: IncidentState, policy: Policy, now: datetime) -> list[Effect]:
-    """No update for a whole cadence: nudge the commander; a second miss in a row goes wider."""
+    """No update for a whole cadence: nudge the commander; a second miss in a row goes wider.
+
+    Reminders stay off the timeline (a long incident would drown in them); only the first
+    time an update is overdue is a fact worth keeping for the retrospective.
+    """
     severity = policy.severity(state.severity)
     state.updates_missed += 1
     leads = [p for p in (state.roles.commander, state.roles.comms_lead) if p]
@@ -372,15 +377,10 @@ def remind_update(state: IncidentState, policy: Policy, now: datetime) -> list[E
     else:
         text = f"No status update for {state.updates_missed} update periods in a row."
         audience = BOTH if severity.missed_update_broadcast else CHANNEL
-        post = _post(
-            state,
-            Notice.UPDATE_OVERDUE,
-            audience,
-            None,
-            text,
-            [*leads, *severity.missed_update_notify],
-        )
-    state.note(now, "reminder", None, text)
+        mentions = [*leads, *severity.missed_update_notify]
+        post = _post(state, Notice.UPDATE_OVERDUE, audience, None, text, mentions)
+        if state.updates_missed == 2:
+            state.note(now, "update_overdue", None, "Status update overdue")
     refresh_deadlines(state, policy, now)
     return [post]
 

@@ -141,6 +141,7 @@ class IncidentState(BaseModel):
     paged_at: datetime | None = None  # first page sent: acknowledge and resolve follow it
     last_update_at: datetime
     updates_missed: int = 0
+    notices_posted: int = 0  # numbers each notice, so a retried post can find its message
     next_update_due: datetime | None = None
     archived_at: datetime | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
