@@ -1,0 +1,40 @@
+# make run   the whole stack locally (Temporal dev server, Slack emulator, worker, API)
+# make test  the test suite
+# Works on a fresh clone without prompts (CI=true, no stdin).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
+
+.PHONY: venv run test lint bench clean
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "python3.11 (or python3 >= 3.11) not found; set PYTHON=..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	@touch $(STAMP)
+
+run: venv
+	$(BIN)/python -m starter.dev
+
+test: venv
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+bench: venv
+	@if [ -f bench/declare.py ]; then $(BIN)/python -m bench.declare; \
+	else echo "bench/declare.py is not there yet"; fi
+
+clean:
+	rm -rf .data
