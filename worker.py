@@ -50,8 +50,11 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
     }
     if missing:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )  # type: ignore[arg-type]
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes=missing,  # type: ignore[arg-type]  # same enum values
+            )
+        )
         log.info("search_attributes_registered", names=sorted(missing))
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
 
@@ -387,7 +387,10 @@ class IncidentWorkflow:
 
 
 def _cause(error: ActivityError) -> str:
-    cause = error.cause
-    while cause is not None and not isinstance(cause, ApplicationError) and cause.cause:
+    """The first application error's message (the Slack error code), not the wrapper's."""
+    cause: BaseException = error
+    while not isinstance(cause, ApplicationError) and isinstance(cause, FailureError):
+        if cause.cause is None:
+            break
         cause = cause.cause
-    return str(cause or error)
+    return str(cause)

@@ -213,7 +213,9 @@ def apply_set_severity(
 
 def check_assign_role(state: IncidentState, policy: Policy, c: cmd.AssignRole) -> None:
     if state.roles.holder(c.role) == c.user:
-        raise CommandRefused(f"<@{c.user}> is already the {c.role.title.lower()} of {state.label}")
+        raise CommandRefused(
+            f"<@{c.user}> is already the {c.role.display.lower()} of {state.label}"
+        )
 
 
 def apply_assign_role(
@@ -223,7 +225,7 @@ def apply_assign_role(
     setattr(state.roles, c.role.value, c.user)
     if c.role is Role.COMMANDER and state.acknowledged_at is None:
         state.acknowledged_at, state.acknowledged_by = now, c.user
-    text = f"{c.role.title}: <@{c.user}>"
+    text = f"{c.role.display}: <@{c.user}>"
     post = _post(state, Notice.ROLE_ASSIGNED, CHANNEL, c.by, text, mentions=[c.user])
     state.note(now, "role", c.by, text)
     refresh_deadlines(state, policy, now)

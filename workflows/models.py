@@ -52,7 +52,7 @@ class Role(StrEnum):
     COMMS_LEAD = "comms_lead"
 
     @property
-    def title(self) -> str:
+    def display(self) -> str:
         return {"commander": "Incident commander", "tech_lead": "Tech lead"}.get(
             self.value, "Comms lead"
         )
