@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import structlog
@@ -90,7 +89,6 @@ def build_worker(
             slack.archive_channel,
             paging.send,
         ],
-        activity_executor=ThreadPoolExecutor(4),
         **worker_options,  # type: ignore[arg-type]
     )
 
