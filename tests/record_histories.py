@@ -13,19 +13,16 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
-from tests.conftest import dev_server_args, seconds_policy, temporal_binary
+from tests.conftest import seconds_policy, start_dev_server
 from tests.support import ensure_registry
 from workflows import commands as cmd
 from workflows.models import Declaration, Role, Status
 from workflows.policy import EscalationTier
 from workflows.registry import REGISTRY_ID
-from workflows.visibility import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -77,13 +74,7 @@ async def main() -> None:
         escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
         archive_after=0.5,
     )
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        ip="127.0.0.1",
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=dev_server_args(),
-    )
+    env = await start_dev_server()
     slack = SlackEmulator()
     await slack.start(host="127.0.0.1", port=0)
     settings = Settings(task_queue="record", slack_api_url=slack.base_url)

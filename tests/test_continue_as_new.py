@@ -8,18 +8,15 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
-from tests.conftest import dev_server_args, seconds_policy, temporal_binary
+from tests.conftest import seconds_policy, start_dev_server
 from tests.support import ensure_registry, until
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
 from workflows.registry import REGISTRY_ID
-from workflows.visibility import SEARCH_ATTRIBUTES
 
 SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
 
@@ -28,14 +25,8 @@ SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
 async def short_history_desk(slack: SlackEmulator) -> AsyncIterator[IncidentDesk]:
     from worker import build_worker
 
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        ip="127.0.0.1",
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=dev_server_args(
-            "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER}"
-        ),
+    env = await start_dev_server(
+        "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER}"
     )
     settings = Settings(task_queue="incidents-can", slack_api_url=slack.base_url)
     try:
