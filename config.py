@@ -6,6 +6,8 @@ from functools import cached_property
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from workflows.policy import Policy, load_policy
 
@@ -61,3 +63,13 @@ class Settings(BaseSettings):
         """Where an operator sees this incident in the Temporal Web UI."""
         base = self.temporal_ui_url.rstrip("/")
         return f"{base}/namespaces/{self.temporal_namespace}/workflows/{incident_id}"
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """The one way to reach Temporal; ``lazy`` lets the API start before Temporal is up."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )

@@ -15,26 +15,17 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
-from config import Settings
+from config import Settings, connect
 from logs import configure_logging
 from workflows.incident import IncidentWorkflow
 from workflows.registry import IncidentRegistry
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 log = structlog.get_logger()
-
-
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

@@ -22,13 +22,20 @@ SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
 
 
 @pytest.fixture(scope="module")
-async def short_history_desk(slack: SlackEmulator) -> AsyncIterator[IncidentDesk]:
+async def own_slack() -> AsyncIterator[SlackEmulator]:
+    """This module's own workspace: its server numbers incidents from 1 again."""
+    async with SlackEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+async def short_history_desk(own_slack: SlackEmulator) -> AsyncIterator[IncidentDesk]:
     from worker import build_worker
 
     env = await start_dev_server(
         "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER}"
     )
-    settings = Settings(task_queue="incidents-can", slack_api_url=slack.base_url)
+    settings = Settings(task_queue="incidents-can", slack_api_url=own_slack.base_url)
     try:
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             await ensure_registry(env.client, settings.task_queue)
@@ -38,7 +45,7 @@ async def short_history_desk(slack: SlackEmulator) -> AsyncIterator[IncidentDesk
 
 
 async def test_continue_as_new_keeps_the_whole_incident(
-    short_history_desk: IncidentDesk, slack: SlackEmulator
+    short_history_desk: IncidentDesk, own_slack: SlackEmulator
 ):
     desk = short_history_desk
     state, _ = await desk.declare(
@@ -68,7 +75,7 @@ async def test_continue_as_new_keeps_the_whole_incident(
     assert state.channel is not None
     keys = [
         m["metadata"]["event_payload"]["key"]
-        for m in slack.messages(state.channel.id)
+        for m in own_slack.messages(state.channel.id)
         if m.get("metadata", {}).get("event_payload", {}).get("key", "").startswith("update_")
     ]
     assert keys, "the update cadence did not survive continue-as-new"

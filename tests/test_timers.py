@@ -141,7 +141,7 @@ async def test_second_missed_update_goes_to_the_broadcast_channel(client, worker
 
 async def test_tiers_notify_user_groups_and_emails(client, worker, slack):
     policy = escalating_policy(tier(0.5, "S0ONCALL1", "erin@example.com"))
-    desk, state = await declare(client, policy, "Wake the on-call group", commander="U0DAVE004")
+    _, state = await declare(client, policy, "Wake the on-call group", commander="U0DAVE004")
     message = (await eventually(lambda: notices(slack, state, "escalated"), timeout=8))[0]
     assert "<!subteam^S0ONCALL1>" in message["text"] and "erin@example.com" in message["text"]
     assert state.channel is not None

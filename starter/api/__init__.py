@@ -1,0 +1,5 @@
+"""The HTTP API: ``python -m starter.api`` (see CONTRACT.md), or ``create_app`` in tests."""
+
+from starter.api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,70 @@
+"""The application factory: settings and the desk in, a FastAPI app out.
+
+Tests pass their own desk (bound to the session's Temporal and worker); in production the
+lifespan connects to Temporal and builds the desk from the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from config import Settings, connect
+from starter.api import errors
+from starter.api.request_log import RequestLog
+from starter.api.routes import health, incidents
+from starter.api.routes.health import temporal_problem
+from starter.desk import IncidentDesk
+
+log = structlog.get_logger()
+
+DESCRIPTION = """
+Declare and drive incidents. Each incident is one Temporal workflow; every command here is a
+workflow Update, answered with the incident as the workflow has it afterwards.
+
+Every route but `/healthz` needs `Authorization: Bearer <token>`, with a token from
+`INCIDENT_API_TOKENS`. Users are Slack user ids (like `U024BE7LH`). Incident ids are
+`incident-42`; `INC-42` and `42` are accepted too.
+"""
+
+
+def create_app(settings: Settings | None = None, desk: IncidentDesk | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.bearer_tokens:
+            log.warning("api_tokens_missing", hint="set INCIDENT_API_TOKENS; all requests get 401")
+        if desk is None:
+            # Lazily: the API starts (and /healthz says 503) while Temporal is still coming
+            # up, as it may under `make run` or docker-compose, instead of crashing.
+            client = await connect(settings, lazy=True)
+            app.state.desk = IncidentDesk(client, settings.task_queue, settings.policy)
+            problem = await temporal_problem(client)
+            if problem:
+                log.warning("temporal_unavailable", problem=problem, hint="/healthz answers 503")
+            log.info("api_started", temporal=settings.temporal_address, queue=settings.task_queue)
+        yield
+
+    app = FastAPI(
+        title="Incident automation API",
+        summary="Incidents as durable Temporal workflows, driven over HTTP.",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "incidents", "description": "Declare, find and drive incidents."},
+            {"name": "health", "description": "Liveness of the API and of Temporal."},
+        ],
+    )
+    app.state.settings = settings
+    if desk is not None:
+        app.state.desk = desk
+    app.include_router(incidents.router)
+    app.include_router(health.router)
+    errors.install(app)
+    app.add_middleware(RequestLog)
+    return app

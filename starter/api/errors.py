@@ -1,0 +1,54 @@
+"""The desk's exceptions as HTTP answers, in one place, each with a ``detail`` for people."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from starter.desk import CommandRefused, IncidentNotFound
+
+log = structlog.get_logger()
+
+
+def _answer(code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=code)
+
+
+async def incident_not_found(request: Request, error: Exception) -> JSONResponse:
+    return _answer(status.HTTP_404_NOT_FOUND, str(error))
+
+
+async def command_refused(request: Request, error: Exception) -> JSONResponse:
+    log.info("incident_command_refused", reason=str(error))
+    return _answer(status.HTTP_409_CONFLICT, str(error))
+
+
+async def incident_timed_out(request: Request, error: Exception) -> JSONResponse:
+    # An Update waits for a worker to run it; no answer usually means no worker is polling.
+    queue = request.app.state.desk.task_queue
+    log.warning("incident_timed_out", task_queue=queue)
+    detail = f"the incident did not answer in time; is a worker running on task queue {queue!r}?"
+    return _answer(status.HTTP_504_GATEWAY_TIMEOUT, detail)
+
+
+def connect_failure(error: Exception) -> bool:
+    """The lazily connected client raises a bare RuntimeError while Temporal cannot be reached."""
+    return isinstance(error, RuntimeError) and str(error).startswith("Failed client connect")
+
+
+async def temporal_unavailable(request: Request, error: Exception) -> JSONResponse:
+    if not isinstance(error, RPCError) and not connect_failure(error):
+        raise error  # any other RuntimeError is a bug: a 500 with its traceback in the log
+    log.warning("temporal_unavailable", error=str(error))
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"Temporal did not answer: {error}")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(IncidentNotFound, incident_not_found)
+    app.add_exception_handler(CommandRefused, command_refused)
+    app.add_exception_handler(RPCTimeoutOrCancelledError, incident_timed_out)
+    app.add_exception_handler(RPCError, temporal_unavailable)
+    app.add_exception_handler(RuntimeError, temporal_unavailable)

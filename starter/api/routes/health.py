@@ -1,0 +1,36 @@
+"""/healthz: is Temporal answering? No auth, so load balancers and `make run` can ask."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException, status
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from starter.api.dependencies import Desk
+from starter.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+async def temporal_problem(client: Client) -> str | None:
+    """What is wrong with the Temporal connection, or None when Temporal answers."""
+    target = client.service_client.config.target_host
+    try:
+        serving = await client.service_client.check_health(timeout=timedelta(seconds=3))
+    except (RPCError, RuntimeError) as error:  # RuntimeError: the lazy connection failed
+        return f"Temporal at {target} does not answer: {error}"
+    return None if serving else f"Temporal at {target} is not serving"
+
+
+@router.get(
+    "/healthz",
+    summary="200 when Temporal answers",
+    responses={503: {"description": "Temporal does not answer; `detail` says what failed."}},
+)
+async def healthz(desk: Desk) -> Health:
+    problem = await temporal_problem(desk.client)
+    if problem:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=problem)
+    return Health(status="ok", temporal=desk.client.service_client.config.target_host)

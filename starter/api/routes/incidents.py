@@ -1,0 +1,233 @@
+"""/incidents: declare, find and drive incidents. Each command is one workflow Update.
+
+Refusals (409) and unknown incidents (404) come from the desk's exceptions, mapped to HTTP in
+one place (``starter.api.errors``), so every route answers them the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
+
+from config import Settings
+from starter.api.auth import require_token
+from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.schemas import (
+    AcknowledgeRequest,
+    ActionItemRequest,
+    CompleteActionItemRequest,
+    DeclareRequest,
+    EscalateRequest,
+    IncidentList,
+    IncidentOut,
+    ReopenRequest,
+    ResolveRequest,
+    RespondersRequest,
+    RoleRequest,
+    SeverityRequest,
+    StatusRequest,
+    UpdateRequest,
+)
+from starter.desk import IncidentDesk, apply_template
+from workflows import commands as cmd
+from workflows.models import Declaration, Status
+from workflows.policy import Policy
+
+log = structlog.get_logger()
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token."}
+}
+ONE_INCIDENT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such incident (or not an incident id)."},
+    409: {"description": "The incident refused the command; `detail` says why."},
+}
+
+# Two routers: the collection, and one incident (whose routes can answer 404 and 409).
+router = APIRouter(
+    prefix="/incidents",
+    tags=["incidents"],
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+)
+one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
+
+
+def invalid(field: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, so clients read one format."""
+    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def check_against_policy(declaration: Declaration, policy: Policy) -> None:
+    """Name the offending field before any incident number is spent on the declaration."""
+    try:
+        declaration = apply_template(declaration, policy)
+    except ValueError as error:
+        raise invalid("template", str(error)) from None
+    try:
+        policy.severity(declaration.severity)
+    except ValueError as error:
+        raise invalid("severity", str(error)) from None
+
+
+async def run(
+    desk: IncidentDesk, settings: Settings, ref: str, command: cmd.Command
+) -> IncidentOut:
+    state = await desk.command(ref, command)
+    log.info("incident_command", command=type(command).__name__, status=state.status.value)
+    return IncidentOut.of(state, settings.incident_url(state.id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Declare an incident",
+    responses={
+        200: {"model": IncidentOut, "description": "An open incident has this idempotency_key."}
+    },
+)
+async def declare(
+    body: DeclareRequest, request: Request, response: Response, desk: Desk, settings: AppSettings
+) -> IncidentOut:
+    """Start the incident's workflow and answer once its Slack channel exists."""
+    # Only what the caller sent counts as given, so a template can fill the rest.
+    given = body.model_dump(exclude_unset=True, exclude={"by"})
+    declaration = Declaration.model_validate({**given, "declared_by": body.by, "source": "api"})
+    check_against_policy(declaration, desk.policy)
+    state, created = await desk.declare(declaration)
+    structlog.contextvars.bind_contextvars(incident_id=state.id)
+    log.info("incident_declared", number=state.number, created=created)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = str(request.url_for("get_incident", incident_id=state.id))
+    return IncidentOut.of(state, settings.incident_url(state.id))
+
+
+@router.get("", summary="List incidents, newest first")
+async def list_incidents(
+    desk: Desk,
+    settings: AppSettings,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    severity: Annotated[str | None, Query(description="like sev1")] = None,
+    open_: Annotated[
+        bool | None, Query(alias="open", description="true: not resolved; false: resolved")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> IncidentList:
+    found = await desk.list(status=status_, severity=severity, open=open_, limit=limit)
+    return IncidentList(incidents=[IncidentOut.of(s, settings.incident_url(s.id)) for s in found])
+
+
+@one.get("", summary="One incident, as its workflow has it now")
+async def get_incident(ref: IncidentRef, desk: Desk, settings: AppSettings) -> IncidentOut:
+    state = await desk.get(ref)
+    return IncidentOut.of(state, settings.incident_url(state.id))
+
+
+@one.post("/acknowledge", summary="Acknowledge: escalation stops")
+async def acknowledge(
+    ref: IncidentRef,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[AcknowledgeRequest, Body(default_factory=AcknowledgeRequest)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, cmd.Acknowledge(by=body.by))
+
+
+@one.post("/status", summary="Move the status forward")
+async def set_status(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: StatusRequest
+) -> IncidentOut:
+    """investigating → identified → monitoring → resolved; forward only (skipping is fine)."""
+    command = cmd.SetStatus(status=body.status, message=body.message, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/updates", summary="Post a status update")
+async def post_update(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: UpdateRequest
+) -> IncidentOut:
+    """Goes on the timeline and to Slack, and resets the update cadence."""
+    return await run(desk, settings, ref, cmd.PostUpdate(message=body.message, by=body.by))
+
+
+@one.post("/severity", summary="Change the severity")
+async def set_severity(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: SeverityRequest
+) -> IncidentOut:
+    try:
+        desk.policy.severity(body.severity)
+    except ValueError as error:
+        raise invalid("severity", str(error)) from None
+    command = cmd.SetSeverity(severity=body.severity, reason=body.reason, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/roles", summary="Assign a role")
+async def assign_role(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: RoleRequest
+) -> IncidentOut:
+    command = cmd.AssignRole(role=body.role, user=body.user, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/responders", summary="Add responders (invited to the channel)")
+async def add_responders(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: RespondersRequest
+) -> IncidentOut:
+    return await run(desk, settings, ref, cmd.AddResponders(users=body.users, by=body.by))
+
+
+@one.post("/escalate", summary="Escalate to the next tier by hand")
+async def escalate(
+    ref: IncidentRef,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[EscalateRequest, Body(default_factory=EscalateRequest)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, cmd.Escalate(reason=body.reason, by=body.by))
+
+
+@one.post("/resolve", summary="Resolve")
+async def resolve(
+    ref: IncidentRef,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[ResolveRequest, Body(default_factory=ResolveRequest)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, cmd.Resolve(message=body.message, by=body.by))
+
+
+@one.post("/reopen", summary="Reopen a resolved incident")
+async def reopen(
+    ref: IncidentRef,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[ReopenRequest, Body(default_factory=ReopenRequest)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, cmd.Reopen(reason=body.reason, by=body.by))
+
+
+@one.post("/action-items", summary="Add an action item")
+async def add_action_item(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: ActionItemRequest
+) -> IncidentOut:
+    command = cmd.AddActionItem(text=body.text, owner=body.owner, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/action-items/{item_id}/complete", summary="Mark an action item done")
+async def complete_action_item(
+    ref: IncidentRef,
+    item_id: int,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[CompleteActionItemRequest, Body(default_factory=CompleteActionItemRequest)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, cmd.CompleteActionItem(item_id=item_id, by=body.by))
+
+
+router.include_router(one)

@@ -1,0 +1,169 @@
+"""The `incident` console script against a real API server, in front of the session's worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+
+from config import Settings
+from starter.api import create_app
+from starter.desk import IncidentDesk
+from tests.support import eventually
+
+TOKEN = "test-token-cli"
+INCIDENT = os.path.join(sys.prefix, "bin", "incident")
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+@pytest.fixture(scope="module")
+async def api_url(settings: Settings, desk: IncidentDesk) -> AsyncIterator[str]:
+    """The API served by uvicorn on a free port, in the session's loop, beside the worker."""
+    app = create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk=desk)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or serving.done(), timeout=10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def incident(*args: str, url: str, token: str = TOKEN, user: str = "U0BOB0002") -> Run:
+    """Run the console script in its own process, as a person would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
+    # COLUMNS: rich fits tables to the terminal; wide enough that titles are never cut.
+    env |= {"INCIDENT_API_URL": url, "INCIDENT_API_TOKEN": token, "COLUMNS": "200"}
+    if user:
+        env["INCIDENT_USER"] = user
+    process = await asyncio.create_subprocess_exec(
+        INCIDENT, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+def title(what: str) -> str:
+    return f"{what} {uuid.uuid4().hex[:8]}"
+
+
+async def test_a_person_declares_follows_and_resolves_an_incident(api_url, settings):
+    name = title("CLI checkout failing")
+    declared = await incident(
+        "declare",
+        name,
+        "-s",
+        "sev1",
+        "--commander",
+        "U0ALICE01",
+        "--component",
+        "checkout",
+        url=api_url,
+    )
+    assert declared.code == 0, declared.err
+    first = declared.out.splitlines()[0]
+    assert first.startswith("Declared INC-") and first.endswith(f" SEV1 investigating — {name}")
+    number = first.split()[1].removeprefix("INC-")
+    incident_id = f"incident-{number}"
+    assert "#inc-" in declared.out
+    assert settings.incident_url(incident_id) in declared.out
+
+    shown = await incident("show", f"INC-{number}", url=api_url)
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert lines[0] == f"INC-{number} SEV1 investigating — {name}"
+    assert any(line.startswith("Commander:") and "U0ALICE01" in line for line in lines)
+    assert any(line.startswith("Temporal UI:") for line in lines)
+    assert "Timeline" in shown.out and f"Declared SEV1: {name}" in shown.out
+
+    as_json = (await incident("show", number, "--json", url=api_url)).json()
+    assert as_json["id"] == incident_id
+    assert as_json["timeline"][0]["actor"] == "U0BOB0002"  # INCIDENT_USER is who acted
+
+    async def listing(*args: str) -> str:
+        """The list output once it names this incident (the visibility index trails a little)."""
+        for _ in range(20):
+            run = await incident("list", *args, url=api_url)
+            assert run.code == 0, run.err
+            if f"INC-{number} " in run.out:
+                return run.out
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"INC-{number} not listed by {args}: {run.out}")
+
+    assert name in await listing("--severity", "sev1")
+
+    moved = await incident("status", number, "identified", "bad deploy found", url=api_url)
+    assert moved.code == 0, moved.err
+    assert moved.out.splitlines() == [
+        f"INC-{number} SEV1 identified — {name}",
+        "  Status: investigating → identified. bad deploy found",
+    ]
+
+    resolved = await incident("resolve", number, "rolled back", url=api_url)
+    assert resolved.code == 0, resolved.err
+    assert resolved.out.splitlines()[0] == f"INC-{number} SEV1 resolved — {name}"
+
+    assert "resolved" in await listing("--status", "resolved")
+    await listing("--all")
+    open_now = (await incident("list", "--json", url=api_url)).json()["incidents"]
+    assert incident_id not in {i["id"] for i in open_now}
+
+
+async def test_a_refused_command_exits_1_with_the_reason_on_stderr(api_url):
+    declared = await incident("declare", title("CLI refused"), "-s", "sev3", "--json", url=api_url)
+    number = str(declared.json()["number"])
+    assert (await incident("status", number, "monitoring", url=api_url)).code == 0
+
+    refused = await incident("status", number, "identified", url=api_url)
+    assert refused.code == 1
+    assert refused.out == ""
+    assert "cannot move from monitoring back to identified" in refused.err
+
+
+async def test_api_errors_exit_1_with_the_detail(api_url):
+    unknown = await incident("show", "INC-98765432", url=api_url)
+    assert unknown.code == 1 and "no incident incident-98765432" in unknown.err
+
+    invalid = await incident("declare", title("CLI invalid"), "-s", "sev9", url=api_url)
+    assert invalid.code == 1
+    assert "severity: unknown severity 'sev9'; this policy knows sev1, sev2, sev3" in invalid.err
+
+    denied = await incident("list", url=api_url, token="wrong")
+    assert denied.code == 1
+    assert "invalid bearer token" in denied.err and "INCIDENT_API_TOKEN" in denied.err
+
+
+async def test_usage_errors_exit_2():
+    run = await incident("status", "42", "sleeping", url="http://127.0.0.1:9")
+    assert run.code == 2
+    assert "sleeping" in run.err
+
+
+async def test_an_api_that_is_not_running_is_named_with_how_to_start_it():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    run = await incident("list", url=url)
+    assert run.code == 1
+    assert f"cannot reach the incident API at {url}" in run.err and "make run" in run.err
