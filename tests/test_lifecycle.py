@@ -191,3 +191,23 @@ def test_paged_incident_sends_acknowledge_and_resolve_pages():
     assert Page(action=PageAction.RESOLVE) in lifecycle.apply_resolve(
         state, policy, cmd.Resolve(), T0
     )
+
+
+def test_effects_run_in_lanes_that_keep_their_own_order():
+    from workflows.outbox import Lane, lanes
+
+    state, effects = lifecycle.start(
+        7, "incident-7", Declaration(title="x", severity="sev1", commander="U0ALICE01"), POLICY, T0
+    )
+    effects += lifecycle.apply_set_status(
+        state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED), T0
+    )
+    grouped = lanes(effects)
+    assert set(grouped) == {Lane.CHANNEL, Lane.BROADCAST, Lane.TOPIC}
+    kinds = [type(e).__name__ for e, _ in grouped[Lane.CHANNEL]]
+    assert kinds == ["Invite", "Post", "Post"]  # invite, kickoff, status change
+    assert [e.notice for e, _ in grouped[Lane.BROADCAST]] == [
+        Notice.ANNOUNCEMENT,
+        Notice.STATUS_CHANGED,
+    ]
+    assert len(grouped[Lane.TOPIC]) == 1  # only the newest refresh runs

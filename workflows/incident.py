@@ -8,6 +8,7 @@ until the earliest deadline (escalation tier, update reminder, archive) or the n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.models import Declaration, IncidentState
     from workflows.naming import channel_name
+    from workflows.outbox import Step, lanes
     from workflows.policy import Policy
     from workflows.visibility import publish
 
@@ -306,25 +308,24 @@ class IncidentWorkflow:
 
     async def _drain_outbox(self) -> None:
         while self.outbox:
-            effect = self.outbox.pop(0)
-            if isinstance(effect, RefreshTopic) and any(
-                isinstance(e, RefreshTopic) for e in self.outbox
-            ):
-                continue  # a later refresh shows the newer state anyway
-            await self._run(effect)
+            batch, self.outbox = self.outbox, []
+            await asyncio.gather(*(self._run_lane(steps) for steps in lanes(batch).values()))
 
-    async def _run(self, effect: Effect) -> None:
+    async def _run_lane(self, steps: list[Step]) -> None:
+        for effect, audience in steps:
+            await self._run(effect, audience)
+
+    async def _run(self, effect: Effect, audience: Audience | None) -> None:
         channel_id = self.state.channel.id if self.state.channel else None
         if isinstance(effect, Post):
-            for audience in effect.audience:
-                target = channel_id if audience is Audience.CHANNEL else None
-                if audience is Audience.CHANNEL and target is None:
-                    continue
-                await self._call(
-                    SlackActivities.post_message,
-                    PostMessage(channel_id=target, post=effect, brief=self._brief()),
-                    f"post the {effect.notice.value} message",
-                )
+            target = channel_id if audience is Audience.CHANNEL else None
+            if audience is Audience.CHANNEL and target is None:
+                return  # no channel: the problem creating it is on the timeline already
+            await self._call(
+                SlackActivities.post_message,
+                PostMessage(channel_id=target, post=effect, brief=self._brief()),
+                f"post the {effect.notice.value} message",
+            )
         elif isinstance(effect, Page):
             await self._call(
                 PagingActivities.send,
@@ -334,7 +335,7 @@ class IncidentWorkflow:
         elif isinstance(effect, ReleaseKey):
             await self._release_key()
         elif channel_id is None:
-            return  # nothing else makes sense without a channel; the problem is on the timeline
+            return
         elif isinstance(effect, RefreshTopic):
             await self._call(
                 SlackActivities.set_topic,

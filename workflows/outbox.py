@@ -1,0 +1,54 @@
+"""Which side effects may run side by side.
+
+Effects queued by commands and timers are grouped into lanes: inside a lane they keep their
+order (an invitation lands before the message that mentions the invited; the archive comes
+after the last post), while lanes run concurrently, so a status change reaches the incident
+channel, the broadcast channel and the topic in one round trip instead of three.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from workflows.effects import (
+    ArchiveChannel,
+    Audience,
+    Effect,
+    Invite,
+    Page,
+    Post,
+    RefreshTopic,
+    ReleaseKey,
+)
+
+
+class Lane(StrEnum):
+    CHANNEL = "channel"  # posts in the incident channel, invitations, the archive
+    BROADCAST = "broadcast"
+    TOPIC = "topic"
+    PAGING = "paging"
+    REGISTRY = "registry"
+
+
+Step = tuple[Effect, Audience | None]
+
+
+def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
+    """Split a batch of effects into ordered lanes; only the newest topic refresh is kept."""
+    last_topic = max((i for i, e in enumerate(effects) if isinstance(e, RefreshTopic)), default=-1)
+    grouped: dict[Lane, list[Step]] = {}
+    for index, effect in enumerate(effects):
+        if isinstance(effect, Post):
+            for audience in effect.audience:
+                lane = Lane.CHANNEL if audience is Audience.CHANNEL else Lane.BROADCAST
+                grouped.setdefault(lane, []).append((effect, audience))
+        elif isinstance(effect, RefreshTopic):
+            if index == last_topic:  # an older refresh would only show an older state
+                grouped.setdefault(Lane.TOPIC, []).append((effect, None))
+        elif isinstance(effect, Invite | ArchiveChannel):
+            grouped.setdefault(Lane.CHANNEL, []).append((effect, None))
+        elif isinstance(effect, Page):
+            grouped.setdefault(Lane.PAGING, []).append((effect, None))
+        elif isinstance(effect, ReleaseKey):
+            grouped.setdefault(Lane.REGISTRY, []).append((effect, None))
+    return grouped
