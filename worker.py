@@ -88,7 +88,8 @@ def build_worker(
             slack.invite,
             slack.post_message,
             slack.archive_channel,
-            paging.send,
+            paging.send_pagerduty,
+            paging.send_webhook,
         ],
         **worker_options,  # type: ignore[arg-type]
     )

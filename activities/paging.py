@@ -69,15 +69,28 @@ class PagingActivities:
         self.webhook_url = webhook_url
         self.incident_url = incident_url
 
-    @activity.defn(name="page_send")
-    async def send(self, request: SendPage) -> None:
-        url = self.incident_url(request.brief.id)
+    # One activity per destination: a refusal at one must not cost the other its event, and
+    # a retry after a failure at one must not send the other a duplicate.
+
+    @activity.defn(name="page_pagerduty")
+    async def send_pagerduty(self, request: SendPage) -> None:
         if self.pagerduty_url:
+            url = self.incident_url(request.brief.id)
             await self._post(self.pagerduty_url, pagerduty_event(request, self.routing_key, url))
+            self._sent("pagerduty", request)
+
+    @activity.defn(name="page_webhook")
+    async def send_webhook(self, request: SendPage) -> None:
         if self.webhook_url:
+            url = self.incident_url(request.brief.id)
             await self._post(self.webhook_url, webhook_event(request, url))
+            self._sent("webhook", request)
+
+    @staticmethod
+    def _sent(destination: str, request: SendPage) -> None:
         log.info(
             "page_sent",
+            destination=destination,
             incident_id=request.brief.id,
             action=request.page.action.value,
             targets=request.page.targets,
@@ -87,8 +100,7 @@ class PagingActivities:
         response = await self.http.post(url, json=body, timeout=10)
         if 400 <= response.status_code < 500 and response.status_code != 429:
             raise ApplicationError(
-                f"paging endpoint refused the event: HTTP {response.status_code} "
-                f"{response.text[:200]}",
+                f"{url} refused the event: HTTP {response.status_code} {response.text[:200]}",
                 type="PagingRefused",
                 non_retryable=True,
             )

@@ -246,6 +246,8 @@ async def test_refused_page_is_a_problem_on_the_timeline_and_the_incident_goes_o
     assert "trigger page" in problems[0] and "HTTP 400" in problems[0]
     assert [r.status for r in receiver.received if r.body.get("dedup_key") == state.id] == [400]
     assert state.escalation_level == 2  # the next tier still fired
+    hooks = await at_least(1, lambda: receiver.hooks(state.id))
+    assert hooks[0]["event"] == "incident.trigger"  # PagerDuty's refusal cost the webhook nothing
 
     # Still paged as far as the incident knows: acknowledging tells the pager, once.
     await desk.command(state.id, cmd.Acknowledge(by="U0ALICE01"))

@@ -327,10 +327,11 @@ class IncidentWorkflow:
                 f"post the {effect.notice.value} message",
             )
         elif isinstance(effect, Page):
-            await self._call(
-                PagingActivities.send,
-                SendPage(page=effect, brief=self._brief()),
-                f"send the {effect.action.value} page",
+            page = SendPage(page=effect, brief=self._brief())
+            what = f"send the {effect.action.value} page"
+            await asyncio.gather(
+                self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty"),
+                self._call(PagingActivities.send_webhook, page, f"{what} to the webhook"),
             )
         elif isinstance(effect, ReleaseKey):
             await self._release_key()
