@@ -41,6 +41,9 @@ def dev_server_args(*extra: str) -> list[str]:
         "127.0.0.1",
         "--dynamic-config-value",
         "system.forceSearchAttributesCacheRefreshOnRead=true",
+        # Fire sub-second timers when due; by default the dev server rounds them up to ~1 s.
+        "--dynamic-config-value",
+        'history.timerProcessorMaxTimeShift="10ms"',
         "--log-level",
         "error",
         *extra,

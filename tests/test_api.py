@@ -161,7 +161,7 @@ async def test_full_lifecycle_from_acknowledge_to_reopen(api):
     again = await command(api, incident, "acknowledge", by=by)
     assert again.status_code == 409 and "already acknowledged" in again.json()["detail"]
 
-    steps = [
+    steps: list[tuple[str, dict[str, Any], str]] = [
         ("status", {"status": "identified", "message": "bad deploy"}, "identified"),
         ("updates", {"message": "rolling back"}, "identified"),
         ("severity", {"severity": "sev2", "reason": "workaround exists"}, "identified"),

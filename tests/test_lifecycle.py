@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,7 @@ def declared(**fields: object) -> IncidentState:
     return state
 
 
-def posts(effects: list[object]) -> list[Post]:
+def posts(effects: Sequence[object]) -> list[Post]:
     return [e for e in effects if isinstance(e, Post)]
 
 
@@ -98,7 +100,7 @@ def test_resolve_then_reopen_returns_to_investigating():
         lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status="monitoring"))
     later = T0 + timedelta(hours=1)
     lifecycle.apply_reopen(state, POLICY, cmd.Reopen(reason="errors are back"), later)
-    assert state.status is Status.INVESTIGATING and state.resolved_at is None
+    assert state.status.value == "investigating" and state.resolved_at is None
     assert state.next_update_due == later + timedelta(minutes=15)
 
 
@@ -155,11 +157,12 @@ def test_user_ids_are_checked():
 def test_commands_on_resolved_incident_say_reopen_first():
     state = declared()
     lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), T0)
-    for check, command in [
+    checks: list[tuple[Callable[..., None], Any]] = [
         (lifecycle.check_acknowledge, cmd.Acknowledge()),
         (lifecycle.check_escalate, cmd.Escalate()),
         (lifecycle.check_set_severity, cmd.SetSeverity(severity="sev2")),
-    ]:
+    ]
+    for check, command in checks:
         with pytest.raises(CommandRefused, match="INC-7 is resolved; reopen it before"):
             check(state, POLICY, command)
 
