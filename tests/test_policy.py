@@ -137,3 +137,16 @@ def test_long_titles_leave_room_for_a_suffix():
     assert len(name) <= 77
     assert len(with_suffix(name, 12)) <= 80
     assert with_suffix("inc-a", 1) == "inc-a" and with_suffix("inc-a", 3) == "inc-a-3"
+
+
+def test_readme_policy_example_is_a_valid_policy(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert example is not None
+    path = tmp_path / "policy.toml"
+    path.write_text(example.group(1))
+    policy = load_policy(path)
+    assert policy.severity("sev1").escalation[1].repeat == 2
