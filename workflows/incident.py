@@ -377,6 +377,7 @@ class IncidentWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=SLACK_GIVE_UP,
                 retry_policy=SLACK_RETRY,
+                summary=what,  # what the Temporal UI shows for this step
             )
         except ActivityError as error:
             self._problem(f"could not {what}: {_cause(error)}")
