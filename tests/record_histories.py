@@ -1,4 +1,4 @@
-"""Record workflow histories for the replay test: ``python -m tests.record_histories``.
+"""Record workflow histories for the replay test: ``python -m tests.record_histories NAME``.
 
 Run it when a deliberate, patched change to the workflows needs a new history beside the old
 ones. Never re-record the old files: they stand for incidents running in production, and
@@ -57,18 +57,20 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     return state.id
 
 
-async def record(client: Client, desk: IncidentDesk) -> list[Path]:
+async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
     incident = await lifecycle_scenario(desk)
     written = []
     for workflow_id, name in [(incident, "incident_lifecycle"), (REGISTRY_ID, "registry")]:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
-        path = HISTORIES / f"{name}.json"
+        path = HISTORIES / f"{name}{label}.json"
+        if path.exists():
+            raise SystemExit(f"{path} exists: recorded histories are never overwritten")
         path.write_text(history.to_json())
         written.append(path)
     return written
 
 
-async def main() -> None:
+async def main(label: str) -> None:
     policy = seconds_policy(
         update_every=1,
         escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
@@ -83,7 +85,7 @@ async def main() -> None:
 
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             await ensure_registry(env.client, settings.task_queue)
-            for path in await record(env.client, IncidentDesk(env.client, "record", policy)):
+            for path in await record(env.client, IncidentDesk(env.client, "record", policy), label):
                 print(f"wrote {path}", file=sys.stderr)
     finally:
         await slack.stop()
@@ -91,4 +93,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(f"_{sys.argv[1]}" if len(sys.argv) > 1 else ""))
