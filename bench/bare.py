@@ -1,0 +1,112 @@
+"""The baselines: bare Temporal workflows doing the least the product's workflow does.
+
+- ``BareDeclare`` (for bench.declare): started by update-with-start like an incident; the
+  update returns once the workflow has run one no-op activity.
+- ``BareTimer`` (for bench.timers): started by update-with-start like an incident (the update
+  answers from its first workflow task); holds the same cadence timer as an incident
+  (``wait_condition(lambda: False, timeout=due - now)``, due = start + n * every) and, when
+  it fires, runs one activity that posts to Slack with the product's own slack_sdk client
+  (``activities.slack.slack_client``): a text message whose metadata carries the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from temporalio import activity, workflow
+
+if TYPE_CHECKING:  # the sandbox re-imports this module for every workflow: keep it light
+    from slack_sdk.web.async_client import AsyncWebClient
+
+
+@dataclass
+class TimerInput:
+    every: float  # seconds
+    channel_id: str
+
+
+@dataclass
+class BarePost:
+    channel_id: str
+    workflow_id: str
+    key: str
+    due: float  # the timer's due time (epoch seconds), so lateness needs no other lookup
+
+
+@activity.defn(name="bare_noop")
+async def noop() -> None:
+    return None
+
+
+class BareActivities:
+    def __init__(self, slack: AsyncWebClient) -> None:
+        self.slack = slack
+
+    @activity.defn(name="bare_post")
+    async def post(self, request: BarePost) -> None:
+        await self.slack.chat_postMessage(
+            channel=request.channel_id,
+            text=f"A status update is due ({request.workflow_id}).",
+            metadata={
+                "event_type": "incident_notice",
+                "event_payload": {
+                    "incident_id": request.workflow_id,
+                    "key": request.key,
+                    "due": request.due,
+                },
+            },
+        )
+
+
+@workflow.defn
+class BareDeclare:
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=30))
+        self.done = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @workflow.update
+    async def opened(self) -> bool:
+        await workflow.wait_condition(lambda: self.done)
+        return True
+
+
+@workflow.defn
+class BareTimer:
+    @workflow.init
+    def __init__(self, input: TimerInput) -> None:
+        self.start = workflow.now()
+
+    @workflow.update
+    def started(self) -> float:
+        """When the workflow started (its ``workflow.now()``), answered by its first task."""
+        return self.start.timestamp()
+
+    @workflow.run
+    async def run(self, input: TimerInput) -> None:
+        start = self.start
+        n = 0
+        while True:
+            n += 1
+            due = start + timedelta(seconds=input.every * n)
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: False, timeout=max(due - workflow.now(), timedelta(0))
+                )
+            await workflow.execute_activity_method(
+                BareActivities.post,
+                BarePost(
+                    input.channel_id,
+                    workflow.info().workflow_id,
+                    f"update_due-{n}",
+                    due.timestamp(),
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+            )

@@ -1,0 +1,90 @@
+"""A worker process for benchmarks: the product's (``worker.build_worker``) or the baseline's.
+
+    python -m bench.worker product [--max-cached-workflows N] [--metrics-port P]
+    python -m bench.worker bare ...
+
+Configured from the environment like ``python worker.py`` (TEMPORAL_ADDRESS,
+INCIDENT_TASK_QUEUE, SLACK_API_URL, ...). Unlike it, it can pass worker options through to
+``build_worker`` (only what is given on the command line; otherwise build_worker's own
+defaults hold) and exposes the SDK's Prometheus metrics (sticky cache hits and misses,
+workflow task latencies) on --metrics-port. The baseline worker gets the same options.
+Prints "ready" once it polls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities.slack import slack_client
+from bench.bare import BareActivities, BareDeclare, BareTimer, noop
+from config import Settings
+from logs import configure_logging
+from worker import build_worker, ensure_search_attributes
+
+OPTIONS = ("max_cached_workflows", "max_concurrent_workflow_tasks", "max_concurrent_activities")
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
+    parser.add_argument("kind", choices=["product", "bare"])
+    for option in OPTIONS:
+        parser.add_argument("--" + option.replace("_", "-"), type=int, default=None)
+    parser.add_argument("--metrics-port", type=int, default=None)
+    return parser.parse_args()
+
+
+def bare_worker(client: Client, settings: Settings, **options: object) -> Worker:
+    from localslack import BOT_TOKEN
+
+    slack = BareActivities(
+        slack_client(settings.slack_bot_token or BOT_TOKEN, settings.slack_api_url)
+    )
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[BareDeclare, BareTimer],
+        activities=[noop, slack.post],
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = None
+    if args.metrics_port:
+        bind = f"127.0.0.1:{args.metrics_port}"
+        metrics = PrometheusConfig(bind_address=bind, durations_as_seconds=True)
+        runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+    options = {o: getattr(args, o) for o in OPTIONS if getattr(args, o) is not None}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with httpx.AsyncClient() as http:
+        if args.kind == "product":
+            await ensure_search_attributes(client, settings.temporal_namespace)
+            worker = build_worker(client, settings, http, **options)
+        else:
+            worker = bare_worker(client, settings, **options)
+        async with worker:
+            print("ready", options, flush=True)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(arguments()))
