@@ -35,7 +35,6 @@ class Notice(StrEnum):
     UPDATE_DUE = "update_due"
     UPDATE_OVERDUE = "update_overdue"
     ACTION_ITEM = "action_item"
-    PROBLEM = "problem"
 
 
 class Post(BaseModel):
