@@ -81,6 +81,7 @@ QUEUE = "bench-timers"
 REMINDER = ("update_due-", "update_overdue-")
 IDLE_EVERY = 86400.0  # idle incidents: a cadence far beyond the run
 PY_SPY = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.prefix, "bin")))
+MARGIN = 1.3  # planned time to open the firing incidents, over what the idle ones took
 SAMPLE = 100  # reminders per step whose history says where their lateness went
 RETRIED = ("in-flight updates", "update was aborted")
 POST_ACTIVITY = {"product": "slack_post_message", "bare": "bare_post"}
@@ -107,6 +108,7 @@ def arguments() -> argparse.Namespace:
         default=10,
         help="declarations in flight (the server takes 10 Updates at once on the registry)",
     )
+    add("--warmup", type=int, default=200, help="idle incidents at least, opened first")
     add("--quiet", type=float, default=20, help="seconds with nothing due before the first fire")
     add("--drain", type=float, default=180, help="max seconds to wait for late reminders")
     add("--profile", type=float, default=None, help="py-spy the worker at this step rate")
@@ -117,7 +119,7 @@ def arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.incidents, args.rate, args.steps, args.window = 100, 20, "20,40", 5
-        args.gap, args.capacity, args.quiet, args.drain = 3, 0, 5, 30
+        args.gap, args.capacity, args.quiet, args.drain, args.warmup = 3, 0, 5, 30, 20
     return args
 
 
@@ -394,11 +396,14 @@ async def breakdown(client: Client, sample: list[Reminder]) -> dict[str, list[fl
 
 
 class Profiler:
-    """py-spy on the worker for one step; the functions most often on the stack."""
+    """py-spy (--gil: only the thread holding the GIL) on the worker for one step."""
+
+    # Frames every sample passes through: the event loop, thread pools, the entry point.
+    PLUMBING = ("asyncio/", "threading.py", "futures/thread.py", "<frozen", "bench/worker.py")
 
     def __init__(self, pid: int, seconds: float, out: Path) -> None:
         self.out = out
-        argv = [PY_SPY, "record", "--pid", str(pid), "--duration", str(int(seconds))]
+        argv = [PY_SPY, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--gil"]
         argv += ["--rate", "50", "--format", "raw", "--nonblocking", "--output", str(out)]
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
@@ -411,28 +416,32 @@ class Profiler:
             self.popen.kill()
             self.popen.wait()
 
-    def top(self, n: int = 25) -> list[tuple[str, float]]:
+    def top(self, n: int = 20) -> list[tuple[str, float]]:
+        """The functions most often on the stack (inclusive share of GIL-holding samples)."""
         if not self.out.exists():
             return []
         inclusive: Counter[str] = Counter()
         total = 0
         for line in self.out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            samples = int(count)
-            total += samples
-            frames = {f.split(" (")[0] + " " + _short(f) for f in stack.split(";")}
+            total += int(count)
+            frames = {_frame(f) for f in stack.split(";") if not self.plumbing(f)}
             for frame in frames:
-                inclusive[frame] += samples
-        return [(frame, 100 * c / total) for frame, c in inclusive.most_common(n)]
+                inclusive[frame] += int(count)
+        return [(frame, 100 * c / max(total, 1)) for frame, c in inclusive.most_common(n)]
+
+    @classmethod
+    def plumbing(cls, frame: str) -> bool:
+        return any(p in frame for p in cls.PLUMBING) or frame.startswith("process ")
 
 
-def _short(frame: str) -> str:
-    """'fn (path/to/site-packages/pkg/mod.py:12)' -> '(pkg/mod.py)'."""
+def _frame(frame: str) -> str:
+    """'fn (path/to/site-packages/pkg/mod.py:12)' -> 'fn (pkg/mod.py)'."""
     if "(" not in frame:
-        return ""
-    where = frame.split("(", 1)[1].rstrip(")").rsplit(":", 1)[0]
-    parts = where.split("site-packages/")[-1].split("/")
-    return "(" + "/".join(parts[-2:]) + ")"
+        return frame
+    name, where = frame.split(" (", 1)
+    parts = where.rstrip(")").rsplit(":", 1)[0].split("site-packages/")[-1].split("/")
+    return f"{name} ({'/'.join(parts[-2:])})"
 
 
 # -- one phase -----------------------------------------------------------------------------
@@ -494,27 +503,27 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
 async def open_phase(
     args: argparse.Namespace, plan: Plan, result: PhaseResult, rig: Rig
 ) -> dict[str, tuple[float, float, float]]:
-    """Open every incident, firing ones with their planned due times, and wait till the first.
+    """Open every incident, idle ones first, then the firing ones with their planned due times;
+    wait until the first is due.
 
-    A warm-up of idle incidents (counted in the population) tells how fast they open, so the
-    first due time leaves room to open the rest, plus --quiet seconds with nothing due.
+    The idle ones tell how fast incidents open, so the first due time leaves room to open
+    the rest (with a margin), plus --quiet seconds with nothing due.
     """
     say = _say(rig.kind, plan.name)
-    warm = 2 * args.concurrency
-    idle = max(plan.population - plan.fires - warm, 0)
+    idle = plan.population - plan.fires
     began = time.time()
-    await open_all(rig.opener, [None] * warm, args.concurrency, result)
-    rate = warm / (time.time() - began)
+    await open_all(rig.opener, [None] * idle, args.concurrency, result)
+    rate = idle / (time.time() - began)
     # No earlier than the schedule's length: no incident can fire twice within it.
-    start = time.time() + max(1.3 * (plan.fires + idle) / rate, plan.length) + args.quiet
+    start = time.time() + max(MARGIN * plan.fires / rate, plan.length) + args.quiet
     say(
-        f"{warm} opened at {rate:.0f}/s; {plan.fires + idle} more; "
-        f"first due in {start - time.time():.0f}s"
+        f"{idle} idle opened at {rate:.0f}/s; {plan.fires} to fire, "
+        f"the first in {start - time.time():.0f}s"
     )
-    dues: list[float | None] = [*plan.schedule(start), *([None] * idle)]
-    opened = await open_all(rig.opener, dues, args.concurrency, result, first=warm)
+    dues = plan.schedule(start)
+    opened = await open_all(rig.opener, list(dues), args.concurrency, result, first=idle)
     declared = time.time()
-    result.open = warm + len(dues)
+    result.open = idle + len(dues)
     result.declare_seconds = declared - began
     result.rss_declared = psutil_rss(rig.worker)
     result.open_cpu = rig.sampler.window(began, declared)
@@ -559,16 +568,18 @@ async def read_phase(
     opened: dict[str, tuple[float, float, float]],
     snapshots: list[dict[str, float]],
 ) -> None:
-    """Wait for late reminders (until each firing incident posted once, or --drain), then
-    read lateness off the emulator's record and its breakdown off a sample of histories."""
+    """Wait for late reminders (until each firing incident posted once, nothing was posted for
+    10 s, or --drain ran out), then read lateness off the emulator's record and its breakdown
+    off a sample of histories."""
     key = f"temporal_activity_execution_latency_count[{POST_ACTIVITY[rig.kind]}]"
     posted = sum(s.get(key, 0) for s in snapshots)
     before = (await rig.metrics()).get(key, 0) - posted
-    deadline = time.time() + args.drain
-    while time.time() < deadline:
-        if (await rig.metrics()).get(key, 0) - before >= len(opened):
-            break
+    deadline, last, changed = time.time() + args.drain, posted, time.time()
+    while time.time() < deadline and last < len(opened) and time.time() - changed < 10:
         await asyncio.sleep(2)
+        now = (await rig.metrics()).get(key, 0) - before
+        if now != last:
+            last, changed = now, time.time()
     result.rss_end = psutil_rss(rig.worker)
     result.rss_peak = max(s.rss.get("worker", 0) for s in rig.sampler.samples)
     received = reminders(await slack_calls(rig.slack_url, "chat.postMessage"), opened)
@@ -669,7 +680,7 @@ def report(results: list[PhaseResult]) -> None:
                 ]
                 print(f"  {'':>7}  p50/p99 of {len(s.stages['timer'])}: " + ", ".join(parts))
         if r.profile:
-            print("  py-spy, worker, share of samples with the function on the stack:")
+            print("  py-spy --gil on the worker: share of samples with the function on the stack")
             for frame, share in r.profile:
                 print(f"    {share:5.1f}%  {frame}")
     ratios(results)
@@ -716,13 +727,13 @@ def _ratio(a: float, b: float) -> str:
 async def main(args: argparse.Namespace) -> None:
     plans = []
     phases = args.phases.split(",")
-    if "steady" in phases:
-        steady = Step(args.rate, args.incidents / args.rate)
+    if "steady" in phases:  # all but the first --warmup incidents fire
+        steady = Step(args.rate, (args.incidents - args.warmup) / args.rate)
         plans.append(Plan("steady", [steady], args.incidents))
     if "steps" in phases:
         steps = [Step(float(r), args.window) for r in args.steps.split(",")]
         fires = sum(s.count for s in steps)
-        plans.append(Plan("steps", steps, max(args.capacity, fires), args.gap))
+        plans.append(Plan("steps", steps, max(args.capacity, fires + args.warmup), args.gap))
     results = []
     for plan in plans:
         for kind in args.kinds.split(","):
