@@ -161,18 +161,18 @@ async def run_stack(args: argparse.Namespace, stack: Stack) -> None:
     for label, series in results.items():
         for failure, times in series.failures.items():
             print(f"{label}: {times} failed: {failure}")
-    api = results["API POST /incidents, sequential"].latencies
-    bare = results["baseline update-with-start, sequential"].latencies
+    product = results["API POST /incidents, sequential"].latencies
+    baseline = results["baseline update-with-start, sequential"].latencies
     print(
         "\nratio API/baseline, sequential: "
-        f"p50 {percentile(api, 50) / percentile(bare, 50):.1f}x, "
-        f"p99 {percentile(api, 99) / percentile(bare, 99):.1f}x"
+        f"p50 {percentile(product, 50) / percentile(baseline, 50):.1f}x, "
+        f"p99 {percentile(product, 99) / percentile(baseline, 99):.1f}x"
     )
 
 
 async def measure(
     args: argparse.Namespace, http: httpx.AsyncClient, client: Client
-) -> dict[str, tuple[list[float], float]]:
+) -> dict[str, Series]:
     run_id = uuid.uuid4().hex[:6]
 
     async def post(i: int) -> str | None:

@@ -403,7 +403,7 @@ class Profiler:
 
     def __init__(self, pid: int, seconds: float, out: Path) -> None:
         self.out = out
-        argv = [PY_SPY, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--gil"]
+        argv = [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--gil"]
         argv += ["--rate", "50", "--format", "raw", "--nonblocking", "--output", str(out)]
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
