@@ -1,0 +1,118 @@
+"""What one sticky-cache miss costs the worker: replaying a history from scratch.
+
+    python -m bench.replay [--reminders 1] [--times 200]
+
+A worker whose cache cannot hold every open incident evicts the least recently used one;
+when that incident's timer fires, the worker rebuilds it: a new sandboxed instance (the
+workflow's module imported again inside the sandbox) and a replay of its whole history.
+This records, on a fresh dev server, the history of one incident (declared through
+``IncidentDesk.declare``, then ``--reminders`` reminders) and of one ``BareTimer`` with as
+many fires, then replays each ``--times`` times with ``temporalio.worker.Replayer`` in this
+process, sandboxed (as the worker runs them) and unsandboxed, and prints the CPU time per
+replay. Every process started is stopped by its PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from temporalio.client import WithStartWorkflowOperation, WorkflowHistory
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+
+from bench.bare import BareTimer, TimerInput
+from bench.stack import PYTHON, Stack, connect, run, wait_for_line
+from bench.timers import cadence_policy
+from starter.desk import IncidentDesk
+from workflows.incident import IncidentWorkflow
+from workflows.models import Declaration
+from workflows.registry import IncidentRegistry
+
+QUEUE = "bench-replay"
+EVERY = 2.0  # seconds between reminders
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.replay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--reminders", type=int, default=1, help="reminders in each history")
+    parser.add_argument("--times", type=int, default=200, help="replays of each history")
+    parser.add_argument("--logs", type=Path, default=Path(".data/bench/replay"))
+    return parser.parse_args()
+
+
+async def record(args: argparse.Namespace, stack: Stack) -> list[WorkflowHistory]:
+    _, address = await stack.temporal()
+    _, slack_url = await stack.slack()
+    env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "INCIDENT_TASK_QUEUE": QUEUE}
+    for kind in ("product", "bare"):
+        worker = stack.start(f"{kind}-worker", [PYTHON, "-m", "bench.worker", kind], env)
+        await wait_for_line(worker, "ready")
+    client = await connect(address)
+    desk = IncidentDesk(client, QUEUE, cadence_policy(EVERY))
+    declaration = Declaration(title="Replay bench", severity="sev2", commander="U0ALICE01")
+    state, _ = await desk.declare(declaration)
+    channel = state.channel.id if state.channel else ""
+    await client.execute_update_with_start_workflow(
+        BareTimer.started,
+        start_workflow_operation=WithStartWorkflowOperation(
+            BareTimer.run,
+            TimerInput(EVERY, channel),
+            id="bare-replay",
+            task_queue=QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        ),
+    )
+    await asyncio.sleep(EVERY * args.reminders + EVERY / 2)
+    return [
+        await client.get_workflow_handle(workflow_id).fetch_history()
+        for workflow_id in (state.id, "bare-replay")
+    ]
+
+
+async def replay(history: WorkflowHistory, times: int, sandboxed: bool) -> float:
+    """CPU seconds per replay (this process is otherwise idle)."""
+    options = {} if sandboxed else {"workflow_runner": UnsandboxedWorkflowRunner()}
+    replayer = Replayer(
+        workflows=[IncidentWorkflow, IncidentRegistry, BareTimer],
+        data_converter=pydantic_data_converter,
+        **options,  # type: ignore[arg-type]
+    )
+
+    async def copies() -> AsyncIterator[WorkflowHistory]:
+        for _ in range(times):
+            yield history
+
+    began = time.process_time()
+    results = await replayer.replay_workflows(copies(), raise_on_replay_failure=True)
+    assert len(results.replay_failures) == 0
+    return (time.process_time() - began) / times
+
+
+async def main(args: argparse.Namespace) -> None:
+    stack = Stack(args.logs)
+    try:
+        histories = await record(args, stack)
+    finally:
+        stack.close()
+    print(f"\nreplay of one history, CPU ms per replay ({args.times} replays, one process)")
+    print(f"{'history':<34}{'events':>7}{'bytes':>8}{'sandboxed':>11}{'unsandboxed':>13}")
+    for history in histories:
+        events = len(history.events)
+        size = sum(e.ByteSize() for e in history.events)
+        sandboxed = await replay(history, args.times, sandboxed=True)
+        plain = await replay(history, args.times, sandboxed=False)
+        label = f"{history.workflow_id} ({args.reminders} reminder)"
+        print(f"{label:<34}{events:>7}{size:>8}{sandboxed * 1000:>11.1f}{plain * 1000:>13.1f}")
+
+
+if __name__ == "__main__":
+    run(main(arguments()))
