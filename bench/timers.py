@@ -21,8 +21,9 @@ process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the
 
 Lateness = the time the emulator received the reminder minus its due time. Due times are
 spread evenly (incident j fires at start + j / rate); no incident fires twice in a phase.
-The worker runs with build_worker's options unless --max-cached-workflows or
---max-concurrent-workflow-tasks say otherwise (the baseline's worker gets the same).
+The worker runs with build_worker's options unless --max-cached-workflows,
+--max-concurrent-workflow-tasks or --passthrough say otherwise (the baseline's worker gets
+the same).
 
 Phases:
   steady    --incidents incidents, firing at --rate per second (issue 3, benchmark 1):
@@ -114,6 +115,7 @@ def arguments() -> argparse.Namespace:
     add("--profile", type=float, default=None, help="py-spy the worker at this step rate")
     add("--max-cached-workflows", type=int, default=None, help="worker option (else default)")
     add("--max-concurrent-workflow-tasks", type=int, default=None, help="worker option")
+    add("--passthrough", default=None, help="sandbox passthrough modules, e.g. workflows")
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
@@ -472,7 +474,7 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         slack, slack_url = await stack.slack()
         metrics_port = free_port()
         argv = [PYTHON, "-m", "bench.worker", kind, "--metrics-port", str(metrics_port)]
-        for option in ("max_cached_workflows", "max_concurrent_workflow_tasks"):
+        for option in ("max_cached_workflows", "max_concurrent_workflow_tasks", "passthrough"):
             if getattr(args, option) is not None:
                 argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
         env = {

@@ -1,6 +1,7 @@
 """A worker process for benchmarks: the product's (``worker.build_worker``) or the baseline's.
 
     python -m bench.worker product [--max-cached-workflows N] [--metrics-port P]
+    python -m bench.worker product --passthrough workflows
     python -m bench.worker bare ...
 
 Configured from the environment like ``python worker.py`` (TEMPORAL_ADDRESS,
@@ -22,6 +23,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.slack import slack_client
 from bench.bare import BareActivities, BareDeclare, BareTimer, noop
@@ -38,6 +40,12 @@ def arguments() -> argparse.Namespace:
     for option in OPTIONS:
         parser.add_argument("--" + option.replace("_", "-"), type=int, default=None)
     parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument(
+        "--passthrough",
+        default=None,
+        help="modules the sandbox takes as they are instead of importing them again for "
+        "every workflow instance (comma-separated, e.g. workflows)",
+    )
     return parser.parse_args()
 
 
@@ -70,7 +78,13 @@ async def main(args: argparse.Namespace) -> None:
         data_converter=pydantic_data_converter,
         runtime=runtime,
     )
-    options = {o: getattr(args, o) for o in OPTIONS if getattr(args, o) is not None}
+    options: dict[str, object] = {
+        o: getattr(args, o) for o in OPTIONS if getattr(args, o) is not None
+    }
+    if args.passthrough:
+        modules = args.passthrough.split(",")
+        restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)
+        options["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,7 +96,7 @@ async def main(args: argparse.Namespace) -> None:
         else:
             worker = bare_worker(client, settings, **options)
         async with worker:
-            print("ready", options, flush=True)
+            print("ready", sorted(options), flush=True)
             await stop.wait()
 
 
