@@ -98,6 +98,13 @@ class Retrospective(BaseModel):
     document_url: str | None = None
 
 
+class Link(BaseModel):
+    """A link people want at hand in the incident channel (runbook, dashboard, alert)."""
+
+    title: str = Field(min_length=1, max_length=150)
+    url: str = Field(pattern=r"^https?://", max_length=3000)
+
+
 class Declaration(BaseModel):
     """What someone asks for when they declare an incident (API, CLI, Slack or an alert)."""
 
@@ -110,6 +117,7 @@ class Declaration(BaseModel):
     responders: list[UserId] = Field(default_factory=list)
     template: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
+    links: list[Link] = Field(default_factory=list, max_length=10)
     declared_by: UserId | None = None
     source: str = "api"
 

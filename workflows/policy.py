@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
+from workflows.alerting import AlertPolicy
 from workflows.models import Impact
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -93,6 +94,7 @@ class Policy(BaseModel):
     channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
     severities: dict[str, SeverityPolicy]
     templates: dict[str, IncidentTemplate] = Field(default_factory=dict)
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:
@@ -101,6 +103,9 @@ class Policy(BaseModel):
         for name, template in self.templates.items():
             if template.severity and template.severity not in self.severities:
                 raise ValueError(f"template {name!r} names unknown severity {template.severity!r}")
+        unknown = self.alerts.severities() - set(self.severities)
+        if unknown:
+            raise ValueError(f"alert rules name unknown severities {sorted(unknown)}")
         return self
 
     def severity(self, name: str) -> SeverityPolicy:
