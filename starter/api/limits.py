@@ -1,0 +1,98 @@
+"""Bounds on what the API reads and what its errors repeat back.
+
+A body larger than the limit is refused with 413 before it is read into memory, whether the
+client announced its length or streams it chunked. A 422 names the field and the problem but
+repeats at most a short prefix of what was sent: an error must not echo a 20 MB body back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 256 * 1024
+ECHO_CHARS = 80
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over ``limit`` bytes, announced or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        overflowed = refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, overflowed
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    overflowed = True
+                    raise BodyTooLarge
+            return message
+
+        async def answered(message: Message) -> None:
+            # The framework may turn the interrupted read into its own 400; the real reason
+            # is the size, so that is what the client hears.
+            nonlocal refused
+            if not overflowed:
+                await send(message)
+            elif message["type"] == "http.response.start" and not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
+
+        try:
+            await self.app(scope, counted, answered)
+        except BodyTooLarge:
+            if not refused:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body larger than the limit of {self.limit} bytes"
+        response = JSONResponse({"detail": detail}, status.HTTP_413_CONTENT_TOO_LARGE)
+        await response(scope, receive, send)
+
+
+def _short(value: Any) -> Any:
+    """What a 422 may repeat of the input: scalars cut short, containers only described."""
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
+    if isinstance(value, dict | list):
+        return f"<{type(value).__name__} of {len(value)} items>"
+    return value
+
+
+async def validation_failed(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    detail = []
+    for problem in error.errors():
+        shown = {k: v for k, v in problem.items() if k not in ("input", "ctx", "url")}
+        if "input" in problem:
+            shown["input"] = _short(problem["input"])
+        detail.append(shown)
+    return JSONResponse({"detail": jsonable_encoder(detail)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def install(app: FastAPI, limit: int = MAX_BODY_BYTES) -> None:
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_middleware(BodyLimit, limit=limit)
