@@ -8,6 +8,7 @@ is due fires. Invariants hold after every step.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -45,15 +46,6 @@ people = st.sampled_from(PEOPLE)
 words = st.text(min_size=1, max_size=40)
 
 
-def fire(state: IncidentState, deadline: Deadline, now: datetime) -> list[object]:
-    """What the workflow's deadline loop does when ``deadline`` is due."""
-    if deadline is Deadline.ESCALATION:
-        return list(lifecycle.apply_escalate(state, POLICY, cmd.Escalate(), now, automatic=True))
-    if deadline is Deadline.UPDATE:
-        return list(lifecycle.remind_update(state, POLICY, now))
-    return list(lifecycle.archive(state, now))
-
-
 class IncidentLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -80,7 +72,7 @@ class IncidentLifecycle(RuleBasedStateMachine):
         if isinstance(command, cmd.Escalate):
             self.last_escalation = self.now
 
-    def _record(self, effects: list[object]) -> None:
+    def _record(self, effects: Sequence[object]) -> None:
         for post in (e for e in effects if isinstance(e, Post)):
             assert post.key not in self.keys, f"notice key {post.key} used twice"
             self.keys.add(post.key)
@@ -103,7 +95,7 @@ class IncidentLifecycle(RuleBasedStateMachine):
                 for deadline in ready:
                     if deadline is Deadline.ESCALATION:
                         self._tier_waited_its_turn()
-                    self._record(fire(self.state, deadline, self.now))
+                    self._record(lifecycle.fire(self.state, POLICY, deadline, self.now))
             else:
                 raise AssertionError("deadlines stay due at one instant: the loop would spin")
         self.now = max(self.now, target)

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.slack import SlackActivities
     from workflows import commands as cmd
     from workflows import lifecycle
-    from workflows.deadlines import Deadline, deadlines
+    from workflows.deadlines import deadlines
     from workflows.effects import (
         ArchiveChannel,
         Audience,
@@ -128,19 +128,7 @@ class IncidentWorkflow:
         now = workflow.now()
         for name, at in deadlines(self.state, self.policy).items():
             if at <= now:
-                self._fire(name)
-
-    def _fire(self, deadline: Deadline) -> None:
-        now = workflow.now()
-        if deadline is Deadline.ESCALATION:
-            effects = lifecycle.apply_escalate(
-                self.state, self.policy, cmd.Escalate(), now, automatic=True
-            )
-        elif deadline is Deadline.UPDATE:
-            effects = lifecycle.remind_update(self.state, self.policy, now)
-        else:
-            effects = lifecycle.archive(self.state, now)
-        self._changed(effects)
+                self._changed(lifecycle.fire(self.state, self.policy, name, now))
 
     def _carry_over(self) -> IncidentInput:
         return IncidentInput(

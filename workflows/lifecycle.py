@@ -12,7 +12,7 @@ from datetime import datetime
 from temporalio.exceptions import ApplicationError
 
 from workflows import commands as cmd
-from workflows.deadlines import escalation_tier, refresh_deadlines
+from workflows.deadlines import Deadline, escalation_tier, refresh_deadlines
 from workflows.effects import (
     ArchiveChannel,
     Audience,
@@ -391,3 +391,12 @@ def archive(state: IncidentState, now: datetime) -> list[Effect]:
     state.archived_at = now
     state.note(now, "archived", None, "Channel archived")
     return [ArchiveChannel()]
+
+
+def fire(state: IncidentState, policy: Policy, deadline: Deadline, now: datetime) -> list[Effect]:
+    """What happens when a deadline comes due: the workflow's loop and the preview both ask."""
+    if deadline is Deadline.ESCALATION:
+        return apply_escalate(state, policy, cmd.Escalate(), now, automatic=True)
+    if deadline is Deadline.UPDATE:
+        return remind_update(state, policy, now)
+    return archive(state, now)

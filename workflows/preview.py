@@ -1,0 +1,113 @@
+"""Policy preview: the timeline a policy would produce for an incident, without declaring one.
+
+It runs the workflow's own pure functions (``lifecycle.start``, the ``apply_*`` commands,
+``deadlines`` and ``lifecycle.fire``) on a simulated clock, so what it shows is what the
+deadline loop would do: a team checks a policy change before it ships.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from workflows import commands as cmd
+from workflows import lifecycle
+from workflows.deadlines import deadlines
+from workflows.effects import Audience, Effect, Invite, Page, Post
+from workflows.models import Declaration, IncidentState, Status
+from workflows.policy import Duration, Policy
+
+START = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: only offsets are shown
+MAX_STEPS = 1000
+PREVIEW_USER = "U0PREVIEW"
+
+
+class Scenario(BaseModel):
+    """What people do in the simulated incident; None means they never do it."""
+
+    severity: str
+    ack_after: Duration | None = None
+    updates_every: Duration | None = Field(default=None, gt=timedelta(0))
+    resolve_after: Duration | None = None
+    horizon: Duration = timedelta(days=1)
+
+
+class Step(BaseModel):
+    after: timedelta  # since declaration
+    what: str  # a notice kind, "page", "invite" or "archive"
+    where: list[str] = Field(default_factory=list)  # channel, broadcast
+    who: list[str] = Field(default_factory=list)  # people and groups mentioned, paged, invited
+    text: str = ""
+
+
+def _steps(effects: list[Effect], at: timedelta) -> list[Step]:
+    steps = []
+    for effect in effects:
+        if isinstance(effect, Post):
+            where = [a.value for a in effect.audience]
+            post = Step(
+                after=at,
+                what=effect.notice.value,
+                where=where,
+                who=effect.mentions,
+                text=effect.text,
+            )
+            steps.append(post)
+        elif isinstance(effect, Page):
+            steps.append(Step(after=at, what=f"page ({effect.action.value})", who=effect.targets))
+        elif isinstance(effect, Invite):
+            steps.append(Step(after=at, what="invite", where=[Audience.CHANNEL], who=effect.users))
+        elif effect.kind == "archive":
+            steps.append(Step(after=at, what="archive", where=[Audience.CHANNEL]))
+    return steps
+
+
+def _scripted(state: IncidentState, scenario: Scenario) -> datetime | None:
+    """When the people of the scenario act next."""
+    times: list[datetime] = []
+    if state.status is Status.RESOLVED:
+        return None  # after resolution only the policy acts (retrospective, archive)
+    if scenario.ack_after is not None and state.acknowledged_at is None:
+        times.append(START + scenario.ack_after)
+    if scenario.resolve_after is not None:
+        times.append(START + scenario.resolve_after)
+    if scenario.updates_every is not None:
+        times.append(state.last_update_at + scenario.updates_every)
+    return min(times, default=None)
+
+
+def _act(state: IncidentState, policy: Policy, s: Scenario, now: datetime) -> list[Effect]:
+    """What the scenario's people do at ``now``: acknowledge, post an update, resolve."""
+    by, effects = PREVIEW_USER, list[Effect]()
+    if state.status is Status.RESOLVED:
+        return effects
+    if s.ack_after is not None and not state.acknowledged_at and now >= START + s.ack_after:
+        effects += lifecycle.apply_acknowledge(state, policy, cmd.Acknowledge(by=by), now)
+    if s.updates_every is not None and now >= state.last_update_at + s.updates_every:
+        update = cmd.PostUpdate(by=by, message="(status update)")
+        effects += lifecycle.apply_post_update(state, policy, update, now)
+    if s.resolve_after is not None and now >= START + s.resolve_after:
+        effects += lifecycle.apply_resolve(state, policy, cmd.Resolve(by=by), now)
+    return effects
+
+
+def preview(policy: Policy, scenario: Scenario) -> list[Step]:
+    """Every notice, page, invitation and the archive, in order, until the horizon."""
+    policy.severity(scenario.severity)
+    declaration = Declaration(title="Policy preview", severity=scenario.severity)
+    state, effects = lifecycle.start(0, "incident-preview", declaration, policy, START)
+    steps = _steps(effects, timedelta(0))
+    end = START + scenario.horizon
+    for _ in range(MAX_STEPS):
+        due = deadlines(state, policy)
+        acted = _scripted(state, scenario)
+        now = min([*due.values(), *([acted] if acted else [])], default=None)
+        if now is None or now > end or state.archived_at is not None:
+            break
+        effects = _act(state, policy, scenario, now)
+        for deadline, at in deadlines(state, policy).items():
+            if at <= now:
+                effects += lifecycle.fire(state, policy, deadline, now)
+        steps += _steps(effects, now - START)
+    return steps
