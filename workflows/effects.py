@@ -35,6 +35,7 @@ class Notice(StrEnum):
     UPDATE_DUE = "update_due"
     UPDATE_OVERDUE = "update_overdue"
     ACTION_ITEM = "action_item"
+    ALERTS_RESOLVED = "alerts_resolved"
 
 
 class Post(BaseModel):

@@ -115,6 +115,11 @@ def _post(
     )
 
 
+def channel_notice(state: IncidentState, notice: Notice, text: str) -> Post:
+    """A notice in the incident channel from the incident itself (no person acted)."""
+    return _post(state, notice, CHANNEL, None, text)
+
+
 def _require_open(state: IncidentState, action: str) -> None:
     if state.status is Status.RESOLVED:
         raise CommandRefused(f"{state.label} is resolved; reopen it before you {action}")

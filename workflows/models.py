@@ -91,6 +91,15 @@ class ActionItem(BaseModel):
     done_at: datetime | None = None
 
 
+class AlertTally(BaseModel):
+    """Alerts of the incident's group seen so far; the timeline holds a digest, not each one."""
+
+    batches: int = 0
+    firing: int = 0
+    resolved: int = 0
+    last_at: datetime | None = None
+
+
 class Retrospective(BaseModel):
     required: bool = False
     due_at: datetime | None = None
@@ -155,6 +164,7 @@ class IncidentState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
+    alerts: AlertTally = Field(default_factory=AlertTally)
 
     @property
     def label(self) -> str:

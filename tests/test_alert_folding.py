@@ -1,0 +1,61 @@
+"""Alerts of an incident's own group fold into one digest; resolution may mean monitoring."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from starter.alerts import GenericAlert
+from workflows import commands as cmd
+from workflows import lifecycle
+from workflows.alert_folding import AlertSignal, fold
+from workflows.alerting import AlertStatus, ResolvedAlert
+from workflows.effects import Notice, Post
+from workflows.models import Declaration, IncidentState, Status
+from workflows.policy import default_policy
+
+T0 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
+POLICY = default_policy()
+
+
+def signal(status: AlertStatus, on_resolved: ResolvedAlert = ResolvedAlert.NOTE) -> AlertSignal:
+    batch = GenericAlert(key="checkout-5xx", title="CheckoutErrorRate", status=status).batch()
+    return AlertSignal(batch=batch, on_resolved=on_resolved)
+
+
+def incident() -> IncidentState:
+    declaration = Declaration(title="Checkout failing", severity="sev2", source="alertmanager")
+    state, _ = lifecycle.start(3, "incident-3", declaration, POLICY, T0)
+    return state
+
+
+def test_a_storm_of_one_group_is_one_running_timeline_entry_and_no_slack_message() -> None:
+    state = incident()
+    for second in range(1000):
+        effects = fold(state, POLICY, signal(AlertStatus.FIRING), T0 + timedelta(seconds=second))
+        assert effects == []
+    alerts = [e for e in state.timeline if e.kind == "alerts"]
+    assert len(alerts) == 2, "a new digest entry only after ten quiet-free minutes"
+    assert alerts[-1].text.startswith("Alerts: 1000 firing, 0 resolved (1000 notifications)")
+    assert state.alerts.firing == 1000
+
+
+def test_the_group_resolving_is_posted_and_may_move_the_incident_to_monitoring() -> None:
+    state = incident()
+    effects = fold(state, POLICY, signal(AlertStatus.RESOLVED, ResolvedAlert.MONITORING), T0)
+    notices = [e.notice for e in effects if isinstance(e, Post)]
+    assert notices == [Notice.ALERTS_RESOLVED, Notice.STATUS_CHANGED]
+    assert state.status is Status.MONITORING
+
+
+def test_resolved_alerts_never_resolve_the_incident_under_a_note_rule() -> None:
+    state = incident()
+    fold(state, POLICY, signal(AlertStatus.RESOLVED), T0)
+    assert state.status is Status.INVESTIGATING
+
+
+def test_an_incident_already_monitoring_only_hears_that_the_alerts_resolved() -> None:
+    state = incident()
+    lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
+    effects = fold(state, POLICY, signal(AlertStatus.RESOLVED, ResolvedAlert.MONITORING), T0)
+    assert [e.notice for e in effects if isinstance(e, Post)] == [Notice.ALERTS_RESOLVED]
+    assert state.status is Status.MONITORING
