@@ -33,7 +33,8 @@ def temporal_binary() -> str:
 
 
 class DevServer:
-    """``temporal server start-dev`` on a SQLite file, restartable on the same file and port.
+    """``temporal server start-dev`` on a SQLite file, restartable on the same file and port
+    (or, with ``db_file=None``, in memory).
 
     The incident search attributes are registered by the server itself at start, so no
     declaration races the worker's own registration. Without ``ui_port`` it runs headless.
@@ -41,7 +42,7 @@ class DevServer:
 
     def __init__(
         self,
-        db_file: Path,
+        db_file: Path | None,
         log: Path,
         *,
         binary: str | None = None,
@@ -58,7 +59,9 @@ class DevServer:
         self.ui_port = ui_port
         self.namespace = namespace
         argv = [binary or temporal_binary(), "server", "start-dev", "--ip", HOST]
-        argv += ["--port", str(self.port), "--db-filename", str(db_file)]
+        argv += ["--port", str(self.port)]
+        if db_file is not None:
+            argv += ["--db-filename", str(db_file)]
         argv += ["--namespace", namespace, "--log-level", log_level]
         if ui_port is None:
             argv.append("--headless")
