@@ -37,10 +37,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from starter.dev_plan import (
-    DATA,
-    LOGS,
-    SNAPSHOT_FILE,
-    TEMPORAL_DB,
     DevError,
     Plan,
     banner,
@@ -91,10 +87,10 @@ class Part:
 
 
 def parts(plan: Plan) -> list[Part]:
-    env = plan.child_env
+    env, data = plan.child_env, plan.data
     temporal = DevServer(
-        TEMPORAL_DB,
-        LOGS / "temporal.log",
+        data.temporal_db,
+        data.logs / "temporal.log",
         port=plan.ports.temporal,
         ui_port=plan.ports.temporal_ui,
         namespace=plan.namespace,
@@ -105,15 +101,15 @@ def parts(plan: Plan) -> list[Part]:
     result = [Part(temporal.process, lambda: temporal.start(timeout=90.0), essential=True)]
     if plan.slack_emulated:
         emulator = EmulatorProcess(
-            LOGS / "localslack.log",
+            data.logs / "localslack.log",
             plan.ports.localslack,
             broadcast_channel=plan.broadcast_channel,
-            snapshot=SNAPSHOT_FILE,
+            snapshot=data.snapshot,
             inherit=env,
         )
         result.append(Part(emulator, emulator.started))
     worker = WorkerProcess(
-        LOGS / "worker.log",
+        data.logs / "worker.log",
         temporal_address=plan.temporal_address,
         task_queue=plan.task_queue,
         slack_api_url=plan.slack_api_url,
@@ -122,7 +118,10 @@ def parts(plan: Plan) -> list[Part]:
     )
     result.append(Part(worker, lambda: worker.started(timeout=60.0)))
     api = ApiProcess(
-        LOGS / "api.log", temporal_address=plan.temporal_address, port=plan.ports.api, inherit=env
+        data.logs / "api.log",
+        temporal_address=plan.temporal_address,
+        port=plan.ports.api,
+        inherit=env,
     )
     result.append(Part(api, api.started))
     return result
@@ -232,7 +231,7 @@ class Runner:
         except (RuntimeError, TimeoutError) as error:
             raise DevError(
                 f"{part.name} did not start: {str(error).splitlines()[0]}; "
-                f"see {part.process.log.relative_to(DATA.parent)}"
+                f"see {self.plan.data.shown(part.process.log)}"
             ) from None
         self.console.say(f"{part.name} is ready (pid {part.process.pid})")
 
@@ -246,7 +245,7 @@ class Runner:
                 if part.essential:
                     return (
                         f"{part.name} exited with code {code}; it holds every incident, so the "
-                        f"run stops here (see {part.process.log.relative_to(DATA.parent)}); "
+                        f"run stops here (see {self.plan.data.shown(part.process.log)}); "
                         "`make run` again resumes where it was"
                     )
                 part.restarting = asyncio.create_task(self._restart(part, code))
@@ -286,8 +285,8 @@ class Runner:
 
 
 async def serve(plan: Plan) -> int:
-    private_dir(DATA)
-    private_dir(LOGS)
+    private_dir(plan.data.root)
+    private_dir(plan.data.logs)
     try:
         runner = Runner(plan, parts(plan))
     except FileNotFoundError as missing:  # the temporal CLI

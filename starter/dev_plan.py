@@ -8,6 +8,7 @@ import secrets
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
@@ -16,11 +17,37 @@ from localslack import BOT_TOKEN
 from starter.supervisor import HOST, REPO, private_dir, write_private
 
 DATA = REPO / ".data"
-LOGS = DATA / "logs"
-TOKEN_FILE = DATA / "api-token"
-ENV_FILE = DATA / "dev.env"
-SNAPSHOT_FILE = DATA / "localslack.json"
-TEMPORAL_DB = DATA / "temporal.db"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Where a run keeps its state: .data by default, DEV_DATA_DIR to put it elsewhere."""
+
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "api-token"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "dev.env"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "localslack.json"
+
+    @property
+    def temporal_db(self) -> Path:
+        return self.root / "temporal.db"
+
+    def shown(self, path: Path) -> str:
+        """A path as the user reads it: relative to the repository when inside it."""
+        return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 class DevError(Exception):
@@ -48,6 +75,7 @@ class Plan:
     slack_api_url: str
     broadcast_channel: str
     child_env: dict[str, str]
+    data: DataDir
 
     @property
     def temporal_address(self) -> str:
@@ -79,7 +107,7 @@ def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _api_token(environ: Mapping[str, str]) -> tuple[str, bool]:
+def _api_token(environ: Mapping[str, str], data: DataDir) -> tuple[str, bool]:
     """The token to print: the first of INCIDENT_API_TOKENS, else one kept in .data/api-token.
 
     The generated token is kept across runs so an exported INCIDENT_API_TOKEN keeps working
@@ -89,12 +117,12 @@ def _api_token(environ: Mapping[str, str]) -> tuple[str, bool]:
     if configured:
         return configured[0], False
     with contextlib.suppress(OSError):
-        kept = TOKEN_FILE.read_text().strip()
+        kept = data.token_file.read_text().strip()
         if kept:
             return kept, True
     token = secrets.token_urlsafe(24)
-    private_dir(DATA)
-    write_private(TOKEN_FILE, token + "\n")
+    private_dir(data.root)
+    write_private(data.token_file, token + "\n")
     return token, True
 
 
@@ -110,7 +138,8 @@ def make_plan(environ: Mapping[str, str]) -> Plan:
     namespace = environ.get("TEMPORAL_NAMESPACE") or "default"
     task_queue = environ.get("INCIDENT_TASK_QUEUE") or "incidents"
     broadcast = environ.get("INCIDENT_BROADCAST_CHANNEL") or "incidents"
-    token, generated = _api_token(environ)
+    data = DataDir(Path(environ.get("DEV_DATA_DIR") or DATA).resolve())
+    token, generated = _api_token(environ, data)
     emulated = not environ.get("SLACK_BOT_TOKEN")
 
     env = dict(environ)
@@ -138,12 +167,13 @@ def make_plan(environ: Mapping[str, str]) -> Plan:
         slack_api_url=slack_api_url,
         broadcast_channel=broadcast,
         child_env=env,
+        data=data,
     )
 
 
 def write_env_file(plan: Plan) -> None:
     write_private(
-        ENV_FILE,
+        plan.data.env_file,
         f"export INCIDENT_API_URL={shlex.quote(plan.api_url)}\n"
         f"export INCIDENT_API_TOKEN={shlex.quote(plan.api_token)}\n",
     )
@@ -162,7 +192,7 @@ def banner(plan: Plan, out: IO[str]) -> None:
         slack = f"SLACK_BOT_TOKEN from the environment, Web API {plan.slack_api_url}"
     token_note = "from INCIDENT_API_TOKENS"
     if plan.token_generated:
-        token_note = "generated, kept in .data/api-token"
+        token_note = f"generated, kept in {plan.data.shown(plan.data.token_file)}"
     rule = "=" * 78
     lines = [
         "",
@@ -171,11 +201,13 @@ def banner(plan: Plan, out: IO[str]) -> None:
         "",
         f"  Temporal Web UI   {plan.ui_url}",
         f"  sev1 incidents    {plan.ui_url}/namespaces/{ns}/workflows?query={query}",
-        f"  Temporal server   {plan.temporal_address}  namespace {ns}, data .data/temporal.db",
+        f"  Temporal server   {plan.temporal_address}  namespace {ns}, "
+        f"data {plan.data.shown(plan.data.temporal_db)}",
         f"  HTTP API          {plan.api_url}   docs {plan.api_url}/docs",
         f"  API token         {plan.api_token}   ({token_note})",
         f"  Slack             {slack}",
-        "  Logs              here, prefixed by process, and appended to .data/logs/<name>.log",
+        "  Logs              here, prefixed by process, and appended to "
+        f"{plan.data.shown(plan.data.logs)}/<name>.log",
         "  Crashes           the emulator, the worker or the API is restarted if it dies",
         "",
         "  Try it in another terminal (from the repository root):",
@@ -189,7 +221,8 @@ def banner(plan: Plan, out: IO[str]) -> None:
         "      -H 'Content-Type: application/json' \\",
         '      -d \'{"title": "Checkout failing", "severity": "sev1"}\'',
         "",
-        "  (`source .data/dev.env` sets INCIDENT_API_URL and INCIDENT_API_TOKEN for the CLI.)",
+        f"  (`source {plan.data.shown(plan.data.env_file)}` sets INCIDENT_API_URL and "
+        "INCIDENT_API_TOKEN for the CLI.)",
     ]
     where = f"on {plan.emulator_url}" if plan.slack_emulated else "in your Slack workspace"
     lines += [
