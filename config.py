@@ -1,13 +1,18 @@
-"""Typed settings from the environment (CONTRACT.md lists every variable)."""
+"""Typed settings from the environment (docs/contract.md lists every variable)."""
 
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
 from workflows.policy import Policy, load_policy
 
@@ -19,6 +24,13 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = Field(default="incidents", validation_alias="INCIDENT_TASK_QUEUE")
     temporal_ui_url: str = "http://localhost:8233"
+    # Temporal Cloud or any server behind TLS: mTLS (certificate and key, each a file path or
+    # the PEM text itself) or an API key; either turns TLS on.
+    temporal_tls: bool = False
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_api_key: str | None = None
 
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
@@ -51,9 +63,38 @@ class Settings(BaseSettings):
     log_format: str = "console"
     log_level: str = "info"
 
+    # The worker's Prometheus endpoint (Temporal SDK metrics) on 127.0.0.1; unset: none.
+    worker_metrics_port: int | None = None
+    # On SIGTERM the worker stops polling and gives running activities this long to finish.
+    worker_shutdown_grace: float = 30.0
+
+    @property
+    def api_token_list(self) -> list[str]:
+        """INCIDENT_API_TOKENS in the order given (the first is the one tools print)."""
+        return [t.strip() for t in self.api_tokens.split(",") if t.strip()]
+
     @property
     def bearer_tokens(self) -> frozenset[str]:
-        return frozenset(t.strip() for t in self.api_tokens.split(",") if t.strip())
+        return frozenset(self.api_token_list)
+
+    def slack_token(self) -> str:
+        """SLACK_BOT_TOKEN; without one, the emulator's token, but only for a local emulator.
+
+        Real Slack would refuse the emulator's token on every call, so a missing token with
+        SLACK_API_URL pointing anywhere else is a configuration error, said at start-up.
+        """
+        if self.slack_bot_token:
+            return self.slack_bot_token
+        host = urlsplit(self.slack_api_url).hostname or ""
+        if host in LOOPBACK_HOSTS:
+            from localslack import BOT_TOKEN
+
+            return BOT_TOKEN
+        raise ConfigError(
+            f"SLACK_BOT_TOKEN is not set and SLACK_API_URL ({self.slack_api_url}) is not a "
+            "local emulator: set SLACK_BOT_TOKEN to the app's bot token (xoxb-...), or point "
+            "SLACK_API_URL at the emulator (`make run` does both for you)"
+        )
 
     @cached_property
     def policy(self) -> Policy:
@@ -65,11 +106,56 @@ class Settings(BaseSettings):
         return f"{base}/namespaces/{self.temporal_namespace}/workflows/{incident_id}"
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the variable and what to do."""
+
+
+def _pem(value: str, variable: str) -> bytes:
+    """PEM text given inline, or read from the file the value names."""
+    if value.lstrip().startswith("-----BEGIN"):
+        return value.encode()
+    try:
+        return Path(value).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{variable}: cannot read {value!r}: {error.strerror}") from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """What ``Client.connect`` gets as ``tls``: False, True, or client certificates."""
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if bool(cert) != bool(key):
+        raise ConfigError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together: set both or neither")
+    if cert and key:
+        return TLSConfig(
+            client_cert=_pem(cert, "TEMPORAL_TLS_CERT"),
+            client_private_key=_pem(key, "TEMPORAL_TLS_KEY"),
+            server_root_ca_cert=(
+                _pem(settings.temporal_tls_ca, "TEMPORAL_TLS_CA")
+                if settings.temporal_tls_ca
+                else None
+            ),
+        )
+    if settings.temporal_tls_ca:
+        return TLSConfig(server_root_ca_cert=_pem(settings.temporal_tls_ca, "TEMPORAL_TLS_CA"))
+    return settings.temporal_tls or bool(settings.temporal_api_key)
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``Client.connect`` these settings stand for."""
+    return {
+        "target_host": settings.temporal_address,
+        "namespace": settings.temporal_namespace,
+        "data_converter": pydantic_data_converter,
+        "tls": tls_config(settings),
+        "api_key": settings.temporal_api_key or None,
+    }
+
+
+async def connect(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
     """The one way to reach Temporal; ``lazy`` lets the API start before Temporal is up."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        lazy=lazy,
-    )
+    return await Client.connect(**connect_options(settings), lazy=lazy, runtime=runtime)

@@ -1,26 +1,34 @@
 """The worker: builds the clients, registers workflows and activities, runs until stopped.
 
-python worker.py          (configured from the environment, see CONTRACT.md)
+python worker.py          (configured from the environment, see docs/contract.md)
+
+On SIGTERM or SIGINT it stops polling and gives running activities WORKER_SHUTDOWN_GRACE
+seconds to finish. With WORKER_METRICS_PORT set, the Temporal SDK's metrics are served for
+Prometheus on http://127.0.0.1:<port>/metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from datetime import timedelta
 
 import httpx
 import structlog
+from pydantic import ValidationError
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
-from config import Settings, connect
+from config import ConfigError, Settings, connect
 from logs import configure_logging
 from workflows.incident import IncidentWorkflow
 from workflows.registry import IncidentRegistry
@@ -60,13 +68,8 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 def build_worker(
     client: Client, settings: Settings, http: httpx.AsyncClient, **worker_options: object
 ) -> Worker:
-    token = settings.slack_bot_token
-    if not token:
-        from localslack import BOT_TOKEN
-
-        token = BOT_TOKEN
     slack = SlackActivities(
-        slack_client(token, settings.slack_api_url),
+        slack_client(settings.slack_token(), settings.slack_api_url),
         settings.broadcast_channel,
         settings.incident_url,
     )
@@ -95,27 +98,53 @@ def build_worker(
     )
 
 
-async def main() -> None:
-    settings = Settings()
+def metrics_runtime(port: int | None) -> Runtime | None:
+    """A runtime whose metrics Prometheus scrapes on 127.0.0.1:<port>, or None for none."""
+    if port is None:
+        return None
+    prometheus = PrometheusConfig(bind_address=f"127.0.0.1:{port}")
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
+async def main(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
-    client = await connect(settings)
+    runtime = metrics_runtime(settings.worker_metrics_port)
+    client = await connect(settings, runtime=runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with httpx.AsyncClient() as http:
-        worker = build_worker(client, settings, http)
+        worker = build_worker(
+            client,
+            settings,
+            http,
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
+        )
         log.info(
             "worker_started",
             task_queue=settings.task_queue,
             temporal=settings.temporal_address,
             slack=settings.slack_api_url,
+            metrics_port=settings.worker_metrics_port,
         )
         async with worker:
             await stop.wait()
+            log.info("worker_stopping", grace_seconds=settings.worker_shutdown_grace)
     log.info("worker_stopped")
 
 
+def run() -> None:
+    """Settings first, so a configuration error is one clear line and exit code 2."""
+    try:
+        settings = Settings()
+        settings.slack_token()
+        asyncio.run(main(settings))
+    except (ConfigError, ValidationError) as error:
+        print(f"worker: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run()

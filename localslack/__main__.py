@@ -4,7 +4,9 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
+from . import snapshot
 from .server import SlackEmulator
 
 
@@ -18,6 +20,12 @@ def _arguments() -> argparse.Namespace:
         action="store_true",
         help="answer 429 beyond Slack's one message per second per channel",
     )
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        metavar="FILE",
+        help="keep the workspace in this JSON file: loaded at start, saved as it changes",
+    )
     return parser.parse_args()
 
 
@@ -26,6 +34,11 @@ async def _serve(args: argparse.Namespace) -> None:
         broadcast_channel=args.broadcast_channel,
         per_channel_rate_limit=args.per_channel_rate_limit,
     )
+    saver = None
+    if args.snapshot is not None:
+        if snapshot.load(emulator.workspace, args.snapshot):
+            print(f"localslack: workspace restored from {args.snapshot}", file=sys.stderr)
+        saver = asyncio.create_task(snapshot.Snapshots(emulator, args.snapshot).run())
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -40,6 +53,9 @@ async def _serve(args: argparse.Namespace) -> None:
         await stopping.wait()
     finally:
         await emulator.stop()
+        if saver is not None:
+            saver.cancel()
+            await asyncio.gather(saver, return_exceptions=True)
 
 
 def main() -> None:

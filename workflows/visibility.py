@@ -29,6 +29,14 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
 ]
 
 
+def search_attribute_specs() -> list[str]:
+    """``IncidentNumber=Int`` and so on: the form the ``temporal`` CLI takes them in."""
+    return [
+        f"{key.name}={key.indexed_value_type.name.title().replace('_', '')}"
+        for key in SEARCH_ATTRIBUTES
+    ]
+
+
 def summary(state: IncidentState) -> str:
     """The static summary the UI lists the workflow under: ``INC-42 SEV1 Checkout failing``."""
     return f"{state.label} {state.severity.upper()} {state.title}"
