@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test lint bench chaos clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ lint: venv
 bench: venv
 	@if [ -f bench/declare.py ]; then $(BIN)/python -m bench.declare; \
 	else echo "bench/declare.py is not there yet"; fi
+
+# 50 incidents through whole lifecycles under SIGKILLed workers, failing Slack writes and a
+# Temporal restart; prints the figures. The suite runs a short form (tests/test_chaos.py).
+chaos: venv
+	$(BIN)/python -m tests.chaos --incidents 50
 
 clean:
 	rm -rf .data

@@ -125,6 +125,9 @@ class IncidentWorkflow:
                 timeout=timeout,
                 timeout_summary="next incident deadline",
             )
+        self._fire_due()
+
+    def _fire_due(self) -> None:
         now = workflow.now()
         for name, at in deadlines(self.state, self.policy).items():
             if at <= now:
@@ -144,6 +147,11 @@ class IncidentWorkflow:
     def _apply(
         self, apply: Callable[[IncidentState, Policy, C, datetime], list[Effect]], command: C
     ) -> IncidentState:
+        if workflow.patched("deadlines-before-commands"):
+            # A worker that was down gets a timer that fired and a later command in one
+            # activation, and the SDK runs the command's handler first. Catch up on what was
+            # due before applying it: a tier due before an acknowledgement still notifies.
+            self._fire_due()
         self._changed(apply(self.state, self.policy, command, workflow.now()))
         return self.state
 
