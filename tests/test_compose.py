@@ -31,7 +31,7 @@ def services() -> dict[str, Any]:
 
 def settings_variables() -> set[str]:
     """Every environment variable config.Settings reads."""
-    names = set()
+    names: set[str] = set()
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):
