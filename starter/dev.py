@@ -19,7 +19,7 @@ each quick failure (1 s up to 30 s). Only Temporal dying ends the run, since it 
 incidents. SIGINT (Ctrl-C), SIGTERM or SIGHUP stops the children by PID in reverse order
 (SIGTERM, then SIGKILL after a timeout; a second Ctrl-C kills at once). Everything the runner
 creates is private to the user (umask 077). Ports come from TEMPORAL_PORT, TEMPORAL_UI_PORT,
-LOCALSLACK_PORT and API_PORT.
+LOCALSLACK_PORT and API_PORT; DEV_DATA_DIR puts the state somewhere else than .data.
 """
 
 from __future__ import annotations
