@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from starter.dev_plan import (
     DevError,
     Plan,
@@ -326,7 +328,7 @@ def main() -> None:
     os.umask(0o077)
     try:
         plan = make_plan(os.environ)
-    except DevError as error:
+    except (DevError, ValidationError) as error:
         print(f"dev: error: {error}", file=sys.stderr)
         sys.exit(2)
     sys.exit(asyncio.run(serve(plan)))
