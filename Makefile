@@ -32,9 +32,9 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# Lists the harnesses and the command for each; they run one at a time, for minutes.
 bench: venv
-	@if [ -f bench/declare.py ]; then $(BIN)/python -m bench.declare; \
-	else echo "bench/declare.py is not there yet"; fi
+	@$(BIN)/python -m bench
 
 # 50 incidents through whole lifecycles under SIGKILLed workers, failing Slack writes and a
 # Temporal restart; prints the figures. The suite runs a short form (tests/test_chaos.py).

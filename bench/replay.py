@@ -29,7 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from bench.bare import BareTimer, TimerInput
 from bench.stack import PYTHON, Stack, connect, run, wait_for_line
-from bench.timers import cadence_policy
+from bench.timer_plan import cadence_policy
 from starter.desk import IncidentDesk
 from workflows.incident import IncidentWorkflow
 from workflows.models import Declaration

@@ -49,11 +49,18 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def first_api_token() -> str:
+    """The first of the API's own INCIDENT_API_TOKENS, read as the API reads them."""
+    # Imported here: config brings the Temporal SDK, which the CLI needs only for this.
+    from config import Settings
+
+    return next(iter(Settings().api_token_list), "")
+
+
 class Api:
     def __init__(self) -> None:
         self.url = os.environ.get("INCIDENT_API_URL", DEFAULT_API_URL).rstrip("/")
-        tokens = os.environ.get("INCIDENT_API_TOKENS", "").split(",")
-        self.token = os.environ.get("INCIDENT_API_TOKEN") or tokens[0].strip()
+        self.token = os.environ.get("INCIDENT_API_TOKEN") or first_api_token()
         self.user = os.environ.get("INCIDENT_USER") or None
 
     def call(

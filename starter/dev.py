@@ -19,7 +19,7 @@ each quick failure (1 s up to 30 s). Only Temporal dying ends the run, since it 
 incidents. SIGINT (Ctrl-C), SIGTERM or SIGHUP stops the children by PID in reverse order
 (SIGTERM, then SIGKILL after a timeout; a second Ctrl-C kills at once). Everything the runner
 creates is private to the user (umask 077). Ports come from TEMPORAL_PORT, TEMPORAL_UI_PORT,
-LOCALSLACK_PORT and API_PORT.
+LOCALSLACK_PORT and API_PORT; DEV_DATA_DIR puts the state somewhere else than .data.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from starter.dev_plan import (
     DevError,
@@ -326,7 +328,7 @@ def main() -> None:
     os.umask(0o077)
     try:
         plan = make_plan(os.environ)
-    except DevError as error:
+    except (DevError, ValidationError) as error:
         print(f"dev: error: {error}", file=sys.stderr)
         sys.exit(2)
     sys.exit(asyncio.run(serve(plan)))

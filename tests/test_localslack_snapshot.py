@@ -41,7 +41,7 @@ async def test_emulator_workspace_survives_a_killed_emulator(tmp_path: Path) -> 
         info = await slack.conversations_info(channel=channel)
         assert info["channel"]["name"] == "inc-1-checkout"
         history = await slack.conversations_history(channel=channel)
-        assert [m["text"] for m in history["messages"]][0] == "kickoff"
+        assert history["messages"][0]["text"] == "kickoff"
         pins = await slack.pins_list(channel=channel)
         assert [p["message"]["ts"] for p in pins["items"]] == [posted["ts"]]
         with pytest.raises(SlackApiError) as taken:

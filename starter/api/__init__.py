@@ -1,4 +1,4 @@
-"""The HTTP API: ``python -m starter.api`` (see CONTRACT.md), or ``create_app`` in tests."""
+"""The HTTP API: ``python -m starter.api`` (docs/contract.md), or ``create_app`` in tests."""
 
 from starter.api.app import create_app
 
