@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
@@ -18,6 +19,12 @@ def _arguments() -> argparse.Namespace:
         action="store_true",
         help="answer 429 beyond Slack's one message per second per channel",
     )
+    parser.add_argument(
+        "--app-url",
+        default=os.environ.get("LOCALSLACK_APP_URL", ""),
+        help="the Slack app to drive from the page (its /slack/events); requests are signed "
+        "with SLACK_SIGNING_SECRET from the environment",
+    )
     return parser.parse_args()
 
 
@@ -26,6 +33,8 @@ async def _serve(args: argparse.Namespace) -> None:
         broadcast_channel=args.broadcast_channel,
         per_channel_rate_limit=args.per_channel_rate_limit,
     )
+    if args.app_url:
+        emulator.console.app_url = args.app_url
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

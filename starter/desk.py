@@ -159,6 +159,13 @@ class IncidentDesk:
         incidents = [state for state in found if state is not None]
         return sorted(incidents, key=lambda s: s.number, reverse=True)
 
+    async def in_channel(self, channel_name: str) -> str | None:
+        """The id of the newest incident whose Slack channel has this name, if any."""
+        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentChannel = '{_quote(channel_name)}'"
+        async for execution in self.client.list_workflows(query, limit=1):
+            return execution.id
+        return None
+
     @staticmethod
     def _rpc_error(ref: str, error: RPCError) -> Exception:
         if error.status == RPCStatusCode.NOT_FOUND:

@@ -8,6 +8,7 @@ Every command has its own input type so fields can be added later without breaki
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, Field
@@ -79,3 +80,12 @@ class AddActionItem(Command):
 class CompleteActionItem(Command):
     update = "complete_action_item"
     item_id: int
+
+
+class AddTimelineEntry(Command):
+    """A message from the incident's channel, kept on the timeline ("Add to timeline")."""
+
+    update = "add_timeline_entry"
+    text: str = Field(min_length=1, max_length=3000)
+    author: UserId | None = None
+    at: datetime = Field(description="When the message was posted (its Slack ts).")

@@ -19,6 +19,7 @@ from starter.api.routes import health, incidents
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
 from starter.people import Directory
+from starter.slack import install_slack, socket_mode
 from starter.slack.web import bot_client
 
 log = structlog.get_logger()
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             if problem:
                 log.warning("temporal_unavailable", problem=problem, hint="/healthz answers 503")
             log.info("api_started", temporal=settings.temporal_address, queue=settings.task_queue)
-        yield
+        async with socket_mode(app, settings):
+            yield
 
     app = FastAPI(
         title="Incident automation API",
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         app.state.desk = desk
     app.include_router(incidents.router)
     app.include_router(health.router)
+    install_slack(app, settings, lambda: app.state.desk, app.state.people)
     errors.install(app)
     app.add_middleware(RequestLog)
     return app

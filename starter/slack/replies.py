@@ -1,0 +1,44 @@
+"""What the Slack app answers, in mrkdwn: the incident as the Update left it, or why not.
+
+Everything people typed is escaped here; mentions come only from ids the workflow holds.
+"""
+
+from __future__ import annotations
+
+from activities.mrkdwn import escape
+from workflows.models import IncidentState
+
+MAX_LISTED = 20
+
+
+def headline(state: IncidentState) -> str:
+    channel = f" · <#{state.channel.id}>" if state.channel else ""
+    return (
+        f"*{state.label}* {state.severity.upper()} · {state.status.value}"
+        f" — {escape(state.title)}{channel}"
+    )
+
+
+def result(state: IncidentState) -> str:
+    """The answer to a command: the incident now, and the timeline entry the command wrote."""
+    last = state.timeline[-1] if state.timeline else None
+    said = f"\n>{escape(last.text)}" if last else ""
+    return headline(state) + said
+
+
+def declared(state: IncidentState, created: bool) -> str:
+    verb = "Declared" if created else "Already open:"
+    return f"{verb} {headline(state)}"
+
+
+def listing(incidents: list[IncidentState]) -> str:
+    if not incidents:
+        return "No open incidents."
+    lines = [headline(s) for s in incidents[:MAX_LISTED]]
+    if len(incidents) > MAX_LISTED:
+        lines.append(f"…and {len(incidents) - MAX_LISTED} more")
+    return "*Open incidents*\n" + "\n".join(lines)
+
+
+def refused(reason: str) -> str:
+    return f":no_entry: {escape(reason)}"
