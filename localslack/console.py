@@ -67,6 +67,14 @@ class Console:
     replies: list[Reply] = field(default_factory=list)
     _pending: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    # --- what people do -------------------------------------------------------------------
+
+    def say(self, ws: Workspace, user: str, channel_id: str, text: str) -> str:
+        """A person posts a message (no app involved); its ts, for a shortcut to point at."""
+        message = {"type": "message", "ts": ws.next_ts(), "user": user, "text": text[:4000]}
+        ws.channels[channel_id].add(message)
+        return str(message["ts"])
+
     # --- what Slack sends the app ---------------------------------------------------------
 
     async def slash(

@@ -87,6 +87,9 @@ class ConsoleRoutes:
         console = self.emulator.console
         try:
             user, channel = str(form.get("user", "")), str(form.get("channel", ""))
+            if kind == "slash" and not str(form["text"]).startswith("/"):
+                console.say(ws, user, channel, str(form["text"]))  # a plain message
+                return self._answer(request, 200, "")
             if kind == "slash":
                 sent = await console.slash(ws, user, channel, str(form["text"]))
             elif kind == "click":

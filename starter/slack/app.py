@@ -57,7 +57,8 @@ def where(body: dict[str, Any]) -> Where:
 
 
 async def say(respond: AsyncRespond, text: str) -> None:
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+    if respond.response_url:  # a request without one has nowhere to be answered
+        await respond(text=text, response_type="ephemeral", replace_original=False)
 
 
 async def answer(respond: AsyncRespond, work: Awaitable[IncidentState]) -> None:

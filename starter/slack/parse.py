@@ -87,15 +87,18 @@ def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
         raise Malformed(f"there is no `/incident {words[0]}`; try `/incident help`")
     incident = None
     if not in_incident_channel:
-        ref, _, rest = rest.partition(" ")
+        # `action` has its verb first: `/incident action done 42 1`.
+        verb, _, after = rest.partition(" ") if name == "action" else ("", "", rest)
+        ref, _, rest = after.strip().partition(" ")
         try:
             incident = parse_incident_ref(ref)
         except ValueError:
+            example = f"{name} {verb} 42" if verb else f"{name} 42"
             raise Malformed(
                 f"this is not an incident channel: say which incident, like "
-                f"`/incident {name} 42 ...`"
+                f"`/incident {example} ...`"
             ) from None
-        rest = rest.strip()
+        rest = f"{verb} {rest.strip()}".strip()
     asked = _arguments(name, rest)
     return Asked(asked.name, asked.model, asked.fields, incident)
 
