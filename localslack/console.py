@@ -130,11 +130,15 @@ class Console:
         }
         return await self.send(urlencode({"payload": json.dumps(payload)}))
 
-    async def submit(self, ws: Workspace, view_id: str, answers: dict[str, Any]) -> Sent:
-        """The open modal ``view_id`` submitted with ``answers`` (block id -> value(s))."""
+    async def submit(
+        self, ws: Workspace, view_id: str, answers: dict[str, Any], user: str = ""
+    ) -> Sent:
+        """The open modal ``view_id`` submitted with ``answers`` (block id -> value(s)), by
+        whoever opened it (or ``user``, for a modal opened with a trigger we never issued)."""
         opened = ws.views[view_id]
         view = {**opened["view"], "state": {"values": _state(opened["view"], answers)}}
-        payload = {"type": "view_submission", **self._common(ws, opened["user"]), "view": view}
+        submitter = opened["user"] or user
+        payload = {"type": "view_submission", **self._common(ws, submitter), "view": view}
         sent = await self.send(urlencode({"payload": json.dumps(payload)}))
         answer = sent.json or {}
         if sent.status == 200 and answer.get("response_action") != "errors":

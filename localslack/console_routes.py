@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from aiohttp import web
 
@@ -75,11 +75,12 @@ class ConsoleRoutes:
             answers[key] = values if key.startswith("multi:") else values[-1]
         return {k.removeprefix("multi:"): v for k, v in answers.items()}
 
-    def _answer(self, request: web.Request, status: int, body: str) -> web.Response:
-        """A form from the page goes back to the page; a JSON caller gets the app's answer."""
+    def _answer(self, request: web.Request, status: int, body: str, user: str = "") -> web.Response:
+        """A form from the page goes back to the page (as the same person); a JSON caller gets
+        the app's answer."""
         if request.content_type == "application/json":
             return web.json_response({"status": status, "body": body})
-        raise web.HTTPSeeOther("/")
+        raise web.HTTPSeeOther("/?" + urlencode({"as": user}) if user else "/")
 
     async def _send(self, request: web.Request, kind: str) -> web.Response:
         form = await self._form(request)
@@ -89,7 +90,7 @@ class ConsoleRoutes:
             user, channel = str(form.get("user", "")), str(form.get("channel", ""))
             if kind == "slash" and not str(form["text"]).startswith("/"):
                 console.say(ws, user, channel, str(form["text"]))  # a plain message
-                return self._answer(request, 200, "")
+                return self._answer(request, 200, "", user)
             if kind == "slash":
                 sent = await console.slash(ws, user, channel, str(form["text"]))
             elif kind == "click":
@@ -105,10 +106,10 @@ class ConsoleRoutes:
             else:
                 view_id = str(form.pop("view_id"))
                 answers = {k: v for k, v in form.items() if k not in ("user", "channel")}
-                sent = await console.submit(ws, view_id, answers)
+                sent = await console.submit(ws, view_id, answers, user)
         except (KeyError, ValueError) as error:
             raise web.HTTPBadRequest(text=f"cannot send that: {error}") from None
-        return self._answer(request, sent.status, sent.body)
+        return self._answer(request, sent.status, sent.body, user)
 
     async def slash(self, request: web.Request) -> web.Response:
         return await self._send(request, "slash")
@@ -127,7 +128,7 @@ class ConsoleRoutes:
         opened = self.emulator.workspace.views.get(str(form.get("view_id")))
         if opened is not None:
             opened["open"] = False
-        return self._answer(request, 200, "")
+        return self._answer(request, 200, "", str(form.get("user", "")))
 
     async def replies(self, request: web.Request) -> web.Response:
         replies = [r.to_json() for r in self.emulator.console.replies]

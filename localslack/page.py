@@ -14,7 +14,7 @@ from typing import Any
 
 from .channel import Channel, Message
 from .console import Console
-from .rendering import blocks, mrkdwn, text_object
+from .rendering import Button, blocks, mrkdwn, text_object
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
 from .workspace import Workspace
 
@@ -132,10 +132,36 @@ def _replies(ws: Workspace, console: Console, user: str) -> str:
     items = "".join(
         f"<li class='ephemeral'><span class='context'>Only visible to you · "
         f"{escape(_channel_name(ws, r.channel))} · {_when(r.at)}</span><br>"
-        f"{blocks(ws, r.blocks, _no_button) if r.blocks else mrkdwn(ws, r.text)}</li>"
+        f"{blocks(ws, r.blocks, _buttons(user, r.channel, '')) if r.blocks else mrkdwn(ws, r.text)}"
+        "</li>"
         for r in reversed(mine)
     )
     return f"<section id='replies'><h2>Replies to you</h2><ol>{items}</ol></section>"
+
+
+def _buttons(user: str, channel_id: str, ts: str) -> Button:
+    """Buttons of one message, as forms that make the emulator send ``block_actions``."""
+
+    def button(element: dict[str, Any], block_id: str) -> str:
+        label = escape(str((element.get("text") or {}).get("text", "")))
+        if element.get("url"):
+            href = escape(str(element["url"]), quote=True)
+            return f"<a class='button' href='{href}' target='_blank' rel='noreferrer'>{label}</a>"
+        style = str(element.get("style", ""))
+        fields = _hidden(
+            user=user,
+            channel=channel_id,
+            ts=ts,
+            action_id=str(element.get("action_id", "")),
+            block_id=block_id,
+            value=str(element.get("value", "")),
+        )
+        return (
+            f"<form method='post' action='/_emulator/click'>{fields}"
+            f"<button type='submit' class='{escape(style, quote=True)}'>{label}</button></form>"
+        )
+
+    return button
 
 
 def _channel_name(ws: Workspace, channel_id: str) -> str:
@@ -174,9 +200,9 @@ def _channel(ws: Workspace, channel: Channel, user: str) -> str:
     members = ", ".join(escape(_user(ws, m)) for m in channel.members)
     lines = [f"<h2 id='{escape(channel.id)}'>{title} <small>{escape(channel.id)}</small></h2>"]
     if channel.topic:
-        lines.append(f"<p class='meta'>Topic: {escape(channel.topic)}</p>")
+        lines.append(f"<p class='meta'>Topic: {mrkdwn(ws, channel.topic)}</p>")
     if channel.purpose:
-        lines.append(f"<p class='meta'>Purpose: {escape(channel.purpose)}</p>")
+        lines.append(f"<p class='meta'>Purpose: {mrkdwn(ws, channel.purpose)}</p>")
     lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}</p>")
     for bookmark in channel.bookmarks:
         link = escape(str(bookmark["link"]), quote=True)
@@ -201,24 +227,7 @@ def _message(ws: Workspace, channel: Channel, message: Message, user: str) -> st
     pinned = " class='pinned'" if message["ts"] in channel.pins else ""
     who = escape(_user(ws, str(message.get("user", ""))))
 
-    def button(element: dict[str, Any], block_id: str) -> str:
-        label = text_object(ws, element.get("text"))
-        if element.get("url"):
-            href = escape(str(element["url"]), quote=True)
-            return f"<a class='button' href='{href}' target='_blank' rel='noreferrer'>{label}</a>"
-        style = str(element.get("style", ""))
-        fields = _hidden(
-            user=user,
-            channel=channel.id,
-            ts=str(message["ts"]),
-            action_id=str(element.get("action_id", "")),
-            block_id=block_id,
-            value=str(element.get("value", "")),
-        )
-        return (
-            f"<form method='post' action='/_emulator/click'>{fields}"
-            f"<button type='submit' class='{escape(style, quote=True)}'>{label}</button></form>"
-        )
+    button = _buttons(user, channel.id, str(message["ts"]))
 
     if message.get("blocks"):
         content = blocks(ws, message["blocks"], button)

@@ -16,6 +16,9 @@ from .workspace import Workspace
 
 EMOJI = {
     "rotating_light": "🚨",
+    "raised_hand": "✋",
+    "alarm_clock": "⏰",
+    "arrows_counterclockwise": "🔄",
     "fire": "🔥",
     "warning": "⚠️",
     "white_check_mark": "✅",
@@ -85,14 +88,17 @@ def unescape(text: str) -> str:
 
 def mrkdwn(ws: Workspace, text: str) -> str:
     """mrkdwn as safe HTML: formatting, code, mentions and channels by name, links, emoji."""
-    parts: list[str] = []
-    last = 0
-    for match in CONTROL.finditer(text):
-        parts.append(_plain(text[last : match.start()]))
-        parts.append(_control(ws, match.group(1)))
-        last = match.end()
-    parts.append(_plain(text[last:]))
-    return "".join(parts).replace("\n", "<br>")
+    # Control sequences become placeholders first, so formatting may span them
+    # (`_by <@U1>_` is italic) while their own text is never read as formatting.
+    controls: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        controls.append(_control(ws, match.group(1)))
+        return f"\x00{len(controls) - 1}\x00"
+
+    held = _plain(CONTROL.sub(hold, text.replace("\x00", "")))
+    html = re.sub("\x00(\\d+)\x00", lambda m: controls[int(m.group(1))], held)
+    return html.replace("\n", "<br>")
 
 
 def _plain(text: str) -> str:
@@ -131,6 +137,8 @@ def _control(ws: Workspace, inner: str) -> str:
         group = ws.user_groups.get(target.removeprefix("!subteam^"))
         name = group.handle if group else (label or "group")
         return f"<span class='mention'>@{escape(name)}</span>"
+    if target.startswith("!date^"):
+        return escape(unescape(label or target))  # the fallback text Slack shows old clients
     if target.startswith("!"):
         return f"<span class='mention'>@{escape(target[1:].split('^')[0])}</span>"
     if re.match(r"^(https?|mailto):", target):

@@ -27,6 +27,8 @@ def test_mrkdwn_renders_formatting_mentions_links_and_emoji_and_escapes_the_rest
     assert ">the runbook</a>" in html
     assert "&lt;!channel&gt; &lt;script&gt;x&lt;/script&gt; :unknown_code:" in html
     assert "<script>" not in html
+    assert mrkdwn(ws, "_by <@U0BOB0002>_") == "<i>by <span class='mention'>@bob</span></i>"
+    assert mrkdwn(ws, "due <!date^1700000000^{time}|10:02 UTC>") == "due 10:02 UTC"
 
 
 @pytest.fixture

@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from config import Settings
 from localslack import SlackEmulator
 from localslack.console import Reply, Sent
-from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import eventually, serve_slack_app
 
 SECRET = "test-signing-secret"
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
@@ -27,22 +25,8 @@ ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
 async def app_url(
     settings: Settings, desk: IncidentDesk, slack: SlackEmulator
 ) -> AsyncIterator[str]:
-    api_settings = settings.model_copy(
-        update={"slack_signing_secret": SECRET, "api_tokens": "slack-test-token"}
-    )
-    app = create_app(api_settings, desk=desk)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or serving.done(), timeout=10)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    slack.console.app_url, slack.console.signing_secret = url, SECRET
-    try:
+    async with serve_slack_app(settings, desk, slack, SECRET) as url:
         yield url
-    finally:
-        slack.console.app_url = ""
-        server.should_exit = True
-        await serving
 
 
 class Person:

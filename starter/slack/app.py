@@ -56,9 +56,11 @@ def where(body: dict[str, Any]) -> Where:
     )
 
 
-async def say(respond: AsyncRespond, text: str) -> None:
+async def say(respond: AsyncRespond, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
     if respond.response_url:  # a request without one has nowhere to be answered
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+        await respond(
+            text=text, blocks=blocks or None, response_type="ephemeral", replace_original=False
+        )
 
 
 async def answer(respond: AsyncRespond, work: Awaitable[IncidentState]) -> None:
@@ -81,7 +83,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
             text = f"{name.removeprefix('/')} {text}"
         reply = await slack.slash(text, where(body), client)
         if reply is not None:
-            await say(respond, reply)
+            await say(respond, reply.text, reply.blocks)
 
     app.command("/incident")(incident)
     for alias in ALIASES:

@@ -8,7 +8,7 @@ an answer with the reason; nothing here lets a stack trace reach Slack.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -26,6 +26,14 @@ log = structlog.get_logger()
 
 # What people may be told: the reason, never a traceback.
 REFUSALS = (CommandRefused, IncidentNotFound, UnknownPerson, Malformed, ValidationError, ValueError)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the asker sees: mrkdwn text, and blocks when there is more than text to show."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -49,26 +57,26 @@ class SlackDesk:
     def desk(self) -> IncidentDesk:
         return self._desk()
 
-    async def slash(self, text: str, where: Where, client: AsyncWebClient) -> str | None:
+    async def slash(self, text: str, where: Where, client: AsyncWebClient) -> Answer | None:
         """The answer to ``/incident <text>``; None when a modal opened instead."""
         try:
             return await self._slash(text, where, client)
         except REFUSALS as error:
-            return replies.refused(error_text(error))
+            return Answer(replies.refused(error_text(error)))
 
-    async def _slash(self, text: str, where: Where, client: AsyncWebClient) -> str | None:
+    async def _slash(self, text: str, where: Where, client: AsyncWebClient) -> Answer | None:
         here = await self.incident_here(where.channel_name)
         asked = parse(text, here is not None, list(self.desk.policy.severities))
         if asked.name == "help":
-            return USAGE
+            return Answer(USAGE)
         if asked.name == "list":
-            return replies.listing(await self.desk.list(open=True))
+            return Answer(replies.listing(await self.desk.list(open=True)))
         if asked.name == "declare":
             return await self._declare(asked, where, client)
         ref = asked.incident or here
         assert ref is not None and asked.model is not None  # parse demands both
         state = await self.command(ref, asked.model, {**asked.fields, "by": where.user})
-        return replies.result(state)
+        return Answer(replies.result(state))
 
     async def incident_here(self, channel_name: str) -> str | None:
         return await self.desk.in_channel(channel_name) if channel_name else None
@@ -80,13 +88,13 @@ class SlackDesk:
         log.info("slack_command", command=type(command).__name__, incident_id=ref)
         return await self.desk.command(ref, command)
 
-    async def _declare(self, asked: Asked, where: Where, client: AsyncWebClient) -> str | None:
+    async def _declare(self, asked: Asked, where: Where, client: AsyncWebClient) -> Answer | None:
         if asked.model is None:
             view = views.declare_modal(self.desk.policy, where.channel_id)
             await client.views_open(trigger_id=where.trigger_id, view=view)
             return None
         state, created = await self.declare(asked.fields, where.user, where.trigger_id)
-        return replies.declared(state, created)
+        return Answer(replies.declared(state, created), replies.declared_blocks(state, created))
 
     async def declare(
         self, fields: dict[str, Any], user: str, trigger_id: str

@@ -5,6 +5,8 @@ Everything people typed is escaped here; mentions come only from ids the workflo
 
 from __future__ import annotations
 
+from typing import Any
+
 from activities.mrkdwn import escape
 from workflows.models import IncidentState
 
@@ -42,3 +44,26 @@ def listing(incidents: list[IncidentState]) -> str:
 
 def refused(reason: str) -> str:
     return f":no_entry: {escape(reason)}"
+
+
+def _button(text: str, action_id: str, incident_id: str, style: str = "") -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": incident_id,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def declared_blocks(state: IncidentState, created: bool) -> list[dict[str, Any]]:
+    """The declarer's answer, with the kickoff's buttons, so the next step is one click."""
+    actions = [
+        _button("Acknowledge", "incident_acknowledge", state.id, "primary"),
+        _button("Update status", "incident_status_modal", state.id),
+        _button("Resolve", "incident_resolve_modal", state.id, "danger"),
+    ]
+    text = {"type": "mrkdwn", "text": declared(state, created)}
+    return [{"type": "section", "text": text}, {"type": "actions", "elements": actions}]
