@@ -131,7 +131,8 @@ class IncidentDesk:
         limit: int = 100,
     ) -> list[IncidentState]:
         """Newest first, found through the search attributes the workflows keep current."""
-        clauses = ["WorkflowType = 'IncidentWorkflow'"]
+        # Only this desk's queue: an incident no worker serves could not answer the query.
+        clauses = ["WorkflowType = 'IncidentWorkflow'", f"TaskQueue = '{_quote(self.task_queue)}'"]
         if status is not None:
             clauses.append(f"IncidentStatus = '{status.value}'")
         if severity is not None:
