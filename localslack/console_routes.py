@@ -75,12 +75,15 @@ class ConsoleRoutes:
             answers[key] = values if key.startswith("multi:") else values[-1]
         return {k.removeprefix("multi:"): v for k, v in answers.items()}
 
-    def _answer(self, request: web.Request, status: int, body: str, user: str = "") -> web.Response:
-        """A form from the page goes back to the page (as the same person); a JSON caller gets
-        the app's answer."""
+    def _answer(
+        self, request: web.Request, status: int, body: str, user: str = "", channel: str = ""
+    ) -> web.Response:
+        """A form from the page goes back to the page (as the same person, in the same
+        channel); a JSON caller gets the app's answer."""
         if request.content_type == "application/json":
             return web.json_response({"status": status, "body": body})
-        raise web.HTTPSeeOther("/?" + urlencode({"as": user}) if user else "/")
+        where = {k: v for k, v in (("as", user), ("in", channel)) if v}
+        raise web.HTTPSeeOther("/?" + urlencode(where) if where else "/")
 
     async def _send(self, request: web.Request, kind: str) -> web.Response:
         form = await self._form(request)
@@ -90,7 +93,7 @@ class ConsoleRoutes:
             user, channel = str(form.get("user", "")), str(form.get("channel", ""))
             if kind == "slash" and not str(form["text"]).startswith("/"):
                 console.say(ws, user, channel, str(form["text"]))  # a plain message
-                return self._answer(request, 200, "", user)
+                return self._answer(request, 200, "", user, channel)
             if kind == "slash":
                 sent = await console.slash(ws, user, channel, str(form["text"]))
             elif kind == "click":
@@ -109,7 +112,7 @@ class ConsoleRoutes:
                 sent = await console.submit(ws, view_id, answers, user)
         except (KeyError, ValueError) as error:
             raise web.HTTPBadRequest(text=f"cannot send that: {error}") from None
-        return self._answer(request, sent.status, sent.body, user)
+        return self._answer(request, sent.status, sent.body, user, channel)
 
     async def slash(self, request: web.Request) -> web.Response:
         return await self._send(request, "slash")

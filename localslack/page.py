@@ -60,7 +60,9 @@ a.button { border: 1px solid #bbb; border-radius: 4px; padding: .2rem .7rem; tex
 """
 
 
-def render(ws: Workspace, console: Console | None = None, acting: str = "") -> str:
+def render(
+    ws: Workspace, console: Console | None = None, acting: str = "", channel_id: str = ""
+) -> str:
     user = acting if acting in ws.users else OWNER_ID
     channels = list(ws.channels.values())
     shown = channels[::-1][:SHOWN_CHANNELS]
@@ -77,7 +79,7 @@ def render(ws: Workspace, console: Console | None = None, acting: str = "") -> s
         "<script src='/_emulator/page.js' defer></script>"
         f"<title>Local Slack: {escape(TEAM_NAME)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Local Slack: {escape(TEAM_NAME)} <small>({TEAM_ID})</small></h1>"
-        f"{_console(ws, console, user)}"
+        f"{_console(ws, console, user, channel_id)}"
         f"<div id='modals' data-key='{escape(key, quote=True)}'>{modals}</div>"
         f"<div id='live'>{replies}"
         f"<p class='meta'>{len(channels)} conversations, newest first; "
@@ -94,7 +96,7 @@ def _options(pairs: list[tuple[str, str]], selected: str) -> str:
     )
 
 
-def _console(ws: Workspace, console: Console | None, user: str) -> str:
+def _console(ws: Workspace, console: Console | None, user: str, channel_id: str) -> str:
     people = [(u, "@" + ws.users[u].name) for u in HUMAN_IDS if u in ws.users]
     rooms = [
         (c.id, "#" + c.name)
@@ -114,7 +116,7 @@ def _console(ws: Workspace, console: Console | None, user: str) -> str:
         "</form>"
         "<form class='inline' method='post' action='/_emulator/slash'>"
         f"<input type='hidden' name='user' value='{escape(user, quote=True)}'> in "
-        f"<select name='channel'>{_options(rooms, _general(ws))}</select> "
+        f"<select name='channel'>{_options(rooms, channel_id or _general(ws))}</select> "
         f"<input name='text' value='{escape(EXAMPLE, quote=True)}' maxlength='3000' "
         "aria-label='slash command'> <button class='primary' type='submit'>Send</button></form>"
         f"<p class='meta'>{where}</p></section>"

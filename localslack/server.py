@@ -166,7 +166,8 @@ class SlackEmulator:
     # --- the control surface ----------------------------------------------------------
 
     async def _page(self, request: web.Request) -> web.Response:
-        html = page.render(self.workspace, self.console, request.query.get("as", ""))
+        query = request.query
+        html = page.render(self.workspace, self.console, query.get("as", ""), query.get("in", ""))
         return web.Response(text=html, content_type="text/html")
 
     async def _calls(self, request: web.Request) -> web.Response:

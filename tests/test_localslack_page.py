@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from localslack import BOT_TOKEN, SlackEmulator
@@ -95,3 +96,24 @@ async def test_the_page_draws_buttons_as_forms_and_open_modals_as_forms(emu):
     assert "Status of INC-1" in html and "<textarea name='message'" in html
     async with aiohttp.ClientSession() as http, http.get(root + "?as=U0ALICE01") as r:
         assert "Status of INC-1" not in await r.text()  # a modal is for whoever opened it
+
+
+async def test_views_push_and_update_follow_slack_rules(emu):
+    client = AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN)
+    emu.workspace.triggers["2.T"] = "U0CAROL03"
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "One"}, "blocks": []}
+    opened = (await client.views_open(trigger_id="2.T", view=modal))["view"]
+    pushed = await client.views_push(trigger_id="2.T", view={**modal, "external_id": "x"})
+    assert pushed["view"]["root_view_id"] == opened["id"]
+    two = {**modal, "title": {"type": "plain_text", "text": "Two"}}
+    updated = await client.views_update(view_id=opened["id"], hash=opened["hash"], view=two)
+    assert updated["view"]["title"]["text"] == "Two" and updated["view"]["hash"] != opened["hash"]
+    with pytest.raises(SlackApiError) as stale:
+        await client.views_update(view_id=opened["id"], hash=opened["hash"], view=two)
+    assert stale.value.response["error"] == "hash_conflict"
+    by_external = await client.views_update(external_id="x", view=two)
+    assert by_external["view"]["id"] == pushed["view"]["id"]
+    with pytest.raises(SlackApiError) as missing:
+        await client.views_update(view_id="Vnope", view=two)
+    assert missing.value.response["error"] == "not_found"
+    assert emu.workspace.views[opened["id"]]["user"] == "U0CAROL03"

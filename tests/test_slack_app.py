@@ -275,3 +275,19 @@ async def test_add_to_timeline_keeps_author_and_time_and_refuses_outside_inciden
     seen = len(console.replies)
     await console.shortcut(ws, CAROL, general, elsewhere, "add_to_timeline")
     assert "not an incident channel" in (await carol.reply_after(seen)).text
+
+
+async def test_the_slack_app_is_served_the_way_the_settings_say(settings, desk):
+    import httpx
+    from slack_bolt.async_app import AsyncApp
+
+    from starter.api import create_app
+
+    socket = create_app(settings.model_copy(update={"slack_app_token": "xapp-1-test"}), desk)
+    assert isinstance(socket.state.slack_app, AsyncApp) and socket.state.slack_handler is None
+    plain = create_app(settings.model_copy(update={"slack_signing_secret": None}), desk)
+    for app in (socket, plain):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            response = await http.post("/slack/events", content=b"command=%2Fincident")
+        assert response.status_code == 404 and "not served over HTTP" in response.text

@@ -68,6 +68,9 @@ async def answer(respond: AsyncRespond, work: Awaitable[IncidentState]) -> None:
         text = replies.result(await work)
     except REFUSALS as error:
         text = replies.refused(error_text(error))
+    except Exception:
+        log.exception("slack_action_failed")
+        text = replies.FAILED
     await say(respond, text)
 
 

@@ -63,6 +63,10 @@ class SlackDesk:
             return await self._slash(text, where, client)
         except REFUSALS as error:
             return Answer(replies.refused(error_text(error)))
+        except Exception:
+            # Temporal or Slack down, a bug: the person gets a plain word, the log the trace.
+            log.exception("slack_command_failed")
+            return Answer(replies.FAILED)
 
     async def _slash(self, text: str, where: Where, client: AsyncWebClient) -> Answer | None:
         here = await self.incident_here(where.channel_name)

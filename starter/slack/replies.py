@@ -11,6 +11,7 @@ from activities.mrkdwn import escape
 from workflows.models import IncidentState
 
 MAX_LISTED = 20
+FAILED = ":warning: That did not work this time (the incident service's log says why); try again."
 
 
 def headline(state: IncidentState) -> str:
