@@ -131,3 +131,27 @@ def test_the_declare_form_offers_the_policy_and_reads_back_into_declaration_fiel
         "title": "too short",
         "severity": "unknown",
     }
+
+
+def test_replies_escape_what_people_typed_but_keep_mentions_the_workflow_wrote():
+    from datetime import UTC, datetime
+
+    from starter.slack import replies
+    from workflows.models import Impact, IncidentState
+
+    now = datetime.now(UTC)
+    state = IncidentState(
+        id="incident-4",
+        number=4,
+        title="<!channel> look & see",
+        severity="sev1",
+        impact=Impact.MAJOR,
+        declared_at=now,
+        last_update_at=now,
+    )
+    state.note(now, "role", None, "Comms lead: <@U0CAROL03> <!here> <https://x|y> <@U0BOB0002|bob>")
+    text = replies.result(state)
+    assert "&lt;!channel&gt; look &amp; see" in text
+    assert "Comms lead: <@U0CAROL03> &lt;!here&gt; &lt;https://x|y&gt;" in text
+    assert "&lt;@U0BOB0002|bob&gt;" in text
+    assert replies.refused("<!channel>") == ":no_entry: &lt;!channel&gt;"

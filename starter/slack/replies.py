@@ -5,12 +5,14 @@ Everything people typed is escaped here; mentions come only from ids the workflo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from activities.mrkdwn import escape
 from workflows.models import IncidentState
 
 MAX_LISTED = 20
+USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
 FAILED = ":warning: That did not work this time (the incident service's log says why); try again."
 
 
@@ -25,8 +27,15 @@ def headline(state: IncidentState) -> str:
 def result(state: IncidentState) -> str:
     """The answer to a command: the incident now, and the timeline entry the command wrote."""
     last = state.timeline[-1] if state.timeline else None
-    said = f"\n>{escape(last.text)}" if last else ""
+    said = f"\n>{_timeline_text(last.text)}" if last else ""
     return headline(state) + said
+
+
+def _timeline_text(text: str) -> str:
+    """Timeline text mixes what people typed with user mentions the workflow wrote from ids it
+    holds: all of it is escaped, then only plain user mentions come back (never ``<!channel>``,
+    user groups or links)."""
+    return USER_MENTION.sub(r"<@\1>", escape(text))
 
 
 def declared(state: IncidentState, created: bool) -> str:
