@@ -41,9 +41,12 @@ class UnknownPerson(ValueError):
 class Directory:
     """Who is who in the Slack workspace, asked through the bot's Web API client."""
 
-    def __init__(self, client: AsyncWebClient | None, ttl: float = LIST_TTL) -> None:
+    def __init__(
+        self, client: AsyncWebClient | None, ttl: float = LIST_TTL, page_size: int = PAGE_SIZE
+    ) -> None:
         self.client = client
         self.ttl = ttl
+        self.page_size = page_size
         self._handles: dict[str, str] = {}
         self._emails: dict[str, str] = {}
         self._loaded_at = float("-inf")
@@ -100,7 +103,7 @@ class Directory:
             handles: dict[str, str] = {}
             cursor: str | None = None
             while True:
-                page = await self.client.users_list(limit=PAGE_SIZE, cursor=cursor)
+                page = await self.client.users_list(limit=self.page_size, cursor=cursor)
                 members: list[dict[str, Any]] = page.get("members", [])
                 for member in members:
                     _remember(handles, self._emails, member)
