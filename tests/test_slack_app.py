@@ -5,6 +5,7 @@ response_url. Every assertion is on what Slack (the emulator) saw or on the inci
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -95,6 +96,12 @@ async def declared(alice: Person, desk: IncidentDesk, what: str, sev: str = "sev
 
 
 async def test_declare_from_slack_creates_the_channel_as_the_slack_user(alice, desk, slack):
+    seen, started = len(slack.console.replies), time.monotonic()
+    sent = await slack.console.slash(
+        slack.workspace, ALICE, alice.channel_id("general"), f"/incident declare {title('Acked')}"
+    )
+    assert sent.status == 200 and time.monotonic() - started < 3  # Slack's limit for the ack
+    assert "Declared" in (await alice.reply_after(seen)).text  # the answer follows the ack
     state = await declared(alice, desk, "Checkout failing", "sev1")
     assert state.severity == "sev1" and state.declared_by == ALICE and state.source == "slack"
     assert state.idempotency_key and state.idempotency_key.startswith("slack-")
