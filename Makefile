@@ -25,6 +25,7 @@ run: venv
 	$(BIN)/python -m starter.dev
 
 test: venv
+	@.ci/ensure-chromium
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,12 @@ def _arguments() -> argparse.Namespace:
         metavar="FILE",
         help="keep the workspace in this JSON file: loaded at start, saved as it changes",
     )
+    parser.add_argument(
+        "--app-url",
+        default=os.environ.get("LOCALSLACK_APP_URL", ""),
+        help="the Slack app to drive from the page (its /slack/events); requests are signed "
+        "with SLACK_SIGNING_SECRET from the environment",
+    )
     return parser.parse_args()
 
 
@@ -39,6 +46,8 @@ async def _serve(args: argparse.Namespace) -> None:
         if snapshot.load(emulator.workspace, args.snapshot):
             print(f"localslack: workspace restored from {args.snapshot}", file=sys.stderr)
         saver = asyncio.create_task(snapshot.Snapshots(emulator, args.snapshot).run())
+    if args.app_url:
+        emulator.console.app_url = args.app_url
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,45 +1,178 @@
-"""The read-only workspace page: channels appearing as incidents are declared."""
+"""The workspace page: Slack as a person sees it, and a place to drive the app from.
+
+Messages render like Slack (mrkdwn, mentions by name, emoji, links, buttons); a box sends a
+signed slash command as a chosen user in a chosen channel; buttons send real ``block_actions``;
+open modals are forms that send ``view_submission``; replies sent to a ``response_url`` show
+as "only visible to you". A small script refreshes it without losing what is being typed.
+"""
+
+from __future__ import annotations
 
 import time
 from html import escape
+from typing import Any
 
 from .channel import Channel, Message
-from .seed import TEAM_ID, TEAM_NAME
+from .console import Console
+from .rendering import Button, blocks, mrkdwn, text_object
+from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
 from .workspace import Workspace
 
 REFRESH_SECONDS = 2
 SHOWN_CHANNELS = 50
-SHOWN_MESSAGES = 8
-TEXT_CHARS = 400
+SHOWN_MESSAGES = 12
+SHOWN_REPLIES = 6
+TEXT_CHARS = 3000
+EXAMPLE = "/incident declare sev1 Checkout failing"
 
 _STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d1c1d; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem; color: #1d1c1d; max-width: 70rem; }
 section { border: 1px solid #ddd; border-radius: 6px; padding: .6rem 1rem; margin: .8rem 0; }
 section.archived { opacity: .55; }
 h2 { font-size: 1.05rem; margin: .2rem 0; }
 .meta { color: #616061; margin: .15rem 0; }
 ol { list-style: none; padding: 0; margin: .4rem 0; }
-li { margin: .25rem 0; }
-time, .notice { color: #868686; }
+li { margin: .45rem 0; padding: .2rem .3rem; }
+time, .notice, .context { color: #868686; font-size: 12px; }
 .pinned { background: #fff8e1; }
+.mention { background: #e8f5fa; color: #1264a3; border-radius: 3px; padding: 0 2px; }
+code { background: #f6f6f6; border: 1px solid #ddd; border-radius: 3px; padding: 0 3px;
+  color: #e01e5a; }
+pre { background: #f6f6f6; border: 1px solid #ddd; padding: .4rem; white-space: pre-wrap; }
+q { display: block; border-left: 4px solid #ddd; padding-left: .5rem; quotes: none; }
+.header { font-weight: 700; font-size: 1.1rem; }
+.fields { display: grid; grid-template-columns: 1fr 1fr; gap: .2rem 1rem; margin: .3rem 0; }
+.actions form, .section form, form.inline { display: inline; }
+button { border: 1px solid #bbb; background: #fff; border-radius: 4px; padding: .2rem .7rem;
+  margin: .2rem .3rem .2rem 0; cursor: pointer; font-weight: 600; }
+button.primary { background: #007a5a; color: #fff; border-color: #007a5a; }
+button.danger { background: #e01e5a; color: #fff; border-color: #e01e5a; }
+button.shortcut { font-weight: 400; font-size: 11px; padding: 0 .4rem; color: #616061; }
+a.button { border: 1px solid #bbb; border-radius: 4px; padding: .2rem .7rem; text-decoration: none;
+  color: #1d1c1d; font-weight: 600; margin-right: .3rem; }
+#console { background: #f8f8f8; position: sticky; top: 0; z-index: 1; }
+#console input[name=text] { width: 28rem; }
+.modal { border: 2px solid #1264a3; background: #fff; }
+.modal label { display: block; font-weight: 700; margin-top: .5rem; }
+.modal input, .modal textarea, .modal select { width: 100%; box-sizing: border-box; }
+.error { color: #e01e5a; }
+.ephemeral { background: #f4ede4; border-left: 4px solid #d4a373; }
 """
 
 
-def render(ws: Workspace) -> str:
+def render(
+    ws: Workspace, console: Console | None = None, acting: str = "", channel_id: str = ""
+) -> str:
+    user = acting if acting in ws.users else OWNER_ID
     channels = list(ws.channels.values())
     shown = channels[::-1][:SHOWN_CHANNELS]
-    body = "".join(_channel(ws, c) for c in shown)
+    body = "".join(_channel(ws, c, user) for c in shown)
     more = len(channels) - len(shown)
     tail = f"<p class='meta'>and {more} older conversations</p>" if more > 0 else ""
+    replies = _replies(ws, console, user) if console else ""
+    views = [v for v in ws.views.values() if v["open"] and v["user"] in (user, None)]
+    key = ",".join(v["view"]["id"] + str(sorted(v["errors"])) for v in views)
+    modals = "".join(_modal(ws, v, user) for v in views)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>"
+        f"<noscript><meta http-equiv='refresh' content='{REFRESH_SECONDS}'></noscript>"
+        "<script src='/_emulator/page.js' defer></script>"
         f"<title>Local Slack: {escape(TEAM_NAME)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Local Slack: {escape(TEAM_NAME)} <small>({TEAM_ID})</small></h1>"
+        f"{_console(ws, console, user, channel_id)}"
+        f"<div id='modals' data-key='{escape(key, quote=True)}'>{modals}</div>"
+        f"<div id='live'>{replies}"
         f"<p class='meta'>{len(channels)} conversations, newest first; "
         f"this page refreshes every {REFRESH_SECONDS} seconds.</p>"
-        f"{body}{tail}</body></html>"
+        f"{body}{tail}</div></body></html>"
     )
+
+
+def _options(pairs: list[tuple[str, str]], selected: str) -> str:
+    return "".join(
+        f"<option value='{escape(v, quote=True)}'{' selected' if v == selected else ''}>"
+        f"{escape(label)}</option>"
+        for v, label in pairs
+    )
+
+
+def _console(ws: Workspace, console: Console | None, user: str, channel_id: str) -> str:
+    people = [(u, "@" + ws.users[u].name) for u in HUMAN_IDS if u in ws.users]
+    rooms = [
+        (c.id, "#" + c.name)
+        for c in list(ws.channels.values())[::-1]
+        if not c.is_archived and not c.is_im and not c.is_mpim
+    ]
+    app = console.app_url if console else ""
+    where = (
+        f"Sends to <code>{escape(app)}</code>, signed like Slack."
+        if app
+        else "No app to send to: start the emulator with LOCALSLACK_APP_URL (make run does)."
+    )
+    return (
+        "<section id='console'>"
+        "<form class='inline' method='get' action='/'>Acting as "
+        f"<select name='as' onchange='this.form.submit()'>{_options(people, user)}</select> "
+        "</form>"
+        "<form class='inline' method='post' action='/_emulator/slash'>"
+        f"<input type='hidden' name='user' value='{escape(user, quote=True)}'> in "
+        f"<select name='channel'>{_options(rooms, channel_id or _general(ws))}</select> "
+        f"<input name='text' value='{escape(EXAMPLE, quote=True)}' maxlength='3000' "
+        "aria-label='slash command'> <button class='primary' type='submit'>Send</button></form>"
+        f"<p class='meta'>{where}</p></section>"
+    )
+
+
+def _general(ws: Workspace) -> str:
+    return next((c.id for c in ws.channels.values() if c.is_general), "")
+
+
+def _replies(ws: Workspace, console: Console, user: str) -> str:
+    mine = [r for r in console.replies if r.user == user][-SHOWN_REPLIES:]
+    if not mine:
+        return ""
+    items = "".join(
+        f"<li class='ephemeral'><span class='context'>Only visible to you · "
+        f"{escape(_channel_name(ws, r.channel))} · {_when(r.at)}</span><br>"
+        f"{blocks(ws, r.blocks, _buttons(user, r.channel, '')) if r.blocks else mrkdwn(ws, r.text)}"
+        "</li>"
+        for r in reversed(mine)
+    )
+    return f"<section id='replies'><h2>Replies to you</h2><ol>{items}</ol></section>"
+
+
+def _buttons(user: str, channel_id: str, ts: str) -> Button:
+    """Buttons of one message, as forms that make the emulator send ``block_actions``."""
+
+    def button(element: dict[str, Any], block_id: str) -> str:
+        label = escape(str((element.get("text") or {}).get("text", "")))
+        if element.get("url"):
+            href = escape(str(element["url"]), quote=True)
+            return f"<a class='button' href='{href}' target='_blank' rel='noreferrer'>{label}</a>"
+        style = str(element.get("style", ""))
+        fields = _hidden(
+            user=user,
+            channel=channel_id,
+            ts=ts,
+            action_id=str(element.get("action_id", "")),
+            block_id=block_id,
+            value=str(element.get("value", "")),
+        )
+        return (
+            f"<form method='post' action='/_emulator/click'>{fields}"
+            f"<button type='submit' class='{escape(style, quote=True)}'>{label}</button></form>"
+        )
+
+    return button
+
+
+def _channel_name(ws: Workspace, channel_id: str) -> str:
+    channel = ws.channels.get(channel_id)
+    return "#" + channel.name if channel else channel_id
+
+
+def _no_button(element: dict[str, Any], block_id: str) -> str:
+    return ""
 
 
 def _user(ws: Workspace, user_id: str) -> str:
@@ -47,7 +180,18 @@ def _user(ws: Workspace, user_id: str) -> str:
     return "@" + (user.name if user else user_id)
 
 
-def _channel(ws: Workspace, channel: Channel) -> str:
+def _when(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def _hidden(**fields: str) -> str:
+    return "".join(
+        f"<input type='hidden' name='{k}' value='{escape(v, quote=True)}'>"
+        for k, v in fields.items()
+    )
+
+
+def _channel(ws: Workspace, channel: Channel, user: str) -> str:
     if channel.is_im:
         title = "Direct message with " + escape(_user(ws, channel.name))
     else:
@@ -58,46 +202,109 @@ def _channel(ws: Workspace, channel: Channel) -> str:
     members = ", ".join(escape(_user(ws, m)) for m in channel.members)
     lines = [f"<h2 id='{escape(channel.id)}'>{title} <small>{escape(channel.id)}</small></h2>"]
     if channel.topic:
-        lines.append(f"<p class='meta'>Topic: {escape(channel.topic)}</p>")
+        lines.append(f"<p class='meta'>Topic: {mrkdwn(ws, channel.topic)}</p>")
     if channel.purpose:
-        lines.append(f"<p class='meta'>Purpose: {escape(channel.purpose)}</p>")
+        lines.append(f"<p class='meta'>Purpose: {mrkdwn(ws, channel.purpose)}</p>")
     lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}</p>")
-    if channel.pins:
-        pinned = "; ".join(escape(_text(channel.by_ts[ts])) for ts in channel.pins)
-        lines.append(f"<p class='meta'>Pinned: {pinned}</p>")
     for bookmark in channel.bookmarks:
         link = escape(str(bookmark["link"]), quote=True)
         lines.append(
             f"<p class='meta'>Bookmark: <a href='{link}'>{escape(bookmark['title'])}</a></p>"
         )
-    recent = channel.messages[-SHOWN_MESSAGES:]
+    pinned = [channel.by_ts[ts] for ts in channel.pins if ts in channel.by_ts]
+    if pinned:
+        items = "".join(_message(ws, channel, m, user) for m in pinned)
+        lines.append(f"<p class='meta'>Pinned</p><ol>{items}</ol>")
+    recent = [m for m in channel.messages[-SHOWN_MESSAGES:] if m["ts"] not in channel.pins]
     if recent:
-        items = "".join(_message(ws, channel, m) for m in reversed(recent))
+        items = "".join(_message(ws, channel, m, user) for m in reversed(recent))
         lines.append(f"<ol>{items}</ol>")
     archived = " class='archived'" if channel.is_archived else ""
     return f"<section{archived}>{''.join(lines)}</section>"
 
 
-def _message(ws: Workspace, channel: Channel, message: Message) -> str:
-    when = time.strftime("%H:%M:%S", time.localtime(float(message["ts"])))
-    text = escape(_text(message))
-    if "subtype" in message and message["subtype"] != "thread_broadcast":
-        text = f"<span class='notice'>{text}</span>"
+def _message(ws: Workspace, channel: Channel, message: Message, user: str) -> str:
+    when = _when(float(message["ts"]))
     reply = " (in thread)" if message.get("thread_ts", message["ts"]) != message["ts"] else ""
     pinned = " class='pinned'" if message["ts"] in channel.pins else ""
     who = escape(_user(ws, str(message.get("user", ""))))
-    return f"<li{pinned}><time>{when}</time> <b>{who}</b>{reply}: {text}</li>"
+
+    button = _buttons(user, channel.id, str(message["ts"]))
+
+    if message.get("blocks"):
+        content = blocks(ws, message["blocks"], button)
+    else:
+        content = mrkdwn(ws, _text(message))
+    if "subtype" in message and message["subtype"] != "thread_broadcast":
+        content = f"<span class='notice'>{content}</span>"
+    shortcut = ""
+    if "subtype" not in message and not channel.is_archived:
+        fields = _hidden(
+            user=user, channel=channel.id, ts=str(message["ts"]), callback_id="add_to_timeline"
+        )
+        shortcut = (
+            f" <form class='inline' method='post' action='/_emulator/shortcut'>{fields}"
+            "<button class='shortcut' type='submit'>Add to timeline</button></form>"
+        )
+    return f"<li{pinned}><time>{when}</time> <b>{who}</b>{reply}{shortcut}<br>{content}</li>"
 
 
 def _text(message: Message) -> str:
-    """The message text, or the first readable block when it only has blocks."""
     text = str(message.get("text") or "")
-    if not text:
-        for block in message.get("blocks", []):
-            inner = block.get("text")
-            if isinstance(inner, dict) and inner.get("text"):
-                text = str(inner["text"])
-                break
     if len(text) > TEXT_CHARS:
         text = text[:TEXT_CHARS] + "..."
     return text
+
+
+def _modal(ws: Workspace, opened: dict[str, Any], user: str) -> str:
+    view = opened["view"]
+    errors: dict[str, str] = opened.get("errors") or {}
+    fields = [_hidden(view_id=str(view["id"]), user=user)]
+    for block in view.get("blocks", []):
+        if block.get("type") == "input":
+            fields.append(_input(ws, block, errors.get(str(block.get("block_id")), "")))
+        elif block.get("type") in ("section", "context", "header", "divider"):
+            fields.append(blocks(ws, [block], _no_button))
+    submit = text_object(ws, view.get("submit")) or "Submit"
+    close = text_object(ws, view.get("close")) or "Cancel"
+    return (
+        f"<section class='modal'><h2>{text_object(ws, view.get('title'))}</h2>"
+        f"<form method='post' action='/_emulator/submit'>{''.join(fields)}"
+        f"<button class='primary' type='submit'>{submit}</button></form>"
+        f"<form class='inline' method='post' action='/_emulator/close'>"
+        f"{_hidden(view_id=str(view['id']), user=user)}"
+        f"<button type='submit'>{close}</button></form></section>"
+    )
+
+
+def _input(ws: Workspace, block: dict[str, Any], error: str) -> str:
+    element = block.get("element") or {}
+    name = escape(str(block.get("block_id", "")), quote=True)
+    label = text_object(ws, block.get("label"))
+    optional = " <small>(optional)</small>" if block.get("optional") else ""
+    kind = element.get("type")
+    if kind in ("static_select", "multi_static_select"):
+        initial = (element.get("initial_option") or {}).get("value", "")
+        pairs = [
+            (str(o["value"]), str(o["text"]["text"]) + _described(o))
+            for o in element.get("options", [])
+        ]
+        multiple = " multiple" if kind == "multi_static_select" else ""
+        field_name = f"multi:{name}" if multiple else name
+        control = (
+            f"<select name='{field_name}' id='{name}'{multiple}>{_options(pairs, initial)}</select>"
+        )
+    else:
+        value = escape(str(element.get("initial_value", "")), quote=True)
+        limit = int(element.get("max_length", 3000))
+        if element.get("multiline"):
+            control = f"<textarea name='{name}' id='{name}' maxlength='{limit}'>{value}</textarea>"
+        else:
+            control = f"<input name='{name}' id='{name}' value='{value}' maxlength='{limit}'>"
+    shown = f"<div class='error'>{escape(error)}</div>" if error else ""
+    return f"<label for='{name}'>{label}{optional}</label>{control}{shown}"
+
+
+def _described(option: dict[str, Any]) -> str:
+    description = (option.get("description") or {}).get("text")
+    return f" — {description}" if description else ""

@@ -13,6 +13,8 @@ from aiohttp import web
 from . import page
 from .api import METHODS
 from .channel import Channel, Message
+from .console import Console
+from .console_routes import add_console_routes
 from .control import Call, Fault, FaultBook, workspace_state
 from .errors import SlackError
 from .seed import BOT_TOKEN, BOT_USER_ID
@@ -47,6 +49,8 @@ class SlackEmulator:
         self._tokens = frozenset({BOT_TOKEN, *(tokens or ())})
         self._faults = FaultBook()
         self._runner: web.AppRunner | None = None
+        # Slack's client side: drives an app at LOCALSLACK_APP_URL (see console.py).
+        self.console = Console()
 
     # --- what tests read and steer ----------------------------------------------------
 
@@ -86,6 +90,7 @@ class SlackEmulator:
         app.router.add_get("/_emulator/state", self._state)
         app.router.add_post("/_emulator/faults", self._inject)
         app.router.add_post("/_emulator/reset", self._reset)
+        add_console_routes(app, self)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -98,6 +103,7 @@ class SlackEmulator:
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         self.base_url = f"http://{host}:{self.port}/api/"
+        self.console.origin = f"http://{host}:{self.port}"
         return self.base_url
 
     async def stop(self) -> None:
@@ -160,7 +166,9 @@ class SlackEmulator:
     # --- the control surface ----------------------------------------------------------
 
     async def _page(self, request: web.Request) -> web.Response:
-        return web.Response(text=page.render(self.workspace), content_type="text/html")
+        query = request.query
+        html = page.render(self.workspace, self.console, query.get("as", ""), query.get("in", ""))
+        return web.Response(text=html, content_type="text/html")
 
     async def _calls(self, request: web.Request) -> web.Response:
         method = request.query.get("method")

@@ -63,6 +63,8 @@ class Workspace:
         self._last_stamp = 0
         self._post_budget: dict[str, tuple[float, float]] = {}
         self.canvases: dict[str, dict[str, Any]] = {}
+        self.views: dict[str, dict[str, Any]] = {}  # modals opened, by view id (views.*)
+        self.triggers: dict[str, str] = {}  # trigger id -> the user whose action made it
         self._seed_channels(broadcast_channel)
 
     def _seed_channels(self, broadcast: str) -> None:

@@ -1,8 +1,9 @@
 """incident: the command line for people, on top of the HTTP API (never Temporal directly).
 
 Configured from the environment: INCIDENT_API_URL (default http://127.0.0.1:8000),
-INCIDENT_API_TOKEN (or the first of INCIDENT_API_TOKENS), INCIDENT_USER (your Slack user id,
-recorded as who acted).
+INCIDENT_API_TOKEN (or the first of INCIDENT_API_TOKENS), INCIDENT_USER (you, recorded as who
+acted). People are given as Slack user ids, @handles, bare handles (bob) or emails; the API
+resolves them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ STATUS_STYLE = {"investigating": "red", "identified": "yellow", "monitoring": "b
 
 app = typer.Typer(
     help="Declare and drive incidents through the incident API.",
-    epilog="Environment: INCIDENT_API_URL, INCIDENT_API_TOKEN, INCIDENT_USER (a Slack user id).",
+    epilog="Environment: INCIDENT_API_URL, INCIDENT_API_TOKEN, INCIDENT_USER (you: id or handle).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -183,8 +184,8 @@ def declare(
     summary: Annotated[str | None, typer.Option(help="What we know so far.")] = None,
     impact: Annotated[str | None, typer.Option(help="none, minor, major, critical")] = None,
     component: Annotated[list[str] | None, typer.Option(help="Affected component.")] = None,
-    commander: Annotated[str | None, typer.Option(help="Slack user id.")] = None,
-    responder: Annotated[list[str] | None, typer.Option(help="Slack user id to invite.")] = None,
+    commander: Annotated[str | None, typer.Option(help="Slack user id, @handle or email.")] = None,
+    responder: Annotated[list[str] | None, typer.Option(help="Someone to invite.")] = None,
     template: Annotated[str | None, typer.Option(help="A policy template.")] = None,
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: same key, same incident.")
@@ -319,7 +320,7 @@ def severity(
 def role(
     incident_id: IncidentArg,
     new_role: Annotated[Role, typer.Argument(metavar="ROLE")],
-    user: Annotated[str, typer.Argument(help="Slack user id.")],
+    user: Annotated[str, typer.Argument(help="Slack user id, @handle, handle or email.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Give a role (commander, tech_lead, comms_lead) to someone."""

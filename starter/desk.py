@@ -7,7 +7,6 @@ Slack) any other way, so they all answer with the same real state.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from temporalio.client import (
     Client,
@@ -28,28 +27,17 @@ from workflows.visibility import declared_search_attributes
 
 LIST_CONCURRENCY = 16
 
-# Which workflow Update carries which command.
-UPDATES: dict[type[cmd.Command], Any] = {
-    cmd.Acknowledge: IncidentWorkflow.acknowledge,
-    cmd.SetStatus: IncidentWorkflow.set_status,
-    cmd.PostUpdate: IncidentWorkflow.post_update,
-    cmd.SetSeverity: IncidentWorkflow.set_severity,
-    cmd.AssignRole: IncidentWorkflow.assign_role,
-    cmd.AddResponders: IncidentWorkflow.add_responders,
-    cmd.Escalate: IncidentWorkflow.escalate,
-    cmd.Resolve: IncidentWorkflow.resolve,
-    cmd.Reopen: IncidentWorkflow.reopen,
-    cmd.AddActionItem: IncidentWorkflow.add_action_item,
-    cmd.CompleteActionItem: IncidentWorkflow.complete_action_item,
-}
-
 
 class IncidentNotFound(LookupError):
     pass
 
 
 class CommandRefused(Exception):
-    """The incident refused the command; the message says why, in words for people."""
+    """The incident refused the command; the message says why, in words for people.
+
+    The one refusal every entry point knows: the API answers it with 409, the Slack app with
+    an ephemeral reply, the CLI prints the API's detail.
+    """
 
 
 def apply_template(declaration: Declaration, policy: Policy) -> Declaration:
@@ -118,7 +106,7 @@ class IncidentDesk:
         handle = self.client.get_workflow_handle(parse_incident_ref(ref))
         try:
             state: IncidentState = await handle.execute_update(
-                UPDATES[type(command)], command, result_type=IncidentState
+                command.update, command, result_type=IncidentState
             )
         except WorkflowUpdateFailedError as error:
             raise CommandRefused(_reason(error)) from error
@@ -143,7 +131,8 @@ class IncidentDesk:
         limit: int = 100,
     ) -> list[IncidentState]:
         """Newest first, found through the search attributes the workflows keep current."""
-        clauses = ["WorkflowType = 'IncidentWorkflow'"]
+        # Only this desk's queue: an incident no worker serves could not answer the query.
+        clauses = ["WorkflowType = 'IncidentWorkflow'", f"TaskQueue = '{_quote(self.task_queue)}'"]
         if status is not None:
             clauses.append(f"IncidentStatus = '{status.value}'")
         if severity is not None:
@@ -170,6 +159,13 @@ class IncidentDesk:
         found = await asyncio.gather(*(fetch(i) for i in ids))
         incidents = [state for state in found if state is not None]
         return sorted(incidents, key=lambda s: s.number, reverse=True)
+
+    async def in_channel(self, channel_name: str) -> str | None:
+        """The id of the newest incident whose Slack channel has this name, if any."""
+        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentChannel = '{_quote(channel_name)}'"
+        async for execution in self.client.list_workflows(query, limit=1):
+            return execution.id
+        return None
 
     @staticmethod
     def _rpc_error(ref: str, error: RPCError) -> Exception:

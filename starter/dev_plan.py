@@ -156,6 +156,10 @@ def make_plan(environ: Mapping[str, str]) -> Plan:
     if emulated:
         env["SLACK_BOT_TOKEN"] = BOT_TOKEN
         env["SLACK_API_URL"] = f"http://{HOST}:{ports.localslack}/api/"
+        # The emulator signs what its page sends to the API's Slack app with a secret both
+        # share, made fresh for each run; the page drives the app at LOCALSLACK_APP_URL.
+        env["SLACK_SIGNING_SECRET"] = secrets.token_hex(32)
+        env["LOCALSLACK_APP_URL"] = f"http://{HOST}:{ports.api}"
     slack_api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
     return Plan(
         ports=ports,
@@ -187,7 +191,10 @@ def banner(plan: Plan, out: IO[str]) -> None:
     if plan.ports.api != 8000:
         export = f"export INCIDENT_API_URL={plan.api_url} INCIDENT_API_TOKEN={token}"
     if plan.slack_emulated:
-        slack = f"local emulator, workspace page {plan.emulator_url}"
+        slack = (
+            f"local emulator, workspace page {plan.emulator_url} "
+            "(type /incident there: it drives the Slack app)"
+        )
     else:
         slack = f"SLACK_BOT_TOKEN from the environment, Web API {plan.slack_api_url}"
     token_note = "from INCIDENT_API_TOKENS"

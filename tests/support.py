@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import uvicorn
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from config import Settings
+from localslack import SlackEmulator
+from starter.desk import IncidentDesk
 from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 T = TypeVar("T")
@@ -50,3 +55,34 @@ async def until(
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+@asynccontextmanager
+async def serve_slack_app(
+    settings: Settings, desk: IncidentDesk, slack: SlackEmulator, secret: str
+) -> AsyncIterator[str]:
+    """The API with its Slack app on a free port, in the session's loop, beside the worker;
+    the emulator's console is pointed at it, as `make run` does."""
+    from starter.api import create_app
+
+    api_settings = settings.model_copy(
+        update={"slack_signing_secret": secret, "api_tokens": "slack-test-token"}
+    )
+    config = uvicorn.Config(
+        create_app(api_settings, desk=desk),
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or serving.done(), timeout=10)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    slack.console.app_url, slack.console.signing_secret = url, secret
+    try:
+        yield url
+    finally:
+        slack.console.app_url = ""
+        server.should_exit = True
+        await serving

@@ -112,7 +112,8 @@ async def test_declaring_again_with_the_same_key_answers_200_with_the_same_incid
     ("body", "field", "words"),
     [
         ({"title": "x", "severity": "sev9"}, "severity", "sev1, sev2, sev3"),
-        ({"title": "x", "severity": "sev2", "commander": "alice"}, "commander", "Slack user id"),
+        ({"title": "x", "severity": "sev2", "commander": "nobody"}, "commander", "'nobody'"),
+        ({"title": "x", "severity": "sev2", "responders": ["zed@x.org"]}, "responders", "zed@"),
         ({"severity": "sev2"}, "title", "required"),
         ({"title": "x", "severity": "sev2", "template": "nope"}, "template", "unknown template"),
     ],
@@ -231,3 +232,42 @@ async def test_openapi_documents_the_routes_and_the_bearer_scheme(api):
     assert document["info"]["title"] == "Incident automation API"
     assert "/incidents/{incident_id}/status" in document["paths"]
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("U0BOB0002", "U0BOB0002"),
+        ("<@U0BOB0002>", "U0BOB0002"),
+        ("<@U0BOB0002|bob>", "U0BOB0002"),
+        ("@bob", "U0BOB0002"),
+        ("Bob", "U0BOB0002"),
+        ("BOB@example.com", "U0BOB0002"),
+    ],
+)
+async def test_people_are_resolved_to_ids_from_ids_mentions_handles_and_emails(
+    api, given, expected
+):
+    incident = await declare(api, title=title("People"), commander="@alice", by="carol")
+    assert incident["roles"]["commander"] == "U0ALICE01"
+    assert incident["timeline"][0]["actor"] == "U0CAROL03"
+    response = await command(api, incident, "roles", role="comms_lead", user=given, by=given)
+    assert response.status_code == 200, response.text
+    assert response.json()["roles"]["comms_lead"] == expected
+    assert response.json()["timeline"][-1]["actor"] == expected
+
+
+async def test_an_unknown_person_gets_422_naming_them_and_the_field(api):
+    incident = await declare(api, title=title("Unknown person"))
+    for body, field in (
+        ({"role": "tech_lead", "user": "mallory"}, "user"),
+        ({"role": "tech_lead", "user": "U0BOB0002", "by": "eve@example.com"}, "by"),
+    ):
+        response = await command(api, incident, "roles", **body)
+        assert response.status_code == 422, response.text
+        error = response.json()["detail"][0]
+        assert error["loc"] == ["body", field]
+        assert "unknown person" in error["msg"] and error["input"] in error["msg"]
+    responders = await command(api, incident, "responders", users=["erin", "nobody@x.org"])
+    assert responders.status_code == 422
+    assert "nobody@x.org" in responders.json()["detail"][0]["msg"]

@@ -167,3 +167,25 @@ async def test_an_api_that_is_not_running_is_named_with_how_to_start_it():
     run = await incident("list", url=url)
     assert run.code == 1
     assert f"cannot reach the incident API at {url}" in run.err and "make run" in run.err
+
+
+async def test_people_are_given_by_handle_or_email_and_an_unknown_one_is_named(api_url):
+    declared = await incident(
+        "declare", title("CLI people"), "-s", "sev3", "--commander", "alice", "--json", url=api_url
+    )
+    assert declared.code == 0, declared.err
+    number = str(declared.json()["number"])
+    assert declared.json()["roles"]["commander"] == "U0ALICE01"
+
+    role = await incident("role", number, "comms_lead", "bob", "--json", url=api_url, user="@carol")
+    assert role.code == 0, role.err
+    assert role.json()["roles"]["comms_lead"] == "U0BOB0002"
+    assert role.json()["timeline"][-1]["actor"] == "U0CAROL03"
+    by_email = await incident(
+        "role", number, "tech_lead", "dave@example.com", "--json", url=api_url
+    )
+    assert by_email.json()["roles"]["tech_lead"] == "U0DAVE004"
+
+    unknown = await incident("role", number, "tech_lead", "mallory", url=api_url)
+    assert unknown.code == 1
+    assert "user: unknown person 'mallory'" in unknown.err

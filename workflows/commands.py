@@ -1,9 +1,15 @@
 """What people ask of a running incident. Each command is one workflow Update.
 
+This is the one definition of a command for every entry point: the HTTP API takes these models
+as request bodies, the CLI and the Slack app only parse text into them, and the desk sends each
+to the Update its ``update`` names. Adding a command is one model here and one Update handler.
 Every command has its own input type so fields can be added later without breaking callers.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -11,52 +17,75 @@ from workflows.models import Role, Status, UserId
 
 
 class Command(BaseModel):
-    by: UserId | None = None
+    # The IncidentWorkflow Update that carries this command, by name (the workflow module
+    # imports this one, so a name, not the method).
+    update: ClassVar[str] = ""
+
+    by: UserId | None = Field(default=None, description="Who acts: U024BE7LH, @handle or email.")
 
 
 class Acknowledge(Command):
-    pass
+    update = "acknowledge"
 
 
 class SetStatus(Command):
+    update = "set_status"
     status: Status
     message: str = Field(default="", max_length=3000)
 
 
 class PostUpdate(Command):
+    update = "post_update"
     message: str = Field(min_length=1, max_length=3000)
 
 
 class SetSeverity(Command):
+    update = "set_severity"
     severity: str
     reason: str = Field(default="", max_length=3000)
 
 
 class AssignRole(Command):
+    update = "assign_role"
     role: Role
     user: UserId
 
 
 class AddResponders(Command):
+    update = "add_responders"
     users: list[UserId] = Field(min_length=1, max_length=100)
 
 
 class Escalate(Command):
+    update = "escalate"
     reason: str = Field(default="", max_length=3000)
 
 
 class Resolve(Command):
+    update = "resolve"
     message: str = Field(default="", max_length=3000)
 
 
 class Reopen(Command):
+    update = "reopen"
     reason: str = Field(default="", max_length=3000)
 
 
 class AddActionItem(Command):
+    update = "add_action_item"
     text: str = Field(min_length=1, max_length=500)
     owner: UserId | None = None
 
 
 class CompleteActionItem(Command):
+    update = "complete_action_item"
     item_id: int
+
+
+class AddTimelineEntry(Command):
+    """A message from the incident's channel, kept on the timeline ("Add to timeline")."""
+
+    update = "add_timeline_entry"
+    text: str = Field(min_length=1, max_length=3000)
+    author: UserId | None = None
+    at: datetime = Field(description="When the message was posted (its Slack ts).")

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
     from workflows import commands as cmd
-    from workflows import lifecycle
+    from workflows import lifecycle, timeline
     from workflows.deadlines import deadlines
     from workflows.effects import (
         ArchiveChannel,
@@ -258,6 +258,14 @@ class IncidentWorkflow:
     @complete_action_item.validator
     def _complete_action_item_allowed(self, c: cmd.CompleteActionItem) -> None:
         lifecycle.check_complete_action_item(self.state, self.policy, c)
+
+    @workflow.update
+    def add_timeline_entry(self, c: cmd.AddTimelineEntry) -> IncidentState:
+        return self._apply(timeline.apply_add_timeline_entry, c)
+
+    @add_timeline_entry.validator
+    def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
+        timeline.check_add_timeline_entry(self.state, self.policy, c)
 
     # -- side effects ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
@@ -127,7 +127,10 @@ class Declaration(BaseModel):
     template: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
     links: list[Link] = Field(default_factory=list, max_length=10)
-    declared_by: UserId | None = None
+    # `by`, as every command names who acts, is taken too.
+    declared_by: UserId | None = Field(
+        default=None, validation_alias=AliasChoices("declared_by", "by")
+    )
     source: str = "api"
 
 

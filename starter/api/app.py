@@ -18,6 +18,9 @@ from starter.api.request_log import RequestLog
 from starter.api.routes import health, incidents
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
+from starter.people import Directory
+from starter.slack import install_slack, socket_mode
+from starter.slack.web import bot_client
 
 log = structlog.get_logger()
 
@@ -26,7 +29,9 @@ Declare and drive incidents. Each incident is one Temporal workflow; every comma
 workflow Update, answered with the incident as the workflow has it afterwards.
 
 Every route but `/healthz` needs `Authorization: Bearer <token>`, with a token from
-`INCIDENT_API_TOKENS`. Users are Slack user ids (like `U024BE7LH`). Incident ids are
+`INCIDENT_API_TOKENS`. People are given as Slack user ids (like `U024BE7LH`), mentions
+(`<@U024BE7LH>`), handles (`@bob`) or emails, and resolved to ids; an unknown one gets 422
+naming it. Incident ids are
 `incident-42`; `INC-42` and `42` are accepted too.
 """
 
@@ -47,7 +52,8 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             if problem:
                 log.warning("temporal_unavailable", problem=problem, hint="/healthz answers 503")
             log.info("api_started", temporal=settings.temporal_address, queue=settings.task_queue)
-        yield
+        async with socket_mode(app, settings):
+            yield
 
     app = FastAPI(
         title="Incident automation API",
@@ -61,10 +67,12 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         ],
     )
     app.state.settings = settings
+    app.state.people = Directory(bot_client(settings))
     if desk is not None:
         app.state.desk = desk
     app.include_router(incidents.router)
     app.include_router(health.router)
+    install_slack(app, settings, lambda: app.state.desk, app.state.people)
     errors.install(app)
     app.add_middleware(RequestLog)
     return app

@@ -1,7 +1,8 @@
-"""What the HTTP API takes and gives, kept apart from the workflow's own models.
+"""What the HTTP API gives, kept apart from the workflow's own state.
 
-The workflow state may grow fields (outbox bookkeeping, deadlines) that callers should not
-depend on; these models are the published shape, and the OpenAPI document is built from them.
+Requests are the commands themselves (``workflows.commands``). The workflow state may grow
+fields (outbox bookkeeping, deadlines) that callers should not depend on; these models are the
+published shape of an incident, and the OpenAPI document is built from them.
 """
 
 from __future__ import annotations
@@ -10,90 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Impact, IncidentState, Role, Status, UserId
-
-By = UserId | None
-BY = Field(default=None, description="Slack user id of who acts (like U024BE7LH).")
-
-
-# -- requests --------------------------------------------------------------------------------
-
-
-class DeclareRequest(BaseModel):
-    title: str = Field(min_length=1, max_length=200, examples=["Checkout failing"])
-    severity: str = Field(description="A severity of the policy in force, like sev1.")
-    summary: str = Field(default="", max_length=3000)
-    impact: Impact = Impact.MAJOR
-    components: list[str] = Field(default_factory=list, examples=[["checkout", "payments"]])
-    commander: By = Field(default=None, description="Slack user id of the incident commander.")
-    responders: list[UserId] = Field(default_factory=list, description="Slack user ids to invite.")
-    template: str | None = Field(
-        default=None, description="A policy template that fills what this request leaves out."
-    )
-    idempotency_key: str | None = Field(
-        default=None,
-        max_length=200,
-        description="While an incident with this key is open, declaring again returns it.",
-    )
-    by: By = BY
-
-
-class AcknowledgeRequest(BaseModel):
-    by: By = BY
-
-
-class StatusRequest(BaseModel):
-    status: Status
-    message: str = Field(default="", max_length=3000)
-    by: By = BY
-
-
-class UpdateRequest(BaseModel):
-    message: str = Field(min_length=1, max_length=3000)
-    by: By = BY
-
-
-class SeverityRequest(BaseModel):
-    severity: str = Field(description="A severity of the policy in force, like sev2.")
-    reason: str = Field(default="", max_length=3000)
-    by: By = BY
-
-
-class RoleRequest(BaseModel):
-    role: Role
-    user: UserId = Field(description="Slack user id who takes the role.")
-    by: By = BY
-
-
-class RespondersRequest(BaseModel):
-    users: list[UserId] = Field(min_length=1, max_length=100)
-    by: By = BY
-
-
-class EscalateRequest(BaseModel):
-    reason: str = Field(default="", max_length=3000)
-    by: By = BY
-
-
-class ResolveRequest(BaseModel):
-    message: str = Field(default="", max_length=3000)
-    by: By = BY
-
-
-class ReopenRequest(BaseModel):
-    reason: str = Field(default="", max_length=3000)
-    by: By = BY
-
-
-class ActionItemRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=500)
-    owner: By = Field(default=None, description="Slack user id who owns the item.")
-    by: By = BY
-
-
-class CompleteActionItemRequest(BaseModel):
-    by: By = BY
-
+from workflows.models import Impact, IncidentState, Status
 
 # -- responses -------------------------------------------------------------------------------
 

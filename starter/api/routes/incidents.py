@@ -1,5 +1,9 @@
 """/incidents: declare, find and drive incidents. Each command is one workflow Update.
 
+Request bodies are the commands themselves (``workflows.commands``) and the declaration
+(``workflows.models.Declaration``): one definition, validated once. People in them may be given
+by id, mention, @handle or email; ``PeopleRoute`` turns them into ids before validation.
+
 Refusals (409) and unknown incidents (404) come from the desk's exceptions, mapped to HTTP in
 one place (``starter.api.errors``), so every route answers them the same way.
 """
@@ -14,22 +18,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from config import Settings
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
-from starter.api.schemas import (
-    AcknowledgeRequest,
-    ActionItemRequest,
-    CompleteActionItemRequest,
-    DeclareRequest,
-    EscalateRequest,
-    IncidentList,
-    IncidentOut,
-    ReopenRequest,
-    ResolveRequest,
-    RespondersRequest,
-    RoleRequest,
-    SeverityRequest,
-    StatusRequest,
-    UpdateRequest,
-)
+from starter.api.people import PeopleRoute
+from starter.api.schemas import IncidentList, IncidentOut
 from starter.desk import IncidentDesk, apply_template
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
@@ -51,8 +41,9 @@ router = APIRouter(
     tags=["incidents"],
     dependencies=[Depends(require_token)],
     responses=UNAUTHORIZED,
+    route_class=PeopleRoute,
 )
-one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
+one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT, route_class=PeopleRoute)
 
 
 def invalid(field: str, message: str) -> HTTPException:
@@ -90,12 +81,14 @@ async def run(
     },
 )
 async def declare(
-    body: DeclareRequest, request: Request, response: Response, desk: Desk, settings: AppSettings
+    body: Declaration, request: Request, response: Response, desk: Desk, settings: AppSettings
 ) -> IncidentOut:
-    """Start the incident's workflow and answer once its Slack channel exists."""
-    # Only what the caller sent counts as given, so a template can fill the rest.
-    given = body.model_dump(exclude_unset=True, exclude={"by"})
-    declaration = Declaration.model_validate({**given, "declared_by": body.by, "source": "api"})
+    """Start the incident's workflow and answer once its Slack channel exists.
+
+    `by` (or `declared_by`) names who declares.
+    """
+    # model_copy keeps what the caller left unset unset, so a template can fill the rest.
+    declaration = body.model_copy(update={"source": "api"})
     check_against_policy(declaration, desk.policy)
     state, created = await desk.declare(declaration)
     structlog.contextvars.bind_contextvars(incident_id=state.id)
@@ -132,53 +125,50 @@ async def acknowledge(
     ref: IncidentRef,
     desk: Desk,
     settings: AppSettings,
-    body: Annotated[AcknowledgeRequest, Body(default_factory=AcknowledgeRequest)],
+    body: Annotated[cmd.Acknowledge, Body(default_factory=cmd.Acknowledge)],
 ) -> IncidentOut:
-    return await run(desk, settings, ref, cmd.Acknowledge(by=body.by))
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/status", summary="Move the status forward")
 async def set_status(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: StatusRequest
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.SetStatus
 ) -> IncidentOut:
     """investigating → identified → monitoring → resolved; forward only (skipping is fine)."""
-    command = cmd.SetStatus(status=body.status, message=body.message, by=body.by)
-    return await run(desk, settings, ref, command)
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/updates", summary="Post a status update")
 async def post_update(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: UpdateRequest
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.PostUpdate
 ) -> IncidentOut:
     """Goes on the timeline and to Slack, and resets the update cadence."""
-    return await run(desk, settings, ref, cmd.PostUpdate(message=body.message, by=body.by))
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/severity", summary="Change the severity")
 async def set_severity(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: SeverityRequest
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.SetSeverity
 ) -> IncidentOut:
     try:
         desk.policy.severity(body.severity)
     except ValueError as error:
         raise invalid("severity", str(error)) from None
-    command = cmd.SetSeverity(severity=body.severity, reason=body.reason, by=body.by)
-    return await run(desk, settings, ref, command)
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/roles", summary="Assign a role")
 async def assign_role(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: RoleRequest
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.AssignRole
 ) -> IncidentOut:
-    command = cmd.AssignRole(role=body.role, user=body.user, by=body.by)
-    return await run(desk, settings, ref, command)
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/responders", summary="Add responders (invited to the channel)")
 async def add_responders(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: RespondersRequest
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.AddResponders
 ) -> IncidentOut:
-    return await run(desk, settings, ref, cmd.AddResponders(users=body.users, by=body.by))
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/escalate", summary="Escalate to the next tier by hand")
@@ -186,9 +176,9 @@ async def escalate(
     ref: IncidentRef,
     desk: Desk,
     settings: AppSettings,
-    body: Annotated[EscalateRequest, Body(default_factory=EscalateRequest)],
+    body: Annotated[cmd.Escalate, Body(default_factory=cmd.Escalate)],
 ) -> IncidentOut:
-    return await run(desk, settings, ref, cmd.Escalate(reason=body.reason, by=body.by))
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/resolve", summary="Resolve")
@@ -196,9 +186,9 @@ async def resolve(
     ref: IncidentRef,
     desk: Desk,
     settings: AppSettings,
-    body: Annotated[ResolveRequest, Body(default_factory=ResolveRequest)],
+    body: Annotated[cmd.Resolve, Body(default_factory=cmd.Resolve)],
 ) -> IncidentOut:
-    return await run(desk, settings, ref, cmd.Resolve(message=body.message, by=body.by))
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/reopen", summary="Reopen a resolved incident")
@@ -206,17 +196,16 @@ async def reopen(
     ref: IncidentRef,
     desk: Desk,
     settings: AppSettings,
-    body: Annotated[ReopenRequest, Body(default_factory=ReopenRequest)],
+    body: Annotated[cmd.Reopen, Body(default_factory=cmd.Reopen)],
 ) -> IncidentOut:
-    return await run(desk, settings, ref, cmd.Reopen(reason=body.reason, by=body.by))
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/action-items", summary="Add an action item")
 async def add_action_item(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: ActionItemRequest
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.AddActionItem
 ) -> IncidentOut:
-    command = cmd.AddActionItem(text=body.text, owner=body.owner, by=body.by)
-    return await run(desk, settings, ref, command)
+    return await run(desk, settings, ref, body)
 
 
 @one.post("/action-items/{item_id}/complete", summary="Mark an action item done")
@@ -225,9 +214,11 @@ async def complete_action_item(
     item_id: int,
     desk: Desk,
     settings: AppSettings,
-    body: Annotated[CompleteActionItemRequest, Body(default_factory=CompleteActionItemRequest)],
+    body: Annotated[cmd.Command, Body(default_factory=cmd.Command)],
 ) -> IncidentOut:
-    return await run(desk, settings, ref, cmd.CompleteActionItem(item_id=item_id, by=body.by))
+    """The body names who acts (`by`); the item is the one in the path."""
+    command = cmd.CompleteActionItem(item_id=item_id, by=body.by)
+    return await run(desk, settings, ref, command)
 
 
 router.include_router(one)

@@ -1,0 +1,205 @@
+"""Slack's mrkdwn and Block Kit as HTML, the way a Slack client shows them.
+
+Text arrives as Slack stores it: ``&amp; &lt; &gt;`` are the characters, ``<@U1>``, ``<#C1>``,
+``<!here>`` and ``<url|label>`` are the only markup. Everything else is escaped for HTML, so
+nothing an app (or a person through it) wrote can become markup on the page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from .workspace import Workspace
+
+EMOJI = {
+    "rotating_light": "🚨",
+    "raised_hand": "✋",
+    "alarm_clock": "⏰",
+    "arrows_counterclockwise": "🔄",
+    "fire": "🔥",
+    "warning": "⚠️",
+    "white_check_mark": "✅",
+    "heavy_check_mark": "✔️",
+    "x": "❌",
+    "no_entry": "⛔",
+    "eyes": "👀",
+    "mag": "🔍",
+    "bulb": "💡",
+    "tada": "🎉",
+    "pushpin": "📌",
+    "memo": "📝",
+    "bell": "🔔",
+    "sos": "🆘",
+    "hourglass": "⌛",
+    "hourglass_flowing_sand": "⏳",
+    "clock1": "🕐",
+    "arrow_up": "⬆️",
+    "arrow_down": "⬇️",
+    "arrow_right": "➡️",
+    "red_circle": "🔴",
+    "large_orange_circle": "🟠",
+    "large_yellow_circle": "🟡",
+    "large_green_circle": "🟢",
+    "large_blue_circle": "🔵",
+    "white_circle": "⚪",
+    "thumbsup": "👍",
+    "+1": "👍",
+    "thumbsdown": "👎",
+    "wave": "👋",
+    "construction": "🚧",
+    "link": "🔗",
+    "calendar": "📅",
+    "speech_balloon": "💬",
+    "busts_in_silhouette": "👥",
+    "bust_in_silhouette": "👤",
+    "rocket": "🚀",
+    "broom": "🧹",
+    "mega": "📣",
+    "loudspeaker": "📢",
+    "ok": "🆗",
+    "pager": "📟",
+    "telephone_receiver": "📞",
+    "page_facing_up": "📄",
+    "books": "📚",
+    "lock": "🔒",
+    "stopwatch": "⏱️",
+    "zap": "⚡",
+    "boom": "💥",
+    "sparkles": "✨",
+    "leftwards_arrow_with_hook": "↩️",
+}
+CONTROL = re.compile(r"<([^<>]+)>")
+ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+FORMATS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])"), r"<b>\1</b>"),
+    (re.compile(r"(?<![\w_])_(?!\s)([^_\n]+?)(?<!\s)_(?![\w_])"), r"<i>\1</i>"),
+    (re.compile(r"(?<![\w~])~(?!\s)([^~\n]+?)(?<!\s)~(?![\w~])"), r"<s>\1</s>"),
+]
+CODE = re.compile(r"```(.+?)```|`([^`\n]+)`", re.DOTALL)
+SHORTCODE = re.compile(r":([a-z0-9_+\-]+):")
+
+
+def unescape(text: str) -> str:
+    return re.sub(r"&(lt|gt|amp);", lambda m: ENTITIES[m.group(0)], text)
+
+
+def mrkdwn(ws: Workspace, text: str) -> str:
+    """mrkdwn as safe HTML: formatting, code, mentions and channels by name, links, emoji."""
+    # Control sequences become placeholders first, so formatting may span them
+    # (`_by <@U1>_` is italic) while their own text is never read as formatting.
+    controls: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        controls.append(_control(ws, match.group(1)))
+        return f"\x00{len(controls) - 1}\x00"
+
+    held = _plain(CONTROL.sub(hold, text.replace("\x00", "")))
+    html = re.sub("\x00(\\d+)\x00", lambda m: controls[int(m.group(1))], held)
+    return html.replace("\n", "<br>")
+
+
+def _plain(text: str) -> str:
+    out: list[str] = []
+    last = 0
+    for match in CODE.finditer(text):
+        out.append(_styled(text[last : match.start()]))
+        if match.group(1) is not None:
+            out.append(f"<pre>{escape(unescape(match.group(1)))}</pre>")
+        else:
+            out.append(f"<code>{escape(unescape(match.group(2)))}</code>")
+        last = match.end()
+    out.append(_styled(text[last:]))
+    return "".join(out)
+
+
+def _styled(text: str) -> str:
+    html = escape(unescape(text), quote=False)
+    for pattern, replacement in FORMATS:
+        html = pattern.sub(replacement, html)
+    html = re.sub(r"(^|<br>|\n)&gt; ?([^\n]*)", r"\1<q>\2</q>", html)
+    return SHORTCODE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), html)
+
+
+def _control(ws: Workspace, inner: str) -> str:
+    target, _, label = inner.partition("|")
+    if target.startswith("@"):
+        user = ws.users.get(target[1:])
+        name = user.name if user else (label or target[1:])
+        return f"<span class='mention'>@{escape(name)}</span>"
+    if target.startswith("#"):
+        channel = ws.channels.get(target[1:])
+        name = channel.name if channel else (label or target[1:])
+        return f"<span class='mention'>#{escape(name)}</span>"
+    if target.startswith("!subteam^"):
+        group = ws.user_groups.get(target.removeprefix("!subteam^"))
+        name = group.handle if group else (label or "group")
+        return f"<span class='mention'>@{escape(name)}</span>"
+    if target.startswith("!date^"):
+        return escape(unescape(label or target))  # the fallback text Slack shows old clients
+    if target.startswith("!"):
+        return f"<span class='mention'>@{escape(target[1:].split('^')[0])}</span>"
+    if re.match(r"^(https?|mailto):", target):
+        href = escape(unescape(target), quote=True)
+        shown = escape(unescape(label or target))
+        return f"<a href='{href}' rel='noreferrer noopener' target='_blank'>{shown}</a>"
+    return escape(unescape(f"<{inner}>"))
+
+
+def text_object(ws: Workspace, obj: dict[str, Any] | None) -> str:
+    if not isinstance(obj, dict):
+        return ""
+    value = str(obj.get("text", ""))
+    if obj.get("type") == "mrkdwn":
+        return mrkdwn(ws, value)
+    return SHORTCODE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), escape(value))
+
+
+Button = Callable[[dict[str, Any], str], str]
+
+
+def blocks(ws: Workspace, items: list[Any], button: Button) -> str:
+    """Block Kit blocks as HTML; ``button(element, block_id)`` draws each interactive button."""
+    out: list[str] = []
+    for block in items:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        block_id = str(block.get("block_id", ""))
+        if kind == "header":
+            out.append(f"<div class='header'>{text_object(ws, block.get('text'))}</div>")
+        elif kind == "divider":
+            out.append("<hr>")
+        elif kind == "section":
+            out.append(f"<div class='section'>{text_object(ws, block.get('text'))}")
+            fields = "".join(
+                f"<div>{text_object(ws, f)}</div>" for f in block.get("fields", []) or []
+            )
+            if fields:
+                out.append(f"<div class='fields'>{fields}</div>")
+            accessory = block.get("accessory")
+            if isinstance(accessory, dict) and accessory.get("type") == "button":
+                out.append(button(accessory, block_id))
+            out.append("</div>")
+        elif kind == "context":
+            inner = " ".join(text_object(ws, e) for e in block.get("elements", []))
+            out.append(f"<div class='context'>{inner}</div>")
+        elif kind == "actions":
+            inner = "".join(
+                button(e, block_id) for e in block.get("elements", []) if e.get("type") == "button"
+            )
+            out.append(f"<div class='actions'>{inner}</div>")
+        elif kind == "rich_text":
+            out.append(f"<div class='section'>{escape(_rich_text(block))}</div>")
+    return "".join(out)
+
+
+def _rich_text(block: dict[str, Any]) -> str:
+    texts: list[str] = []
+    for element in block.get("elements", []):
+        for leaf in element.get("elements", []) if isinstance(element, dict) else []:
+            if isinstance(leaf, dict) and "text" in leaf:
+                texts.append(str(leaf["text"]))
+    return "".join(texts)

@@ -1,0 +1,209 @@
+"""The Slack app (Bolt): slash commands, kickoff buttons, modals and the message shortcut.
+
+Each listener acks first (Slack wants an answer within 3 seconds), then calls the desk, then
+answers through ``respond`` (the response_url) with the Update's real result, ephemerally:
+the workflow itself posts what the channel should see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from starter.slack import replies, views
+from starter.slack.commands import REFUSALS, SlackDesk, Where
+from starter.slack.parse import error_text
+from workflows import commands as cmd
+from workflows.models import IncidentState, Status
+
+log = structlog.get_logger()
+
+# How long a modal submission waits for the incident before acking: a refusal in time is
+# shown on the form itself; a slower answer still lands, the form just closes first.
+SUBMIT_BUDGET = 2.0
+ALIASES = ("/escalate", "/resolve")
+
+
+def create_slack_app(
+    slack: SlackDesk, client: AsyncWebClient, signing_secret: str | None
+) -> AsyncApp:
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "",
+        # Socket Mode needs no signature; over HTTP a missing secret refuses every request.
+        request_verification_enabled=signing_secret is not None,
+    )
+    register(app, slack)
+    return app
+
+
+def where(body: dict[str, Any]) -> Where:
+    """Who and where, from a slash command or an interaction payload."""
+    user = body.get("user_id") or (body.get("user") or {}).get("id", "")
+    channel = body.get("channel") or {}
+    return Where(
+        user=str(user),
+        channel_id=str(body.get("channel_id") or channel.get("id", "")),
+        channel_name=str(body.get("channel_name") or channel.get("name", "")),
+        trigger_id=str(body.get("trigger_id", "")),
+    )
+
+
+async def say(respond: AsyncRespond, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    if respond.response_url:  # a request without one has nowhere to be answered
+        await respond(
+            text=text, blocks=blocks or None, response_type="ephemeral", replace_original=False
+        )
+
+
+async def answer(respond: AsyncRespond, work: Awaitable[IncidentState]) -> None:
+    try:
+        text = replies.result(await work)
+    except REFUSALS as error:
+        text = replies.refused(error_text(error))
+    except Exception:
+        log.exception("slack_action_failed")
+        text = replies.FAILED
+    await say(respond, text)
+
+
+def register(app: AsyncApp, slack: SlackDesk) -> None:
+    async def incident(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        # /escalate and /resolve are /incident escalate|resolve.
+        name = str(body.get("command", "/incident"))
+        text = str(body.get("text", ""))
+        if name in ALIASES:
+            text = f"{name.removeprefix('/')} {text}"
+        reply = await slack.slash(text, where(body), client)
+        if reply is not None:
+            await say(respond, reply.text, reply.blocks)
+
+    app.command("/incident")(incident)
+    for alias in ALIASES:
+        app.command(alias)(incident)
+
+    @app.action("incident_acknowledge")
+    async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        ref = body["actions"][0]["value"]
+        await answer(respond, slack.command(ref, cmd.Acknowledge, {"by": where(body).user}))
+
+    @app.action("incident_status_modal")
+    async def status_modal(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await open_for(body, respond, client, "status")
+
+    @app.action("incident_resolve_modal")
+    async def resolve_modal(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await open_for(body, respond, client, "resolve")
+
+    @app.action("open_incident_workflow")
+    async def open_workflow(ack: AsyncAck) -> None:
+        await ack()  # a URL button: the browser opens it, Slack still wants the ack
+
+    async def open_for(
+        body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, which: str
+    ) -> None:
+        try:
+            state = await slack.desk.get(body["actions"][0]["value"])
+        except REFUSALS as error:
+            await say(respond, replies.refused(error_text(error)))
+            return
+        if which == "status":
+            view = views.status_modal(state.id, state.label, state.status)
+        else:
+            view = views.resolve_modal(state.id, state.label)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(views.DECLARE)
+    async def declare_submitted(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        view = body["view"]
+        fields = views.declaration_fields(views.values(view))
+        user = where(body).user
+        try:
+            slack.declaration(fields, user, body.get("trigger_id", ""))
+        except ValueError as error:
+            errors = views.field_errors(error_text(error), ["title", "severity", "template"])
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        state, created = await slack.declare(fields, user, body.get("trigger_id", ""))
+        channel = view.get("private_metadata")
+        if channel:
+            # Only a courtesy: the new channel and the announcement are the real answer, and
+            # the bot may not be in the channel the form was opened from.
+            try:
+                text = replies.declared(state, created)
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            except SlackApiError as error:
+                log.info("slack_declare_note_skipped", error=error.response.get("error"))
+
+    @app.view(views.STATUS)
+    async def status_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        answers = views.values(body["view"])
+        fields = {
+            "status": answers.get("status") or Status.IDENTIFIED.value,
+            "message": answers.get("message", ""),
+            "by": where(body).user,
+        }
+        work = slack.command(body["view"]["private_metadata"], cmd.SetStatus, fields)
+        await submit_within(ack, work, "status")
+
+    @app.view(views.RESOLVE)
+    async def resolve_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        fields = {"message": views.values(body["view"]).get("message", ""), "by": where(body).user}
+        work = slack.command(body["view"]["private_metadata"], cmd.Resolve, fields)
+        await submit_within(ack, work, "message")
+
+    @app.shortcut("add_to_timeline")
+    async def add_to_timeline(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        asker = where(body)
+        ref = await slack.incident_here(asker.channel_name)
+        if ref is None:
+            await say(respond, replies.refused("not an incident channel"))
+            return
+        message = body.get("message") or {}
+        fields = {
+            "text": message.get("text", ""),
+            "author": message.get("user"),
+            "at": datetime.fromtimestamp(float(message.get("ts", 0)), UTC),
+            "by": asker.user,
+        }
+        await answer(respond, slack.command(ref, cmd.AddTimelineEntry, fields))
+
+
+async def submit_within(ack: AsyncAck, work: Awaitable[IncidentState], block: str) -> None:
+    """Ack a modal with the incident's refusal shown on the form, when it comes in time."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=SUBMIT_BUDGET)
+    if task not in done:
+        await ack()
+        try:
+            await task
+        except REFUSALS as error:
+            log.info("slack_submission_refused", reason=error_text(error))
+        return
+    try:
+        task.result()
+    except REFUSALS as error:
+        await ack(response_action="errors", errors={block: error_text(error)[:150]})
+        return
+    await ack()

@@ -1,0 +1,151 @@
+"""The modals the Slack app opens, and what their submissions say. Pure: dicts in, dicts out.
+
+callback_ids ``incident_declare``, ``incident_status`` and ``incident_resolve``;
+``private_metadata`` is the incident id (or, for declare, the channel it was asked from).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.models import Impact, Status
+from workflows.policy import Policy
+
+DECLARE = "incident_declare"
+STATUS = "incident_status"
+RESOLVE = "incident_resolve"
+
+View = dict[str, Any]
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:150], "emoji": True}
+
+
+def _option(value: str, text: str, description: str = "") -> dict[str, Any]:
+    option: dict[str, Any] = {"text": _plain(text), "value": value}
+    if description:
+        option["description"] = _plain(description[:75])
+    return option
+
+
+def _input(
+    block_id: str, label: str, element: dict[str, Any], optional: bool = False
+) -> dict[str, Any]:
+    element = {"action_id": block_id, **element}
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label),
+        "element": element,
+        "optional": optional,
+    }
+
+
+def _text(max_length: int, multiline: bool = False, initial: str = "") -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "max_length": max_length}
+    if multiline:
+        element["multiline"] = True
+    if initial:
+        element["initial_value"] = initial
+    return element
+
+
+def _select(options: list[dict[str, Any]], initial: dict[str, Any] | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "static_select", "options": options}
+    if initial is not None:
+        element["initial_option"] = initial
+    return element
+
+
+def _modal(callback_id: str, title: str, submit: str, metadata: str, blocks: list[Any]) -> View:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": _plain(title[:24]),
+        "submit": _plain(submit),
+        "close": _plain("Cancel"),
+        "private_metadata": metadata,
+        "blocks": blocks,
+    }
+
+
+def declare_modal(policy: Policy, channel_id: str, title: str = "") -> View:
+    """Title, severity (with the policy's descriptions), impact, summary, components, template."""
+    severities = [
+        _option(name, name.upper(), severity.description)
+        for name, severity in policy.severities.items()
+    ]
+    impacts = [_option(i.value, i.value.capitalize()) for i in Impact]
+    blocks: list[Any] = [
+        _input("title", "Title", _text(200, initial=title)),
+        _input("severity", "Severity", _select(severities, severities[-1])),
+        _input("impact", "Impact", _select(impacts, impacts[2])),
+        _input("summary", "What we know", _text(3000, multiline=True), optional=True),
+    ]
+    components = _text(500)
+    components["placeholder"] = _plain("checkout, payments")
+    blocks.append(_input("components", "Affected components", components, optional=True))
+    if policy.templates:
+        templates = [_option(name, name) for name in list(policy.templates)[:100]]
+        blocks.append(_input("template", "Template", _select(templates), optional=True))
+    return _modal(DECLARE, "Declare an incident", "Declare", channel_id, blocks)
+
+
+def status_modal(incident_id: str, label: str, current: Status) -> View:
+    ahead: list[Status] = [s for s in Status if s.rank > current.rank and s != Status.RESOLVED]
+    options = [_option(s.value, s.value.capitalize()) for s in ahead or [current]]
+    blocks = [
+        _input("status", "New status", _select(options, options[0])),
+        _input("message", "What changed", _text(3000, multiline=True), optional=True),
+    ]
+    return _modal(STATUS, f"Status of {label}", "Update", incident_id, blocks)
+
+
+def resolve_modal(incident_id: str, label: str) -> View:
+    blocks = [_input("message", "How it was resolved", _text(3000, multiline=True), optional=True)]
+    return _modal(RESOLVE, f"Resolve {label}", "Resolve", incident_id, blocks)
+
+
+def values(view: dict[str, Any]) -> dict[str, Any]:
+    """A submitted view's answers by block id: text, the selected value, or selected values."""
+    answers: dict[str, Any] = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        for answer in actions.values():
+            if "selected_options" in answer:
+                answers[block_id] = [o["value"] for o in answer["selected_options"] or []]
+            elif "selected_option" in answer:
+                selected = answer["selected_option"]
+                answers[block_id] = selected["value"] if selected else None
+            else:
+                answers[block_id] = answer.get("value") or ""
+    return answers
+
+
+def declaration_fields(answers: dict[str, Any]) -> dict[str, Any]:
+    """What the declare form says, as Declaration fields (only those given)."""
+    fields: dict[str, Any] = {
+        "title": (answers.get("title") or "").strip(),
+        "severity": answers.get("severity"),
+    }
+    for key in ("impact", "template"):
+        if answers.get(key):
+            fields[key] = answers[key]
+    if (answers.get("summary") or "").strip():
+        fields["summary"] = answers["summary"].strip()
+    components = answers.get("components")
+    if isinstance(components, str):
+        components = [c.strip() for c in components.split(",") if c.strip()]
+    if components:
+        fields["components"] = components
+    return fields
+
+
+def field_errors(error_text: str, block_ids: list[str]) -> dict[str, str]:
+    """Slack's ``response_action: errors``: each message under the block it is about."""
+    errors: dict[str, str] = {}
+    for part in error_text.split("; "):
+        field, _, message = part.partition(": ")
+        block = field if field in block_ids else block_ids[0]
+        errors[block] = (message or part)[:150]  # plain text: Slack shows it as is
+    return errors

@@ -1,0 +1,31 @@
+"""The one definition of a command: each names an Update the incident workflow really has."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from temporalio import workflow
+
+from starter.people import person_fields
+from workflows import commands as cmd
+from workflows.incident import IncidentWorkflow
+from workflows.models import Declaration
+
+COMMANDS = [c for _, c in inspect.getmembers(cmd, inspect.isclass) if issubclass(c, cmd.Command)]
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c is not cmd.Command])
+def test_every_command_names_an_update_of_the_incident_workflow_taking_it(command):
+    updates = workflow._Definition.must_from_class(IncidentWorkflow).updates
+    assert command.update in updates
+    handler = updates[command.update].fn
+    parameter = list(inspect.signature(handler).parameters.values())[1]
+    assert parameter.annotation in (command, f"cmd.{command.__name__}")
+
+
+def test_people_fields_are_found_by_their_type():
+    assert person_fields(cmd.AssignRole) == ["by", "user"]
+    assert person_fields(cmd.AddResponders) == ["by", "users"]
+    assert person_fields(cmd.Resolve) == ["by"]
+    assert person_fields(Declaration) == ["commander", "responders", "declared_by", "by"]

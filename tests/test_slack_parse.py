@@ -1,0 +1,157 @@
+"""`/incident` text into commands, and modal answers into fields: pure, no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from starter.slack import views
+from starter.slack.parse import Malformed, parse
+from workflows import commands as cmd
+from workflows.models import Declaration
+from workflows.policy import default_policy
+
+SEVERITIES = ["sev1", "sev2", "sev3"]
+
+
+@pytest.mark.parametrize(
+    ("text", "here", "model", "fields", "incident"),
+    [
+        ("ack", True, cmd.Acknowledge, {}, None),
+        ("ack 42", False, cmd.Acknowledge, {}, "incident-42"),
+        ("acknowledge INC-7", False, cmd.Acknowledge, {}, "incident-7"),
+        (
+            "status identified bad deploy",
+            True,
+            cmd.SetStatus,
+            {"status": "identified", "message": "bad deploy"},
+            None,
+        ),
+        (
+            "status 3 Monitoring",
+            False,
+            cmd.SetStatus,
+            {"status": "monitoring", "message": ""},
+            "incident-3",
+        ),
+        ("update it is back", True, cmd.PostUpdate, {"message": "it is back"}, None),
+        ("update 42 it is back", True, cmd.PostUpdate, {"message": "42 it is back"}, None),
+        (
+            "severity sev1 worse",
+            True,
+            cmd.SetSeverity,
+            {"severity": "sev1", "reason": "worse"},
+            None,
+        ),
+        (
+            "role comms_lead <@U0BOB0002|bob>",
+            True,
+            cmd.AssignRole,
+            {"role": "comms_lead", "user": "<@U0BOB0002|bob>"},
+            None,
+        ),
+        ("escalate", True, cmd.Escalate, {"reason": ""}, None),
+        ("resolve 9 rolled back", False, cmd.Resolve, {"message": "rolled back"}, "incident-9"),
+        ("reopen errors again", True, cmd.Reopen, {"reason": "errors again"}, None),
+        (
+            "action add rotate keys @dave",
+            True,
+            cmd.AddActionItem,
+            {"text": "rotate keys", "owner": "@dave"},
+            None,
+        ),
+        ("action add rotate keys now", True, cmd.AddActionItem, {"text": "rotate keys now"}, None),
+        (
+            "action add 5 rotate keys bob@example.com",
+            False,
+            cmd.AddActionItem,
+            {"text": "rotate keys", "owner": "bob@example.com"},
+            "incident-5",
+        ),
+        ("action done #2", True, cmd.CompleteActionItem, {"item_id": 2}, None),
+        ("action done 5 2", False, cmd.CompleteActionItem, {"item_id": 2}, "incident-5"),
+    ],
+)
+def test_sub_commands_parse_into_their_command_and_incident(text, here, model, fields, incident):
+    asked = parse(text, here, SEVERITIES)
+    assert (asked.model, asked.fields, asked.incident) == (model, fields, incident)
+
+
+def test_declare_takes_an_optional_severity_and_without_a_title_opens_the_form():
+    assert parse("declare sev1 Checkout failing", False, SEVERITIES).fields == {
+        "title": "Checkout failing",
+        "severity": "sev1",
+    }
+    asked = parse("declare Checkout failing", True, SEVERITIES)
+    assert asked.model is Declaration and asked.fields["severity"] == "sev3"
+    assert parse("declare", False, SEVERITIES).model is None
+    assert parse("", False, SEVERITIES).name == "help"
+    assert parse("list", False, SEVERITIES).name == "list"
+
+
+@pytest.mark.parametrize(
+    ("text", "here", "reason"),
+    [
+        ("ack", False, "not an incident channel"),
+        ("status", True, "which status?"),
+        ("update", True, "say what is new"),
+        ("role commander", True, "a role and one person"),
+        ("role commander bob carol", True, "a role and one person"),
+        ("action", True, "action add"),
+        ("action done x", True, "action add"),
+        ("declare sev1", False, "give the incident a title"),
+        ("dance", True, "there is no `/incident dance`"),
+        ("ack " + "x" * 4000, True, "characters"),
+    ],
+)
+def test_malformed_commands_say_why_and_how(text, here, reason):
+    with pytest.raises(Malformed, match=reason.replace("?", r"\?").replace("`", ".")):
+        parse(text, here, SEVERITIES)
+
+
+def test_the_declare_form_offers_the_policy_and_reads_back_into_declaration_fields():
+    view = views.declare_modal(default_policy(), "C123")
+    assert view["callback_id"] == "incident_declare" and view["private_metadata"] == "C123"
+    state = {
+        "values": {
+            "title": {"title": {"type": "plain_text_input", "value": " Checkout "}},
+            "severity": {"severity": {"selected_option": {"value": "sev1"}}},
+            "impact": {"impact": {"selected_option": {"value": "critical"}}},
+            "summary": {"summary": {"value": None}},
+            "components": {"components": {"value": "checkout, payments ,"}},
+        }
+    }
+    fields = views.declaration_fields(views.values({"state": state}))
+    assert fields == {
+        "title": "Checkout",
+        "severity": "sev1",
+        "impact": "critical",
+        "components": ["checkout", "payments"],
+    }
+    assert views.field_errors("title: too short; severity: unknown", ["title", "severity"]) == {
+        "title": "too short",
+        "severity": "unknown",
+    }
+
+
+def test_replies_escape_what_people_typed_but_keep_mentions_the_workflow_wrote():
+    from datetime import UTC, datetime
+
+    from starter.slack import replies
+    from workflows.models import Impact, IncidentState
+
+    now = datetime.now(UTC)
+    state = IncidentState(
+        id="incident-4",
+        number=4,
+        title="<!channel> look & see",
+        severity="sev1",
+        impact=Impact.MAJOR,
+        declared_at=now,
+        last_update_at=now,
+    )
+    state.note(now, "role", None, "Comms lead: <@U0CAROL03> <!here> <https://x|y> <@U0BOB0002|bob>")
+    text = replies.result(state)
+    assert "&lt;!channel&gt; look &amp; see" in text
+    assert "Comms lead: <@U0CAROL03> &lt;!here&gt; &lt;https://x|y&gt;" in text
+    assert "&lt;@U0BOB0002|bob&gt;" in text
+    assert replies.refused("<!channel>") == ":no_entry: &lt;!channel&gt;"
