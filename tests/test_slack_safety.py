@@ -37,7 +37,7 @@ def strings(value: Any) -> Iterator[str]:
 
 def written(slack: SlackEmulator, incident_id: str, channel_id: str) -> list[str]:
     """Every text this incident sent to Slack, as the emulator recorded the calls."""
-    texts = []
+    texts: list[str] = []
     for call in slack.calls:
         if call.method not in WRITES or not call.ok:
             continue
