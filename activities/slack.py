@@ -7,22 +7,22 @@ non-retryable ``ApplicationError``, which the workflow records on the timeline a
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import messages
+from activities.slack_client import (
+    PERMANENT_ERRORS,
+    permanent_errors,
+    slack_client,
+    slack_error,
+)
 from workflows.effects import (
     ChannelRef,
     InviteResult,
@@ -35,34 +35,8 @@ from workflows.effects import (
 from workflows.models import Channel
 from workflows.naming import with_suffix
 
-# Errors a retry cannot fix; anything else (5xx, timeouts, ratelimited) is retried.
-PERMANENT_ERRORS = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "missing_scope",
-        "channel_not_found",
-        "is_archived",
-        "user_not_found",
-        "users_not_found",
-        "user_disabled",
-        "invalid_name",
-        "invalid_name_specials",
-        "invalid_name_maxlength",
-        "invalid_name_required",
-        "invalid_name_punctuation",
-        "restricted_action",
-        "msg_too_long",
-        "no_text",
-        "invalid_blocks",
-        "too_long",
-        "not_allowed_token_type",
-        "method_not_supported_for_channel_type",
-        "no_such_subteam",
-    }
-)
+__all__ = ["SlackActivities", "slack_client"]
+
 # Refusals about one person, not the call: the rest of the invitations still go out.
 USER_ERRORS = frozenset(
     {
@@ -79,39 +53,10 @@ USER_ERRORS = frozenset(
 )
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 MAX_NAME_SUFFIX = 50
+# The mark any incident leaves in its channel's purpose (see messages.purpose).
+MARKED = re.compile(r"\[incident-\d+\]$")
 log = structlog.get_logger()
 HISTORY_SCAN = 200
-
-
-def slack_client(token: str, base_url: str) -> AsyncWebClient:
-    """A client that honours Retry-After on 429 and rides out brief 5xx and network errors."""
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        timeout=15,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        ],
-    )
-
-
-def slack_error(error: SlackApiError) -> str:
-    return str(error.response.get("error", "unknown_error"))
-
-
-@asynccontextmanager
-async def permanent_errors(method: str) -> AsyncIterator[None]:
-    try:
-        yield
-    except SlackApiError as error:
-        code = slack_error(error)
-        if code in PERMANENT_ERRORS:
-            raise ApplicationError(
-                f"Slack {method}: {code}", type="SlackError", non_retryable=True
-            ) from error
-        raise
 
 
 class SlackActivities:
@@ -122,15 +67,29 @@ class SlackActivities:
         self.broadcast_channel = broadcast_channel
         self.incident_url = incident_url
         self._broadcast_id: str | None = None
+        self._bot_user_id: str | None = None
 
     # -- channel --------------------------------------------------------------------------
 
     @activity.defn(name="slack_open_channel")
     async def open_channel(self, request: OpenChannel) -> Channel:
-        """Create the channel, taking the next free suffix; a retry finds the one it made."""
+        """Create the channel, taking the next free suffix; a retry finds the one it made.
+
+        The channel is marked as this incident's (its purpose) only after it exists, so a
+        create whose answer was lost leaves an unmarked channel. Before each create the name
+        goes into the heartbeat details as "outcome unknown" (and out again once Slack answers
+        ``name_taken``); a retry adopts an unmarked channel of such a name that our bot made.
+        Remaining risk: two incidents racing for one name, one of them losing its answer
+        while the winner has not marked the channel yet, could both claim it; that takes two
+        same-day incidents of one title declared within a second, plus a lost answer.
+        """
         marker = f"[{request.incident_id}]"
+        details = activity.info().heartbeat_details
+        unknown: list[str] = [str(name) for name in details[0]] if details else []
+        adoptable = set(unknown)
         for attempt in range(1, MAX_NAME_SUFFIX + 1):
             name = with_suffix(request.name, attempt)
+            activity.heartbeat([*unknown, name])
             try:
                 async with permanent_errors("conversations.create"):
                     response = await self.client.conversations_create(name=name)
@@ -138,18 +97,38 @@ class SlackActivities:
                 if slack_error(error) != "name_taken":
                     raise
                 existing = await self._channel_named(name)
-                if existing and marker in existing.get("purpose", {}).get("value", ""):
+                purpose = (existing or {}).get("purpose", {}).get("value", "")
+                if existing and purpose.endswith(marker):
                     log.info("channel_found_again", incident_id=request.incident_id, name=name)
                     return Channel(id=existing["id"], name=existing["name"])
+                if (
+                    existing
+                    and name in adoptable
+                    and not MARKED.search(purpose)
+                    and existing.get("creator") == await self._bot_user()
+                ):
+                    log.info("channel_adopted", incident_id=request.incident_id, name=name)
+                    return await self._mark(request, existing["id"], existing["name"])
+                unknown = [n for n in unknown if n != name]
                 continue
-            channel = Channel(id=response["channel"]["id"], name=response["channel"]["name"])
-            async with permanent_errors("conversations.setPurpose"):
-                await self.client.conversations_setPurpose(
-                    channel=channel.id,
-                    purpose=messages.purpose(request.incident_id, request.label, request.title),
-                )
-            return channel
+            channel = response["channel"]
+            return await self._mark(request, channel["id"], channel["name"])
         raise ApplicationError(f"no free channel name for {request.name!r}", non_retryable=True)
+
+    async def _mark(self, request: OpenChannel, channel_id: str, name: str) -> Channel:
+        async with permanent_errors("conversations.setPurpose"):
+            await self.client.conversations_setPurpose(
+                channel=channel_id,
+                purpose=messages.purpose(request.incident_id, request.label, request.title),
+            )
+        return Channel(id=channel_id, name=name)
+
+    async def _bot_user(self) -> str:
+        if self._bot_user_id is None:
+            async with permanent_errors("auth.test"):
+                response = await self.client.auth_test()
+            self._bot_user_id = str(response["user_id"])
+        return self._bot_user_id
 
     async def _channel_named(self, name: str) -> dict[str, Any] | None:
         async with permanent_errors("conversations.list"):

@@ -13,7 +13,7 @@ from aiohttp import web
 from . import page
 from .api import METHODS
 from .channel import Channel, Message
-from .control import Call, Fault, FaultBook, workspace_state
+from .control import Call, Chaos, Fault, FaultBook, workspace_state
 from .errors import SlackError
 from .seed import BOT_TOKEN, BOT_USER_ID
 from .workspace import Workspace
@@ -46,6 +46,7 @@ class SlackEmulator:
         self.base_url = ""
         self._tokens = frozenset({BOT_TOKEN, *(tokens or ())})
         self._faults = FaultBook()
+        self._chaos: Chaos | None = None
         self._runner: web.AppRunner | None = None
 
     # --- what tests read and steer ----------------------------------------------------
@@ -70,10 +71,16 @@ class SlackEmulator:
     def inject(self, fault: Fault) -> None:
         self._faults.arm(fault)
 
+    def chaos(self, rate: float, seed: int = 0) -> Chaos | None:
+        """From now on a share ``rate`` of successful writes commits and then fails."""
+        self._chaos = Chaos(rate, seed) if rate else None
+        return self._chaos
+
     def reset(self) -> None:
         self.workspace = Workspace(self.broadcast_channel, self.per_channel_rate_limit)
         self.calls.clear()
         self._faults.clear()
+        self._chaos = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -85,6 +92,7 @@ class SlackEmulator:
         app.router.add_get("/_emulator/calls", self._calls)
         app.router.add_get("/_emulator/state", self._state)
         app.router.add_post("/_emulator/faults", self._inject)
+        app.router.add_post("/_emulator/chaos", self._set_chaos)
         app.router.add_post("/_emulator/reset", self._reset)
         return app
 
@@ -130,18 +138,19 @@ class SlackEmulator:
         form_token = args.pop("token", None)
         token = _bearer(request) or form_token
         fault = self._faults.take(name)
-        if fault is not None:
+        if fault is not None and not fault.commit:
             self._record(name, args, fault.code)
-            if fault.is_server_error:
-                text = _SERVER_ERROR_PAGE.format(status=fault.status)
-                return web.Response(status=fault.status or 500, text=text, content_type="text/html")
-            return _error_response(fault.as_error())
+            return _fault_response(request, fault)
         try:
             body = self._invoke(name, args, token)
         except SlackError as error:
             self._record(name, args, error.code)
             return _error_response(error)
+        # The write happened; a commit-then-fail fault only loses the answer.
+        fault = fault or (self._chaos.fault(name) if self._chaos else None)
         self._record(name, args, None)
+        if fault is not None:
+            return _fault_response(request, fault)
         return web.json_response(body, dumps=_dumps)
 
     def _invoke(self, name: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
@@ -180,6 +189,17 @@ class SlackEmulator:
             return web.json_response({"ok": False, "error": str(error)}, status=400)
         return web.json_response({"ok": True})
 
+    async def _set_chaos(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("chaos must be a JSON object")
+            chaos = Chaos.from_json(body)
+        except (ValueError, TypeError, KeyError) as error:
+            return web.json_response({"ok": False, "error": str(error)}, status=400)
+        self._chaos = chaos if chaos.rate else None
+        return web.json_response({"ok": True})
+
     async def _reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
@@ -215,6 +235,17 @@ def _bearer(request: web.Request) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return credentials.strip() or None
+
+
+def _fault_response(request: web.Request, fault: Fault) -> web.Response:
+    if fault.drop:
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=503)  # never arrives: the connection is gone
+    if fault.is_server_error:
+        text = _SERVER_ERROR_PAGE.format(status=fault.status)
+        return web.Response(status=fault.status or 500, text=text, content_type="text/html")
+    return _error_response(fault.as_error())
 
 
 def _error_response(error: SlackError) -> web.Response:

@@ -455,3 +455,42 @@ async def test_command_line_serves_until_sigterm():
     assert (await client.auth_test())["ok"]
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
+def no_retries(emu: SlackEmulator) -> AsyncWebClient:
+    """slack_sdk re-sends on a dropped connection by default; these tests see every answer."""
+    return AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN, retry_handlers=[])
+
+
+async def test_commit_then_fail_fault_does_the_write_and_loses_the_answer(emu: SlackEmulator):
+    slack = no_retries(emu)
+    channel = await new_channel(slack)
+    emu.inject(Fault(method="chat.postMessage", status=503, commit=True))
+    error = await slack_error(slack.chat_postMessage(channel=channel, text="once"))
+    assert error.response.status_code == 503
+    emu.inject(Fault(method="conversations.setTopic", drop=True, commit=True))
+    with pytest.raises(aiohttp.ClientError):
+        await slack.conversations_setTopic(channel=channel, topic="kept")
+    assert [m["text"] for m in bot_posts(emu, channel)] == ["once"]
+    assert emu.channels[channel].topic == "kept"
+
+
+async def test_chaos_fails_a_seeded_share_of_writes_after_they_commit(emu: SlackEmulator):
+    slack = no_retries(emu)
+    channel = await new_channel(slack)
+    async with aiohttp.ClientSession() as http:
+        control = emu.base_url.removesuffix("api/") + "_emulator/chaos"
+        async with http.post(control, json={"rate": 0.5, "seed": 3}) as response:
+            assert response.status == 200
+        async with http.post(control, json={"rate": 2}) as response:
+            assert response.status == 400
+    failed = 0
+    for n in range(20):
+        try:
+            await slack.chat_postMessage(channel=channel, text=str(n))
+        except (SlackApiError, aiohttp.ClientError):
+            failed += 1
+    for _ in range(5):
+        await slack.conversations_history(channel=channel)  # reads never fail
+    assert 3 <= failed <= 17
+    assert len(bot_posts(emu, channel)) == 20

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
 
-from localslack import SlackEmulator
+from localslack import BOT_USER_ID, SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import eventually
 from workflows import commands as cmd
@@ -95,3 +96,74 @@ async def test_peoples_text_reaches_slack_escaped_with_no_live_mention(
     # Our own mentions stay live, and the timeline keeps what people typed.
     assert any("<@U0BOB0002>" in t for t in texts)
     assert any(entry.text.endswith(HOSTILE) for entry in state.timeline)
+
+
+def keyed(messages: list[dict[str, Any]], incident_id: str) -> list[str]:
+    keys = []
+    for message in messages:
+        payload = message.get("metadata", {}).get("event_payload", {})
+        if payload.get("incident_id") == incident_id:
+            keys.append(str(payload["key"]))
+    return sorted(keys)
+
+
+async def test_writes_that_commit_then_fail_happen_exactly_once(
+    desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    """30% of all writes are done by Slack and then answered 503 or cut off."""
+    chaos = slack.chaos(0.3, seed=6)
+    assert chaos is not None
+    try:
+        declared = []
+        for batch in range(4):  # the numbering registry takes 10 Updates in flight at most
+            declared += await asyncio.gather(
+                *(
+                    desk.declare(
+                        Declaration(
+                            title=f"Chaos {batch * 5 + n}",
+                            severity="sev2",
+                            commander="U0ALICE01",
+                            responders=["U0BOB0002"],
+                        )
+                    )
+                    for n in range(5)
+                )
+            )
+        states = [state for state, _ in declared]
+        for state in states:
+            await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="x"))
+            await desk.command(state.id, cmd.PostUpdate(message="y"))
+            await desk.command(state.id, cmd.Resolve(message="z"))
+        in_channel = ["kickoff", "resolved-3", "status_changed-1", "update-2"]
+        in_broadcast = ["announcement", "resolved-3", "status_changed-1", "update-2"]
+        broadcast = slack.channel_by_name("incidents")
+        assert broadcast is not None
+
+        def everything_posted() -> bool:
+            return all(
+                s.channel is not None
+                and len(keyed(slack.messages(s.channel.id), s.id)) >= len(in_channel)
+                and len(keyed(slack.messages(broadcast.id), s.id)) >= len(in_broadcast)
+                and slack.pins(s.channel.id)
+                for s in states
+            )
+
+        await eventually(everything_posted, timeout=120, interval=0.5)
+    finally:
+        slack.chaos(0)
+    assert chaos.hits >= 20
+    ours = [c for c in slack.channels.values() if c.creator == BOT_USER_ID]
+    assert [c.name for c in ours if not re.search(r"\[incident-\d+\]$", c.purpose)] == []
+    for state in states:
+        assert state.channel is not None
+        marked = [c.name for c in ours if c.purpose.endswith(f"[{state.id}]")]
+        assert marked == [state.channel.name]
+        assert keyed(slack.messages(state.channel.id), state.id) == in_channel
+        assert keyed(slack.messages(broadcast.id), state.id) == in_broadcast
+        kickoff = next(
+            m for m in slack.messages(state.channel.id) if keyed([m], state.id) == ["kickoff"]
+        )
+        assert slack.pins(state.channel.id) == [kickoff["ts"]]
+        assert {"U0ALICE01", "U0BOB0002"} <= set(slack.channels[state.channel.id].members)
+        final = await desk.get(state.id)
+        assert [e.text for e in final.timeline if e.kind == "problem"] == []
