@@ -132,8 +132,9 @@ class SlackActivities:
 
     async def _channel_named(self, name: str) -> dict[str, Any] | None:
         async with permanent_errors("conversations.list"):
+            # Incident and broadcast channels are public, so the app needs no groups:* scope.
             async for page in await self.client.conversations_list(
-                types="public_channel,private_channel", limit=1000
+                types="public_channel", limit=1000
             ):
                 for channel in page["channels"]:
                     if channel["name"] == name:
