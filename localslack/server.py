@@ -4,13 +4,13 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from . import page
+from . import page, scopes
 from .api import METHODS
 from .channel import Channel, Message
 from .control import Call, Chaos, Fault, FaultBook, workspace_state
@@ -37,6 +37,7 @@ class SlackEmulator:
         broadcast_channel: str = "incidents",
         per_channel_rate_limit: bool = False,
         tokens: Iterable[str] | None = None,
+        scoped_tokens: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.broadcast_channel = broadcast_channel
         self.per_channel_rate_limit = per_channel_rate_limit
@@ -44,7 +45,8 @@ class SlackEmulator:
         self.calls: list[Call] = []
         self.port = 0
         self.base_url = ""
-        self._tokens = frozenset({BOT_TOKEN, *(tokens or ())})
+        # Tokens with the manifest's scopes, and tokens with exactly the scopes given.
+        self._tokens = scopes.token_scopes({BOT_TOKEN, *(tokens or ())}, scoped_tokens)
         self._faults = FaultBook()
         self._chaos: Chaos | None = None
         self._runner: web.AppRunner | None = None
@@ -159,9 +161,15 @@ class SlackEmulator:
             raise SlackError("unknown_method")
         if not token:
             raise SlackError("not_authed")
-        if token not in self._tokens:
+        granted = self._tokens.get(token)
+        if granted is None:
             raise SlackError("invalid_auth")
-        return method.invoke(self.workspace, args, BOT_USER_ID)
+        scopes.check(name, granted, self._is_private(args))
+        return method.invoke(self.workspace, args, BOT_USER_ID, granted)
+
+    def _is_private(self, args: dict[str, Any]) -> bool:
+        channel = self.workspace.channels.get(str(args.get("channel") or args.get("channel_id")))
+        return channel is not None and channel.is_private
 
     def _record(self, method: str, args: dict[str, Any], error: str | None) -> None:
         self.calls.append(Call(method, args, error is None, error, time.time()))
