@@ -23,6 +23,8 @@ STATUS_EMOJI = {
 }
 TOPIC_LIMIT = 250
 PURPOSE_LIMIT = 250
+MAX_FIELDS = 10
+FIELD_LIMIT = 2000
 _USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _USER_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 
@@ -105,7 +107,15 @@ def _kickoff_fields(brief: IncidentBrief) -> Blocks:
             f"*First update due*\n<!date^{int(brief.next_update_due.timestamp())}"
             f"^{{time}}|{brief.next_update_due:%H:%M} UTC>"
         )
-    return [{"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
+    # Block Kit takes at most 10 fields of 2000 characters; past that the kickoff would be lost.
+    return [
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": cut(f, FIELD_LIMIT)} for f in fields[:MAX_FIELDS]
+            ],
+        }
+    ]
 
 
 def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
@@ -121,7 +131,7 @@ def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Bl
     if post.actor and post.notice not in (Notice.ACKNOWLEDGED,):
         lines.append(f"_by {mention(post.actor)}_")
     text = "\n".join(lines)
-    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": cut(text, 3000)}}]
     if post.notice is Notice.KICKOFF:
         blocks += _kickoff_fields(brief)
         blocks.append(

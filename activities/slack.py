@@ -7,12 +7,13 @@ non-retryable ``ApplicationError``, which the workflow records on the timeline a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -36,6 +37,18 @@ from workflows.models import Channel
 from workflows.naming import with_suffix
 
 __all__ = ["SlackActivities", "slack_client"]
+
+USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+# Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
+LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
+MAX_INVITES = 100  # conversations.invite's reference: up to 100 users per call
+
+
+class _UnknownPerson(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
 
 # Refusals about one person, not the call: the rest of the invitations still go out.
 USER_ERRORS = frozenset(
@@ -145,8 +158,11 @@ class SlackActivities:
     @activity.defn(name="slack_set_topic")
     async def set_topic(self, request: SetTopic) -> None:
         async with permanent_errors("conversations.setTopic"):
-            await self.client.conversations_setTopic(
-                channel=request.channel_id, topic=messages.topic(request.brief)
+            await self._as_member(
+                request.channel_id,
+                lambda: self.client.conversations_setTopic(
+                    channel=request.channel_id, topic=messages.topic(request.brief)
+                ),
             )
 
     @activity.defn(name="slack_archive_channel")
@@ -162,34 +178,39 @@ class SlackActivities:
 
     @activity.defn(name="slack_invite")
     async def invite(self, request: InviteUsers) -> InviteResult:
-        """Invite everyone at once; if Slack refuses the batch, one by one to say who failed."""
+        """Invite in batches as large as Slack takes; if Slack refuses a batch, one by one to
+        say who failed. A lookup that is only rate limited fails the attempt (and is retried);
+        only a person Slack does not know is recorded as failed."""
         result = InviteResult()
         users: list[str] = []
         for target in dict.fromkeys(request.users):
             try:
-                users += await self._user_ids(target)
-            except SlackApiError as error:
-                result.failed[target] = slack_error(error)
+                async with permanent_errors("users lookup"):
+                    found = await self._user_ids(target)
+            except _UnknownPerson as unknown:
+                result.failed[target] = unknown.code
+                continue
+            users += found
         users = list(dict.fromkeys(users))
-        if not users:
-            return result
+        for start in range(0, len(users), MAX_INVITES):
+            await self._invite_batch(request.channel_id, users[start : start + MAX_INVITES], result)
+        return result
+
+    async def _invite_batch(self, channel: str, users: list[str], result: InviteResult) -> None:
         try:
-            await self.client.conversations_invite(
-                channel=request.channel_id, users=",".join(users)
-            )
+            await self.client.conversations_invite(channel=channel, users=",".join(users))
             result.invited += users
-            return result
+            return
         except SlackApiError as error:
             if slack_error(error) not in USER_ERRORS or len(users) == 1:
                 self._raise_or_record(error, users[0], result)
-                return result
+                return
         for user in users:
             try:
-                await self.client.conversations_invite(channel=request.channel_id, users=user)
+                await self.client.conversations_invite(channel=channel, users=user)
                 result.invited.append(user)
             except SlackApiError as error:
                 self._raise_or_record(error, user, result)
-        return result
 
     @staticmethod
     def _raise_or_record(error: SlackApiError, user: str, result: InviteResult) -> None:
@@ -207,14 +228,42 @@ class SlackActivities:
         raise error
 
     async def _user_ids(self, target: str) -> list[str]:
-        """Escalation targets may be users (U…), user groups (S…) or emails."""
-        if target.startswith("S") and target[1:].isalnum():
-            response = await self.client.usergroups_users_list(usergroup=target)
-            return list(response["users"])
-        if "@" in target:
-            response = await self.client.users_lookupByEmail(email=target)
-            return [response["user"]["id"]]
+        """Policy people may be users (U…), ``@handles``, user groups (S…) or emails."""
+        try:
+            if target.startswith("@"):
+                return [await self._user_by_handle(target[1:])]
+            if "@" in target:
+                response = await self.client.users_lookupByEmail(email=target)
+                return [response["user"]["id"]]
+            if USER_GROUP.match(target):
+                response = await self.client.usergroups_users_list(usergroup=target)
+                return list(response["users"])
+        except SlackApiError as error:
+            if slack_error(error) in LOOKUP_MISSES:
+                raise _UnknownPerson(slack_error(error)) from error
+            raise
         return [target]
+
+    async def _mention_ids(self, people: list[str]) -> list[str]:
+        """Policy people named by ``@handle`` or email become ids, so they are mentioned
+        for real; someone Slack does not know stays plain (escaped) text."""
+        ids: list[str] = []
+        for who in people:
+            try:
+                async with permanent_errors("users lookup"):
+                    found = await self._user_ids(who) if "@" in who else [who]
+            except _UnknownPerson:
+                found = [who]
+            ids.append(found[0] if len(found) == 1 else who)
+        return ids
+
+    async def _user_by_handle(self, handle: str) -> str:
+        async for page in await self.client.users_list(limit=1000):
+            for user in page["members"]:
+                profile = user.get("profile", {})
+                if handle in (user.get("name"), profile.get("display_name")):
+                    return str(user["id"])
+        raise _UnknownPerson("user_not_found")
 
     # -- messages -------------------------------------------------------------------------
 
@@ -226,14 +275,18 @@ class SlackActivities:
         if activity.info().attempt > 1:
             already = await self._posted_before(channel, brief.id, post.key)
         if already is None:
+            post = post.model_copy(update={"mentions": await self._mention_ids(post.mentions)})
             text, blocks = messages.render(post, brief, self.incident_url(brief.id))
             async with permanent_errors("chat.postMessage"):
-                response = await self.client.chat_postMessage(
-                    channel=channel,
-                    text=text,
-                    blocks=blocks,
-                    unfurl_links=False,
-                    metadata=messages.metadata(brief.id, post.key),
+                response = await self._as_member(
+                    channel,
+                    lambda: self.client.chat_postMessage(
+                        channel=channel,
+                        text=text,
+                        blocks=blocks,
+                        unfurl_links=False,
+                        metadata=messages.metadata(brief.id, post.key),
+                    ),
                 )
             already = str(response["ts"])
             channel = str(response["channel"])
@@ -250,10 +303,27 @@ class SlackActivities:
             await self._pin(channel, already)
         return Posted(channel_id=channel, ts=already)
 
+    async def _as_member(
+        self, channel: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+    ) -> AsyncSlackResponse:
+        """Run ``call``; if the bot is not in the (public) channel, join it and run it again
+        at once rather than failing until the activity's retries give up."""
+        try:
+            return await call()
+        except SlackApiError as error:
+            if slack_error(error) != "not_in_channel":
+                raise
+        async with permanent_errors("conversations.join"):
+            await self.client.conversations_join(channel=channel)
+        log.info("channel_joined", channel_id=channel)
+        return await call()
+
     async def _pin(self, channel: str, ts: str) -> None:
         try:
             async with permanent_errors("pins.add"):
-                await self.client.pins_add(channel=channel, timestamp=ts)
+                await self._as_member(
+                    channel, lambda: self.client.pins_add(channel=channel, timestamp=ts)
+                )
         except SlackApiError as error:
             if slack_error(error) != "already_pinned":
                 raise

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
     from workflows import commands as cmd
-    from workflows import lifecycle
+    from workflows import invitations, lifecycle
     from workflows.deadlines import Deadline, deadlines
     from workflows.effects import (
         ArchiveChannel,
@@ -350,7 +350,8 @@ class IncidentWorkflow:
                 "invite people",
             )
             for user, error in result.failed.items() if result else []:
-                self._problem(f"could not invite <@{user}>: {error}")
+                forget = workflow.patched("forget-unknown-responders")
+                self._problem(invitations.invite_failed(self.state, user, error, forget))
         elif isinstance(effect, ArchiveChannel):
             await self._call(
                 SlackActivities.archive_channel,

@@ -47,7 +47,7 @@ class EscalationTier(BaseModel):
     """Who hears about an unacknowledged incident, and when."""
 
     after: Duration
-    notify: list[str] = Field(default_factory=list)  # user ids (U...), user groups (S...), emails
+    notify: list[str] = Field(default_factory=list)  # ids (U..., S... groups), @handles, emails
     invite: bool = True
     page: bool = False
     repeat: int = Field(default=0, ge=0, le=100)  # fire this tier again, `after` apart
