@@ -88,6 +88,7 @@ def build_worker(
             slack.invite,
             slack.post_message,
             slack.archive_channel,
+            slack.update_kickoff,
             paging.send_pagerduty,
             paging.send_webhook,
         ],

@@ -93,22 +93,44 @@ def _headline(post: Post, brief: IncidentBrief) -> str:
     }.get(post.notice, f"{label}")
 
 
-def _kickoff_fields(brief: IncidentBrief) -> Blocks:
+def _kickoff_fields(brief: IncidentBrief) -> list[str]:
     fields = [
         f"*Severity*\n{brief.severity.upper()}: {escape(brief.severity_description)}",
         f"*Status*\n{STATUS_EMOJI[brief.status]} {brief.status.value}",
         f"*Impact*\n{brief.impact.value}",
         f"*Incident commander*\n{mention(brief.commander)}",
     ]
+    if brief.tech_lead or brief.comms_lead:
+        fields.append(
+            f"*Tech lead*\n{mention(brief.tech_lead)}\n*Comms lead*\n{mention(brief.comms_lead)}"
+        )
+    if brief.acknowledged_by:
+        fields.append(f"*Acknowledged*\nby {mention(brief.acknowledged_by)}")
     if brief.components:
         fields.append("*Affected components*\n" + escape(", ".join(brief.components)))
-    if brief.next_update_due:
+    if brief.next_update_due and brief.status is not Status.RESOLVED:
         fields.append(
-            f"*First update due*\n<!date^{int(brief.next_update_due.timestamp())}"
+            f"*Next update due*\n<!date^{int(brief.next_update_due.timestamp())}"
             f"^{{time}}|{brief.next_update_due:%H:%M} UTC>"
         )
+    return fields
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    return button | ({"style": style} if style else {})
+
+
+def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
+    """The kickoff's facts and its buttons; once resolved, a "Resolved" line instead."""
+    fields = _kickoff_fields(brief)
     # Block Kit takes at most 10 fields of 2000 characters; past that the kickoff would be lost.
-    return [
+    blocks: Blocks = [
         {
             "type": "section",
             "fields": [
@@ -116,6 +138,35 @@ def _kickoff_fields(brief: IncidentBrief) -> Blocks:
             ],
         }
     ]
+    if brief.status is Status.RESOLVED:
+        at = f" at {brief.resolved_at:%Y-%m-%d %H:%M} UTC" if brief.resolved_at else ""
+        line = f":white_check_mark: *Resolved*{at} · <{incident_url}|Open in Temporal>"
+        return [*blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}]
+    buttons = (
+        []
+        if brief.acknowledged_by
+        else [_button("Acknowledge", "incident_acknowledge", brief.id, "primary")]
+    )
+    buttons += [
+        _button("Update status", "incident_status_modal", brief.id),
+        _button("Resolve", "incident_resolve_modal", brief.id, "danger"),
+        open_button(incident_url),
+    ]
+    hint = escape("`/incident update <message>` posts an update · `/incident help` for more")
+    return [
+        *blocks,
+        {"type": "actions", "elements": buttons},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]},
+    ]
+
+
+def open_button(incident_url: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Open in Temporal"},
+        "url": incident_url,
+        "action_id": "open_incident_workflow",
+    }
 
 
 def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
@@ -133,35 +184,10 @@ def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Bl
     text = "\n".join(lines)
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": cut(text, 3000)}}]
     if post.notice is Notice.KICKOFF:
-        blocks += _kickoff_fields(brief)
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": escape(
-                            "`/incident ack` · `/incident status identified <what you found>` · "
-                            "`/incident update <message>` · `/incident resolve <message>`"
-                        ),
-                    }
-                ],
-            }
-        )
+        blocks += kickoff_blocks(brief, incident_url)
+    elif post.notice is Notice.ANNOUNCEMENT:
+        blocks.append({"type": "actions", "elements": [open_button(incident_url)]})
     if post.notice in (Notice.KICKOFF, Notice.ANNOUNCEMENT):
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open in Temporal"},
-                        "url": incident_url,
-                        "action_id": "open_incident_workflow",
-                    }
-                ],
-            }
-        )
         text += f"\n{incident_url}"
     return text, blocks
 

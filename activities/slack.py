@@ -25,10 +25,14 @@ from activities.slack_client import (
     slack_error,
 )
 from workflows.effects import (
+    Audience,
     ChannelRef,
+    EditKickoff,
     InviteResult,
     InviteUsers,
+    Notice,
     OpenChannel,
+    Post,
     Posted,
     PostMessage,
     SetTopic,
@@ -41,6 +45,7 @@ __all__ = ["SlackActivities", "slack_client"]
 USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 # Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
 LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
+UPDATE_TEXT_LIMIT = 4000  # chat.update's reference: tighter than chat.postMessage
 MAX_INVITES = 100  # conversations.invite's reference: up to 100 users per call
 
 
@@ -302,6 +307,26 @@ class SlackActivities:
         if post.pin:
             await self._pin(channel, already)
         return Posted(channel_id=channel, ts=already)
+
+    @activity.defn(name="slack_update_kickoff")
+    async def update_kickoff(self, request: EditKickoff) -> None:
+        """Edit the pinned kickoff to show the incident as it is now; repeating is harmless."""
+        brief = request.brief
+        post = Post(
+            key="kickoff",
+            notice=Notice.KICKOFF,
+            audience=[Audience.CHANNEL],
+            actor=brief.declared_by,
+            text=brief.summary,
+        )
+        text, blocks = messages.render(post, brief, self.incident_url(brief.id))
+        async with permanent_errors("chat.update"):
+            await self.client.chat_update(
+                channel=request.channel_id,
+                ts=request.ts,
+                text=messages.cut(text, UPDATE_TEXT_LIMIT),
+                blocks=blocks,
+            )
 
     async def _as_member(
         self, channel: str, call: Callable[[], Awaitable[AsyncSlackResponse]]

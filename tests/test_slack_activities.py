@@ -151,3 +151,45 @@ async def test_invitations_go_in_batches_of_a_hundred(slack: SlackEmulator) -> N
     assert sorted(result.invited) == sorted(people) and result.failed == {}
     calls = slack.calls_to("conversations.invite")[before:]
     assert [len(c.args["users"].split(",")) for c in calls] == [100, 50]
+
+
+def actions(message: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [
+        (e["action_id"], e.get("value"))
+        for b in message.get("blocks", [])
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+async def test_kickoff_has_buttons_and_follows_the_incident_until_resolved(
+    desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state, _ = await desk.declare(Declaration(title="Kickoff follows", severity="sev2"))
+    assert state.channel is not None
+    channel_id = state.channel.id
+    first = await eventually(lambda: kickoff(slack, channel_id))
+    assert actions(first) == [
+        ("incident_acknowledge", state.id),
+        ("incident_status_modal", state.id),
+        ("incident_resolve_modal", state.id),
+        ("open_incident_workflow", None),
+    ]
+    await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
+    await desk.command(state.id, cmd.SetSeverity(severity="sev1"))
+    await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED))
+
+    def shows(*parts: str) -> dict[str, Any] | None:
+        message = kickoff(slack, channel_id)
+        seen = str(message.get("blocks")) if message else ""
+        return message if all(p in seen for p in parts) else None
+
+    current = await eventually(lambda: shows("SEV1", "identified", "<@U0BOB0002>"))
+    assert next(a for a, _ in actions(current)) == "incident_status_modal"  # acknowledged
+    assert slack.pins(channel_id) == [current["ts"]] and current["ts"] == first["ts"]
+    await desk.command(state.id, cmd.Resolve(message="fixed"))
+    resolved = await eventually(lambda: shows("*Resolved*"))
+    assert actions(resolved) == []
+    final = await desk.get(state.id)
+    assert final.kickoff is not None and final.kickoff.ts == first["ts"]
+    assert [e.text for e in final.timeline if e.kind == "problem"] == []

@@ -114,6 +114,13 @@ class Declaration(BaseModel):
     source: str = "api"
 
 
+class MessageRef(BaseModel):
+    """A message we posted, to edit it later (the kickoff follows the incident)."""
+
+    channel_id: str
+    ts: str
+
+
 class IncidentState(BaseModel):
     """The whole incident: the query answer, the update results and the continue-as-new payload."""
 
@@ -147,6 +154,7 @@ class IncidentState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
+    kickoff: MessageRef | None = None
 
     @property
     def label(self) -> str:
