@@ -89,6 +89,7 @@ def build_worker(
             slack.post_message,
             slack.archive_channel,
             slack.update_kickoff,
+            slack.add_bookmarks,
             paging.send_pagerduty,
             paging.send_webhook,
         ],

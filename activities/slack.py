@@ -18,13 +18,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import messages
+from activities.mrkdwn import escape
 from activities.slack_client import (
     PERMANENT_ERRORS,
     permanent_errors,
     slack_client,
     slack_error,
 )
+from activities.slack_people import SlackPeople, UnknownPerson
 from workflows.effects import (
+    AddBookmarks,
     Audience,
     ChannelRef,
     EditKickoff,
@@ -37,23 +40,13 @@ from workflows.effects import (
     PostMessage,
     SetTopic,
 )
-from workflows.models import Channel
+from workflows.models import Channel, Link
 from workflows.naming import with_suffix
 
 __all__ = ["SlackActivities", "slack_client"]
 
-USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
-# Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
-LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
 UPDATE_TEXT_LIMIT = 4000  # chat.update's reference: tighter than chat.postMessage
 MAX_INVITES = 100  # conversations.invite's reference: up to 100 users per call
-
-
-class _UnknownPerson(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
 
 # Refusals about one person, not the call: the rest of the invitations still go out.
 USER_ERRORS = frozenset(
@@ -86,6 +79,7 @@ class SlackActivities:
         self.incident_url = incident_url
         self._broadcast_id: str | None = None
         self._bot_user_id: str | None = None
+        self.people = SlackPeople(client)
 
     # -- channel --------------------------------------------------------------------------
 
@@ -191,8 +185,8 @@ class SlackActivities:
         for target in dict.fromkeys(request.users):
             try:
                 async with permanent_errors("users lookup"):
-                    found = await self._user_ids(target)
-            except _UnknownPerson as unknown:
+                    found = await self.people.user_ids(target)
+            except UnknownPerson as unknown:
                 result.failed[target] = unknown.code
                 continue
             users += found
@@ -232,44 +226,6 @@ class SlackActivities:
             ) from error
         raise error
 
-    async def _user_ids(self, target: str) -> list[str]:
-        """Policy people may be users (U…), ``@handles``, user groups (S…) or emails."""
-        try:
-            if target.startswith("@"):
-                return [await self._user_by_handle(target[1:])]
-            if "@" in target:
-                response = await self.client.users_lookupByEmail(email=target)
-                return [response["user"]["id"]]
-            if USER_GROUP.match(target):
-                response = await self.client.usergroups_users_list(usergroup=target)
-                return list(response["users"])
-        except SlackApiError as error:
-            if slack_error(error) in LOOKUP_MISSES:
-                raise _UnknownPerson(slack_error(error)) from error
-            raise
-        return [target]
-
-    async def _mention_ids(self, people: list[str]) -> list[str]:
-        """Policy people named by ``@handle`` or email become ids, so they are mentioned
-        for real; someone Slack does not know stays plain (escaped) text."""
-        ids: list[str] = []
-        for who in people:
-            try:
-                async with permanent_errors("users lookup"):
-                    found = await self._user_ids(who) if "@" in who else [who]
-            except _UnknownPerson:
-                found = [who]
-            ids.append(found[0] if len(found) == 1 else who)
-        return ids
-
-    async def _user_by_handle(self, handle: str) -> str:
-        async for page in await self.client.users_list(limit=1000):
-            for user in page["members"]:
-                profile = user.get("profile", {})
-                if handle in (user.get("name"), profile.get("display_name")):
-                    return str(user["id"])
-        raise _UnknownPerson("user_not_found")
-
     # -- messages -------------------------------------------------------------------------
 
     @activity.defn(name="slack_post_message")
@@ -280,7 +236,9 @@ class SlackActivities:
         if activity.info().attempt > 1:
             already = await self._posted_before(channel, brief.id, post.key)
         if already is None:
-            post = post.model_copy(update={"mentions": await self._mention_ids(post.mentions)})
+            post = post.model_copy(
+                update={"mentions": await self.people.mention_ids(post.mentions)}
+            )
             text, blocks = messages.render(post, brief, self.incident_url(brief.id))
             async with permanent_errors("chat.postMessage"):
                 response = await self._as_member(
@@ -307,6 +265,27 @@ class SlackActivities:
         if post.pin:
             await self._pin(channel, already)
         return Posted(channel_id=channel, ts=already)
+
+    @activity.defn(name="slack_add_bookmarks")
+    async def add_bookmarks(self, request: AddBookmarks) -> None:
+        """Bookmark the incident in the Temporal UI and the given links; a retry lists the
+        channel's bookmarks first and adds only what is missing."""
+        wanted = [Link(title="Incident in Temporal", url=self.incident_url(request.incident_id))]
+        wanted += request.links
+        channel = request.channel_id
+        async with permanent_errors("bookmarks.list"):
+            listed = await self._as_member(
+                channel, lambda: self.client.bookmarks_list(channel_id=channel)
+            )
+        present = {b.get("link") for b in listed["bookmarks"]}
+        for link in wanted:
+            if link.url in present:
+                continue
+            async with permanent_errors("bookmarks.add"):
+                await self.client.bookmarks_add(
+                    channel_id=channel, title=escape(link.title), type="link", link=link.url
+                )
+            present.add(link.url)
 
     @activity.defn(name="slack_update_kickoff")
     async def update_kickoff(self, request: EditKickoff) -> None:

@@ -18,6 +18,7 @@ from tests.test_timers import escalating_policy, tier
 from workflows import commands as cmd
 from workflows.effects import Audience, IncidentBrief, InviteUsers, Notice, Post, PostMessage
 from workflows.models import Declaration, Impact, Status
+from workflows.policy import Policy, default_policy
 
 
 def kickoff(slack: SlackEmulator, channel_id: str) -> dict[str, Any] | None:
@@ -193,3 +194,37 @@ async def test_kickoff_has_buttons_and_follows_the_incident_until_resolved(
     final = await desk.get(state.id)
     assert final.kickoff is not None and final.kickoff.ts == first["ts"]
     assert [e.text for e in final.timeline if e.kind == "problem"] == []
+
+
+async def test_channel_bookmarks_conference_temporal_runbooks_and_declared_links_once(
+    client: Any, worker: None, slack: SlackEmulator
+) -> None:
+    policy = Policy.model_validate(
+        {
+            **default_policy().model_dump(),
+            "channel": {"conference_url": "https://meet.example.com/{channel}"},
+            "components": {"checkout": {"runbook": "https://runbooks.example.com/checkout"}},
+        }
+    )
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    # The first add is done by Slack but its answer is lost: the retry must not add it again.
+    slack.inject(Fault(method="bookmarks.add", status=503, commit=True))
+    state, _ = await desk.declare(
+        Declaration(
+            title="Bookmarked",
+            severity="sev2",
+            components=["checkout", "search"],
+            links=[{"title": "Dashboard <&>", "url": "https://grafana.example.com/d/1"}],
+        )
+    )
+    assert state.channel is not None
+    channel = slack.channels[state.channel.id]
+    expected = {
+        "Conference": f"https://meet.example.com/{state.channel.name}",
+        "Incident in Temporal": f"http://127.0.0.1:8233/namespaces/default/workflows/{state.id}",
+        "Runbook: checkout": "https://runbooks.example.com/checkout",
+        "Dashboard &lt;&amp;&gt;": "https://grafana.example.com/d/1",
+    }
+    await eventually(lambda: len(channel.bookmarks) >= len(expected), timeout=20)
+    assert {b["title"]: b["link"] for b in channel.bookmarks} == expected
+    assert len(channel.bookmarks) == len(expected)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, Status
+from workflows.models import Channel, Impact, Link, Status
 
 
 class Audience(StrEnum):
@@ -168,3 +168,11 @@ class EditKickoff(BaseModel):
     channel_id: str
     ts: str
     brief: IncidentBrief
+
+
+class AddBookmarks(BaseModel):
+    """Bookmark these links (and the incident in the Temporal UI) in the incident channel."""
+
+    incident_id: str
+    channel_id: str
+    links: list[Link]

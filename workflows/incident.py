@@ -27,10 +27,11 @@ from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
 with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
+    from workflows import bookmarks, invitations, kickoff, lifecycle
     from workflows import commands as cmd
-    from workflows import invitations, kickoff, lifecycle
     from workflows.deadlines import Deadline, deadlines
     from workflows.effects import (
+        AddBookmarks,
         ArchiveChannel,
         Audience,
         ChannelRef,
@@ -289,6 +290,10 @@ class IncidentWorkflow:
             self.state.channel = channel
             self.state.note(workflow.now(), "channel", None, f"Channel #{channel.name}")
             publish(self.state, self.policy)
+            if workflow.patched("channel-bookmarks"):
+                links = bookmarks.channel_bookmarks(self.state, self.policy)
+                marks = AddBookmarks(incident_id=self.state.id, channel_id=channel.id, links=links)
+                await self._call(SlackActivities.add_bookmarks, marks, "bookmark the links")
         await self._drain_outbox()
         self.opened = True
 

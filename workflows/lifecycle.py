@@ -58,6 +58,7 @@ def start(
         declared_by=declaration.declared_by,
         source=declaration.source,
         idempotency_key=declaration.idempotency_key,
+        links=declaration.links,
         status_entered_at={Status.INVESTIGATING: now},
         last_update_at=now,
     )

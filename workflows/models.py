@@ -98,6 +98,13 @@ class Retrospective(BaseModel):
     document_url: str | None = None
 
 
+class Link(BaseModel):
+    """A link worth a click from the incident channel (a dashboard, a doc, a ticket)."""
+
+    title: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=3000, pattern=r"^https?://\S+$")
+
+
 class Declaration(BaseModel):
     """What someone asks for when they declare an incident (API, CLI, Slack or an alert)."""
 
@@ -112,6 +119,7 @@ class Declaration(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=200)
     declared_by: UserId | None = None
     source: str = "api"
+    links: list[Link] = Field(default_factory=list, max_length=10)
 
 
 class MessageRef(BaseModel):
@@ -155,6 +163,7 @@ class IncidentState(BaseModel):
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     kickoff: MessageRef | None = None
+    links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
 
     @property
     def label(self) -> str:
