@@ -22,5 +22,7 @@ def channel_bookmarks(state: IncidentState, policy: Policy) -> list[Link]:
         if known and known.runbook:
             links.append(Link(title=f"Runbook: {component}"[:100], url=known.runbook))
     links += state.links
-    unique = {link.url: link for link in links}  # one bookmark per address
+    unique: dict[str, Link] = {}
+    for link in links:
+        unique.setdefault(link.url, link)  # one bookmark per address, the first title wins
     return list(unique.values())[:MAX_BOOKMARKS]
