@@ -91,6 +91,8 @@ def build_worker(
             slack.invite,
             slack.post_message,
             slack.archive_channel,
+            slack.update_kickoff,
+            slack.add_bookmarks,
             paging.send_pagerduty,
             paging.send_webhook,
         ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from activities.mrkdwn import escape
 from workflows.effects import IncidentBrief, Notice, Post
 from workflows.models import Status
 
@@ -21,118 +22,172 @@ STATUS_EMOJI = {
     Status.RESOLVED: ":white_check_mark:",
 }
 TOPIC_LIMIT = 250
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+PURPOSE_LIMIT = 250
+MAX_FIELDS = 10
+FIELD_LIMIT = 2000
+_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_USER_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 
 
 def mention(who: str | None) -> str:
-    """Users as ``<@U…>``, user groups as ``<!subteam^S…>``; emails stay readable text."""
+    """Users as ``<@U…>``, user groups as ``<!subteam^S…>``; anything else (an email, a
+    handle) is shown as escaped text, so only an id can ever become a live mention."""
     if not who:
         return "unassigned"
-    if who.startswith("S"):
+    if _USER.match(who):
+        return f"<@{who}>"
+    if _USER_GROUP.match(who):
         return f"<!subteam^{who}>"
-    if _EMAIL.match(who):
-        return who
-    return f"<@{who}>"
+    return escape(who)
 
 
 def channel_link(brief: IncidentBrief) -> str:
     return f"<#{brief.channel.id}>" if brief.channel else "(channel not created)"
 
 
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters of escaped text, never ending inside an entity."""
+    if len(text) <= limit:
+        return text
+    text = text[: limit - 1]
+    amp = text.rfind("&", max(0, len(text) - 4))
+    if amp >= 0 and ";" not in text[amp:]:
+        text = text[:amp]
+    return text + "…"
+
+
 def topic(brief: IncidentBrief) -> str:
     text = (
         f"{brief.severity.upper()} · {brief.status.value.capitalize()} · "
-        f"IC {mention(brief.commander)} · INC-{brief.number}: {brief.title}"
+        f"IC {mention(brief.commander)} · INC-{brief.number}: {escape(brief.title)}"
     )
-    return text[:TOPIC_LIMIT]
+    return cut(text, TOPIC_LIMIT)
 
 
 def purpose(incident_id: str, label: str, title: str) -> str:
-    """The channel purpose also marks the channel as this incident's, for retries."""
-    return f"{label}: {title} [{incident_id}]"[:250]
+    """The channel purpose also marks the channel as this incident's, for retries: the
+    marker at its end survives however long the title is."""
+    marker = f" [{incident_id}]"
+    return cut(f"{label}: {escape(title)}", PURPOSE_LIMIT - len(marker)) + marker
 
 
 def _headline(post: Post, brief: IncidentBrief) -> str:
     label = f"*INC-{brief.number}* {brief.severity.upper()}"
     status = f"{STATUS_EMOJI[brief.status]} *{brief.status.value}*"
+    title = escape(brief.title)
     return {
-        Notice.KICKOFF: f":rotating_light: {label} declared: *{brief.title}*",
-        Notice.ANNOUNCEMENT: f":rotating_light: {label} declared: *{brief.title}* in "
+        Notice.KICKOFF: f":rotating_light: {label} declared: *{title}*",
+        Notice.ANNOUNCEMENT: f":rotating_light: {label} declared: *{title}* in "
         f"{channel_link(brief)} · IC {mention(brief.commander)}",
         Notice.ACKNOWLEDGED: f":raised_hand: {label} acknowledged by {mention(post.actor)}",
-        Notice.STATUS_CHANGED: f"{label} is now {status}: {brief.title} · {channel_link(brief)}",
-        Notice.UPDATE: f":memo: {label} update ({status}): {brief.title}",
+        Notice.STATUS_CHANGED: f"{label} is now {status}: {title} · {channel_link(brief)}",
+        Notice.UPDATE: f":memo: {label} update ({status}): {title}",
         Notice.SEVERITY_CHANGED: f":arrows_counterclockwise: {label} is now "
-        f"*{brief.severity.upper()}*: {brief.title} · {channel_link(brief)}",
+        f"*{brief.severity.upper()}*: {title} · {channel_link(brief)}",
         Notice.ESCALATED: f":rotating_light: {label} escalated to level {brief.escalation_level}",
-        Notice.RESOLVED: f":white_check_mark: {label} resolved: *{brief.title}* · "
-        f"{channel_link(brief)}",
-        Notice.REOPENED: f":leftwards_arrow_with_hook: {label} reopened: *{brief.title}* · "
+        Notice.RESOLVED: f":white_check_mark: {label} resolved: *{title}* · {channel_link(brief)}",
+        Notice.REOPENED: f":leftwards_arrow_with_hook: {label} reopened: *{title}* · "
         f"{channel_link(brief)}",
         Notice.UPDATE_DUE: f":alarm_clock: {label}: a status update is due",
         Notice.UPDATE_OVERDUE: f":warning: {label}: status update overdue · {channel_link(brief)}",
     }.get(post.notice, f"{label}")
 
 
-def _kickoff_fields(brief: IncidentBrief) -> Blocks:
+def _kickoff_fields(brief: IncidentBrief) -> list[str]:
     fields = [
-        f"*Severity*\n{brief.severity.upper()}: {brief.severity_description}",
+        f"*Severity*\n{brief.severity.upper()}: {escape(brief.severity_description)}",
         f"*Status*\n{STATUS_EMOJI[brief.status]} {brief.status.value}",
         f"*Impact*\n{brief.impact.value}",
         f"*Incident commander*\n{mention(brief.commander)}",
     ]
-    if brief.components:
-        fields.append("*Affected components*\n" + ", ".join(brief.components))
-    if brief.next_update_due:
+    if brief.tech_lead or brief.comms_lead:
         fields.append(
-            f"*First update due*\n<!date^{int(brief.next_update_due.timestamp())}"
+            f"*Tech lead*\n{mention(brief.tech_lead)}\n*Comms lead*\n{mention(brief.comms_lead)}"
+        )
+    if brief.acknowledged_by:
+        fields.append(f"*Acknowledged*\nby {mention(brief.acknowledged_by)}")
+    if brief.components:
+        fields.append("*Affected components*\n" + escape(", ".join(brief.components)))
+    if brief.next_update_due and brief.status is not Status.RESOLVED:
+        fields.append(
+            f"*Next update due*\n<!date^{int(brief.next_update_due.timestamp())}"
             f"^{{time}}|{brief.next_update_due:%H:%M} UTC>"
         )
-    return [{"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
+    return fields
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    return button | ({"style": style} if style else {})
+
+
+def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
+    """The kickoff's facts and its buttons; once resolved, a "Resolved" line instead."""
+    fields = _kickoff_fields(brief)
+    # Block Kit takes at most 10 fields of 2000 characters; past that the kickoff would be lost.
+    blocks: Blocks = [
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": cut(f, FIELD_LIMIT)} for f in fields[:MAX_FIELDS]
+            ],
+        }
+    ]
+    if brief.status is Status.RESOLVED:
+        at = f" at {brief.resolved_at:%Y-%m-%d %H:%M} UTC" if brief.resolved_at else ""
+        line = f":white_check_mark: *Resolved*{at} · <{incident_url}|Open in Temporal>"
+        return [*blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}]
+    buttons = (
+        []
+        if brief.acknowledged_by
+        else [_button("Acknowledge", "incident_acknowledge", brief.id, "primary")]
+    )
+    buttons += [
+        _button("Update status", "incident_status_modal", brief.id),
+        _button("Resolve", "incident_resolve_modal", brief.id, "danger"),
+        open_button(incident_url),
+    ]
+    hint = escape("`/incident update <message>` posts an update · `/incident help` for more")
+    return [
+        *blocks,
+        {"type": "actions", "elements": buttons},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]},
+    ]
+
+
+def open_button(incident_url: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Open in Temporal"},
+        "url": incident_url,
+        "action_id": "open_incident_workflow",
+    }
 
 
 def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
     """The fallback text and the blocks of one notice."""
     headline = _headline(post, brief)
     lines = [headline]
-    if post.text:
-        lines.append(post.text)
-    if post.mentions:
-        lines.append(" ".join(mention(m) for m in post.mentions))
+    # People's words are escaped; the mentions after them come only from ids.
+    said = " ".join(
+        part for part in [escape(post.text), *(mention(m) for m in post.mentions)] if part
+    )
+    if said:
+        lines.append(said)
     if post.actor and post.notice not in (Notice.ACKNOWLEDGED,):
         lines.append(f"_by {mention(post.actor)}_")
     text = "\n".join(lines)
-    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": cut(text, 3000)}}]
     if post.notice is Notice.KICKOFF:
-        blocks += _kickoff_fields(brief)
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": (
-                            "`/incident ack` · `/incident status identified <what you found>` · "
-                            "`/incident update <message>` · `/incident resolve <message>`"
-                        ),
-                    }
-                ],
-            }
-        )
+        blocks += kickoff_blocks(brief, incident_url)
+    elif post.notice is Notice.ANNOUNCEMENT:
+        blocks.append({"type": "actions", "elements": [open_button(incident_url)]})
     if post.notice in (Notice.KICKOFF, Notice.ANNOUNCEMENT):
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open in Temporal"},
-                        "url": incident_url,
-                        "action_id": "open_incident_workflow",
-                    }
-                ],
-            }
-        )
         text += f"\n{incident_url}"
     return text, blocks
 

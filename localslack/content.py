@@ -15,6 +15,11 @@ MAX_BLOCKS = 50
 MAX_ATTACHMENTS = 100
 SECTION_TEXT_LIMIT = 3_000
 HEADER_TEXT_LIMIT = 150
+MAX_FIELDS = 10
+FIELD_TEXT_LIMIT = 2_000
+BUTTON_TEXT_LIMIT = 75
+ACTION_ID_LIMIT = 255
+URL_LIMIT = 3_000
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,35 @@ def _block_ok(block: dict[str, Any]) -> bool:
         return False
     limit = {"section": SECTION_TEXT_LIMIT, "header": HEADER_TEXT_LIMIT}.get(kind)
     text = block.get("text")
-    if limit is None or text is None:
-        return True
+    if limit is not None and text is not None and not _text_ok(text, limit):
+        return False
+    fields = block.get("fields")
+    if fields is not None and (
+        not isinstance(fields, list)
+        or len(fields) > MAX_FIELDS
+        or not all(_text_ok(f, FIELD_TEXT_LIMIT) for f in fields)
+    ):
+        return False
+    elements = block.get("elements", []) if kind == "actions" else []
+    accessory = block.get("accessory")
+    elements = [*elements, accessory] if accessory is not None else elements
+    return isinstance(elements, list) and all(_element_ok(e) for e in elements)
+
+
+def _text_ok(text: Any, limit: int) -> bool:
     return isinstance(text, dict) and len(str(text.get("text", ""))) <= limit
+
+
+def _element_ok(element: Any) -> bool:
+    """Buttons and other interactive elements: Slack's limits on label, action_id, url."""
+    if not isinstance(element, dict):
+        return False
+    if len(str(element.get("action_id", ""))) > ACTION_ID_LIMIT:
+        return False
+    if len(str(element.get("url", ""))) > URL_LIMIT:
+        return False
+    label = element.get("text")
+    return element.get("type") != "button" or _text_ok(label, BUTTON_TEXT_LIMIT)
 
 
 def _attachments(value: Any) -> list[dict[str, Any]] | None:

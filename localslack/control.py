@@ -1,5 +1,6 @@
 """What tests see and steer: the record of calls, and faults to inject."""
 
+import random
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +30,9 @@ class Fault:
     status 429 (or error "ratelimited") answers like Slack's rate limiter, with a
     Retry-After header; a 5xx status answers with an HTTP error page, as a failing Slack
     edge does; otherwise the call gets `{"ok": false, "error": error}` with HTTP 200.
+
+    `commit` first does the call for real and then fails it anyway: Slack did the work and
+    the answer was lost. `drop` closes the connection instead of answering.
     """
 
     method: str
@@ -36,10 +40,12 @@ class Fault:
     status: int | None = None
     retry_after: int = 1
     times: int = 1
+    commit: bool = False
+    drop: bool = False
 
     def __post_init__(self) -> None:
-        if self.error is None and self.status is None:
-            raise ValueError("a fault needs an error, a status or both")
+        if self.error is None and self.status is None and not self.drop:
+            raise ValueError("a fault needs an error, a status, a drop or some of them")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error status, not {self.status}")
         if self.times < 1 or self.retry_after < 0:
@@ -60,6 +66,8 @@ class Fault:
     @property
     def code(self) -> str:
         """The error recorded for a call this fault answered."""
+        if self.drop:
+            return "connection_dropped"
         if self.error:
             return self.error
         return "ratelimited" if self.status == 429 else f"http_{self.status}"
@@ -86,6 +94,46 @@ class FaultBook:
 
     def clear(self) -> None:
         self._armed.clear()
+
+
+# The last part of the name of a method that only reads; every other method writes.
+READ_VERBS = frozenset({"test", "list", "info", "history", "replies", "members", "lookupByEmail"})
+
+
+def is_write(method: str) -> bool:
+    return method.rsplit(".", 1)[-1] not in READ_VERBS
+
+
+@dataclass
+class Chaos:
+    """A share of all successful writes commits and then fails: half answer 503, half drop
+    the connection. Seeded, so a failing test run can be replayed."""
+
+    rate: float
+    seed: int = 0
+    hits: int = field(default=0, init=False)  # writes it failed after they committed
+    _random: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate <= 1:
+            raise ValueError(f"chaos rate must be between 0 and 1, not {self.rate}")
+        self._random = random.Random(self.seed)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> "Chaos":
+        unknown = set(body) - {"rate", "seed"}
+        if unknown:
+            raise ValueError(f"unknown chaos fields: {sorted(unknown)}")
+        return cls(rate=float(body["rate"]), seed=int(body.get("seed", 0)))
+
+    def fault(self, method: str) -> Fault | None:
+        """The fault that hits this write after it committed, if any."""
+        if not is_write(method) or self._random.random() >= self.rate:
+            return None
+        self.hits += 1
+        if self._random.random() < 0.5:
+            return Fault(method, status=503, commit=True)
+        return Fault(method, drop=True, commit=True)
 
 
 def workspace_state(ws: Workspace) -> dict[str, Any]:

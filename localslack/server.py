@@ -4,18 +4,18 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from . import page
+from . import page, scopes
 from .api import METHODS
 from .channel import Channel, Message
 from .console import Console
 from .console_routes import add_console_routes
-from .control import Call, Fault, FaultBook, workspace_state
+from .control import Call, Chaos, Fault, FaultBook, workspace_state
 from .errors import SlackError
 from .seed import BOT_TOKEN, BOT_USER_ID
 from .workspace import Workspace
@@ -39,6 +39,7 @@ class SlackEmulator:
         broadcast_channel: str = "incidents",
         per_channel_rate_limit: bool = False,
         tokens: Iterable[str] | None = None,
+        scoped_tokens: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.broadcast_channel = broadcast_channel
         self.per_channel_rate_limit = per_channel_rate_limit
@@ -46,8 +47,10 @@ class SlackEmulator:
         self.calls: list[Call] = []
         self.port = 0
         self.base_url = ""
-        self._tokens = frozenset({BOT_TOKEN, *(tokens or ())})
+        # Tokens with the manifest's scopes, and tokens with exactly the scopes given.
+        self._tokens = scopes.token_scopes({BOT_TOKEN, *(tokens or ())}, scoped_tokens)
         self._faults = FaultBook()
+        self._chaos: Chaos | None = None
         self._runner: web.AppRunner | None = None
         # Slack's client side: drives an app at LOCALSLACK_APP_URL (see console.py).
         self.console = Console()
@@ -74,10 +77,16 @@ class SlackEmulator:
     def inject(self, fault: Fault) -> None:
         self._faults.arm(fault)
 
+    def chaos(self, rate: float, seed: int = 0) -> Chaos | None:
+        """From now on a share ``rate`` of successful writes commits and then fails."""
+        self._chaos = Chaos(rate, seed) if rate else None
+        return self._chaos
+
     def reset(self) -> None:
         self.workspace = Workspace(self.broadcast_channel, self.per_channel_rate_limit)
         self.calls.clear()
         self._faults.clear()
+        self._chaos = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ class SlackEmulator:
         app.router.add_get("/_emulator/calls", self._calls)
         app.router.add_get("/_emulator/state", self._state)
         app.router.add_post("/_emulator/faults", self._inject)
+        app.router.add_post("/_emulator/chaos", self._set_chaos)
         app.router.add_post("/_emulator/reset", self._reset)
         add_console_routes(app, self)
         return app
@@ -136,18 +146,19 @@ class SlackEmulator:
         form_token = args.pop("token", None)
         token = _bearer(request) or form_token
         fault = self._faults.take(name)
-        if fault is not None:
+        if fault is not None and not fault.commit:
             self._record(name, args, fault.code)
-            if fault.is_server_error:
-                text = _SERVER_ERROR_PAGE.format(status=fault.status)
-                return web.Response(status=fault.status or 500, text=text, content_type="text/html")
-            return _error_response(fault.as_error())
+            return _fault_response(request, fault)
         try:
             body = self._invoke(name, args, token)
         except SlackError as error:
             self._record(name, args, error.code)
             return _error_response(error)
+        # The write happened; a commit-then-fail fault only loses the answer.
+        fault = fault or (self._chaos.fault(name) if self._chaos else None)
         self._record(name, args, None)
+        if fault is not None:
+            return _fault_response(request, fault)
         return web.json_response(body, dumps=_dumps)
 
     def _invoke(self, name: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
@@ -156,9 +167,15 @@ class SlackEmulator:
             raise SlackError("unknown_method")
         if not token:
             raise SlackError("not_authed")
-        if token not in self._tokens:
+        granted = self._tokens.get(token)
+        if granted is None:
             raise SlackError("invalid_auth")
-        return method.invoke(self.workspace, args, BOT_USER_ID)
+        scopes.check(name, granted, self._is_private(args))
+        return method.invoke(self.workspace, args, BOT_USER_ID, granted)
+
+    def _is_private(self, args: dict[str, Any]) -> bool:
+        channel = self.workspace.channels.get(str(args.get("channel") or args.get("channel_id")))
+        return channel is not None and channel.is_private
 
     def _record(self, method: str, args: dict[str, Any], error: str | None) -> None:
         self.calls.append(Call(method, args, error is None, error, time.time()))
@@ -186,6 +203,17 @@ class SlackEmulator:
             self.inject(Fault.from_json(body))
         except (ValueError, TypeError) as error:
             return web.json_response({"ok": False, "error": str(error)}, status=400)
+        return web.json_response({"ok": True})
+
+    async def _set_chaos(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("chaos must be a JSON object")
+            chaos = Chaos.from_json(body)
+        except (ValueError, TypeError, KeyError) as error:
+            return web.json_response({"ok": False, "error": str(error)}, status=400)
+        self._chaos = chaos if chaos.rate else None
         return web.json_response({"ok": True})
 
     async def _reset(self, request: web.Request) -> web.Response:
@@ -223,6 +251,17 @@ def _bearer(request: web.Request) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return credentials.strip() or None
+
+
+def _fault_response(request: web.Request, fault: Fault) -> web.Response:
+    if fault.drop:
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=503)  # never arrives: the connection is gone
+    if fault.is_server_error:
+        text = _SERVER_ERROR_PAGE.format(status=fault.status)
+        return web.Response(status=fault.status or 500, text=text, content_type="text/html")
+    return _error_response(fault.as_error())
 
 
 def _error_response(error: SlackError) -> web.Response:

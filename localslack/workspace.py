@@ -302,8 +302,10 @@ class Workspace:
         *,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        as_outsider: bool = False,
     ) -> Message:
-        self._writable(channel, actor)
+        if not (as_outsider and not channel.is_archived):
+            self._writable(channel, actor)
         if self.per_channel_rate_limit:
             self._spend_post(channel.id)
         message: Message = {"type": "message", "ts": self.next_ts()}

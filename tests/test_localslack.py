@@ -13,13 +13,25 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
+from localslack.scopes import method_scopes
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
+# Most tests here exercise methods the product never calls, so their token has every scope;
+# the bot token (the manifest's scopes) is for the tests of scope checks.
+EVERY_SCOPE = "xoxb-every-scope"
+ALL_SCOPES = {
+    scope
+    for needs in method_scopes().values()
+    for scope in [*needs["scopes"], *needs.get("private", [])]
+}
+PUBLIC_WRITER = "xoxb-public-writer"  # chat:write.public: posts where the bot is no member
 
 
 @pytest.fixture(scope="session")
 async def running():
-    emulator = SlackEmulator()
+    emulator = SlackEmulator(
+        scoped_tokens={EVERY_SCOPE: ALL_SCOPES, PUBLIC_WRITER: {"chat:write", "chat:write.public"}}
+    )
     await emulator.start()
     yield emulator
     await emulator.stop()
@@ -33,7 +45,7 @@ def emu(running: SlackEmulator) -> SlackEmulator:
 
 @pytest.fixture
 def slack(emu: SlackEmulator) -> AsyncWebClient:
-    return AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN)
+    return AsyncWebClient(base_url=emu.base_url, token=EVERY_SCOPE)
 
 
 async def slack_error(call) -> SlackApiError:
@@ -333,7 +345,7 @@ async def test_per_channel_rate_limit_allows_a_burst_then_429s():
 
 
 async def test_sync_web_client_form_posts_work(emu: SlackEmulator):
-    client = WebClient(base_url=emu.base_url, token=BOT_TOKEN)
+    client = WebClient(base_url=emu.base_url, token=EVERY_SCOPE)
 
     def declare() -> str:
         channel_id = client.conversations_create(name="inc-sync")["channel"]["id"]
@@ -455,3 +467,136 @@ async def test_command_line_serves_until_sigterm():
     assert (await client.auth_test())["ok"]
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
+def no_retries(emu: SlackEmulator) -> AsyncWebClient:
+    """slack_sdk re-sends on a dropped connection by default; these tests see every answer."""
+    return AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN, retry_handlers=[])
+
+
+async def test_commit_then_fail_fault_does_the_write_and_loses_the_answer(emu: SlackEmulator):
+    slack = no_retries(emu)
+    channel = await new_channel(slack)
+    emu.inject(Fault(method="chat.postMessage", status=503, commit=True))
+    error = await slack_error(slack.chat_postMessage(channel=channel, text="once"))
+    assert error.response.status_code == 503
+    emu.inject(Fault(method="conversations.setTopic", drop=True, commit=True))
+    with pytest.raises(aiohttp.ClientError):
+        await slack.conversations_setTopic(channel=channel, topic="kept")
+    assert [m["text"] for m in bot_posts(emu, channel)] == ["once"]
+    assert emu.channels[channel].topic == "kept"
+
+
+async def test_chaos_fails_a_seeded_share_of_writes_after_they_commit(emu: SlackEmulator):
+    slack = no_retries(emu)
+    channel = await new_channel(slack)
+    async with aiohttp.ClientSession() as http:
+        control = emu.base_url.removesuffix("api/") + "_emulator/chaos"
+        async with http.post(control, json={"rate": 0.5, "seed": 3}) as response:
+            assert response.status == 200
+        async with http.post(control, json={"rate": 2}) as response:
+            assert response.status == 400
+    failed = 0
+    for n in range(20):
+        try:
+            await slack.chat_postMessage(channel=channel, text=str(n))
+        except (SlackApiError, aiohttp.ClientError):
+            failed += 1
+    for _ in range(5):
+        await slack.conversations_history(channel=channel)  # reads never fail
+    assert 3 <= failed <= 17
+    assert len(bot_posts(emu, channel)) == 20
+
+
+async def test_tokens_have_scopes_and_a_missing_one_is_named(emu: SlackEmulator):
+    bot = AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN)  # the manifest's scopes
+    channel = await new_channel(bot)
+    await bot.chat_postMessage(channel=channel, text="allowed: chat:write")
+    error = await slack_error(bot.pins_list(channel=channel))
+    assert error.response["error"] == "missing_scope"
+    assert error.response["needed"] == "pins:read"
+    assert "chat:write" in error.response["provided"].split(",")
+
+
+async def test_chat_write_public_lets_a_bot_post_where_it_is_not_a_member(
+    emu: SlackEmulator, slack: AsyncWebClient
+):
+    bot = AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN)  # no chat:write.public
+    channel = await new_channel(slack)
+    emu.channels[channel].members.remove(BOT_USER_ID)
+    error = await slack_error(bot.chat_postMessage(channel=channel, text="hi"))
+    assert error.response["error"] == "not_in_channel"
+    writer = AsyncWebClient(base_url=emu.base_url, token=PUBLIC_WRITER)
+    await writer.chat_postMessage(channel=channel, text="hi")
+    assert [m["text"] for m in bot_posts(emu, channel)] == ["hi"]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "x"}] * 11},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}},
+        {"type": "header", "text": {"type": "plain_text", "text": "x" * 151}},
+        {
+            "type": "actions",
+            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 76}}],
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "a" * 256,
+                    "text": {"type": "plain_text", "text": "ok"},
+                }
+            ],
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "ok"},
+            "accessory": {
+                "type": "button",
+                "url": "https://x/" + "a" * 3000,
+                "text": {"type": "plain_text", "text": "ok"},
+            },
+        },
+    ],
+)
+async def test_block_kit_limits_answer_invalid_blocks(
+    emu: SlackEmulator, slack: AsyncWebClient, block: dict[str, Any]
+):
+    channel = await new_channel(slack)
+    error = await slack_error(slack.chat_postMessage(channel=channel, text="t", blocks=[block]))
+    assert error.response["error"] == "invalid_blocks"
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+    error = await slack_error(
+        slack.chat_postMessage(channel=channel, text="t", blocks=[section] * 51)
+    )
+    assert error.response["error"] == "invalid_blocks"
+
+
+async def test_invite_takes_at_most_a_hundred_users_per_call(
+    emu: SlackEmulator, slack: AsyncWebClient
+):
+    channel = await new_channel(slack)
+    users = ",".join(f"U0MANY{n:04d}" for n in range(101))
+    error = await slack_error(slack.conversations_invite(channel=channel, users=users))
+    assert error.response["error"] == "too_many_users"
+
+
+async def test_bookmarks_are_added_edited_listed_and_removed(
+    emu: SlackEmulator, slack: AsyncWebClient
+):
+    channel = await new_channel(slack)
+    added = await slack.bookmarks_add(
+        channel_id=channel, title="Runbook", type="link", link="https://runbooks.example.com/a"
+    )
+    bookmark_id = added["bookmark"]["id"]
+    await slack.bookmarks_edit(channel_id=channel, bookmark_id=bookmark_id, title="Runbook A")
+    listed = await slack.bookmarks_list(channel_id=channel)
+    assert [b["title"] for b in listed["bookmarks"]] == ["Runbook A"]
+    await slack.bookmarks_remove(channel_id=channel, bookmark_id=bookmark_id)
+    assert (await slack.bookmarks_list(channel_id=channel))["bookmarks"] == []
+    error = await slack_error(slack.bookmarks_remove(channel_id=channel, bookmark_id=bookmark_id))
+    assert error.response["error"] == "not_found"

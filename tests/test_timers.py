@@ -140,7 +140,7 @@ async def test_tiers_notify_user_groups_and_emails(client, worker, slack):
     policy = escalating_policy(tier(0.5, "S0ONCALL1", "erin@example.com"))
     _, state = await declare(client, policy, "Wake the on-call group", commander="U0DAVE004")
     message = (await eventually(lambda: notices(slack, state, "escalated"), timeout=8))[0]
-    assert "<!subteam^S0ONCALL1>" in message["text"] and "erin@example.com" in message["text"]
+    assert "<!subteam^S0ONCALL1>" in message["text"] and "<@U0ERIN005>" in message["text"]
     assert state.channel is not None
     members = set(slack.channels[state.channel.id].members)
     assert {"U0ALICE01", "U0BOB0002", "U0ERIN005"} <= members

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, Status
+from workflows.models import Channel, Impact, Link, Status
 
 
 class Audience(StrEnum):
@@ -80,8 +80,15 @@ class ReleaseKey(BaseModel):
     kind: Literal["release_key"] = "release_key"
 
 
+class UpdateKickoff(BaseModel):
+    """The pinned kickoff shows the incident as it is now (status, roles, buttons)."""
+
+    kind: Literal["kickoff"] = "kickoff"
+
+
 Effect = Annotated[
-    Post | RefreshTopic | Invite | Page | ArchiveChannel | ReleaseKey, Field(discriminator="kind")
+    Post | RefreshTopic | Invite | Page | ArchiveChannel | ReleaseKey | UpdateKickoff,
+    Field(discriminator="kind"),
 ]
 
 
@@ -105,6 +112,9 @@ class IncidentBrief(BaseModel):
     next_update_due: datetime | None
     declared_at: datetime
     resolved_at: datetime | None
+    declared_by: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
 
 
 class OpenChannel(BaseModel):
@@ -151,3 +161,19 @@ class ChannelRef(BaseModel):
 class SendPage(BaseModel):
     page: Page
     brief: IncidentBrief
+
+
+class EditKickoff(BaseModel):
+    """Render the kickoff again from the brief and put it in place of the posted one."""
+
+    channel_id: str
+    ts: str
+    brief: IncidentBrief
+
+
+class AddBookmarks(BaseModel):
+    """Bookmark these links (and the incident in the Temporal UI) in the incident channel."""
+
+    incident_id: str
+    channel_id: str
+    links: list[Link]

@@ -27,13 +27,15 @@ from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
 with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
+    from workflows import bookmarks, invitations, kickoff, lifecycle, timeline
     from workflows import commands as cmd
-    from workflows import lifecycle, timeline
     from workflows.deadlines import deadlines
     from workflows.effects import (
+        AddBookmarks,
         ArchiveChannel,
         Audience,
         ChannelRef,
+        EditKickoff,
         Effect,
         IncidentBrief,
         Invite,
@@ -46,8 +48,9 @@ with workflow.unsafe.imports_passed_through():
         ReleaseKey,
         SendPage,
         SetTopic,
+        UpdateKickoff,
     )
-    from workflows.models import Declaration, IncidentState
+    from workflows.models import Declaration, IncidentState, MessageRef
     from workflows.naming import channel_name
     from workflows.outbox import Step, lanes
     from workflows.policy import Policy
@@ -63,6 +66,7 @@ SLACK_RETRY = RetryPolicy(
 # Slack being down for longer than this must not hold back escalation and paging for ever.
 SLACK_GIVE_UP = timedelta(minutes=10)
 OPENING_WAIT = timedelta(seconds=20)
+KICKOFF_KEPT_CURRENT = "kickoff-kept-current"  # patch: the kickoff is edited as things change
 
 
 class IncidentInput(BaseModel):
@@ -156,6 +160,8 @@ class IncidentWorkflow:
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:
+        if kickoff.changes_kickoff(effects) and workflow.patched(KICKOFF_KEPT_CURRENT):
+            effects = [*effects, UpdateKickoff()]
         self.outbox.extend(effects)
         self.changes += 1
         publish(self.state, self.policy)
@@ -270,26 +276,7 @@ class IncidentWorkflow:
     # -- side effects ---------------------------------------------------------------------
 
     def _brief(self) -> IncidentBrief:
-        s = self.state
-        return IncidentBrief(
-            id=s.id,
-            number=s.number,
-            title=s.title,
-            summary=s.summary,
-            severity=s.severity,
-            severity_description=self.policy.severity(s.severity).description,
-            impact=s.impact,
-            status=s.status,
-            components=s.components,
-            commander=s.roles.commander,
-            tech_lead=s.roles.tech_lead,
-            comms_lead=s.roles.comms_lead,
-            channel=s.channel,
-            escalation_level=s.escalation_level,
-            next_update_due=s.next_update_due,
-            declared_at=s.declared_at,
-            resolved_at=s.resolved_at,
-        )
+        return kickoff.brief(self.state, self.policy)
 
     async def _open_channel(self) -> None:
         name = channel_name(
@@ -307,6 +294,10 @@ class IncidentWorkflow:
             self.state.channel = channel
             self.state.note(workflow.now(), "channel", None, f"Channel #{channel.name}")
             publish(self.state, self.policy)
+            if workflow.patched("channel-bookmarks"):
+                links = bookmarks.channel_bookmarks(self.state, self.policy)
+                marks = AddBookmarks(incident_id=self.state.id, channel_id=channel.id, links=links)
+                await self._call(SlackActivities.add_bookmarks, marks, "bookmark the links")
         await self._drain_outbox()
         self.opened = True
 
@@ -325,11 +316,17 @@ class IncidentWorkflow:
             target = channel_id if audience is Audience.CHANNEL else None
             if audience is Audience.CHANNEL and target is None:
                 return  # no channel: the problem creating it is on the timeline already
-            await self._call(
+            posted = await self._call(
                 SlackActivities.post_message,
                 PostMessage(channel_id=target, post=effect, brief=self._brief()),
                 f"post the {effect.notice.value} message",
             )
+            if posted and effect.key == "kickoff" and workflow.patched(KICKOFF_KEPT_CURRENT):
+                self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
+        elif isinstance(effect, UpdateKickoff):
+            if self.state.kickoff is not None:
+                edit = EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
+                await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
         elif isinstance(effect, Page):
             page = SendPage(page=effect, brief=self._brief())
             what = f"send the {effect.action.value} page"
@@ -354,7 +351,8 @@ class IncidentWorkflow:
                 "invite people",
             )
             for user, error in result.failed.items() if result else []:
-                self._problem(f"could not invite <@{user}>: {error}")
+                forget = workflow.patched("forget-unknown-responders")
+                self._problem(invitations.invite_failed(self.state, user, error, forget))
         elif isinstance(effect, ArchiveChannel):
             await self._call(
                 SlackActivities.archive_channel,

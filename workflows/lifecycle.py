@@ -58,6 +58,7 @@ def start(
         declared_by=declaration.declared_by,
         source=declaration.source,
         idempotency_key=declaration.idempotency_key,
+        links=declaration.links,
         status_entered_at={Status.INVESTIGATING: now},
         last_update_at=now,
     )
@@ -231,7 +232,8 @@ def apply_assign_role(
     if c.role is Role.COMMANDER and state.acknowledged_at is None:
         state.acknowledged_at, state.acknowledged_by = now, c.user
     text = f"{c.role.display}: <@{c.user}>"
-    post = _post(state, Notice.ROLE_ASSIGNED, CHANNEL, c.by, text, mentions=[c.user])
+    # The post carries words and mentions apart: Slack sees the words escaped, the ids live.
+    post = _post(state, Notice.ROLE_ASSIGNED, CHANNEL, c.by, f"{c.role.display}:", [c.user])
     state.note(now, "role", c.by, text)
     refresh_deadlines(state, policy, now)
     return [Invite(users=[c.user]), post, RefreshTopic()]
@@ -251,7 +253,7 @@ def apply_add_responders(
     new = list(dict.fromkeys(u for u in c.users if u not in known))
     state.responders += new
     text = "Responders: " + ", ".join(f"<@{u}>" for u in new)
-    post = _post(state, Notice.RESPONDERS_ADDED, CHANNEL, c.by, text, mentions=new)
+    post = _post(state, Notice.RESPONDERS_ADDED, CHANNEL, c.by, "Responders:", mentions=new)
     state.note(now, "responders", c.by, text)
     return [Invite(users=new), post]
 
@@ -342,7 +344,8 @@ def apply_add_action_item(
     state.action_items.append(item)
     owner = f" (owner <@{c.owner}>)" if c.owner else ""
     text = f"Action item #{item.id}: {c.text}{owner}"
-    post = _post(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
+    said = f"Action item #{item.id}: {c.text}" + (" · owner" if c.owner else "")
+    post = _post(state, Notice.ACTION_ITEM, CHANNEL, c.by, said, [c.owner] if c.owner else [])
     state.note(now, "action_item", c.by, text)
     return [post]
 

@@ -108,10 +108,10 @@ class Retrospective(BaseModel):
 
 
 class Link(BaseModel):
-    """A link people want at hand in the incident channel (runbook, dashboard, alert)."""
+    """A link worth a click from the incident channel (a dashboard, a doc, a ticket)."""
 
-    title: str = Field(min_length=1, max_length=150)
-    url: str = Field(pattern=r"^https?://", max_length=3000)
+    title: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=3000, pattern=r"^https?://\S+$")
 
 
 class Declaration(BaseModel):
@@ -132,6 +132,13 @@ class Declaration(BaseModel):
         default=None, validation_alias=AliasChoices("declared_by", "by")
     )
     source: str = "api"
+
+
+class MessageRef(BaseModel):
+    """A message we posted, to edit it later (the kickoff follows the incident)."""
+
+    channel_id: str
+    ts: str
 
 
 class IncidentState(BaseModel):
@@ -168,6 +175,8 @@ class IncidentState(BaseModel):
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     alerts: AlertTally = Field(default_factory=AlertTally)
+    kickoff: MessageRef | None = None
+    links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
 
     @property
     def label(self) -> str:

@@ -19,6 +19,7 @@ from workflows.effects import (
     Post,
     RefreshTopic,
     ReleaseKey,
+    UpdateKickoff,
 )
 
 
@@ -28,6 +29,7 @@ class Lane(StrEnum):
     TOPIC = "topic"
     PAGING = "paging"
     REGISTRY = "registry"
+    KICKOFF = "kickoff"
 
 
 Step = tuple[Effect, Audience | None]
@@ -36,6 +38,9 @@ Step = tuple[Effect, Audience | None]
 def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
     """Split a batch of effects into ordered lanes; only the newest topic refresh is kept."""
     last_topic = max((i for i, e in enumerate(effects) if isinstance(e, RefreshTopic)), default=-1)
+    last_kickoff = max(
+        (i for i, e in enumerate(effects) if isinstance(e, UpdateKickoff)), default=-1
+    )
     grouped: dict[Lane, list[Step]] = {}
     for index, effect in enumerate(effects):
         if isinstance(effect, Post):
@@ -51,4 +56,6 @@ def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
             grouped.setdefault(Lane.PAGING, []).append((effect, None))
         elif isinstance(effect, ReleaseKey):
             grouped.setdefault(Lane.REGISTRY, []).append((effect, None))
+        elif isinstance(effect, UpdateKickoff) and index == last_kickoff:
+            grouped.setdefault(Lane.KICKOFF, []).append((effect, None))
     return grouped

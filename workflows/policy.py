@@ -48,7 +48,7 @@ class EscalationTier(BaseModel):
     """Who hears about an unacknowledged incident, and when."""
 
     after: Duration
-    notify: list[str] = Field(default_factory=list)  # user ids (U...), user groups (S...), emails
+    notify: list[str] = Field(default_factory=list)  # ids (U..., S... groups), @handles, emails
     invite: bool = True
     page: bool = False
     repeat: int = Field(default=0, ge=0, le=100)  # fire this tier again, `after` apart
@@ -71,6 +71,9 @@ class SeverityPolicy(BaseModel):
 
 class ChannelPolicy(BaseModel):
     name_template: str = "inc-{yymmdd}-{slug}"
+    # Bookmarked in every incident channel; {channel} is the channel's name, {number} the
+    # incident's, so each incident gets a meeting room of its own.
+    conference_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
     @model_validator(mode="after")
     def _known_fields(self) -> ChannelPolicy:
@@ -90,11 +93,18 @@ class IncidentTemplate(BaseModel):
     components: list[str] = Field(default_factory=list)
 
 
+class ComponentPolicy(BaseModel):
+    """What the policy knows about a component: its runbook is bookmarked in the channel."""
+
+    runbook: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
 class Policy(BaseModel):
     channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
     severities: dict[str, SeverityPolicy]
     templates: dict[str, IncidentTemplate] = Field(default_factory=dict)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    components: dict[str, ComponentPolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:

@@ -1,5 +1,8 @@
 """chat.*, pins.* and bookmarks.*: what gets written into a channel."""
 
+import time
+from typing import Any
+
 from ..channel import Channel
 from ..content import POST_TEXT_LIMIT, UPDATE_TEXT_LIMIT, read_content
 from ..errors import SlackError
@@ -26,6 +29,10 @@ def post_message(ws: Workspace, args: Args) -> Body:
         content,
         thread_ts=args.optional("thread_ts"),
         broadcast=args.flag("reply_broadcast"),
+        # Without chat:write.public a bot posts only where it is a member.
+        as_outsider="chat:write.public" in args.scopes
+        and channel.is_channel
+        and not channel.is_private,
     )
     return {"channel": channel.id, "ts": message["ts"], "message": message}
 
@@ -93,3 +100,36 @@ def bookmarks_add(ws: Workspace, args: Args) -> Body:
 @method("bookmarks.list", channel_id="channel_not_found")
 def bookmarks_list(ws: Workspace, args: Args) -> Body:
     return {"bookmarks": ws.channel(args.text("channel_id"), args.actor).bookmarks}
+
+
+def _bookmark(ws: Workspace, args: Args) -> tuple[Channel, dict[str, Any]]:
+    channel = ws.channel(args.text("channel_id"), args.actor)
+    if args.actor not in channel.members:
+        raise SlackError("not_in_channel")
+    wanted = args.text("bookmark_id")
+    found = next((b for b in channel.bookmarks if b["id"] == wanted), None)
+    if found is None:
+        raise SlackError("not_found")
+    return channel, found
+
+
+@method("bookmarks.edit", channel_id="channel_not_found", bookmark_id="invalid_bookmark_id")
+def bookmarks_edit(ws: Workspace, args: Args) -> Body:
+    _, bookmark = _bookmark(ws, args)
+    link = args.optional("link")
+    if link is not None and not link.startswith(("http://", "https://")):
+        raise SlackError("invalid_link")
+    for name in ("title", "link", "emoji"):
+        value = args.optional(name)
+        if value is not None:
+            bookmark[name] = value
+    bookmark["date_updated"] = int(time.time())
+    bookmark["last_updated_by_user_id"] = args.actor
+    return {"bookmark": bookmark}
+
+
+@method("bookmarks.remove", channel_id="channel_not_found", bookmark_id="invalid_bookmark_id")
+def bookmarks_remove(ws: Workspace, args: Args) -> Body:
+    channel, bookmark = _bookmark(ws, args)
+    channel.bookmarks.remove(bookmark)
+    return {}

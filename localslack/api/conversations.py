@@ -7,6 +7,8 @@ from .registry import Args, Body, decode_cursor, encode_cursor, method, page
 from .shapes import channel_json, history_message
 
 CHANNEL_TYPES = ("public_channel", "private_channel", "mpim", "im")
+# conversations.invite's reference: "Up to 100 users may be listed".
+MAX_INVITES = 100
 
 
 def _channel(ws: Workspace, args: Args) -> Channel:
@@ -141,7 +143,10 @@ def set_purpose(ws: Workspace, args: Args) -> Body:
 @method("conversations.invite", channel="channel_not_found", users="no_user")
 def invite(ws: Workspace, args: Args) -> Body:
     channel = _channel(ws, args)
-    ws.invite(channel, args.ids("users"), args.actor, force=args.flag("force"))
+    users = args.ids("users")
+    if len(users) > MAX_INVITES:
+        raise SlackError("too_many_users")
+    ws.invite(channel, users, args.actor, force=args.flag("force"))
     return _answer(channel, args)
 
 

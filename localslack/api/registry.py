@@ -19,6 +19,7 @@ class Args:
 
     raw: Mapping[str, Any]
     actor: str
+    scopes: frozenset[str] = frozenset()  # what the caller's token was granted
 
     def text(self, name: str, default: str = "") -> str:
         value = self.raw.get(name)
@@ -59,11 +60,17 @@ class Method:
     # argument -> the error Slack answers when it is missing
     required: Mapping[str, str] = field(default_factory=dict)
 
-    def invoke(self, workspace: Workspace, raw: Mapping[str, Any], actor: str) -> Body:
+    def invoke(
+        self,
+        workspace: Workspace,
+        raw: Mapping[str, Any],
+        actor: str,
+        scopes: frozenset[str] = frozenset(),
+    ) -> Body:
         for name, error in self.required.items():
             if raw.get(name) is None:
                 raise _missing(name, error)
-        return {"ok": True, **self.handler(workspace, Args(raw, actor))}
+        return {"ok": True, **self.handler(workspace, Args(raw, actor, scopes))}
 
 
 def _missing(name: str, error: str) -> SlackError:

@@ -1,0 +1,123 @@
+"""The Slack Web API client the activities use, and how its errors are classified.
+
+Writes are never re-sent by the client itself. A 5xx or a dropped connection after a write may
+mean Slack did it and the answer was lost; re-sending inside the same activity attempt would
+skip the duplicate checks, which only run when the activity itself is retried (a post looks for
+its metadata key, a channel for its mark). So the client repeats a call on 5xx or a connection
+error only for reads; a 429 is repeated for every call, since Slack did not execute it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.exceptions import ApplicationError
+
+# The last part of a method name that only reads (conversations.history, users.lookupByEmail).
+READ_VERBS = frozenset({"test", "list", "info", "history", "replies", "members", "lookupByEmail"})
+
+# Errors a retry cannot fix; anything else (5xx, timeouts, ratelimited) is retried.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "channel_not_found",
+        "is_archived",
+        "user_not_found",
+        "users_not_found",
+        "user_disabled",
+        "invalid_name",
+        "invalid_name_specials",
+        "invalid_name_maxlength",
+        "invalid_name_required",
+        "invalid_name_punctuation",
+        "restricted_action",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "too_long",
+        "not_allowed_token_type",
+        "method_not_supported_for_channel_type",
+        "no_such_subteam",
+    }
+)
+
+
+def is_read(method: str) -> bool:
+    """Whether a Web API method only reads (safe to send twice), from its name."""
+    return method.rsplit(".", 1)[-1] in READ_VERBS
+
+
+def _method_of(request: HttpRequest) -> str:
+    return urlsplit(request.url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+class _ReadsOnly(AsyncRetryHandler):
+    """Mixin: the wrapped handler's retry, for reads only."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return is_read(_method_of(request)) and await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class ReadServerErrorRetryHandler(_ReadsOnly, AsyncServerErrorRetryHandler):
+    """5xx: retried for reads; a write's failure goes up to the activity's own retry."""
+
+
+class ReadConnectionErrorRetryHandler(_ReadsOnly, AsyncConnectionErrorRetryHandler):
+    """A dropped connection: retried for reads only, for the same reason."""
+
+
+def slack_client(token: str, base_url: str) -> AsyncWebClient:
+    """A client that honours Retry-After on 429 and re-reads through brief outages."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=15,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            ReadServerErrorRetryHandler(max_retry_count=2),
+            ReadConnectionErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def slack_error(error: SlackApiError) -> str:
+    return str(error.response.get("error", "unknown_error"))
+
+
+@asynccontextmanager
+async def permanent_errors(method: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except SlackApiError as error:
+        code = slack_error(error)
+        if code in PERMANENT_ERRORS:
+            raise ApplicationError(
+                f"Slack {method}: {code}", type="SlackError", non_retryable=True
+            ) from error
+        raise

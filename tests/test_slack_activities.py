@@ -1,0 +1,230 @@
+"""Slack side effects that must cope with Slack as it is: limits, rate limits, membership,
+people named by handle, people Slack does not know."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.slack import SlackActivities, slack_client
+from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
+from localslack.seed import User
+from starter.desk import IncidentDesk
+from tests.conftest import TASK_QUEUE
+from tests.support import eventually, until
+from tests.test_timers import escalating_policy, tier
+from workflows import commands as cmd
+from workflows.effects import Audience, IncidentBrief, InviteUsers, Notice, Post, PostMessage
+from workflows.models import Declaration, Impact, Status
+from workflows.policy import Policy, default_policy
+
+
+def kickoff(slack: SlackEmulator, channel_id: str) -> dict[str, Any] | None:
+    return next(
+        (
+            m
+            for m in slack.messages(channel_id)
+            if m.get("metadata", {}).get("event_payload", {}).get("key") == "kickoff"
+        ),
+        None,
+    )
+
+
+async def test_a_long_list_of_components_does_not_lose_the_kickoff(
+    desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    components = [f"component-{n:03d}-with-a-long-name" for n in range(300)]
+    state, _ = await desk.declare(
+        Declaration(title="Everything broke", severity="sev2", components=components)
+    )
+    assert state.channel is not None
+    channel_id = state.channel.id
+    message = await eventually(lambda: kickoff(slack, channel_id))
+    fields = message["blocks"][1]["fields"]
+    assert len(fields) <= 10 and all(len(f["text"]) <= 2000 for f in fields)
+    assert any("component-000" in f["text"] for f in fields)
+
+
+async def test_unknown_responder_is_dropped_after_the_failed_invite(
+    desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state, _ = await desk.declare(
+        Declaration(
+            title="Ghost responder",
+            severity="sev2",
+            commander="U0ALICE01",
+            responders=["U0BOB0002", "U0NOBODY9"],
+        )
+    )
+
+    assert await until(lambda: desk.get(state.id), lambda s: "U0NOBODY9" not in s.responders)
+    final = await desk.get(state.id)
+    assert final.responders == ["U0BOB0002"]
+    problems = [e.text for e in final.timeline if e.kind == "problem"]
+    assert problems == ["could not invite <@U0NOBODY9>: user_not_found"]
+    assert final.channel is not None
+    assert "U0BOB0002" in slack.channels[final.channel.id].members
+
+
+async def test_policy_people_by_handle_are_invited_and_mentioned(
+    client: Any, worker: None, slack: SlackEmulator
+) -> None:
+    policy = escalating_policy(tier(3600, "@carol", "erin@example.com"))
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    state, _ = await desk.declare(Declaration(title="Handles", severity="sev2"))
+    assert state.channel is not None
+    channel_id = state.channel.id
+    # The email lookup is rate limited past what the client rides out: retried, not recorded.
+    slack.inject(Fault(method="users.lookupByEmail", status=429, retry_after=0, times=6))
+    await desk.command(state.id, cmd.Escalate(reason="need hands"))
+
+    def escalation() -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in slack.messages(channel_id)
+                if m.get("metadata", {}).get("event_payload", {}).get("key", "").startswith("esc")
+            ),
+            None,
+        )
+
+    message = await eventually(escalation, timeout=20)
+    assert "<@U0CAROL03>" in message["text"] and "<@U0ERIN005>" in message["text"]
+    await eventually(
+        lambda: {"U0CAROL03", "U0ERIN005"} <= set(slack.channels[channel_id].members), 20
+    )
+    final = await desk.get(state.id)
+    assert [e.text for e in final.timeline if e.kind == "problem"] == []
+
+
+async def test_bot_joins_the_broadcast_channel_when_it_is_not_in_it(
+    slack: SlackEmulator,
+) -> None:
+    broadcast = slack.channel_by_name("incidents")
+    assert broadcast is not None
+    activities = SlackActivities(
+        slack_client(BOT_TOKEN, slack.base_url), broadcast.id, lambda i: f"https://x/{i}"
+    )
+    broadcast.members.remove(BOT_USER_ID)
+    brief = IncidentBrief(
+        id="incident-99999",
+        number=99999,
+        title="Join first",
+        summary="",
+        severity="sev2",
+        severity_description="",
+        impact=Impact.MAJOR,
+        status=Status.INVESTIGATING,
+        components=[],
+        commander=None,
+        tech_lead=None,
+        comms_lead=None,
+        channel=None,
+        escalation_level=0,
+        next_update_due=None,
+        declared_at=datetime.now(UTC),
+        resolved_at=None,
+    )
+    post = Post(key="announcement", notice=Notice.ANNOUNCEMENT, audience=[Audience.BROADCAST])
+    request = PostMessage(channel_id=None, post=post, brief=brief)
+    posted = await ActivityEnvironment().run(activities.post_message, request)
+    assert posted.channel_id == broadcast.id
+    assert BOT_USER_ID in broadcast.members
+    assert [c.ok for c in slack.calls_to("conversations.join")][-1:] == [True]
+
+
+async def test_invitations_go_in_batches_of_a_hundred(slack: SlackEmulator) -> None:
+    channel = (await slack_client(BOT_TOKEN, slack.base_url).conversations_create(name="big-1"))[
+        "channel"
+    ]["id"]
+    people = [f"U0MANY{n:04d}" for n in range(150)]
+    for user_id in people:
+        slack.workspace.users[user_id] = User(
+            user_id, user_id.lower(), user_id, "", "UTC", "UTC", 0
+        )
+    activities = SlackActivities(slack_client(BOT_TOKEN, slack.base_url), "incidents", lambda i: i)
+    before = len(slack.calls_to("conversations.invite"))
+    result = await ActivityEnvironment().run(
+        activities.invite, InviteUsers(channel_id=channel, users=people)
+    )
+    assert sorted(result.invited) == sorted(people) and result.failed == {}
+    calls = slack.calls_to("conversations.invite")[before:]
+    assert [len(c.args["users"].split(",")) for c in calls] == [100, 50]
+
+
+def actions(message: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [
+        (e["action_id"], e.get("value"))
+        for b in message.get("blocks", [])
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+async def test_kickoff_has_buttons_and_follows_the_incident_until_resolved(
+    desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state, _ = await desk.declare(Declaration(title="Kickoff follows", severity="sev2"))
+    assert state.channel is not None
+    channel_id = state.channel.id
+    first = await eventually(lambda: kickoff(slack, channel_id))
+    assert actions(first) == [
+        ("incident_acknowledge", state.id),
+        ("incident_status_modal", state.id),
+        ("incident_resolve_modal", state.id),
+        ("open_incident_workflow", None),
+    ]
+    await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
+    await desk.command(state.id, cmd.SetSeverity(severity="sev1"))
+    await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED))
+
+    def shows(*parts: str) -> dict[str, Any] | None:
+        message = kickoff(slack, channel_id)
+        seen = str(message.get("blocks")) if message else ""
+        return message if all(p in seen for p in parts) else None
+
+    current = await eventually(lambda: shows("SEV1", "identified", "<@U0BOB0002>"))
+    assert next(a for a, _ in actions(current)) == "incident_status_modal"  # acknowledged
+    assert slack.pins(channel_id) == [current["ts"]] and current["ts"] == first["ts"]
+    await desk.command(state.id, cmd.Resolve(message="fixed"))
+    resolved = await eventually(lambda: shows("*Resolved*"))
+    assert actions(resolved) == []
+    final = await desk.get(state.id)
+    assert final.kickoff is not None and final.kickoff.ts == first["ts"]
+    assert [e.text for e in final.timeline if e.kind == "problem"] == []
+
+
+async def test_channel_bookmarks_conference_temporal_runbooks_and_declared_links_once(
+    client: Any, worker: None, slack: SlackEmulator
+) -> None:
+    policy = Policy.model_validate(
+        {
+            **default_policy().model_dump(),
+            "channel": {"conference_url": "https://meet.example.com/{channel}"},
+            "components": {"checkout": {"runbook": "https://runbooks.example.com/checkout"}},
+        }
+    )
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    # The first add is done by Slack but its answer is lost: the retry must not add it again.
+    slack.inject(Fault(method="bookmarks.add", status=503, commit=True))
+    state, _ = await desk.declare(
+        Declaration(
+            title="Bookmarked",
+            severity="sev2",
+            components=["checkout", "search"],
+            links=[{"title": "Dashboard <&>", "url": "https://grafana.example.com/d/1"}],
+        )
+    )
+    assert state.channel is not None
+    channel = slack.channels[state.channel.id]
+    expected = {
+        "Conference": f"https://meet.example.com/{state.channel.name}",
+        "Incident in Temporal": f"http://127.0.0.1:8233/namespaces/default/workflows/{state.id}",
+        "Runbook: checkout": "https://runbooks.example.com/checkout",
+        "Dashboard &lt;&amp;&gt;": "https://grafana.example.com/d/1",
+    }
+    await eventually(lambda: len(channel.bookmarks) >= len(expected), timeout=20)
+    assert {b["title"]: b["link"] for b in channel.bookmarks} == expected
+    assert len(channel.bookmarks) == len(expected)
