@@ -125,7 +125,7 @@ class Chaos:
         """A share of Slack writes fail; half of those fail after Slack did the write."""
         if not self.fault_rate:
             return
-        await self._emulator("/_emulator/chaos", {"write_failure_rate": self.fault_rate, "seed": 7})
+        await self._emulator("/_emulator/chaos", {"rate": self.fault_rate, "seed": 7})
 
     # -- the monkey --------------------------------------------------------------------------
 
