@@ -57,10 +57,33 @@ async def test_requests_without_a_valid_bearer_token_get_401_with_a_challenge(ap
         assert "bearer token" in response.json()["detail"]
 
 
-async def test_healthz_answers_without_a_token_when_temporal_answers(api):
+async def test_healthz_answers_without_a_token_when_temporal_answers(api, client):
     response = await api.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["status"] == "ok"
+    assert response.json() == {"status": "ok", "temporal": "serving"}
+    port = client.service_client.config.target_host.rsplit(":", 1)[1]
+    assert port not in response.text, "an unauthenticated route must not reveal the address"
+
+
+async def test_a_huge_body_gets_413_and_a_bad_one_a_422_that_does_not_echo_it(api):
+    huge = await api.post(
+        "/incidents",
+        content=b"{" + b" " * 300_000 + b"}",
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert "limit of 262144 bytes" in huge.json()["detail"]
+    bad = await api.post(
+        "/incidents", json={"title": "x" * 100_000, "severity": "sev1"}, headers=AUTH
+    )
+    assert bad.status_code == 422
+    assert len(bad.content) < 2_000
+
+
+async def test_metrics_count_requests_by_route_for_prometheus(api):
+    await api.get("/incidents/incident-999999", headers=AUTH)
+    scraped = (await api.get("/metrics", headers=AUTH)).text
+    assert 'route="/incidents/{incident_id}",status="404"}' in scraped
 
 
 async def test_declare_answers_201_with_the_channel_url_and_location(api, settings):

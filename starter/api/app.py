@@ -13,7 +13,9 @@ import structlog
 from fastapi import FastAPI
 
 from config import Settings, connect
-from starter.api import errors
+from starter.api import errors, limits
+from starter.api.metrics import ApiMetrics, MeasureRequests
+from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
 from starter.api.routes import health, incidents
 from starter.api.routes.health import temporal_problem
@@ -70,9 +72,13 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.state.people = Directory(bot_client(settings))
     if desk is not None:
         app.state.desk = desk
+    app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
     app.include_router(health.router)
+    app.include_router(metrics_router(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     errors.install(app)
+    limits.install(app)
+    app.add_middleware(MeasureRequests, metrics=metrics)
     app.add_middleware(RequestLog)
     return app

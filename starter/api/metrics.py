@@ -18,7 +18,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.auth import require_token
@@ -55,12 +54,12 @@ class ApiMetrics:
 
 
 def _route(scope: Scope) -> str:
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The matched route's template, rebuilt from the path and the parameters the router
+    filled in (``/incidents/incident-7`` -> ``/incidents/{incident_id}``)."""
+    if "route" not in scope:
+        return "unmatched"
+    names = {str(v): f"{{{k}}}" for k, v in scope.get("path_params", {}).items()}
+    return "/".join(names.get(part, part) for part in scope["path"].split("/"))
 
 
 class MeasureRequests:

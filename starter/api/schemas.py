@@ -88,4 +88,4 @@ class IncidentList(BaseModel):
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
-    temporal: str = Field(description="The Temporal frontend that answered.")
+    temporal: str = Field(description="`serving` when Temporal answers.", examples=["serving"])
