@@ -294,3 +294,12 @@ async def test_an_unknown_person_gets_422_naming_them_and_the_field(api):
     responders = await command(api, incident, "responders", users=["erin", "nobody@x.org"])
     assert responders.status_code == 422
     assert "nobody@x.org" in responders.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("blank", ["   ", "\u200b\u200b", "\u202e", "\x00\x07"])
+async def test_a_title_with_nothing_visible_is_refused_naming_the_field(api, blank):
+    response = await api.post("/incidents", json={"title": blank, "severity": "sev2"}, headers=AUTH)
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["loc"] == ["body", "title"]
+    assert "must contain visible text" in problem["msg"]

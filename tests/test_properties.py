@@ -43,7 +43,8 @@ def seconds_policy() -> Policy:
 POLICY = seconds_policy()
 MAX_FIRES_AT_ONE_INSTANT = 10
 people = st.sampled_from(PEOPLE)
-words = st.text(min_size=1, max_size=40)
+# Updates need visible text (the models refuse blank ones); anything else people type goes.
+words = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and t.isprintable())
 
 
 class IncidentLifecycle(RuleBasedStateMachine):

@@ -14,6 +14,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from workflows.models import Role, Status, UserId
+from workflows.text import RequiredText, Text
 
 
 class Command(BaseModel):
@@ -31,18 +32,18 @@ class Acknowledge(Command):
 class SetStatus(Command):
     update = "set_status"
     status: Status
-    message: str = Field(default="", max_length=3000)
+    message: Text = Field(default="", max_length=3000)
 
 
 class PostUpdate(Command):
     update = "post_update"
-    message: str = Field(min_length=1, max_length=3000)
+    message: RequiredText = Field(min_length=1, max_length=3000)
 
 
 class SetSeverity(Command):
     update = "set_severity"
     severity: str
-    reason: str = Field(default="", max_length=3000)
+    reason: Text = Field(default="", max_length=3000)
 
 
 class AssignRole(Command):
@@ -58,22 +59,22 @@ class AddResponders(Command):
 
 class Escalate(Command):
     update = "escalate"
-    reason: str = Field(default="", max_length=3000)
+    reason: Text = Field(default="", max_length=3000)
 
 
 class Resolve(Command):
     update = "resolve"
-    message: str = Field(default="", max_length=3000)
+    message: Text = Field(default="", max_length=3000)
 
 
 class Reopen(Command):
     update = "reopen"
-    reason: str = Field(default="", max_length=3000)
+    reason: Text = Field(default="", max_length=3000)
 
 
 class AddActionItem(Command):
     update = "add_action_item"
-    text: str = Field(min_length=1, max_length=500)
+    text: RequiredText = Field(min_length=1, max_length=500)
     owner: UserId | None = None
 
 
@@ -86,6 +87,6 @@ class AddTimelineEntry(Command):
     """A message from the incident's channel, kept on the timeline ("Add to timeline")."""
 
     update = "add_timeline_entry"
-    text: str = Field(min_length=1, max_length=3000)
+    text: RequiredText = Field(min_length=1, max_length=3000)
     author: UserId | None = None
     at: datetime = Field(description="When the message was posted (its Slack ts).")

@@ -14,6 +14,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
+from workflows.text import Line, Text
+
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
@@ -110,16 +112,16 @@ class Retrospective(BaseModel):
 class Link(BaseModel):
     """A link worth a click from the incident channel (a dashboard, a doc, a ticket)."""
 
-    title: str = Field(min_length=1, max_length=100)
+    title: Line = Field(min_length=1, max_length=100)
     url: str = Field(max_length=3000, pattern=r"^https?://\S+$")
 
 
 class Declaration(BaseModel):
     """What someone asks for when they declare an incident (API, CLI, Slack or an alert)."""
 
-    title: str = Field(min_length=1, max_length=200)
+    title: Line = Field(min_length=1, max_length=200)
     severity: str
-    summary: str = Field(default="", max_length=3000)
+    summary: Text = Field(default="", max_length=3000)
     impact: Impact = Impact.MAJOR
     components: list[str] = Field(default_factory=list)
     commander: UserId | None = None

@@ -53,5 +53,13 @@ def clean_text(value: str) -> str:
     return _LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
+def clean_required_text(value: str) -> str:
+    cleaned = clean_text(value)
+    if not cleaned:
+        raise ValueError("must contain visible text")
+    return cleaned
+
+
 Line = Annotated[str, AfterValidator(clean_line)]
 Text = Annotated[str, AfterValidator(clean_text)]
+RequiredText = Annotated[str, AfterValidator(clean_required_text)]
