@@ -189,3 +189,18 @@ async def test_people_are_given_by_handle_or_email_and_an_unknown_one_is_named(a
     unknown = await incident("role", number, "tech_lead", "mallory", url=api_url)
     assert unknown.code == 1
     assert "user: unknown person 'mallory'" in unknown.err
+
+
+async def test_preview_prints_the_timeline_the_policy_would_give(api_url):
+    run = await incident(
+        "preview", "--severity", "sev1", "--ack-after", "12m", "--horizon", "30m", url=api_url
+    )
+    assert run.code == 0, run.err
+    lines = [line.split() for line in run.out.splitlines()]
+    pages = [words[0] for words in lines if words[1:3] == ["page", "(trigger)"]]
+    assert pages == ["+5m"], run.out  # tier one at 5 minutes; tier two would be at 15
+    assert any(words[:2] == ["+12m", "acknowledged"] for words in lines), run.out
+    assert any(words[:2] == ["+15m", "update_due"] for words in lines), run.out
+    refused = await incident("preview", "--severity", "sev9", url=api_url)
+    assert refused.code == 1
+    assert "unknown severity 'sev9'" in refused.err

@@ -34,7 +34,7 @@ class Scenario(BaseModel):
 
 
 class Step(BaseModel):
-    after: timedelta  # since declaration
+    after: Duration  # since declaration
     what: str  # a notice kind, "page", "invite" or "archive"
     where: list[str] = Field(default_factory=list)  # channel, broadcast
     who: list[str] = Field(default_factory=list)  # people and groups mentioned, paged, invited

@@ -17,7 +17,7 @@ from starter.api import errors, limits
 from starter.api.metrics import ApiMetrics, MeasureRequests
 from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
-from starter.api.routes import health, incidents
+from starter.api.routes import health, incidents, policy
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
 from starter.people import Directory
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         openapi_tags=[
             {"name": "incidents", "description": "Declare, find and drive incidents."},
             {"name": "health", "description": "Liveness of the API and of Temporal."},
+            {"name": "policy", "description": "What the policy in force would do."},
         ],
     )
     app.state.settings = settings
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
     app.include_router(health.router)
+    app.include_router(policy.router)
     app.include_router(metrics_router(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     errors.install(app)

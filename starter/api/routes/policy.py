@@ -1,0 +1,46 @@
+"""/policy: the policy in force, and a preview of the timeline it would give an incident."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel
+
+from starter.api.auth import require_token
+from starter.api.dependencies import Desk
+from workflows.preview import Scenario, Step, preview
+
+router = APIRouter(prefix="/policy", tags=["policy"], dependencies=[Depends(require_token)])
+
+DURATION = "seconds, or like 90s, 15m, 2h, 3d; leave out: never"
+
+
+class Preview(BaseModel):
+    scenario: Scenario
+    steps: list[Step]
+
+
+@router.get("/preview", summary="What the policy would do to an incident, declaring nothing")
+async def policy_preview(
+    desk: Desk,
+    severity: Annotated[str, Query(max_length=50, description="like sev1")],
+    ack_after: Annotated[str | None, Query(max_length=20, description=DURATION)] = None,
+    updates_every: Annotated[str | None, Query(max_length=20, description=DURATION)] = None,
+    resolve_after: Annotated[str | None, Query(max_length=20, description=DURATION)] = None,
+    horizon: Annotated[str, Query(max_length=20, description="how far to look")] = "1d",
+) -> Preview:
+    """Runs the workflow's own deadline and command functions on a simulated clock: who is
+    notified and paged when, which reminders fire, when the retrospective and archive come."""
+    given = {
+        "severity": severity,
+        "ack_after": ack_after,
+        "updates_every": updates_every,
+        "resolve_after": resolve_after,
+        "horizon": horizon,
+    }
+    try:
+        scenario = Scenario.model_validate({k: v for k, v in given.items() if v is not None})
+        return Preview(scenario=scenario, steps=preview(desk.policy, scenario))
+    except ValueError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
