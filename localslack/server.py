@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import page
-from .api import METHODS
+from .api import METHODS, files
 from .channel import Channel, Message
 from .control import Call, Fault, FaultBook, workspace_state
 from .errors import SlackError
@@ -71,7 +71,9 @@ class SlackEmulator:
         self._faults.arm(fault)
 
     def reset(self) -> None:
+        upload_base = self.workspace.upload_base
         self.workspace = Workspace(self.broadcast_channel, self.per_channel_rate_limit)
+        self.workspace.upload_base = upload_base
         self.calls.clear()
         self._faults.clear()
 
@@ -81,6 +83,7 @@ class SlackEmulator:
         app = web.Application()
         app.router.add_route("GET", "/api/{method}", self._api)
         app.router.add_route("POST", "/api/{method}", self._api)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_get("/", self._page)
         app.router.add_get("/_emulator/calls", self._calls)
         app.router.add_get("/_emulator/state", self._state)
@@ -98,6 +101,7 @@ class SlackEmulator:
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         self.base_url = f"http://{host}:{self.port}/api/"
+        self.workspace.upload_base = f"http://{host}:{self.port}/upload/v1/"
         return self.base_url
 
     async def stop(self) -> None:
@@ -156,6 +160,13 @@ class SlackEmulator:
 
     def _record(self, method: str, args: dict[str, Any], error: str | None) -> None:
         self.calls.append(Call(method, args, error is None, error, time.time()))
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """An upload URL handed out by files.getUploadURLExternal receives the bytes."""
+        data = await request.read()
+        if not files.receive_upload(self.workspace, request.match_info["file_id"], data):
+            return web.Response(status=404, text="upload not found")
+        return web.Response(text=f"OK - {len(data)}")
 
     # --- the control surface ----------------------------------------------------------
 

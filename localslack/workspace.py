@@ -63,6 +63,8 @@ class Workspace:
         self._last_stamp = 0
         self._post_budget: dict[str, tuple[float, float]] = {}
         self.canvases: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, Any]] = {}  # uploads, by file id (api/files.py)
+        self.upload_base = ""  # where upload URLs point; the server sets it once it listens
         self._seed_channels(broadcast_channel)
 
     def _seed_channels(self, broadcast: str) -> None:

@@ -5,7 +5,7 @@ Every command has its own input type so fields can be added later without breaki
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows.models import Role, Status, UserId
 
@@ -56,7 +56,27 @@ class Reopen(Command):
 class AddActionItem(Command):
     text: str = Field(min_length=1, max_length=500)
     owner: UserId | None = None
+    due: AwareDatetime | None = None
 
 
 class CompleteActionItem(Command):
     item_id: int
+
+
+class CompleteRetrospective(Command):
+    document_url: str | None = Field(default=None, max_length=2000)
+
+
+class AssignActionItem(Command):
+    item_id: int
+    owner: UserId
+
+
+class SetActionItemDue(Command):
+    item_id: int
+    due: AwareDatetime
+
+
+class DropActionItem(Command):
+    item_id: int
+    reason: str = Field(default="", max_length=500)

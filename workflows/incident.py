@@ -2,8 +2,8 @@
 
 Commands are Updates: a validator refuses a bad command before anything reaches history, the
 handler changes the state, queues the side effects in the outbox and returns the new snapshot
-at once. The run method is one loop: drain the outbox in order (Slack, paging), then sleep
-until the earliest deadline (escalation tier, update reminder, archive) or the next command.
+at once. The run method is one loop: drain the outbox in order, then sleep until the earliest
+deadline (escalation, update, archive; the follow-through's in followup_workflow.py) or command.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.slack import SlackActivities
     from workflows import commands as cmd
     from workflows import lifecycle
-    from workflows.deadlines import Deadline, deadlines
+    from workflows.deadlines import Deadline
     from workflows.effects import (
         ArchiveChannel,
         Audience,
@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         SendPage,
         SetTopic,
     )
+    from workflows.followup_workflow import IncidentFollowUp
     from workflows.models import Declaration, IncidentState
     from workflows.naming import channel_name
     from workflows.outbox import Step, lanes
@@ -77,7 +78,7 @@ class IncidentInput(BaseModel):
 
 
 @workflow.defn
-class IncidentWorkflow:
+class IncidentWorkflow(IncidentFollowUp):
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
         self.policy = input.policy
@@ -102,7 +103,7 @@ class IncidentWorkflow:
             await self._open_channel()
         while True:
             await self._drain_outbox()
-            if self.state.archived_at is not None:
+            if self.state.archived_at is not None and self._may_finish():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.outbox:
                     return self.state
@@ -115,7 +116,7 @@ class IncidentWorkflow:
 
     async def _sleep_until_due(self) -> None:
         seen = self.changes
-        due = deadlines(self.state, self.policy)
+        due = self._deadlines()
         timeout = None
         if due:
             timeout = max(min(due.values()) - workflow.now(), timedelta(0))
@@ -126,7 +127,7 @@ class IncidentWorkflow:
                 timeout_summary="next incident deadline",
             )
         now = workflow.now()
-        for name, at in deadlines(self.state, self.policy).items():
+        for name, at in self._deadlines().items():
             if at <= now:
                 self._fire(name)
 
@@ -139,7 +140,7 @@ class IncidentWorkflow:
         elif deadline is Deadline.UPDATE:
             effects = lifecycle.remind_update(self.state, self.policy, now)
         else:
-            effects = lifecycle.archive(self.state, now)
+            effects = self._fire_later(deadline, now)
         self._changed(effects)
 
     def _carry_over(self) -> IncidentInput:
@@ -160,7 +161,7 @@ class IncidentWorkflow:
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:
-        self.outbox.extend(effects)
+        self.outbox.extend(self._followed_up(effects))
         self.changes += 1
         publish(self.state, self.policy)
 
@@ -313,7 +314,7 @@ class IncidentWorkflow:
 
     async def _run_lane(self, steps: list[Step]) -> None:
         for effect, audience in steps:
-            await self._run(effect, audience)
+            await self._run_step(effect, audience)
 
     async def _run(self, effect: Effect, audience: Audience | None) -> None:
         channel_id = self.state.channel.id if self.state.channel else None

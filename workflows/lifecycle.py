@@ -333,7 +333,9 @@ def check_add_action_item(state: IncidentState, policy: Policy, c: cmd.AddAction
 def apply_add_action_item(
     state: IncidentState, policy: Policy, c: cmd.AddActionItem, now: datetime
 ) -> list[Effect]:
-    item = ActionItem(id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now)
+    item = ActionItem(
+        id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now, due_at=c.due
+    )
     state.action_items.append(item)
     owner = f" (owner <@{c.owner}>)" if c.owner else ""
     text = f"Action item #{item.id}: {c.text}{owner}"
@@ -350,6 +352,8 @@ def check_complete_action_item(
         raise CommandRefused(f"{state.label} has no action item #{c.item_id}")
     if item.done_at is not None:
         raise CommandRefused(f"action item #{c.item_id} is already done")
+    if item.dropped_at is not None:
+        raise CommandRefused(f"action item #{c.item_id} was dropped")
 
 
 def apply_complete_action_item(

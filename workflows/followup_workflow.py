@@ -1,0 +1,224 @@
+"""The follow-through part of IncidentWorkflow: after-resolution Updates, deadlines and the
+side effects that carry documents (report, retrospective, invitation, email, archive record).
+
+A base class of IncidentWorkflow, so incident.py stays one screen of sequencing. Everything
+here runs only in workflows patched for it (``FOLLOW_UP_PATCH``): incidents started by an
+older worker keep their recorded course on replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.archive import ArchiveActivities
+    from activities.documents import DocumentActivities
+    from activities.mail import MailActivities
+    from activities.slack import SlackActivities
+    from workflows import commands as cmd
+    from workflows import followup, lifecycle, report
+    from workflows.deadlines import Deadline, deadlines, followup_deadlines
+    from workflows.documents import DocumentFile, Email, Invitation, People, Upload
+    from workflows.effects import (
+        Audience,
+        Effect,
+        Notice,
+        Post,
+        PostMessage,
+        PublishReport,
+        RecordIncident,
+        SendRetrospective,
+    )
+    from workflows.models import IncidentState
+    from workflows.policy import Policy
+
+if TYPE_CHECKING:
+    from workflows.effects import IncidentBrief
+
+C = TypeVar("C", bound=cmd.Command)
+R = TypeVar("R")
+T = TypeVar("T")
+
+FOLLOW_UP_PATCH = "after-resolution-follow-through"
+
+
+class IncidentFollowUp:
+    state: IncidentState
+    policy: Policy
+    outbox: list[Effect]
+
+    if TYPE_CHECKING:
+
+        def _apply(
+            self, apply: Callable[[IncidentState, Policy, C, datetime], list[Effect]], command: C
+        ) -> IncidentState: ...
+
+        async def _call(
+            self, activity: Callable[[Any, R], Awaitable[T]], request: R, what: str
+        ) -> T | None: ...
+
+        async def _run(self, effect: Effect, audience: Audience | None) -> None: ...
+
+        def _brief(self) -> IncidentBrief: ...
+
+    _follow_up: bool | None = None
+    _recorded: tuple[object, ...] | None = None
+
+    def _following_up(self) -> bool:
+        """Asked at the same point on replay; the answer holds for the rest of the run."""
+        if self._follow_up is None:
+            self._follow_up = workflow.patched(FOLLOW_UP_PATCH)
+        return self._follow_up
+
+    def _deadlines(self) -> dict[Deadline, datetime]:
+        if self._following_up():
+            return followup_deadlines(self.state, self.policy)
+        return deadlines(self.state, self.policy)
+
+    def _may_finish(self) -> bool:
+        """Archived; with the follow-through, also no action item still open."""
+        return not self._following_up() or followup.is_finished(self.state)
+
+    def _followed_up(self, effects: list[Effect]) -> list[Effect]:
+        """What a change adds: the report at resolution, the archive record on news."""
+        if not self._following_up():
+            return effects
+        if followup.newly_resolved(self.state):
+            effects = followup.on_resolved(self.state, self.policy, effects)
+        signature = followup.record_signature(self.state)
+        if signature != self._recorded:
+            self._recorded = signature
+            effects = [*effects, RecordIncident()]
+        return effects
+
+    def _fire_later(self, deadline: Deadline, now: datetime) -> list[Effect]:
+        """The deadlines after resolution; the archive is the one older runs know too."""
+        if deadline is Deadline.ARCHIVE:
+            return lifecycle.archive(self.state, now)
+        if deadline is Deadline.RETROSPECTIVE:
+            return followup.send_retrospective(self.state, self.policy, now)
+        if deadline is Deadline.RETROSPECTIVE_REMINDER:
+            return followup.remind_retrospective(self.state, self.policy, now)
+        return followup.remind_action_items(self.state, self.policy, now)
+
+    # -- commands -------------------------------------------------------------------------
+
+    @workflow.update
+    def complete_retrospective(self, c: cmd.CompleteRetrospective) -> IncidentState:
+        return self._apply(followup.apply_complete_retrospective, c)
+
+    @complete_retrospective.validator
+    def _complete_retrospective_allowed(self, c: cmd.CompleteRetrospective) -> None:
+        followup.check_complete_retrospective(self.state, self.policy, c)
+
+    @workflow.update
+    def assign_action_item(self, c: cmd.AssignActionItem) -> IncidentState:
+        return self._apply(followup.apply_assign_action_item, c)
+
+    @assign_action_item.validator
+    def _assign_action_item_allowed(self, c: cmd.AssignActionItem) -> None:
+        followup.check_assign_action_item(self.state, self.policy, c)
+
+    @workflow.update
+    def set_action_item_due(self, c: cmd.SetActionItemDue) -> IncidentState:
+        return self._apply(followup.apply_set_action_item_due, c)
+
+    @set_action_item_due.validator
+    def _set_action_item_due_allowed(self, c: cmd.SetActionItemDue) -> None:
+        followup.check_set_action_item_due(self.state, self.policy, c)
+
+    @workflow.update
+    def drop_action_item(self, c: cmd.DropActionItem) -> IncidentState:
+        return self._apply(followup.apply_drop_action_item, c)
+
+    @drop_action_item.validator
+    def _drop_action_item_allowed(self, c: cmd.DropActionItem) -> None:
+        followup.check_drop_action_item(self.state, self.policy, c)
+
+    # -- side effects ---------------------------------------------------------------------
+
+    async def _run_step(self, effect: Effect, audience: Audience | None) -> None:
+        """Run the effects only the follow-through makes; the others as always."""
+        if isinstance(effect, Post) and audience is Audience.OWNER:
+            if effect.mentions:
+                await self._call(
+                    SlackActivities.post_message,
+                    PostMessage(channel_id=effect.mentions[0], post=effect, brief=self._brief()),
+                    f"remind <@{effect.mentions[0]}>",
+                )
+        elif isinstance(effect, PublishReport):
+            await self._publish_report(effect)
+        elif isinstance(effect, SendRetrospective):
+            await self._send_retrospective(effect)
+        elif isinstance(effect, RecordIncident):
+            await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
+        else:
+            await self._run(effect, audience)
+
+    async def _share(self, files: list[DocumentFile], comment: str, key: str) -> str | None:
+        """Share files in the channel and link the first from the broadcast channel."""
+        channel = self.state.channel
+        if channel is None:
+            return None
+        upload = Upload(channel_id=channel.id, files=files, comment=comment)
+        shared = await self._call(DocumentActivities.upload, upload, f"share {files[0].title}")
+        link = shared.permalinks[0] if shared and shared.permalinks else None
+        if link:
+            text = f"{files[0].title}: {link}"
+            post = Post(key=key, notice=Notice.DOCUMENT, audience=[Audience.BROADCAST], text=text)
+            await self._run(post, Audience.BROADCAST)
+        return link
+
+    async def _publish_report(self, effect: PublishReport) -> None:
+        s = self.state
+        text = s.report or ""
+        name = f"{s.id}-{effect.key}.md"
+        document = DocumentFile(filename=name, title=f"{s.label} situation report", content=text)
+        await self._share([document], f"Situation report of {s.label}", f"{effect.key}-link")
+        stakeholders = self.policy.severity(s.severity).stakeholders
+        if stakeholders:
+            email = Email(
+                key=f"{s.id}-{effect.key}",
+                to=stakeholders,
+                subject=f"[{s.label}] Resolved: {s.title}",
+                body=text,
+                attachments=[document],
+            )
+            await self._call(MailActivities.send, email, "email the report")
+
+    async def _send_retrospective(self, effect: SendRetrospective) -> None:
+        s = self.state
+        found = await self._call(
+            DocumentActivities.emails, People(users=effect.attendees), "look up emails"
+        )
+        emails = list(found.by_user.values()) if found else []
+        summary = f"Retrospective: {s.label} {s.title}"
+        invitation = Invitation(
+            uid=f"{s.id}-{effect.key}@incidents",
+            summary=summary,
+            description=f"Draft shared in #{s.channel.name if s.channel else s.label}.",
+            start=effect.meeting_at,
+            length_seconds=effect.meeting_length_seconds,
+            attendees=emails,
+        )
+        ics = await self._call(DocumentActivities.invitation, invitation, "make the invitation")
+        draft = DocumentFile(
+            filename=f"{s.id}-{effect.key}.md", title=f"{summary} (draft)", content=effect.draft
+        )
+        files = [draft, *([ics] if ics else [])]
+        when = report.when(effect.meeting_at)
+        link = await self._share(files, f"Retrospective proposed for {when}", f"{effect.key}-link")
+        s.retrospective.document_url = link or s.retrospective.document_url
+        if emails:
+            email = Email(
+                key=f"{s.id}-{effect.key}",
+                to=emails,
+                subject=f"[{s.label}] {summary}, {when}",
+                body=effect.draft,
+                attachments=files,
+            )
+            await self._call(MailActivities.send, email, "email the invitation")
