@@ -130,7 +130,7 @@ def test_retrospective_falls_due_then_reminds_until_done():
     due = followup_deadlines(state, POLICY)
     assert due[Deadline.RETROSPECTIVE] == state.retrospective.due_at
     assert Deadline.RETROSPECTIVE_REMINDER not in due
-    assert due[Deadline.ARCHIVE] == state.retrospective.meeting_at + timedelta(days=7)
+    assert due[Deadline.ARCHIVE] == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # meeting + 7d
     sent_at = state.retrospective.due_at
     assert sent_at is not None
     effects = followup.send_retrospective(state, POLICY, sent_at)
