@@ -41,6 +41,10 @@ UPDATES: dict[type[cmd.Command], Any] = {
     cmd.Reopen: IncidentWorkflow.reopen,
     cmd.AddActionItem: IncidentWorkflow.add_action_item,
     cmd.CompleteActionItem: IncidentWorkflow.complete_action_item,
+    cmd.CompleteRetrospective: IncidentWorkflow.complete_retrospective,
+    cmd.AssignActionItem: IncidentWorkflow.assign_action_item,
+    cmd.SetActionItemDue: IncidentWorkflow.set_action_item_due,
+    cmd.DropActionItem: IncidentWorkflow.drop_action_item,
 }
 
 

@@ -120,6 +120,12 @@ def test_first_free_slot_keeps_to_business_hours_and_days(after, length, expecte
     assert first_free_slot(after, hours, timedelta(minutes=length)) == expected
 
 
+def test_a_meeting_may_cross_midnight_when_business_hours_run_round_the_clock():
+    hours = BusinessHours(start="00:00", end="24:00", days=list(range(7)))
+    late = datetime(2026, 11, 24, 23, 50, tzinfo=UTC)
+    assert first_free_slot(late, hours, timedelta(minutes=30)) == late
+
+
 def test_business_hours_refuse_an_unknown_timezone():
     with pytest.raises(ValueError, match="unknown timezone 'Mars/Olympus'"):
         BusinessHours(timezone="Mars/Olympus")

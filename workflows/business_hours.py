@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from workflows.policy import BusinessHours
 
-SEARCH_DAYS = 21  # a policy with one working day a week still finds one
+SEARCH_DAYS = 21
+ZERO = timedelta(0)  # a policy with one working day a week still finds one
 
 
 def _at(day: date, clock: str, zone: ZoneInfo) -> datetime:
@@ -22,17 +23,32 @@ def _at(day: date, clock: str, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(hours, minutes), zone)
 
 
-def first_free_slot(after: datetime, hours: BusinessHours, length: timedelta) -> datetime:
-    """The earliest start at or after ``after`` where a meeting of ``length`` fits in business
-    hours; if the meeting is longer than a business day, the start of the next business day."""
-    zone = ZoneInfo(hours.timezone)
-    local = after.astimezone(zone)
-    fallback: datetime | None = None
+def _windows(
+    local: datetime, hours: BusinessHours, zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """Business hours from the day of ``local`` on; a day ending at 24:00 joins the next."""
+    windows: list[tuple[datetime, datetime]] = []
     for offset in range(SEARCH_DAYS):
         day = local.date() + timedelta(days=offset)
         if day.weekday() not in hours.days:
             continue
         opens, closes = _at(day, hours.start, zone), _at(day, hours.end, zone)
+        if windows and windows[-1][1] == opens:
+            windows[-1] = (windows[-1][0], closes)
+        else:
+            windows.append((opens, closes))
+    return windows
+
+
+def first_free_slot(after: datetime, hours: BusinessHours, length: timedelta) -> datetime:
+    """The earliest start at or after ``after`` where a meeting of ``length`` fits in business
+    hours; if the meeting is longer than a business day, the start of the next business day."""
+    zone = ZoneInfo(hours.timezone)
+    # Whole seconds: calendars (iCalendar) carry no fractions, and the archive counts from here.
+    whole = after.replace(microsecond=0) + (timedelta(seconds=1) if after.microsecond else ZERO)
+    local = whole.astimezone(zone)
+    fallback: datetime | None = None
+    for opens, closes in _windows(local, hours, zone):
         start = max(opens, local)
         if start + length <= closes:
             return start.astimezone(UTC)

@@ -1,0 +1,293 @@
+"""After resolution, end to end: the real dev server, a worker built by ``worker.build_worker``,
+the Slack emulator over HTTP, a local SMTP server (aiosmtpd) and a SQLite archive.
+
+The policy is seconds-scale; timing is asserted from what Slack and the mail server received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from icalendar import Calendar
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from activities.archive import IncidentArchive
+from config import Settings
+from localslack import SlackEmulator
+from starter.desk import IncidentDesk
+from tests.support import eventually
+from workflows import commands as cmd
+from workflows.models import Declaration, IncidentState, Status
+from workflows.policy import Policy, default_policy
+
+QUEUE = "incidents-after-resolution"
+MARGIN = 2.0
+
+
+class Inbox:
+    """aiosmtpd handler: keeps every message it is given."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        content = envelope.content  # type: ignore[attr-defined]
+        recipients = list(envelope.rcpt_tos)  # type: ignore[attr-defined]
+        self.messages.append((recipients, email.message_from_bytes(content)))
+        return "250 OK"
+
+    def with_subject(self, part: str) -> list[tuple[list[str], Message]]:
+        return [(to, m) for to, m in self.messages if part in str(m["Subject"])]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[Inbox]:
+    handler = Inbox(free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def follow_up_policy(retro_after: float = 2, archive_after: float = 4, **sev: object) -> Policy:
+    data = default_policy().model_dump()
+    data["business_hours"] = {"timezone": "UTC", "start": "00:00", "end": "24:00"}
+    data["business_hours"]["days"] = list(range(7))
+    for severity in data["severities"].values():
+        defaults: dict[str, object] = {"escalation": [], "update_every": None}
+        defaults["archive_after"] = archive_after
+        defaults |= {"action_item_remind_every": 2, "stakeholders": ["vp@example.com"]}
+        severity.update(defaults | sev)
+        severity["retrospective"] = {
+            "required": True,
+            "after": retro_after,
+            "remind_every": 2,
+            "meeting_length": 1800,
+        }
+    return Policy.model_validate(data)
+
+
+@pytest.fixture(scope="module")
+def archive_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('after')}/incidents.db"
+
+
+@pytest.fixture(scope="module")
+async def after_worker(
+    client: Client, slack: SlackEmulator, inbox: Inbox, archive_url: str, worker: None
+) -> AsyncIterator[None]:
+    from worker import build_worker
+
+    settings = Settings(
+        task_queue=QUEUE,
+        slack_api_url=slack.base_url,
+        broadcast_channel="incidents",
+        smtp_host="127.0.0.1",
+        smtp_port=inbox.port,
+        smtp_from="incidents@example.com",
+        database_url=archive_url,
+    )
+    async with httpx.AsyncClient() as http, build_worker(client, settings, http):
+        yield
+
+
+def declaration(title: str) -> Declaration:
+    return Declaration(
+        title=title,
+        severity="sev2",
+        summary="EU card payments fail",
+        components=["checkout"],
+        commander="U0ALICE01",
+        responders=["U0BOB0002"],
+        declared_by="U0ALICE01",
+    )
+
+
+def keyed(slack: SlackEmulator, channel_id: str, prefix: str) -> list[dict]:
+    return [
+        m
+        for m in slack.messages(channel_id)
+        if m.get("metadata", {}).get("event_payload", {}).get("key", "").startswith(prefix)
+    ]
+
+
+def shared_files(slack: SlackEmulator, channel_id: str, part: str) -> list[dict]:
+    return [
+        f
+        for m in slack.messages(channel_id)
+        for f in m.get("files", [])
+        if part in str(f.get("name", ""))
+    ]
+
+
+def file_text(slack: SlackEmulator, shared: dict) -> str:
+    return bytes(slack.workspace.files[shared["id"]]["content"]).decode()
+
+
+def broadcast_texts(slack: SlackEmulator, incident_id: str) -> list[str]:
+    broadcast = slack.channel_by_name("incidents")
+    assert broadcast is not None
+    return [
+        m.get("text", "")
+        for m in slack.messages(broadcast.id)
+        if m.get("metadata", {}).get("event_payload", {}).get("incident_id") == incident_id
+    ]
+
+
+async def resolved_incident(desk: IncidentDesk, title: str) -> tuple[IncidentState, IncidentState]:
+    state, _ = await desk.declare(declaration(title))
+    await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
+    await desk.command(state.id, cmd.PostUpdate(message="rolling back", by="U0CAROL03"))
+    resolved = await desk.command(state.id, cmd.Resolve(message="rolled back", by="U0ALICE01"))
+    return state, resolved
+
+
+async def test_resolution_notice_report_retrospective_reminders_archive_and_record(
+    client, slack, inbox, after_worker, archive_url
+):
+    desk = IncidentDesk(client, QUEUE, follow_up_policy())
+    state, resolved = await resolved_incident(desk, "Checkout failing after deploy")
+    assert state.channel is not None
+    channel = state.channel.id
+    assert resolved.status is Status.RESOLVED and resolved.report is not None
+    report = resolved.report
+    assert resolved.acknowledged_at is not None and resolved.resolved_at is not None
+    response = resolved.acknowledged_at - resolved.declared_at
+    assert f"Acknowledged: {resolved.acknowledged_at:%Y-%m-%d %H:%M:%S} UTC by @U0BOB0002" in report
+    assert f"Closed: {resolved.resolved_at:%Y-%m-%d %H:%M:%S} UTC" in report
+    assert f"Response time (acknowledged - declared): {int(response.total_seconds())}s" in report
+    assert "- Incident commander: @U0ALICE01" in report
+    assert "## Solution\n\nrolled back" in report
+
+    # The notice, in the channel and the broadcast channel.
+    await eventually(lambda: keyed(slack, channel, "resolved"))
+    (notice,) = keyed(slack, channel, "resolved")
+    assert "Normal operations restored after" in notice["text"]
+    assert "Impact: major. Affected components: checkout." in notice["text"]
+    await eventually(
+        lambda: any("Normal operations restored" in t for t in broadcast_texts(slack, state.id))
+    )
+    # The report: shared in the channel, linked from the broadcast, emailed to stakeholders.
+    (shared,) = await eventually(lambda: shared_files(slack, channel, "-report-"))
+    assert file_text(slack, shared) == report
+    await eventually(
+        lambda: any(shared["permalink"] in t for t in broadcast_texts(slack, state.id))
+    )
+    (to, mail), *_ = await eventually(lambda: inbox.with_subject(f"[{state.label}] Resolved"))
+    assert to == ["vp@example.com"]
+    assert "Time to resolve" in mail.get_payload()[0].get_payload(decode=True).decode()
+
+    # The retrospective: draft and invitation after the policy's two seconds.
+    sent = await eventually(lambda: shared_files(slack, channel, ".ics"), timeout=10)
+    latest = await desk.get(state.id)
+    assert latest.retrospective.drafted_at is not None and latest.resolved_at is not None
+    delay = (latest.retrospective.drafted_at - latest.resolved_at).total_seconds()
+    assert 2 <= delay < 2 + MARGIN
+    invitation = Calendar.from_ical(file_text(slack, sent[0]))
+    (event,) = invitation.walk("VEVENT")
+    attendees = sorted(str(a).removeprefix("mailto:") for a in event.get("attendee"))
+    assert attendees == ["alice@example.com", "bob@example.com", "carol@example.com"]
+    assert event.decoded("dtstart") == latest.retrospective.meeting_at
+    assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=30)
+    (draft,) = shared_files(slack, channel, "-retrospective-5.md")
+    assert "## Root cause and contributing factors" in file_text(slack, draft)
+    invited = await eventually(lambda: inbox.with_subject("Retrospective"))
+    assert sorted(invited[0][0]) == attendees
+
+    # Reminders until it is marked done, then none.
+    await eventually(lambda: keyed(slack, channel, "retrospective_due"), timeout=6)
+    await desk.command(state.id, cmd.CompleteRetrospective(by="U0ALICE01"))
+    count = len(keyed(slack, channel, "retrospective_due"))
+    await asyncio.sleep(2.5)
+    assert len(keyed(slack, channel, "retrospective_due")) == count
+
+    # Archived archive_after the meeting; no open item, so the workflow completes.
+    handle = client.get_workflow_handle(state.id)
+    await asyncio.wait_for(handle.result(), timeout=15)
+    assert slack.channels[channel].is_archived
+    done = await desk.get(state.id)
+    assert done.archived_at is not None and done.retrospective.meeting_at is not None
+    assert done.archived_at >= done.retrospective.meeting_at + timedelta(seconds=4)
+    record = IncidentArchive(archive_url).get(state.id)
+    assert record is not None and record.status is Status.RESOLVED
+    assert record.archived_at == done.archived_at
+    assert record.time_to_acknowledge == pytest.approx(response.total_seconds())
+
+
+async def test_action_item_reminds_its_owner_at_the_due_time_and_keeps_the_workflow_open(
+    client, slack, after_worker
+):
+    desk = IncidentDesk(client, QUEUE, follow_up_policy(retro_after=600, archive_after=0))
+    state, _ = await desk.declare(declaration("Search index stale"))
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    await desk.command(
+        state.id, cmd.AddActionItem(text="alert on index age", owner="U0DAVE004", due=due)
+    )
+
+    def reminders() -> list[dict]:
+        return [
+            m
+            for c in slack.channels.values()
+            if "U0DAVE004" in c.members and c.id != (state.channel.id if state.channel else "")
+            for m in c.messages
+            if m.get("metadata", {}).get("event_payload", {}).get("incident_id") == state.id
+            and m["metadata"]["event_payload"]["key"].startswith("action_item_due")
+        ]
+
+    first = (await eventually(reminders, timeout=8))[0]
+    assert due.timestamp() <= float(first["ts"]) < due.timestamp() + MARGIN
+    assert "alert on index age" in first["text"]
+    await eventually(lambda: len(reminders()) >= 2, timeout=6)
+    second = reminders()[1]
+    assert float(second["ts"]) - float(first["ts"]) == pytest.approx(2, abs=MARGIN)
+
+
+async def test_reopening_before_the_retrospective_cancels_it_and_rearms_the_cadence(
+    client, slack, after_worker
+):
+    desk = IncidentDesk(client, QUEUE, follow_up_policy(retro_after=2, update_every=2))
+    state, _ = await resolved_incident(desk, "Login errors")
+    assert state.channel is not None
+    reopened = await desk.command(state.id, cmd.Reopen(reason="errors again"))
+    assert reopened.status is Status.INVESTIGATING
+    await eventually(lambda: keyed(slack, state.channel.id, "update_due"), timeout=6)
+    await asyncio.sleep(1.0)
+    assert shared_files(slack, state.channel.id, ".ics") == []
+    latest = await desk.get(state.id)
+    assert latest.retrospective.drafted_at is None
+    description = await client.get_workflow_handle(state.id).describe()
+    assert description.status is WorkflowExecutionStatus.RUNNING
+
+
+def test_archive_metrics_of_a_scripted_week(tmp_path: Path):
+    from tests.test_followup import scripted_week
+
+    archive = IncidentArchive(f"sqlite:///{tmp_path}/week.db")
+    archive.migrate()
+    archive.migrate()  # idempotent
+    for record in scripted_week():
+        archive.upsert(record)
+        archive.upsert(record)
+    metrics = archive.metrics(since=None, severity=None)
+    assert metrics.incidents == 4 and metrics.open == 1
+    assert metrics.mtta_seconds == 600 and metrics.mttr_seconds == 140 * 60
+    assert metrics.recurring_components == {"checkout": 2, "search": 2}
+    assert archive.metrics(since=None, severity="sev2").incidents == 2
