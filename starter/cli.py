@@ -335,3 +335,9 @@ def resolve(incident_id: IncidentArg, message: Words = "", as_json: JsonFlag = F
 def reopen(incident_id: IncidentArg, reason: Words = "", as_json: JsonFlag = False) -> None:
     """Reopen a resolved incident."""
     command(incident_id, "reopen", {"reason": reason}, as_json)
+
+
+# After resolution: report, retro, action items and stats live in starter/cli_followup.py.
+from starter.cli_followup import register  # noqa: E402
+
+register(app)

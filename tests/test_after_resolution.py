@@ -1,5 +1,7 @@
 """After resolution, end to end: the real dev server, a worker built by ``worker.build_worker``,
 the Slack emulator over HTTP, a local SMTP server (aiosmtpd) and a SQLite archive.
+The worker of this module's queue lives as long as the session: incidents it leaves behind
+must still answer the queries of listing tests that run later.
 
 The policy is seconds-scale; timing is asserted from what Slack and the mail server received.
 """
@@ -8,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import email
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from aiosmtpd.controller import Controller
 from icalendar import Calendar
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -23,8 +28,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from activities.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
+from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import eventually, until
 from workflows import commands as cmd
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
@@ -56,7 +62,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def inbox() -> Iterator[Inbox]:
     handler = Inbox(free_port())
     controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
@@ -85,12 +91,12 @@ def follow_up_policy(retro_after: float = 2, archive_after: float = 4, **sev: ob
     return Policy.model_validate(data)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def archive_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('after')}/incidents.db"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def after_worker(
     client: Client, slack: SlackEmulator, inbox: Inbox, archive_url: str, worker: None
 ) -> AsyncIterator[None]:
@@ -291,3 +297,103 @@ def test_archive_metrics_of_a_scripted_week(tmp_path: Path):
     assert metrics.mtta_seconds == 600 and metrics.mttr_seconds == 140 * 60
     assert metrics.recurring_components == {"checkout": 2, "search": 2}
     assert archive.metrics(since=None, severity="sev2").incidents == 2
+
+
+API_TOKEN = "test-token-after"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+async def after_api(
+    client: Client, slack: SlackEmulator, archive_url: str, after_worker: None
+) -> AsyncIterator[str]:
+    """The API over HTTP (uvicorn on a free port), driving incidents on this module's queue."""
+    desk = IncidentDesk(client, QUEUE, follow_up_policy(retro_after=600))
+    settings = Settings(task_queue=QUEUE, api_tokens=API_TOKEN, database_url=archive_url)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, desk=desk), host="127.0.0.1", port=0, log_config=None)
+    )
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or serving.done(), timeout=10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def cli(url: str, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
+    env |= {"INCIDENT_API_URL": url, "INCIDENT_API_TOKEN": API_TOKEN, "COLUMNS": "200"}
+    env["INCIDENT_USER"] = "U0ALICE01"
+    process = await asyncio.create_subprocess_exec(
+        os.path.join(sys.prefix, "bin", "incident"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=90)
+    return int(process.returncode or 0), out.decode(), err.decode()
+
+
+async def test_action_items_retrospective_report_and_stats_over_the_api_and_cli(after_api):
+    async with httpx.AsyncClient(base_url=after_api, headers=AUTH, timeout=60) as api:
+        declared = await api.post(
+            "/incidents",
+            json={"title": "Payments slow", "severity": "sev2", "commander": "U0ALICE01"},
+        )
+        assert declared.status_code == 201, declared.text
+        incident = declared.json()["id"]
+        due = "2030-01-02T09:00:00+00:00"
+        added = await api.post(
+            f"/incidents/{incident}/action-items", json={"text": "add a timeout", "due": due}
+        )
+        assert added.json()["action_items"][0]["due_at"] == "2030-01-02T09:00:00Z"
+        assigned = await api.post(
+            f"/incidents/{incident}/action-items/1/assign", json={"owner": "U0BOB0002"}
+        )
+        assert assigned.json()["action_items"][0]["owner"] == "U0BOB0002"
+        bad_owner = await api.post(
+            f"/incidents/{incident}/action-items/1/assign", json={"owner": "bob"}
+        )
+        assert bad_owner.status_code == 422 and "owner" in bad_owner.text
+        moved = await api.post(
+            f"/incidents/{incident}/action-items/1/due", json={"due": "2030-02-01T09:00:00Z"}
+        )
+        assert moved.json()["action_items"][0]["due_at"] == "2030-02-01T09:00:00Z"
+        unknown = await api.post(f"/incidents/{incident}/action-items/9/drop", json={})
+        assert unknown.status_code == 409 and "no action item #9" in unknown.json()["detail"]
+        early = await api.get(f"/incidents/{incident}/report")
+        assert early.status_code == 404 and "no report until resolved" in early.json()["detail"]
+        too_early = await api.post(f"/incidents/{incident}/retrospective/complete")
+        assert too_early.status_code == 409
+
+    code, out, err = await cli(after_api, "action", "add", incident, "write the runbook")
+    assert code == 0, err
+    code, out, err = await cli(after_api, "action", "drop", incident, "2", "duplicate")
+    assert code == 0 and "dropped (duplicate)" in out, err
+    code, out, err = await cli(after_api, "resolve", incident, "raised the pool size")
+    assert code == 0, err
+    code, report, err = await cli(after_api, "report", incident)
+    assert code == 0, err
+    assert report.startswith("# INC-") and "## Solution\n\nraised the pool size" in report
+    assert "- [ ] #1 add a timeout (@U0BOB0002, due 2030-02-01 09:00:00 UTC; open)" in report
+    async with httpx.AsyncClient(base_url=after_api, headers=AUTH, timeout=60) as api:
+        served = await api.get(f"/incidents/{incident}/report")
+        assert served.headers["content-type"].startswith("text/markdown")
+        assert served.text == report
+        done = await api.post(f"/incidents/{incident}/retrospective/complete", json={})
+        assert done.json()["retrospective"]["completed_at"] is not None
+
+        async def figures() -> dict:
+            response = await api.get("/metrics/incidents", params={"severity": "sev2"})
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        # The archive hears of the resolution from an activity, just after the Update answers.
+        assert await until(figures, lambda f: f["incidents"] >= 1 and f["mttr_seconds"] is not None)
+    code, out, err = await cli(after_api, "stats", "--severity", "sev2")
+    assert code == 0, err
+    assert "MTTR" in out and "By severity" in out and "sev2" in out

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from config import Settings, connect
 from starter.api import errors
 from starter.api.request_log import RequestLog
-from starter.api.routes import health, incidents
+from starter.api.routes import followup, health, incidents
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         app.state.desk = desk
     app.include_router(incidents.router)
     app.include_router(health.router)
+    app.include_router(followup.router)
     errors.install(app)
     app.add_middleware(RequestLog)
     return app

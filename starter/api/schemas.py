@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows.models import Impact, IncidentState, Role, Status, UserId
 
@@ -88,6 +88,7 @@ class ReopenRequest(BaseModel):
 class ActionItemRequest(BaseModel):
     text: str = Field(min_length=1, max_length=500)
     owner: By = Field(default=None, description="Slack user id who owns the item.")
+    due: AwareDatetime | None = Field(default=None, description="ISO timestamp with a zone.")
     by: By = BY
 
 
@@ -123,6 +124,7 @@ class ActionItemOut(BaseModel):
     created_at: datetime
     due_at: datetime | None
     done_at: datetime | None
+    dropped_at: datetime | None = None
 
 
 class RetrospectiveOut(BaseModel):
@@ -130,6 +132,7 @@ class RetrospectiveOut(BaseModel):
     due_at: datetime | None
     completed_at: datetime | None
     document_url: str | None
+    meeting_at: datetime | None = None
 
 
 class IncidentOut(BaseModel):
@@ -157,6 +160,7 @@ class IncidentOut(BaseModel):
     timeline: list[TimelineEntryOut]
     action_items: list[ActionItemOut]
     retrospective: RetrospectiveOut
+    report: str | None = Field(default=None, description="Situation report (Markdown).")
     url: str = Field(description="The incident's workflow in the Temporal Web UI.")
 
     @classmethod

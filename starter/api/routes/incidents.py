@@ -215,7 +215,7 @@ async def reopen(
 async def add_action_item(
     ref: IncidentRef, desk: Desk, settings: AppSettings, body: ActionItemRequest
 ) -> IncidentOut:
-    command = cmd.AddActionItem(text=body.text, owner=body.owner, by=body.by)
+    command = cmd.AddActionItem(text=body.text, owner=body.owner, due=body.due, by=body.by)
     return await run(desk, settings, ref, command)
 
 

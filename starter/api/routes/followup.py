@@ -1,0 +1,146 @@
+"""After resolution: the situation report, the retrospective, action items, incident figures.
+
+Commands are workflow Updates through the desk, like every other incident command; the
+report and the figures also come from the incident archive, which outlives Temporal's
+retention of finished workflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from activities.archive import IncidentArchive
+from starter.api.auth import require_token
+from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, run
+from starter.api.schemas import BY, By, IncidentOut
+from starter.desk import IncidentNotFound
+from workflows import commands as cmd
+from workflows.metrics import IncidentMetrics
+from workflows.models import UserId
+
+one = APIRouter(
+    prefix="/incidents/{incident_id}",
+    tags=["incidents"],
+    dependencies=[Depends(require_token)],
+    responses={**UNAUTHORIZED, **ONE_INCIDENT},
+)
+metrics = APIRouter(
+    prefix="/metrics",
+    tags=["metrics"],
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+)
+
+
+class RetrospectiveDone(BaseModel):
+    document_url: str | None = Field(default=None, max_length=2000)
+    by: By = BY
+
+
+class AssignRequest(BaseModel):
+    owner: UserId = Field(description="Slack user id of the new owner.")
+    by: By = BY
+
+
+class DueRequest(BaseModel):
+    due: AwareDatetime = Field(description="ISO timestamp with a zone, like 2026-12-01T09:00Z.")
+    by: By = BY
+
+
+class DropRequest(BaseModel):
+    reason: str = Field(default="", max_length=500)
+    by: By = BY
+
+
+async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive:
+    """The archive, opened (and its schema brought up to date) on first use."""
+    archive: IncidentArchive | None = getattr(request.app.state, "archive", None)
+    if archive is None:
+        archive = IncidentArchive(settings.database_url)
+        await asyncio.to_thread(archive.migrate)
+        request.app.state.archive = archive
+    return archive
+
+
+Archive = Annotated[IncidentArchive, Depends(archive_of)]
+
+
+@one.get(
+    "/report",
+    summary="The situation report (Markdown), written when the incident was resolved",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTextResponse:
+    try:
+        report = (await desk.get(ref)).report
+    except IncidentNotFound:
+        record = await asyncio.to_thread(archive.get, ref)
+        if record is None:
+            raise
+        report = record.report
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
+    return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
+
+
+@one.post("/retrospective/complete", summary="Mark the retrospective done")
+async def complete_retrospective(
+    ref: IncidentRef,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[RetrospectiveDone, Body(default_factory=RetrospectiveDone)],
+) -> IncidentOut:
+    command = cmd.CompleteRetrospective(document_url=body.document_url, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/action-items/{item_id}/assign", summary="Give an action item an owner")
+async def assign_action_item(
+    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: AssignRequest
+) -> IncidentOut:
+    command = cmd.AssignActionItem(item_id=item_id, owner=body.owner, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/action-items/{item_id}/due", summary="Set when an action item is due")
+async def set_action_item_due(
+    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: DueRequest
+) -> IncidentOut:
+    command = cmd.SetActionItemDue(item_id=item_id, due=body.due, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@one.post("/action-items/{item_id}/drop", summary="Drop an action item")
+async def drop_action_item(
+    ref: IncidentRef,
+    item_id: int,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[DropRequest, Body(default_factory=DropRequest)],
+) -> IncidentOut:
+    command = cmd.DropActionItem(item_id=item_id, reason=body.reason, by=body.by)
+    return await run(desk, settings, ref, command)
+
+
+@metrics.get("/incidents", summary="Incident figures from the archive")
+async def incident_metrics(
+    archive: Archive,
+    since: Annotated[AwareDatetime | None, Query(description="ISO timestamp with a zone")] = None,
+    severity: Annotated[str | None, Query(max_length=32)] = None,
+) -> IncidentMetrics:
+    when: datetime | None = since
+    return await asyncio.to_thread(archive.metrics, when, severity)
+
+
+# One router for the application to include.
+router = APIRouter()
+router.include_router(one)
+router.include_router(metrics)
