@@ -397,3 +397,34 @@ async def test_action_items_retrospective_report_and_stats_over_the_api_and_cli(
     code, out, err = await cli(after_api, "stats", "--severity", "sev2")
     assert code == 0, err
     assert "MTTR" in out and "By severity" in out and "sev2" in out
+
+
+async def test_weekly_digest_comes_from_a_temporal_schedule_kept_idempotently(
+    client, slack, after_worker
+):
+    from starter.schedules import ensure_digest_schedule
+
+    schedule_id = "incident-digest-test"
+    policy = follow_up_policy().model_copy(deep=True)
+    policy.digest.every = timedelta(seconds=2)
+    broadcast = slack.channel_by_name("incidents")
+    assert broadcast is not None
+
+    def digests() -> list[dict]:
+        return [m for m in slack.messages(broadcast.id) if "Incident digest" in m.get("text", "")]
+
+    before = len(digests())
+    try:
+        await ensure_digest_schedule(client, QUEUE, policy, schedule_id)
+        await ensure_digest_schedule(client, QUEUE, policy, schedule_id)  # the same schedule
+        await eventually(lambda: len(digests()) > before, timeout=10)
+        assert "MTTA" in digests()[-1]["text"] and "Incidents since" in digests()[-1]["text"]
+        policy.digest.every = timedelta(days=7)
+        await ensure_digest_schedule(client, QUEUE, policy, schedule_id)
+        described = await client.get_schedule_handle(schedule_id).describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(days=7)
+    finally:
+        policy.digest.enabled = False
+        await ensure_digest_schedule(client, QUEUE, policy, schedule_id)
+    schedules = [s.id async for s in await client.list_schedules()]
+    assert schedule_id not in schedules

@@ -47,8 +47,10 @@ def _post(
 
 
 def record_signature(state: IncidentState) -> tuple[object, ...]:
-    """What the archive database must hear about when it changes."""
-    return (state.status, state.severity, state.acknowledged_at, state.archived_at)
+    """What the archive database must hear about when it changes; the last change (archived,
+    no item open) is the incident's completion."""
+    open_items = sum(1 for item in state.action_items if item.is_open)
+    return (state.status, state.severity, state.acknowledged_at, state.archived_at, open_items)
 
 
 def newly_resolved(state: IncidentState) -> bool:
