@@ -24,6 +24,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from icalendar import Calendar
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.archive import IncidentArchive
 from config import Settings
@@ -264,6 +265,7 @@ async def test_action_item_reminds_its_owner_at_the_due_time_and_keeps_the_workf
     await eventually(lambda: len(reminders()) >= 2, timeout=6)
     second = reminders()[1]
     assert float(second["ts"]) - float(first["ts"]) == pytest.approx(2, abs=MARGIN)
+    await client.get_workflow_handle(state.id).terminate("test done: stop the reminders")
 
 
 async def test_reopening_before_the_retrospective_cancels_it_and_rearms_the_cadence(
@@ -279,8 +281,9 @@ async def test_reopening_before_the_retrospective_cancels_it_and_rearms_the_cade
     assert shared_files(slack, state.channel.id, ".ics") == []
     latest = await desk.get(state.id)
     assert latest.retrospective.drafted_at is None
-    description = await client.get_workflow_handle(state.id).describe()
-    assert description.status is WorkflowExecutionStatus.RUNNING
+    handle = client.get_workflow_handle(state.id)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+    await handle.terminate("test done: stop the update reminders")
 
 
 def test_archive_metrics_of_a_scripted_week(tmp_path: Path):
@@ -426,5 +429,6 @@ async def test_weekly_digest_comes_from_a_temporal_schedule_kept_idempotently(
     finally:
         policy.digest.enabled = False
         await ensure_digest_schedule(client, QUEUE, policy, schedule_id)
-    schedules = [s.id async for s in await client.list_schedules()]
-    assert schedule_id not in schedules
+    with pytest.raises(RPCError) as gone:
+        await client.get_schedule_handle(schedule_id).describe()
+    assert gone.value.status is RPCStatusCode.NOT_FOUND
