@@ -268,3 +268,21 @@ def test_report_durations_read_naturally():
     assert report.duration(timedelta(hours=1, minutes=5)) == "1h 05m"
     assert report.duration(timedelta(days=2, hours=4)) == "2d 4h"
     assert report.duration(None) == "-"
+
+
+def test_readme_after_resolution_policy_example_parses(tmp_path):
+    import re
+    from pathlib import Path
+
+    from workflows.policy import load_policy
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## After resolution") :]
+    example = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert example is not None
+    path = tmp_path / "policy.toml"
+    path.write_text(example.group(1))
+    loaded = load_policy(path)
+    assert loaded.business_hours.timezone == "Europe/Paris"
+    assert loaded.digest.every == timedelta(days=7)
+    assert loaded.severity("sev1").retrospective.meeting_length == timedelta(hours=1)

@@ -24,6 +24,7 @@ BOT_SCOPES = {
     "chat:write",
     "chat:write.public",
     "commands",
+    "files:write",  # the situation report and the retrospective draft
     "groups:read",
     "groups:write",
     "pins:write",

@@ -160,15 +160,16 @@ class IncidentFollowUp:
             await self._run(effect, audience)
 
     async def _share(self, files: list[DocumentFile], comment: str, key: str) -> str | None:
-        """Share files in the channel and link the first from the broadcast channel."""
+        """Share files in the channel and link the first from the broadcast channel; the
+        comment (our words, no one's typed text) introduces both."""
         channel = self.state.channel
         if channel is None:
             return None
         upload = Upload(channel_id=channel.id, files=files, comment=comment)
-        shared = await self._call(DocumentActivities.upload, upload, f"share {files[0].title}")
+        shared = await self._call(DocumentActivities.upload, upload, "share documents")
         link = shared.permalinks[0] if shared and shared.permalinks else None
         if link:
-            text = f"{files[0].title}: {link}"
+            text = f"{comment}: {link}"
             post = Post(key=key, notice=Notice.DOCUMENT, audience=[Audience.BROADCAST], text=text)
             await self._run(post, Audience.BROADCAST)
         return link
@@ -211,7 +212,8 @@ class IncidentFollowUp:
         )
         files = [draft, *([ics] if ics else [])]
         when = report.when(effect.meeting_at)
-        link = await self._share(files, f"Retrospective proposed for {when}", f"{effect.key}-link")
+        comment = f"{s.label} retrospective proposed for {when}"
+        link = await self._share(files, comment, f"{effect.key}-link")
         s.retrospective.document_url = link or s.retrospective.document_url
         if emails:
             email = Email(

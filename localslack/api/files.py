@@ -28,7 +28,7 @@ def _file_json(ws: Workspace, file: dict[str, Any]) -> dict[str, Any]:
     return public
 
 
-@method("files.getUploadURLExternal", filename="invalid_arguments", length="invalid_arguments")
+@method("files.getUploadURLExternal", filename="missing_argument", length="missing_argument")
 def get_upload_url(ws: Workspace, args: Args) -> Body:
     name = args.text("filename").strip()
     if not name:
