@@ -117,10 +117,30 @@ class ArchiveActivities:
 
     @activity.defn(name="archive_post_digest")
     async def post_digest(self, metrics: IncidentMetrics) -> None:
+        """Once per digest run: a retry finds the message by the run's id in its metadata."""
         channel = self.broadcast_channel.lstrip("#")
+        key = activity.info().workflow_id or "digest"
+        if activity.info().attempt > 1 and await self._digest_posted(channel, key):
+            return
         async with permanent_errors("chat.postMessage"):
             await self.client.chat_postMessage(
                 channel=channel,
                 text=":bar_chart: *Incident digest*\n" + digest(metrics, escape),
                 unfurl_links=False,
+                metadata={"event_type": "incident_digest", "event_payload": {"key": key}},
             )
+
+    async def _digest_posted(self, channel: str, key: str) -> bool:
+        async with permanent_errors("conversations.list"):
+            async for page in await self.client.conversations_list(limit=1000):
+                channel = next(
+                    (c["id"] for c in page["channels"] if channel in (c["name"], c["id"])), channel
+                )
+        async with permanent_errors("conversations.history"):
+            response = await self.client.conversations_history(
+                channel=channel, limit=50, include_all_metadata=True
+            )
+        return any(
+            m.get("metadata", {}).get("event_payload", {}).get("key") == key
+            for m in response["messages"]
+        )

@@ -13,6 +13,7 @@ import email
 import os
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -432,3 +433,33 @@ async def test_weekly_digest_comes_from_a_temporal_schedule_kept_idempotently(
     with pytest.raises(RPCError) as gone:
         await client.get_schedule_handle(schedule_id).describe()
     assert gone.value.status is RPCStatusCode.NOT_FOUND
+
+
+async def test_a_retried_digest_post_finds_the_message_it_already_sent(slack, tmp_path):
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.archive import ArchiveActivities
+    from activities.slack import slack_client
+    from localslack import BOT_TOKEN
+    from workflows.metrics import IncidentMetrics
+
+    archive = IncidentArchive(f"sqlite:///{tmp_path}/digest.db")
+    activities = ArchiveActivities(archive, slack_client(BOT_TOKEN, slack.base_url), "incidents")
+    env = ActivityEnvironment()
+    key = f"incident-digest-{uuid.uuid4().hex[:8]}"
+    broadcast = slack.channel_by_name("incidents")
+    assert broadcast is not None
+
+    def posted() -> int:
+        return sum(
+            1
+            for m in slack.messages(broadcast.id)
+            if m.get("metadata", {}).get("event_payload", {}).get("key") == key
+        )
+
+    for attempt in (1, 2, 3):
+        env.info = dataclasses.replace(env.info, workflow_id=key, attempt=attempt)
+        await env.run(activities.post_digest, IncidentMetrics(incidents=3))
+    assert posted() == 1
