@@ -91,6 +91,7 @@ def test_situation_report_holds_times_people_solution_and_open_items():
     assert "- Escalations: 1 (highest level 1)" in text
     assert "- Missed status updates: 0" in text
     assert "- [ ] #1 canary deploys (@U0CAROL03; open)" in text
+    assert "role · Tech lead: @U0CAROL03" in text  # Slack's <@U…> reads as @U… in documents
 
 
 def test_retrospective_is_placed_in_the_first_business_slot_after_the_delay():

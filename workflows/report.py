@@ -8,6 +8,7 @@ where a Slack mention would not resolve.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from workflows.models import ActionItem, IncidentState, Role
@@ -15,6 +16,7 @@ from workflows.policy import Policy
 
 TIMELINE_LIMIT = 200  # entries in a document; a longer incident says how many were left out
 PLACEHOLDER = "_To be written by the people in the retrospective._"
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 
 
 def duration(span: timedelta | None) -> str:
@@ -88,10 +90,15 @@ def _item(item: ActionItem) -> str:
     return f"- [{box}] #{item.id} {item.text} ({who(item.owner)}{due}; {status})"
 
 
+def _plain(text: str) -> str:
+    """Timeline text carries Slack mentions (``<@U…>``); documents show ``@U…``."""
+    return _MENTION.sub(r"@\1", text)
+
+
 def _timeline(state: IncidentState) -> list[str]:
     entries = state.timeline[-TIMELINE_LIMIT:]
     lines = [
-        f"- {when(e.at)} · {e.kind}{f' · {who(e.actor)}' if e.actor else ''} · {e.text}"
+        f"- {when(e.at)} · {e.kind}{f' · {who(e.actor)}' if e.actor else ''} · {_plain(e.text)}"
         for e in entries
     ]
     left_out = len(state.timeline) - len(entries)
