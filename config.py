@@ -60,7 +60,6 @@ class Settings(BaseSettings):
         default="sqlite:///.data/incidents.db",
         validation_alias=AliasChoices("INCIDENT_DATABASE_URL", "database_url"),
     )
-    api_url: str = Field(default="http://127.0.0.1:8000", validation_alias="INCIDENT_API_URL")
 
     log_format: str = "console"
     log_level: str = "info"
