@@ -241,10 +241,13 @@ async def test_resolution_notice_report_retrospective_reminders_archive_and_reco
 
 
 async def test_action_item_reminds_its_owner_at_the_due_time_and_keeps_the_workflow_open(
-    client, slack, after_worker
+    client, slack, after_worker, archive_url
 ):
     desk = IncidentDesk(client, QUEUE, follow_up_policy(retro_after=600, archive_after=0))
     state, _ = await desk.declare(declaration("Search index stale"))
+    archive = IncidentArchive(archive_url)
+    # Declared, nothing else yet: the archive knows it already.
+    await eventually(lambda: archive.get(state.id), timeout=5)
     due = datetime.now(UTC) + timedelta(seconds=2)
     await desk.command(
         state.id, cmd.AddActionItem(text="alert on index age", owner="U0DAVE004", due=due)

@@ -50,7 +50,14 @@ def record_signature(state: IncidentState) -> tuple[object, ...]:
     """What the archive database must hear about when it changes; the last change (archived,
     no item open) is the incident's completion."""
     open_items = sum(1 for item in state.action_items if item.is_open)
-    return (state.status, state.severity, state.acknowledged_at, state.archived_at, open_items)
+    return (
+        state.status,
+        state.severity,
+        state.acknowledged_at,
+        state.escalation_level,
+        state.archived_at,
+        open_items,
+    )
 
 
 def newly_resolved(state: IncidentState) -> bool:

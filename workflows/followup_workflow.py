@@ -63,6 +63,8 @@ class IncidentFollowUp:
 
         async def _run(self, effect: Effect, audience: Audience | None) -> None: ...
 
+        def _changed(self, effects: list[Effect]) -> None: ...
+
         def _brief(self) -> IncidentBrief: ...
 
     _follow_up: bool | None = None
@@ -75,9 +77,13 @@ class IncidentFollowUp:
         return self._follow_up
 
     def _deadlines(self) -> dict[Deadline, datetime]:
-        if self._following_up():
-            return followup_deadlines(self.state, self.policy)
-        return deadlines(self.state, self.policy)
+        if not self._following_up():
+            return deadlines(self.state, self.policy)
+        if self._recorded is None:
+            # The first wait of a run: the archive hears of a new (or continued) incident even
+            # before anything changes in it.
+            self._changed([])
+        return followup_deadlines(self.state, self.policy)
 
     def _may_finish(self) -> bool:
         """Archived; with the follow-through, also no action item still open."""
