@@ -35,6 +35,11 @@ def _utc(at: datetime | None) -> datetime | None:
     return at.astimezone(UTC) if at else None
 
 
+def _like(text: str) -> str:
+    """People's search text, with LIKE's wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class IncidentArchive:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -81,6 +86,25 @@ class IncidentArchive:
             query = query.where(IncidentRow.severity == severity)
         with Session(self.engine) as session:
             return [IncidentRecord.model_validate(r) for r in session.scalars(query)]
+
+    def search(
+        self,
+        text: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[IncidentRecord]:
+        """Newest first; ``text`` matches the title (case-insensitive)."""
+        query = select(IncidentRow.record).order_by(IncidentRow.number.desc()).limit(limit)
+        if text:
+            query = query.where(IncidentRow.title.ilike(f"%{_like(text)}%", escape="\\"))
+        if severity:
+            query = query.where(IncidentRow.severity == severity)
+        if status:
+            query = query.where(IncidentRow.status == status)
+        with Session(self.engine) as session:
+            records = [IncidentRecord.model_validate(r) for r in session.scalars(query)]
+        return [r.model_copy(update={"report": None}) for r in records]
 
     def get(self, incident_id: str) -> IncidentRecord | None:
         with Session(self.engine) as session:

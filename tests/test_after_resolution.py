@@ -304,6 +304,10 @@ def test_archive_metrics_of_a_scripted_week(tmp_path: Path):
     assert metrics.mtta_seconds == 600 and metrics.mttr_seconds == 140 * 60
     assert metrics.recurring_components == {"checkout": 2, "search": 2}
     assert archive.metrics(since=None, severity="sev2").incidents == 2
+    assert [r.id for r in archive.search(text="INCIDENT 2")] == ["incident-2"]
+    assert [r.number for r in archive.search(severity="sev2")] == [3, 2]  # newest first
+    assert [r.id for r in archive.search(status="investigating")] == ["incident-4"]
+    assert archive.search(text="%") == [] and archive.search(text="incident_") == []
 
 
 API_TOKEN = "test-token-after"
@@ -401,6 +405,9 @@ async def test_action_items_retrospective_report_and_stats_over_the_api_and_cli(
 
         # The archive hears of the resolution from an activity, just after the Update answers.
         assert await until(figures, lambda f: f["incidents"] >= 1 and f["mttr_seconds"] is not None)
+        found = await api.get("/archive/incidents", params={"q": "payments slow"})
+        assert [i["id"] for i in found.json()["incidents"]] == [incident]
+        assert (await api.get("/archive/incidents", params={"status": "bogus"})).status_code == 422
     code, out, err = await cli(after_api, "stats", "--severity", "sev2")
     assert code == 0, err
     assert "MTTR" in out and "By severity" in out and "sev2" in out

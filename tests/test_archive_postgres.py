@@ -100,3 +100,5 @@ def test_archive_on_postgresql_migrates_upserts_and_aggregates(postgres_url: str
     stored = archive.get(week[1].id)
     assert stored is not None and stored.declared_at == week[1].declared_at
     assert stored.seconds_in_status == week[1].seconds_in_status
+    assert [r.id for r in archive.search(text="INCIDENT 2")] == ["incident-2"]
+    assert archive.search(text="incident_") == []

@@ -22,14 +22,20 @@ from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, run
 from starter.api.schemas import BY, By, IncidentOut
 from starter.desk import IncidentNotFound
 from workflows import commands as cmd
-from workflows.metrics import IncidentMetrics
-from workflows.models import UserId
+from workflows.metrics import IncidentMetrics, IncidentRecord
+from workflows.models import Status, UserId
 
 one = APIRouter(
     prefix="/incidents/{incident_id}",
     tags=["incidents"],
     dependencies=[Depends(require_token)],
     responses={**UNAUTHORIZED, **ONE_INCIDENT},
+)
+archived = APIRouter(
+    prefix="/archive",
+    tags=["metrics"],
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
 )
 metrics = APIRouter(
     prefix="/metrics",
@@ -140,7 +146,26 @@ async def incident_metrics(
     return await asyncio.to_thread(archive.metrics, when, severity)
 
 
+class ArchivedIncidents(BaseModel):
+    incidents: list[IncidentRecord]
+
+
+@archived.get("/incidents", summary="Search the incident archive (kept past Temporal's retention)")
+async def search_archive(
+    archive: Archive,
+    q: Annotated[str | None, Query(max_length=200, description="Words of the title")] = None,
+    severity: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[Status | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ArchivedIncidents:
+    found = await asyncio.to_thread(
+        archive.search, q, severity, status.value if status else None, limit
+    )
+    return ArchivedIncidents(incidents=found)
+
+
 # One router for the application to include.
 router = APIRouter()
 router.include_router(one)
 router.include_router(metrics)
+router.include_router(archived)
