@@ -133,9 +133,9 @@ def digest(metrics: IncidentMetrics, escape: Callable[[str], str] = str) -> str:
     severities = ", ".join(f"{s.upper()} {n}" for s, n in metrics.by_severity.items()) or "none"
     mtta = report.duration(_delta(metrics.mtta_seconds))
     mttr = report.duration(_delta(metrics.mttr_seconds))
+    period = f"since {report.when(metrics.since)}" if metrics.since else "so far"
     lines = [
-        f"Incidents since {report.when(metrics.since)}: {metrics.incidents} "
-        f"({severities}); {metrics.open} still open.",
+        f"Incidents {period}: {metrics.incidents} ({severities}); {metrics.open} still open.",
         f"MTTA {mtta} · MTTR {mttr} · escalations {metrics.escalations} · "
         f"missed updates {metrics.missed_updates}",
     ]
