@@ -8,6 +8,7 @@ older worker keep their recorded course on replay.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,10 +66,14 @@ class IncidentFollowUp:
 
         def _changed(self, effects: list[Effect]) -> None: ...
 
+        changes: int
+
         def _brief(self) -> IncidentBrief: ...
 
     _follow_up: bool | None = None
     _recorded: tuple[object, ...] | None = None
+    _record_wanted = False
+    _archivist: asyncio.Task[None] | None = None
 
     def _following_up(self) -> bool:
         """Asked at the same point on replay; the answer holds for the rest of the run."""
@@ -86,8 +91,26 @@ class IncidentFollowUp:
         return followup_deadlines(self.state, self.policy)
 
     def _may_finish(self) -> bool:
-        """Archived; with the follow-through, also no action item still open."""
-        return not self._following_up() or followup.is_finished(self.state)
+        """Archived; with the follow-through, also no action item open and the archive told."""
+        if not self._following_up():
+            return True
+        return followup.is_finished(self.state) and not self._archiving()
+
+    def _archiving(self) -> bool:
+        return self._archivist is not None and not self._archivist.done()
+
+    def _record_soon(self) -> None:
+        """The archive database is told in the background, one upsert at a time, newest state
+        last: a slow or lost database call never holds back Slack, paging or a timer."""
+        self._record_wanted = True
+        if not self._archiving():
+            self._archivist = asyncio.create_task(self._tell_archive())
+
+    async def _tell_archive(self) -> None:
+        while self._record_wanted:
+            self._record_wanted = False
+            await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
+        self.changes += 1  # wakes the main loop: the workflow may be waiting to finish
 
     def _followed_up(self, effects: list[Effect]) -> list[Effect]:
         """What a change adds: the report at resolution, the archive record on news."""
@@ -161,7 +184,7 @@ class IncidentFollowUp:
         elif isinstance(effect, SendRetrospective):
             await self._send_retrospective(effect)
         elif isinstance(effect, RecordIncident):
-            await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
+            self._record_soon()
         else:
             await self._run(effect, audience)
 
