@@ -60,6 +60,19 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("INCIDENT_WEBHOOK_URL", "webhook_url")
     )
 
+    smtp_host: str | None = Field(default=None, validation_alias="INCIDENT_SMTP_HOST")
+    smtp_port: int = Field(default=587, validation_alias="INCIDENT_SMTP_PORT")
+    smtp_user: str | None = Field(default=None, validation_alias="INCIDENT_SMTP_USER")
+    smtp_password: str | None = Field(
+        default=None, validation_alias="INCIDENT_SMTP_PASSWORD", repr=False
+    )
+    smtp_from: str = Field(default="incidents@localhost", validation_alias="INCIDENT_SMTP_FROM")
+    smtp_starttls: bool = Field(default=False, validation_alias="INCIDENT_SMTP_STARTTLS")
+    database_url: str = Field(
+        default="sqlite:///.data/incidents.db",
+        validation_alias=AliasChoices("INCIDENT_DATABASE_URL", "database_url"),
+    )
+
     log_format: str = "console"
     log_level: str = "info"
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import structlog
 from pydantic import ValidationError
+from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
@@ -26,10 +29,15 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.archive import ArchiveActivities, IncidentArchive
+from activities.documents import DocumentActivities
+from activities.mail import MailActivities, SmtpServer
 from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
 from config import ConfigError, Settings, connect
 from logs import configure_logging
+from starter.schedules import ensure_digest_schedule
+from workflows.digest import IncidentDigest
 from workflows.incident import IncidentWorkflow
 from workflows.registry import IncidentRegistry
 from workflows.visibility import SEARCH_ATTRIBUTES
@@ -80,10 +88,11 @@ def build_worker(
         webhook_url=settings.webhook_url,
         incident_url=settings.incident_url,
     )
+    follow_up = follow_up_activities(settings, slack.client)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentRegistry],
+        workflows=[IncidentWorkflow, IncidentRegistry, IncidentDigest],
         workflow_runner=WORKFLOW_RUNNER,
         activities=[
             slack.open_channel,
@@ -95,9 +104,37 @@ def build_worker(
             slack.add_bookmarks,
             paging.send_pagerduty,
             paging.send_webhook,
+            *follow_up,
         ],
         **worker_options,  # type: ignore[arg-type]
     )
+
+
+def follow_up_activities(settings: Settings, client: AsyncWebClient) -> list[Callable[..., Any]]:
+    """Documents, email and the incident archive (its migrations applied here, at start)."""
+    archive = IncidentArchive(settings.database_url)
+    archive.migrate()
+    documents = DocumentActivities(client, organizer=settings.smtp_from)
+    mail = MailActivities(
+        SmtpServer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+        )
+    )
+    records = ArchiveActivities(archive, client, settings.broadcast_channel)
+    return [
+        documents.upload,
+        documents.emails,
+        documents.invitation,
+        mail.send,
+        records.record_incident,
+        records.incident_metrics,
+        records.post_digest,
+    ]
 
 
 def metrics_runtime(port: int | None) -> Runtime | None:
@@ -113,6 +150,7 @@ async def main(settings: Settings) -> None:
     runtime = metrics_runtime(settings.worker_metrics_port)
     client = await connect(settings, runtime=runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
+    await ensure_digest_schedule(client, settings.task_queue, settings.policy)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

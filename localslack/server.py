@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import page, scopes
-from .api import METHODS
+from .api import METHODS, files
 from .channel import Channel, Message
 from .console import Console
 from .console_routes import add_console_routes
@@ -83,7 +83,9 @@ class SlackEmulator:
         return self._chaos
 
     def reset(self) -> None:
+        upload_base = self.workspace.upload_base
         self.workspace = Workspace(self.broadcast_channel, self.per_channel_rate_limit)
+        self.workspace.upload_base = upload_base
         self.calls.clear()
         self._faults.clear()
         self._chaos = None
@@ -94,6 +96,7 @@ class SlackEmulator:
         app = web.Application()
         app.router.add_route("GET", "/api/{method}", self._api)
         app.router.add_route("POST", "/api/{method}", self._api)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_get("/", self._page)
         app.router.add_get("/_emulator/calls", self._calls)
         app.router.add_get("/_emulator/state", self._state)
@@ -114,6 +117,7 @@ class SlackEmulator:
         self.port = int(runner.addresses[0][1])
         self.base_url = f"http://{host}:{self.port}/api/"
         self.console.origin = f"http://{host}:{self.port}"
+        self.workspace.upload_base = f"http://{host}:{self.port}/upload/v1/"
         return self.base_url
 
     async def stop(self) -> None:
@@ -179,6 +183,13 @@ class SlackEmulator:
 
     def _record(self, method: str, args: dict[str, Any], error: str | None) -> None:
         self.calls.append(Call(method, args, error is None, error, time.time()))
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """An upload URL handed out by files.getUploadURLExternal receives the bytes."""
+        data = await request.read()
+        if not files.receive_upload(self.workspace, request.match_info["file_id"], data):
+            return web.Response(status=404, text="upload not found")
+        return web.Response(text=f"OK - {len(data)}")
 
     # --- the control surface ----------------------------------------------------------
 

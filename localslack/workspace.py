@@ -65,6 +65,8 @@ class Workspace:
         self.canvases: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}  # modals opened, by view id (views.*)
         self.triggers: dict[str, str] = {}  # trigger id -> the user whose action made it
+        self.files: dict[str, dict[str, Any]] = {}  # uploads, by file id (api/files.py)
+        self.upload_base = ""  # where upload URLs point; the server sets it once it listens
         self._seed_channels(broadcast_channel)
 
     def _seed_channels(self, broadcast: str) -> None:

@@ -391,3 +391,9 @@ def preview(
         where = ", ".join(step["where"])
         table.add_row(_offset(step["after"]), step["what"], where, who, step["text"][:60])
     out.print(table)
+
+
+# After resolution: report, retro, action items and stats live in starter/cli_followup.py.
+from starter.cli_followup import register  # noqa: E402
+
+register(app)

@@ -83,9 +83,12 @@ async def slack() -> AsyncIterator[SlackEmulator]:
 
 
 @pytest.fixture(scope="session")
-def settings(slack: SlackEmulator, temporal: WorkflowEnvironment) -> Settings:
+def settings(
+    slack: SlackEmulator, temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return Settings(
         task_queue=TASK_QUEUE,
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('archive')}/incidents.db",
         slack_api_url=slack.base_url,
         broadcast_channel="incidents",
         temporal_ui_url="http://127.0.0.1:8233",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +23,7 @@ from tests.conftest import seconds_policy, start_dev_server
 from tests.support import ensure_registry
 from workflows import commands as cmd
 from workflows.models import Declaration, Role, Status
-from workflows.policy import EscalationTier
+from workflows.policy import BusinessHours, EscalationTier
 from workflows.registry import REGISTRY_ID
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -48,11 +50,18 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     await desk.command(state.id, cmd.PostUpdate(message="rolling back"))
     await desk.command(state.id, cmd.Escalate(reason="need payments"))
     await desk.command(state.id, cmd.AddActionItem(text="canary deploys", owner="U0CAROL03"))
+    await desk.command(state.id, cmd.AssignActionItem(item_id=1, owner="U0DAVE004"))
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
+    await desk.command(state.id, cmd.SetActionItemDue(item_id=1, due=soon))
+    await desk.command(state.id, cmd.AddActionItem(text="rename the flag"))
+    await desk.command(state.id, cmd.DropActionItem(item_id=2, reason="not needed"))
     await desk.command(state.id, cmd.SetStatus(status=Status.MONITORING))
     await desk.command(state.id, cmd.Resolve(message="rolled back"))
     await desk.command(state.id, cmd.Reopen(reason="errors again"))
     await desk.command(state.id, cmd.CompleteActionItem(item_id=1))
     await desk.command(state.id, cmd.Resolve(message="fixed for real"))
+    await asyncio.sleep(1.0)  # the retrospective draft goes out, a reminder follows
+    await desk.command(state.id, cmd.CompleteRetrospective())
     await desk.client.get_workflow_handle(state.id).result()
     return state.id
 
@@ -76,10 +85,19 @@ async def main(label: str) -> None:
         escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
         archive_after=0.5,
     )
+    policy.business_hours = BusinessHours(start="00:00", end="24:00", days=list(range(7)))
+    for severity in policy.severities.values():
+        severity.retrospective.remind_every = timedelta(seconds=0.6)
+        severity.action_item_remind_every = timedelta(seconds=0.4)
     env = await start_dev_server()
     slack = SlackEmulator()
     await slack.start(host="127.0.0.1", port=0)
-    settings = Settings(task_queue="record", slack_api_url=slack.base_url)
+    database = tempfile.mkdtemp(prefix="record-archive-")
+    settings = Settings(
+        task_queue="record",
+        slack_api_url=slack.base_url,
+        database_url=f"sqlite:///{database}/incidents.db",
+    )
     try:
         from worker import build_worker
 

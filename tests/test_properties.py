@@ -19,6 +19,7 @@ from workflows import commands as cmd
 from workflows import lifecycle
 from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Post
+from workflows.firing import fire
 from workflows.lifecycle import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.naming import MAX_CHANNEL_NAME, channel_name, with_suffix
@@ -96,7 +97,7 @@ class IncidentLifecycle(RuleBasedStateMachine):
                 for deadline in ready:
                     if deadline is Deadline.ESCALATION:
                         self._tier_waited_its_turn()
-                    self._record(lifecycle.fire(self.state, POLICY, deadline, self.now))
+                    self._record(fire(self.state, POLICY, deadline, self.now))
             else:
                 raise AssertionError("deadlines stay due at one instant: the loop would spin")
         self.now = max(self.now, target)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows.models import Role, Status, UserId
 from workflows.text import RequiredText, Text
@@ -76,6 +76,7 @@ class AddActionItem(Command):
     update = "add_action_item"
     text: RequiredText = Field(min_length=1, max_length=500)
     owner: UserId | None = None
+    due: AwareDatetime | None = None
 
 
 class CompleteActionItem(Command):
@@ -90,3 +91,29 @@ class AddTimelineEntry(Command):
     text: RequiredText = Field(min_length=1, max_length=3000)
     author: UserId | None = None
     at: datetime = Field(description="When the message was posted (its Slack ts).")
+
+
+ITEM = Field(default=0, ge=0, description="The item's number (the API takes it from the path).")
+
+
+class CompleteRetrospective(Command):
+    update = "complete_retrospective"
+    document_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+
+
+class AssignActionItem(Command):
+    update = "assign_action_item"
+    item_id: int = ITEM
+    owner: UserId
+
+
+class SetActionItemDue(Command):
+    update = "set_action_item_due"
+    item_id: int = ITEM
+    due: AwareDatetime
+
+
+class DropActionItem(Command):
+    update = "drop_action_item"
+    item_id: int = ITEM
+    reason: Text = Field(default="", max_length=500)

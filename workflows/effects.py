@@ -18,6 +18,7 @@ from workflows.models import Channel, Impact, Link, Status
 class Audience(StrEnum):
     CHANNEL = "channel"  # the incident's own channel
     BROADCAST = "broadcast"  # the organisation-wide #incidents channel
+    OWNER = "owner"  # a direct message to the person the post mentions first
 
 
 class Notice(StrEnum):
@@ -36,6 +37,10 @@ class Notice(StrEnum):
     UPDATE_OVERDUE = "update_overdue"
     ACTION_ITEM = "action_item"
     ALERTS_RESOLVED = "alerts_resolved"
+    ACTION_ITEM_DUE = "action_item_due"
+    RETROSPECTIVE_DUE = "retrospective_due"
+    RETROSPECTIVE_DONE = "retrospective_done"
+    DOCUMENT = "document"  # a link to a report or draft shared in the incident channel
 
 
 class Post(BaseModel):
@@ -86,8 +91,41 @@ class UpdateKickoff(BaseModel):
     kind: Literal["kickoff"] = "kickoff"
 
 
+class PublishReport(BaseModel):
+    """Resolved: the situation report goes to the channel, the broadcast and the stakeholders."""
+
+    kind: Literal["report"] = "report"
+    key: str
+
+
+class SendRetrospective(BaseModel):
+    """The retrospective draft and the meeting invitation for everyone involved."""
+
+    kind: Literal["retrospective"] = "retrospective"
+    key: str
+    draft: str  # Markdown
+    meeting_at: datetime
+    meeting_length_seconds: float
+    attendees: list[str]  # Slack user ids; their emails come from Slack
+
+
+class RecordIncident(BaseModel):
+    """Upsert the incident into the archive database (status changes and completion)."""
+
+    kind: Literal["record"] = "record"
+
+
 Effect = Annotated[
-    Post | RefreshTopic | Invite | Page | ArchiveChannel | ReleaseKey | UpdateKickoff,
+    Post
+    | RefreshTopic
+    | Invite
+    | Page
+    | ArchiveChannel
+    | ReleaseKey
+    | PublishReport
+    | SendRetrospective
+    | RecordIncident
+    | UpdateKickoff,
     Field(discriminator="kind"),
 ]
 

@@ -2,8 +2,8 @@
 
 Commands are Updates: a validator refuses a bad command before anything reaches history, the
 handler changes the state, queues the side effects in the outbox and returns the new snapshot
-at once. The run method is one loop: drain the outbox in order (Slack, paging), then sleep
-until the earliest deadline (escalation tier, update reminder, archive) or the next command.
+at once. The run method is one loop: drain the outbox in order, then sleep until the earliest
+deadline (escalation, update, archive; the follow-through's in followup_workflow.py) or command.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.slack import SlackActivities
     from workflows import bookmarks, invitations, kickoff, lifecycle, timeline
     from workflows import commands as cmd
-    from workflows.deadlines import deadlines
     from workflows.effects import (
         AddBookmarks,
         ArchiveChannel,
@@ -50,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         SetTopic,
         UpdateKickoff,
     )
+    from workflows.firing import fire
+    from workflows.followup_workflow import IncidentFollowUp
     from workflows.models import Declaration, IncidentState, MessageRef
     from workflows.naming import channel_name
     from workflows.outbox import Step, lanes
@@ -81,7 +82,7 @@ class IncidentInput(BaseModel):
 
 
 @workflow.defn
-class IncidentWorkflow:
+class IncidentWorkflow(IncidentFollowUp):
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
         self.policy = input.policy
@@ -106,7 +107,7 @@ class IncidentWorkflow:
             await self._open_channel()
         while True:
             await self._drain_outbox()
-            if self.state.archived_at is not None:
+            if self.state.archived_at is not None and self._may_finish():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.outbox:
                     return self.state
@@ -119,7 +120,7 @@ class IncidentWorkflow:
 
     async def _sleep_until_due(self) -> None:
         seen = self.changes
-        due = deadlines(self.state, self.policy)
+        due = self._deadlines()
         timeout = None
         if due:
             timeout = max(min(due.values()) - workflow.now(), timedelta(0))
@@ -133,9 +134,9 @@ class IncidentWorkflow:
 
     def _fire_due(self) -> None:
         now = workflow.now()
-        for name, at in deadlines(self.state, self.policy).items():
+        for name, at in self._deadlines().items():
             if at <= now:
-                self._changed(lifecycle.fire(self.state, self.policy, name, now))
+                self._changed(fire(self.state, self.policy, name, now))
 
     def _carry_over(self) -> IncidentInput:
         return IncidentInput(
@@ -162,7 +163,7 @@ class IncidentWorkflow:
     def _changed(self, effects: list[Effect]) -> None:
         if kickoff.changes_kickoff(effects) and workflow.patched(KICKOFF_KEPT_CURRENT):
             effects = [*effects, UpdateKickoff()]
-        self.outbox.extend(effects)
+        self.outbox.extend(self._followed_up(effects))
         self.changes += 1
         publish(self.state, self.policy)
 
@@ -308,7 +309,7 @@ class IncidentWorkflow:
 
     async def _run_lane(self, steps: list[Step]) -> None:
         for effect, audience in steps:
-            await self._run(effect, audience)
+            await self._run_step(effect, audience)
 
     async def _run(self, effect: Effect, audience: Audience | None) -> None:
         channel_id = self.state.channel.id if self.state.channel else None

@@ -12,7 +12,7 @@ from datetime import datetime
 from temporalio.exceptions import ApplicationError
 
 from workflows import commands as cmd
-from workflows.deadlines import Deadline, escalation_tier, refresh_deadlines
+from workflows.deadlines import escalation_tier, refresh_deadlines
 from workflows.effects import (
     ArchiveChannel,
     Audience,
@@ -340,7 +340,9 @@ def check_add_action_item(state: IncidentState, policy: Policy, c: cmd.AddAction
 def apply_add_action_item(
     state: IncidentState, policy: Policy, c: cmd.AddActionItem, now: datetime
 ) -> list[Effect]:
-    item = ActionItem(id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now)
+    item = ActionItem(
+        id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now, due_at=c.due
+    )
     state.action_items.append(item)
     owner = f" (owner <@{c.owner}>)" if c.owner else ""
     text = f"Action item #{item.id}: {c.text}{owner}"
@@ -358,6 +360,8 @@ def check_complete_action_item(
         raise CommandRefused(f"{state.label} has no action item #{c.item_id}")
     if item.done_at is not None:
         raise CommandRefused(f"action item #{c.item_id} is already done")
+    if item.dropped_at is not None:
+        raise CommandRefused(f"action item #{c.item_id} was dropped")
 
 
 def apply_complete_action_item(
@@ -399,12 +403,3 @@ def archive(state: IncidentState, now: datetime) -> list[Effect]:
     state.archived_at = now
     state.note(now, "archived", None, "Channel archived")
     return [ArchiveChannel()]
-
-
-def fire(state: IncidentState, policy: Policy, deadline: Deadline, now: datetime) -> list[Effect]:
-    """What happens when a deadline comes due: the workflow's loop and the preview both ask."""
-    if deadline is Deadline.ESCALATION:
-        return apply_escalate(state, policy, cmd.Escalate(), now, automatic=True)
-    if deadline is Deadline.UPDATE:
-        return remind_update(state, policy, now)
-    return archive(state, now)

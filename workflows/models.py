@@ -91,6 +91,12 @@ class ActionItem(BaseModel):
     created_at: datetime
     due_at: datetime | None = None
     done_at: datetime | None = None
+    dropped_at: datetime | None = None
+    reminders_sent: int = 0  # since it fell due: the next reminder is one interval later
+
+    @property
+    def is_open(self) -> bool:
+        return self.done_at is None and self.dropped_at is None
 
 
 class AlertTally(BaseModel):
@@ -107,6 +113,9 @@ class Retrospective(BaseModel):
     due_at: datetime | None = None
     completed_at: datetime | None = None
     document_url: str | None = None
+    meeting_at: datetime | None = None  # the slot proposed in business hours
+    drafted_at: datetime | None = None  # draft and invitation sent
+    reminders_sent: int = 0
 
 
 class Link(BaseModel):
@@ -179,6 +188,8 @@ class IncidentState(BaseModel):
     alerts: AlertTally = Field(default_factory=AlertTally)
     kickoff: MessageRef | None = None
     links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
+    report: str | None = None  # the situation report (Markdown), written at resolution
+    report_at: datetime | None = None  # the resolution the report was written for
 
     @property
     def label(self) -> str:

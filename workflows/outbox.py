@@ -17,8 +17,11 @@ from workflows.effects import (
     Invite,
     Page,
     Post,
+    PublishReport,
+    RecordIncident,
     RefreshTopic,
     ReleaseKey,
+    SendRetrospective,
     UpdateKickoff,
 )
 
@@ -30,6 +33,9 @@ class Lane(StrEnum):
     PAGING = "paging"
     REGISTRY = "registry"
     KICKOFF = "kickoff"
+    DIRECT = "direct"  # reminders to one person
+    DOCUMENTS = "documents"  # the report and the retrospective
+    ARCHIVE = "archive"  # the incident database
 
 
 Step = tuple[Effect, Audience | None]
@@ -45,7 +51,9 @@ def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
     for index, effect in enumerate(effects):
         if isinstance(effect, Post):
             for audience in effect.audience:
-                lane = Lane.CHANNEL if audience is Audience.CHANNEL else Lane.BROADCAST
+                lane = {Audience.CHANNEL: Lane.CHANNEL, Audience.OWNER: Lane.DIRECT}.get(
+                    audience, Lane.BROADCAST
+                )
                 grouped.setdefault(lane, []).append((effect, audience))
         elif isinstance(effect, RefreshTopic):
             if index == last_topic:  # an older refresh would only show an older state
@@ -58,4 +66,8 @@ def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
             grouped.setdefault(Lane.REGISTRY, []).append((effect, None))
         elif isinstance(effect, UpdateKickoff) and index == last_kickoff:
             grouped.setdefault(Lane.KICKOFF, []).append((effect, None))
+        elif isinstance(effect, PublishReport | SendRetrospective):
+            grouped.setdefault(Lane.DOCUMENTS, []).append((effect, None))
+        elif isinstance(effect, RecordIncident):
+            grouped.setdefault(Lane.ARCHIVE, []).append((effect, None))
     return grouped

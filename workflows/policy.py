@@ -57,6 +57,38 @@ class EscalationTier(BaseModel):
 class RetrospectivePolicy(BaseModel):
     required: bool = False
     after: Duration = timedelta(days=1)
+    meeting_length: Duration = timedelta(hours=1)
+    remind_every: Duration = timedelta(days=1)  # until it is marked done
+
+
+class BusinessHours(BaseModel):
+    """When a retrospective may be held: working days, from ``start`` to ``end`` local time."""
+
+    timezone: str = "UTC"  # an IANA name, e.g. "Europe/Paris"
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    days: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1)  # Monday is 0
+
+    @model_validator(mode="after")
+    def _sensible(self) -> BusinessHours:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r} (use an IANA name)") from None
+        if self.start >= self.end:
+            raise ValueError("business hours must start before they end")
+        if any(not 0 <= day <= 6 for day in self.days):
+            raise ValueError("business days are 0 (Monday) to 6 (Sunday)")
+        return self
+
+
+class DigestPolicy(BaseModel):
+    """The incident digest the broadcast channel gets from a Temporal Schedule."""
+
+    enabled: bool = True
+    every: Duration = timedelta(weeks=1)
 
 
 class SeverityPolicy(BaseModel):
@@ -67,6 +99,8 @@ class SeverityPolicy(BaseModel):
     escalation: list[EscalationTier] = Field(default_factory=list)
     retrospective: RetrospectivePolicy = Field(default_factory=RetrospectivePolicy)
     archive_after: Duration = timedelta(days=7)
+    stakeholders: list[str] = Field(default_factory=list)  # emails the report goes to
+    action_item_remind_every: Duration = timedelta(days=1)  # after an item falls due
 
 
 class ChannelPolicy(BaseModel):
@@ -105,6 +139,8 @@ class Policy(BaseModel):
     templates: dict[str, IncidentTemplate] = Field(default_factory=dict)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     components: dict[str, ComponentPolicy] = Field(default_factory=dict)
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    digest: DigestPolicy = Field(default_factory=DigestPolicy)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:

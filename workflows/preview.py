@@ -15,6 +15,7 @@ from workflows import commands as cmd
 from workflows import lifecycle
 from workflows.deadlines import deadlines
 from workflows.effects import Audience, Effect, Invite, Page, Post
+from workflows.firing import fire
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Duration, Policy
 
@@ -108,6 +109,6 @@ def preview(policy: Policy, scenario: Scenario) -> list[Step]:
         effects = _act(state, policy, scenario, now)
         for deadline, at in deadlines(state, policy).items():
             if at <= now:
-                effects += lifecycle.fire(state, policy, deadline, now)
+                effects += fire(state, policy, deadline, now)
         steps += _steps(effects, now - START)
     return steps

@@ -1,7 +1,7 @@
 """The Web API methods the emulator answers, by name."""
 
-from . import chat, conversations, directory, surfaces
+from . import chat, conversations, directory, files, surfaces
 from .registry import METHODS, Method
 
 # Importing the modules registers their methods.
-__all__ = ["METHODS", "Method", "chat", "conversations", "directory", "surfaces"]
+__all__ = ["METHODS", "Method", "chat", "conversations", "directory", "files", "surfaces"]

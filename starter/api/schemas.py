@@ -41,6 +41,7 @@ class ActionItemOut(BaseModel):
     created_at: datetime
     due_at: datetime | None
     done_at: datetime | None
+    dropped_at: datetime | None = None
 
 
 class RetrospectiveOut(BaseModel):
@@ -48,6 +49,7 @@ class RetrospectiveOut(BaseModel):
     due_at: datetime | None
     completed_at: datetime | None
     document_url: str | None
+    meeting_at: datetime | None = None
 
 
 class IncidentOut(BaseModel):
@@ -75,6 +77,7 @@ class IncidentOut(BaseModel):
     timeline: list[TimelineEntryOut]
     action_items: list[ActionItemOut]
     retrospective: RetrospectiveOut
+    report: str | None = Field(default=None, description="Situation report (Markdown).")
     url: str = Field(description="The incident's workflow in the Temporal Web UI.")
 
     @classmethod

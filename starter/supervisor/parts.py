@@ -181,6 +181,8 @@ class WorkerProcess(Process):
                 "INCIDENT_TASK_QUEUE": task_queue,
                 "SLACK_API_URL": slack_api_url,
                 "LOG_FORMAT": "console",
+                # The incident archive beside the log, never in the repository.
+                "INCIDENT_DATABASE_URL": f"sqlite:///{log.parent}/incidents.db",
                 **(env or {}),
             },
             inherit=inherit,

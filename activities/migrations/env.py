@@ -1,0 +1,10 @@
+"""Alembic environment: runs on the connection the archive hands over (see archive.migrate)."""
+
+from alembic import context
+
+from activities.archive_schema import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,149 @@
+"""After resolution: the situation report, the retrospective, action items, incident figures.
+
+Commands are workflow Updates through the desk, like every other incident command; the
+report and the figures also come from the incident archive, which outlives Temporal's
+retention of finished workflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
+from pydantic import AwareDatetime, BaseModel
+
+from activities.archive import IncidentArchive
+from starter.api.auth import require_token
+from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.people import PeopleRoute
+from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, run
+from starter.api.schemas import IncidentOut
+from starter.desk import IncidentNotFound
+from workflows import commands as cmd
+from workflows.metrics import IncidentMetrics, IncidentRecord
+from workflows.models import Status
+
+one = APIRouter(
+    prefix="/incidents/{incident_id}",
+    tags=["incidents"],
+    dependencies=[Depends(require_token)],
+    responses={**UNAUTHORIZED, **ONE_INCIDENT},
+    route_class=PeopleRoute,
+)
+archived = APIRouter(
+    prefix="/archive",
+    tags=["metrics"],
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+)
+metrics = APIRouter(
+    prefix="/metrics",
+    tags=["metrics"],
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+)
+
+
+async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive:
+    """The archive, opened (and its schema brought up to date) on first use."""
+    archive: IncidentArchive | None = getattr(request.app.state, "archive", None)
+    if archive is None:
+        archive = IncidentArchive(settings.database_url)
+        await asyncio.to_thread(archive.migrate)
+        request.app.state.archive = archive
+    return archive
+
+
+Archive = Annotated[IncidentArchive, Depends(archive_of)]
+
+
+@one.get(
+    "/report",
+    summary="The situation report (Markdown), written when the incident was resolved",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTextResponse:
+    try:
+        report = (await desk.get(ref)).report
+    except IncidentNotFound:
+        record = await asyncio.to_thread(archive.get, ref)
+        if record is None:
+            raise
+        report = record.report
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
+    return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
+
+
+@one.post("/retrospective/complete", summary="Mark the retrospective done")
+async def complete_retrospective(
+    ref: IncidentRef,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[cmd.CompleteRetrospective, Body(default_factory=cmd.CompleteRetrospective)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, body)
+
+
+@one.post("/action-items/{item_id}/assign", summary="Give an action item an owner")
+async def assign_action_item(
+    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: cmd.AssignActionItem
+) -> IncidentOut:
+    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
+
+
+@one.post("/action-items/{item_id}/due", summary="Set when an action item is due")
+async def set_action_item_due(
+    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: cmd.SetActionItemDue
+) -> IncidentOut:
+    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
+
+
+@one.post("/action-items/{item_id}/drop", summary="Drop an action item")
+async def drop_action_item(
+    ref: IncidentRef,
+    item_id: int,
+    desk: Desk,
+    settings: AppSettings,
+    body: Annotated[cmd.DropActionItem, Body(default_factory=cmd.DropActionItem)],
+) -> IncidentOut:
+    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
+
+
+@metrics.get("/incidents", summary="Incident figures from the archive")
+async def incident_metrics(
+    archive: Archive,
+    since: Annotated[AwareDatetime | None, Query(description="ISO timestamp with a zone")] = None,
+    severity: Annotated[str | None, Query(max_length=32)] = None,
+) -> IncidentMetrics:
+    when: datetime | None = since
+    return await asyncio.to_thread(archive.metrics, when, severity)
+
+
+class ArchivedIncidents(BaseModel):
+    incidents: list[IncidentRecord]
+
+
+@archived.get("/incidents", summary="Search the incident archive (kept past Temporal's retention)")
+async def search_archive(
+    archive: Archive,
+    q: Annotated[str | None, Query(max_length=200, description="Words of the title")] = None,
+    severity: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[Status | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ArchivedIncidents:
+    found = await asyncio.to_thread(
+        archive.search, q, severity, status.value if status else None, limit
+    )
+    return ArchivedIncidents(incidents=found)
+
+
+# One router for the application to include.
+router = APIRouter()
+router.include_router(one)
+router.include_router(metrics)
+router.include_router(archived)
