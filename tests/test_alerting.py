@@ -86,7 +86,7 @@ def test_first_matching_rule_decides_severity_title_and_components() -> None:
     batch = AlertmanagerWebhook.model_validate(payload("alertmanager_firing.json")).batch()
     rule = route(batch, policy.alerts)
     assert rule is not None
-    declaration = declaration_for(rule, batch)
+    declaration = declaration_for(rule, batch, policy.alert_severity)
     assert declaration.severity == "sev1"
     assert declaration.title == (
         "CheckoutErrorRate on checkout: Checkout 5xx above 5% for 5 minutes"
@@ -95,6 +95,13 @@ def test_first_matching_rule_decides_severity_title_and_components() -> None:
     assert declaration.summary == "More than 5% of checkout requests fail with 5xx."
     assert declaration.idempotency_key == idempotency_key(batch)
     assert [link.title for link in declaration.links] == ["Runbook", "Alert source"]
+
+
+def test_a_rule_without_severity_takes_the_policys_default_for_alerts() -> None:
+    batch = GenericAlert(key="k", title="Disk full").batch()
+    assert declaration_for(AlertRule(), batch, default_policy().alert_severity).severity == "sev2"
+    only_sev1 = Policy.model_validate({"severities": {"sev1": {}}})
+    assert only_sev1.alert_severity == "sev1", "a policy without sev2 still takes alerts"
 
 
 def test_unmatched_alerts_take_the_default_rule_or_are_dropped() -> None:
@@ -108,7 +115,7 @@ def test_unmatched_alerts_take_the_default_rule_or_are_dropped() -> None:
 def test_a_label_the_alert_lacks_renders_as_nothing() -> None:
     batch = GenericAlert(key="k1", title="Disk full").batch()
     rule = AlertRule(title="{alertname} on {host}")
-    assert declaration_for(rule, batch).title == "Disk full on"
+    assert declaration_for(rule, batch, "sev3").title == "Disk full on"
 
 
 @pytest.mark.parametrize("template", ["{alertname.__class__}", "{labels[0]}", "{x!r}", "{x:>9}"])

@@ -29,6 +29,8 @@ SCANNED = ("activities", "starter")
 COMMANDS = {"/incident", "/escalate", "/resolve"}
 # Bolt's helpers that call a Web API method on the listener's behalf.
 BOLT_HELPERS = {"say": "chat.postMessage"}
+# slack_sdk's helpers that call several Web API methods.
+CLIENT_HELPERS = {"files_upload_v2": ("files.getUploadURLExternal", "files.completeUploadExternal")}
 SNAKE_METHOD = re.compile(r"^[a-z]+(?:_[a-zA-Z]+)+$")
 
 
@@ -55,7 +57,10 @@ def methods_called(root: Path = ROOT) -> dict[str, set[str]]:
                 if not isinstance(node, ast.Call):
                     continue
                 func, method = node.func, None
-                if isinstance(func, ast.Attribute) and func.attr == "api_call" and node.args:
+                if isinstance(func, ast.Attribute) and func.attr in CLIENT_HELPERS:
+                    for helped in CLIENT_HELPERS[func.attr]:
+                        found.setdefault(helped, set()).add(where)
+                elif isinstance(func, ast.Attribute) and func.attr == "api_call" and node.args:
                     first = node.args[0]
                     if isinstance(first, ast.Constant) and isinstance(first.value, str):
                         method = first.value

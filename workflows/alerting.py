@@ -80,7 +80,7 @@ class AlertRule(BaseModel):
     name: str = ""
     match: Labels = Field(default_factory=dict)
     match_re: Labels = Field(default_factory=dict)
-    severity: str = "sev2"
+    severity: str | None = None  # None: the policy's default for alerts (see Policy)
     title: Annotated[str, AfterValidator(_template)] = "{alertname}"
     impact: Impact = Impact.MAJOR
     components: list[str] = Field(default_factory=list, max_length=50)
@@ -118,7 +118,7 @@ class AlertPolicy(BaseModel):
 
     def severities(self) -> set[str]:
         rules = [*self.rules, *([self.default] if self.default else [])]
-        return {r.severity for r in rules if not r.drop}
+        return {r.severity for r in rules if r.severity and not r.drop}
 
 
 def route(batch: AlertBatch, policy: AlertPolicy) -> AlertRule | None:
@@ -145,12 +145,13 @@ def idempotency_key(batch: AlertBatch) -> str:
     return f"alert:{batch.source}:{batch.group_key}"[:200]
 
 
-def declaration_for(rule: AlertRule, batch: AlertBatch) -> Declaration:
+def declaration_for(rule: AlertRule, batch: AlertBatch, severity: str) -> Declaration:
+    """``severity`` is the policy's choice when the rule names none."""
     summary = batch.annotations.get("description") or batch.annotations.get("summary", "")
     links = [link for event in batch.events for link in event.links]
     return Declaration(
         title=title_for(rule, batch),
-        severity=rule.severity,
+        severity=rule.severity or severity,
         summary=summary[:3000],
         impact=rule.impact,
         components=rule.components,

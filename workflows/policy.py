@@ -154,6 +154,11 @@ class Policy(BaseModel):
             raise ValueError(f"alert rules name unknown severities {sorted(unknown)}")
         return self
 
+    @property
+    def alert_severity(self) -> str:
+        """For alerts whose rule names no severity: sev2 where it exists, else the mildest."""
+        return "sev2" if "sev2" in self.severities else list(self.severities)[-1]
+
     def severity(self, name: str) -> SeverityPolicy:
         try:
             return self.severities[name]
