@@ -22,6 +22,7 @@ from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
 from config import Settings, connect
 from logs import configure_logging
+from workflows.claims import IncidentKeyClaim
 from workflows.incident import IncidentWorkflow
 from workflows.registry import IncidentRegistry
 from workflows.visibility import SEARCH_ATTRIBUTES
@@ -80,7 +81,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentRegistry],
+        # IncidentRegistry no longer numbers incidents; it stays so its histories still run.
+        workflows=[IncidentWorkflow, IncidentRegistry, IncidentKeyClaim],
         workflow_runner=WORKFLOW_RUNNER,
         activities=[
             slack.open_channel,

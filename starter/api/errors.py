@@ -9,12 +9,18 @@ from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from starter.desk import CommandRefused, IncidentNotFound
+from starter.intake import Contended
+from starter.snapshot import NoWorkerAnswered
 
 log = structlog.get_logger()
 
 
+RETRY_AFTER = "1"
+
+
 def _answer(code: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=code)
+    headers = {"Retry-After": RETRY_AFTER} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
 
 
 async def incident_not_found(request: Request, error: Exception) -> JSONResponse:
@@ -46,7 +52,21 @@ async def temporal_unavailable(request: Request, error: Exception) -> JSONRespon
     return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"Temporal did not answer: {error}")
 
 
+async def declaration_contended(request: Request, error: Exception) -> JSONResponse:
+    log.warning("declaration_contended", reason=str(error))
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"declaration not taken yet: {error}")
+
+
+async def no_worker_answered(request: Request, error: Exception) -> JSONResponse:
+    queue = request.app.state.desk.task_queue
+    log.warning("incident_query_timed_out", task_queue=queue)
+    detail = f"no worker answered for the incident; is one running on task queue {queue!r}?"
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Contended, declaration_contended)
+    app.add_exception_handler(NoWorkerAnswered, no_worker_answered)
     app.add_exception_handler(IncidentNotFound, incident_not_found)
     app.add_exception_handler(CommandRefused, command_refused)
     app.add_exception_handler(RPCTimeoutOrCancelledError, incident_timed_out)
