@@ -196,11 +196,14 @@ def declare(
     }
     # Only what was given is sent, so a template fills the rest.
     body = {"title": title, "severity": severity} | {k: v for k, v in given.items() if v}
-    code, incident = Api().call("POST", "/incidents", body)
+    # wait: the answer comes once the channel exists (202 if no worker made it in time).
+    code, incident = Api().call("POST", "/incidents", body, params={"wait": "true"})
     if as_json:
         print_json(incident)
         return
-    verb = "Declared" if code == 201 else f"Already open with key {key!r}:"
+    verb = {201: "Declared", 202: "Declared (its channel is still to come)"}.get(
+        code, f"Already open with key {key!r}:"
+    )
     out.print(Text.assemble(f"{verb} ", headline(incident)))
     details(incident)
 
@@ -213,6 +216,8 @@ def list_incidents(
         bool | None,
         typer.Option("--open/--all", help="Open incidents (the default without --status), or all."),
     ] = None,
+    commander: Annotated[str | None, typer.Option(help="Only this commander.")] = None,
+    text: Annotated[str | None, typer.Option(help="Only titles with these words.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     as_json: JsonFlag = False,
 ) -> None:
@@ -224,7 +229,9 @@ def list_incidents(
         "status": status and status.value,
         "severity": severity,
         "open": _flag(only_open),
-        "limit": limit,
+        "commander": commander,
+        "text": text,
+        "page_size": limit,
     }
     _, found = Api().call("GET", "/incidents", params=params)
     if as_json:

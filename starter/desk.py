@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -20,7 +20,8 @@ from starter.listing import ListFilter, Page, list_page
 from starter.snapshot import current_state
 from workflows import commands as cmd
 from workflows.incident import IncidentWorkflow
-from workflows.models import Declaration, IncidentState, incident_id, parse_incident_ref
+from workflows.listing import IncidentSummary
+from workflows.models import Declaration, IncidentState, Status, incident_id, parse_incident_ref
 from workflows.policy import Policy
 
 # What ``declare`` waits for the channel by default; the API waits only when asked.
@@ -80,6 +81,7 @@ class IncidentDesk:
         self.task_queue = task_queue
         self.policy = policy
         self.intake = Intake(client, task_queue, policy)
+        self.wait_for_channel = WAIT_FOR_CHANNEL  # what the API's ``wait`` waits at most
 
     async def declare(
         self, declaration: Declaration, wait: timedelta | None = WAIT_FOR_CHANNEL
@@ -103,8 +105,8 @@ class IncidentDesk:
                 return await asyncio.wait_for(
                     self._opened(ref, taken.created), wait.total_seconds()
                 )
-            except TimeoutError:
-                pass
+            except (TimeoutError, RPCTimeoutOrCancelledError):
+                pass  # no worker made the channel in time: answer with the incident as it is
         state = taken.state or await self.get(ref)
         return Accepted(state=state, created=taken.created, opened=False)
 
@@ -139,11 +141,27 @@ class IncidentDesk:
         except RPCError as error:
             raise self._rpc_error(ref, error) from error
 
-    async def list(
-        self, filters: ListFilter, page_size: int = 100, page: bytes | None = None
+    async def page(
+        self, filters: ListFilter, page_size: int = 100, token: bytes | None = None
     ) -> Page:
         """One page, newest first within it, from visibility alone (memo + search attributes)."""
-        return await list_page(self.client, filters, page_size, page)
+        return await list_page(self.client, filters, page_size, token)
+
+    async def list(
+        self,
+        *,
+        status: Status | None = None,
+        severity: str | None = None,
+        open: bool | None = None,
+        commander: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+    ) -> list[IncidentSummary]:
+        """The first page: what most callers (the CLI, Slack) want."""
+        filters = ListFilter(
+            status=status, severity=severity, commander=commander, text=text, open=open
+        )
+        return (await self.page(filters, page_size=limit)).incidents
 
     @staticmethod
     def _rpc_error(ref: str, error: RPCError) -> Exception:

@@ -64,6 +64,7 @@ class Intake:
         self._next: int | None = None
         self._returned: list[int] = []  # candidates a keyed declaration did not need (a heap)
         self._collisions = 0
+        self.claim_grace = CLAIM_GRACE
         self._sync = asyncio.Lock()
 
     async def take(self, declaration: Declaration) -> Taken:
@@ -222,7 +223,7 @@ class Intake:
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
-            if age > CLAIM_GRACE:
+            if age > self.claim_grace:
                 await _end(
                     self.client.get_workflow_handle(described.id, run_id=described.run_id),
                     "its incident never started",
@@ -232,7 +233,7 @@ class Intake:
             return None
         view = (await incident.memo()).get(MEMO_KEY) or {}
         if view.get("idempotency_key") != key:
-            if age > CLAIM_GRACE:
+            if age > self.claim_grace:
                 await _end(
                     self.client.get_workflow_handle(described.id, run_id=described.run_id),
                     "its incident has another key",

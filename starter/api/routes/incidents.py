@@ -10,8 +10,8 @@ import base64
 from typing import Annotated, Any
 
 import structlog
-from temporalio.service import RPCError, RPCStatusCode
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
+from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from starter.api.auth import require_token
@@ -33,7 +33,7 @@ from starter.api.schemas import (
     StatusRequest,
     UpdateRequest,
 )
-from starter.desk import WAIT_FOR_CHANNEL, IncidentDesk, apply_template
+from starter.desk import IncidentDesk, apply_template
 from starter.intake import DeclarationTooLarge
 from starter.listing import ListFilter
 from workflows import commands as cmd
@@ -126,7 +126,7 @@ async def declare(
     declaration = Declaration.model_validate({**given, "declared_by": body.by, "source": "api"})
     check_against_policy(declaration, desk.policy)
     try:
-        accepted = await desk.accept(declaration, wait=WAIT_FOR_CHANNEL if wait else None)
+        accepted = await desk.accept(declaration, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:
         raise invalid("body", str(error)) from None
     state = accepted.state
@@ -171,7 +171,7 @@ async def list_incidents(
         status=status_, severity=severity, commander=commander, text=text, open=open_
     )
     try:
-        page = await desk.list(filters, page_size=page_size or limit, page=token)
+        page = await desk.page(filters, page_size=page_size or limit, token=token)
     except RPCError as error:
         # Temporal cannot parse a made-up token (it says INVALID_ARGUMENT, or UNKNOWN).
         if token and error.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
