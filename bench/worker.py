@@ -26,7 +26,14 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.slack import slack_client
-from bench.bare import BareActivities, BareDeclare, BareTimer, noop
+from bench.bare import (
+    BareActivities,
+    BareDeclare,
+    BareIncident,
+    BareIncidentActivities,
+    BareTimer,
+    noop,
+)
 from config import Settings
 from logs import configure_logging
 from worker import build_worker, ensure_search_attributes
@@ -52,14 +59,13 @@ def arguments() -> argparse.Namespace:
 def bare_worker(client: Client, settings: Settings, **options: object) -> Worker:
     from localslack import BOT_TOKEN
 
-    slack = BareActivities(
-        slack_client(settings.slack_bot_token or BOT_TOKEN, settings.slack_api_url)
-    )
+    web = slack_client(settings.slack_bot_token or BOT_TOKEN, settings.slack_api_url)
+    slack, incident = BareActivities(web), BareIncidentActivities(web)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[BareDeclare, BareTimer],
-        activities=[noop, slack.post],
+        workflows=[BareDeclare, BareTimer, BareIncident],
+        activities=[noop, slack.post, incident.open_incident],
         **options,  # type: ignore[arg-type]
     )
 
