@@ -29,9 +29,10 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -90,7 +91,7 @@ class Series:
         )
 
 
-async def offer(rate: float, count: int, call: Callable[[int], Awaitable[None]]) -> None:
+async def offer(rate: float, count: int, call: Callable[[int], Coroutine[Any, Any, None]]) -> None:
     """Start call i at start + i / rate, not waiting for the earlier ones (open loop)."""
     began = time.perf_counter()
     tasks = []
