@@ -83,7 +83,6 @@ def build_worker(
         task_queue=settings.task_queue,
         # IncidentRegistry no longer numbers incidents; it stays so its histories still run.
         workflows=[IncidentWorkflow, IncidentRegistry, IncidentKeyClaim],
-        workflow_runner=WORKFLOW_RUNNER,
         activities=[
             slack.open_channel,
             slack.set_topic,
@@ -93,7 +92,8 @@ def build_worker(
             paging.send_pagerduty,
             paging.send_webhook,
         ],
-        **worker_options,  # type: ignore[arg-type]
+        # A caller (a benchmark) may bring its own runner.
+        **{"workflow_runner": WORKFLOW_RUNNER, **worker_options},  # type: ignore[arg-type]
     )
 
 

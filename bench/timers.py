@@ -116,6 +116,7 @@ def arguments() -> argparse.Namespace:
     add("--max-cached-workflows", type=int, default=None, help="worker option (else default)")
     add("--max-concurrent-workflow-tasks", type=int, default=None, help="worker option")
     add("--passthrough", default=None, help="sandbox passthrough modules, e.g. workflows")
+    add("--unsandboxed", action="store_true", help="both workers run workflows unsandboxed")
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
@@ -477,6 +478,8 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         for option in ("max_cached_workflows", "max_concurrent_workflow_tasks", "passthrough"):
             if getattr(args, option) is not None:
                 argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+        if args.unsandboxed:
+            argv.append("--unsandboxed")
         env = {
             "TEMPORAL_ADDRESS": address,
             "SLACK_API_URL": slack_url,

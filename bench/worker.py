@@ -22,7 +22,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.slack import slack_client
@@ -47,6 +47,12 @@ def arguments() -> argparse.Namespace:
     for option in OPTIONS:
         parser.add_argument("--" + option.replace("_", "-"), type=int, default=None)
     parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="run workflows without the sandbox (determinism is then up to the code and the "
+        "replay tests); a cache miss replays faster and a cached workflow takes less memory",
+    )
     parser.add_argument(
         "--passthrough",
         default=None,
@@ -87,7 +93,9 @@ async def main(args: argparse.Namespace) -> None:
     options: dict[str, object] = {
         o: getattr(args, o) for o in OPTIONS if getattr(args, o) is not None
     }
-    if args.passthrough:
+    if args.unsandboxed:
+        options["workflow_runner"] = UnsandboxedWorkflowRunner()
+    elif args.passthrough:
         modules = args.passthrough.split(",")
         restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)
         options["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
