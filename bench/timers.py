@@ -8,8 +8,8 @@ Each phase, for the product and then for the baseline, starts a fresh stack on f
 ports: the Temporal dev server, the Slack emulator (``python -m localslack``) and one worker
 process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the bare one).
 
-- product: incidents declared through ``IncidentDesk.declare`` (registry Update, then
-  update-with-start waiting for the channel), ``--concurrency`` in flight; each carries a
+- product: incidents declared through ``IncidentDesk.declare`` (a durable start, then the
+  ``opening`` Update waiting for the channel), ``--concurrency`` in flight; each carries a
   policy whose ``update_every`` puts its first reminder at a planned time. A reminder is the
   ``chat.postMessage`` whose metadata key starts with ``update_due-``/``update_overdue-``; its
   due time is ``declared_at + n * update_every`` (declared_at from the returned state).
@@ -107,7 +107,7 @@ def arguments() -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=10,
-        help="declarations in flight (the server takes 10 Updates at once on the registry)",
+        help="declarations in flight",
     )
     add("--warmup", type=int, default=200, help="idle incidents at least, opened first")
     add("--quiet", type=float, default=20, help="seconds with nothing due before the first fire")
