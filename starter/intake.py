@@ -32,7 +32,8 @@ from workflows.policy import Policy
 from workflows.registry import REGISTRY_ID, RegistryState
 from workflows.visibility import INCIDENT_STATUS, declared_search_attributes, summary
 
-# Temporal refuses payloads over 2 MB; a declaration far below that is already absurd.
+# Temporal refuses payloads over 2 MB (the start input is the declaration and the policy); a
+# declaration far below that is already absurd, and its state must fit in a continue-as-new.
 MAX_DECLARATION_BYTES = 256 * 1024
 # A claim whose incident never appeared (its declarer died in between) is stale after this.
 CLAIM_GRACE = 10.0
@@ -69,8 +70,8 @@ class Intake:
 
     async def take(self, declaration: Declaration) -> Taken:
         """Start the incident (or find the open one holding the key); durable on return."""
-        start_input = IncidentInput(number=0, policy=self.policy, declaration=declaration)
-        input_size = len(start_input.model_dump_json())
+        # The start input also carries the policy, the same for every declaration of a process.
+        input_size = len(declaration.model_dump_json())
         if input_size > MAX_DECLARATION_BYTES:
             raise DeclarationTooLarge(
                 f"the declaration is {input_size} bytes; at most {MAX_DECLARATION_BYTES} fit"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config import Settings
 from starter.api import create_app
@@ -201,3 +203,23 @@ async def test_a_declaration_survives_api_and_temporal_restarts_and_a_late_worke
     ]
     keys = {m["metadata"]["event_payload"]["key"] for m in announced}
     assert {"announcement", "kickoff"} <= keys, keys
+
+
+async def test_an_oversized_declaration_is_refused_before_a_number_is_spent(idle_api):
+    huge = body("Too much", components=["x" * 1000] * 300)
+    refused = await idle_api.post("/incidents", json=huge, headers=AUTH)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "body"]
+    assert "bytes" in refused.json()["detail"][0]["msg"]
+
+
+async def test_temporal_unreachable_is_a_503_with_retry_after(settings: Settings):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    client = await Client.connect(address, lazy=True, data_converter=pydantic_data_converter)
+    async with app_client(settings, IncidentDesk(client, "nowhere", default_policy())) as api:
+        answer = await api.post("/incidents", json=body("Dark"), headers=AUTH)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert "Temporal did not answer" in answer.json()["detail"]
