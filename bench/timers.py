@@ -117,6 +117,7 @@ def arguments() -> argparse.Namespace:
     add("--max-concurrent-workflow-tasks", type=int, default=None, help="worker option")
     add("--passthrough", default=None, help="sandbox passthrough modules, e.g. workflows")
     add("--unsandboxed", action="store_true", help="both workers run workflows unsandboxed")
+    add("--workers", type=int, default=1, help="worker processes on the queue, each side")
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
@@ -474,7 +475,8 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         temporal, address = await stack.temporal()
         slack, slack_url = await stack.slack()
         metrics_port = free_port()
-        argv = [PYTHON, "-m", "bench.worker", kind, "--metrics-port", str(metrics_port)]
+        metrics_args = ["--metrics-port", str(metrics_port)]
+        argv = [PYTHON, "-m", "bench.worker", kind, *metrics_args]
         for option in ("max_cached_workflows", "max_concurrent_workflow_tasks", "passthrough"):
             if getattr(args, option) is not None:
                 argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
@@ -488,6 +490,10 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         }
         worker = stack.start("worker", argv, env)
         await wait_for_line(worker, "ready")
+        # More workers on the same queue (--workers): CPU and RSS columns are the first one's.
+        for n in range(2, args.workers + 1):
+            other = stack.start(f"worker-{n}", [a for a in argv if a not in metrics_args], env)
+            await wait_for_line(other, "ready")
         client = await connect(address)
         if kind == "product":
             opener = product_opener(client, result)
