@@ -475,8 +475,7 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         temporal, address = await stack.temporal()
         slack, slack_url = await stack.slack()
         metrics_port = free_port()
-        metrics_args = ["--metrics-port", str(metrics_port)]
-        argv = [PYTHON, "-m", "bench.worker", kind, *metrics_args]
+        argv = [PYTHON, "-m", "bench.worker", kind]
         for option in ("max_cached_workflows", "max_concurrent_workflow_tasks", "passthrough"):
             if getattr(args, option) is not None:
                 argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
@@ -488,11 +487,11 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
             "INCIDENT_TASK_QUEUE": QUEUE,
             "LOG_FORMAT": "json",
         }
-        worker = stack.start("worker", argv, env)
+        worker = stack.start("worker", [*argv, "--metrics-port", str(metrics_port)], env)
         await wait_for_line(worker, "ready")
         # More workers on the same queue (--workers): CPU and RSS columns are the first one's.
         for n in range(2, args.workers + 1):
-            other = stack.start(f"worker-{n}", [a for a in argv if a not in metrics_args], env)
+            other = stack.start(f"worker-{n}", argv, env)
             await wait_for_line(other, "ready")
         client = await connect(address)
         if kind == "product":
