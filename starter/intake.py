@@ -30,7 +30,12 @@ from workflows.listing import MEMO_KEY, memo_of
 from workflows.models import Declaration, IncidentState, Status, incident_id
 from workflows.policy import Policy
 from workflows.registry import REGISTRY_ID, RegistryState
-from workflows.visibility import INCIDENT_STATUS, declared_search_attributes, summary
+from workflows.visibility import (
+    INCIDENT_NUMBER,
+    INCIDENT_STATUS,
+    declared_search_attributes,
+    summary,
+)
 
 # Temporal refuses payloads over 2 MB (the start input is the declaration and the policy); a
 # declaration far below that is already absurd, and its state must fit in a continue-as-new.
@@ -40,6 +45,7 @@ CLAIM_GRACE = 10.0
 # How long one declaration may spend stepping past others before it gives up (503).
 GIVE_UP_AFTER = 15.0
 RESYNC_AFTER_COLLISIONS = 8
+GUESS_PAGE = 20
 
 
 class DeclarationTooLarge(ValueError):
@@ -111,7 +117,7 @@ class Intake:
 
     async def _highest_known(self) -> int:
         """The highest incident number Temporal knows, so a new API process starts near it."""
-        floor = await self._registry_floor()
+        floor = max(await self._registry_floor(), await self._latest_started())
         if not await self._any_above(floor):
             return floor
         low, high = floor, max(floor * 2, 16)
@@ -124,6 +130,18 @@ class Intake:
             else:
                 high = middle
         return high
+
+    async def _latest_started(self) -> int:
+        """A first guess: visibility lists the latest started first, usually the highest."""
+        executions = self.client.list_workflows(
+            "WorkflowType = 'IncidentWorkflow'", page_size=GUESS_PAGE
+        )
+        await executions.fetch_next_page()
+        numbers = [
+            e.typed_search_attributes.get(INCIDENT_NUMBER) or 0
+            for e in executions.current_page or []
+        ]
+        return max(numbers, default=0)
 
     async def _any_above(self, number: int) -> bool:
         query = f"WorkflowType = 'IncidentWorkflow' AND IncidentNumber > {number}"

@@ -194,15 +194,19 @@ async def test_a_declaration_survives_api_and_temporal_restarts_and_a_late_worke
                 break
             await asyncio.sleep(0.1)
         assert state["channel"], f"no channel once a worker ran:\n{worker.output()}"
-    workspace = await slack.state()
-    announced = [
-        m
-        for channel in workspace["channels"]
-        for m in channel["messages"]
-        if m.get("metadata", {}).get("event_payload", {}).get("incident_id") == incident["id"]
-    ]
-    keys = {m["metadata"]["event_payload"]["key"] for m in announced}
-    assert {"announcement", "kickoff"} <= keys, keys
+    keys: set[str] = set()
+    for _ in range(100):  # the channel exists first; its kickoff and the announcement follow
+        workspace = await slack.state()
+        keys = {
+            m["metadata"]["event_payload"]["key"]
+            for channel in workspace["channels"]
+            for m in channel["messages"]
+            if m.get("metadata", {}).get("event_payload", {}).get("incident_id") == incident["id"]
+        }
+        if {"announcement", "kickoff"} <= keys:
+            return
+        await asyncio.sleep(0.2)
+    pytest.fail(f"Slack got {keys} once a worker ran, not the kickoff and the announcement")
 
 
 async def test_an_oversized_declaration_is_refused_before_a_number_is_spent(idle_api):
