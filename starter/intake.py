@@ -73,6 +73,7 @@ class Intake:
         self._collisions = 0
         self.claim_grace = CLAIM_GRACE
         self._sync = asyncio.Lock()
+        self._key_locks: dict[str, asyncio.Lock] = {}
 
     async def take(self, declaration: Declaration) -> Taken:
         """Start the incident (or find the open one holding the key); durable on return."""
@@ -85,11 +86,10 @@ class Intake:
         deadline = time.monotonic() + GIVE_UP_AFTER
         key = declaration.idempotency_key
         while time.monotonic() < deadline:
-            number = await self._candidate()
             if key is None:
-                taken = await self._start(number, declaration)
+                taken = await self._start(await self._candidate(), declaration)
             else:
-                taken = await self._take_with_key(number, key, declaration)
+                taken = await self._take_with_key(key, declaration)
             if taken is not None:
                 return taken
         raise Contended("other declarations kept taking the incident numbers or this key")
@@ -196,7 +196,22 @@ class Intake:
 
     # -- keys ------------------------------------------------------------------------------
 
-    async def _take_with_key(self, number: int, key: str, declaration: Declaration) -> Taken | None:
+    async def _take_with_key(self, key: str, declaration: Declaration) -> Taken | None:
+        # One attempt per key at a time in this process: the others then find the claim
+        # instead of each spending a candidate number on a claim that fails.
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._claim(key, declaration)
+        finally:
+            if not lock.locked():
+                self._key_locks.pop(key, None)
+
+    async def _claim(self, key: str, declaration: Declaration) -> Taken | None:
+        found = await self._holder(key)
+        if found is not None:
+            return found
+        number = await self._candidate()
         claim_handle: WorkflowHandle[Any, Any]
         try:
             claim_handle = await self.client.start_workflow(
@@ -209,9 +224,9 @@ class Intake:
                 memo={MEMO_NUMBER: number},
                 static_summary=f"Idempotency key of INC-{number}",
             )
-        except WorkflowAlreadyStartedError:
+        except WorkflowAlreadyStartedError:  # another process claimed it just now
             await self._give_back(number)
-            return await self._holder(key)
+            return None
         taken = await self._start(number, declaration)
         if taken is None:  # the number went to someone else: let go of the key and retry
             await _end(claim_handle, "its number was taken by another declaration")
