@@ -1,9 +1,10 @@
 """Open-loop declarations through the API against a bare workflow, in the same run.
 
-    python -m bench.intake [--rates 10,20,40] [--count 100] [--workers 1] [--wait]
+    python -m bench.intake [--rates 10,20,40] [--count 100] [--workers 1,2] [--wait]
 
-Starts on free 127.0.0.1 ports the Temporal dev server, the Slack emulator, ``--workers``
-product workers (``python worker.py``) and as many baseline workers
+For each count in ``--workers``, in turn, starts on free 127.0.0.1 ports a fresh Temporal dev
+server, the Slack emulator, that many product workers (``python worker.py``) and as many
+baseline workers
 (``python -m bench.worker bare``) on their own queues, and the API (``python -m starter.api``).
 Then, for each rate, it offers ``--count`` declarations at that rate whatever the answers
 (open loop, so a slow answer cannot hide a backlog):
@@ -63,7 +64,7 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--rates", default="10,20", help="declarations offered per second")
     parser.add_argument("--count", type=int, default=100, help="declarations offered per rate")
-    parser.add_argument("--workers", type=int, default=1, help="workers per task queue")
+    parser.add_argument("--workers", default="1", help="workers per task queue, e.g. 1,2")
     parser.add_argument("--wait", action="store_true", help="POST with ?wait=true")
     parser.add_argument("--logs", type=Path, default=Path(".data/bench/intake"))
     return parser.parse_args()
@@ -117,19 +118,21 @@ async def announcements(slack_url: str, series: Series) -> None:
 
 
 async def intake_bench(args: argparse.Namespace) -> None:
-    stack = Stack(args.logs)
-    try:
-        await run_stack(args, stack)
-    finally:
-        stack.close()
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}")
+    for workers in [int(n) for n in args.workers.split(",")]:
+        stack = Stack(args.logs / f"workers-{workers}")
+        try:
+            await run_stack(args, stack, workers)
+        finally:
+            stack.close()
 
 
-async def run_stack(args: argparse.Namespace, stack: Stack) -> None:
+async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> None:
     _, address = await stack.temporal()
     _, slack_url = await stack.slack()
     token, api_port = secrets.token_hex(16), free_port()
     env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "LOG_FORMAT": "json"}
-    for n in range(args.workers):
+    for n in range(workers):
         worker = stack.start(
             f"worker-{n}", [PYTHON, "worker.py"], {**env, "INCIDENT_TASK_QUEUE": QUEUE}
         )
@@ -164,8 +167,7 @@ async def run_stack(args: argparse.Namespace, stack: Stack) -> None:
         await wait_for(healthy, "the API", api)
         client = await connect(address)
         broadcast = await broadcast_id(slack_url)
-        print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}")
-        print(f"workers per queue: {args.workers}; wait: {args.wait}; logs in {args.logs}")
+        print(f"\n== {workers} worker(s) per queue; wait: {args.wait}; logs in {stack.log_dir}")
         header = f"{'':<26}{'offered':>6}{'refused':>8}"
         header += f"{'ans p50':>9}{'ans p99':>9}{'ann p50':>9}{'ann p99':>9}{'sust/s':>10}"
         for rate in [float(r) for r in args.rates.split(",")]:
