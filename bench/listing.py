@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from temporalio.client import Client
 
 from bench.stack import PYTHON, Stack, connect, free_port, percentile, run, wait_for, wait_for_line
@@ -71,6 +72,7 @@ async def listing_bench(args: argparse.Namespace) -> None:
         )
         client = await connect(address)
         await populate(client, args)
+        await settle(worker.pid)
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
@@ -118,6 +120,19 @@ async def populate(client: Client, args: argparse.Namespace) -> None:
         if (await client.count_workflows(query)).count >= args.incidents:
             break
         await asyncio.sleep(0.5)
+
+
+async def settle(pid: int, below: float = 10.0, quiet: float = 3.0) -> None:
+    """Wait until the worker has caught up (its CPU under ``below``% for ``quiet`` seconds),
+    so the listing is timed against Temporal at rest, not against the opening backlog."""
+    process = psutil.Process(pid)
+    began, calm_since = time.perf_counter(), None
+    while time.perf_counter() - began < 600:
+        busy = await asyncio.to_thread(process.cpu_percent, 0.5)
+        calm_since = (calm_since or time.perf_counter()) if busy < below else None
+        if calm_since is not None and time.perf_counter() - calm_since >= quiet:
+            break
+    print(f"worker settled after {time.perf_counter() - began:.0f}s", flush=True)
 
 
 async def measure(http: httpx.AsyncClient, client: Client, args: argparse.Namespace) -> None:
