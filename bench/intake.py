@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from temporalio.client import Client
 
 from bench.bare import BareIncident, BareIncidentInput
@@ -76,6 +77,7 @@ class Series:
     answers: list[float] = field(default_factory=list)  # seconds
     refused: Counter[str] = field(default_factory=Counter)
     announced: dict[str, float] = field(default_factory=dict)  # workflow id -> latency
+    worker_cpu: float = 0.0  # seconds, all workers of the series' queue, while it ran
 
     def row(self, label: str) -> str:
         answer = [x * 1000 for x in self.answers]
@@ -132,17 +134,20 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
     _, slack_url = await stack.slack()
     token, api_port = secrets.token_hex(16), free_port()
     env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "LOG_FORMAT": "json"}
+    cpu: dict[str, list[psutil.Process]] = {"product": [], "bare": []}
     for n in range(workers):
         worker = stack.start(
             f"worker-{n}", [PYTHON, "worker.py"], {**env, "INCIDENT_TASK_QUEUE": QUEUE}
         )
         await wait_for_line(worker, "worker_started")
+        cpu["product"].append(psutil.Process(worker.pid))
         baseline = stack.start(
             f"bare-worker-{n}",
             [PYTHON, "-m", "bench.worker", "bare"],
             {**env, "INCIDENT_TASK_QUEUE": BARE_QUEUE},
         )
         await wait_for_line(baseline, "ready")
+        cpu["bare"].append(psutil.Process(baseline.pid))
     api = stack.start(
         "api",
         [PYTHON, "-m", "starter.api"],
@@ -171,8 +176,12 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
         header = f"{'':<26}{'offered':>6}{'refused':>8}"
         header += f"{'ans p50':>9}{'ans p99':>9}{'ann p50':>9}{'ann p99':>9}{'sust/s':>10}"
         for rate in [float(r) for r in args.rates.split(",")]:
+            spent = cpu_seconds(cpu["product"])
             product = await product_series(http, args, rate, slack_url)
+            product.worker_cpu = cpu_seconds(cpu["product"]) - spent
+            spent = cpu_seconds(cpu["bare"])
             bare = await bare_series(client, args, rate, slack_url, broadcast)
+            bare.worker_cpu = cpu_seconds(cpu["bare"]) - spent
             print(f"\n{rate:g}/s offered, {args.count} declarations (ms)\n{header}")
             print(product.row("product POST /incidents"))
             print(bare.row("bare start_workflow"))
@@ -181,7 +190,13 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
             ratio(product, bare)
 
 
+def cpu_seconds(workers: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in workers)
+
+
 def ratio(product: Series, bare: Series) -> None:
+    per = [1000 * s.worker_cpu / max(len(s.announced), 1) for s in (product, bare)]
+    print(f"  worker CPU per declaration: product {per[0]:.0f} ms, bare {per[1]:.0f} ms")
     p, b = list(product.announced.values()), list(bare.announced.values())
     if p and b:
         print(
