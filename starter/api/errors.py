@@ -6,7 +6,7 @@ import structlog
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from temporalio.client import RPCTimeoutOrCancelledError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter.desk import CommandRefused, IncidentNotFound
 from starter.intake import Contended
@@ -49,7 +49,11 @@ async def temporal_unavailable(request: Request, error: Exception) -> JSONRespon
     if not isinstance(error, RPCError) and not connect_failure(error):
         raise error  # any other RuntimeError is a bug: a 500 with its traceback in the log
     log.warning("temporal_unavailable", error=str(error))
-    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"Temporal did not answer: {error}")
+    if isinstance(error, RPCError) and error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        detail = f"Temporal is busy and refused the request for now: {error}"
+    else:
+        detail = f"Temporal did not answer: {error}"
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
 
 
 async def declaration_contended(request: Request, error: Exception) -> JSONResponse:
