@@ -110,3 +110,47 @@ class BareTimer:
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
             )
+
+
+@dataclass
+class BareIncidentInput:
+    name: str  # channel name
+    commander: str
+    broadcast_channel: str
+
+
+class BareIncidentActivities:
+    """The Slack calls a declaration makes, in the product's order, in one activity."""
+
+    def __init__(self, slack: AsyncWebClient) -> None:
+        self.slack = slack
+
+    @activity.defn(name="bare_open_incident")
+    async def open_incident(self, request: BareIncidentInput) -> None:
+        workflow_id = activity.info().workflow_id
+        created = await self.slack.conversations_create(name=request.name)
+        channel = created["channel"]["id"]
+        await self.slack.conversations_setPurpose(channel=channel, purpose=f"[{workflow_id}]")
+        await self.slack.conversations_setTopic(channel=channel, topic="SEV2 investigating")
+        await self.slack.conversations_invite(channel=channel, users=request.commander)
+        kickoff = await self.slack.chat_postMessage(channel=channel, text="Kickoff")
+        await self.slack.pins_add(channel=channel, timestamp=kickoff["ts"])
+        await self.slack.chat_postMessage(
+            channel=request.broadcast_channel,
+            text=f"Declared {workflow_id} in <#{channel}>",
+            metadata={
+                "event_type": "incident_notice",
+                "event_payload": {"incident_id": workflow_id, "key": "announcement"},
+            },
+        )
+
+
+@workflow.defn
+class BareIncident:
+    """Started like an incident (a plain durable start) and makes the same Slack calls."""
+
+    @workflow.run
+    async def run(self, request: BareIncidentInput) -> None:
+        await workflow.execute_activity(
+            "bare_open_incident", request, start_to_close_timeout=timedelta(seconds=30)
+        )

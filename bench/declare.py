@@ -8,8 +8,9 @@ Starts on free 127.0.0.1 ports: the Temporal dev server, the Slack emulator
 
 - ``POST /incidents`` ``--count`` times one after another (after ``--warmup`` untimed ones),
   then ``--count`` more with ``--concurrency`` in flight and ``--count`` more with ``--burst``
-  in flight: each answers 201 once the incident's channel exists and it is announced
-  (registry Update, then update-with-start on the incident); other answers are counted;
+  in flight, with ``?wait=true``: each answers 201 once the incident's channel exists and it
+  is announced (a durable start, then the ``opening`` Update); other answers are counted
+  (``python -m bench.intake`` measures the answer without waiting, open loop);
 - ``IncidentDesk.declare`` called in this process, the same way (the API minus HTTP);
 - the baseline: ``execute_update_with_start_workflow`` on ``BareDeclare`` (bench/bare.py), the
   same client call the desk makes, whose update returns after one no-op activity.
@@ -182,7 +183,7 @@ async def measure(
             "summary": "Declared by bench.declare",
             "commander": "U0ALICE01",
         }
-        response = await http.post("/incidents", json=body)
+        response = await http.post("/incidents", json=body, params={"wait": "true"})
         if response.status_code != 201:
             return f"{response.status_code} {response.json().get('detail')}"
         return None

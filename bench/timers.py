@@ -8,8 +8,8 @@ Each phase, for the product and then for the baseline, starts a fresh stack on f
 ports: the Temporal dev server, the Slack emulator (``python -m localslack``) and one worker
 process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the bare one).
 
-- product: incidents declared through ``IncidentDesk.declare`` (registry Update, then
-  update-with-start waiting for the channel), ``--concurrency`` in flight; each carries a
+- product: incidents declared through ``IncidentDesk.declare`` (a durable start, then the
+  ``opening`` Update waiting for the channel), ``--concurrency`` in flight; each carries a
   policy whose ``update_every`` puts its first reminder at a planned time. A reminder is the
   ``chat.postMessage`` whose metadata key starts with ``update_due-``/``update_overdue-``; its
   due time is ``declared_at + n * update_every`` (declared_at from the returned state).
@@ -98,7 +98,7 @@ def arguments() -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=10,
-        help="declarations in flight (the server takes 10 Updates at once on the registry)",
+        help="declarations in flight",
     )
     add("--warmup", type=int, default=200, help="idle incidents at least, opened first")
     add("--quiet", type=float, default=20, help="seconds with nothing due before the first fire")
@@ -107,6 +107,8 @@ def arguments() -> argparse.Namespace:
     add("--max-cached-workflows", type=int, default=None, help="worker option (else default)")
     add("--max-concurrent-workflow-tasks", type=int, default=None, help="worker option")
     add("--passthrough", default=None, help="sandbox passthrough modules, e.g. workflows")
+    add("--unsandboxed", action="store_true", help="both workers run workflows unsandboxed")
+    add("--workers", type=int, default=1, help="worker processes on the queue, each side")
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
@@ -143,18 +145,24 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         temporal, address = await stack.temporal()
         slack, slack_url = await stack.slack()
         metrics_port = free_port()
-        argv = [PYTHON, "-m", "bench.worker", kind, "--metrics-port", str(metrics_port)]
+        argv = [PYTHON, "-m", "bench.worker", kind]
         for option in ("max_cached_workflows", "max_concurrent_workflow_tasks", "passthrough"):
             if getattr(args, option) is not None:
                 argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+        if args.unsandboxed:
+            argv.append("--unsandboxed")
         env = {
             "TEMPORAL_ADDRESS": address,
             "SLACK_API_URL": slack_url,
             "INCIDENT_TASK_QUEUE": QUEUE,
             "LOG_FORMAT": "json",
         }
-        worker = stack.start("worker", argv, env)
+        worker = stack.start("worker", [*argv, "--metrics-port", str(metrics_port)], env)
         await wait_for_line(worker, "ready")
+        # More workers on the same queue (--workers): CPU and RSS columns are the first one's.
+        for n in range(2, args.workers + 1):
+            other = stack.start(f"worker-{n}", argv, env)
+            await wait_for_line(other, "ready")
         client = await connect(address)
         if kind == "product":
             opener = product_opener(client, result)

@@ -22,11 +22,18 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.slack import slack_client
-from bench.bare import BareActivities, BareDeclare, BareTimer, noop
+from bench.bare import (
+    BareActivities,
+    BareDeclare,
+    BareIncident,
+    BareIncidentActivities,
+    BareTimer,
+    noop,
+)
 from config import Settings
 from logs import configure_logging
 from worker import build_worker, ensure_search_attributes
@@ -41,6 +48,12 @@ def arguments() -> argparse.Namespace:
         parser.add_argument("--" + option.replace("_", "-"), type=int, default=None)
     parser.add_argument("--metrics-port", type=int, default=None)
     parser.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="run workflows without the sandbox (determinism is then up to the code and the "
+        "replay tests); a cache miss replays faster and a cached workflow takes less memory",
+    )
+    parser.add_argument(
         "--passthrough",
         default=None,
         help="modules the sandbox takes as they are instead of importing them again for "
@@ -50,12 +63,13 @@ def arguments() -> argparse.Namespace:
 
 
 def bare_worker(client: Client, settings: Settings, **options: object) -> Worker:
-    slack = BareActivities(slack_client(settings.slack_token(), settings.slack_api_url))
+    web = slack_client(settings.slack_token(), settings.slack_api_url)
+    slack, incident = BareActivities(web), BareIncidentActivities(web)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[BareDeclare, BareTimer],
-        activities=[noop, slack.post],
+        workflows=[BareDeclare, BareTimer, BareIncident],
+        activities=[noop, slack.post, incident.open_incident],
         **options,  # type: ignore[arg-type]
     )
 
@@ -77,7 +91,9 @@ async def main(args: argparse.Namespace) -> None:
     options: dict[str, object] = {
         o: getattr(args, o) for o in OPTIONS if getattr(args, o) is not None
     }
-    if args.passthrough:
+    if args.unsandboxed:
+        options["workflow_runner"] = UnsandboxedWorkflowRunner()
+    elif args.passthrough:
         modules = args.passthrough.split(",")
         restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)
         options["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)

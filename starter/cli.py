@@ -204,11 +204,14 @@ def declare(
     }
     # Only what was given is sent, so a template fills the rest.
     body = {"title": title, "severity": severity} | {k: v for k, v in given.items() if v}
-    code, incident = Api().call("POST", "/incidents", body)
+    # wait: the answer comes once the channel exists (202 if no worker made it in time).
+    code, incident = Api().call("POST", "/incidents", body, params={"wait": "true"})
     if as_json:
         print_json(incident)
         return
-    verb = "Declared" if code == 201 else f"Already open with key {key!r}:"
+    verb = {201: "Declared", 202: "Declared (its channel is still to come)"}.get(
+        code, f"Already open with key {key!r}:"
+    )
     out.print(Text.assemble(f"{verb} ", headline(incident)))
     details(incident)
 
@@ -221,6 +224,8 @@ def list_incidents(
         bool | None,
         typer.Option("--open/--all", help="Open incidents (the default without --status), or all."),
     ] = None,
+    commander: Annotated[str | None, typer.Option(help="Only this commander.")] = None,
+    text: Annotated[str | None, typer.Option(help="Only titles with these words.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     as_json: JsonFlag = False,
 ) -> None:
@@ -232,7 +237,9 @@ def list_incidents(
         "status": status and status.value,
         "severity": severity,
         "open": _flag(only_open),
-        "limit": limit,
+        "commander": commander,
+        "text": text,
+        "page_size": limit,
     }
     _, found = Api().call("GET", "/incidents", params=params)
     if as_json:
@@ -345,55 +352,9 @@ def reopen(incident_id: IncidentArg, reason: Words = "", as_json: JsonFlag = Fal
     command(incident_id, "reopen", {"reason": reason}, as_json)
 
 
-def _offset(seconds: float) -> str:
-    """``+1h15m`` for 4500 seconds after declaration."""
-    left, parts = int(seconds), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        amount, left = divmod(left, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    if left or not parts:
-        parts.append(f"{left}s")
-    return "+" + "".join(parts)
+# More commands in files of their own: after resolution (report, retro, action items, stats)
+# and the policy preview. They import this module, hence at the end.
+from starter import cli_followup, cli_preview  # noqa: E402
 
-
-@app.command()
-def preview(
-    severity: Annotated[str, typer.Option(help="The severity to preview, like sev1.")],
-    ack_after: Annotated[
-        str | None, typer.Option(help="Acknowledged after (15m); never if unset.")
-    ] = None,
-    updates_every: Annotated[
-        str | None, typer.Option(help="Someone posts an update this often.")
-    ] = None,
-    resolve_after: Annotated[
-        str | None, typer.Option(help="Resolved after (2h); never if unset.")
-    ] = None,
-    horizon: Annotated[str, typer.Option(help="How far ahead to look.")] = "1d",
-    as_json: JsonFlag = False,
-) -> None:
-    """What the policy would do to an incident, declaring nothing: the same deadline functions
-    the incident workflow runs, on a simulated clock."""
-    params = {
-        "severity": severity,
-        "ack_after": ack_after,
-        "updates_every": updates_every,
-        "resolve_after": resolve_after,
-        "horizon": horizon,
-    }
-    _, answer = Api().call("GET", "/policy/preview", params=params)
-    if as_json:
-        print_json(answer)
-        return
-    table = Table("after", "what", "where", "who", "text", box=None, pad_edge=False)
-    for step in answer["steps"]:
-        who = ", ".join(step["who"])
-        where = ", ".join(step["where"])
-        table.add_row(_offset(step["after"]), step["what"], where, who, step["text"][:60])
-    out.print(table)
-
-
-# After resolution: report, retro, action items and stats live in starter/cli_followup.py.
-from starter.cli_followup import register  # noqa: E402
-
-register(app)
+cli_followup.register(app)
+cli_preview.register(app)

@@ -7,25 +7,31 @@ Slack) any other way, so they all answer with the same real state.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
 
-from temporalio.client import (
-    Client,
-    WithStartWorkflowOperation,
-    WorkflowExecutionStatus,
-    WorkflowUpdateFailedError,
-)
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.intake import Intake
+from starter.listing import ListFilter, Page, list_page, quote
+from starter.snapshot import current_state
 from workflows import commands as cmd
-from workflows.incident import IncidentInput, IncidentWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.listing import IncidentSummary
 from workflows.models import Declaration, IncidentState, Status, incident_id, parse_incident_ref
 from workflows.policy import Policy
-from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState, Reservation
-from workflows.visibility import declared_search_attributes
 
-LIST_CONCURRENCY = 16
+# What ``declare`` waits for the channel by default; the API waits only when asked.
+WAIT_FOR_CHANNEL = timedelta(seconds=10)
+
+
+@dataclass
+class Accepted:
+    state: IncidentState
+    created: bool  # False: an open incident already held the idempotency key
+    opened: bool  # its channel exists (or creating it failed, which its timeline says)
 
 
 class IncidentNotFound(LookupError):
@@ -62,45 +68,46 @@ class IncidentDesk:
         self.client = client
         self.task_queue = task_queue
         self.policy = policy
+        self.intake = Intake(client, task_queue, policy)
+        self.wait_for_channel = WAIT_FOR_CHANNEL  # what the API's ``wait`` waits at most
 
-    async def declare(self, declaration: Declaration) -> tuple[IncidentState, bool]:
+    async def declare(
+        self, declaration: Declaration, wait: timedelta | None = WAIT_FOR_CHANNEL
+    ) -> tuple[IncidentState, bool]:
         """Declare, or find the open incident with the same idempotency key.
 
-        Returns the incident (once its channel exists) and whether it was created now.
+        Returns the incident and whether it was created now; by default once its channel
+        exists (or ``wait`` ran out), see ``accept``.
         """
+        accepted = await self.accept(declaration, wait=wait)
+        return accepted.state, accepted.created
+
+    async def accept(self, declaration: Declaration, wait: timedelta | None = None) -> Accepted:
+        """Durable on return, worker or not; with ``wait``, also waits that long for the channel."""
         declaration = apply_template(declaration, self.policy)
         self.policy.severity(declaration.severity)  # refuse before a number is spent
-        reserved = await self.client.execute_update_with_start_workflow(
-            IncidentRegistry.reserve,
-            Reservation(idempotency_key=declaration.idempotency_key),
-            start_workflow_operation=WithStartWorkflowOperation(
-                IncidentRegistry.run,
-                RegistryState(),
-                id=REGISTRY_ID,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            ),
-        )
-        number = reserved.number
-        label = f"INC-{number} {declaration.severity.upper()} {declaration.title}"
-        # USE_EXISTING makes this safe to repeat: a retried declaration (or one whose key
-        # already has an incident) reaches the same workflow instead of a second one.
-        state = await self.client.execute_update_with_start_workflow(
-            IncidentWorkflow.opening,
-            start_workflow_operation=WithStartWorkflowOperation(
-                IncidentWorkflow.run,
-                IncidentInput(number=number, policy=self.policy, declaration=declaration),
-                id=incident_id(number),
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=label,
-                search_attributes=declared_search_attributes(
-                    number, declaration.severity, declaration.commander or declaration.declared_by
-                ),
-            ),
-        )
-        return state, not reserved.existing
+        taken = await self.intake.take(declaration)
+        ref = incident_id(taken.number)
+        if wait is not None:
+            try:
+                return await asyncio.wait_for(
+                    self._opened(ref, taken.created), wait.total_seconds()
+                )
+            except (TimeoutError, RPCTimeoutOrCancelledError):
+                pass  # no worker made the channel in time: answer with the incident as it is
+        state = taken.state or await self.get(ref)
+        return Accepted(state=state, created=taken.created, opened=False)
+
+    async def _opened(self, ref: str, created: bool) -> Accepted:
+        if created:  # one Update per incident: its creator's (the in-flight limit is 10)
+            handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, ref)
+            state = await handle.execute_update(IncidentWorkflow.opening)
+            return Accepted(state=state, created=True, opened=True)
+        while True:  # others with the same key poll, which costs the workflow nothing
+            state = await self.get(ref)
+            if state.channel is not None:
+                return Accepted(state=state, created=False, opened=True)
+            await asyncio.sleep(0.2)
 
     async def command(self, ref: str, command: cmd.Command) -> IncidentState:
         handle = self.client.get_workflow_handle(parse_incident_ref(ref))
@@ -117,10 +124,16 @@ class IncidentDesk:
     async def get(self, ref: str) -> IncidentState:
         handle = self.client.get_workflow_handle(parse_incident_ref(ref))
         try:
-            # The typed query decodes by the method's return type, IncidentState.
-            return await handle.query(IncidentWorkflow.snapshot)
+            described = await handle.describe()
+            return await current_state(self.client, handle, described)
         except RPCError as error:
             raise self._rpc_error(ref, error) from error
+
+    async def page(
+        self, filters: ListFilter, page_size: int = 100, token: bytes | None = None
+    ) -> Page:
+        """One page, newest first within it, from visibility alone (memo + search attributes)."""
+        return await list_page(self.client, filters, page_size, token)
 
     async def list(
         self,
@@ -128,41 +141,19 @@ class IncidentDesk:
         status: Status | None = None,
         severity: str | None = None,
         open: bool | None = None,
+        commander: str | None = None,
+        text: str | None = None,
         limit: int = 100,
-    ) -> list[IncidentState]:
-        """Newest first, found through the search attributes the workflows keep current."""
-        # Only this desk's queue: an incident no worker serves could not answer the query.
-        clauses = ["WorkflowType = 'IncidentWorkflow'", f"TaskQueue = '{_quote(self.task_queue)}'"]
-        if status is not None:
-            clauses.append(f"IncidentStatus = '{status.value}'")
-        if severity is not None:
-            clauses.append(f"IncidentSeverity = '{_quote(severity)}'")
-        if open is True:
-            clauses.append("IncidentStatus != 'resolved'")
-            clauses.append("ExecutionStatus = 'Running'")
-        elif open is False:
-            clauses.append("IncidentStatus = 'resolved'")
-        ids = [
-            execution.id
-            async for execution in self.client.list_workflows(" AND ".join(clauses), limit=limit)
-            if execution.status != WorkflowExecutionStatus.TERMINATED
-        ]
-        gate = asyncio.Semaphore(LIST_CONCURRENCY)
-
-        async def fetch(workflow_id: str) -> IncidentState | None:
-            async with gate:
-                try:
-                    return await self.get(workflow_id)
-                except IncidentNotFound:
-                    return None
-
-        found = await asyncio.gather(*(fetch(i) for i in ids))
-        incidents = [state for state in found if state is not None]
-        return sorted(incidents, key=lambda s: s.number, reverse=True)
+    ) -> list[IncidentSummary]:
+        """The first page: what most callers (the CLI, Slack) want."""
+        filters = ListFilter(
+            status=status, severity=severity, commander=commander, text=text, open=open
+        )
+        return (await self.page(filters, page_size=limit)).incidents
 
     async def in_channel(self, channel_name: str) -> str | None:
         """The id of the newest incident whose Slack channel has this name, if any."""
-        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentChannel = '{_quote(channel_name)}'"
+        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentChannel = '{quote(channel_name)}'"
         async for execution in self.client.list_workflows(query, limit=1):
             return execution.id
         return None
@@ -181,7 +172,3 @@ def _reason(error: WorkflowUpdateFailedError) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or error)
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")

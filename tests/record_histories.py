@@ -22,9 +22,9 @@ from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
 from tests.support import ensure_registry
 from workflows import commands as cmd
+from workflows.claims import claim_id
 from workflows.models import Declaration, Role, Status
 from workflows.policy import BusinessHours, EscalationTier
-from workflows.registry import REGISTRY_ID
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -69,7 +69,12 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
 async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
     incident = await lifecycle_scenario(desk)
     written = []
-    for workflow_id, name in [(incident, "incident_lifecycle"), (REGISTRY_ID, "registry")]:
+    # The registry no longer numbers incidents: registry.json is its history from before.
+    recorded = [
+        (incident, "incident_lifecycle"),
+        (claim_id("alert-123"), "key_claim"),  # the scenario's idempotency key
+    ]
+    for workflow_id, name in recorded:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         path = HISTORIES / f"{name}{label}.json"
         if path.exists():

@@ -35,7 +35,7 @@ def title(what: str) -> str:
 async def declare(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     body.setdefault("severity", "sev2")
     body.setdefault("commander", COMMANDER)
-    response = await api.post("/incidents", json=body, headers=AUTH)
+    response = await api.post("/incidents", params={"wait": "true"}, json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     incident: dict[str, Any] = response.json()
     return incident
@@ -86,10 +86,10 @@ async def test_metrics_count_requests_by_route_for_prometheus(api):
     assert 'route="/incidents/{incident_id}",status="404"}' in scraped
 
 
-async def test_declare_answers_201_with_the_channel_url_and_location(api, settings):
+async def test_declare_with_wait_answers_201_with_the_channel_url_and_location(api, settings):
     name = title("Checkout failing")
     response = await api.post(
-        "/incidents",
+        "/incidents?wait=true",
         json={
             "title": name,
             "severity": "sev1",
@@ -120,15 +120,36 @@ async def test_declare_answers_201_with_the_channel_url_and_location(api, settin
     assert fetched.json()["id"] == incident["id"]
 
 
+async def test_declare_answers_202_once_durable_and_get_shows_the_channel_later(api):
+    response = await api.post(
+        "/incidents", json={"title": title("Search down"), "severity": "sev2"}, headers=AUTH
+    )
+    assert response.status_code == 202, response.text
+    incident = response.json()
+    assert incident["label"] == f"INC-{incident['number']}"
+    assert incident["timeline"][0]["kind"] == "declared"
+    location = response.headers["Location"]
+    assert location.endswith(f"/incidents/{incident['id']}")
+    for _ in range(100):
+        fetched = (await api.get(location, headers=AUTH)).json()
+        if fetched["channel"]:
+            break
+        await asyncio.sleep(0.1)
+    assert fetched["channel"]["name"].startswith("inc-"), fetched
+    assert fetched["number"] == incident["number"]
+
+
 async def test_declaring_again_with_the_same_key_answers_200_with_the_same_incident(api, key):
     first = await declare(api, title=title("Payments slow"), idempotency_key=key)
     again = await api.post(
         "/incidents",
+        params={"wait": "true"},
         json={"title": "Payments slow (again)", "severity": "sev2", "idempotency_key": key},
         headers=AUTH,
     )
     assert again.status_code == 200, again.text
     assert again.json()["id"] == first["id"]
+    assert again.json()["channel"] == first["channel"]
 
 
 @pytest.mark.parametrize(
@@ -220,9 +241,11 @@ async def test_full_lifecycle_from_acknowledge_to_reopen(api):
     assert twice.status_code == 409 and "already done" in twice.json()["detail"]
 
 
-async def test_list_filters_by_severity_status_and_open(api):
+async def test_list_filters_by_severity_status_open_commander_and_text(api):
     sev3 = await declare(api, title=title("Report export slow"), severity="sev3")
-    sev2 = await declare(api, title=title("Webhooks delayed"), severity="sev2")
+    sev2 = await declare(
+        api, title=title("Webhooks delayed"), severity="sev2", commander="U0CAROL03"
+    )
     resolved = await declare(api, title=title("Old cache"), severity="sev3")
     assert (await command(api, sev2, "status", status="identified")).status_code == 200
     assert (await command(api, resolved, "resolve", message="gone")).status_code == 200
@@ -245,9 +268,49 @@ async def test_list_filters_by_severity_status_and_open(api):
     await listed({sev3["id"], sev2["id"]}, open="true")
     await listed({resolved["id"]}, open="false")
     await listed({sev3["id"]}, severity="sev3", open="true")
+    await listed({sev2["id"]}, commander="U0CAROL03")
+    await listed({sev3["id"]}, text=sev3["title"].split()[-1].upper())
+    await listed({sev3["id"], resolved["id"]}, text="API", severity="sev3")
+
+    # The list view comes from each incident's memo: current after a command, channel included.
+    entry = next(
+        i
+        for i in (await api.get("/incidents", params={"status": "resolved"}, headers=AUTH)).json()[
+            "incidents"
+        ]
+        if i["id"] == resolved["id"]
+    )
+    assert entry["resolved_at"] and entry["channel"] == resolved["channel"]
+    assert "timeline" not in entry
 
     bad = await api.get("/incidents", params={"status": "sleeping"}, headers=AUTH)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
+
+
+async def test_list_pages_with_a_token_until_the_last_page(api):
+    made = {(await declare(api, title=title("Paged"), severity="sev3"))["id"] for _ in range(3)}
+    for _ in range(100):  # the visibility index trails the workflows a little
+        seen: list[str] = []
+        params: dict[str, str] = {"page_size": "2", "text": "Paged"}
+        pages = 0
+        while True:
+            response = await api.get("/incidents", params=params, headers=AUTH)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert len(page["incidents"]) <= 2
+            seen += [i["id"] for i in page["incidents"]]
+            pages += 1
+            if not page.get("next_page_token"):
+                break
+            params["next_page_token"] = page["next_page_token"]
+        if made <= set(seen):
+            break
+        await asyncio.sleep(0.1)
+    assert made <= set(seen) and len(seen) == len(set(seen)) and pages >= 2
+    for token in ("%%%", "bm90IGEgdG9rZW4="):
+        bad = await api.get("/incidents", params={"next_page_token": token}, headers=AUTH)
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["detail"][0]["loc"] == ["query", "next_page_token"]
 
 
 async def test_openapi_documents_the_routes_and_the_bearer_scheme(api):
@@ -255,6 +318,13 @@ async def test_openapi_documents_the_routes_and_the_bearer_scheme(api):
     assert document["info"]["title"] == "Incident automation API"
     assert "/incidents/{incident_id}/status" in document["paths"]
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+    declare_doc = document["paths"]["/incidents"]["post"]
+    assert {"200", "201", "202", "503"} <= set(declare_doc["responses"])
+    assert "wait" in {p["name"] for p in declare_doc["parameters"]}
+    list_doc = document["paths"]["/incidents"]["get"]
+    assert {"page_size", "next_page_token", "commander", "text"} <= {
+        p["name"] for p in list_doc["parameters"]
+    }
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,7 @@ async def test_a_person_declares_follows_and_resolves_an_incident(api_url, setti
         raise AssertionError(f"INC-{number} not listed by {args}: {run.out}")
 
     assert name in await listing("--severity", "sev1")
+    assert name in await listing("--commander", "U0ALICE01", "--text", name.split()[-1])
 
     moved = await incident("status", number, "identified", "bad deploy found", url=api_url)
     assert moved.code == 0, moved.err

@@ -16,7 +16,7 @@ from tests.conftest import seconds_policy, start_dev_server
 from tests.support import ensure_registry, until
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
-from workflows.registry import REGISTRY_ID
+from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
 
@@ -85,14 +85,28 @@ async def test_continue_as_new_keeps_the_whole_incident(
     await desk.command(state.id, cmd.Resolve())  # the reminders stop with the test
 
 
-async def test_registry_numbers_survive_continue_as_new(short_history_desk: IncidentDesk):
-    # No cadence: thirty incidents reminding every 0.3 s would only load the machine.
-    desk = IncidentDesk(short_history_desk.client, short_history_desk.task_queue, seconds_policy())
-    registry = desk.client.get_workflow_handle(REGISTRY_ID)
-    first_run = (await registry.describe()).run_id
-    results = await asyncio.gather(
-        *(desk.declare(Declaration(title=f"Burst {i}", severity="sev3")) for i in range(30))
+async def test_numbers_go_on_from_the_old_registry_across_api_processes(
+    short_history_desk: IncidentDesk,
+):
+    """A deployment that numbered with the registry singleton never reuses its numbers, and
+    two API processes (two desks) declaring at once step past each other."""
+    client = short_history_desk.client
+    await client.get_workflow_handle(REGISTRY_ID).terminate(reason="a deployment from before")
+    await client.start_workflow(
+        IncidentRegistry.run,
+        RegistryState(next_number=500),
+        id=REGISTRY_ID,
+        task_queue=short_history_desk.task_queue,
     )
-    numbers = [state.number for state, _ in results]
-    assert len(set(numbers)) == 30
-    assert (await registry.describe()).run_id != first_run
+    # No cadence: sixty incidents reminding every 0.3 s would only load the machine.
+    desks = [IncidentDesk(client, short_history_desk.task_queue, seconds_policy()) for _ in "ab"]
+    results = await asyncio.gather(
+        *(
+            desk.accept(Declaration(title=f"Burst {i}", severity="sev3"))
+            for i in range(30)
+            for desk in desks
+        )
+    )
+    numbers = sorted(accepted.state.number for accepted in results)
+    assert len(set(numbers)) == 60 and numbers[0] >= 500
+    assert numbers[-1] - numbers[0] < 60 + 10  # dense: only collisions between desks skip

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workflows import commands as cmd
-from workflows import followup, lifecycle, report
+from workflows import firing, followup, lifecycle, report
 from workflows.business_hours import first_free_slot
 from workflows.deadlines import Deadline, followup_deadlines
 from workflows.effects import Audience, Notice, Post, PublishReport, SendRetrospective
@@ -203,7 +203,7 @@ def test_action_item_reminds_its_owner_when_due_and_every_interval_while_open():
 
 def test_workflow_finishes_only_when_archived_and_no_item_is_open():
     state, _ = run_script()
-    lifecycle.archive(state, T0 + timedelta(days=10))
+    firing.archive(state, T0 + timedelta(days=10))
     assert not followup.is_finished(state)
     lifecycle.apply_complete_action_item(
         state, POLICY, cmd.CompleteActionItem(item_id=1), T0 + timedelta(days=11)

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.claims import IncidentKeyClaim
 from workflows.incident import IncidentWorkflow
 from workflows.registry import IncidentRegistry
 
@@ -21,7 +22,8 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[IncidentWorkflow, IncidentRegistry], data_converter=pydantic_data_converter
+        workflows=[IncidentWorkflow, IncidentRegistry, IncidentKeyClaim],
+        data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

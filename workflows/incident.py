@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
+from workflows.claims import release_key
 
 # The domain is pure and deterministic, so it is shared with the sandbox instead of being
 # re-imported for every workflow run: faster, leaner, and one class per model, so activity
@@ -363,11 +363,7 @@ class IncidentWorkflow(IncidentFollowUp):
 
     async def _release_key(self) -> None:
         assert self.state.idempotency_key is not None
-        registry = workflow.get_external_workflow_handle(REGISTRY_ID)
-        await registry.signal(
-            IncidentRegistry.release,
-            KeyRelease(idempotency_key=self.state.idempotency_key, number=self.state.number),
-        )
+        await release_key(self.state.idempotency_key, self.state.number)
 
     async def _call(
         self, activity: Callable[[Any, R], Awaitable[T]], request: R, what: str

@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from workflows import commands as cmd
 from workflows.deadlines import escalation_tier, refresh_deadlines
 from workflows.effects import (
-    ArchiveChannel,
     Audience,
     Effect,
     Invite,
@@ -98,7 +97,7 @@ def _key(state: IncidentState, notice: Notice) -> str:
     return f"{notice.value}-{state.notices_posted}"
 
 
-def _post(
+def post_notice(
     state: IncidentState,
     notice: Notice,
     audience: list[Audience],
@@ -118,7 +117,7 @@ def _post(
 
 def channel_notice(state: IncidentState, notice: Notice, text: str) -> Post:
     """A notice in the incident channel from the incident itself (no person acted)."""
-    return _post(state, notice, CHANNEL, None, text)
+    return post_notice(state, notice, CHANNEL, None, text)
 
 
 def _require_open(state: IncidentState, action: str) -> None:
@@ -145,7 +144,7 @@ def apply_acknowledge(
         state.roles.commander = c.by
         text = "Acknowledged and took the incident commander role; escalation stops."
         effects += [Invite(users=[c.by]), RefreshTopic()]
-    effects.insert(0, _post(state, Notice.ACKNOWLEDGED, CHANNEL, c.by, text))
+    effects.insert(0, post_notice(state, Notice.ACKNOWLEDGED, CHANNEL, c.by, text))
     state.note(now, "acknowledged", c.by, text)
     refresh_deadlines(state, policy, now)
     return effects
@@ -175,7 +174,7 @@ def apply_set_status(
     state.status_entered_at[c.status] = now
     state.last_update_at, state.updates_missed = now, 0
     text = f"Status: {previous.value} → {c.status.value}"
-    post = _post(state, Notice.STATUS_CHANGED, BOTH, c.by, c.message)
+    post = post_notice(state, Notice.STATUS_CHANGED, BOTH, c.by, c.message)
     state.note(now, "status", c.by, f"{text}. {c.message}".strip(". ") if c.message else text)
     refresh_deadlines(state, policy, now)
     return [post, RefreshTopic()]
@@ -188,7 +187,7 @@ def check_post_update(state: IncidentState, policy: Policy, c: cmd.PostUpdate) -
 def apply_post_update(
     state: IncidentState, policy: Policy, c: cmd.PostUpdate, now: datetime
 ) -> list[Effect]:
-    post = _post(state, Notice.UPDATE, BOTH if state.is_open else CHANNEL, c.by, c.message)
+    post = post_notice(state, Notice.UPDATE, BOTH if state.is_open else CHANNEL, c.by, c.message)
     state.last_update_at, state.updates_missed = now, 0
     state.note(now, "update", c.by, c.message)
     refresh_deadlines(state, policy, now)
@@ -211,7 +210,7 @@ def apply_set_severity(
     check_set_severity(state, policy, c)
     previous, state.severity = state.severity, c.severity
     text = f"Severity {previous.upper()} → {c.severity.upper()}"
-    post = _post(state, Notice.SEVERITY_CHANGED, BOTH, c.by, c.reason)
+    post = post_notice(state, Notice.SEVERITY_CHANGED, BOTH, c.by, c.reason)
     state.note(now, "severity", c.by, f"{text}. {c.reason}" if c.reason else text)
     refresh_deadlines(state, policy, now)
     return [post, RefreshTopic()]
@@ -233,7 +232,7 @@ def apply_assign_role(
         state.acknowledged_at, state.acknowledged_by = now, c.user
     text = f"{c.role.display}: <@{c.user}>"
     # The post carries words and mentions apart: Slack sees the words escaped, the ids live.
-    post = _post(state, Notice.ROLE_ASSIGNED, CHANNEL, c.by, f"{c.role.display}:", [c.user])
+    post = post_notice(state, Notice.ROLE_ASSIGNED, CHANNEL, c.by, f"{c.role.display}:", [c.user])
     state.note(now, "role", c.by, text)
     refresh_deadlines(state, policy, now)
     return [Invite(users=[c.user]), post, RefreshTopic()]
@@ -253,7 +252,7 @@ def apply_add_responders(
     new = list(dict.fromkeys(u for u in c.users if u not in known))
     state.responders += new
     text = "Responders: " + ", ".join(f"<@{u}>" for u in new)
-    post = _post(state, Notice.RESPONDERS_ADDED, CHANNEL, c.by, "Responders:", mentions=new)
+    post = post_notice(state, Notice.RESPONDERS_ADDED, CHANNEL, c.by, "Responders:", mentions=new)
     state.note(now, "responders", c.by, text)
     return [Invite(users=new), post]
 
@@ -279,7 +278,7 @@ def apply_escalate(
         state.paged_at = state.paged_at or now
     if tier and tier.invite and targets:
         effects.append(Invite(users=targets))
-    effects.append(_post(state, Notice.ESCALATED, CHANNEL, c.by, text, targets))
+    effects.append(post_notice(state, Notice.ESCALATED, CHANNEL, c.by, text, targets))
     state.note(now, "escalated", c.by, text)
     refresh_deadlines(state, policy, now)
     return [*effects, RefreshTopic()]
@@ -300,7 +299,7 @@ def apply_resolve(
     retro = policy.severity(state.severity).retrospective
     state.retrospective.required = retro.required
     state.retrospective.due_at = now + retro.after if retro.required else None
-    post = _post(state, Notice.RESOLVED, BOTH, c.by, c.message)
+    post = post_notice(state, Notice.RESOLVED, BOTH, c.by, c.message)
     state.note(now, "resolved", c.by, c.message or "Resolved")
     refresh_deadlines(state, policy, now)
     effects: list[Effect] = [post, RefreshTopic()]
@@ -327,7 +326,7 @@ def apply_reopen(
     state.status_entered_at[Status.INVESTIGATING] = now
     state.last_update_at, state.updates_missed = now, 0
     state.retrospective.due_at = None
-    post = _post(state, Notice.REOPENED, BOTH, c.by, c.reason)
+    post = post_notice(state, Notice.REOPENED, BOTH, c.by, c.reason)
     state.note(now, "reopened", c.by, c.reason or "Reopened")
     refresh_deadlines(state, policy, now)
     return [post, RefreshTopic()]
@@ -347,7 +346,7 @@ def apply_add_action_item(
     owner = f" (owner <@{c.owner}>)" if c.owner else ""
     text = f"Action item #{item.id}: {c.text}{owner}"
     said = f"Action item #{item.id}: {c.text}" + (" · owner" if c.owner else "")
-    post = _post(state, Notice.ACTION_ITEM, CHANNEL, c.by, said, [c.owner] if c.owner else [])
+    post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, said, [c.owner] if c.owner else [])
     state.note(now, "action_item", c.by, text)
     return [post]
 
@@ -371,35 +370,6 @@ def apply_complete_action_item(
     item = next(i for i in state.action_items if i.id == c.item_id)
     item.done_at = now
     text = f"Action item #{item.id} done: {item.text}"
-    post = _post(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
+    post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
     state.note(now, "action_item_done", c.by, text)
     return [post]
-
-
-def remind_update(state: IncidentState, policy: Policy, now: datetime) -> list[Effect]:
-    """No update for a whole cadence: nudge the commander; a second miss in a row goes wider.
-
-    Reminders stay off the timeline (a long incident would drown in them); only the first
-    time an update is overdue is a fact worth keeping for the retrospective.
-    """
-    severity = policy.severity(state.severity)
-    state.updates_missed += 1
-    leads = [p for p in (state.roles.commander, state.roles.comms_lead) if p]
-    if state.updates_missed == 1:
-        text = "A status update is due: post one with `/incident update <message>`."
-        post = _post(state, Notice.UPDATE_DUE, CHANNEL, None, text, leads)
-    else:
-        text = f"No status update for {state.updates_missed} update periods in a row."
-        audience = BOTH if severity.missed_update_broadcast else CHANNEL
-        mentions = [*leads, *severity.missed_update_notify]
-        post = _post(state, Notice.UPDATE_OVERDUE, audience, None, text, mentions)
-        if state.updates_missed == 2:
-            state.note(now, "update_overdue", None, "Status update overdue")
-    refresh_deadlines(state, policy, now)
-    return [post]
-
-
-def archive(state: IncidentState, now: datetime) -> list[Effect]:
-    state.archived_at = now
-    state.note(now, "archived", None, "Channel archived")
-    return [ArchiveChannel()]

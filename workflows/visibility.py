@@ -12,6 +12,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
+from workflows.listing import MEMO_KEY, memo_of
 from workflows.models import IncidentState
 from workflows.policy import Policy
 
@@ -92,3 +93,13 @@ def publish(state: IncidentState, policy: Policy, problem: str | None = None) ->
     if updates:
         workflow.upsert_search_attributes(updates)
     workflow.set_current_details(_details(state, problem))
+    _list_view(state)
+
+
+def _list_view(state: IncidentState) -> None:
+    """Keep the memo's list view current (only when it changed), so listing needs no query."""
+    view = memo_of(state)
+    if workflow.memo_value(MEMO_KEY, None, type_hint=dict) == view:
+        return
+    if workflow.patched("incident-list-memo"):
+        workflow.upsert_memo({MEMO_KEY: view})

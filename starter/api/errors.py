@@ -6,15 +6,21 @@ import structlog
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from temporalio.client import RPCTimeoutOrCancelledError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter.desk import CommandRefused, IncidentNotFound
+from starter.intake import Contended
+from starter.snapshot import NoWorkerAnswered
 
 log = structlog.get_logger()
 
 
+RETRY_AFTER = "1"
+
+
 def _answer(code: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=code)
+    headers = {"Retry-After": RETRY_AFTER} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
 
 
 async def incident_not_found(request: Request, error: Exception) -> JSONResponse:
@@ -43,10 +49,28 @@ async def temporal_unavailable(request: Request, error: Exception) -> JSONRespon
     if not isinstance(error, RPCError) and not connect_failure(error):
         raise error  # any other RuntimeError is a bug: a 500 with its traceback in the log
     log.warning("temporal_unavailable", error=str(error))
-    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"Temporal did not answer: {error}")
+    if isinstance(error, RPCError) and error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        detail = f"Temporal is busy and refused the request for now: {error}"
+    else:
+        detail = f"Temporal did not answer: {error}"
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
+
+
+async def declaration_contended(request: Request, error: Exception) -> JSONResponse:
+    log.warning("declaration_contended", reason=str(error))
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"declaration not taken yet: {error}")
+
+
+async def no_worker_answered(request: Request, error: Exception) -> JSONResponse:
+    queue = request.app.state.desk.task_queue
+    log.warning("incident_query_timed_out", task_queue=queue)
+    detail = f"no worker answered for the incident; is one running on task queue {queue!r}?"
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Contended, declaration_contended)
+    app.add_exception_handler(NoWorkerAnswered, no_worker_answered)
     app.add_exception_handler(IncidentNotFound, incident_not_found)
     app.add_exception_handler(CommandRefused, command_refused)
     app.add_exception_handler(RPCTimeoutOrCancelledError, incident_timed_out)

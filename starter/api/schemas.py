@@ -11,6 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from workflows.listing import IncidentSummary
 from workflows.models import Impact, IncidentState, Status
 
 # -- responses -------------------------------------------------------------------------------
@@ -85,8 +86,36 @@ class IncidentOut(BaseModel):
         return cls.model_validate({**state.model_dump(), "label": state.label, "url": url})
 
 
+class IncidentSummaryOut(BaseModel):
+    """An incident in a list: what the list shows; the rest is at `GET /incidents/{id}`."""
+
+    id: str = Field(examples=["incident-42"])
+    number: int
+    label: str = Field(examples=["INC-42"])
+    title: str
+    severity: str
+    status: Status
+    impact: Impact
+    components: list[str]
+    roles: RolesOut
+    channel: ChannelOut | None
+    declared_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    escalation_level: int
+    archived_at: datetime | None
+    url: str
+
+    @classmethod
+    def of(cls, incident: IncidentSummary, url: str) -> IncidentSummaryOut:
+        return cls.model_validate({**incident.model_dump(), "label": incident.label, "url": url})
+
+
 class IncidentList(BaseModel):
-    incidents: list[IncidentOut]
+    incidents: list[IncidentSummaryOut]
+    next_page_token: str | None = Field(
+        default=None, description="Pass it back for the next page; absent on the last page."
+    )
 
 
 class Health(BaseModel):

@@ -6,9 +6,11 @@ Everything people typed is escaped here; mentions come only from ids the workflo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from activities.mrkdwn import escape
+from workflows.listing import IncidentSummary
 from workflows.models import IncidentState
 
 MAX_LISTED = 20
@@ -16,7 +18,7 @@ USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
 FAILED = ":warning: That did not work this time (the incident service's log says why); try again."
 
 
-def headline(state: IncidentState) -> str:
+def headline(state: IncidentState | IncidentSummary) -> str:
     channel = f" · <#{state.channel.id}>" if state.channel else ""
     return (
         f"*{state.label}* {state.severity.upper()} · {state.status.value}"
@@ -43,7 +45,7 @@ def declared(state: IncidentState, created: bool) -> str:
     return f"{verb} {headline(state)}"
 
 
-def listing(incidents: list[IncidentState]) -> str:
+def listing(incidents: Sequence[IncidentState | IncidentSummary]) -> str:
     if not incidents:
         return "No open incidents."
     lines = [headline(s) for s in incidents[:MAX_LISTED]]

@@ -10,17 +10,21 @@ one place (``starter.api.errors``), so every route answers them the same way.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
+from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
 from starter.api.people import PeopleRoute
-from starter.api.schemas import IncidentList, IncidentOut
+from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.desk import IncidentDesk, apply_template
+from starter.intake import DeclarationTooLarge
+from starter.listing import ListFilter
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
 from workflows.policy import Policy
@@ -64,6 +68,11 @@ def check_against_policy(declaration: Declaration, policy: Policy) -> None:
         raise invalid("severity", str(error)) from None
 
 
+def invalid_query(field: str, message: str) -> HTTPException:
+    detail = [{"loc": ["query", field], "msg": message, "type": "value_error"}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
 async def run(
     desk: IncidentDesk, settings: Settings, ref: str, command: cmd.Command
 ) -> IncidentOut:
@@ -74,48 +83,107 @@ async def run(
 
 @router.post(
     "",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     summary="Declare an incident",
     responses={
-        200: {"model": IncidentOut, "description": "An open incident has this idempotency_key."}
+        200: {"model": IncidentOut, "description": "An open incident has this idempotency_key."},
+        201: {"model": IncidentOut, "description": "Declared, and its channel exists (`wait`)."},
+        202: {
+            "model": IncidentOut,
+            "description": "Declared: durable in Temporal, channel still to come (`channel` is "
+            "null); poll `Location`.",
+        },
+        503: {"description": "Transient: retry after `Retry-After` seconds; `detail` says why."},
     },
 )
 async def declare(
-    body: Declaration, request: Request, response: Response, desk: Desk, settings: AppSettings
+    body: Declaration,
+    request: Request,
+    response: Response,
+    desk: Desk,
+    settings: AppSettings,
+    wait: Annotated[
+        bool,
+        Query(
+            description="Also wait (up to 10 s) for the channel: 201 once it exists, still "
+            "202 if no worker made it in time."
+        ),
+    ] = False,
 ) -> IncidentOut:
-    """Start the incident's workflow and answer once its Slack channel exists.
+    """Answer as soon as Temporal holds the declaration, with or without a running worker.
 
     `by` (or `declared_by`) names who declares.
     """
     # model_copy keeps what the caller left unset unset, so a template can fill the rest.
     declaration = body.model_copy(update={"source": "api"})
     check_against_policy(declaration, desk.policy)
-    state, created = await desk.declare(declaration)
+    try:
+        accepted = await desk.accept(declaration, wait=desk.wait_for_channel if wait else None)
+    except DeclarationTooLarge as error:
+        raise invalid("body", str(error)) from None
+    state = accepted.state
     structlog.contextvars.bind_contextvars(incident_id=state.id)
-    log.info("incident_declared", number=state.number, created=created)
-    if not created:
+    log.info("incident_declared", number=state.number, created=accepted.created)
+    if not accepted.created:
         response.status_code = status.HTTP_200_OK
+    elif accepted.opened:
+        response.status_code = status.HTTP_201_CREATED
     response.headers["Location"] = str(request.url_for("get_incident", incident_id=state.id))
     return IncidentOut.of(state, settings.incident_url(state.id))
 
 
-@router.get("", summary="List incidents, newest first")
+@router.get("", summary="List incidents, a page at a time")
 async def list_incidents(
     desk: Desk,
     settings: AppSettings,
     status_: Annotated[Status | None, Query(alias="status")] = None,
-    severity: Annotated[str | None, Query(description="like sev1")] = None,
+    severity: Annotated[str | None, Query(description="like sev1", max_length=50)] = None,
+    commander: Annotated[str | None, Query(description="Slack user id", max_length=50)] = None,
+    text: Annotated[
+        str | None, Query(description="Words in the title (any case).", max_length=200)
+    ] = None,
     open_: Annotated[
         bool | None, Query(alias="open", description="true: not resolved; false: resolved")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Same as page_size.")] = 100,
+    next_page_token: Annotated[
+        str | None, Query(description="From the previous page's answer.", max_length=4000)
+    ] = None,
 ) -> IncidentList:
-    found = await desk.list(status=status_, severity=severity, open=open_, limit=limit)
-    return IncidentList(incidents=[IncidentOut.of(s, settings.incident_url(s.id)) for s in found])
+    """Read from Temporal visibility (each incident keeps its list view in its memo), so the
+    cost does not grow with a query per incident. Newest first within a page; a page with
+    `text` may hold fewer than `page_size`: only a missing `next_page_token` means the end."""
+    not_a_token = invalid_query("next_page_token", "not a token from a previous page")
+    try:
+        token = base64.b64decode(next_page_token, b"-_", validate=True) if next_page_token else None
+    except ValueError:
+        raise not_a_token from None
+    filters = ListFilter(
+        status=status_, severity=severity, commander=commander, text=text, open=open_
+    )
+    try:
+        page = await desk.page(filters, page_size=page_size or limit, token=token)
+    except RPCError as error:
+        # Temporal cannot parse a made-up token (it says INVALID_ARGUMENT, or UNKNOWN).
+        if token and error.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
+            raise not_a_token from None
+        raise
+    return IncidentList(
+        incidents=[IncidentSummaryOut.of(s, settings.incident_url(s.id)) for s in page.incidents],
+        next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode()
+        if page.next_page_token
+        else None,
+    )
 
 
-@one.get("", summary="One incident, as its workflow has it now")
+@one.get(
+    "",
+    summary="One incident, as its workflow has it now",
+    responses={503: {"description": "No worker answered; retry after `Retry-After` seconds."}},
+)
 async def get_incident(ref: IncidentRef, desk: Desk, settings: AppSettings) -> IncidentOut:
+    """Answers even before a worker has run the incident: then as declared, `channel` null."""
     state = await desk.get(ref)
     return IncidentOut.of(state, settings.incident_url(state.id))
 

@@ -1,0 +1,294 @@
+"""Taking a declaration: an incident number and, with a key, the key, without a singleton.
+
+The workflow id ``incident-N`` is the reservation: Temporal lets one execution have that id (a
+conflict policy of FAIL and a reuse policy of REJECT_DUPLICATE), so a start either takes N or
+raises ``WorkflowAlreadyStartedError`` and the next number is tried. Each API process keeps a
+hint of the next free number, read from visibility once, so several processes step past each
+other instead of queueing behind one workflow's Update limit. A key is claimed the same way,
+by starting ``incident-key-<hash>`` (see ``workflows.claims``). The start is durable the
+moment Temporal answers, whether or not a worker is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import lifecycle
+from workflows.claims import MEMO_NUMBER, IncidentKeyClaim, claim_id
+from workflows.incident import IncidentInput, IncidentWorkflow
+from workflows.listing import MEMO_KEY, memo_of
+from workflows.models import Declaration, IncidentState, Status, incident_id
+from workflows.policy import Policy
+from workflows.registry import REGISTRY_ID, RegistryState
+from workflows.visibility import (
+    INCIDENT_NUMBER,
+    INCIDENT_STATUS,
+    declared_search_attributes,
+    summary,
+)
+
+# Temporal refuses payloads over 2 MB (the start input is the declaration and the policy); a
+# declaration far below that is already absurd, and its state must fit in a continue-as-new.
+MAX_DECLARATION_BYTES = 256 * 1024
+# A claim whose incident never appeared (its declarer died in between) is stale after this.
+CLAIM_GRACE = 10.0
+# How long one declaration may spend stepping past others before it gives up (503).
+GIVE_UP_AFTER = 15.0
+RESYNC_AFTER_COLLISIONS = 8
+GUESS_PAGE = 20
+
+
+class DeclarationTooLarge(ValueError):
+    pass
+
+
+class Contended(Exception):
+    """Transient: others kept taking the numbers or the key; retrying soon will succeed."""
+
+
+@dataclass
+class Taken:
+    number: int
+    created: bool
+    state: IncidentState | None  # as declared, when created now (the workflow may not have run)
+
+
+class Intake:
+    def __init__(self, client: Client, task_queue: str, policy: Policy) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.policy = policy
+        self._next: int | None = None
+        self._returned: list[int] = []  # candidates a keyed declaration did not need (a heap)
+        self._collisions = 0
+        self.claim_grace = CLAIM_GRACE
+        self._sync = asyncio.Lock()
+        self._key_locks: dict[str, asyncio.Lock] = {}
+
+    async def take(self, declaration: Declaration) -> Taken:
+        """Start the incident (or find the open one holding the key); durable on return."""
+        # The start input also carries the policy, the same for every declaration of a process.
+        input_size = len(declaration.model_dump_json())
+        if input_size > MAX_DECLARATION_BYTES:
+            raise DeclarationTooLarge(
+                f"the declaration is {input_size} bytes; at most {MAX_DECLARATION_BYTES} fit"
+            )
+        deadline = time.monotonic() + GIVE_UP_AFTER
+        key = declaration.idempotency_key
+        while time.monotonic() < deadline:
+            if key is None:
+                taken = await self._start(await self._candidate(), declaration)
+            else:
+                taken = await self._take_with_key(key, declaration)
+            if taken is not None:
+                return taken
+        raise Contended("other declarations kept taking the incident numbers or this key")
+
+    # -- numbers ---------------------------------------------------------------------------
+
+    async def _candidate(self) -> int:
+        async with self._sync:
+            if self._next is None:
+                self._next = await self._highest_known() + 1
+                self._returned.clear()
+            if self._returned:
+                return heapq.heappop(self._returned)
+            number = self._next
+            self._next += 1  # concurrent declarations in this process try different numbers
+            return number
+
+    def _collided(self, number: int) -> None:
+        """Another process holds ``number``: step past it; re-read visibility if that repeats."""
+        self._collisions += 1
+        if self._collisions >= RESYNC_AFTER_COLLISIONS:
+            self._collisions, self._next = 0, None
+        elif self._next is not None and self._next <= number:
+            self._next = number + 1
+
+    async def _highest_known(self) -> int:
+        """The highest incident number Temporal knows, so a new API process starts near it."""
+        floor = max(await self._registry_floor(), await self._latest_started())
+        if not await self._any_above(floor):
+            return floor
+        low, high = floor, max(floor * 2, 16)
+        while await self._any_above(high):
+            low, high = high, high * 2
+        while high - low > 1:  # invariant: some number above low, none above high
+            middle = (low + high) // 2
+            if await self._any_above(middle):
+                low = middle
+            else:
+                high = middle
+        return high
+
+    async def _latest_started(self) -> int:
+        """A first guess: visibility lists the latest started first, usually the highest."""
+        executions = self.client.list_workflows(
+            "WorkflowType = 'IncidentWorkflow'", page_size=GUESS_PAGE
+        )
+        await executions.fetch_next_page()
+        numbers = [
+            e.typed_search_attributes.get(INCIDENT_NUMBER) or 0
+            for e in executions.current_page or []
+        ]
+        return max(numbers, default=0)
+
+    async def _any_above(self, number: int) -> bool:
+        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentNumber > {number}"
+        count = await self.client.count_workflows(query)
+        return count.count > 0
+
+    async def _registry_floor(self) -> int:
+        """Deployments that numbered with the old registry: never hand out its numbers again."""
+        handle = self.client.get_workflow_handle(REGISTRY_ID)
+        try:
+            async for event in handle.fetch_history_events():
+                started = event.workflow_execution_started_event_attributes
+                values = await self.client.data_converter.decode(
+                    started.input.payloads, [RegistryState]
+                )
+                registry: RegistryState = values[0]
+                return registry.next_number - 1
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+        return 0
+
+    async def _start(self, number: int, declaration: Declaration) -> Taken | None:
+        """Take ``number``; None if someone else holds it."""
+        now_state = self._declared(number, declaration)
+        commander = declaration.commander or declaration.declared_by
+        try:
+            await self.client.start_workflow(
+                IncidentWorkflow.run,
+                IncidentInput(number=number, policy=self.policy, declaration=declaration),
+                id=incident_id(number),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary(now_state),
+                search_attributes=declared_search_attributes(
+                    number, declaration.severity, commander
+                ),
+                memo={MEMO_KEY: memo_of(now_state)},
+            )
+        except WorkflowAlreadyStartedError:
+            self._collided(number)
+            return None
+        self._collisions = 0
+        return Taken(number=number, created=True, state=now_state)
+
+    def _declared(self, number: int, declaration: Declaration) -> IncidentState:
+        state, _ = lifecycle.start(
+            number, incident_id(number), declaration, self.policy, datetime.now(UTC)
+        )
+        return state
+
+    # -- keys ------------------------------------------------------------------------------
+
+    async def _take_with_key(self, key: str, declaration: Declaration) -> Taken | None:
+        # One attempt per key at a time in this process: the others then find the claim
+        # instead of each spending a candidate number on a claim that fails.
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._claim(key, declaration)
+        finally:
+            if not lock.locked():
+                self._key_locks.pop(key, None)
+
+    async def _claim(self, key: str, declaration: Declaration) -> Taken | None:
+        found = await self._holder(key)
+        if found is not None:
+            return found
+        number = await self._candidate()
+        claim_handle: WorkflowHandle[Any, Any]
+        try:
+            claim_handle = await self.client.start_workflow(
+                IncidentKeyClaim.run,
+                number,
+                id=claim_id(key),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                memo={MEMO_NUMBER: number},
+                static_summary=f"Idempotency key of INC-{number}",
+            )
+        except WorkflowAlreadyStartedError:  # another process claimed it just now
+            await self._give_back(number)
+            return None
+        taken = await self._start(number, declaration)
+        if taken is None:  # the number went to someone else: let go of the key and retry
+            await _end(claim_handle, "its number was taken by another declaration")
+        return taken
+
+    async def _give_back(self, number: int) -> None:
+        """An unused candidate goes back to be handed out first, so no number is skipped."""
+        async with self._sync:
+            heapq.heappush(self._returned, number)
+
+    async def _holder(self, key: str) -> Taken | None:
+        """The open incident holding ``key``; None (retry) while the claim is in flux."""
+        claim = self.client.get_workflow_handle(claim_id(key))
+        try:
+            described = await claim.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            return None  # ended between our start and now: claim again
+        memo = await described.memo()
+        number = int(memo[MEMO_NUMBER])
+        holder = self.client.get_workflow_handle(incident_id(number))
+        age = time.time() - described.start_time.timestamp()
+        try:
+            incident = await holder.describe()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if age > self.claim_grace:
+                await _end(
+                    self.client.get_workflow_handle(described.id, run_id=described.run_id),
+                    "its incident never started",
+                )
+            else:
+                await asyncio.sleep(0.05)  # its declarer is starting the incident now
+            return None
+        view = (await incident.memo()).get(MEMO_KEY) or {}
+        if view.get("idempotency_key") != key:
+            if age > self.claim_grace:
+                await _end(
+                    self.client.get_workflow_handle(described.id, run_id=described.run_id),
+                    "its incident has another key",
+                )
+            else:
+                await asyncio.sleep(0.05)  # its declarer lost that number and is retrying
+            return None
+        resolved = incident.typed_search_attributes.get(INCIDENT_STATUS) == Status.RESOLVED
+        if incident.status != WorkflowExecutionStatus.RUNNING or resolved:
+            await _end(
+                self.client.get_workflow_handle(described.id, run_id=described.run_id),
+                f"INC-{number} is resolved",
+            )
+            return None
+        return Taken(number=number, created=False, state=None)
+
+
+async def _end(claim: WorkflowHandle[Any, Any], reason: str) -> None:
+    """Terminate one claim run (by run id, so a newer claim of the same key is untouched)."""
+    try:
+        await claim.terminate(reason=reason)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise

@@ -1,0 +1,61 @@
+"""IncidentKeyClaim: one tiny workflow per idempotency key, holding the key for one incident.
+
+Temporal refuses a second running workflow with the same id, so starting
+``incident-key-<hash>`` is an atomic "this key is mine" without a singleton: declarations with
+different keys never meet, and the claim's memo says which incident holds the key. The claim
+ends when its incident resolves (a ``release`` signal); the desk also ends a claim whose
+incident is resolved or gone, so releasing a key never needs a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError
+
+from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
+
+CLAIM_PREFIX = "incident-key-"
+MEMO_NUMBER = "number"
+
+
+def claim_id(idempotency_key: str) -> str:
+    """Keys are free text up to 200 characters; the id is a fixed-length digest of the key."""
+    return CLAIM_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+@workflow.defn
+class IncidentKeyClaim:
+    """Waits, costing nothing but a row, until the incident holding the key releases it."""
+
+    @workflow.init
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.released = False
+
+    @workflow.run
+    async def run(self, number: int) -> None:
+        await workflow.wait_condition(lambda: self.released)
+
+    @workflow.signal
+    def release(self, number: int) -> None:
+        # A late release from an older incident must not free a newer incident's claim.
+        if number == self.number:
+            self.released = True
+
+
+async def release_key(idempotency_key: str, number: int) -> None:
+    """From the incident workflow, once resolved: the key may declare a new incident."""
+    if workflow.patched("release-key-claim"):
+        claim = workflow.get_external_workflow_handle(claim_id(idempotency_key))
+        # The desk may have ended a stale claim already: nothing is left to release then.
+        with contextlib.suppress(FailureError):
+            await claim.signal(IncidentKeyClaim.release, number)
+        return
+    # Histories from before per-key claims released the key in the registry singleton.
+    registry = workflow.get_external_workflow_handle(REGISTRY_ID)
+    await registry.signal(
+        IncidentRegistry.release, KeyRelease(idempotency_key=idempotency_key, number=number)
+    )
