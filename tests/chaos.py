@@ -38,13 +38,15 @@ COMMANDER = "U0ALICE01"
 
 
 def chaos_policy() -> Policy:
-    """Seconds-scale: tiers, reminders, retrospective and archive all fire within the run."""
+    """Seconds-scale: tiers, reminders, retrospective and archive all fire within the run
+    (the retrospective's slot is any time: business hours round the clock)."""
     policy = default_policy().model_dump()
+    policy["business_hours"] = {"start": "00:00", "end": "24:00", "days": list(range(7))}
     for sev in policy["severities"].values():
         sev.update(
             update_every=4,
             escalation=[{"after": ESCALATE_AFTER, "notify": ["U0BOB0002"], "page": False}],
-            retrospective={"required": True, "after": 2},
+            retrospective={"required": True, "after": 2, "remind_every": 3},
             archive_after=2,
         )
     return Policy.model_validate(policy)

@@ -352,7 +352,7 @@ async def cli(url: str, *args: str) -> tuple[int, str, str]:
 async def test_action_items_retrospective_report_and_stats_over_the_api_and_cli(after_api):
     async with httpx.AsyncClient(base_url=after_api, headers=AUTH, timeout=60) as api:
         declared = await api.post(
-            "/incidents",
+            "/incidents?wait=true",
             json={"title": "Payments slow", "severity": "sev2", "commander": "U0ALICE01"},
         )
         assert declared.status_code == 201, declared.text

@@ -210,11 +210,18 @@ async def test_a_declaration_survives_api_and_temporal_restarts_and_a_late_worke
 
 
 async def test_an_oversized_declaration_is_refused_before_a_number_is_spent(idle_api):
-    huge = body("Too much", components=["x" * 1000] * 300)
-    refused = await idle_api.post("/incidents", json=huge, headers=AUTH)
+    before = await idle_api.post("/incidents", json=body("Fine before"), headers=AUTH)
+    many = body("Too much", components=[f"component-{n}" for n in range(3000)])
+    refused = await idle_api.post("/incidents", json=many, headers=AUTH)
     assert refused.status_code == 422, refused.text
-    assert refused.json()["detail"][0]["loc"] == ["body", "body"]
-    assert "bytes" in refused.json()["detail"][0]["msg"]
+    assert refused.json()["detail"][0]["loc"] == ["body", "components"]
+    assert "at most 50" in refused.json()["detail"][0]["msg"]
+    huge = body("Too much", summary="x" * 300_000)
+    too_big = await idle_api.post("/incidents", json=huge, headers=AUTH)
+    assert too_big.status_code == 413, too_big.text
+    assert "limit of 262144 bytes" in too_big.json()["detail"]
+    after = await idle_api.post("/incidents", json=body("Fine after all"), headers=AUTH)
+    assert after.json()["number"] == before.json()["number"] + 1, "a refusal spent a number"
 
 
 async def test_temporal_unreachable_is_a_503_with_retry_after(settings: Settings):

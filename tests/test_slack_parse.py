@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from starter.slack import views
-from starter.slack.parse import Malformed, parse
+from starter.slack.parse import Malformed, due_time, parse
 from workflows import commands as cmd
 from workflows.models import Declaration
 from workflows.policy import default_policy
@@ -69,6 +71,42 @@ SEVERITIES = ["sev1", "sev2", "sev3"]
         ),
         ("action done #2", True, cmd.CompleteActionItem, {"item_id": 2}, None),
         ("action done 5 2", False, cmd.CompleteActionItem, {"item_id": 2}, "incident-5"),
+        (
+            "action add rotate keys @dave due 2026-12-01",
+            True,
+            cmd.AddActionItem,
+            {"text": "rotate keys", "owner": "@dave", "due": datetime(2026, 12, 1, 9, tzinfo=UTC)},
+            None,
+        ),
+        (
+            "action assign 2 @carol",
+            True,
+            cmd.AssignActionItem,
+            {"item_id": 2, "owner": "@carol"},
+            None,
+        ),
+        (
+            "action due 5 #2 2026-12-01T17:30Z",
+            False,
+            cmd.SetActionItemDue,
+            {"item_id": 2, "due": datetime(2026, 12, 1, 17, 30, tzinfo=UTC)},
+            "incident-5",
+        ),
+        (
+            "action drop 3 not needed",
+            True,
+            cmd.DropActionItem,
+            {"item_id": 3, "reason": "not needed"},
+            None,
+        ),
+        ("retro done", True, cmd.CompleteRetrospective, {"document_url": None}, None),
+        (
+            "retro done 7 <https://docs.example.com/retro>",
+            False,
+            cmd.CompleteRetrospective,
+            {"document_url": "https://docs.example.com/retro"},
+            "incident-7",
+        ),
     ],
 )
 def test_sub_commands_parse_into_their_command_and_incident(text, here, model, fields, incident):
@@ -98,6 +136,10 @@ def test_declare_takes_an_optional_severity_and_without_a_title_opens_the_form()
         ("role commander bob carol", True, "a role and one person"),
         ("action", True, "action add"),
         ("action done x", True, "action add"),
+        ("action due 2 someday", True, "is no date"),
+        ("action due 2 2026-12-01T17:30", True, "needs a time zone"),
+        ("action assign 2", True, "action assign"),
+        ("retro", True, "retro done"),
         ("declare sev1", False, "give the incident a title"),
         ("dance", True, "there is no `/incident dance`"),
         ("ack " + "x" * 4000, True, "characters"),
@@ -155,3 +197,9 @@ def test_replies_escape_what_people_typed_but_keep_mentions_the_workflow_wrote()
     assert "Comms lead: <@U0CAROL03> &lt;!here&gt; &lt;https://x|y&gt;" in text
     assert "&lt;@U0BOB0002|bob&gt;" in text
     assert replies.refused("<!channel>") == ":no_entry: &lt;!channel&gt;"
+
+
+def test_a_due_date_may_be_relative_to_now():
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    assert due_time("3d", now) == datetime(2026, 11, 27, 12, tzinfo=UTC)
+    assert due_time("90m", now) == datetime(2026, 11, 24, 13, 30, tzinfo=UTC)

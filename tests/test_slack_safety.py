@@ -137,7 +137,14 @@ async def test_writes_that_commit_then_fail_happen_exactly_once(
             await desk.command(state.id, cmd.PostUpdate(message="y"))
             await desk.command(state.id, cmd.Resolve(message="z"))
         in_channel = ["kickoff", "resolved-3", "status_changed-1", "update-2"]
-        in_broadcast = ["announcement", "resolved-3", "status_changed-1", "update-2"]
+        # The situation report is shared in the channel as a file and linked from #incidents.
+        in_broadcast = [
+            "announcement",
+            "report-4-link",
+            "resolved-3",
+            "status_changed-1",
+            "update-2",
+        ]
         broadcast = slack.channel_by_name("incidents")
         assert broadcast is not None
 

@@ -118,6 +118,11 @@ class Retrospective(BaseModel):
     reminders_sent: int = 0
 
 
+MAX_COMPONENTS = 50
+# A component is a name people recognise ("checkout"), not a paragraph.
+Component = Annotated[Line, Field(max_length=100)]
+
+
 class Link(BaseModel):
     """A link worth a click from the incident channel (a dashboard, a doc, a ticket)."""
 
@@ -132,9 +137,9 @@ class Declaration(BaseModel):
     severity: str
     summary: Text = Field(default="", max_length=3000)
     impact: Impact = Impact.MAJOR
-    components: list[str] = Field(default_factory=list)
+    components: list[Component] = Field(default_factory=list, max_length=MAX_COMPONENTS)
     commander: UserId | None = None
-    responders: list[UserId] = Field(default_factory=list)
+    responders: list[UserId] = Field(default_factory=list, max_length=100)
     template: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
     links: list[Link] = Field(default_factory=list, max_length=10)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from workflows import commands as cmd
 from workflows.models import Declaration, parse_incident_ref
+from workflows.policy import parse_duration
 
 MAX_TEXT = 3000  # Slack sends at most 4,000 characters; our longest field takes 3,000
 # A person at the end of `action add`: <@U123>, <@U123|bob>, @bob, or an email.
@@ -28,7 +30,9 @@ USAGE = """\
 `severity <sev> [reason]`
 `role <commander|tech_lead|comms_lead> <@user>`
 `escalate [reason]`  ·  `resolve [message]`  ·  `reopen [reason]`
-`action add <text> [@owner]`  ·  `action done <n>`
+`action add <text> [@owner] [due <when>]`  ·  `action done|drop <n>`
+`action assign <n> <@owner>`  ·  `action due <n> <when>`  (when: 2026-12-01, an ISO time, 3d)
+`retro done [link to the write-up]`
 `list`  open incidents  ·  `help`  this text
 In an incident's channel the command is for that incident; elsewhere put its number \
 first: `/incident ack 42`. `/escalate` and `/resolve` work as `/incident escalate|resolve`."""
@@ -57,14 +61,18 @@ FREE_TEXT: dict[str, tuple[type[cmd.Command], str]] = {
 }
 ALIASES = {"ack": "ack", "acknowledge": "ack", "sev": "severity", "roles": "role"}
 NEEDS_INCIDENT = {"ack", "status", "update", "severity", "role", "escalate", "resolve", "reopen"}
-NEEDS_INCIDENT |= {"action"}
+NEEDS_INCIDENT |= {"action", "retro"}
+VERB_FIRST = {"action", "retro"}  # `/incident action done 42 1`, `/incident retro done 42`
 USAGES = {
     "status": "`status <investigating|identified|monitoring|resolved> [message]`",
     "update": "`update <message>`",
     "severity": "`severity <sev> [reason]`",
     "role": "`role <commander|tech_lead|comms_lead> <@user>`",
-    "action": "`action add <text> [@owner]` or `action done <n>`",
+    "action": "`action add <text> [@owner] [due <when>]`, `action done|drop <n>`, "
+    "`action assign <n> <@owner>` or `action due <n> <when>`",
+    "retro": "`retro done [link to the write-up]`",
 }
+DUE = re.compile(r"^(?P<text>.*?)\s+due\s+(?P<when>\S+)$", re.IGNORECASE)
 
 
 def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
@@ -88,7 +96,7 @@ def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
     incident = None
     if not in_incident_channel:
         # `action` has its verb first: `/incident action done 42 1`.
-        verb, _, after = rest.partition(" ") if name == "action" else ("", "", rest)
+        verb, _, after = rest.partition(" ") if name in VERB_FIRST else ("", "", rest)
         ref, _, rest = after.strip().partition(" ")
         try:
             incident = parse_incident_ref(ref)
@@ -125,18 +133,51 @@ def _arguments(name: str, rest: str) -> Asked:
         if not first or not after or len(after.split()) != 1:
             raise Malformed(f"give a role and one person: {USAGES['role']}")
         return Asked(name, cmd.AssignRole, {"role": first.lower(), "user": after})
+    if name == "retro":
+        if first.lower() != "done" or len(after.split()) > 1:
+            raise Malformed(USAGES["retro"])
+        return Asked(name, cmd.CompleteRetrospective, {"document_url": after.strip("<>") or None})
     return _action(first.lower(), after)
 
 
 def _action(verb: str, rest: str) -> Asked:
+    number, _, after = rest.partition(" ")
+    item = int(number.lstrip("#")) if number.lstrip("#").isdigit() else None
+    after = after.strip()
     if verb == "add" and rest:
+        fields: dict[str, Any] = {}
+        due = DUE.match(rest)
+        if due:
+            rest, fields["due"] = due["text"].strip(), due_time(due["when"])
         text, _, last = rest.rpartition(" ")
         if text and OWNER.match(last):
-            return Asked("action", cmd.AddActionItem, {"text": text.strip(), "owner": last})
-        return Asked("action", cmd.AddActionItem, {"text": rest})
-    if verb == "done" and rest.lstrip("#").isdigit():
-        return Asked("action", cmd.CompleteActionItem, {"item_id": int(rest.lstrip("#"))})
+            fields["owner"], rest = last, text.strip()
+        return Asked("action", cmd.AddActionItem, {"text": rest, **fields})
+    if verb in ("done", "drop") and item is not None and (verb == "drop" or not after):
+        if verb == "done":
+            return Asked("action", cmd.CompleteActionItem, {"item_id": item})
+        return Asked("action", cmd.DropActionItem, {"item_id": item, "reason": after})
+    if verb == "assign" and item is not None and OWNER.match(after):
+        return Asked("action", cmd.AssignActionItem, {"item_id": item, "owner": after})
+    if verb == "due" and item is not None and after and len(after.split()) == 1:
+        return Asked("action", cmd.SetActionItemDue, {"item_id": item, "due": due_time(after)})
     raise Malformed(f"{USAGES['action']}")
+
+
+def due_time(when: str, now: datetime | None = None) -> datetime:
+    """``2026-12-01`` (09:00 UTC that day), an ISO time with a zone, or ``3d`` from now."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", when):
+            return datetime.fromisoformat(f"{when}T09:00:00+00:00")
+        if re.fullmatch(r"\d+(\.\d+)?[smhdw]", when):
+            later: timedelta = parse_duration(when)
+            return (now or datetime.now(UTC)) + later
+        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(f"`{when}` is no date: say 2026-12-01, 2026-12-01T17:00Z or 3d") from None
+    if at.tzinfo is None:
+        raise Malformed(f"`{when}` needs a time zone, like 2026-12-01T17:00Z")
+    return at
 
 
 def _declare(rest: str, severities: list[str]) -> Asked:
