@@ -18,6 +18,7 @@ from starter.intake import Intake
 from starter.listing import ListFilter, Page, list_page, quote
 from starter.snapshot import current_state
 from workflows import commands as cmd
+from workflows.alert_folding import AlertSignal
 from workflows.incident import IncidentWorkflow
 from workflows.listing import IncidentSummary
 from workflows.models import Declaration, IncidentState, Status, incident_id, parse_incident_ref
@@ -120,6 +121,19 @@ class IncidentDesk:
         except RPCError as error:
             raise self._rpc_error(ref, error) from error
         return state
+
+    async def open_incident_for(self, idempotency_key: str) -> str | None:
+        """The id of the open incident holding this key, if one does."""
+        held = await self.intake.holder(idempotency_key)
+        return incident_id(held.number) if held else None
+
+    async def signal_alerts(self, ref: str, signal: AlertSignal) -> None:
+        """Alerts of an incident's group, as a signal: durable once Temporal has it."""
+        handle = self.client.get_workflow_handle(parse_incident_ref(ref))
+        try:
+            await handle.signal(IncidentWorkflow.alert, signal)
+        except RPCError as error:
+            raise self._rpc_error(ref, error) from error
 
     async def get(self, ref: str) -> IncidentState:
         handle = self.client.get_workflow_handle(parse_incident_ref(ref))

@@ -208,7 +208,7 @@ class Intake:
                 self._key_locks.pop(key, None)
 
     async def _claim(self, key: str, declaration: Declaration) -> Taken | None:
-        found = await self._holder(key)
+        found = await self.holder(key)
         if found is not None:
             return found
         number = await self._candidate()
@@ -237,7 +237,7 @@ class Intake:
         async with self._sync:
             heapq.heappush(self._returned, number)
 
-    async def _holder(self, key: str) -> Taken | None:
+    async def holder(self, key: str) -> Taken | None:
         """The open incident holding ``key``; None (retry) while the claim is in flux."""
         claim = self.client.get_workflow_handle(claim_id(key))
         try:

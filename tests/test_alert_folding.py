@@ -59,3 +59,14 @@ def test_an_incident_already_monitoring_only_hears_that_the_alerts_resolved() ->
     effects = fold(state, POLICY, signal(AlertStatus.RESOLVED, ResolvedAlert.MONITORING), T0)
     assert [e.notice for e in effects if isinstance(e, Post)] == [Notice.ALERTS_RESOLVED]
     assert state.status is Status.MONITORING
+
+
+def test_a_huge_batch_travels_as_fifty_alerts_and_a_count_of_the_rest() -> None:
+    batch = signal(AlertStatus.FIRING).batch
+    many = batch.model_copy(update={"events": batch.events * 1000})
+    trimmed = AlertSignal.of(many, ResolvedAlert.NOTE)
+    assert len(trimmed.batch.events) == 50 and trimmed.more_firing == 950
+    state = incident()
+    fold(state, POLICY, trimmed, T0)
+    assert state.alerts.firing == 1000
+    assert len(trimmed.model_dump_json()) < 64_000, "a signal stays far below Temporal's limits"

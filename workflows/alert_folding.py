@@ -23,11 +23,27 @@ DIGEST_WINDOW = timedelta(minutes=10)
 SHOWN_NAMES = 5
 
 
+SHOWN_EVENTS = 50  # a signal stays small whatever the storm: the rest are counted
+
+
 class AlertSignal(BaseModel):
     """One webhook's worth of alerts for the incident's group (a signal: no one waits)."""
 
     batch: AlertBatch
     on_resolved: ResolvedAlert = ResolvedAlert.NOTE
+    more_firing: int = 0  # alerts of the batch beyond those it carries
+    more_resolved: int = 0
+
+    @classmethod
+    def of(cls, batch: AlertBatch, on_resolved: ResolvedAlert) -> AlertSignal:
+        """Far below Temporal's payload limit: at most SHOWN_EVENTS alerts, the rest counted."""
+        rest = batch.events[SHOWN_EVENTS:]
+        return cls(
+            batch=batch.model_copy(update={"events": batch.events[:SHOWN_EVENTS]}),
+            on_resolved=on_resolved,
+            more_firing=sum(e.status is AlertStatus.FIRING for e in rest),
+            more_resolved=sum(e.status is AlertStatus.RESOLVED for e in rest),
+        )
 
 
 def _names(batch: AlertBatch) -> str:
@@ -39,8 +55,10 @@ def _names(batch: AlertBatch) -> str:
 def fold(state: IncidentState, policy: Policy, signal: AlertSignal, now: datetime) -> list[Effect]:
     batch, tally = signal.batch, state.alerts
     tally.batches += 1
-    tally.firing += sum(e.status is AlertStatus.FIRING for e in batch.events)
-    tally.resolved += sum(e.status is AlertStatus.RESOLVED for e in batch.events)
+    tally.firing += signal.more_firing + sum(e.status is AlertStatus.FIRING for e in batch.events)
+    tally.resolved += signal.more_resolved + sum(
+        e.status is AlertStatus.RESOLVED for e in batch.events
+    )
     tally.last_at = now
     names = _names(batch)
     text = (

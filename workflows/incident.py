@@ -27,7 +27,7 @@ from workflows.claims import release_key
 with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
-    from workflows import bookmarks, invitations, kickoff, lifecycle, timeline
+    from workflows import bookmarks, invitations, kickoff, lifecycle
     from workflows import commands as cmd
     from workflows.effects import (
         AddBookmarks,
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.firing import fire
     from workflows.followup_workflow import IncidentFollowUp
+    from workflows.incident_commands import IncidentCommands
     from workflows.models import Declaration, IncidentState, MessageRef
     from workflows.naming import channel_name
     from workflows.outbox import Step, lanes
@@ -82,7 +83,7 @@ class IncidentInput(BaseModel):
 
 
 @workflow.defn
-class IncidentWorkflow(IncidentFollowUp):
+class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
         self.policy = input.policy
@@ -177,102 +178,6 @@ class IncidentWorkflow(IncidentFollowUp):
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self.opened, timeout=OPENING_WAIT)
         return self.state
-
-    @workflow.update
-    def acknowledge(self, c: cmd.Acknowledge) -> IncidentState:
-        return self._apply(lifecycle.apply_acknowledge, c)
-
-    @acknowledge.validator
-    def _acknowledge_allowed(self, c: cmd.Acknowledge) -> None:
-        lifecycle.check_acknowledge(self.state, self.policy, c)
-
-    @workflow.update
-    def set_status(self, c: cmd.SetStatus) -> IncidentState:
-        return self._apply(lifecycle.apply_set_status, c)
-
-    @set_status.validator
-    def _set_status_allowed(self, c: cmd.SetStatus) -> None:
-        lifecycle.check_set_status(self.state, self.policy, c)
-
-    @workflow.update
-    def post_update(self, c: cmd.PostUpdate) -> IncidentState:
-        return self._apply(lifecycle.apply_post_update, c)
-
-    @post_update.validator
-    def _post_update_allowed(self, c: cmd.PostUpdate) -> None:
-        lifecycle.check_post_update(self.state, self.policy, c)
-
-    @workflow.update
-    def set_severity(self, c: cmd.SetSeverity) -> IncidentState:
-        return self._apply(lifecycle.apply_set_severity, c)
-
-    @set_severity.validator
-    def _set_severity_allowed(self, c: cmd.SetSeverity) -> None:
-        lifecycle.check_set_severity(self.state, self.policy, c)
-
-    @workflow.update
-    def assign_role(self, c: cmd.AssignRole) -> IncidentState:
-        return self._apply(lifecycle.apply_assign_role, c)
-
-    @assign_role.validator
-    def _assign_role_allowed(self, c: cmd.AssignRole) -> None:
-        lifecycle.check_assign_role(self.state, self.policy, c)
-
-    @workflow.update
-    def add_responders(self, c: cmd.AddResponders) -> IncidentState:
-        return self._apply(lifecycle.apply_add_responders, c)
-
-    @add_responders.validator
-    def _add_responders_allowed(self, c: cmd.AddResponders) -> None:
-        lifecycle.check_add_responders(self.state, self.policy, c)
-
-    @workflow.update
-    def escalate(self, c: cmd.Escalate) -> IncidentState:
-        return self._apply(lifecycle.apply_escalate, c)
-
-    @escalate.validator
-    def _escalate_allowed(self, c: cmd.Escalate) -> None:
-        lifecycle.check_escalate(self.state, self.policy, c)
-
-    @workflow.update
-    def resolve(self, c: cmd.Resolve) -> IncidentState:
-        return self._apply(lifecycle.apply_resolve, c)
-
-    @resolve.validator
-    def _resolve_allowed(self, c: cmd.Resolve) -> None:
-        lifecycle.check_resolve(self.state, self.policy, c)
-
-    @workflow.update
-    def reopen(self, c: cmd.Reopen) -> IncidentState:
-        return self._apply(lifecycle.apply_reopen, c)
-
-    @reopen.validator
-    def _reopen_allowed(self, c: cmd.Reopen) -> None:
-        lifecycle.check_reopen(self.state, self.policy, c)
-
-    @workflow.update
-    def add_action_item(self, c: cmd.AddActionItem) -> IncidentState:
-        return self._apply(lifecycle.apply_add_action_item, c)
-
-    @add_action_item.validator
-    def _add_action_item_allowed(self, c: cmd.AddActionItem) -> None:
-        lifecycle.check_add_action_item(self.state, self.policy, c)
-
-    @workflow.update
-    def complete_action_item(self, c: cmd.CompleteActionItem) -> IncidentState:
-        return self._apply(lifecycle.apply_complete_action_item, c)
-
-    @complete_action_item.validator
-    def _complete_action_item_allowed(self, c: cmd.CompleteActionItem) -> None:
-        lifecycle.check_complete_action_item(self.state, self.policy, c)
-
-    @workflow.update
-    def add_timeline_entry(self, c: cmd.AddTimelineEntry) -> IncidentState:
-        return self._apply(timeline.apply_add_timeline_entry, c)
-
-    @add_timeline_entry.validator
-    def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
-        timeline.check_add_timeline_entry(self.state, self.policy, c)
 
     # -- side effects ---------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from starter.api import errors, limits
 from starter.api.metrics import ApiMetrics, MeasureRequests
 from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
-from starter.api.routes import followup, health, incidents, policy
+from starter.api.routes import alerts, followup, health, incidents, policy
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
 from starter.people import Directory
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             {"name": "incidents", "description": "Declare, find and drive incidents."},
             {"name": "health", "description": "Liveness of the API and of Temporal."},
             {"name": "policy", "description": "What the policy in force would do."},
+            {"name": "alerts", "description": "Monitoring declares incidents and feeds them."},
         ],
     )
     app.state.settings = settings
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(incidents.router)
     app.include_router(health.router)
     app.include_router(policy.router)
+    app.include_router(alerts.router)
     app.include_router(metrics_router(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     app.include_router(followup.router)

@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 256 * 1024
+# Alertmanager sends a whole group in one notification: a storm is megabytes.
+LARGER_BODIES = {"/alerts/": 8 * 1024 * 1024}
 ECHO_CHARS = 80
 
 
@@ -26,17 +28,24 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """ASGI middleware: 413 for bodies over ``limit`` bytes, announced or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.larger = LARGER_BODIES if larger is None else larger
+
+    def _limit(self, path: str) -> int:
+        return next((n for p, n in self.larger.items() if path.startswith(p)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         overflowed = refused = False
@@ -46,7 +55,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     overflowed = True
                     raise BodyTooLarge
             return message
@@ -59,16 +68,16 @@ class BodyLimit:
                 await send(message)
             elif message["type"] == "http.response.start" and not refused:
                 refused = True
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
         try:
             await self.app(scope, counted, answered)
         except BodyTooLarge:
             if not refused:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"request body larger than the limit of {self.limit} bytes"
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        detail = f"request body larger than the limit of {limit} bytes"
         response = JSONResponse({"detail": detail}, status.HTTP_413_CONTENT_TOO_LARGE)
         await response(scope, receive, send)
 

@@ -1,0 +1,198 @@
+"""Alerts in, end to end: Alertmanager's real payloads through the API to the real worker and
+the Slack emulator. A storm of one group is one incident with a handful of Slack messages."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from config import Settings
+from localslack import SlackEmulator
+from starter.api import create_app
+from starter.desk import IncidentDesk
+from tests.conftest import TASK_QUEUE
+from tests.support import eventually
+from workflows.policy import Policy, default_policy
+
+TOKEN = "test-token-alerts"
+SECRET = "grafana-shared-secret-0123456789"
+FIXTURES = Path(__file__).parent / "fixtures" / "alerts"
+
+
+def alert_policy() -> Policy:
+    policy = default_policy().model_dump()
+    policy["alerts"] = {
+        "sources": {"grafana": {"hmac_secret": SECRET}},
+        "rules": [
+            {"match": {"team": "search"}, "drop": True},
+            {
+                "match": {"team": "payments"},
+                "severity": "sev1",
+                "title": "{alertname} on {service}",
+                "components": ["checkout"],
+                "on_resolved": "monitoring",
+            },
+        ],
+    }
+    return Policy.model_validate(policy)
+
+
+@pytest.fixture(scope="module")
+async def api(
+    settings: Settings, client: Client, desk: IncidentDesk
+) -> AsyncIterator[httpx.AsyncClient]:
+    alerting = IncidentDesk(client, TASK_QUEUE, alert_policy())
+    app = create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk=alerting)
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://api", headers=headers, timeout=60
+    ) as http:
+        yield http
+
+
+def firing(group: str, alerts: int = 2) -> dict[str, Any]:
+    """The documented example payload, made a group of its own with this many alerts."""
+    payload: dict[str, Any] = json.loads((FIXTURES / "alertmanager_firing.json").read_text())
+    payload["groupKey"] = f'{{}}:{{alertname="CheckoutErrorRate", run="{group}"}}'
+    template = payload["alerts"][0]
+    payload["alerts"] = []
+    for n in range(alerts):
+        alert = copy.deepcopy(template)
+        alert["fingerprint"] = f"{n:016x}"
+        alert["labels"]["instance"] = f"checkout-{n}:9090"
+        payload["alerts"].append(alert)
+    return payload
+
+
+def resolved(payload: dict[str, Any]) -> dict[str, Any]:
+    done = copy.deepcopy(payload)
+    done["status"] = "resolved"
+    for alert in done["alerts"]:
+        alert["status"] = "resolved"
+        alert["endsAt"] = "2026-11-24T22:00:00Z"
+    return done
+
+
+async def incident_of(api: httpx.AsyncClient, ref: str) -> dict[str, Any]:
+    incident: dict[str, Any] = (await api.get(f"/incidents/{ref}")).json()
+    return incident
+
+
+async def test_an_alert_storm_of_one_group_is_one_incident_with_a_handful_of_messages(
+    api: httpx.AsyncClient, slack: SlackEmulator
+) -> None:
+    group = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    first = await api.post("/alerts/alertmanager", json=firing(group, alerts=1000))
+    assert first.status_code == 201, first.text
+    ref = first.json()["incident"]
+    # Alertmanager re-sends the group while it fires: 100 more notifications, 20 at a time.
+    gate = asyncio.Semaphore(20)
+
+    async def again() -> httpx.Response:
+        async with gate:
+            return await api.post("/alerts/alertmanager", json=firing(group, alerts=10))
+
+    answers = await asyncio.gather(*(again() for _ in range(100)))
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["incident"] for a in answers} == {ref}
+    took = time.monotonic() - started
+
+    incident = await _folded(api, ref, notifications=101)
+    assert incident["title"] == "CheckoutErrorRate on checkout"
+    assert incident["severity"] == "sev1" and incident["components"] == ["checkout"]
+    channels = [c for c in slack.channels.values() if f"[{ref}]" in c.purpose]
+    assert len(channels) == 1
+    posted = [c for c in slack.calls_to("chat.postMessage") if ref in json.dumps(c.args)]
+    assert len(posted) <= 4, f"{len(posted)} Slack messages for one storm"
+    print(f"\nstorm: 1 + 100 notifications (1,990 alerts) in {took:.1f}s, {len(posted)} posts")
+
+
+async def _folded(api: httpx.AsyncClient, ref: str, notifications: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        incident = await incident_of(api, ref)
+        digests = [e for e in incident["timeline"] if e["kind"] == "alerts"]
+        if digests and f"({notifications} notifications)" in digests[-1]["text"]:
+            return incident
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the notifications never all reached {ref}: {digests}")
+
+
+async def test_a_resolved_group_is_posted_once_and_moves_the_incident_to_monitoring(
+    api: httpx.AsyncClient, slack: SlackEmulator
+) -> None:
+    payload = firing(uuid.uuid4().hex[:8])
+    ref = (await api.post("/alerts/alertmanager", json=payload)).json()["incident"]
+    answer = await api.post("/alerts/alertmanager", json=resolved(payload))
+    assert answer.status_code == 200 and answer.json()["incident"] == ref
+
+    async def monitoring() -> dict[str, Any] | None:
+        incident = await incident_of(api, ref)
+        return incident if incident["status"] == "monitoring" else None
+
+    deadline = time.monotonic() + 20
+    while not await monitoring():
+        assert time.monotonic() < deadline, "resolved alerts never moved it to monitoring"
+        await asyncio.sleep(0.2)
+    incident = await incident_of(api, ref)
+    channel = incident["channel"]["id"]
+
+    def told() -> list[str]:
+        texts = [m.get("text", "") for m in slack.messages(channel)]
+        return [t for t in texts if "All alerts of the group resolved" in t]
+
+    assert len(await eventually(told)) == 1
+    late = await api.post("/alerts/alertmanager", json=resolved(firing("nothing-open")))
+    assert late.json() == {
+        "incident": None,
+        "created": False,
+        "detail": "no open incident for this alert group",
+    }
+
+
+async def test_malformed_payloads_name_the_field_and_declare_nothing(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    before = (await client.count_workflows("WorkflowType = 'IncidentWorkflow'")).count
+    bad = firing("bad")
+    bad["version"] = "3"
+    del bad["alerts"][0]["status"]
+    answer = await api.post("/alerts/alertmanager", json=bad)
+    assert answer.status_code == 422
+    where = {tuple(p["loc"]) for p in answer.json()["detail"]}
+    assert ("body", "version") in where and ("body", "alerts", 0, "status") in where
+    empty = await api.post("/alerts/generic", json={"key": "k", "title": "  "})
+    assert empty.status_code == 422 and "title" in empty.text
+    dropped = await api.post(
+        "/alerts/generic", json={"key": "s", "title": "Search slow", "labels": {"team": "search"}}
+    )
+    assert dropped.json()["detail"] == "the policy drops alerts like these"
+    after = (await client.count_workflows("WorkflowType = 'IncidentWorkflow'")).count
+    assert after == before
+
+
+async def test_a_source_proves_itself_with_its_own_hmac_signature(api: httpx.AsyncClient) -> None:
+    body = json.dumps({"source": "grafana", "key": uuid.uuid4().hex, "title": "Disk full"})
+    anonymous = {"Authorization": "", "Content-Type": "application/json"}
+    unsigned = await api.post("/alerts/generic?source=grafana", content=body, headers=anonymous)
+    assert unsigned.status_code == 401
+    digest = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    signed = {**anonymous, "X-Incident-Signature": f"sha256={digest}"}
+    other_source = await api.post("/alerts/generic", content=body, headers=signed)
+    assert other_source.status_code == 401, "the signature proves only its own source"
+    accepted = await api.post("/alerts/generic?source=grafana", content=body, headers=signed)
+    assert accepted.status_code == 201, accepted.text
