@@ -18,10 +18,13 @@ from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
+from starter.alerts import GenericAlert
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
 from tests.support import ensure_registry
 from workflows import commands as cmd
+from workflows.alert_folding import AlertSignal
+from workflows.alerting import ResolvedAlert
 from workflows.claims import claim_id
 from workflows.models import Declaration, Role, Status
 from workflows.policy import BusinessHours, EscalationTier
@@ -43,6 +46,10 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     )
     await asyncio.sleep(1.6)  # an update reminder and an escalation tier fire
     await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
+    alerts = GenericAlert(key="alert-123", title="CheckoutErrorRate").batch()
+    await desk.signal_alerts(state.id, AlertSignal.of(alerts, ResolvedAlert.NOTE))
+    said = cmd.AddTimelineEntry(text="error rate 12%", author="U0BOB0002", at=datetime.now(UTC))
+    await desk.command(state.id, said)
     await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="bad deploy"))
     await desk.command(state.id, cmd.AssignRole(role=Role.TECH_LEAD, user="U0CAROL03"))
     await desk.command(state.id, cmd.AddResponders(users=["U0DAVE004"]))
