@@ -14,7 +14,7 @@ from . import page, scopes
 from .api import METHODS, files
 from .channel import Channel, Message
 from .console import Console
-from .console_routes import add_console_routes
+from .console_routes import add_console_routes, cross_site
 from .control import Call, Chaos, Fault, FaultBook, workspace_state
 from .errors import SlackError
 from .seed import BOT_TOKEN, BOT_USER_ID
@@ -207,6 +207,8 @@ class SlackEmulator:
         return web.json_response(workspace_state(self.workspace), dumps=_dumps)
 
     async def _inject(self, request: web.Request) -> web.Response:
+        if cross_site(request):
+            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -217,6 +219,8 @@ class SlackEmulator:
         return web.json_response({"ok": True})
 
     async def _set_chaos(self, request: web.Request) -> web.Response:
+        if cross_site(request):
+            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -228,6 +232,8 @@ class SlackEmulator:
         return web.json_response({"ok": True})
 
     async def _reset(self, request: web.Request) -> web.Response:
+        if cross_site(request):
+            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
         self.reset()
         return web.json_response({"ok": True})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -373,3 +374,14 @@ async def test_a_title_with_nothing_visible_is_refused_naming_the_field(api, bla
     problem = response.json()["detail"][0]
     assert problem["loc"] == ["body", "title"]
     assert "must contain visible text" in problem["msg"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("severity=%00", "severity"), ("commander=bob'", "commander")]
+)
+async def test_list_filters_refuse_what_no_incident_could_match_at_once(api, query, field):
+    started = time.monotonic()
+    response = await api.get(f"/incidents?{query}", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", field]
+    assert time.monotonic() - started < 2, "refused before Temporal is asked"

@@ -600,3 +600,12 @@ async def test_bookmarks_are_added_edited_listed_and_removed(
     assert (await slack.bookmarks_list(channel_id=channel))["bookmarks"] == []
     error = await slack_error(slack.bookmarks_remove(channel_id=channel, bookmark_id=bookmark_id))
     assert error.response["error"] == "not_found"
+
+
+async def test_the_control_routes_refuse_cross_site_posts(emu: SlackEmulator):
+    root = emu.base_url.removesuffix("api/")
+    async with aiohttp.ClientSession() as http:
+        for path in ("_emulator/reset", "_emulator/faults", "_emulator/chaos"):
+            for forged in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+                async with http.post(root + path, json={}, headers=forged) as answer:
+                    assert answer.status == 403, (path, forged)

@@ -137,8 +137,12 @@ async def list_incidents(
     desk: Desk,
     settings: AppSettings,
     status_: Annotated[Status | None, Query(alias="status")] = None,
-    severity: Annotated[str | None, Query(description="like sev1", max_length=50)] = None,
-    commander: Annotated[str | None, Query(description="Slack user id", max_length=50)] = None,
+    severity: Annotated[
+        str | None, Query(description="like sev1", pattern=r"^[A-Za-z0-9_.-]{1,50}$")
+    ] = None,
+    commander: Annotated[
+        str | None, Query(description="Slack user id", pattern=r"^[UW][A-Z0-9]{2,20}$")
+    ] = None,
     text: Annotated[
         str | None, Query(description="Words in the title (any case).", max_length=200)
     ] = None,
