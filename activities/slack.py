@@ -231,6 +231,12 @@ class SlackActivities:
     @activity.defn(name="slack_post_message")
     async def post_message(self, request: PostMessage) -> Posted:
         channel = request.channel_id or await self._broadcast()
+        if channel.startswith(("U", "W")):
+            # A reminder to one person goes to their direct message with the app, whose id the
+            # duplicate check below needs (Slack's history takes a channel, not a user).
+            async with permanent_errors("conversations.open"):
+                opened = await self.client.conversations_open(users=channel)
+            channel = str(opened["channel"]["id"])
         post, brief = request.post, request.brief
         already = None
         if activity.info().attempt > 1:
