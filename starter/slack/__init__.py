@@ -61,7 +61,14 @@ async def socket_mode(api: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await socket.close_async()  # type: ignore[no-untyped-call]
 
 
-@router.post("/slack/events", summary="Slack's signed slash commands and interactions")
+@router.post(
+    "/slack/events",
+    summary="Slack's signed slash commands and interactions",
+    responses={
+        401: {"description": "The Slack signature is missing, bad or older than 5 minutes."},
+        404: {"description": "The Slack app is off here (no SLACK_SIGNING_SECRET)."},
+    },
+)
 async def slack_events(request: Request) -> Response:
     """401 when the signature is bad or older than 5 minutes (Bolt checks it)."""
     handler: AsyncSlackRequestHandler | None = request.app.state.slack_handler

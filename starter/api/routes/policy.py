@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from starter.api.auth import require_token
 from starter.api.dependencies import Desk
@@ -41,6 +41,14 @@ async def policy_preview(
     }
     try:
         scenario = Scenario.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as error:
+        detail = [
+            {"loc": ["query", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors()
+        ]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
+    try:
         return Preview(scenario=scenario, steps=preview(desk.policy, scenario))
-    except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
+    except ValueError as error:  # a severity this policy does not know
+        detail = [{"loc": ["query", "severity"], "msg": str(error), "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
