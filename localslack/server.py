@@ -4,7 +4,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -100,9 +100,10 @@ class SlackEmulator:
         app.router.add_get("/", self._page)
         app.router.add_get("/_emulator/calls", self._calls)
         app.router.add_get("/_emulator/state", self._state)
-        app.router.add_post("/_emulator/faults", self._inject)
-        app.router.add_post("/_emulator/chaos", self._set_chaos)
-        app.router.add_post("/_emulator/reset", self._reset)
+        # A page on another site must not be able to reset or break the workspace.
+        app.router.add_post("/_emulator/faults", same_site(self._inject))
+        app.router.add_post("/_emulator/chaos", same_site(self._set_chaos))
+        app.router.add_post("/_emulator/reset", same_site(self._reset))
         add_console_routes(app, self)
         return app
 
@@ -207,8 +208,6 @@ class SlackEmulator:
         return web.json_response(workspace_state(self.workspace), dumps=_dumps)
 
     async def _inject(self, request: web.Request) -> web.Response:
-        if cross_site(request):
-            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -219,8 +218,6 @@ class SlackEmulator:
         return web.json_response({"ok": True})
 
     async def _set_chaos(self, request: web.Request) -> web.Response:
-        if cross_site(request):
-            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -232,10 +229,20 @@ class SlackEmulator:
         return web.json_response({"ok": True})
 
     async def _reset(self, request: web.Request) -> web.Response:
-        if cross_site(request):
-            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
         self.reset()
         return web.json_response({"ok": True})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def same_site(handler: Handler) -> Handler:
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if cross_site(request):
+            return web.json_response({"ok": False, "error": "cross-site request"}, status=403)
+        return await handler(request)
+
+    return checked
 
 
 async def _read_args(request: web.Request) -> dict[str, Any]:
