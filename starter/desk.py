@@ -110,11 +110,16 @@ class IncidentDesk:
                 return Accepted(state=state, created=False, opened=True)
             await asyncio.sleep(0.2)
 
-    async def command(self, ref: str, command: cmd.Command) -> IncidentState:
+    async def command(
+        self, ref: str, command: cmd.Command, request_key: str | None = None
+    ) -> IncidentState:
+        """``request_key`` names a request its client may retry: it is applied once, even when
+        the retry reaches a later run of the incident (see workflows/update_ids.py)."""
         handle = self.client.get_workflow_handle(parse_incident_ref(ref))
+        update_id = f"{command.update}:{request_key}" if request_key else None
         try:
             state: IncidentState = await handle.execute_update(
-                command.update, command, result_type=IncidentState
+                command.update, command, id=update_id, result_type=IncidentState
             )
         except WorkflowUpdateFailedError as error:
             raise CommandRefused(_reason(error)) from error

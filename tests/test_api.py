@@ -385,3 +385,16 @@ async def test_list_filters_refuse_what_no_incident_could_match_at_once(api, que
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", field]
     assert time.monotonic() - started < 2, "refused before Temporal is asked"
+
+
+async def test_a_command_sent_twice_with_one_idempotency_key_is_applied_once(api):
+    incident = await declare(api, title=title("Retried over HTTP"))
+    path = f"/incidents/{incident['id']}/updates"
+    headers = {**AUTH, "Idempotency-Key": "retry-me-7"}
+    for _ in range(2):
+        answer = await api.post(path, json={"message": "once only"}, headers=headers)
+        assert answer.status_code == 200, answer.text
+    texts = [e["text"] for e in answer.json()["timeline"]]
+    assert texts.count("once only") == 1
+    bad = await api.post(path, json={"message": "x"}, headers={**AUTH, "Idempotency-Key": "a b"})
+    assert bad.status_code == 422

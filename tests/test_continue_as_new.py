@@ -110,3 +110,24 @@ async def test_numbers_go_on_from_the_old_registry_across_api_processes(
     numbers = sorted(accepted.state.number for accepted in results)
     assert len(set(numbers)) == 60 and numbers[0] >= 500
     assert numbers[-1] - numbers[0] < 60 + 10  # dense: only collisions between desks skip
+
+
+async def test_a_retried_command_is_applied_once_even_across_continue_as_new(
+    short_history_desk: IncidentDesk,
+):
+    """Temporal dedups an Update id within a run only; the incident carries the ids it applied."""
+    desk = short_history_desk
+    state, _ = await desk.declare(
+        Declaration(title="Retried", severity="sev2", commander="U0ALICE01")
+    )
+    handle = desk.client.get_workflow_handle(state.id)
+    first_run = (await handle.describe()).run_id
+    once = cmd.PostUpdate(message="said once")
+    await desk.command(state.id, once, request_key="client-request-1")
+    for i in range(30):  # history grows past the suggestion: the incident continues as new
+        await desk.command(state.id, cmd.PostUpdate(message=f"filler {i}"))
+    assert await until(handle.describe, lambda d: d.run_id != first_run, timeout=20)
+    retried = await desk.command(state.id, once, request_key="client-request-1")
+    assert [e.text for e in retried.timeline].count("said once") == 1
+    fresh = await desk.command(state.id, once, request_key="client-request-2")
+    assert [e.text for e in fresh.timeline].count("said once") == 2

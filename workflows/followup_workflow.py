@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.slack import SlackActivities
     from workflows import commands as cmd
-    from workflows import followup, report
+    from workflows import followup, report, update_ids
     from workflows.deadlines import Deadline, deadlines, followup_deadlines
     from workflows.documents import DocumentFile, Email, Invitation, People, Upload
     from workflows.effects import (
@@ -132,7 +132,8 @@ class IncidentFollowUp:
 
     @complete_retrospective.validator
     def _complete_retrospective_allowed(self, c: cmd.CompleteRetrospective) -> None:
-        followup.check_complete_retrospective(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            followup.check_complete_retrospective(self.state, self.policy, c)
 
     @workflow.update
     def assign_action_item(self, c: cmd.AssignActionItem) -> IncidentState:
@@ -140,7 +141,8 @@ class IncidentFollowUp:
 
     @assign_action_item.validator
     def _assign_action_item_allowed(self, c: cmd.AssignActionItem) -> None:
-        followup.check_assign_action_item(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            followup.check_assign_action_item(self.state, self.policy, c)
 
     @workflow.update
     def set_action_item_due(self, c: cmd.SetActionItemDue) -> IncidentState:
@@ -148,7 +150,8 @@ class IncidentFollowUp:
 
     @set_action_item_due.validator
     def _set_action_item_due_allowed(self, c: cmd.SetActionItemDue) -> None:
-        followup.check_set_action_item_due(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            followup.check_set_action_item_due(self.state, self.policy, c)
 
     @workflow.update
     def drop_action_item(self, c: cmd.DropActionItem) -> IncidentState:
@@ -156,7 +159,8 @@ class IncidentFollowUp:
 
     @drop_action_item.validator
     def _drop_action_item_allowed(self, c: cmd.DropActionItem) -> None:
-        followup.check_drop_action_item(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            followup.check_drop_action_item(self.state, self.policy, c)
 
     # -- side effects ---------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from workflows.claims import release_key
 with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
-    from workflows import bookmarks, invitations, kickoff, lifecycle
+    from workflows import bookmarks, invitations, kickoff, lifecycle, update_ids
     from workflows import commands as cmd
     from workflows.effects import (
         AddBookmarks,
@@ -153,12 +153,15 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
     def _apply(
         self, apply: Callable[[IncidentState, Policy, C, datetime], list[Effect]], command: C
     ) -> IncidentState:
+        if update_ids.repeated(self.state):
+            return self.state  # applied in an earlier run: answered, not applied twice
         if workflow.patched("deadlines-before-commands"):
             # A worker that was down gets a timer that fired and a later command in one
             # activation, and the SDK runs the command's handler first. Catch up on what was
             # due before applying it: a tier due before an acknowledgement still notifies.
             self._fire_due()
         self._changed(apply(self.state, self.policy, command, workflow.now()))
+        update_ids.remember(self.state)
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import alert_folding, lifecycle, timeline
+    from workflows import alert_folding, lifecycle, timeline, update_ids
     from workflows import commands as cmd
     from workflows.effects import Effect
     from workflows.models import IncidentState
@@ -47,7 +47,8 @@ class IncidentCommands:
 
     @acknowledge.validator
     def _acknowledge_allowed(self, c: cmd.Acknowledge) -> None:
-        lifecycle.check_acknowledge(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_acknowledge(self.state, self.policy, c)
 
     @workflow.update
     def set_status(self, c: cmd.SetStatus) -> IncidentState:
@@ -55,7 +56,8 @@ class IncidentCommands:
 
     @set_status.validator
     def _set_status_allowed(self, c: cmd.SetStatus) -> None:
-        lifecycle.check_set_status(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_set_status(self.state, self.policy, c)
 
     @workflow.update
     def post_update(self, c: cmd.PostUpdate) -> IncidentState:
@@ -63,7 +65,8 @@ class IncidentCommands:
 
     @post_update.validator
     def _post_update_allowed(self, c: cmd.PostUpdate) -> None:
-        lifecycle.check_post_update(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_post_update(self.state, self.policy, c)
 
     @workflow.update
     def set_severity(self, c: cmd.SetSeverity) -> IncidentState:
@@ -71,7 +74,8 @@ class IncidentCommands:
 
     @set_severity.validator
     def _set_severity_allowed(self, c: cmd.SetSeverity) -> None:
-        lifecycle.check_set_severity(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_set_severity(self.state, self.policy, c)
 
     @workflow.update
     def assign_role(self, c: cmd.AssignRole) -> IncidentState:
@@ -79,7 +83,8 @@ class IncidentCommands:
 
     @assign_role.validator
     def _assign_role_allowed(self, c: cmd.AssignRole) -> None:
-        lifecycle.check_assign_role(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_assign_role(self.state, self.policy, c)
 
     @workflow.update
     def add_responders(self, c: cmd.AddResponders) -> IncidentState:
@@ -87,7 +92,8 @@ class IncidentCommands:
 
     @add_responders.validator
     def _add_responders_allowed(self, c: cmd.AddResponders) -> None:
-        lifecycle.check_add_responders(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_add_responders(self.state, self.policy, c)
 
     @workflow.update
     def escalate(self, c: cmd.Escalate) -> IncidentState:
@@ -95,7 +101,8 @@ class IncidentCommands:
 
     @escalate.validator
     def _escalate_allowed(self, c: cmd.Escalate) -> None:
-        lifecycle.check_escalate(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_escalate(self.state, self.policy, c)
 
     @workflow.update
     def resolve(self, c: cmd.Resolve) -> IncidentState:
@@ -103,7 +110,8 @@ class IncidentCommands:
 
     @resolve.validator
     def _resolve_allowed(self, c: cmd.Resolve) -> None:
-        lifecycle.check_resolve(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_resolve(self.state, self.policy, c)
 
     @workflow.update
     def reopen(self, c: cmd.Reopen) -> IncidentState:
@@ -111,7 +119,8 @@ class IncidentCommands:
 
     @reopen.validator
     def _reopen_allowed(self, c: cmd.Reopen) -> None:
-        lifecycle.check_reopen(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_reopen(self.state, self.policy, c)
 
     @workflow.update
     def add_action_item(self, c: cmd.AddActionItem) -> IncidentState:
@@ -119,7 +128,8 @@ class IncidentCommands:
 
     @add_action_item.validator
     def _add_action_item_allowed(self, c: cmd.AddActionItem) -> None:
-        lifecycle.check_add_action_item(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_add_action_item(self.state, self.policy, c)
 
     @workflow.update
     def complete_action_item(self, c: cmd.CompleteActionItem) -> IncidentState:
@@ -127,7 +137,8 @@ class IncidentCommands:
 
     @complete_action_item.validator
     def _complete_action_item_allowed(self, c: cmd.CompleteActionItem) -> None:
-        lifecycle.check_complete_action_item(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            lifecycle.check_complete_action_item(self.state, self.policy, c)
 
     @workflow.update
     def add_timeline_entry(self, c: cmd.AddTimelineEntry) -> IncidentState:
@@ -135,4 +146,5 @@ class IncidentCommands:
 
     @add_timeline_entry.validator
     def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
-        timeline.check_add_timeline_entry(self.state, self.policy, c)
+        if not update_ids.repeated(self.state):
+            timeline.check_add_timeline_entry(self.state, self.policy, c)

@@ -191,6 +191,7 @@ class IncidentState(BaseModel):
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     alerts: AlertTally = Field(default_factory=AlertTally)
+    applied_updates: list[str] = Field(default_factory=list)  # see workflows/update_ids.py
     kickoff: MessageRef | None = None
     links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
     report: str | None = None  # the situation report (Markdown), written at resolution

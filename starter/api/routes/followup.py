@@ -19,7 +19,7 @@ from activities.archive import IncidentArchive
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
 from starter.api.people import PeopleRoute
-from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, run
+from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, command_key, run
 from starter.api.schemas import IncidentOut
 from starter.desk import IncidentNotFound
 from workflows import commands as cmd
@@ -29,9 +29,9 @@ from workflows.models import Status
 one = APIRouter(
     prefix="/incidents/{incident_id}",
     tags=["incidents"],
-    dependencies=[Depends(require_token)],
     responses={**UNAUTHORIZED, **ONE_INCIDENT},
     route_class=PeopleRoute,
+    dependencies=[Depends(require_token), Depends(command_key)],
 )
 archived = APIRouter(
     prefix="/archive",

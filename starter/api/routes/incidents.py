@@ -11,10 +11,21 @@ one place (``starter.api.errors``), so every route answers them the same way.
 from __future__ import annotations
 
 import base64
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
@@ -39,6 +50,24 @@ ONE_INCIDENT: dict[int | str, dict[str, Any]] = {
     409: {"description": "The incident refused the command; `detail` says why."},
 }
 
+# Set per request by ``command_key``: the client's name for a command it may send again.
+COMMAND_KEY: ContextVar[str | None] = ContextVar("command_key", default=None)
+
+
+async def command_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key applies the command once, whatever happens.",
+        ),
+    ] = None,
+) -> None:
+    """Async, so the key set here is seen by the route (same task, same context)."""
+    COMMAND_KEY.set(idempotency_key)
+
+
 # Two routers: the collection, and one incident (whose routes can answer 404 and 409).
 router = APIRouter(
     prefix="/incidents",
@@ -47,7 +76,12 @@ router = APIRouter(
     responses=UNAUTHORIZED,
     route_class=PeopleRoute,
 )
-one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT, route_class=PeopleRoute)
+one = APIRouter(
+    prefix="/{incident_id}",
+    responses=ONE_INCIDENT,
+    route_class=PeopleRoute,
+    dependencies=[Depends(command_key)],
+)
 
 
 def invalid(field: str, message: str) -> HTTPException:
@@ -76,7 +110,7 @@ def invalid_query(field: str, message: str) -> HTTPException:
 async def run(
     desk: IncidentDesk, settings: Settings, ref: str, command: cmd.Command
 ) -> IncidentOut:
-    state = await desk.command(ref, command)
+    state = await desk.command(ref, command, request_key=COMMAND_KEY.get())
     log.info("incident_command", command=type(command).__name__, status=state.status.value)
     return IncidentOut.of(state, settings.incident_url(state.id))
 
