@@ -25,7 +25,7 @@ run: venv
 	$(BIN)/python -m starter.dev
 
 test: venv
-	@.ci/ensure-chromium
+	@.ci/ensure-test-tools
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
