@@ -190,6 +190,9 @@ def declare(
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: same key, same incident.")
     ] = None,
+    drill: Annotated[
+        bool, typer.Option("--drill", help="A practice run: marked, faster clock, no pages.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Declare an incident: a channel is opened and the incident announced."""
@@ -201,6 +204,7 @@ def declare(
         "responders": responder,
         "template": template,
         "idempotency_key": key,
+        "drill": drill,
     }
     # Only what was given is sent, so a template fills the rest.
     body = {"title": title, "severity": severity} | {k: v for k, v in given.items() if v}

@@ -166,7 +166,7 @@ class Intake:
 
     async def _start(self, number: int, declaration: Declaration) -> Taken | None:
         """Take ``number``; None if someone else holds it."""
-        policy = self.policy_for(declaration)
+        policy = policy_for(self.policy, declaration)
         now_state = self._declared(number, declaration, policy)
         commander = declaration.commander or declaration.declared_by
         try:
@@ -194,13 +194,6 @@ class Intake:
             number, incident_id(number), declaration, policy, datetime.now(UTC)
         )
         return state
-
-    def policy_for(self, declaration: Declaration) -> Policy:
-        """A drill travels with the policy on its compressed clock, so every deadline the
-        workflow computes comes sooner with no special case in the deadline code."""
-        if not declaration.drill:
-            return self.policy
-        return drill.compress(self.policy, self.policy.drill.time_factor)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -291,6 +284,14 @@ class Intake:
             )
             return None
         return Taken(number=number, created=False, state=None)
+
+
+def policy_for(policy: Policy, declaration: Declaration) -> Policy:
+    """A drill travels with the policy on its compressed clock, so every deadline the
+    workflow computes comes sooner with no special case in the deadline code."""
+    if not declaration.drill:
+        return policy
+    return drill.compress(policy, policy.drill.time_factor)
 
 
 async def _end(claim: WorkflowHandle[Any, Any], reason: str) -> None:
