@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from activities import messages
+from activities.paging import pagerduty_event, webhook_event
 from starter.intake import policy_for
 from workflows import commands as cmd
 from workflows import drill, kickoff, lifecycle, report, visibility
 from workflows.drill import DrillPolicy
-from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post
+from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, SendPage
 from workflows.listing import memo_of
 from workflows.metrics import aggregate, record_of
 from workflows.models import Declaration, IncidentState
@@ -99,6 +100,17 @@ def test_a_drill_pages_when_its_team_practises_the_pager_too() -> None:
     effects = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert effects[0] == Page(action=PageAction.TRIGGER, targets=["U0BOB0002"])
     assert "page-skipped" not in [e.kind for e in state.timeline]
+
+
+def test_a_drill_that_practises_the_pager_says_drill_on_the_page() -> None:
+    policy = paging(page=True)
+    state = declared(policy, drill=True)
+    (page, *_) = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    assert isinstance(page, Page)
+    sent = SendPage(page=page, brief=kickoff.brief(state, policy))
+    event = pagerduty_event(sent, "R0UTINGKEY", "http://ui/incident-7")
+    assert event["payload"]["summary"] == "DRILL INC-7 SEV1: Checkout <failing> & slow"
+    assert webhook_event(sent, "http://ui/incident-7")["incident"]["drill"] is True
 
 
 def test_every_drill_message_and_its_topic_say_drill_and_text_stays_escaped() -> None:
