@@ -66,11 +66,12 @@ def topic(brief: IncidentBrief) -> str:
     return cut(text, TOPIC_LIMIT)
 
 
-def purpose(incident_id: str, label: str, title: str) -> str:
+def purpose(incident_id: str, label: str, title: str, is_drill: bool = False) -> str:
     """The channel purpose also marks the channel as this incident's, for retries: the
     marker at its end survives however long the title is."""
     marker = f" [{incident_id}]"
-    return cut(f"{label}: {escape(title)}", PURPOSE_LIMIT - len(marker)) + marker
+    text = drill.marked(f"{label}: {escape(title)}", is_drill)
+    return cut(text, PURPOSE_LIMIT - len(marker)) + marker
 
 
 def _headline(post: Post, brief: IncidentBrief) -> str:

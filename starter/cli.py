@@ -136,6 +136,7 @@ def headline(incident: Incident) -> Text:
     """`INC-42 SEV1 investigating — Checkout failing`"""
     severity, status = incident["severity"], incident["status"]
     return Text.assemble(
+        ("DRILL ", "bold yellow") if incident.get("drill") else "",
         (f"INC-{incident['number']}", "bold"),
         " ",
         (severity.upper(), SEVERITY_STYLE.get(severity, "")),

@@ -146,6 +146,8 @@ async def test_declare_drill_opens_a_drill_channel_on_the_compressed_clock(api_u
         drill["declared_at"]
     )
     assert cadence == timedelta(minutes=3)
+    shown = await incident("show", str(drill["number"]), url=api_url)
+    assert shown.out.splitlines()[0] == f"DRILL INC-{drill['number']} SEV2 investigating — {name}"
     resolved = await incident("resolve", str(drill["number"]), "practised", url=api_url)
     assert resolved.code == 0, resolved.err
 

@@ -100,6 +100,7 @@ async def test_a_drill_runs_marked_on_a_compressed_clock_and_pages_nobody(
     channel = slack.channels[state.channel.id]
     assert channel.topic.startswith(MARK + "SEV1")
     assert "Failover &lt;practice&gt;" in channel.topic
+    assert channel.purpose.startswith(MARK + f"INC-{state.number}")
 
     (escalated,) = await eventually(lambda: notices(slack, state, "escalated-"), timeout=20)
     assert posted_after(slack, state, escalated) < 20, "the 30 s tier fired on the drill's clock"

@@ -163,6 +163,7 @@ class OpenChannel(BaseModel):
     label: str
     title: str
     name: str
+    drill: bool = False
 
 
 class SetTopic(BaseModel):

@@ -197,7 +197,11 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             # history before drills holds), so replay needs no patch here.
             name = drill.channel_name(name, MAX_CHANNEL_NAME - 3)
         request = OpenChannel(
-            incident_id=self.state.id, label=self.state.label, title=self.state.title, name=name
+            incident_id=self.state.id,
+            label=self.state.label,
+            title=self.state.title,
+            name=name,
+            drill=self.state.drill,
         )
         channel = await self._call(SlackActivities.open_channel, request, "create the channel")
         if channel is not None:
