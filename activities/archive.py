@@ -76,6 +76,7 @@ class IncidentArchive:
             record=record.model_dump(mode="json"),
             report=record.report,
             updated_at=datetime.now(UTC),
+            drill=record.drill,
         )
         with Session(self.engine) as session, session.begin():
             session.merge(row)

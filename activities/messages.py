@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from activities.mrkdwn import escape
+from workflows import drill
 from workflows.effects import IncidentBrief, Notice, Post
 from workflows.models import Status
 
@@ -57,18 +58,20 @@ def cut(text: str, limit: int) -> str:
 
 
 def topic(brief: IncidentBrief) -> str:
-    text = (
+    text = drill.marked(
         f"{brief.severity.upper()} · {brief.status.value.capitalize()} · "
-        f"IC {mention(brief.commander)} · INC-{brief.number}: {escape(brief.title)}"
+        f"IC {mention(brief.commander)} · INC-{brief.number}: {escape(brief.title)}",
+        brief.drill,
     )
     return cut(text, TOPIC_LIMIT)
 
 
-def purpose(incident_id: str, label: str, title: str) -> str:
+def purpose(incident_id: str, label: str, title: str, is_drill: bool = False) -> str:
     """The channel purpose also marks the channel as this incident's, for retries: the
     marker at its end survives however long the title is."""
     marker = f" [{incident_id}]"
-    return cut(f"{label}: {escape(title)}", PURPOSE_LIMIT - len(marker)) + marker
+    text = drill.marked(f"{label}: {escape(title)}", is_drill)
+    return cut(text, PURPOSE_LIMIT - len(marker)) + marker
 
 
 def _headline(post: Post, brief: IncidentBrief) -> str:
@@ -171,7 +174,7 @@ def open_button(incident_url: str) -> dict[str, Any]:
 
 def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
     """The fallback text and the blocks of one notice."""
-    headline = _headline(post, brief)
+    headline = drill.marked(_headline(post, brief), brief.drill)
     lines = [headline]
     # People's words are escaped; the mentions after them come only from ids.
     said = " ".join(

@@ -28,7 +28,9 @@ def pagerduty_event(request: SendPage, routing_key: str, incident_url: str) -> d
     }
     if request.page.action is PageAction.TRIGGER:
         event["payload"] = {
-            "summary": f"INC-{brief.number} {brief.severity.upper()}: {brief.title}"[:1024],
+            # A drill that practises the pager too must not wake anyone believing it is real.
+            "summary": f"{'DRILL ' if brief.drill else ''}INC-{brief.number} "
+            f"{brief.severity.upper()}: {brief.title}"[:1024],
             "source": "incident-automation",
             "severity": PAGING_SEVERITY.get(brief.severity, "error"),
             "component": ", ".join(brief.components) or None,

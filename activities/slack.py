@@ -131,7 +131,9 @@ class SlackActivities:
         async with permanent_errors("conversations.setPurpose"):
             await self.client.conversations_setPurpose(
                 channel=channel_id,
-                purpose=messages.purpose(request.incident_id, request.label, request.title),
+                purpose=messages.purpose(
+                    request.incident_id, request.label, request.title, request.drill
+                ),
             )
         return Channel(id=channel_id, name=name)
 

@@ -136,6 +136,7 @@ def headline(incident: Incident) -> Text:
     """`INC-42 SEV1 investigating — Checkout failing`"""
     severity, status = incident["severity"], incident["status"]
     return Text.assemble(
+        ("DRILL ", "bold yellow") if incident.get("drill") else "",
         (f"INC-{incident['number']}", "bold"),
         " ",
         (severity.upper(), SEVERITY_STYLE.get(severity, "")),
@@ -190,6 +191,9 @@ def declare(
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: same key, same incident.")
     ] = None,
+    drill: Annotated[
+        bool, typer.Option("--drill", help="A practice run: marked, faster clock, no pages.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Declare an incident: a channel is opened and the incident announced."""
@@ -201,6 +205,7 @@ def declare(
         "responders": responder,
         "template": template,
         "idempotency_key": key,
+        "drill": drill,
     }
     # Only what was given is sent, so a template fills the rest.
     body = {"title": title, "severity": severity} | {k: v for k, v in given.items() if v}

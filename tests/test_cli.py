@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 import uvicorn
@@ -129,6 +130,26 @@ async def test_a_person_declares_follows_and_resolves_an_incident(api_url, setti
     await listing("--all")
     open_now = (await incident("list", "--json", url=api_url)).json()["incidents"]
     assert incident_id not in {i["id"] for i in open_now}
+
+
+async def test_declare_drill_opens_a_drill_channel_on_the_compressed_clock(api_url):
+    name = title("CLI failover drill")
+    declared = await incident(
+        "declare", name, "-s", "sev2", "--commander", "U0ALICE01", "--drill", "--json", url=api_url
+    )
+    assert declared.code == 0, declared.err
+    drill = declared.json()
+    assert drill["drill"] is True
+    assert drill["channel"]["name"].startswith("drill-inc-")
+    # sev2 asks for an update every 30 minutes; the drill's clock runs ten times faster.
+    cadence = datetime.fromisoformat(drill["next_update_due"]) - datetime.fromisoformat(
+        drill["declared_at"]
+    )
+    assert cadence == timedelta(minutes=3)
+    shown = await incident("show", str(drill["number"]), url=api_url)
+    assert shown.out.splitlines()[0] == f"DRILL INC-{drill['number']} SEV2 investigating — {name}"
+    resolved = await incident("resolve", str(drill["number"]), "practised", url=api_url)
+    assert resolved.code == 0, resolved.err
 
 
 async def test_a_refused_command_exits_1_with_the_reason_on_stderr(api_url):

@@ -126,6 +126,17 @@ def test_declare_takes_an_optional_severity_and_without_a_title_opens_the_form()
     assert parse("list", False, SEVERITIES).name == "list"
 
 
+def test_drill_declares_a_drill_anywhere():
+    asked = parse("drill sev1 Checkout failover practice", False, SEVERITIES)
+    assert (asked.name, asked.model) == ("declare", Declaration)
+    assert asked.fields == {
+        "title": "Checkout failover practice",
+        "severity": "sev1",
+        "drill": True,
+    }
+    assert parse("drill Failover", True, SEVERITIES).fields["severity"] == "sev3"
+
+
 @pytest.mark.parametrize(
     ("text", "here", "reason"),
     [
@@ -141,6 +152,7 @@ def test_declare_takes_an_optional_severity_and_without_a_title_opens_the_form()
         ("action assign 2", True, "action assign"),
         ("retro", True, "retro done"),
         ("declare sev1", False, "give the incident a title"),
+        ("drill", True, "give the drill a title"),
         ("dance", True, "there is no `/incident dance`"),
         ("ack " + "x" * 4000, True, "characters"),
     ],

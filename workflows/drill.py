@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 M = TypeVar("M", bound=BaseModel)
 MARKER = "DRILL"
 CHANNEL_PREFIX = "drill-"
+MESSAGE_MARKER = f":construction: {MARKER}"  # leads every message and topic of a drill
 
 
 class DrillPolicy(BaseModel):
@@ -43,3 +44,8 @@ def compress(model: M, factor: float) -> M:
 def channel_name(name: str, limit: int) -> str:
     """The drill's channel says what it is in its name, within Slack's length limit."""
     return (CHANNEL_PREFIX + name)[:limit].strip("-_")
+
+
+def marked(text: str, is_drill: bool) -> str:
+    """Nobody mistakes a drill for the real thing, whichever message they see first."""
+    return f"{MESSAGE_MARKER} · {text}" if is_drill else text

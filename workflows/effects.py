@@ -153,6 +153,7 @@ class IncidentBrief(BaseModel):
     declared_by: str | None = None
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    drill: bool = False
 
 
 class OpenChannel(BaseModel):
@@ -162,6 +163,7 @@ class OpenChannel(BaseModel):
     label: str
     title: str
     name: str
+    drill: bool = False
 
 
 class SetTopic(BaseModel):

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.slack import SlackActivities
     from workflows import commands as cmd
-    from workflows import followup, report, update_ids
+    from workflows import drill, followup, report, update_ids
     from workflows.deadlines import Deadline, deadlines, followup_deadlines
     from workflows.documents import DocumentFile, Email, Invitation, People, Upload
     from workflows.effects import (
@@ -188,7 +188,9 @@ class IncidentFollowUp:
         channel = self.state.channel
         if channel is None:
             return None
-        upload = Upload(channel_id=channel.id, files=files, comment=comment)
+        # The link's post below is marked as a drill by its rendering; the file's comment is not.
+        marked = drill.marked(comment, self.state.drill)
+        upload = Upload(channel_id=channel.id, files=files, comment=marked)
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
         link = shared.permalinks[0] if shared and shared.permalinks else None
         if link:

@@ -27,7 +27,7 @@ from workflows.claims import release_key
 with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
-    from workflows import bookmarks, invitations, kickoff, lifecycle, update_ids
+    from workflows import bookmarks, drill, invitations, kickoff, lifecycle, update_ids
     from workflows import commands as cmd
     from workflows.effects import (
         AddBookmarks,
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.followup_workflow import IncidentFollowUp
     from workflows.incident_commands import IncidentCommands
     from workflows.models import Declaration, IncidentState, MessageRef
-    from workflows.naming import channel_name
+    from workflows.naming import MAX_CHANNEL_NAME, channel_name
     from workflows.outbox import Step, lanes
     from workflows.policy import Policy
     from workflows.visibility import publish
@@ -195,8 +195,16 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             severity=self.state.severity,
             at=self.state.declared_at,
         )
+        if self.state.drill:
+            # Only the name given to the same activity changes, and only for drills (which no
+            # history before drills holds), so replay needs no patch here.
+            name = drill.channel_name(name, MAX_CHANNEL_NAME - 3)
         request = OpenChannel(
-            incident_id=self.state.id, label=self.state.label, title=self.state.title, name=name
+            incident_id=self.state.id,
+            label=self.state.label,
+            title=self.state.title,
+            name=name,
+            drill=self.state.drill,
         )
         channel = await self._call(SlackActivities.open_channel, request, "create the channel")
         if channel is not None:

@@ -47,4 +47,5 @@ def brief(state: IncidentState, policy: Policy) -> IncidentBrief:
         declared_by=state.declared_by,
         acknowledged_by=state.acknowledged_by,
         acknowledged_at=state.acknowledged_at,
+        drill=state.drill,
     )

@@ -59,13 +59,15 @@ def start(
         idempotency_key=declaration.idempotency_key,
         links=declaration.links,
         status_entered_at={Status.INVESTIGATING: now},
+        drill=declaration.drill,
         last_update_at=now,
     )
     state.note(
         now,
         "declared",
         declaration.declared_by,
-        f"Declared {declaration.severity.upper()}: {declaration.title}",
+        f"Declared {'DRILL ' if declaration.drill else ''}{declaration.severity.upper()}: "
+        f"{declaration.title}",
     )
     refresh_deadlines(state, policy, now)
     people = [p for p in [state.roles.commander, *state.responders] if p]
@@ -273,7 +275,9 @@ def apply_escalate(
     text = f"Escalated to level {state.escalation_level}: {why}"
     # Page first (it wakes people), then invite, so the mention lands on channel members.
     effects: list[Effect] = []
-    if tier and tier.page:
+    if tier and tier.page and state.drill and not policy.drill.page:
+        state.note(now, "page-skipped", None, "Page skipped: this is a drill")
+    elif tier and tier.page:
         effects.append(Page(action=PageAction.TRIGGER, targets=targets))
         state.paged_at = state.paged_at or now
     if tier and tier.invite and targets:

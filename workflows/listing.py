@@ -33,6 +33,7 @@ class IncidentSummary(BaseModel):
     escalation_level: int = 0
     archived_at: datetime | None = None
     idempotency_key: str | None = None
+    drill: bool = False
 
     @property
     def label(self) -> str:
@@ -46,5 +47,7 @@ def summarize(state: IncidentState) -> IncidentSummary:
 
 
 def memo_of(state: IncidentState) -> dict[str, Any]:
-    """JSON-ready, so the memo decodes the same with any data converter."""
-    return summarize(state).model_dump(mode="json")
+    """JSON-ready, so the memo decodes the same with any data converter. ``drill`` is there
+    only for drills: the memo of every other incident stays as recorded histories have it."""
+    exclude = None if state.drill else {"drill"}
+    return summarize(state).model_dump(mode="json", exclude=exclude)

@@ -41,6 +41,7 @@ class IncidentRecord(BaseModel):
     missed_updates: int = 0
     open_action_items: int = 0
     report: str | None = None
+    drill: bool = False  # kept in the archive, left out of every figure
 
 
 def seconds_in_status(state: IncidentState, now: datetime) -> dict[str, float]:
@@ -84,6 +85,7 @@ def record_of(state: IncidentState, now: datetime) -> IncidentRecord:
         missed_updates=report.missed_updates(state),
         open_action_items=sum(1 for item in state.action_items if item.is_open),
         report=state.report,
+        drill=state.drill,
     )
 
 
@@ -107,7 +109,9 @@ def aggregate(
     chosen = [
         r
         for r in records
-        if (since is None or r.declared_at >= since) and (severity in (None, r.severity))
+        if not r.drill
+        and (since is None or r.declared_at >= since)
+        and (severity in (None, r.severity))
     ]
     acks = [r.time_to_acknowledge for r in chosen if r.time_to_acknowledge is not None]
     fixes = [r.time_to_resolve for r in chosen if r.time_to_resolve is not None]

@@ -148,6 +148,7 @@ class Declaration(BaseModel):
         default=None, validation_alias=AliasChoices("declared_by", "by")
     )
     source: str = "api"
+    drill: bool = False  # a practice run: marked everywhere, compressed, no pages, no metrics
 
 
 class MessageRef(BaseModel):
@@ -196,6 +197,7 @@ class IncidentState(BaseModel):
     links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
     report: str | None = None  # the situation report (Markdown), written at resolution
     report_at: datetime | None = None  # the resolution the report was written for
+    drill: bool = False
 
     @property
     def label(self) -> str:

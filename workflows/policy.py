@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
 from workflows.alerting import AlertPolicy
+from workflows.drill import DrillPolicy
 from workflows.models import Impact
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -141,6 +142,7 @@ class Policy(BaseModel):
     components: dict[str, ComponentPolicy] = Field(default_factory=dict)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     digest: DigestPolicy = Field(default_factory=DigestPolicy)
+    drill: DrillPolicy = Field(default_factory=DrillPolicy)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:

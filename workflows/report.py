@@ -118,7 +118,7 @@ def situation_report(state: IncidentState, policy: Policy) -> str:
     acked_by = f" by {who(state.acknowledged_by)}" if state.acknowledged_by else ""
     open_items = [item for item in state.action_items if item.is_open]
     lines = [
-        f"# {state.label} situation report: {state.title}",
+        f"# {'DRILL ' if state.drill else ''}{state.label} situation report: {state.title}",
         "",
         f"Severity {state.severity.upper()} ({policy.severity(state.severity).description}) · "
         f"impact {state.impact.value} · status {state.status.value}",
@@ -168,7 +168,7 @@ def retrospective_draft(state: IncidentState, policy: Policy, meeting_at: dateti
     hours = policy.business_hours
     length = policy.severity(state.severity).retrospective.meeting_length
     lines = [
-        f"# Retrospective: {state.label} {state.title} (draft)",
+        f"# Retrospective: {'DRILL ' if state.drill else ''}{state.label} {state.title} (draft)",
         "",
         f"Meeting proposed: {when(meeting_at)} ({duration(length)}, business hours in "
         f"{hours.timezone})",
@@ -198,9 +198,7 @@ def retrospective_draft(state: IncidentState, policy: Policy, meeting_at: dateti
         f"{', '.join(state.components) or 'none named'}",
         f"- Escalations: {escalations(state)}; missed status updates: {missed_updates(state)}",
         "",
-        "## Root cause and contributing factors",
-        "",
-        PLACEHOLDER,
+        *_cause_or_lesson(state),
         "",
         "## Action items",
         "",
@@ -215,6 +213,20 @@ def retrospective_draft(state: IncidentState, policy: Policy, meeting_at: dateti
         PLACEHOLDER,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _cause_or_lesson(state: IncidentState) -> list[str]:
+    """Nothing broke in a drill: what matters is what practising it showed."""
+    if state.drill:
+        return [
+            "## What did this drill teach us?",
+            "",
+            "What worked, what was missing (access, runbooks, alerts, roles), what to practise "
+            "next time.",
+            "",
+            PLACEHOLDER,
+        ]
+    return ["## Root cause and contributing factors", "", PLACEHOLDER]
 
 
 def attendees(state: IncidentState) -> list[str]:

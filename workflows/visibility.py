@@ -40,7 +40,8 @@ def search_attribute_specs() -> list[str]:
 
 def summary(state: IncidentState) -> str:
     """The static summary the UI lists the workflow under: ``INC-42 SEV1 Checkout failing``."""
-    return f"{state.label} {state.severity.upper()} {state.title}"
+    drill = "DRILL " if state.drill else ""
+    return f"{drill}{state.label} {state.severity.upper()} {state.title}"
 
 
 def declared_search_attributes(

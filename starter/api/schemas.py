@@ -80,6 +80,7 @@ class IncidentOut(BaseModel):
     retrospective: RetrospectiveOut
     report: str | None = Field(default=None, description="Situation report (Markdown).")
     url: str = Field(description="The incident's workflow in the Temporal Web UI.")
+    drill: bool = Field(default=False, description="A practice run: no pages, no metrics.")
 
     @classmethod
     def of(cls, state: IncidentState, url: str) -> IncidentOut:
@@ -105,6 +106,7 @@ class IncidentSummaryOut(BaseModel):
     escalation_level: int
     archived_at: datetime | None
     url: str
+    drill: bool = False
 
     @classmethod
     def of(cls, incident: IncidentSummary, url: str) -> IncidentSummaryOut:

@@ -24,6 +24,7 @@ OWNER = re.compile(r"^(<@[UW][A-Z0-9]+(\|[^>]*)?>|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\
 USAGE = """\
 *`/incident` commands*
 `declare [sev] <title>`  declare an incident (no title: a form opens)
+`drill [sev] <title>`  declare a drill: marked DRILL, on a faster clock, no pages
 `ack`  acknowledge: escalation stops
 `status <investigating|identified|monitoring|resolved> [message]`
 `update <message>`  post a status update
@@ -91,6 +92,8 @@ def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
         return Asked("list")
     if name == "declare":
         return _declare(rest, severities)
+    if name == "drill":
+        return _drill(rest, severities)
     if name not in NEEDS_INCIDENT:
         raise Malformed(f"there is no `/incident {words[0]}`; try `/incident help`")
     incident = None
@@ -191,6 +194,14 @@ def _declare(rest: str, severities: list[str]) -> Asked:
     else:
         severity, title = default_severity(severities), rest
     return Asked("declare", Declaration, {"title": title, "severity": severity})
+
+
+def _drill(rest: str, severities: list[str]) -> Asked:
+    """A drill is always typed out: the declare form has no place to say it is one."""
+    if not rest:
+        raise Malformed("give the drill a title: `/incident drill [sev] <title>`")
+    asked = _declare(rest, severities)
+    return Asked(asked.name, asked.model, {**asked.fields, "drill": True})
 
 
 def default_severity(severities: list[str]) -> str:

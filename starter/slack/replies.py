@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from activities.mrkdwn import escape
+from workflows import drill
 from workflows.listing import IncidentSummary
 from workflows.models import IncidentState
 
@@ -20,9 +21,10 @@ FAILED = ":warning: That did not work this time (the incident service's log says
 
 def headline(state: IncidentState | IncidentSummary) -> str:
     channel = f" · <#{state.channel.id}>" if state.channel else ""
-    return (
+    return drill.marked(
         f"*{state.label}* {state.severity.upper()} · {state.status.value}"
-        f" — {escape(state.title)}{channel}"
+        f" — {escape(state.title)}{channel}",
+        state.drill,
     )
 
 
