@@ -36,6 +36,8 @@ SECRET_SETTINGS = (
     "INCIDENT_API_TOKENS",
     "INCIDENT_PAGING_ROUTING_KEY",
     "INCIDENT_WEBHOOK_URL",
+    "INCIDENT_SMTP_PASSWORD",
+    "TEMPORAL_API_KEY",
 )
 _MIN_SECRET = 8  # shorter values would redact ordinary words
 

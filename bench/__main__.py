@@ -20,7 +20,7 @@ def usage(name: str) -> str:
 
 
 def main() -> None:
-    print("Benchmark harnesses (README, Performance, has the figures they produced):\n")
+    print("Benchmark harnesses (docs/performance.md has the figures they produced):\n")
     print("\n\n".join(usage(name) for name in HARNESSES))
 
 

@@ -135,9 +135,14 @@ def source_accepts(
     configured = policy.sources.get(source)
     if configured is None:
         return False
-    if configured.token and bearer and hmac.compare_digest(configured.token, bearer):
+    if configured.token and bearer and same_secret(configured.token, bearer):
         return True
     if configured.hmac_secret and signature:
         digest = hmac.new(configured.hmac_secret.encode(), body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(f"sha256={digest}", signature.strip())
+        return same_secret(f"sha256={digest}", signature.strip())
     return False
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time, and as bytes: compare_digest refuses non-ASCII text, which anyone may send."""
+    return hmac.compare_digest(expected.encode(), given.encode())

@@ -70,3 +70,12 @@ def test_a_huge_batch_travels_as_fifty_alerts_and_a_count_of_the_rest() -> None:
     fold(state, POLICY, trimmed, T0)
     assert state.alerts.firing == 1000
     assert len(trimmed.model_dump_json()) < 64_000, "a signal stays far below Temporal's limits"
+
+
+def test_a_repeated_resolved_notification_is_posted_once_until_the_group_fires_again() -> None:
+    state = incident()
+    posts = []
+    for status in (AlertStatus.RESOLVED, AlertStatus.RESOLVED, AlertStatus.FIRING):
+        posts.append(len(fold(state, POLICY, signal(status), T0)))
+    posts.append(len(fold(state, POLICY, signal(AlertStatus.RESOLVED), T0)))
+    assert posts == [1, 0, 0, 1]

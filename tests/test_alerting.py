@@ -156,3 +156,13 @@ def test_a_source_proves_itself_by_token_or_hmac() -> None:
     assert source_accepts(policy, "alertmanager", body, token, None)
     assert not source_accepts(policy, "alertmanager", body, "t" * 31, None)
     assert not source_accepts(policy, "unknown", body, token, signature)
+
+
+def test_a_default_rule_that_drops_drops_unmatched_groups() -> None:
+    batch = GenericAlert(key="k", title="Noise").batch()
+    assert route(batch, AlertPolicy.model_validate({"default": {"drop": True}})) is None
+
+
+def test_credentials_with_any_characters_are_compared_without_error() -> None:
+    policy = AlertPolicy.model_validate({"sources": {"s": {"token": "t" * 32}}})
+    assert not source_accepts(policy, "s", b"{}", "\u00e9" * 32, "sha256=\u00e9")

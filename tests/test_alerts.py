@@ -196,3 +196,15 @@ async def test_a_source_proves_itself_with_its_own_hmac_signature(api: httpx.Asy
     assert other_source.status_code == 401, "the signature proves only its own source"
     accepted = await api.post("/alerts/generic?source=grafana", content=body, headers=signed)
     assert accepted.status_code == 201, accepted.text
+
+
+async def test_a_token_with_non_ascii_characters_is_a_401_not_a_crash(
+    api: httpx.AsyncClient,
+) -> None:
+    # A raw latin-1 byte in the header: what a client can send that is not ASCII.
+    headers = [(b"Authorization", "Bearer \u00e9t\u00e9".encode("latin-1"))]
+    request = httpx.Request(
+        "POST", "http://api/alerts/generic", json={"key": "k", "title": "x"}, headers=headers
+    )
+    answer = await api.send(request)
+    assert answer.status_code == 401

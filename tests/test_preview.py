@@ -49,8 +49,14 @@ def test_resolution_schedules_the_archive_after_the_retrospective() -> None:
     archived = next(s for s in steps if s.what == "archive")
     assert resolved.after == minutes(20)
     assert resolved.where == ["channel", "broadcast"]
-    # sev2: retrospective three days after resolution, archive seven days after that.
-    assert archived.after == minutes(20) + timedelta(days=10)
+    kinds = [s.what for s in steps]
+    assert "situation report" in kinds
+    draft = next(s for s in steps if s.what == "retrospective draft and invitation")
+    # sev2: the retrospective three days after resolution, its meeting in the first business
+    # hours slot (resolved Saturday 00:20, so Tuesday 09:00), the archive seven days after.
+    assert draft.after == minutes(20) + timedelta(days=3)
+    assert draft.text == "meeting proposed for Tue 09:00 UTC"
+    assert archived.after == timedelta(days=3, hours=9) + timedelta(days=7)
     assert steps[-1] is archived
 
 

@@ -70,8 +70,12 @@ def fold(state: IncidentState, policy: Policy, signal: AlertSignal, now: datetim
         last.text = text  # the storm goes on: one entry, kept current
     else:
         state.note(now, "alerts", None, text)
-    if batch.status is not AlertStatus.RESOLVED or not state.is_open:
+    if batch.status is not AlertStatus.RESOLVED:
+        tally.group_resolved = False
         return []
+    if tally.group_resolved or not state.is_open:
+        return []  # Alertmanager repeats itself (and runs in pairs): say it once
+    tally.group_resolved = True
     effects: list[Effect] = [
         lifecycle.channel_notice(state, Notice.ALERTS_RESOLVED, "All alerts of the group resolved.")
     ]

@@ -126,7 +126,8 @@ def route(batch: AlertBatch, policy: AlertPolicy) -> AlertRule | None:
     for rule in policy.rules:
         if rule.matches(batch.labels):
             return None if rule.drop else rule
-    return policy.default
+    default = policy.default
+    return None if default is None or default.drop else default
 
 
 class _Fields(dict[str, str]):

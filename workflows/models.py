@@ -106,6 +106,7 @@ class AlertTally(BaseModel):
     firing: int = 0
     resolved: int = 0
     last_at: datetime | None = None
+    group_resolved: bool = False  # said in the channel; said again only after firing anew
 
 
 class Retrospective(BaseModel):

@@ -1,8 +1,8 @@
 """Policy preview: the timeline a policy would produce for an incident, without declaring one.
 
-It runs the workflow's own pure functions (``lifecycle.start``, the ``apply_*`` commands,
-``deadlines`` and ``lifecycle.fire``) on a simulated clock, so what it shows is what the
-deadline loop would do: a team checks a policy change before it ships.
+It runs the workflow's own pure functions (``lifecycle.start``, the ``apply_*`` commands, the
+follow-through's deadlines, ``followup.on_resolved`` and ``firing.fire``) on a simulated clock,
+so what it shows is what the deadline loop would do: a team checks a policy before it ships.
 """
 
 from __future__ import annotations
@@ -12,9 +12,17 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from workflows import commands as cmd
-from workflows import lifecycle
-from workflows.deadlines import deadlines
-from workflows.effects import Audience, Effect, Invite, Page, Post
+from workflows import followup, lifecycle
+from workflows.deadlines import followup_deadlines as deadlines
+from workflows.effects import (
+    Audience,
+    Effect,
+    Invite,
+    Page,
+    Post,
+    PublishReport,
+    SendRetrospective,
+)
 from workflows.firing import fire
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Duration, Policy
@@ -59,6 +67,19 @@ def _steps(effects: list[Effect], at: timedelta) -> list[Step]:
             steps.append(Step(after=at, what=f"page ({effect.action.value})", who=effect.targets))
         elif isinstance(effect, Invite):
             steps.append(Step(after=at, what="invite", where=[Audience.CHANNEL], who=effect.users))
+        elif isinstance(effect, PublishReport):
+            where = [Audience.CHANNEL, Audience.BROADCAST]
+            steps.append(Step(after=at, what="situation report", where=where))
+        elif isinstance(effect, SendRetrospective):
+            text = f"meeting proposed for {effect.meeting_at:%a %H:%M} {effect.meeting_at:%Z}"
+            steps.append(
+                Step(
+                    after=at,
+                    what="retrospective draft and invitation",
+                    who=effect.attendees,
+                    text=text,
+                )
+            )
         elif effect.kind == "archive":
             steps.append(Step(after=at, what="archive", where=[Audience.CHANNEL]))
     return steps
@@ -90,6 +111,8 @@ def _act(state: IncidentState, policy: Policy, s: Scenario, now: datetime) -> li
         effects += lifecycle.apply_post_update(state, policy, update, now)
     if s.resolve_after is not None and now >= START + s.resolve_after:
         effects += lifecycle.apply_resolve(state, policy, cmd.Resolve(by=by), now)
+        # What the workflow adds to any change that resolves (its follow-through).
+        effects = followup.on_resolved(state, policy, effects)
     return effects
 
 

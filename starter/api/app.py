@@ -30,8 +30,10 @@ DESCRIPTION = """
 Declare and drive incidents. Each incident is one Temporal workflow; every command here is a
 workflow Update, answered with the incident as the workflow has it afterwards.
 
-Every route but `/healthz` needs `Authorization: Bearer <token>`, with a token from
-`INCIDENT_API_TOKENS`. People are given as Slack user ids (like `U024BE7LH`), mentions
+Every route needs `Authorization: Bearer <token>`, with a token from `INCIDENT_API_TOKENS`,
+but `/healthz`, the public status page, `/slack/events` (Slack's signature) and `/alerts/*`
+(which also take a source's own token or HMAC signature from the policy). People are given
+as Slack user ids (like `U024BE7LH`), mentions
 (`<@U024BE7LH>`), handles (`@bob`) or emails, and resolved to ids; an unknown one gets 422
 naming it. Incident ids are
 `incident-42`; `INC-42` and `42` are accepted too.

@@ -1,4 +1,5 @@
-"""Bearer-token auth: every route but /healthz (and, later, the signed Slack endpoints)."""
+"""Bearer-token auth, for every route but /healthz, the status page, /slack/events (Slack signs
+it) and /alerts (a source may prove itself with its own token or signature instead)."""
 
 from __future__ import annotations
 

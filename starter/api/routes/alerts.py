@@ -7,14 +7,19 @@ order), which folds it into the timeline instead of posting each alert to Slack.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from starter.alerts import SIGNATURE_HEADER, AlertmanagerWebhook, GenericAlert, source_accepts
+from starter.alerts import (
+    SIGNATURE_HEADER,
+    AlertmanagerWebhook,
+    GenericAlert,
+    same_secret,
+    source_accepts,
+)
 from starter.api.dependencies import AppSettings, Desk
 from workflows.alert_folding import AlertSignal
 from workflows.alerting import AlertBatch, AlertStatus, declaration_for, idempotency_key, route
@@ -38,7 +43,7 @@ async def authenticated_source(request: Request, settings: AppSettings, desk: De
     source = request.query_params.get("source") or request.url.path.rsplit("/", 1)[-1]
     scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
     bearer = bearer.strip() if scheme.lower() == "bearer" else ""
-    if bearer and any(hmac.compare_digest(bearer, t) for t in settings.bearer_tokens):
+    if bearer and any(same_secret(t, bearer) for t in settings.bearer_tokens):
         return body
     signature = request.headers.get(SIGNATURE_HEADER)
     if source_accepts(desk.policy.alerts, source, body, bearer or None, signature):
