@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import alert_folding, lifecycle, timeline
+    from workflows import alert_folding, lifecycle, public, timeline
     from workflows import commands as cmd
     from workflows.effects import Effect
     from workflows.models import IncidentState
@@ -136,3 +136,11 @@ class IncidentCommands:
     @add_timeline_entry.validator
     def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
         timeline.check_add_timeline_entry(self.state, self.policy, c)
+
+    @workflow.update
+    def post_public_update(self, c: cmd.PostPublicUpdate) -> IncidentState:
+        return self._apply(public.apply_post_public_update, c)
+
+    @post_public_update.validator
+    def _post_public_update_allowed(self, c: cmd.PostPublicUpdate) -> None:
+        public.check_post_public_update(self.state, self.policy, c)
