@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiohttp import web
 from aiosmtpd.controller import Controller
+from fastapi import FastAPI
 from playwright.async_api import async_playwright
 from temporalio.client import Client
 
@@ -28,7 +30,7 @@ from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.support import eventually, until
-from tests.test_after_resolution import Inbox, free_port
+from tests.test_after_resolution import API_TOKEN, Inbox, cli, free_port
 from tests.test_localslack_browser import CHROMIUM, FLAGS
 
 QUEUE = "incidents-status-page"
@@ -97,13 +99,13 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 
 @pytest.fixture(scope="module")
-async def status_api(
+async def status_app(
     client: Client,
     slack: SlackEmulator,
     inbox: Inbox,
     tmp_path_factory: pytest.TempPathFactory,
     worker: None,
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[FastAPI]:
     from worker import build_worker
 
     folder = tmp_path_factory.mktemp("status")
@@ -118,18 +120,34 @@ async def status_api(
         database_url=f"sqlite:///{folder}/incidents.db",
         policy_file=str(folder / "policy.toml"),
         public_url=PUBLIC_URL,
-        api_tokens="status-token",
+        api_tokens=f"status-token,{API_TOKEN}",
         status_page_title="Acme",
     )
     desk = IncidentDesk(client, QUEUE, settings.policy)
-    app = create_app(settings, desk=desk)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        httpx.AsyncClient() as http,
-        build_worker(client, settings, http),
-        httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL, timeout=60) as api,
-    ):
+    async with httpx.AsyncClient() as http, build_worker(client, settings, http):
+        yield create_app(settings, desk=desk)
+
+
+@pytest.fixture(scope="module")
+async def status_api(status_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=status_app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL, timeout=60) as api:
         yield api
+
+
+@pytest.fixture(scope="module")
+async def served(status_app: FastAPI) -> AsyncIterator[str]:
+    """The same API over HTTP (uvicorn on a free port), for the CLI."""
+    config = uvicorn.Config(status_app, host="127.0.0.1", port=0, log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or serving.done(), timeout=10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
 
 
 def link(text: str, kind: str) -> str:
@@ -140,7 +158,7 @@ def link(text: str, kind: str) -> str:
 
 def mails_to(inbox: Inbox, address: str, subject: str = "") -> list[str]:
     return [
-        m.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        m.get_payload(decode=True).decode()
         for to, m in inbox.messages
         if address in to and subject in str(m["Subject"])
     ]
@@ -323,3 +341,49 @@ async def test_public_updates_are_refused_with_a_reason(status_api: httpx.AsyncC
     assert answer.status_code == 409 and "Nowhere" in answer.text
     empty = await api.post(f"/incidents/{incident_id}/public", headers=AUTH, json={"message": ""})
     assert empty.status_code == 422
+
+
+async def test_the_cli_posts_public_updates_and_sets_maintenance(
+    status_api: httpx.AsyncClient, served: str
+) -> None:
+    api = status_api
+    declared = await api.post(
+        "/incidents",
+        params={"wait": "true"},
+        headers=AUTH,
+        json={
+            "title": f"Search slow {uuid.uuid4().hex[:6]}",
+            "severity": "sev2",
+            "components": ["Search"],
+            "impact": "minor",
+        },
+    )
+    incident_id = declared.json()["id"]
+    code, out, err = await cli(
+        served,
+        "public",
+        incident_id,
+        "Search is slow for some",
+        "--impact",
+        "critical",
+        "--component",
+        "Search",
+        "--component",
+        "API",
+    )
+    assert code == 0, err
+    assert "On the status page (investigating): Search is slow for some" in out
+    assert await until(
+        lambda: page_json(api),
+        lambda p: statuses(p)["API"] == statuses(p)["Search"] == "major_outage",
+    )
+    code, out, err = await cli(served, "maintenance", "Billing")
+    assert code == 0 and "under maintenance" in out, err
+    assert statuses(await page_json(api))["Billing"] == "under_maintenance"
+    code, out, err = await cli(served, "maintenance", "Billing", "--off")
+    assert code == 0 and statuses(await page_json(api))["Billing"] == "operational"
+    code, _, err = await cli(served, "public", incident_id, "x", "--component", "Nowhere")
+    assert code != 0 and "Nowhere" in err
+    resolved = await api.post(f"/incidents/{incident_id}/resolve", headers=AUTH, json={})
+    assert resolved.status_code == 200
+    assert await until(lambda: page_json(api), lambda p: statuses(p)["API"] == "operational")
