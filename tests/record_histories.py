@@ -44,6 +44,7 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     await asyncio.sleep(1.6)  # an update reminder and an escalation tier fire
     await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
     await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="bad deploy"))
+    await desk.command(state.id, cmd.PostPublicUpdate(message="Some payments fail"))
     await desk.command(state.id, cmd.AssignRole(role=Role.TECH_LEAD, user="U0CAROL03"))
     await desk.command(state.id, cmd.AddResponders(users=["U0DAVE004"]))
     await desk.command(state.id, cmd.SetSeverity(severity="sev2", reason="workaround"))
