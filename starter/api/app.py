@@ -30,7 +30,8 @@ DESCRIPTION = """
 Declare and drive incidents. Each incident is one Temporal workflow; every command here is a
 workflow Update, answered with the incident as the workflow has it afterwards.
 
-Every route but `/healthz` needs `Authorization: Bearer <token>`, with a token from
+Every route but `/healthz` and the public status page (`/status...`) needs
+`Authorization: Bearer <token>`, with a token from
 `INCIDENT_API_TOKENS`. People are given as Slack user ids (like `U024BE7LH`), mentions
 (`<@U024BE7LH>`), handles (`@bob`) or emails, and resolved to ids; an unknown one gets 422
 naming it. Incident ids are
