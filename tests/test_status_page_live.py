@@ -219,7 +219,7 @@ async def test_a_public_incident_reaches_the_page_and_each_subscriber_once(
     api, (hook, hook_url) = status_api, receiver
     await subscribe_by_email(api, inbox, "ops@example.com", ["Checkout"])
     await subscribe_by_email(api, inbox, "search@example.com", ["Search"])
-    again = await api.post("/status/subscribers", json={"email": "ops@example.com"})
+    again = await api.post("/status/subscribers", json={"email": "Ops@Example.com"})
     assert again.status_code == 200 and again.json()["status"] == "confirmed"
     pending = {"email": "late@example.com"}
     assert (await api.post("/status/subscribers", json=pending)).status_code == 202

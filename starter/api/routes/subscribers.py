@@ -91,7 +91,8 @@ async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> 
     if known and unknown:
         detail = f"unknown components {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
-    kind, address = ("email", body.email) if body.email else ("webhook", body.webhook)
+    # Mailboxes are case-blind in practice: one address, one subscription.
+    kind, address = ("email", body.email.lower()) if body.email else ("webhook", body.webhook)
     assert address is not None
     outcome, token = await asyncio.to_thread(store.subscribe, kind, address, body.components)
     if outcome is Subscribed.CONFIRMED:
