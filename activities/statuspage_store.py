@@ -47,12 +47,12 @@ class Subscriber:
     confirmed_at: datetime | None
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite keeps no zone; we wrote UTC
+
+
 def _subscriber(row: SubscriberRow) -> Subscriber:
-    confirmed = (
-        row.confirmed_at.replace(tzinfo=row.confirmed_at.tzinfo or UTC)
-        if row.confirmed_at
-        else None
-    )
+    confirmed = _aware(row.confirmed_at) if row.confirmed_at else None
     return Subscriber(row.id, row.kind, row.address, list(row.components), row.token, confirmed)
 
 
@@ -101,7 +101,7 @@ class StatusPageStore:
             ).one_or_none()
             if row is not None and row.confirmed_at is not None:
                 return Subscribed.CONFIRMED, ""
-            if row is not None and row.created_at.replace(tzinfo=UTC) > now - CONFIRMATION_PENDING:
+            if row is not None and _aware(row.created_at) > now - CONFIRMATION_PENDING:
                 return Subscribed.PENDING, ""
             pending = session.scalar(
                 select(func.count()).where(SubscriberRow.confirmed_at.is_(None))
