@@ -96,23 +96,29 @@ class StatusPageStore:
         """The outcome and the token to put in the confirmation link (for NEW only)."""
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
+            # Expired confirmations go: their links stop working and they stop counting.
+            session.execute(
+                delete(SubscriberRow).where(
+                    SubscriberRow.confirmed_at.is_(None),
+                    SubscriberRow.created_at <= now - CONFIRMATION_PENDING,
+                )
+            )
             row = session.scalars(
                 select(SubscriberRow).where(SubscriberRow.address == address)
             ).one_or_none()
             if row is not None and row.confirmed_at is not None:
                 return Subscribed.CONFIRMED, ""
-            if row is not None and _aware(row.created_at) > now - CONFIRMATION_PENDING:
+            if row is not None:
                 return Subscribed.PENDING, ""
             pending = session.scalar(
                 select(func.count()).where(SubscriberRow.confirmed_at.is_(None))
             )
-            if row is None and (pending or 0) >= MAX_PENDING:
+            if (pending or 0) >= MAX_PENDING:
                 return Subscribed.FULL, ""
             token = secrets.token_urlsafe(32)
-            if row is None:
-                row = SubscriberRow(kind=kind, address=address, confirmed_at=None)
-                session.add(row)
-            row.components, row.token, row.created_at = components, token, now
+            row = SubscriberRow(kind=kind, address=address, components=components, token=token)
+            row.created_at, row.confirmed_at = now, None
+            session.add(row)
         return Subscribed.NEW, token
 
     def forget_pending(self, token: str) -> None:
@@ -129,9 +135,12 @@ class StatusPageStore:
             row = session.scalars(
                 select(SubscriberRow).where(SubscriberRow.token == token)
             ).one_or_none()
-            if row is None:
+            now = datetime.now(UTC)
+            if row is None or (
+                row.confirmed_at is None and _aware(row.created_at) <= now - CONFIRMATION_PENDING
+            ):
                 return None
-            row.confirmed_at = row.confirmed_at or datetime.now(UTC)
+            row.confirmed_at = row.confirmed_at or now
             return _subscriber(row)
 
     def unsubscribe(self, token: str) -> bool:

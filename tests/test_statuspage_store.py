@@ -67,3 +67,12 @@ def test_open_incidents_stay_and_resolved_ones_leave_after_the_history(store):
     store.set_maintenance("API", True)
     store.set_maintenance("API", False)
     assert store.maintenance() == {"Billing"}
+
+
+def test_an_expired_confirmation_neither_confirms_nor_counts(store, monkeypatch):
+    _, token = store.subscribe("email", "late@example.com", [])
+    monkeypatch.setattr(statuspage_store, "CONFIRMATION_PENDING", timedelta(0))
+    assert store.confirm(token) is None
+    monkeypatch.setattr(statuspage_store, "MAX_PENDING", 1)
+    outcome, fresh = store.subscribe("email", "late@example.com", [])
+    assert outcome is Subscribed.NEW and fresh != token
