@@ -82,6 +82,14 @@ class Settings(BaseSettings):
         default="Service",
         validation_alias=AliasChoices("INCIDENT_STATUS_TITLE", "status_page_title"),
     )
+    # Subscribing needs no token, so webhooks to private addresses (this host, the internal
+    # network) are refused unless a deployment says it wants them (tests, a private page).
+    status_private_webhooks: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "INCIDENT_STATUS_PRIVATE_WEBHOOKS", "status_private_webhooks"
+        ),
+    )
 
     log_format: str = "console"
     log_level: str = "info"

@@ -122,6 +122,7 @@ async def status_app(
         public_url=PUBLIC_URL,
         api_tokens=f"status-token,{API_TOKEN}",
         status_page_title="Acme",
+        status_private_webhooks=True,  # the receiver is on 127.0.0.1
     )
     desk = IncidentDesk(client, QUEUE, settings.policy)
     async with httpx.AsyncClient() as http, build_worker(client, settings, http):
@@ -387,3 +388,19 @@ async def test_the_cli_posts_public_updates_and_sets_maintenance(
     resolved = await api.post(f"/incidents/{incident_id}/resolve", headers=AUTH, json={})
     assert resolved.status_code == 200
     assert await until(lambda: page_json(api), lambda p: statuses(p)["API"] == "operational")
+
+
+@pytest.mark.parametrize(
+    "webhook", ["http://127.0.0.1:9/hook", "http://10.0.0.7/hook", "http://localhost/hook"]
+)
+async def test_webhooks_to_private_addresses_are_refused_by_default(
+    tmp_path: Path, webhook: str
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/incidents.db",
+        slack_api_url="http://127.0.0.1:9/api/",
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, desk=None))
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as api:
+        answer = await api.post("/status/subscribers", json={"webhook": webhook})
+    assert answer.status_code == 422 and "public addresses" in answer.text

@@ -8,8 +8,10 @@ and nothing is ever sent to an address but its confirmation until someone follow
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from html import escape
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -92,6 +94,13 @@ async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> 
         detail = f"unknown components {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
     # Mailboxes are case-blind in practice: one address, one subscription.
+    if (
+        body.webhook
+        and not settings.status_private_webhooks
+        and not await public_host(body.webhook)
+    ):
+        detail = "webhook: the host must resolve to public addresses only"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
     kind, address = ("email", body.email.lower()) if body.email else ("webhook", body.webhook)
     assert address is not None
     outcome, token = await asyncio.to_thread(store.subscribe, kind, address, body.components)
@@ -112,6 +121,17 @@ async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> 
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=detail) from None
     log.info("subscription_requested", kind=kind)
     return answer(202, outcome, f"a confirmation link was sent to the {kind}")
+
+
+async def public_host(url: str) -> bool:
+    """Whether every address the URL's host names is a public one (no SSRF to the inside)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return False
+    addresses = {ipaddress.ip_address(info[4][0]) for info in found}
+    return bool(addresses) and all(a.is_global for a in addresses)
 
 
 def answer(code: int, outcome: Subscribed, detail: str) -> JSONResponse:
