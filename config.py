@@ -73,6 +73,24 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("INCIDENT_DATABASE_URL", "database_url"),
     )
 
+    # Where people reach the API from outside: the status page's links in emails and webhooks.
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias=AliasChoices("INCIDENT_PUBLIC_URL", "public_url"),
+    )
+    status_page_title: str = Field(
+        default="Service",
+        validation_alias=AliasChoices("INCIDENT_STATUS_TITLE", "status_page_title"),
+    )
+    # Subscribing needs no token, so webhooks to private addresses (this host, the internal
+    # network) are refused unless a deployment says it wants them (tests, a private page).
+    status_private_webhooks: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "INCIDENT_STATUS_PRIVATE_WEBHOOKS", "status_private_webhooks"
+        ),
+    )
+
     log_format: str = "console"
     log_level: str = "info"
 

@@ -37,6 +37,7 @@ from activities.slack import SlackActivities, slack_client
 from config import ConfigError, Settings, connect
 from logs import configure_logging
 from starter.schedules import ensure_digest_schedule
+from starter.status.service import status_page_activities
 from workflows.claims import IncidentKeyClaim
 from workflows.digest import IncidentDigest
 from workflows.incident import IncidentWorkflow
@@ -106,6 +107,7 @@ def build_worker(
             paging.send_pagerduty,
             paging.send_webhook,
             *follow_up,
+            *status_page_activities(settings, http),
         ],
         # A caller (a benchmark) may bring its own runner.
         **{"workflow_runner": WORKFLOW_RUNNER, **worker_options},  # type: ignore[arg-type]

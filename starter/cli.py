@@ -359,7 +359,8 @@ def reopen(incident_id: IncidentArg, reason: Words = "", as_json: JsonFlag = Fal
 
 # More commands in files of their own: after resolution (report, retro, action items, stats)
 # and the policy preview. They import this module, hence at the end.
-from starter import cli_followup, cli_preview  # noqa: E402
+from starter import cli_followup, cli_preview, cli_status  # noqa: E402
 
 cli_followup.register(app)
 cli_preview.register(app)
+cli_status.register(app)

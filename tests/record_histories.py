@@ -51,6 +51,7 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     said = cmd.AddTimelineEntry(text="error rate 12%", author="U0BOB0002", at=datetime.now(UTC))
     await desk.command(state.id, said)
     await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="bad deploy"))
+    await desk.command(state.id, cmd.PostPublicUpdate(message="Some payments fail"))
     await desk.command(state.id, cmd.AssignRole(role=Role.TECH_LEAD, user="U0CAROL03"))
     await desk.command(state.id, cmd.AddResponders(users=["U0DAVE004"]))
     await desk.command(state.id, cmd.SetSeverity(severity="sev2", reason="workaround"))

@@ -298,3 +298,20 @@ async def test_the_slack_app_is_served_the_way_the_settings_say(settings, desk):
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
             response = await http.post("/slack/events", content=b"command=%2Fincident")
         assert response.status_code == 404 and "not served over HTTP" in response.text
+
+
+async def test_incident_public_puts_the_incident_on_the_status_page(alice, desk, slack):
+    state = await declared(alice, desk, "Public")
+    said = "Payments fail for <some> customers"
+    reply = await alice.types(f"/incident public {said}", state.channel.name)
+    assert "On the status page" in reply.text, reply.text
+    public = (await desk.get(state.id)).public
+    assert public is not None and [u.message for u in public.updates] == [said]
+
+    def confirmed() -> list[str]:
+        texts = [m.get("text", "") for m in slack.messages(state.channel.id)]
+        return [t for t in texts if "Payments fail for &lt;some&gt; customers" in t]
+
+    assert await eventually(confirmed)  # escaped in the channel
+    missing = await alice.types(f"/incident public {state.number}", "general")
+    assert "say what is new" in missing.text

@@ -6,12 +6,11 @@ from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 from starter.status import render
-from workflows.models import Impact, Status
+from workflows.models import Impact, PublicUpdate, Status
 from workflows.statuspage import (
     Component,
     ComponentStatus,
     PublicIncident,
-    PublicUpdate,
     component_statuses,
     status_page,
 )

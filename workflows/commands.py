@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from workflows.models import Role, Status, UserId
+from workflows.models import MAX_COMPONENTS, Component, Impact, Role, Status, UserId
 from workflows.text import RequiredText, Text
 
 
@@ -117,3 +117,15 @@ class DropActionItem(Command):
     update = "drop_action_item"
     item_id: int = ITEM
     reason: Text = Field(default="", max_length=500)
+
+
+class PostPublicUpdate(Command):
+    """Tell the public: the incident goes on the status page with this update."""
+
+    update = "post_public_update"
+    message: RequiredText = Field(min_length=1, max_length=3000)
+    status: Status | None = Field(default=None, description="Default: the incident's status.")
+    components: list[Component] | None = Field(
+        default=None, max_length=MAX_COMPONENTS, description="Default: the incident's."
+    )
+    impact: Impact | None = Field(default=None, description="Default: the incident's impact.")

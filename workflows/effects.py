@@ -41,6 +41,7 @@ class Notice(StrEnum):
     RETROSPECTIVE_DUE = "retrospective_due"
     RETROSPECTIVE_DONE = "retrospective_done"
     DOCUMENT = "document"  # a link to a report or draft shared in the incident channel
+    PUBLIC_UPDATE = "public_update"  # the confirmation of an update on the status page
 
 
 class Post(BaseModel):
@@ -115,6 +116,12 @@ class RecordIncident(BaseModel):
     kind: Literal["record"] = "record"
 
 
+class PublishStatus(BaseModel):
+    """The status page hears of the public incident as it is now; subscribers of news."""
+
+    kind: Literal["status_page"] = "status_page"
+
+
 Effect = Annotated[
     Post
     | RefreshTopic
@@ -125,7 +132,8 @@ Effect = Annotated[
     | PublishReport
     | SendRetrospective
     | RecordIncident
-    | UpdateKickoff,
+    | UpdateKickoff
+    | PublishStatus,
     Field(discriminator="kind"),
 ]
 

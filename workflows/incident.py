@@ -27,7 +27,8 @@ from workflows.claims import release_key
 with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
-    from workflows import bookmarks, drill, invitations, kickoff, lifecycle, update_ids
+    from activities.statuspage import StatusPageActivities
+    from workflows import bookmarks, drill, invitations, kickoff, lifecycle, public, update_ids
     from workflows import commands as cmd
     from workflows.effects import (
         AddBookmarks,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         Page,
         Post,
         PostMessage,
+        PublishStatus,
         RefreshTopic,
         ReleaseKey,
         SendPage,
@@ -69,6 +71,7 @@ SLACK_RETRY = RetryPolicy(
 SLACK_GIVE_UP = timedelta(minutes=10)
 OPENING_WAIT = timedelta(seconds=20)
 KICKOFF_KEPT_CURRENT = "kickoff-kept-current"  # patch: the kickoff is edited as things change
+PUBLIC_INCIDENTS = "public-incidents"  # patch: a public incident's resolution is published
 
 
 class IncidentInput(BaseModel):
@@ -167,6 +170,8 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
     def _changed(self, effects: list[Effect]) -> None:
         if kickoff.changes_kickoff(effects) and workflow.patched(KICKOFF_KEPT_CURRENT):
             effects = [*effects, UpdateKickoff()]
+        if self.state.public is not None and workflow.patched(PUBLIC_INCIDENTS):
+            effects = [*effects, *public.follow_resolution(self.state, workflow.now())]
         self.outbox.extend(self._followed_up(effects))
         self.changes += 1
         publish(self.state, self.policy)
@@ -253,6 +258,12 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             )
         elif isinstance(effect, ReleaseKey):
             await self._release_key()
+        elif isinstance(effect, PublishStatus):
+            incident = public.public_incident(self.state)
+            what = "publish on the status page"
+            if await self._call(StatusPageActivities.publish, incident, what) is not None:
+                what = "tell the status page's subscribers"
+                await self._call(StatusPageActivities.notify_subscribers, incident, what)
         elif channel_id is None:
             return
         elif isinstance(effect, RefreshTopic):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import alert_folding, lifecycle, timeline, update_ids
+    from workflows import alert_folding, lifecycle, public, timeline, update_ids
     from workflows import commands as cmd
     from workflows.effects import Effect
     from workflows.models import IncidentState
@@ -148,3 +148,12 @@ class IncidentCommands:
     def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
         if not update_ids.repeated(self.state):
             timeline.check_add_timeline_entry(self.state, self.policy, c)
+
+    @workflow.update
+    def post_public_update(self, c: cmd.PostPublicUpdate) -> IncidentState:
+        return self._apply(public.apply_post_public_update, c)
+
+    @post_public_update.validator
+    def _post_public_update_allowed(self, c: cmd.PostPublicUpdate) -> None:
+        if not update_ids.repeated(self.state):
+            public.check_post_public_update(self.state, self.policy, c)

@@ -152,6 +152,23 @@ class Declaration(BaseModel):
     drill: bool = False  # a practice run: marked everywhere, compressed, no pages, no metrics
 
 
+class PublicUpdate(BaseModel):
+    """One public update on the status page: what the comms lead tells everyone."""
+
+    at: datetime
+    status: Status
+    message: str = Field(max_length=3000)
+
+
+class PublicInfo(BaseModel):
+    """What the status page shows of this incident; None until someone makes it public."""
+
+    components: list[str] = Field(default_factory=list)
+    impact: Impact
+    updates: list[PublicUpdate] = Field(default_factory=list)
+    published_status: Status | None = None  # the incident status the page last heard of
+
+
 class MessageRef(BaseModel):
     """A message we posted, to edit it later (the kickoff follows the incident)."""
 
@@ -199,6 +216,7 @@ class IncidentState(BaseModel):
     report: str | None = None  # the situation report (Markdown), written at resolution
     report_at: datetime | None = None  # the resolution the report was written for
     drill: bool = False
+    public: PublicInfo | None = None  # on the status page
 
     @property
     def label(self) -> str:

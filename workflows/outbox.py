@@ -18,6 +18,7 @@ from workflows.effects import (
     Page,
     Post,
     PublishReport,
+    PublishStatus,
     RecordIncident,
     RefreshTopic,
     ReleaseKey,
@@ -36,6 +37,7 @@ class Lane(StrEnum):
     DIRECT = "direct"  # reminders to one person
     DOCUMENTS = "documents"  # the report and the retrospective
     ARCHIVE = "archive"  # the incident database
+    STATUS_PAGE = "status_page"  # the public status page and its subscribers
 
 
 Step = tuple[Effect, Audience | None]
@@ -70,4 +72,6 @@ def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
             grouped.setdefault(Lane.DOCUMENTS, []).append((effect, None))
         elif isinstance(effect, RecordIncident):
             grouped.setdefault(Lane.ARCHIVE, []).append((effect, None))
+        elif isinstance(effect, PublishStatus):
+            grouped.setdefault(Lane.STATUS_PAGE, []).append((effect, None))
     return grouped

@@ -132,6 +132,7 @@ class ComponentPolicy(BaseModel):
     """What the policy knows about a component: its runbook is bookmarked in the channel."""
 
     runbook: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    group: str = Field(default="", max_length=100)  # the status page lists components by group
 
 
 class Policy(BaseModel):

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Impact, Status
+from workflows.models import Impact, PublicUpdate, Status
 
 HISTORY_DAYS = 90
 
@@ -46,12 +46,6 @@ class Component(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     group: str = Field(default="", max_length=100)
     maintenance: bool = False
-
-
-class PublicUpdate(BaseModel):
-    at: datetime
-    status: Status
-    message: str = Field(max_length=3000)
 
 
 class PublicIncident(BaseModel):

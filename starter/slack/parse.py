@@ -28,6 +28,7 @@ USAGE = """\
 `ack`  acknowledge: escalation stops
 `status <investigating|identified|monitoring|resolved> [message]`
 `update <message>`  post a status update
+`public <message>`  post a public update: the incident goes on the status page
 `severity <sev> [reason]`
 `role <commander|tech_lead|comms_lead> <@user>`
 `escalate [reason]`  ·  `resolve [message]`  ·  `reopen [reason]`
@@ -59,14 +60,16 @@ FREE_TEXT: dict[str, tuple[type[cmd.Command], str]] = {
     "escalate": (cmd.Escalate, "reason"),
     "resolve": (cmd.Resolve, "message"),
     "reopen": (cmd.Reopen, "reason"),
+    "public": (cmd.PostPublicUpdate, "message"),
 }
 ALIASES = {"ack": "ack", "acknowledge": "ack", "sev": "severity", "roles": "role"}
 NEEDS_INCIDENT = {"ack", "status", "update", "severity", "role", "escalate", "resolve", "reopen"}
-NEEDS_INCIDENT |= {"action", "retro"}
+NEEDS_INCIDENT |= {"action", "retro", "public"}
 VERB_FIRST = {"action", "retro"}  # `/incident action done 42 1`, `/incident retro done 42`
 USAGES = {
     "status": "`status <investigating|identified|monitoring|resolved> [message]`",
     "update": "`update <message>`",
+    "public": "`public <message>`",
     "severity": "`severity <sev> [reason]`",
     "role": "`role <commander|tech_lead|comms_lead> <@user>`",
     "action": "`action add <text> [@owner] [due <when>]`, `action done|drop <n>`, "
@@ -119,8 +122,8 @@ def _arguments(name: str, rest: str) -> Asked:
         return Asked(name, cmd.Acknowledge)
     if name in FREE_TEXT:
         model, key = FREE_TEXT[name]
-        if name == "update" and not rest:
-            raise Malformed(f"say what is new: {USAGES['update']}")
+        if name in ("update", "public") and not rest:
+            raise Malformed(f"say what is new: {USAGES[name]}")
         return Asked(name, model, {key: rest})
     first, _, after = rest.partition(" ")
     after = after.strip()

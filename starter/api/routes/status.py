@@ -1,0 +1,123 @@
+"""The public status page (no auth): HTML, JSON and Atom from the status page's database.
+
+Components come from the policy (with their groups) and their maintenance flags from the
+database; public incidents are what the workflows published. Operators set maintenance and
+post public updates with a bearer token like every other command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from activities.statuspage_store import StatusPageStore
+from starter.api.auth import require_token
+from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.people import PeopleRoute
+from starter.api.routes.followup import Archive
+from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, run
+from starter.api.schemas import IncidentOut
+from starter.status import render
+from workflows import commands as cmd
+from workflows.policy import Policy
+from workflows.statuspage import HISTORY_DAYS, Component, PublicIncident, StatusPage, status_page
+
+page = APIRouter(tags=["status page"])
+operate = APIRouter(
+    prefix="/status",
+    tags=["status page"],
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+)
+public = APIRouter(
+    prefix="/incidents/{incident_id}",
+    tags=["status page"],
+    dependencies=[Depends(require_token)],
+    responses={**UNAUTHORIZED, **ONE_INCIDENT},
+    route_class=PeopleRoute,
+)
+# Short: a page read by many during an incident is served from caches, yet stays current.
+CACHE = {"Cache-Control": "public, max-age=10"}
+
+
+async def store_of(archive: Archive) -> StatusPageStore:
+    return StatusPageStore(archive.engine)
+
+
+Store = Annotated[StatusPageStore, Depends(store_of)]
+
+
+def components(
+    policy: Policy, maintenance: set[str], incidents: list[PublicIncident]
+) -> list[Component]:
+    """The policy's components; without any, those the public incidents name."""
+    if policy.components:
+        return [
+            Component(name=name, group=c.group, maintenance=name in maintenance)
+            for name, c in policy.components.items()
+        ]
+    names = sorted({n for i in incidents for n in i.components})
+    return [Component(name=n, maintenance=n in maintenance) for n in names]
+
+
+async def current(store: StatusPageStore, settings: AppSettings) -> StatusPage:
+    now = datetime.now(UTC)
+    incidents = await asyncio.to_thread(store.incidents, now - timedelta(days=HISTORY_DAYS))
+    maintenance = await asyncio.to_thread(store.maintenance)
+    listed = components(settings.policy, maintenance, incidents)
+    return status_page(settings.status_page_title, listed, incidents, now)
+
+
+def links(request: Request) -> tuple[str, str, str]:
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/status", f"{base}/status/feed.atom", f"{base}/status.json"
+
+
+@page.get("/status", summary="The status page (HTML)", response_class=HTMLResponse)
+async def status_html(request: Request, store: Store, settings: AppSettings) -> HTMLResponse:
+    _, feed_url, json_url = links(request)
+    body = render.html(await current(store, settings), feed_url, json_url)
+    return HTMLResponse(body, headers=CACHE)
+
+
+@page.get("/status.json", summary="The status page as JSON")
+async def status_json(store: Store, settings: AppSettings) -> JSONResponse:
+    return JSONResponse(render.as_json(await current(store, settings)), headers=CACHE)
+
+
+@page.get("/status/feed.atom", summary="Public incidents as an Atom feed")
+async def status_feed(request: Request, store: Store, settings: AppSettings) -> Response:
+    page_url, feed_url, _ = links(request)
+    body = render.atom(await current(store, settings), page_url, feed_url)
+    return Response(body, media_type="application/atom+xml", headers=CACHE)
+
+
+class Maintenance(BaseModel):
+    maintenance: bool
+
+
+@operate.put("/components/{name}", summary="Put a component under maintenance, or take it out")
+async def set_maintenance(
+    name: Annotated[str, Path(max_length=100)],
+    body: Maintenance,
+    store: Store,
+    settings: AppSettings,
+) -> Maintenance:
+    known = settings.policy.components
+    if known and name not in known:
+        detail = f"unknown component {name!r} (known: {', '.join(sorted(known))})"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
+    await asyncio.to_thread(store.set_maintenance, name, body.maintenance)
+    return body
+
+
+@public.post("/public", summary="Post a public update: the incident goes on the status page")
+async def post_public_update(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.PostPublicUpdate
+) -> IncidentOut:
+    return await run(desk, settings, ref, body)

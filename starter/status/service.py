@@ -1,0 +1,33 @@
+"""The status page's parts built from the settings, for the worker and for the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from activities.archive import IncidentArchive
+from activities.mail import MailActivities, SmtpServer
+from activities.statuspage import StatusPageActivities
+from activities.statuspage_store import StatusPageStore
+from config import Settings
+
+
+def smtp_server(settings: Settings) -> SmtpServer:
+    return SmtpServer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        sender=settings.smtp_from,
+        starttls=settings.smtp_starttls,
+    )
+
+
+def status_page_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callable[..., Any]]:
+    """The archive's database (its migrations are applied by the worker before this)."""
+    store = StatusPageStore(IncidentArchive(settings.database_url).engine)
+    mail = MailActivities(smtp_server(settings))
+    status = StatusPageActivities(store, mail, http, settings.public_url)
+    return [status.publish, status.notify_subscribers]

@@ -1,0 +1,108 @@
+"""Public incidents, pure: what a public update changes, what resolution adds, what is refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from starter.slack.parse import Malformed, parse
+from workflows import commands as cmd
+from workflows import lifecycle, public
+from workflows.effects import Audience, Notice, Post, PublishStatus
+from workflows.lifecycle import CommandRefused
+from workflows.models import Declaration, Impact, IncidentState, Status
+from workflows.policy import ComponentPolicy, default_policy
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+POLICY = default_policy().model_copy(
+    update={"components": {n: ComponentPolicy(group="Shop") for n in ("checkout", "search")}}
+)
+
+
+def declared() -> IncidentState:
+    declaration = Declaration(
+        title="Checkout fails", severity="sev2", impact=Impact.MINOR, components=["checkout"]
+    )
+    state, _ = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
+    return state
+
+
+def test_the_first_public_update_makes_the_incident_public_with_its_components_and_impact():
+    state = declared()
+    command = cmd.PostPublicUpdate(message="Some payments fail", by="U0ALICE01")
+    effects = public.apply_post_public_update(state, POLICY, command, T0)
+    assert state.public is not None
+    assert (state.public.components, state.public.impact) == (["checkout"], Impact.MINOR)
+    assert [u.status for u in state.public.updates] == [Status.INVESTIGATING]
+    post, publish = effects
+    assert isinstance(post, Post) and post.notice is Notice.PUBLIC_UPDATE
+    assert post.audience == [Audience.CHANNEL] and "Some payments fail" in post.text
+    assert isinstance(publish, PublishStatus)
+    seen = public.public_incident(state)
+    assert seen.status is Status.INVESTIGATING and seen.resolved_at is None
+
+
+def test_overrides_change_the_public_side_only():
+    state = declared()
+    command = cmd.PostPublicUpdate(
+        message="Worse", status=Status.IDENTIFIED, impact=Impact.CRITICAL, components=["search"]
+    )
+    public.apply_post_public_update(state, POLICY, command, T0)
+    seen = public.public_incident(state)
+    assert (seen.impact, seen.components, seen.status) == (
+        Impact.CRITICAL,
+        ["search"],
+        Status.IDENTIFIED,
+    )
+    assert state.impact is Impact.MINOR and state.status is Status.INVESTIGATING
+
+
+def test_resolution_and_reopening_are_published_without_anyone_asking():
+    state = declared()
+    assert public.follow_resolution(state, T0) == []  # not public: nothing
+    public.apply_post_public_update(state, POLICY, cmd.PostPublicUpdate(message="On it"), T0)
+    lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED), T0)
+    assert public.follow_resolution(state, T0) == []  # internal status: the comms lead says
+    later = T0 + timedelta(hours=1)
+    lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), later)
+    assert public.follow_resolution(state, later) == [PublishStatus()]
+    assert public.follow_resolution(state, later) == []  # once
+    seen = public.public_incident(state)
+    assert seen.status is Status.RESOLVED and seen.resolved_at == later
+    lifecycle.apply_reopen(state, POLICY, cmd.Reopen(), later)
+    assert public.follow_resolution(state, later) == [PublishStatus()]
+    assert public.public_incident(state).status is Status.INVESTIGATING
+
+
+def test_unknown_components_and_too_many_updates_are_refused():
+    state = declared()
+    with pytest.raises(CommandRefused, match="unknown components nowhere"):
+        public.check_post_public_update(
+            state, POLICY, cmd.PostPublicUpdate(message="x", components=["nowhere"])
+        )
+    for _ in range(public.MAX_PUBLIC_UPDATES):
+        public.apply_post_public_update(state, POLICY, cmd.PostPublicUpdate(message="x"), T0)
+    with pytest.raises(CommandRefused, match="public updates already"):
+        public.check_post_public_update(state, POLICY, cmd.PostPublicUpdate(message="x"))
+
+
+def test_a_drill_never_goes_public():
+    class DrillState(IncidentState):
+        drill: bool = True
+
+    state = DrillState.model_validate(declared().model_dump())
+    with pytest.raises(CommandRefused, match="drill"):
+        public.check_post_public_update(state, POLICY, cmd.PostPublicUpdate(message="x"))
+
+
+def test_slack_public_takes_the_message_and_an_incident_outside_its_channel():
+    asked = parse("public Payments fail for some", True, ["sev1"])
+    assert (asked.model, asked.fields) == (
+        cmd.PostPublicUpdate,
+        {"message": "Payments fail for some"},
+    )
+    asked = parse("public 42 Payments fail", False, ["sev1"])
+    assert (asked.incident, asked.fields) == ("incident-42", {"message": "Payments fail"})
+    with pytest.raises(Malformed, match="public <message>"):
+        parse("public", True, ["sev1"])
