@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import email
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from email.message import Message
 from typing import TypeVar
 
 import uvicorn
@@ -15,6 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
+from starter.supervisor import free_port
 from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 T = TypeVar("T")
@@ -86,3 +89,34 @@ async def serve_slack_app(
         slack.console.app_url = ""
         server.should_exit = True
         await serving
+
+
+class Inbox:
+    """aiosmtpd handler: keeps every message it is given."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        content = envelope.content  # type: ignore[attr-defined]
+        recipients = list(envelope.rcpt_tos)  # type: ignore[attr-defined]
+        self.messages.append((recipients, email.message_from_bytes(content)))
+        return "250 OK"
+
+    def with_subject(self, part: str) -> list[tuple[list[str], Message]]:
+        return [(to, m) for to, m in self.messages if part in str(m["Subject"])]
+
+
+@contextmanager
+def local_smtp() -> Iterator[Inbox]:
+    """An SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it is sent, for as long as used."""
+    from aiosmtpd.controller import Controller
+
+    handler = Inbox(free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()

@@ -9,20 +9,16 @@ The policy is seconds-scale; timing is asserted from what Slack and the mail ser
 from __future__ import annotations
 
 import asyncio
-import email
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 from icalendar import Calendar
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -32,7 +28,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually, until
+from tests.support import Inbox, eventually, local_smtp, until
 from workflows import commands as cmd
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
@@ -41,38 +37,10 @@ QUEUE = "incidents-after-resolution"
 MARGIN = 2.0
 
 
-class Inbox:
-    """aiosmtpd handler: keeps every message it is given."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        content = envelope.content  # type: ignore[attr-defined]
-        recipients = list(envelope.rcpt_tos)  # type: ignore[attr-defined]
-        self.messages.append((recipients, email.message_from_bytes(content)))
-        return "250 OK"
-
-    def with_subject(self, part: str) -> list[tuple[list[str], Message]]:
-        return [(to, m) for to, m in self.messages if part in str(m["Subject"])]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def inbox() -> Iterator[Inbox]:
-    handler = Inbox(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
+    with local_smtp() as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 def follow_up_policy(retro_after: float = 2, archive_after: float = 4, **sev: object) -> Policy:

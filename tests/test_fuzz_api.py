@@ -19,9 +19,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from temporalio.testing import WorkflowEnvironment
 
-from tests.processes import ApiProcess, EmulatorProcess, Processes, WorkerProcess
+from tests.processes import ApiProcess, DevServer, EmulatorProcess, Processes, WorkerProcess
+from tests.support import local_smtp
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -30,14 +30,18 @@ QUEUE = "incidents-fuzz"
 
 
 @pytest.fixture(scope="module")
-def api_url(
-    temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("fuzz")
-    address = temporal.client.service_client.config.target_host
     processes = Processes()
+    smtp: dict[str, str] = {}
 
     async def start() -> str:
+        # A server of its own: the session's incidents belong to an in-process worker, which
+        # a synchronous test starves, so commands to them would wait instead of answering.
+        server = DevServer(None, logs / "temporal.log")
+        processes.track(server.process)
+        await server.start()
+        address = server.address
         slack = await EmulatorProcess(logs / "localslack.log").started()
         processes.track(slack)
         worker = WorkerProcess(
@@ -56,6 +60,8 @@ def api_url(
                 "INCIDENT_TASK_QUEUE": QUEUE,
                 "SLACK_API_URL": slack.base_url,
                 "INCIDENT_DATABASE_URL": f"sqlite:///{logs}/incidents.db",
+                "INCIDENT_SMTP_HOST": "127.0.0.1",
+                "INCIDENT_SMTP_PORT": smtp["port"],
             },
         )
         processes.track(api)
@@ -63,7 +69,9 @@ def api_url(
         return api.url
 
     try:
-        yield asyncio.new_event_loop().run_until_complete(start())
+        with local_smtp() as mail:  # subscribers' confirmations go out, as in production
+            smtp["port"] = str(mail.port)
+            yield asyncio.new_event_loop().run_until_complete(start())
     finally:
         processes.stop_all()
 

@@ -88,10 +88,7 @@ def test_unknown_components_and_too_many_updates_are_refused():
 
 
 def test_a_drill_never_goes_public():
-    class DrillState(IncidentState):
-        drill: bool = True
-
-    state = DrillState.model_validate(declared().model_dump())
+    state = declared().model_copy(update={"drill": True})
     with pytest.raises(CommandRefused, match="drill"):
         public.check_post_public_update(state, POLICY, cmd.PostPublicUpdate(message="x"))
 

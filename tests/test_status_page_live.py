@@ -20,7 +20,6 @@ import httpx
 import pytest
 import uvicorn
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from playwright.async_api import async_playwright
 from temporalio.client import Client
@@ -29,8 +28,8 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually, until
-from tests.test_after_resolution import API_TOKEN, Inbox, cli, free_port
+from tests.support import Inbox, eventually, local_smtp, until
+from tests.test_after_resolution import API_TOKEN, cli
 from tests.test_localslack_browser import CHROMIUM, FLAGS
 
 QUEUE = "incidents-status-page"
@@ -73,13 +72,8 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    handler = Inbox(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
+    with local_smtp() as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,12 @@ async def status_json(store: Store, settings: AppSettings) -> JSONResponse:
     return JSONResponse(render.as_json(await current(store, settings)), headers=CACHE)
 
 
-@page.get("/status/feed.atom", summary="Public incidents as an Atom feed")
+@page.get(
+    "/status/feed.atom",
+    summary="Public incidents as an Atom feed",
+    response_class=Response,
+    responses={200: {"content": {"application/atom+xml": {}}, "description": "Atom 1.0"}},
+)
 async def status_feed(request: Request, store: Store, settings: AppSettings) -> Response:
     page_url, feed_url, _ = links(request)
     body = render.atom(await current(store, settings), page_url, feed_url)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,6 +24,7 @@ from activities.statuspage import WEBHOOK_TIMEOUT, status_url
 from activities.statuspage_store import Subscribed
 from config import Settings
 from starter.api.dependencies import AppSettings
+from starter.api.routes.incidents import invalid
 from starter.api.routes.status import Store
 from starter.status.service import smtp_server
 from workflows.documents import Email
@@ -36,8 +37,11 @@ Token = Annotated[str, Query(min_length=20, max_length=64, pattern=r"^[A-Za-z0-9
 class Subscription(BaseModel):
     """An email address or a webhook URL, and optionally the components of interest."""
 
+    # ASCII addresses only: the SMTP sender does not speak SMTPUTF8.
     email: str | None = Field(
-        default=None, max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$"
+        default=None,
+        max_length=254,
+        pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
     )
     webhook: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
     components: list[Annotated[str, Field(max_length=100)]] = Field(
@@ -85,6 +89,8 @@ async def send_confirmation(settings: Settings, kind: str, address: str, token: 
     responses={
         200: {"description": "Subscribed already."},
         429: {"description": "A confirmation is pending for this address."},
+        502: {"description": "The webhook refused the confirmation; nothing is kept."},
+        503: {"description": "The confirmation could not be sent now; nothing is kept."},
     },
 )
 async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> JSONResponse:
@@ -92,15 +98,14 @@ async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> 
     unknown = sorted(set(body.components) - set(known))
     if known and unknown:
         detail = f"unknown components {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+        raise invalid("components", detail)
     # Mailboxes are case-blind in practice: one address, one subscription.
     if (
         body.webhook
         and not settings.status_private_webhooks
         and not await public_host(body.webhook)
     ):
-        detail = "webhook: the host must resolve to public addresses only"
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+        raise invalid("webhook", "the host must resolve to public addresses only")
     kind, address = ("email", body.email.lower()) if body.email else ("webhook", body.webhook)
     assert address is not None
     outcome, token = await asyncio.to_thread(store.subscribe, kind, address, body.components)
@@ -128,7 +133,7 @@ async def public_host(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError:
+    except (OSError, UnicodeError):  # no such host, or a name IDNA cannot even spell
         return False
     addresses = {ipaddress.ip_address(info[4][0]) for info in found}
     return bool(addresses) and all(a.is_global for a in addresses)
@@ -150,7 +155,17 @@ def small_page(title: str, text: str, code: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=code)
 
 
-@router.get("/confirm", summary="Confirm a subscription (the link sent to the address)")
+UNKNOWN_LINK: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such pending subscription (or it expired)."}
+}
+
+
+@router.get(
+    "/confirm",
+    summary="Confirm a subscription (the link sent to the address)",
+    response_class=HTMLResponse,
+    responses=UNKNOWN_LINK,
+)
 async def confirm(token: Token, store: Store) -> HTMLResponse:
     subscriber = await asyncio.to_thread(store.confirm, token)
     if subscriber is None:
@@ -159,7 +174,12 @@ async def confirm(token: Token, store: Store) -> HTMLResponse:
     return small_page("Subscribed", "You will hear of every public update from now on.")
 
 
-@router.get("/unsubscribe", summary="Unsubscribe (the link in every email)")
+@router.get(
+    "/unsubscribe",
+    summary="Unsubscribe (the link in every email)",
+    response_class=HTMLResponse,
+    responses=UNKNOWN_LINK,
+)
 async def unsubscribe(token: Token, store: Store) -> HTMLResponse:
     if not await asyncio.to_thread(store.unsubscribe, token):
         return small_page("Unknown link", "This subscription does not exist (any more).", 404)
