@@ -39,11 +39,11 @@ from bench.bare import BareDeclare
 from bench.stack import (
     PYTHON,
     Stack,
+    api_client,
     connect,
     free_port,
     percentile,
     run,
-    wait_for,
     wait_for_line,
 )
 from starter.desk import IncidentDesk
@@ -141,18 +141,7 @@ async def run_stack(args: argparse.Namespace, stack: Stack) -> None:
     )
     await wait_for_line(worker, "worker_started")
     await wait_for_line(bare, "ready")
-    base = f"http://127.0.0.1:{api_port}"
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    ) as http:
-
-        async def healthy() -> bool:
-            try:
-                return (await http.get("/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(healthy, "the API", api)
+    async with api_client(api_port, token, api) as http:
         client = await connect(address)
         results = await measure(args, http, client)
     print(f"\ndeclare latency, ms ({args.count} per series; logs in {args.logs})")

@@ -43,12 +43,12 @@ from bench.bare import BareIncident, BareIncidentInput
 from bench.stack import (
     PYTHON,
     Stack,
+    api_client,
     connect,
     free_port,
     percentile,
     run,
     slack_calls,
-    wait_for,
     wait_for_line,
 )
 
@@ -158,18 +158,7 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
             "API_PORT": str(api_port),
         },
     )
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=60
-    ) as http:
-
-        async def healthy() -> bool:
-            try:
-                return (await http.get("/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(healthy, "the API", api)
+    async with api_client(api_port, token, api) as http:
         client = await connect(address)
         broadcast = await broadcast_id(slack_url)
         print(f"\n== {workers} worker(s) per queue; wait: {args.wait}; logs in {stack.log_dir}")

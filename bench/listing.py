@@ -23,7 +23,16 @@ import httpx
 import psutil
 from temporalio.client import Client
 
-from bench.stack import PYTHON, Stack, connect, free_port, percentile, run, wait_for, wait_for_line
+from bench.stack import (
+    PYTHON,
+    Stack,
+    api_client,
+    connect,
+    free_port,
+    percentile,
+    run,
+    wait_for_line,
+)
 from starter.desk import IncidentDesk
 from starter.listing import ListFilter
 from workflows import commands as cmd
@@ -73,18 +82,7 @@ async def listing_bench(args: argparse.Namespace) -> None:
         client = await connect(address)
         await populate(client, args)
         await settle(worker.pid)
-        headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
-        ) as http:
-
-            async def healthy() -> bool:
-                try:
-                    return (await http.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_for(healthy, "the API", api)
+        async with api_client(port, token, api) as http:
             await measure(http, client, args)
     finally:
         stack.close()

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,24 @@ async def wait_for(probe, what: str, proc: Proc | None = None, timeout: float = 
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{what} not ready within {timeout:.0f}s")
+
+
+@asynccontextmanager
+async def api_client(port: int, token: str, proc: Proc) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the API on ``port``, once its /healthz answers 200."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
+    ) as http:
+
+        async def healthy() -> bool:
+            try:
+                return (await http.get("/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(healthy, "the API", proc)
+        yield http
 
 
 async def wait_for_line(proc: Proc, text: str, timeout: float = 60.0) -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from email.message import Message
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from temporalio.client import Client
@@ -61,34 +61,36 @@ async def until(
 
 
 @asynccontextmanager
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn on a free 127.0.0.1 port, in the session's loop (so the
+    in-process worker keeps running beside it); its base URL while in use."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or serving.done(), timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@asynccontextmanager
 async def serve_slack_app(
     settings: Settings, desk: IncidentDesk, slack: SlackEmulator, secret: str
 ) -> AsyncIterator[str]:
-    """The API with its Slack app on a free port, in the session's loop, beside the worker;
-    the emulator's console is pointed at it, as `make run` does."""
+    """The API with its Slack app, the emulator's console pointed at it as `make run` does."""
     from starter.api import create_app
 
     api_settings = settings.model_copy(
         update={"slack_signing_secret": secret, "api_tokens": "slack-test-token"}
     )
-    config = uvicorn.Config(
-        create_app(api_settings, desk=desk),
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or serving.done(), timeout=10)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    slack.console.app_url, slack.console.signing_secret = url, secret
-    try:
-        yield url
-    finally:
-        slack.console.app_url = ""
-        server.should_exit = True
-        await serving
+    async with serve_http(create_app(api_settings, desk=desk)) as url:
+        slack.console.app_url, slack.console.signing_secret = url, secret
+        try:
+            yield url
+        finally:
+            slack.console.app_url = ""
 
 
 class Inbox:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from icalendar import Calendar
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -28,7 +27,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, local_smtp, until
+from tests.support import Inbox, eventually, local_smtp, serve_http, until
 from workflows import commands as cmd
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
@@ -289,17 +288,8 @@ async def after_api(
     """The API over HTTP (uvicorn on a free port), driving incidents on this module's queue."""
     desk = IncidentDesk(client, QUEUE, follow_up_policy(retro_after=600))
     settings = Settings(task_queue=QUEUE, api_tokens=API_TOKEN, database_url=archive_url)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, desk=desk), host="127.0.0.1", port=0, log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or serving.done(), timeout=10)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with serve_http(create_app(settings, desk=desk)) as url:
+        yield url
 
 
 async def cli(url: str, *args: str) -> tuple[int, str, str]:

@@ -398,3 +398,19 @@ async def test_a_command_sent_twice_with_one_idempotency_key_is_applied_once(api
     assert texts.count("once only") == 1
     bad = await api.post(path, json={"message": "x"}, headers={**AUTH, "Idempotency-Key": "a b"})
     assert bad.status_code == 422
+
+
+async def test_every_command_on_an_incident_takes_an_idempotency_key(api):
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    commands = {
+        path: spec["post"]
+        for path, spec in paths.items()
+        if path.startswith("/incidents/{incident_id}/") and "post" in spec
+    }
+    assert "/incidents/{incident_id}/public" in commands
+    missing = [
+        path
+        for path, operation in commands.items()
+        if "idempotency-key" not in {p["name"].lower() for p in operation.get("parameters", [])}
+    ]
+    assert missing == []

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
-import uvicorn
 
 from config import Settings
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import serve_http
 
 TOKEN = "test-token-cli"
 INCIDENT = os.path.join(sys.prefix, "bin", "incident")
@@ -38,16 +37,8 @@ class Run:
 async def api_url(settings: Settings, desk: IncidentDesk) -> AsyncIterator[str]:
     """The API served by uvicorn on a free port, in the session's loop, beside the worker."""
     app = create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk=desk)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or serving.done(), timeout=10)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with serve_http(app) as url:
+        yield url
 
 
 async def incident(*args: str, url: str, token: str = TOKEN, user: str = "U0BOB0002") -> Run:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 from temporalio.client import Client
 
 from activities.archive import IncidentArchive
@@ -20,7 +19,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import eventually
-from tests.test_paging import ROUTING_KEY, Receiver, settled
+from tests.test_paging import ROUTING_KEY, Receiver, serving_receiver, settled
 from tests.test_timers import escalating_policy, notices, posted_after, tier
 from workflows import commands as cmd
 from workflows.drill import DrillPolicy
@@ -32,19 +31,8 @@ MARK = ":construction: DRILL · "
 
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/v2/enqueue", receiver.handle)
-    app.router.add_post("/hooks/incidents", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
+    async with serving_receiver() as serving:
+        yield serving
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -89,21 +90,27 @@ class Receiver:
         ]
 
 
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
+@asynccontextmanager
+async def serving_receiver() -> AsyncIterator[Receiver]:
+    """A PagerDuty Events v2 and webhook receiver on a free 127.0.0.1 port."""
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/v2/enqueue", receiver.handle)
     app.router.add_post("/hooks/incidents", receiver.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     receiver.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         yield receiver
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving_receiver() as serving:
+        yield serving
 
 
 @pytest.fixture(scope="module")

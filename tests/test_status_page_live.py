@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiohttp import web
 from fastapi import FastAPI
 from playwright.async_api import async_playwright
@@ -28,7 +27,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, local_smtp, until
+from tests.support import Inbox, eventually, local_smtp, serve_http, until
 from tests.test_after_resolution import API_TOKEN, cli
 from tests.test_localslack_browser import CHROMIUM, FLAGS
 
@@ -133,16 +132,8 @@ async def status_api(status_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 async def served(status_app: FastAPI) -> AsyncIterator[str]:
     """The same API over HTTP (uvicorn on a free port), for the CLI."""
-    config = uvicorn.Config(status_app, host="127.0.0.1", port=0, log_config=None)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or serving.done(), timeout=10)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with serve_http(status_app) as url:
+        yield url
 
 
 def link(text: str, kind: str) -> str:

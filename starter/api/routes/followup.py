@@ -18,21 +18,14 @@ from pydantic import AwareDatetime, BaseModel
 from activities.archive import IncidentArchive
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
-from starter.api.people import PeopleRoute
-from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, command_key, run
+from starter.api.routes.incidents import UNAUTHORIZED, incident_router, run
 from starter.api.schemas import IncidentOut
 from starter.desk import IncidentNotFound
 from workflows import commands as cmd
 from workflows.metrics import IncidentMetrics, IncidentRecord
 from workflows.models import Status
 
-one = APIRouter(
-    prefix="/incidents/{incident_id}",
-    tags=["incidents"],
-    responses={**UNAUTHORIZED, **ONE_INCIDENT},
-    route_class=PeopleRoute,
-    dependencies=[Depends(require_token), Depends(command_key)],
-)
+one = incident_router(["incidents"])
 archived = APIRouter(
     prefix="/archive",
     tags=["metrics"],

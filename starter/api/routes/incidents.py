@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from contextvars import ContextVar
+from enum import Enum
 from typing import Annotated, Any
 
 import structlog
@@ -105,6 +106,18 @@ def check_against_policy(declaration: Declaration, policy: Policy) -> None:
 def invalid_query(field: str, message: str) -> HTTPException:
     detail = [{"loc": ["query", field], "msg": message, "type": "value_error"}]
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def incident_router(tags: list[str | Enum]) -> APIRouter:
+    """Routes on one incident, kept in other modules (follow-up, status page): the same token,
+    people by name and Idempotency-Key handling as the routes here."""
+    return APIRouter(
+        prefix="/incidents/{incident_id}",
+        tags=tags,
+        dependencies=[Depends(require_token), Depends(command_key)],
+        responses={**UNAUTHORIZED, **ONE_INCIDENT},
+        route_class=PeopleRoute,
+    )
 
 
 async def run(

@@ -18,9 +18,8 @@ from pydantic import BaseModel
 from activities.statuspage_store import StatusPageStore
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
-from starter.api.people import PeopleRoute
 from starter.api.routes.followup import Archive
-from starter.api.routes.incidents import ONE_INCIDENT, UNAUTHORIZED, run
+from starter.api.routes.incidents import UNAUTHORIZED, incident_router, run
 from starter.api.schemas import IncidentOut
 from starter.status import render
 from workflows import commands as cmd
@@ -34,13 +33,7 @@ operate = APIRouter(
     dependencies=[Depends(require_token)],
     responses=UNAUTHORIZED,
 )
-public = APIRouter(
-    prefix="/incidents/{incident_id}",
-    tags=["status page"],
-    dependencies=[Depends(require_token)],
-    responses={**UNAUTHORIZED, **ONE_INCIDENT},
-    route_class=PeopleRoute,
-)
+public = incident_router(["status page"])
 # Short: a page read by many during an incident is served from caches, yet stays current.
 CACHE = {"Cache-Control": "public, max-age=10"}
 
