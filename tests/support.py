@@ -35,9 +35,12 @@ async def ensure_registry(client: Client, task_queue: str) -> None:
 
 
 async def eventually(
-    probe: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05
+    probe: Callable[[], T | None],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    explain: Callable[[], object] | None = None,
 ) -> T:
-    """Wait until ``probe`` returns something truthy; fail with what it last saw."""
+    """Wait until ``probe`` returns something truthy; fail with what it (or ``explain``) saw."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
@@ -45,7 +48,8 @@ async def eventually(
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    seen = explain() if explain is not None else last
+    raise AssertionError(f"condition not met within {timeout}s; last seen: {seen!r}")
 
 
 async def until(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from localslack import BOT_USER_ID, SlackEmulator
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import eventually, until
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
 
@@ -136,6 +137,13 @@ async def test_writes_that_commit_then_fail_happen_exactly_once(
             await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED, message="x"))
             await desk.command(state.id, cmd.PostUpdate(message="y"))
             await desk.command(state.id, cmd.Resolve(message="z"))
+        # Under chaos a declaration may be answered before its channel exists (the wait ran
+        # out while channel creation retried): look again instead of trusting that answer.
+        # Retries back off up to 30 s each, and a run of misses in one incident adds up.
+        for i, state in enumerate(states):
+            fetch = functools.partial(desk.get, state.id)
+            assert await until(fetch, lambda s: s.channel is not None, timeout=300)
+            states[i] = await fetch()
         in_channel = ["kickoff", "resolved-3", "status_changed-1", "update-2"]
         # The situation report is shared in the channel as a file and linked from #incidents.
         in_broadcast = [
@@ -148,16 +156,21 @@ async def test_writes_that_commit_then_fail_happen_exactly_once(
         broadcast = slack.channel_by_name("incidents")
         assert broadcast is not None
 
-        def everything_posted() -> bool:
-            return all(
-                s.channel is not None
-                and len(keyed(slack.messages(s.channel.id), s.id)) >= len(in_channel)
-                and len(keyed(slack.messages(broadcast.id), s.id)) >= len(in_broadcast)
-                and slack.pins(s.channel.id)
-                for s in states
-            )
+        def missing() -> dict[str, list[str]]:
+            """Per incident, what Slack has not seen yet."""
+            gaps: dict[str, list[str]] = {}
+            for s in states:
+                assert s.channel is not None
+                here = keyed(slack.messages(s.channel.id), s.id)
+                there = keyed(slack.messages(broadcast.id), s.id)
+                lacking = [k for k in in_channel if k not in here]
+                lacking += [f"#incidents:{k}" for k in in_broadcast if k not in there]
+                lacking += [] if slack.pins(s.channel.id) else ["pin"]
+                if lacking:
+                    gaps[s.id] = lacking
+            return gaps
 
-        await eventually(everything_posted, timeout=120, interval=0.5)
+        await eventually(lambda: not missing(), timeout=300, interval=0.5, explain=missing)
     finally:
         slack.chaos(0)
     assert chaos.hits >= 20
