@@ -32,6 +32,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.archive import ArchiveActivities, IncidentArchive
 from activities.documents import DocumentActivities
 from activities.mail import MailActivities, SmtpServer
+from activities.opening import IncidentOpening
 from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
 from config import ConfigError, Settings, connect
@@ -104,6 +105,7 @@ def build_worker(
             slack.archive_channel,
             slack.update_kickoff,
             slack.add_bookmarks,
+            IncidentOpening(slack).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
             *follow_up,

@@ -95,13 +95,20 @@ class SlackActivities:
         while the winner has not marked the channel yet, could both claim it; that takes two
         same-day incidents of one title declared within a second, plus a lost answer.
         """
-        marker = f"[{request.incident_id}]"
         details = activity.info().heartbeat_details
         unknown: list[str] = [str(name) for name in details[0]] if details else []
+        return await self.create_channel(request, unknown, activity.heartbeat)
+
+    async def create_channel(
+        self, request: OpenChannel, unknown: list[str], record: Callable[[list[str]], None]
+    ) -> Channel:
+        """``open_channel``'s work; ``record`` keeps the names of unknown outcome where a
+        retry of the calling activity finds them (its heartbeat details)."""
+        marker = f"[{request.incident_id}]"
         adoptable = set(unknown)
         for attempt in range(1, MAX_NAME_SUFFIX + 1):
             name = with_suffix(request.name, attempt)
-            activity.heartbeat([*unknown, name])
+            record([*unknown, name])
             try:
                 async with permanent_errors("conversations.create"):
                     response = await self.client.conversations_create(name=name)
@@ -232,6 +239,10 @@ class SlackActivities:
 
     @activity.defn(name="slack_post_message")
     async def post_message(self, request: PostMessage) -> Posted:
+        return await self.post(request, request.post.check_first or activity.info().attempt > 1)
+
+    async def post(self, request: PostMessage, check_first: bool) -> Posted:
+        """Post the notice unless ``check_first`` finds an earlier attempt's copy; pin it."""
         channel = request.channel_id or await self._broadcast()
         if channel.startswith(("U", "W")):
             # A reminder to one person goes to their direct message with the app, whose id the
@@ -241,7 +252,7 @@ class SlackActivities:
             channel = str(opened["channel"]["id"])
         post, brief = request.post, request.brief
         already = None
-        if activity.info().attempt > 1:
+        if check_first:
             already = await self._posted_before(channel, brief.id, post.key)
         if already is None:
             post = post.model_copy(
@@ -279,8 +290,9 @@ class SlackActivities:
         """Bookmark the incident in the Temporal UI and the given links; a retry lists the
         channel's bookmarks first and adds only what is missing."""
         wanted = [Link(title="Incident in Temporal", url=self.incident_url(request.incident_id))]
-        wanted += request.links
-        channel = request.channel_id
+        await self.bookmark(request.channel_id, wanted + request.links)
+
+    async def bookmark(self, channel: str, wanted: list[Link]) -> None:
         async with permanent_errors("bookmarks.list"):
             listed = await self._as_member(
                 channel, lambda: self.client.bookmarks_list(channel_id=channel)

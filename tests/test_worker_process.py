@@ -137,7 +137,7 @@ async def test_worker_serves_metrics_and_finishes_its_activity_on_sigterm(
             for e in history.events
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         }
-        opened = [s for s in started if scheduled[s.scheduled_event_id] == "slack_open_channel"]
+        opened = [s for s in started if scheduled[s.scheduled_event_id] == "slack_open_incident"]
         assert len(opened) == 1
         # The first worker ran it to the end: one attempt, reported by that process.
         assert opened[0].attempt == 1

@@ -10,19 +10,32 @@ MAX_BOOKMARKS = 40  # well under Slack's per-channel limit, leaving room for peo
 
 def channel_bookmarks(state: IncidentState, policy: Policy) -> list[Link]:
     """The conference room, the runbooks of the affected components, the declared links."""
-    links: list[Link] = []
     template = policy.channel.conference_url
     if template and state.channel:
-        url = template.replace("{channel}", state.channel.name).replace(
-            "{number}", str(state.number)
-        )
-        links.append(Link(title="Conference", url=url))
+        links = [conference(template, state.channel.name, state.number)]
+    else:
+        links = []
+    return unique(links + declared_links(state, policy))
+
+
+def declared_links(state: IncidentState, policy: Policy) -> list[Link]:
+    """The runbooks of the affected components and the links the declaration carried."""
+    links: list[Link] = []
     for component in state.components:
         known = policy.components.get(component)
         if known and known.runbook:
             links.append(Link(title=f"Runbook: {component}"[:100], url=known.runbook))
-    links += state.links
-    unique: dict[str, Link] = {}
+    return links + state.links
+
+
+def conference(template: str, channel_name: str, number: int) -> Link:
+    url = template.replace("{channel}", channel_name).replace("{number}", str(number))
+    return Link(title="Conference", url=url)
+
+
+def unique(links: list[Link]) -> list[Link]:
+    """One bookmark per address, the first title wins; at most ``MAX_BOOKMARKS``."""
+    first: dict[str, Link] = {}
     for link in links:
-        unique.setdefault(link.url, link)  # one bookmark per address, the first title wins
-    return list(unique.values())[:MAX_BOOKMARKS]
+        first.setdefault(link.url, link)
+    return list(first.values())[:MAX_BOOKMARKS]

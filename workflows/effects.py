@@ -53,6 +53,8 @@ class Post(BaseModel):
     text: str = ""
     mentions: list[str] = Field(default_factory=list)
     pin: bool = False
+    # Look for an earlier copy even on a first attempt: another activity may have posted it.
+    check_first: bool = False
 
 
 class RefreshTopic(BaseModel):
@@ -225,3 +227,23 @@ class AddBookmarks(BaseModel):
     incident_id: str
     channel_id: str
     links: list[Link]
+
+
+class OpenIncident(BaseModel):
+    """What Slack sees of a declaration, in one activity: the channel, then side by side its
+    topic, the invitations and pinned kickoff, the announcement and the bookmarks."""
+
+    channel: OpenChannel
+    brief: IncidentBrief  # without the channel, which the activity fills in once it exists
+    topic: bool
+    invite: list[str]
+    posts: list[Post]
+    conference_url: str | None = None  # a template: the channel's name is known only later
+    links: list[Link] = Field(default_factory=list)
+
+
+class Opened(BaseModel):
+    channel: Channel | None = None
+    posted: dict[str, Posted] = Field(default_factory=dict)  # by the post's key
+    invited: InviteResult = Field(default_factory=InviteResult)
+    problems: list[str] = Field(default_factory=list)  # what retrying could not fix

@@ -25,10 +25,20 @@ from workflows.claims import release_key
 # re-imported for every workflow run: faster, leaner, and one class per model, so activity
 # results and workflow state are instances of the same types.
 with workflow.unsafe.imports_passed_through():
+    from activities.opening import IncidentOpening
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
     from activities.statuspage import StatusPageActivities
-    from workflows import bookmarks, drill, invitations, kickoff, lifecycle, public, update_ids
+    from workflows import (
+        bookmarks,
+        drill,
+        invitations,
+        kickoff,
+        lifecycle,
+        opening,
+        public,
+        update_ids,
+    )
     from workflows import commands as cmd
     from workflows.effects import (
         AddBookmarks,
@@ -70,6 +80,9 @@ SLACK_RETRY = RetryPolicy(
 # Slack being down for longer than this must not hold back escalation and paging for ever.
 SLACK_GIVE_UP = timedelta(minutes=10)
 OPENING_WAIT = timedelta(seconds=20)
+STEP_TIMEOUT = timedelta(seconds=30)
+OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
+ONE_OPENING_ACTIVITY = "one-opening-activity"  # patch: Slack's opening steps in one activity
 KICKOFF_KEPT_CURRENT = "kickoff-kept-current"  # patch: the kickoff is edited as things change
 PUBLIC_INCIDENTS = "public-incidents"  # patch: a public incident's resolution is published
 
@@ -211,6 +224,28 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             name=name,
             drill=self.state.drill,
         )
+        if workflow.patched(ONE_OPENING_ACTIVITY):
+            await self._open_at_once(request)
+        else:
+            await self._open_step_by_step(request)
+        await self._drain_outbox()
+        self.opened = True
+
+    async def _open_at_once(self, channel: OpenChannel) -> None:
+        request, self.outbox = opening.request(
+            self.state, self.policy, channel, self._brief(), self.outbox
+        )
+        what = "open the incident in Slack"
+        opened = await self._call(IncidentOpening.open_incident, request, what, OPENING_TIMEOUT)
+        if opened is None:  # Slack refused for longer than an opening may take
+            self.outbox = [*opening.fallback(request), *self.outbox]
+            await self._open_step_by_step(channel)
+            return
+        for problem in opening.apply(self.state, opened, workflow.now()):
+            self._problem(problem)
+        publish(self.state, self.policy)
+
+    async def _open_step_by_step(self, request: OpenChannel) -> None:
         channel = await self._call(SlackActivities.open_channel, request, "create the channel")
         if channel is not None:
             self.state.channel = channel
@@ -220,8 +255,6 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
                 links = bookmarks.channel_bookmarks(self.state, self.policy)
                 marks = AddBookmarks(incident_id=self.state.id, channel_id=channel.id, links=links)
                 await self._call(SlackActivities.add_bookmarks, marks, "bookmark the links")
-        await self._drain_outbox()
-        self.opened = True
 
     async def _drain_outbox(self) -> None:
         while self.outbox:
@@ -293,14 +326,18 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
         await release_key(self.state.idempotency_key, self.state.number)
 
     async def _call(
-        self, activity: Callable[[Any, R], Awaitable[T]], request: R, what: str
+        self,
+        activity: Callable[[Any, R], Awaitable[T]],
+        request: R,
+        what: str,
+        limit: timedelta = STEP_TIMEOUT,
     ) -> T | None:
         """Run one side effect; a failure retrying cannot fix goes on the timeline, not up."""
         try:
             return await workflow.execute_activity_method(
                 activity,
                 request,
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=limit,
                 schedule_to_close_timeout=SLACK_GIVE_UP,
                 retry_policy=SLACK_RETRY,
                 summary=what,  # what the Temporal UI shows for this step

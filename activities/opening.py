@@ -1,0 +1,177 @@
+"""A declaration's first minute in Slack, in one activity.
+
+Opening an incident is the latency people feel: from `/incident declare` to the channel and
+the announcement in #incidents. Run as separate activities it costs a workflow task per
+step; run here it costs one, like a hand-written script would, and the steps that do not
+depend on each other go side by side once the channel exists: the topic, the invitations
+followed by the pinned kickoff (which mentions the invited), the announcement, the bookmarks.
+
+Every step is the same idempotent code the single-step activities run. The heartbeat
+details keep what is done, so a retry skips it; and a retry checks for a post an attempt
+made whose answer was lost. A step that retrying cannot fix becomes a problem in the result
+(the workflow puts it on the timeline) and the others go on; anything else fails the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+
+import structlog
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.slack import SlackActivities
+from workflows.bookmarks import conference, unique
+from workflows.effects import (
+    Audience,
+    IncidentBrief,
+    InviteUsers,
+    Opened,
+    OpenIncident,
+    Post,
+    PostMessage,
+    SetTopic,
+)
+from workflows.models import Channel, Link
+
+T = TypeVar("T")
+STEP_TRIES = 3  # tries of one step inside an attempt, before the attempt fails
+STEP_BACKOFF = 0.5  # seconds before the second try; doubled for the third
+log = structlog.get_logger()
+
+
+class Progress(BaseModel):
+    """What earlier attempts did, as the heartbeat details carry it."""
+
+    unknown: list[str] = Field(default_factory=list)  # channel names of unknown outcome
+    done: list[str] = Field(default_factory=list)  # steps finished, or failed for good
+    opened: Opened = Field(default_factory=Opened)
+
+
+class Attempt:
+    """One attempt at opening: runs each step once across attempts, keeps what it learnt."""
+
+    def __init__(self, slack: SlackActivities, request: OpenIncident) -> None:
+        info = activity.info()
+        self.slack = slack
+        self.request = request
+        self.retry = info.attempt > 1  # an earlier attempt may have posted and lost the answer
+        self.progress = Progress()
+        if info.heartbeat_details:
+            self.progress = Progress.model_validate(info.heartbeat_details[0])
+        self.opened = self.progress.opened
+
+    def record(self, unknown: list[str] | None = None) -> None:
+        if unknown is not None:
+            self.progress.unknown = unknown
+        activity.heartbeat(self.progress.model_dump(mode="json"))
+
+    async def step(self, name: str, what: str, work: Callable[[bool], Awaitable[T]]) -> T | None:
+        """Run ``work`` unless an earlier attempt finished it; a permanent failure is noted.
+
+        A transient failure is tried again here a few times before it fails the attempt, so a
+        step that keeps failing does not hold the other lanes to the activity's growing
+        backoff. ``work`` is told whether an earlier try may have done it (and lost the answer).
+        """
+        if name in self.progress.done:
+            return None
+        result: T | None = None
+        for tried in range(STEP_TRIES):
+            try:
+                result = await work(self.retry or tried > 0)
+                break
+            except ApplicationError as error:
+                if error.non_retryable:
+                    self.opened.problems.append(f"could not {what}: {error.message}")
+                    break
+                failure: Exception = error
+            except Exception as error:  # 5xx, a dropped connection: Slack may answer next time
+                failure = error
+            if tried == STEP_TRIES - 1:
+                raise failure
+            log.info("opening_step_tried_again", step=name, error=type(failure).__name__)
+            await asyncio.sleep(STEP_BACKOFF * 2**tried)
+        self.progress.done.append(name)
+        self.record()
+        return result
+
+    async def run(self) -> Opened:
+        request = self.request
+        if self.opened.channel is None:
+
+            def create(_: bool) -> Awaitable[Channel]:  # the names of unknown outcome so far
+                return self.slack.create_channel(
+                    request.channel, self.progress.unknown, self.record
+                )
+
+            self.opened.channel = await self.step("channel", "create the channel", create)
+        channel = self.opened.channel
+        brief = request.brief.model_copy(update={"channel": channel})
+        lanes = [
+            self.post(PostMessage(channel_id=None, post=post, brief=brief))
+            for post in request.posts
+            if Audience.CHANNEL not in post.audience
+        ]
+        if channel is not None:
+            lanes += [
+                self.topic(channel, brief),
+                self.invite_then_kickoff(channel, brief),
+                self.bookmark(channel),
+            ]
+        outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise failures[0]  # every lane has finished and recorded what it did
+        return self.opened
+
+    async def post(self, message: PostMessage) -> None:
+        post = message.post
+        what = f"post the {post.notice.value} message"
+        send = partial(self.slack.post, message)
+        posted = await self.step(f"post:{post.key}", what, send)
+        if posted is not None:
+            self.opened.posted[post.key] = posted
+            self.record()
+
+    async def topic(self, channel: Channel, brief: IncidentBrief) -> None:
+        if self.request.topic:
+            topic = SetTopic(channel_id=channel.id, brief=brief)
+            await self.step("topic", "set the topic", lambda _: self.slack.set_topic(topic))
+
+    async def invite_then_kickoff(self, channel: Channel, brief: IncidentBrief) -> None:
+        """The kickoff mentions the invited, so it follows them."""
+        if self.request.invite:
+            users = InviteUsers(channel_id=channel.id, users=self.request.invite)
+            invited = await self.step("invite", "invite people", lambda _: self.slack.invite(users))
+            if invited is not None:
+                self.opened.invited = invited
+                self.record()
+        channel_posts: list[Post] = [
+            post for post in self.request.posts if Audience.CHANNEL in post.audience
+        ]
+        for post in channel_posts:
+            await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
+
+    async def bookmark(self, channel: Channel) -> None:
+        request = self.request
+        incident = Link(title="Incident in Temporal", url=self.slack.incident_url(request.brief.id))
+        links = [incident]
+        if request.conference_url:
+            links.append(conference(request.conference_url, channel.name, request.brief.number))
+        wanted = unique(links + request.links)
+        await self.step(
+            "bookmarks", "bookmark the links", lambda _: self.slack.bookmark(channel.id, wanted)
+        )
+
+
+class IncidentOpening:
+    def __init__(self, slack: SlackActivities) -> None:
+        self.slack = slack
+
+    @activity.defn(name="slack_open_incident")
+    async def open_incident(self, request: OpenIncident) -> Opened:
+        return await Attempt(self.slack, request).run()

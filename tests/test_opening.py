@@ -1,0 +1,118 @@
+"""A declaration's Slack work in one activity: what goes in, what comes out, how it retries."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from localslack import Fault, SlackEmulator
+from starter.desk import IncidentDesk
+from tests.support import eventually
+from tests.test_lifecycle import declared
+from workflows import opening
+from workflows.effects import (
+    Audience,
+    Effect,
+    Invite,
+    InviteResult,
+    Notice,
+    OpenChannel,
+    Opened,
+    Page,
+    PageAction,
+    Post,
+    Posted,
+    RefreshTopic,
+)
+from workflows.kickoff import brief
+from workflows.models import Channel, Declaration
+from workflows.policy import default_policy
+
+
+def test_the_opening_takes_topic_invitations_kickoff_and_announcement_and_leaves_the_rest() -> None:
+    state = declared(responders=["U0BOB0002"])
+    kickoff = Post(key="kickoff", notice=Notice.KICKOFF, audience=[Audience.CHANNEL], pin=True)
+    announcement = Post(
+        key="announcement", notice=Notice.ANNOUNCEMENT, audience=[Audience.BROADCAST]
+    )
+    page = Page(action=PageAction.TRIGGER, targets=["U0CAROL03"])
+    outbox: list[Effect] = [
+        RefreshTopic(),
+        Invite(users=["U0ALICE01", "U0BOB0002"]),
+        kickoff,
+        announcement,
+        page,
+    ]
+    channel = OpenChannel(incident_id=state.id, label="INC-1", title=state.title, name="inc-x")
+    request, rest = opening.request(
+        state, default_policy(), channel, brief(state, default_policy()), outbox
+    )
+    assert (request.topic, request.invite, request.posts) == (
+        True,
+        ["U0ALICE01", "U0BOB0002"],
+        [kickoff, announcement],
+    )
+    assert rest == [page]
+    # Handed back to the single-step activities, the posts look for an earlier copy first.
+    again = opening.fallback(request)
+    assert [type(e) for e in again] == [RefreshTopic, Invite, Post, Post]
+    assert all(e.check_first for e in again if isinstance(e, Post))
+
+
+def test_the_opening_outcome_sets_channel_and_kickoff_and_forgets_unknown_people() -> None:
+    state = declared(responders=["U0BOB0002", "U0NOBODY9"])
+    outcome = Opened(
+        channel=Channel(id="C0INC0042", name="inc-x"),
+        posted={"kickoff": Posted(channel_id="C0INC0042", ts="1.000100")},
+        invited=InviteResult(invited=["U0BOB0002"], failed={"U0NOBODY9": "user_not_found"}),
+        problems=["could not set the topic: channel_not_found"],
+    )
+    problems = opening.apply(state, outcome, state.declared_at)
+    assert problems == [
+        "could not set the topic: channel_not_found",
+        "could not invite <@U0NOBODY9>: user_not_found",
+    ]
+    assert state.channel == outcome.channel and state.responders == ["U0BOB0002"]
+    assert state.kickoff is not None and state.kickoff.ts == "1.000100"
+    assert state.timeline[-1].text == "Channel #inc-x"
+
+
+async def test_a_flaky_slack_step_is_tried_again_inside_the_one_opening_activity(
+    desk: IncidentDesk, client: Client, slack: SlackEmulator
+) -> None:
+    # Two server errors on the topic, and a kickoff or announcement Slack posted but whose
+    # answer was lost: tried again within the attempt, each still done exactly once.
+    slack.inject(Fault(method="conversations.setTopic", status=503, times=2))
+    slack.inject(Fault(method="chat.postMessage", status=503, commit=True))
+    state, _ = await desk.declare(
+        Declaration(title="Flaky opening", severity="sev2", commander="U0ALICE01")
+    )
+    assert state.channel is not None and state.kickoff is not None
+    history = await client.get_workflow_handle(state.id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert scheduled[0] == "slack_open_incident" and "slack_open_channel" not in scheduled
+    assert attempts[0] == 1
+    broadcast = slack.channel_by_name("incidents")
+    assert broadcast is not None
+
+    def mine(channel_id: str) -> list[str]:
+        return [
+            str(m["metadata"]["event_payload"]["key"])
+            for m in slack.messages(channel_id)
+            if m.get("metadata", {}).get("event_payload", {}).get("incident_id") == state.id
+        ]
+
+    assert mine(state.channel.id) == ["kickoff"] and mine(broadcast.id) == ["announcement"]
+    assert slack.pins(state.channel.id)
+    channel = state.channel.id
+    topic = await eventually(lambda: slack.workspace.channels[channel].topic, timeout=5)
+    assert "SEV2" in topic

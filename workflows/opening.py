@@ -1,0 +1,80 @@
+"""Opening an incident in Slack as one activity: what goes into it and what comes back.
+
+Pure, so the workflow only sequences: ``request`` takes the declaration's opening effects out
+of the outbox, ``apply`` writes the outcome into the state, and ``fallback`` hands the
+effects back to the single-step activities if Slack refused for longer than the opening may
+take (they check for an earlier copy before posting, as the opening may have posted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from workflows import bookmarks, invitations
+from workflows.effects import (
+    Effect,
+    IncidentBrief,
+    Invite,
+    OpenChannel,
+    Opened,
+    OpenIncident,
+    Post,
+    RefreshTopic,
+)
+from workflows.models import IncidentState, MessageRef
+from workflows.policy import Policy
+
+OPENING_POSTS = ("kickoff", "announcement")
+
+
+def request(
+    state: IncidentState,
+    policy: Policy,
+    channel: OpenChannel,
+    brief: IncidentBrief,
+    outbox: list[Effect],
+) -> tuple[OpenIncident, list[Effect]]:
+    """One request for the channel and the opening effects; the rest of the outbox stays."""
+    topic, invite, posts, rest = False, list[str](), list[Post](), list[Effect]()
+    for effect in outbox:
+        if isinstance(effect, RefreshTopic):
+            topic = True
+        elif isinstance(effect, Invite):
+            invite += [user for user in effect.users if user not in invite]
+        elif isinstance(effect, Post) and effect.key in OPENING_POSTS:
+            posts.append(effect)
+        else:
+            rest.append(effect)
+    opening = OpenIncident(
+        channel=channel,
+        brief=brief,
+        topic=topic,
+        invite=invite,
+        posts=posts,
+        conference_url=policy.channel.conference_url,
+        links=bookmarks.declared_links(state, policy),
+    )
+    return opening, rest
+
+
+def apply(state: IncidentState, opened: Opened, now: datetime) -> list[str]:
+    """Write the opening's outcome into the state; the problems to put on the timeline."""
+    problems = list(opened.problems)
+    if opened.channel is not None:
+        state.channel = opened.channel
+        state.note(now, "channel", None, f"Channel #{opened.channel.name}")
+    kickoff = opened.posted.get("kickoff")
+    if kickoff is not None:
+        state.kickoff = MessageRef(channel_id=kickoff.channel_id, ts=kickoff.ts)
+    for user, error in opened.invited.failed.items():
+        problems.append(invitations.invite_failed(state, user, error, forget=True))
+    return problems
+
+
+def fallback(opening: OpenIncident) -> list[Effect]:
+    """The opening's effects for the single-step activities, posts checked before posting."""
+    effects: list[Effect] = [RefreshTopic()] if opening.topic else []
+    if opening.invite:
+        effects.append(Invite(users=opening.invite))
+    effects += [post.model_copy(update={"check_first": True}) for post in opening.posts]
+    return effects
