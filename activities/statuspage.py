@@ -144,7 +144,7 @@ class StatusPageActivities:
             raise ApplicationError(f"{len(problems)} deliveries failed: {', '.join(problems[:5])}")
         if refused:
             raise ApplicationError(
-                f"{len(refused)} webhooks refused: {', '.join(list(refused.values())[:5])}",
+                f"refused {'; '.join(list(refused.values())[:5])}",
                 type="WebhookRefused",
                 non_retryable=True,
             )
