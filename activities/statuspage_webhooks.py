@@ -52,6 +52,16 @@ def reachable(address: str) -> bool:
     return found.is_global and not found.is_multicast
 
 
+def _host(url: str) -> str:
+    try:
+        host = URL(url).raw_host
+    except ValueError as error:  # IDNA cannot spell it, a broken IPv6 literal, a bad port
+        raise WebhookRefused(f"not a URL to call ({error})") from None
+    if not host:
+        raise WebhookRefused("the URL names no host")
+    return host
+
+
 def _literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -100,7 +110,7 @@ class StatusWebhooks:
     async def check(self, url: str) -> None:
         """Raises WebhookRefused unless the URL's host names callable addresses only (an
         unknown host, or one IDNA cannot spell, is refused too)."""
-        host = URL(url).raw_host or ""
+        host = _host(url)
         try:
             await self._resolver().resolve(host, 0, socket.AF_UNSPEC)
         except (OSError, UnicodeError) as error:
@@ -109,7 +119,7 @@ class StatusWebhooks:
     async def post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         """One POST, no redirects; raises WebhookRefused, or aiohttp.ClientError on failure
         (a connection that failed, or an answer other than 2xx)."""
-        host = URL(url).raw_host or ""
+        host = _host(url)
         if _literal(host):
             # aiohttp connects to an address literal without asking any resolver.
             await self._resolver().resolve(host, 0, socket.AF_UNSPEC)

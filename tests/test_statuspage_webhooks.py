@@ -154,6 +154,17 @@ def test_webhooks_reach_public_unicast_addresses_only(address: str, public: bool
     assert reachable(address) is public
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://Z\u0086\u00cd/hook", "http://[::1/hook", "https://x:99999/", "http:///hook"],
+)
+async def test_a_url_naming_no_host_to_call_is_refused_not_failed(url: str) -> None:
+    with pytest.raises(WebhookRefused):
+        await StatusWebhooks(private_allowed=True).check(url)
+    with pytest.raises(WebhookRefused):
+        await StatusWebhooks(private_allowed=True).post(url, {}, {})
+
+
 async def test_delivery_to_a_host_resolving_to_loopback_is_refused_while_others_get_theirs(
     store: StatusPageStore, inbox: Inbox, receiver: tuple[Receiver, int]
 ) -> None:
