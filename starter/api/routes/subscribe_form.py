@@ -24,6 +24,7 @@ from starter.status import render
 from starter.status.subscribing import SubscriptionProblem, request_subscription
 
 router = APIRouter(tags=["status page"])
+EMAIL_CHARS = 254
 FIELD_PROBLEMS = {
     "email": "Enter an email address like name@example.com (at most 254 characters).",
     "components": "Choose at most 50 of the listed components.",
@@ -95,7 +96,9 @@ async def subscribe_by_form(
 
     async def again(code: int, text: str, errors: dict[str, str]) -> HTMLResponse:
         groups = render.component_groups(await current(store, settings))
-        form = render.SubscribeForm(form_action(request), groups, email, chosen, errors)
+        # What was typed comes back no longer than the field takes it.
+        shown = email[:EMAIL_CHARS]
+        form = render.SubscribeForm(form_action(request), groups, shown, chosen, errors)
         title = "Check the form" if errors else "Not subscribed yet"
         body = render.message(title, text, page_url, problem=True, form=form)
         return HTMLResponse(body, code)
