@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("INCIDENT_STATUS_TITLE", "status_page_title"),
     )
     # Subscribing needs no token, so webhooks to private addresses (this host, the internal
-    # network) are refused unless a deployment says it wants them (tests, a private page).
+    # network) are refused, when they subscribe and at every delivery, unless a deployment
+    # says it wants them (tests, a private page).
     status_private_webhooks: bool = Field(
         default=False,
         validation_alias=AliasChoices(

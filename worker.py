@@ -109,7 +109,7 @@ def build_worker(
             paging.send_pagerduty,
             paging.send_webhook,
             *follow_up,
-            *status_page_activities(settings, http),
+            *status_page_activities(settings),
         ],
         # A caller (a benchmark) may bring its own runner.
         **{"workflow_runner": WORKFLOW_RUNNER, **worker_options},  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 
 import structlog
@@ -20,6 +21,9 @@ from workflows.documents import Email, Sent
 
 log = structlog.get_logger()
 SMTP_TIMEOUT = 20.0
+# RFC 5322's line limit, not the 78 it recommends: a header too long for 78 would otherwise
+# become encoded words, and List-Unsubscribe's URL must reach mail clients as it is.
+MAIL_POLICY = policy.default.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,15 @@ class SmtpServer:
 
 def message(email: Email, sender: str) -> EmailMessage:
     domain = sender.rpartition("@")[2] or "localhost"
-    mail = EmailMessage()
+    mail = EmailMessage(policy=MAIL_POLICY)
     mail["From"] = sender
     mail["To"] = ", ".join(email.to)
     mail["Subject"] = email.subject
     mail["Message-ID"] = f"<{email.key}@{domain}>"
+    if email.unsubscribe_url:
+        # Mail clients offer "unsubscribe" from these; one-click means they POST, never GET.
+        mail["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(email.body)
     for attachment in email.attachments:
         subtype = attachment.mime.partition("/")[2]

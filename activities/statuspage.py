@@ -4,28 +4,41 @@
 sends each public update once to each confirmed subscriber whose components it touches:
 every delivery is recorded, so a retried attempt (a webhook that failed, a lost answer) only
 sends what is still missing. Webhooks carry an ``Idempotency-Key`` per update for the rest.
+
+A webhook whose host now names an address it may not call (see ``statuspage_webhooks``) is
+refused; the others still get theirs, and the attempt then fails without retrying, so the
+refusal goes on the incident's timeline instead of being tried again and again.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import httpx
+import aiohttp
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import MailActivities
 from activities.statuspage_store import StatusPageStore, Subscriber
+from activities.statuspage_webhooks import StatusWebhooks, WebhookRefused
 from workflows.documents import Email
 from workflows.statuspage import PublicIncident
 
 log = structlog.get_logger()
-WEBHOOK_TIMEOUT = 10.0
 
 
 def status_url(public_url: str) -> str:
     return f"{public_url.rstrip('/')}/status"
+
+
+def confirm_url(public_url: str, token: str) -> str:
+    return f"{status_url(public_url)}/subscribers/confirm?token={token}"
+
+
+def unsubscribe_url(public_url: str, token: str) -> str:
+    """The link in every email; a GET shows a button, a POST (RFC 8058 one-click) acts."""
+    return f"{status_url(public_url)}/subscribers/unsubscribe?token={token}"
 
 
 def update_email(
@@ -33,6 +46,7 @@ def update_email(
 ) -> Email:
     update = incident.updates[index]
     page = status_url(public_url)
+    unsubscribe = unsubscribe_url(public_url, subscriber.token)
     body = "\n".join(
         [
             f"{incident.title}: {update.status.value}",
@@ -41,7 +55,7 @@ def update_email(
             "",
             f"{update.at:%Y-%m-%d %H:%M} UTC · {page}#{incident.id}",
             "",
-            f"Unsubscribe: {page}/subscribers/unsubscribe?token={subscriber.token}",
+            f"Unsubscribe: {unsubscribe}",
         ]
     )
     return Email(
@@ -49,6 +63,7 @@ def update_email(
         to=[subscriber.address],
         subject=f"[{update.status.value}] {incident.title}",
         body=body,
+        unsubscribe_url=unsubscribe,
     )
 
 
@@ -66,12 +81,12 @@ class StatusPageActivities:
         self,
         store: StatusPageStore,
         mail: MailActivities,
-        http: httpx.AsyncClient,
+        webhooks: StatusWebhooks,
         public_url: str,
     ) -> None:
         self.store = store
         self.mail = mail
-        self.http = http
+        self.webhooks = webhooks
         self.public_url = public_url
 
     @activity.defn(name="status_page_publish")
@@ -83,10 +98,12 @@ class StatusPageActivities:
 
     @activity.defn(name="status_page_notify_subscribers")
     async def notify_subscribers(self, incident: PublicIncident) -> int:
-        """Deliveries made by this attempt; failed ones make the attempt fail (and retry)."""
+        """Deliveries made by this attempt; failed ones make the attempt fail (and retry),
+        refused ones too, but for good once nothing retryable is left."""
         subscribers = await asyncio.to_thread(self.store.confirmed)
         done = await asyncio.to_thread(self.store.delivered, incident.id)
         sent, failed = 0, []
+        refused: dict[int, str] = {}  # subscriber -> why: asked once per attempt
         for index, update in enumerate(incident.updates):
             key = f"{incident.id}/{index + 1}"
             for subscriber in subscribers:
@@ -96,19 +113,41 @@ class StatusPageActivities:
                 confirmed = subscriber.confirmed_at
                 if not wanted or (subscriber.id, key) in done or confirmed is None:
                     continue
+                if subscriber.id in refused:
+                    continue
                 if confirmed > update.at:
                     continue  # subscribed after this update: only news from then on
                 try:
                     if not await self._deliver(subscriber, incident, index, key):
                         continue
-                except (httpx.HTTPError, ApplicationError, OSError) as error:
+                except WebhookRefused as error:
+                    # The URL stays out of logs and errors: it may carry the receiver's secret.
+                    log.warning(
+                        "status_webhook_refused", subscriber_id=subscriber.id, reason=str(error)
+                    )
+                    refused[subscriber.id] = f"webhook {subscriber.id}: {error}"
+                    continue
+                except (aiohttp.ClientError, ApplicationError, OSError) as error:
                     failed.append(f"{subscriber.kind} {subscriber.id}: {type(error).__name__}")
                     continue
                 await asyncio.to_thread(self.store.record_delivery, subscriber.id, key)
                 sent += 1
-        log.info("subscribers_notified", incident_id=incident.id, sent=sent, failed=len(failed))
+        log.info(
+            "subscribers_notified",
+            incident_id=incident.id,
+            sent=sent,
+            failed=len(failed),
+            refused=len(refused),
+        )
         if failed:
-            raise ApplicationError(f"{len(failed)} deliveries failed: {', '.join(failed[:5])}")
+            problems = [*failed, *refused.values()]
+            raise ApplicationError(f"{len(problems)} deliveries failed: {', '.join(problems[:5])}")
+        if refused:
+            raise ApplicationError(
+                f"refused {'; '.join(list(refused.values())[:5])}",
+                type="WebhookRefused",
+                non_retryable=True,
+            )
         return sent
 
     async def _deliver(
@@ -120,12 +159,6 @@ class StatusPageActivities:
             if not result.sent:
                 log.warning("status_email_not_sent", reason=result.reason)
             return result.sent
-        response = await self.http.post(
-            subscriber.address,
-            json=update_payload(incident, index),
-            headers={"Idempotency-Key": key},
-            timeout=WEBHOOK_TIMEOUT,
-            follow_redirects=False,
-        )
-        response.raise_for_status()
+        payload = update_payload(incident, index)
+        await self.webhooks.post(subscriber.address, payload, {"Idempotency-Key": key})
         return True

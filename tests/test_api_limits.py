@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -61,3 +62,15 @@ async def test_422_names_the_field_but_echoes_only_a_short_prefix(api: httpx.Asy
     assert title["input"] == "y" * limits.ECHO_CHARS + "…"
     assert problems[("body", "components")]["input"] == "<list of 60 items>"
     assert len(response.content) < 1000
+
+
+async def test_a_client_budget_counts_each_client_and_an_ipv6_network_as_one() -> None:
+    budget = limits.ClientBudget(allowed=2, window=0.3)
+    assert budget.spend("192.0.2.1") is None and budget.spend("192.0.2.1") is None
+    assert budget.spend("192.0.2.1") == 1, "the third in the window waits"
+    assert budget.spend("192.0.2.2") is None, "another client has its own count"
+    assert budget.spend("2001:db8::1") is None and budget.spend("2001:db8::ffff") is None
+    assert budget.spend("2001:db8::2:3") is not None, "one /64, one client"
+    assert budget.spend("2001:db8:0:1::1") is None
+    await asyncio.sleep(0.35)
+    assert budget.spend("192.0.2.1") is None, "a new window starts afresh"

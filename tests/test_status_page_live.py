@@ -1,7 +1,8 @@
 """The status page end to end: a public incident from the workflow to /status, the JSON and
-the feed; subscribers confirmed by link, told once per public update by email (a local aiosmtpd
-server) and by webhook (a local receiver that fails its first delivery); unsubscribe; and a
-screenshot of the page in headless Chromium (Debian's) during the incident.
+the feed; subscribers confirmed by the button behind their link, told once per public update by
+email (a local aiosmtpd server) and by webhook (a local receiver that fails its first delivery);
+one-click unsubscribe; and a screenshot of the page in headless Chromium (Debian's) during the
+incident. The subscribe form is in tests/test_status_page_form.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +144,21 @@ def link(text: str, kind: str) -> str:
     return found.group(1)
 
 
+def messages_to(inbox: Inbox, address: str, subject: str = "") -> list[Message]:
+    return [m for to, m in inbox.messages if address in to and subject in str(m["Subject"])]
+
+
 def mails_to(inbox: Inbox, address: str, subject: str = "") -> list[str]:
-    return [
-        m.get_payload(decode=True).decode()
-        for to, m in inbox.messages
-        if address in to and subject in str(m["Subject"])
-    ]
+    return [m.get_payload(decode=True).decode() for m in messages_to(inbox, address, subject)]
+
+
+async def confirm(api: httpx.AsyncClient, url: str) -> None:
+    """What the address's owner does: open the link, then press the page's one button."""
+    page = await api.get(url)
+    assert page.status_code == 200 and "Confirm your subscription" in page.text, page.text
+    assert re.search(r'<form method="post" action="\?token=[\w-]+">', page.text), page.text
+    confirmed = await api.post(url)
+    assert confirmed.status_code == 200 and "Subscribed" in confirmed.text, confirmed.text
 
 
 async def subscribe_by_email(
@@ -158,8 +169,7 @@ async def subscribe_by_email(
     )
     assert answer.status_code == 202, answer.text
     confirmation = await eventually(lambda: mails_to(inbox, address, "Confirm"))
-    confirmed = await api.get(link(confirmation[0], "confirm"))
-    assert confirmed.status_code == 200 and "Subscribed" in confirmed.text
+    await confirm(api, link(confirmation[0], "confirm"))
 
 
 async def page_json(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -205,16 +215,20 @@ async def test_a_public_incident_reaches_the_page_and_each_subscriber_once(
     api, (hook, hook_url) = status_api, receiver
     await subscribe_by_email(api, inbox, "ops@example.com", ["Checkout"])
     await subscribe_by_email(api, inbox, "search@example.com", ["Search"])
-    again = await api.post("/status/subscribers", json={"email": "Ops@Example.com"})
-    assert again.status_code == 200 and again.json()["status"] == "confirmed"
-    pending = {"email": "late@example.com"}
-    assert (await api.post("/status/subscribers", json=pending)).status_code == 202
-    assert (await api.post("/status/subscribers", json=pending)).status_code == 429
+    # Subscribed, pending or new: one answer, so nobody learns who subscribes; nothing is sent
+    # again to an address subscribed or with a pending confirmation.
+    new = await api.post("/status/subscribers", json={"email": "late@example.com"})
+    assert new.status_code == 202 and new.json()["status"] == "requested"
+    for address in ("Ops@Example.com", "late@example.com"):
+        again = await api.post("/status/subscribers", json={"email": address})
+        assert (again.status_code, again.json()) == (new.status_code, new.json())
+    await eventually(lambda: mails_to(inbox, "late@example.com"))
+    await asyncio.sleep(0.5)
     assert len(mails_to(inbox, "late@example.com")) == 1  # one pending confirmation, not two
+    assert len(mails_to(inbox, "ops@example.com", "Confirm")) == 1
     answer = await api.post("/status/subscribers", json={"webhook": hook_url})
     assert answer.status_code == 202, answer.text
-    confirm_url = hook.calls[0][1]["confirm_url"]
-    assert (await api.get(confirm_url.removeprefix(PUBLIC_URL))).status_code == 200
+    await confirm(api, hook.calls[0][1]["confirm_url"].removeprefix(PUBLIC_URL))
     bad = await api.post(
         "/status/subscribers", json={"email": "x@example.com", "webhook": hook_url}
     )
@@ -287,10 +301,17 @@ async def test_a_public_incident_reaches_the_page_and_each_subscriber_once(
     assert len(keys) == 4 and keys[0] == keys[1]  # the first failed and was sent again
     assert sorted(hook.accepted) == sorted(set(hook.accepted)) and len(hook.accepted) == 3
 
-    unsubscribe = link(mails_to(inbox, "ops@example.com", title)[0], "unsubscribe")
-    gone = await api.get(unsubscribe)
-    assert gone.status_code == 200 and "Unsubscribed" in gone.text
-    assert (await api.get(unsubscribe)).status_code == 404
+    update = messages_to(inbox, "ops@example.com", title)[0]
+    unsubscribe = link(update.get_payload(decode=True).decode(), "unsubscribe")
+    assert update["List-Unsubscribe"] == f"<{PUBLIC_URL}{unsubscribe}>"
+    assert update["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058
+    for _ in range(2):  # a mail scanner following the link changes nothing
+        shown = await api.get(unsubscribe)
+        assert shown.status_code == 200 and '<button type="submit">Unsubscribe' in shown.text
+    one_click = {"List-Unsubscribe": "One-Click"}  # what a mail client's button posts
+    gone = await api.post(unsubscribe, data=one_click)
+    assert gone.status_code == 200 and "Unsubscribed" in gone.text, gone.text
+    assert (await api.post(unsubscribe, data=one_click)).status_code == 404
     after = {"message": "The retrospective found the cause.", "status": "resolved"}
     posted = await api.post(f"/incidents/{incident_id}/public", headers=AUTH, json=after)
     assert posted.status_code == 200, posted.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
@@ -96,11 +97,15 @@ def test_the_page_shows_active_incidents_components_and_90_days_of_history() -> 
     assert page.overall is ComponentStatus.PARTIAL_OUTAGE
     assert [i.number for i in page.active] == [7]
     assert [i.number for day in page.history.values() for i in day] == [5]
-    html = render.html(page, "/status/feed.atom", "/status.json")
+    form = render.SubscribeForm("/status/subscribe", render.component_groups(page))
+    html = render.html(page, "/status/feed.atom", "/status.json", form)
     assert "Checkout &lt;b&gt;failing&lt;/b&gt; &amp; slow" in html, "people's text is escaped"
     assert html.index("rolling back") < html.index("failed payments"), "newest update first"
     assert 'class="state partial_outage">Partial outage' in html
     assert 'class="state under_maintenance">Under maintenance' in html
+    assert '<form class="subscribe" method="post" action="/status/subscribe">' in html
+    boxes = re.findall(r'name="components" value="([^"]+)"', html)
+    assert boxes == ["Checkout", "Search", "API", "Billing"], "one checkbox per component"
     body = render.as_json(page)
     assert body["status"] == "partial_outage"
     assert {c["name"]: c["status"] for c in body["components"]}["Search"] == "operational"
@@ -122,3 +127,17 @@ def test_the_feed_is_atom_with_one_entry_per_public_incident() -> None:
     entries = feed.findall("a:entry", ns)
     assert [e.findtext("a:title", namespaces=ns) for e in entries] == ["Incident 7", "Incident 5"]
     assert "identified: Rolling back." in (entries[0].findtext("a:content", namespaces=ns) or "")
+
+
+def test_a_refused_form_comes_back_filled_with_the_problem_named_and_escaped() -> None:
+    form = render.SubscribeForm(
+        "/status/subscribe",
+        {"Shop": ["Checkout", "Search"]},
+        email='"><script>x</script>',
+        chosen=frozenset({"Search"}),
+        errors={"email": "Enter an email address like name@example.com."},
+    )
+    page = render.message("Check the form", "Nothing was sent.", "/status", problem=True, form=form)
+    assert 'value="&#34;&gt;&lt;script&gt;x&lt;/script&gt;"' in page and "<script>" not in page
+    assert 'aria-invalid="true"' in page and "Enter an email address" in page
+    assert 'value="Search" checked' in page and 'value="Checkout">' in page

@@ -54,6 +54,8 @@ class Email(BaseModel):
     subject: str
     body: str
     attachments: list[DocumentFile] = Field(default_factory=list)
+    # Mail to subscribers: List-Unsubscribe with RFC 8058 one-click (a POST to this URL).
+    unsubscribe_url: str | None = None
 
 
 class Sent(BaseModel):

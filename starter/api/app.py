@@ -17,7 +17,16 @@ from starter.api import errors, limits
 from starter.api.metrics import ApiMetrics, MeasureRequests
 from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
-from starter.api.routes import alerts, followup, health, incidents, policy, status, subscribers
+from starter.api.routes import (
+    alerts,
+    followup,
+    health,
+    incidents,
+    policy,
+    status,
+    subscribe_form,
+    subscribers,
+)
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
 from starter.people import Directory
@@ -84,7 +93,14 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(metrics_router(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     app.include_router(followup.router)
-    for router in (status.page, status.operate, status.public, subscribers.router):
+    app.state.subscribe_budget = subscribers.subscribe_budget()
+    for router in (
+        status.page,
+        status.operate,
+        status.public,
+        subscribers.router,
+        subscribe_form.router,
+    ):
         app.include_router(router)
     errors.install(app)
     limits.install(app)

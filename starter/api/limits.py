@@ -1,12 +1,15 @@
-"""Bounds on what the API reads and what its errors repeat back.
+"""Bounds on what the API reads and what its errors repeat back, and how often a client asks.
 
 A body larger than the limit is refused with 413 before it is read into memory, whether the
 client announced its length or streams it chunked. A 422 names the field and the problem but
 repeats at most a short prefix of what was sent: an error must not echo a 20 MB body back.
+Routes anyone may call without a token (subscribing) also count each client's requests.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -16,8 +19,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 256 * 1024
-# Alertmanager sends a whole group in one notification: a storm is megabytes.
-LARGER_BODIES = {"/alerts/": 8 * 1024 * 1024}
+# Per path prefix, first match wins. Alertmanager sends a whole group in one notification: a
+# storm is megabytes. Subscribing takes an address and a few component names, from anyone.
+BODY_LIMITS = {"/alerts/": 8 * 1024 * 1024, "/status/subscribe": 16 * 1024}
 ECHO_CHARS = 80
 
 
@@ -29,14 +33,14 @@ class BodyLimit:
     """ASGI middleware: 413 for bodies over ``limit`` bytes, announced or streamed."""
 
     def __init__(
-        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, by_path: dict[str, int] | None = None
     ) -> None:
         self.app = app
         self.default = limit
-        self.larger = LARGER_BODIES if larger is None else larger
+        self.by_path = BODY_LIMITS if by_path is None else by_path
 
     def _limit(self, path: str) -> int:
-        return next((n for p, n in self.larger.items() if path.startswith(p)), self.default)
+        return next((n for p, n in self.by_path.items() if path.startswith(p)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,6 +104,41 @@ async def validation_failed(request: Request, error: Exception) -> JSONResponse:
             shown["input"] = _short(problem["input"])
         detail.append(shown)
     return JSONResponse({"detail": jsonable_encoder(detail)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+class ClientBudget:
+    """At most ``allowed`` requests per client in each fixed window, counted in this process.
+
+    The counts are dropped whole when a window ends, so memory holds one window's clients at
+    most. An IPv6 client is counted by its /64: one host usually has the whole network.
+    """
+
+    def __init__(self, allowed: int, window: float) -> None:
+        self.allowed = allowed
+        self.window = window
+        self._started = time.monotonic()
+        self._spent: dict[str, int] = {}
+
+    @staticmethod
+    def _client(host: str) -> str:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host
+        if isinstance(address, ipaddress.IPv6Address):
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(address)
+
+    def spend(self, host: str) -> int | None:
+        """None when the client may go on; else the seconds until its next window."""
+        now = time.monotonic()
+        if now - self._started >= self.window:
+            self._started, self._spent = now, {}
+        client = self._client(host)
+        self._spent[client] = spent = self._spent.get(client, 0) + 1
+        if spent <= self.allowed:
+            return None
+        return max(1, round(self._started + self.window - now))
 
 
 def install(app: FastAPI, limit: int = MAX_BODY_BYTES) -> None:

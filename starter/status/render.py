@@ -1,7 +1,9 @@
-"""The status page as HTML (server-rendered, no script), JSON and an Atom feed."""
+"""The status page as HTML (server-rendered, no script), JSON and an Atom feed; the small
+pages of subscribing (the form's answer, the confirm and unsubscribe buttons)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +21,47 @@ _templates = Environment(
 )
 
 
-def html(page: StatusPage, feed_url: str, json_url: str) -> str:
+@dataclass(frozen=True)
+class SubscribeForm:
+    """The subscribe form as shown: where it posts, the components to tick, what was sent."""
+
+    action: str
+    groups: dict[str, list[str]]
+    email: str = ""
+    chosen: frozenset[str] = frozenset()
+    errors: dict[str, str] = field(default_factory=dict)  # field -> what is wrong with it
+
+
+@dataclass(frozen=True)
+class Button:
+    """The one button of a page that acts: a form POST to ``action``."""
+
+    action: str
+    label: str
+
+
+def component_groups(page: StatusPage) -> dict[str, list[str]]:
+    return {group: [name for name, _ in listed] for group, listed in page.groups.items()}
+
+
+def html(page: StatusPage, feed_url: str, json_url: str, form: SubscribeForm) -> str:
     template = _templates.get_template("status.html")
-    return template.render(page=page, feed_url=feed_url, json_url=json_url)
+    return template.render(page=page, feed_url=feed_url, json_url=json_url, form=form)
+
+
+def message(
+    title: str,
+    text: str,
+    status_url: str,
+    *,
+    problem: bool = False,
+    button: Button | None = None,
+    form: SubscribeForm | None = None,
+) -> str:
+    template = _templates.get_template("message.html")
+    return template.render(
+        title=title, text=text, status_url=status_url, problem=problem, button=button, form=form
+    )
 
 
 def as_json(page: StatusPage) -> dict[str, Any]:

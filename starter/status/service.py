@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from activities.archive import IncidentArchive
 from activities.mail import MailActivities, SmtpServer
 from activities.statuspage import StatusPageActivities
 from activities.statuspage_store import StatusPageStore
+from activities.statuspage_webhooks import StatusWebhooks
 from config import Settings
 
 
@@ -25,9 +24,13 @@ def smtp_server(settings: Settings) -> SmtpServer:
     )
 
 
-def status_page_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callable[..., Any]]:
+def status_webhooks(settings: Settings) -> StatusWebhooks:
+    return StatusWebhooks(private_allowed=settings.status_private_webhooks)
+
+
+def status_page_activities(settings: Settings) -> list[Callable[..., Any]]:
     """The archive's database (its migrations are applied by the worker before this)."""
     store = StatusPageStore(IncidentArchive(settings.database_url).engine)
     mail = MailActivities(smtp_server(settings))
-    status = StatusPageActivities(store, mail, http, settings.public_url)
+    status = StatusPageActivities(store, mail, status_webhooks(settings), settings.public_url)
     return [status.publish, status.notify_subscribers]

@@ -71,11 +71,17 @@ def links(request: Request) -> tuple[str, str, str]:
     return f"{base}/status", f"{base}/status/feed.atom", f"{base}/status.json"
 
 
-@page.get("/status", summary="The status page (HTML)", response_class=HTMLResponse)
+@page.get(
+    "/status",
+    summary="The status page (HTML), with its subscribe form",
+    response_class=HTMLResponse,
+)
 async def status_html(request: Request, store: Store, settings: AppSettings) -> HTMLResponse:
     _, feed_url, json_url = links(request)
-    body = render.html(await current(store, settings), feed_url, json_url)
-    return HTMLResponse(body, headers=CACHE)
+    shown = await current(store, settings)
+    action = request.url_for("subscribe_by_form").path
+    form = render.SubscribeForm(action=action, groups=render.component_groups(shown))
+    return HTMLResponse(render.html(shown, feed_url, json_url, form), headers=CACHE)
 
 
 @page.get("/status.json", summary="The status page as JSON")

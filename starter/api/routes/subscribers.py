@@ -1,37 +1,43 @@
-"""Status page subscriptions: anyone may ask, only the address's owner confirms.
+"""Status page subscriptions over JSON, and the links sent to subscribers.
 
-No account and no token, so it is bounded by design: one pending confirmation per address
-(asked again, nothing is sent until it expires), a cap on unconfirmed addresses as a whole,
-and nothing is ever sent to an address but its confirmation until someone follows the link.
+Anyone may ask (see ``starter.status.subscribing`` for the bounds), only the address's owner
+confirms. The links in emails never act on GET: mail scanners and link previews follow links,
+so a GET shows a page with one button, and the button's POST confirms or unsubscribes. The
+unsubscribe link takes RFC 8058's one-click POST as it is, for mail clients' own button.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from html import escape
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
 
-import httpx
 import structlog
-from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
-from activities.mail import MailActivities
-from activities.statuspage import WEBHOOK_TIMEOUT, status_url
-from activities.statuspage_store import Subscribed
-from config import Settings
 from starter.api.dependencies import AppSettings
+from starter.api.limits import ClientBudget
 from starter.api.routes.incidents import invalid
 from starter.api.routes.status import Store
-from starter.status.service import smtp_server
-from workflows.documents import Email
+from starter.status import render
+from starter.status.subscribing import SubscriptionProblem, request_subscription
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/status/subscribers", tags=["status page"])
-Token = Annotated[str, Query(min_length=20, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Token = Annotated[
+    str,
+    Query(
+        min_length=20,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The token from the link that was sent",
+    ),
+]
+# Each client's subscription requests (JSON and form together) in a window, per API process.
+SUBSCRIPTIONS_PER_CLIENT = 20
+BUDGET_WINDOW = 600.0
+HTML: dict[str, Any] = {"content": {"text/html": {}}}
 
 
 class Subscription(BaseModel):
@@ -54,134 +60,146 @@ class Subscription(BaseModel):
             raise ValueError("give either email or webhook")
         return self
 
+    def kind_and_address(self) -> tuple[str, str]:
+        if self.email is not None:
+            # Mailboxes are case-blind in practice: one address, one subscription.
+            return "email", self.email.lower()
+        assert self.webhook is not None
+        return "webhook", self.webhook
+
 
 class SubscriptionOut(BaseModel):
-    status: Subscribed
+    status: Literal["requested"]
     detail: str
 
 
-async def send_confirmation(settings: Settings, kind: str, address: str, token: str) -> None:
-    page = status_url(settings.public_url)
-    confirm = f"{page}/subscribers/confirm?token={token}"
-    if kind == "email":
-        email = Email(
-            key=f"status-confirm-{token[:16]}",
-            to=[address],
-            subject="Confirm your status page subscription",
-            body=f"Follow this link to get status updates by email:\n\n{confirm}\n\n"
-            f"Not you? Ignore this email; nothing more will be sent.\n\n"
-            f"Unsubscribe: {page}/subscribers/unsubscribe?token={token}",
-        )
-        sent = await MailActivities(smtp_server(settings)).send(email)
-        if not sent.sent:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=sent.reason)
-        return
-    payload = {"type": "subscription_confirmation", "confirm_url": confirm}
-    async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as http:
-        response = await http.post(address, json=payload)
-        response.raise_for_status()
+def subscribe_budget() -> ClientBudget:
+    return ClientBudget(SUBSCRIPTIONS_PER_CLIENT, BUDGET_WINDOW)
+
+
+def over_budget(request: Request) -> int | None:
+    """Seconds this client must wait before asking again, or None."""
+    budget: ClientBudget = request.app.state.subscribe_budget
+    return budget.spend(request.client.host if request.client else "")
+
+
+async def within_budget(request: Request) -> None:
+    """A dependency, so it counts before the body is read: a bad body counts too."""
+    wait = over_budget(request)
+    if wait is not None:
+        headers = {"Retry-After": str(wait)}
+        detail = "too many subscription requests; try again later"
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=detail, headers=headers)
 
 
 @router.post(
     "",
     summary="Subscribe to public updates (a confirmation link is sent first)",
+    dependencies=[Depends(within_budget)],
+    description="The answer is the same whether the address is new, waiting for its "
+    "confirmation (nothing is sent again within 24 hours) or subscribed already: nobody "
+    "learns from it who subscribes.",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"description": "Subscribed already."},
-        429: {"description": "A confirmation is pending for this address."},
+        429: {"description": "Too many subscription requests from this client; see Retry-After."},
         502: {"description": "The webhook refused the confirmation; nothing is kept."},
         503: {"description": "The confirmation could not be sent now; nothing is kept."},
     },
 )
-async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> JSONResponse:
-    known = settings.policy.components
-    unknown = sorted(set(body.components) - set(known))
-    if known and unknown:
-        detail = f"unknown components {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-        raise invalid("components", detail)
-    # Mailboxes are case-blind in practice: one address, one subscription.
-    if (
-        body.webhook
-        and not settings.status_private_webhooks
-        and not await public_host(body.webhook)
-    ):
-        raise invalid("webhook", "the host must resolve to public addresses only")
-    kind, address = ("email", body.email.lower()) if body.email else ("webhook", body.webhook)
-    assert address is not None
-    outcome, token = await asyncio.to_thread(store.subscribe, kind, address, body.components)
-    if outcome is Subscribed.CONFIRMED:
-        return answer(200, outcome, "subscribed already")
-    if outcome is Subscribed.PENDING:
-        return answer(429, outcome, "a confirmation link was sent already; follow it")
-    if outcome is Subscribed.FULL:
-        return answer(503, outcome, "too many unconfirmed subscriptions; try again later")
+async def subscribe(body: Subscription, store: Store, settings: AppSettings) -> SubscriptionOut:
+    kind, address = body.kind_and_address()
     try:
-        await send_confirmation(settings, kind, address, token)
-    except (HTTPException, httpx.HTTPError, OSError) as error:
-        await asyncio.to_thread(store.forget_pending, token)
-        log.warning("subscription_confirmation_failed", kind=kind, error=type(error).__name__)
-        if isinstance(error, HTTPException):
-            raise
-        detail = f"the {kind} did not take the confirmation ({type(error).__name__})"
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=detail) from None
-    log.info("subscription_requested", kind=kind)
-    return answer(202, outcome, f"a confirmation link was sent to the {kind}")
+        await request_subscription(settings, store, kind, address, body.components)
+    except SubscriptionProblem as problem:
+        if problem.field:
+            raise invalid(problem.field, problem.detail) from None
+        raise HTTPException(problem.status, detail=problem.detail) from None
+    detail = f"unless the {kind} is subscribed already, a confirmation link is on its way to it"
+    return SubscriptionOut(status="requested", detail=detail)
 
 
-async def public_host(url: str) -> bool:
-    """Whether every address the URL's host names is a public one (no SSRF to the inside)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except (OSError, UnicodeError):  # no such host, or a name IDNA cannot even spell
-        return False
-    addresses = {ipaddress.ip_address(info[4][0]) for info in found}
-    return bool(addresses) and all(a.is_global for a in addresses)
+def page_path(request: Request) -> str:
+    """The status page as the links on our pages name it: the path it was reached by."""
+    return request.url_for("status_html").path
 
 
-def answer(code: int, outcome: Subscribed, detail: str) -> JSONResponse:
-    body = SubscriptionOut(status=outcome, detail=detail)
-    return JSONResponse(body.model_dump(mode="json"), status_code=code)
-
-
-def small_page(title: str, text: str, code: int = 200) -> HTMLResponse:
-    body = (
-        '<!doctype html><html lang="en"><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{escape(title)}</title><main style="font:16px system-ui;margin:2rem auto;'
-        f'max-width:40rem;padding:0 1rem"><h1>{escape(title)}</h1><p>{escape(text)}</p>'
-        '<p><a href="../../status">Back to the status page</a></p></main></html>'
-    )
-    return HTMLResponse(body, status_code=code)
+def link_page(
+    request: Request, title: str, text: str, code: int = 200, button: render.Button | None = None
+) -> HTMLResponse:
+    page = render.message(title, text, page_path(request), problem=code >= 400, button=button)
+    return HTMLResponse(page, status_code=code)
 
 
 UNKNOWN_LINK: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such pending subscription (or it expired)."}
+    200: HTML,
+    404: {"description": "No such pending subscription (or it expired).", **HTML},
 }
 
 
 @router.get(
     "/confirm",
-    summary="Confirm a subscription (the link sent to the address)",
+    summary="The confirmation link: a page with the button that confirms",
+    description="Changes nothing, so a mail scanner following the link confirms nothing.",
+    response_class=HTMLResponse,
+)
+async def confirm_page(request: Request, token: Token) -> HTMLResponse:
+    # Relative, so the button posts to this very link whatever proxy the page came through.
+    button = render.Button(action=f"?token={token}", label="Confirm my subscription")
+    text = "Press the button to start getting the status page's public updates."
+    return link_page(request, "Confirm your subscription", text, button=button)
+
+
+@router.post(
+    "/confirm",
+    summary="Confirm a subscription (the button of the confirmation link's page)",
     response_class=HTMLResponse,
     responses=UNKNOWN_LINK,
 )
-async def confirm(token: Token, store: Store) -> HTMLResponse:
+async def confirm(request: Request, token: Token, store: Store) -> HTMLResponse:
     subscriber = await asyncio.to_thread(store.confirm, token)
     if subscriber is None:
-        return small_page("Unknown link", "This confirmation link is unknown or expired.", 404)
+        text = "This confirmation link is unknown or expired."
+        return link_page(request, "Unknown link", text, 404)
     log.info("subscription_confirmed", kind=subscriber.kind)
-    return small_page("Subscribed", "You will hear of every public update from now on.")
+    return link_page(
+        request, "Subscribed", "You will get the status page's public updates from now on."
+    )
 
 
 @router.get(
     "/unsubscribe",
-    summary="Unsubscribe (the link in every email)",
+    summary="The unsubscribe link in every email: a page with the button that unsubscribes",
+    description="Changes nothing, so a mail scanner following the link unsubscribes nobody.",
+    response_class=HTMLResponse,
+)
+async def unsubscribe_page(request: Request, token: Token) -> HTMLResponse:
+    button = render.Button(action=f"?token={token}", label="Unsubscribe")
+    text = "Press the button to get no more status updates."
+    return link_page(request, "Unsubscribe", text, button=button)
+
+
+@router.post(
+    "/unsubscribe",
+    summary="Unsubscribe (the page's button, or a mail client's one-click POST, RFC 8058)",
     response_class=HTMLResponse,
     responses=UNKNOWN_LINK,
 )
-async def unsubscribe(token: Token, store: Store) -> HTMLResponse:
+async def unsubscribe(
+    request: Request,
+    token: Token,
+    store: Store,
+    one_click: Annotated[
+        str | None,
+        Form(
+            alias="List-Unsubscribe",
+            max_length=20,
+            description="`One-Click` when a mail client unsubscribes (RFC 8058); optional",
+        ),
+    ] = None,
+) -> HTMLResponse:
     if not await asyncio.to_thread(store.unsubscribe, token):
-        return small_page("Unknown link", "This subscription does not exist (any more).", 404)
-    log.info("subscription_removed")
-    return small_page("Unsubscribed", "You will get no more status updates.")
+        return link_page(
+            request, "Unknown link", "This subscription does not exist (any more).", 404
+        )
+    log.info("subscription_removed", one_click=one_click is not None)
+    return link_page(request, "Unsubscribed", "You will get no more status updates.")
