@@ -120,6 +120,7 @@ class Retrospective(BaseModel):
 
 
 MAX_COMPONENTS = 50
+MAX_START_TIER = 20  # a declaration starts at most this many escalation tiers in
 # A component is a name people recognise ("checkout"), not a paragraph.
 Component = Annotated[Line, Field(max_length=100)]
 
@@ -150,6 +151,14 @@ class Declaration(BaseModel):
     )
     source: str = "api"
     drill: bool = False  # a practice run: marked everywhere, compressed, no pages, no metrics
+    escalation_level: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_START_TIER,
+        description="Start past the first escalation tiers: tiers 1 to N are notified at once "
+        "(invited and paged as each says) and the next tier's timer counts from the "
+        "declaration. Beyond the policy's last tier: all tiers at once.",
+    )
 
 
 class PublicUpdate(BaseModel):

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from workflows import commands as cmd
 from workflows.effects import Effect, Notice, PublishStatus
-from workflows.lifecycle import CHANNEL, CommandRefused, post_notice
 from workflows.models import IncidentState, PublicInfo, PublicUpdate, Status
+from workflows.notices import CHANNEL, CommandRefused, post_notice
 from workflows.policy import Policy
 from workflows.statuspage import PublicIncident
 
