@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows import commands as cmd
+from workflows import public
 from workflows.deadlines import escalation_tier, refresh_deadlines, start_level
 from workflows.effects import (
     Audience,
@@ -80,7 +81,10 @@ def start(
             text=declaration.summary,
         ),
     ]
-    return state, effects + start_escalated(state, policy, declaration.escalation_level, now)
+    effects += start_escalated(state, policy, declaration.escalation_level, now)
+    if declaration.public is not None and not declaration.drill:
+        effects += public.start_public(state, policy, declaration.public, now)
+    return state, effects
 
 
 def check_acknowledge(state: IncidentState, policy: Policy, c: cmd.Acknowledge) -> None:
