@@ -26,6 +26,7 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually
 from tests.test_timers import MARGIN, notices, posted_after, tier
+from workflows import commands as cmd
 from workflows.models import IncidentState
 from workflows.policy import Policy, default_policy
 
@@ -266,3 +267,27 @@ async def eventually_opened(desk: IncidentDesk, ref: str) -> IncidentState:
         assert time.monotonic() < deadline, f"{ref} never got its channel"
         await asyncio.sleep(0.1)
     return state
+
+
+async def test_a_later_notification_s_new_runbook_becomes_a_bookmark_once(
+    api: httpx.AsyncClient, slack: SlackEmulator, client: Client
+) -> None:
+    first = firing(uuid.uuid4().hex[:8])
+    ref = (await api.post("/alerts/alertmanager", json=first)).json()["incident"]
+    later = copy.deepcopy(first)
+    later["alerts"][1]["annotations"]["runbook_url"] = "https://runbooks.example.com/checkout/db"
+    for _ in range(3):  # Alertmanager repeats itself: the new runbook must stay one bookmark
+        answer = await api.post("/alerts/alertmanager", json=later)
+        assert answer.status_code == 200 and answer.json()["incident"] == ref
+    await _folded(api, ref, notifications=4)
+    # Signals and commands are applied in order, and the channel's writes (bookmarks, posts)
+    # run in that order: once this update is in the channel, every bookmark is made.
+    desk = IncidentDesk(client, TASK_QUEUE, alert_policy())
+    state = await desk.command(ref, cmd.PostUpdate(message="barrier"))
+    assert state.channel is not None
+    channel = state.channel.id
+    await eventually(lambda: [m for m in slack.messages(channel) if "barrier" in m.get("text", "")])
+    links = [b["link"] for b in slack.channels[channel].bookmarks]
+    assert links.count("https://runbooks.example.com/checkout/db") == 1
+    assert links.count("https://runbooks.example.com/checkout/error-rate") == 1
+    assert "https://runbooks.example.com/checkout/db" in [link.url for link in state.links]

@@ -21,6 +21,7 @@ from workflows.models import MAX_START_TIER, Declaration, Impact, Link, UserId
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 1024
 TITLE_LIMIT = 200
+MAX_EVENT_LINKS = 10
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Labels = Annotated[
@@ -43,7 +44,7 @@ class AlertEvent(BaseModel):
     summary: str = Field(default="", max_length=MAX_LABEL_TEXT)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    links: list[Link] = Field(default_factory=list, max_length=10)
+    links: list[Link] = Field(default_factory=list, max_length=MAX_EVENT_LINKS)
 
 
 class AlertBatch(BaseModel):
