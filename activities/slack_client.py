@@ -55,6 +55,7 @@ PERMANENT_ERRORS = frozenset(
         "not_allowed_token_type",
         "method_not_supported_for_channel_type",
         "no_such_subteam",
+        "too_many_bookmarks",
     }
 )
 

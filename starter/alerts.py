@@ -12,9 +12,16 @@ import hmac
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from workflows.alerting import AlertBatch, AlertEvent, AlertPolicy, AlertStatus, Labels
+from workflows.alerting import (
+    MAX_EVENT_LINKS,
+    AlertBatch,
+    AlertEvent,
+    AlertPolicy,
+    AlertStatus,
+    Labels,
+)
 from workflows.models import Link
 
 MAX_ALERTS = 5000
@@ -66,13 +73,24 @@ class AlertmanagerWebhook(BaseModel):
         )
 
 
+def _links(alert: AlertmanagerAlert) -> list[Link]:
+    """The runbook first, then the alert's source, then any other ``*_url`` annotation
+    (``dashboard_url``, ...) that is a web address: what the channel bookmarks."""
+    found = {"runbook_url": "Runbook", "generatorURL": "Alert source"}
+    named = [("runbook_url", alert.annotations.get("runbook_url", ""))]
+    named.append(("generatorURL", alert.generatorURL))
+    named += sorted((k, v) for k, v in alert.annotations.items() if k.endswith("_url"))
+    links: dict[str, Link] = {}
+    for key, url in named:
+        title = found.get(key) or key.removesuffix("_url").replace("_", " ").capitalize()
+        try:
+            links.setdefault(url, Link(title=title[:100], url=url))
+        except ValidationError:
+            continue  # not a web address (or a name with nothing visible): no bookmark, no 422
+    return list(links.values())[:MAX_EVENT_LINKS]
+
+
 def _event(alert: AlertmanagerAlert) -> AlertEvent:
-    links = []
-    runbook = alert.annotations.get("runbook_url", "")
-    if runbook.startswith(("https://", "http://")):
-        links.append(Link(title="Runbook", url=runbook))
-    if alert.generatorURL.startswith(("https://", "http://")):
-        links.append(Link(title="Alert source", url=alert.generatorURL))
     return AlertEvent(
         status=alert.status,
         fingerprint=alert.fingerprint,
@@ -80,7 +98,7 @@ def _event(alert: AlertmanagerAlert) -> AlertEvent:
         summary=alert.annotations.get("summary", ""),
         starts_at=_real_time(alert.startsAt),
         ends_at=_real_time(alert.endsAt),
-        links=links,
+        links=_links(alert),
     )
 
 

@@ -180,14 +180,26 @@ def details(incident: Incident) -> None:
 
 @app.command()
 def declare(
-    title: Annotated[str, typer.Argument(help="What is wrong, in a few words.")],
-    severity: Annotated[str, typer.Option("--severity", "-s", help="sev1, sev2, sev3...")],
+    title: Annotated[
+        str | None,
+        typer.Argument(
+            help="What is wrong, in a few words (optional with a --template that has one)."
+        ),
+    ] = None,
+    severity: Annotated[
+        str | None,
+        typer.Option(
+            "--severity", "-s", help="sev1, sev2, sev3... (optional with a --template that has one)"
+        ),
+    ] = None,
     summary: Annotated[str | None, typer.Option(help="What we know so far.")] = None,
     impact: Annotated[str | None, typer.Option(help="none, minor, major, critical")] = None,
     component: Annotated[list[str] | None, typer.Option(help="Affected component.")] = None,
     commander: Annotated[str | None, typer.Option(help="Slack user id, @handle or email.")] = None,
     responder: Annotated[list[str] | None, typer.Option(help="Someone to invite.")] = None,
-    template: Annotated[str | None, typer.Option(help="A policy template.")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="A policy template: it fills what you leave out.")
+    ] = None,
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: same key, same incident.")
     ] = None,
@@ -198,6 +210,8 @@ def declare(
 ) -> None:
     """Declare an incident: a channel is opened and the incident announced."""
     given = {
+        "title": title,
+        "severity": severity,
         "summary": summary,
         "impact": impact,
         "components": component,
@@ -208,7 +222,7 @@ def declare(
         "drill": drill,
     }
     # Only what was given is sent, so a template fills the rest.
-    body = {"title": title, "severity": severity} | {k: v for k, v in given.items() if v}
+    body = {k: v for k, v in given.items() if v}
     # wait: the answer comes once the channel exists (202 if no worker made it in time).
     code, incident = Api().call("POST", "/incidents", body, params={"wait": "true"})
     if as_json:

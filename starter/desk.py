@@ -21,8 +21,15 @@ from workflows import commands as cmd
 from workflows.alert_folding import AlertSignal
 from workflows.incident import IncidentWorkflow
 from workflows.listing import IncidentSummary
-from workflows.models import Declaration, IncidentState, Status, incident_id, parse_incident_ref
+from workflows.models import (
+    DeclarationRequest,
+    IncidentState,
+    Status,
+    incident_id,
+    parse_incident_ref,
+)
 from workflows.policy import Policy
+from workflows.templates import complete
 
 # What ``declare`` waits for the channel by default; the API waits only when asked.
 WAIT_FOR_CHANNEL = timedelta(seconds=10)
@@ -47,23 +54,6 @@ class CommandRefused(Exception):
     """
 
 
-def apply_template(declaration: Declaration, policy: Policy) -> Declaration:
-    """Fill what the declaration left out from its template; what it says wins."""
-    if not declaration.template:
-        return declaration
-    template = policy.templates.get(declaration.template)
-    if template is None:
-        known = ", ".join(policy.templates) or "none"
-        raise ValueError(f"unknown template {declaration.template!r}; known: {known}")
-    given = declaration.model_fields_set
-    filled = {
-        field: value
-        for field, value in template.model_dump(exclude_none=True).items()
-        if field not in given and value not in ([], "")
-    }
-    return declaration.model_copy(update=filled)
-
-
 class IncidentDesk:
     def __init__(self, client: Client, task_queue: str, policy: Policy) -> None:
         self.client = client
@@ -73,7 +63,7 @@ class IncidentDesk:
         self.wait_for_channel = WAIT_FOR_CHANNEL  # what the API's ``wait`` waits at most
 
     async def declare(
-        self, declaration: Declaration, wait: timedelta | None = WAIT_FOR_CHANNEL
+        self, declaration: DeclarationRequest, wait: timedelta | None = WAIT_FOR_CHANNEL
     ) -> tuple[IncidentState, bool]:
         """Declare, or find the open incident with the same idempotency key.
 
@@ -83,11 +73,12 @@ class IncidentDesk:
         accepted = await self.accept(declaration, wait=wait)
         return accepted.state, accepted.created
 
-    async def accept(self, declaration: Declaration, wait: timedelta | None = None) -> Accepted:
-        """Durable on return, worker or not; with ``wait``, also waits that long for the channel."""
-        declaration = apply_template(declaration, self.policy)
-        self.policy.severity(declaration.severity)  # refuse before a number is spent
-        taken = await self.intake.take(declaration)
+    async def accept(self, request: DeclarationRequest, wait: timedelta | None = None) -> Accepted:
+        """Durable on return, worker or not; with ``wait``, also waits that long for the channel.
+
+        The request is completed from its template and checked first (``InvalidDeclaration``
+        names the field), so a refused declaration spends no incident number."""
+        taken = await self.intake.take(complete(request, self.policy))
         ref = incident_id(taken.number)
         if wait is not None:
             try:

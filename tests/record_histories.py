@@ -26,7 +26,7 @@ from workflows import commands as cmd
 from workflows.alert_folding import AlertSignal
 from workflows.alerting import ResolvedAlert
 from workflows.claims import claim_id
-from workflows.models import Declaration, Role, Status
+from workflows.models import Declaration, Link, Role, Status
 from workflows.policy import BusinessHours, EscalationTier
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -46,7 +46,9 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     )
     await asyncio.sleep(1.6)  # an update reminder and an escalation tier fire
     await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
-    alerts = GenericAlert(key="alert-123", title="CheckoutErrorRate").batch()
+    # A later notification's runbook becomes a bookmark (patch alert-links-bookmarked).
+    runbook = Link(title="Runbook", url="https://runbooks.example.com/checkout")
+    alerts = GenericAlert(key="alert-123", title="CheckoutErrorRate", links=[runbook]).batch()
     await desk.signal_alerts(state.id, AlertSignal.of(alerts, ResolvedAlert.NOTE))
     said = cmd.AddTimelineEntry(text="error rate 12%", author="U0BOB0002", at=datetime.now(UTC))
     await desk.command(state.id, said)

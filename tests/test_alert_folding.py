@@ -1,16 +1,17 @@
-"""Alerts of an incident's own group fold into one digest; resolution may mean monitoring."""
+"""Alerts of an incident's own group fold into one digest; resolution may mean monitoring; their
+new links become bookmarks, once."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from starter.alerts import GenericAlert
+from workflows import bookmarks, lifecycle
 from workflows import commands as cmd
-from workflows import lifecycle
 from workflows.alert_folding import AlertSignal, fold
 from workflows.alerting import AlertStatus, ResolvedAlert
-from workflows.effects import Notice, Post
-from workflows.models import Declaration, IncidentState, Status
+from workflows.effects import BookmarkLinks, Notice, Post
+from workflows.models import Declaration, IncidentState, Link, Status
 from workflows.policy import default_policy
 
 T0 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
@@ -79,3 +80,30 @@ def test_a_repeated_resolved_notification_is_posted_once_until_the_group_fires_a
         posts.append(len(fold(state, POLICY, signal(status), T0)))
     posts.append(len(fold(state, POLICY, signal(AlertStatus.RESOLVED), T0)))
     assert posts == [1, 0, 0, 1]
+
+
+def linked(*urls: str) -> AlertSignal:
+    links = [Link(title=f"Runbook {n}", url=url) for n, url in enumerate(urls)]
+    batch = GenericAlert(key="checkout-5xx", title="CheckoutErrorRate", links=links).batch()
+    return AlertSignal(batch=batch)
+
+
+def test_a_later_notification_s_new_links_are_bookmarked_once() -> None:
+    state = incident()
+    state.links = [Link(title="Runbook", url="https://runbooks.example.com/checkout")]
+    again = linked("https://runbooks.example.com/checkout", "https://dash.example.com/checkout")
+    new = bookmarks.alert_links(state, POLICY, again.batch)
+    assert [link.url for link in new] == ["https://dash.example.com/checkout"]
+    assert bookmarks.bookmark(state, new) == [BookmarkLinks(links=new)]
+    assert bookmarks.alert_links(state, POLICY, again.batch) == [], "once, however often sent"
+    carried = IncidentState.model_validate_json(state.model_dump_json())  # continue-as-new
+    assert bookmarks.alert_links(carried, POLICY, again.batch) == []
+
+
+def test_alert_links_stop_where_the_channel_s_bookmarks_would_pass_their_limit() -> None:
+    state = incident()
+    for start in range(0, 60, 10):
+        storm = linked(*(f"https://dash.example.com/{n}" for n in range(start, start + 10)))
+        bookmarks.bookmark(state, bookmarks.alert_links(state, POLICY, storm.batch))
+    assert len(state.links) == bookmarks.MAX_BOOKMARKS
+    assert len(bookmarks.channel_bookmarks(state, POLICY)) == bookmarks.MAX_BOOKMARKS

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,11 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.conftest import TASK_QUEUE
+from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually
+from tests.test_timers import MARGIN, notices, posted_after, tier
+from workflows import commands as cmd
+from workflows.models import IncidentState
 from workflows.policy import Policy, default_policy
 
 TOKEN = "test-token-alerts"
@@ -208,3 +212,82 @@ async def test_a_token_with_non_ascii_characters_is_a_401_not_a_crash(
     )
     answer = await api.send(request)
     assert answer.status_code == 401
+
+
+def escalating_alert_policy() -> Policy:
+    """Seconds-scale sev1 tiers: tier 1 (Carol) after 30 s, tier 2 (Dave) 1 s after it; payments
+    alerts start at tier 1."""
+    policy = seconds_policy(escalation=[tier(30, "U0CAROL03"), tier(1, "U0DAVE004")]).model_dump()
+    policy["alerts"] = {
+        "rules": [{"match": {"team": "payments"}, "severity": "sev1", "escalation_level": 1}]
+    }
+    return Policy.model_validate(policy)
+
+
+@asynccontextmanager
+async def api_with(policy: Policy, settings: Settings, client: Client) -> AsyncIterator[Any]:
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    app = create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk=desk)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api", headers=headers, timeout=60
+    ) as http:
+        yield http, desk
+
+
+async def test_an_alert_rule_escalation_level_notifies_tier_one_at_once_and_tier_two_on_time(
+    settings: Settings, client: Client, worker: None, slack: SlackEmulator
+) -> None:
+    async with api_with(escalating_alert_policy(), settings, client) as (api, desk):
+        answer = await api.post("/alerts/alertmanager", json=firing(uuid.uuid4().hex[:8]))
+        assert answer.status_code == 201, answer.text
+        state = await desk.get(answer.json()["incident"])
+        assert state.escalation_level == 1, "declared at tier 1, not 30 s later"
+        state = await eventually_opened(desk, state.id)
+        assert state.channel is not None
+        members = slack.channels[state.channel.id].members
+        first = await eventually(lambda: notices(slack, state, "escalated"))
+        assert "<@U0CAROL03>" in first[0]["text"] and "U0CAROL03" in members
+        assert posted_after(slack, state, first[0]) < 5, "tier 1 heard at once, not after 30 s"
+
+        def both_tiers() -> list[dict[str, Any]] | None:
+            found = notices(slack, state, "escalated")
+            return found if len(found) >= 2 else None
+
+        second = (await eventually(both_tiers))[1]
+        assert "<@U0DAVE004>" in second["text"] and "U0DAVE004" in members
+        # Tier 2's timer counts from the declaration: 1 s, not 30 s + 1 s.
+        assert 1.0 <= posted_after(slack, state, second) <= 1.0 + MARGIN
+        assert (await desk.get(state.id)).escalation_level == 2
+
+
+async def eventually_opened(desk: IncidentDesk, ref: str) -> IncidentState:
+    deadline = time.monotonic() + 15
+    while (state := await desk.get(ref)).channel is None:
+        assert time.monotonic() < deadline, f"{ref} never got its channel"
+        await asyncio.sleep(0.1)
+    return state
+
+
+async def test_a_later_notification_s_new_runbook_becomes_a_bookmark_once(
+    api: httpx.AsyncClient, slack: SlackEmulator, client: Client
+) -> None:
+    first = firing(uuid.uuid4().hex[:8])
+    ref = (await api.post("/alerts/alertmanager", json=first)).json()["incident"]
+    later = copy.deepcopy(first)
+    later["alerts"][1]["annotations"]["runbook_url"] = "https://runbooks.example.com/checkout/db"
+    for _ in range(3):  # Alertmanager repeats itself: the new runbook must stay one bookmark
+        answer = await api.post("/alerts/alertmanager", json=later)
+        assert answer.status_code == 200 and answer.json()["incident"] == ref
+    await _folded(api, ref, notifications=4)
+    # Signals and commands are applied in order, and the channel's writes (bookmarks, posts)
+    # run in that order: once this update is in the channel, every bookmark is made.
+    desk = IncidentDesk(client, TASK_QUEUE, alert_policy())
+    state = await desk.command(ref, cmd.PostUpdate(message="barrier"))
+    assert state.channel is not None
+    channel = state.channel.id
+    await eventually(lambda: [m for m in slack.messages(channel) if "barrier" in m.get("text", "")])
+    links = [b["link"] for b in slack.channels[channel].bookmarks]
+    assert links.count("https://runbooks.example.com/checkout/db") == 1
+    assert links.count("https://runbooks.example.com/checkout/error-rate") == 1
+    assert "https://runbooks.example.com/checkout/db" in [link.url for link in state.links]

@@ -12,9 +12,9 @@ from workflows import firing, followup, lifecycle, report
 from workflows.business_hours import first_free_slot
 from workflows.deadlines import Deadline, followup_deadlines
 from workflows.effects import Audience, Notice, Post, PublishReport, SendRetrospective
-from workflows.lifecycle import CommandRefused
 from workflows.metrics import aggregate, digest, record_of, seconds_in_status
 from workflows.models import Declaration, IncidentState, Role, Status
+from workflows.notices import CommandRefused
 from workflows.policy import BusinessHours, Policy, default_policy
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday

@@ -10,9 +10,10 @@ import pytest
 
 from workflows import commands as cmd
 from workflows import lifecycle
+from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, RefreshTopic
-from workflows.lifecycle import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
+from workflows.notices import CommandRefused
 from workflows.policy import default_policy
 
 T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -214,3 +215,70 @@ def test_effects_run_in_lanes_that_keep_their_own_order():
         Notice.STATUS_CHANGED,
     ]
     assert len(grouped[Lane.TOPIC]) == 1  # only the newest refresh runs
+
+
+def tiered_policy(**sev1: Any) -> Any:
+    """sev1 with three tiers: U0TIER001 invited at 5 m, U0TIER002 paged at 10 m (twice), then
+    U0TIER003 invited and paged at 15 m."""
+    policy = default_policy().model_dump()
+    policy["severities"]["sev1"]["escalation"] = [
+        {"after": 300, "notify": ["U0TIER001"]},
+        {"after": 600, "notify": ["U0TIER002"], "page": True, "invite": False, "repeat": 1},
+        {"after": 900, "notify": ["U0TIER003", "U0TIER001"], "page": True},
+    ]
+    policy["severities"]["sev1"].update(sev1)
+    return type(POLICY).model_validate(policy)
+
+
+def start_at(tiers: int, **fields: object) -> tuple[IncidentState, list[Any]]:
+    declaration = Declaration.model_validate(
+        {"title": "Checkout failing", "severity": "sev1", "escalation_level": tiers, **fields}
+    )
+    return lifecycle.start(7, "incident-7", declaration, tiered_policy(), T0)
+
+
+def test_declared_at_tier_one_notifies_it_at_once_and_times_tier_two_from_the_declaration():
+    state, effects = start_at(1)
+    assert state.escalation_level == 1 and state.escalated_at == T0
+    assert Invite(users=["U0TIER001"]) in effects
+    assert not [e for e in effects if isinstance(e, Page)], "tier 1 does not page"
+    (said,) = [p for p in posts(effects) if p.notice is Notice.ESCALATED]
+    assert said.mentions == ["U0TIER001"]
+    assert deadlines(state, tiered_policy())[Deadline.ESCALATION] == T0 + timedelta(minutes=10)
+    later = T0 + timedelta(minutes=10)
+    fired = lifecycle.apply_escalate(state, tiered_policy(), cmd.Escalate(), later, automatic=True)
+    assert fired[0] == Page(action=PageAction.TRIGGER, targets=["U0TIER002"])
+
+
+def test_declared_at_tier_two_pages_and_invites_as_each_tier_says_then_repeats_tier_two():
+    state, effects = start_at(2)
+    assert state.escalation_level == 2, "tier 1 fired once, tier 2 once: level 2"
+    assert Page(action=PageAction.TRIGGER, targets=["U0TIER002"]) in effects
+    assert Invite(users=["U0TIER001"]) in effects, "tier 2 pages without inviting"
+    assert state.paged_at == T0
+    sev1 = tiered_policy().severity("sev1")
+    assert escalation_tier(sev1, state.escalation_level + 1) == sev1.escalation[1], "its repeat"
+    assert deadlines(state, tiered_policy())[Deadline.ESCALATION] == T0 + timedelta(minutes=10)
+
+
+def test_a_level_beyond_the_last_tier_notifies_every_tier_at_once_and_nothing_is_left():
+    state, effects = start_at(20)
+    assert state.escalation_level == 4, "levels count tier 2's repeat it skipped"
+    assert Page(action=PageAction.TRIGGER, targets=["U0TIER002", "U0TIER003", "U0TIER001"]) in (
+        effects
+    )
+    assert Invite(users=["U0TIER001", "U0TIER003"]) in effects
+    assert Deadline.ESCALATION not in deadlines(state, tiered_policy())
+    assert [e.kind for e in state.timeline] == ["declared", "escalated"]
+
+
+def test_a_drill_declared_past_paging_tiers_skips_the_page_and_says_so():
+    state, effects = start_at(3, drill=True)
+    assert not [e for e in effects if isinstance(e, Page)]
+    assert state.paged_at is None
+    assert "page-skipped" in [e.kind for e in state.timeline]
+
+
+def test_an_escalation_level_past_what_any_policy_holds_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match="escalation_level"):
+        Declaration(title="x", severity="sev1", escalation_level=21)

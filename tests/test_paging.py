@@ -260,3 +260,19 @@ async def test_refused_page_is_a_problem_on_the_timeline_and_the_incident_goes_o
     await desk.command(state.id, cmd.Acknowledge(by="U0ALICE01"))
     events = await at_least(1, lambda: receiver.events(state.id))
     assert [e["event_action"] for e in events] == ["acknowledge"]
+
+
+async def test_an_incident_declared_past_a_paging_tier_pages_at_the_declaration(
+    client: Client, paging_worker: None, slack: SlackEmulator, receiver: Receiver
+) -> None:
+    policy = escalating_policy(tier(60, "U0BOB0002", page=True), tier(60, "U0CAROL03"))
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    declaration = Declaration(title="Known bad", severity="sev1", escalation_level=1)
+    state, _ = await desk.declare(declaration)
+    (trigger,) = await at_least(1, lambda: receiver.events(state.id), timeout=10)
+    assert trigger["event_action"] == "trigger"
+    assert trigger["payload"]["custom_details"]["notify"] == ["U0BOB0002"]
+    assert (await desk.get(state.id)).paged_at == state.declared_at
+    await desk.command(state.id, cmd.Acknowledge(by="U0ALICE01"))
+    events = await at_least(2, lambda: receiver.events(state.id))
+    assert [e["event_action"] for e in events] == ["trigger", "acknowledge"]

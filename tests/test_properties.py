@@ -20,9 +20,9 @@ from workflows import lifecycle
 from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Post
 from workflows.firing import fire
-from workflows.lifecycle import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.naming import MAX_CHANNEL_NAME, channel_name, with_suffix
+from workflows.notices import CommandRefused
 from workflows.policy import Policy, default_policy, parse_duration
 
 T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)

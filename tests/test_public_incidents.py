@@ -10,8 +10,8 @@ from starter.slack.parse import Malformed, parse
 from workflows import commands as cmd
 from workflows import lifecycle, public
 from workflows.effects import Audience, Notice, Post, PublishStatus
-from workflows.lifecycle import CommandRefused
 from workflows.models import Declaration, Impact, IncidentState, Status
+from workflows.notices import CommandRefused
 from workflows.policy import ComponentPolicy, default_policy
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from workflows import commands as cmd
-from workflows import lifecycle
+from workflows import lifecycle, notices
 from workflows.alerting import AlertBatch, AlertStatus, ResolvedAlert
 from workflows.effects import Effect, Notice
 from workflows.models import IncidentState, Status
@@ -77,7 +77,7 @@ def fold(state: IncidentState, policy: Policy, signal: AlertSignal, now: datetim
         return []  # Alertmanager repeats itself (and runs in pairs): say it once
     tally.group_resolved = True
     effects: list[Effect] = [
-        lifecycle.channel_notice(state, Notice.ALERTS_RESOLVED, "All alerts of the group resolved.")
+        notices.channel_notice(state, Notice.ALERTS_RESOLVED, "All alerts of the group resolved.")
     ]
     moving = state.status in (Status.INVESTIGATING, Status.IDENTIFIED)
     if signal.on_resolved is ResolvedAlert.MONITORING and moving:

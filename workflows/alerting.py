@@ -16,11 +16,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from workflows.models import Declaration, Impact, Link, UserId
+from workflows.models import MAX_START_TIER, Declaration, Impact, Link, UserId
 
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 1024
 TITLE_LIMIT = 200
+MAX_EVENT_LINKS = 10
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Labels = Annotated[
@@ -43,7 +44,7 @@ class AlertEvent(BaseModel):
     summary: str = Field(default="", max_length=MAX_LABEL_TEXT)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    links: list[Link] = Field(default_factory=list, max_length=10)
+    links: list[Link] = Field(default_factory=list, max_length=MAX_EVENT_LINKS)
 
 
 class AlertBatch(BaseModel):
@@ -85,7 +86,7 @@ class AlertRule(BaseModel):
     impact: Impact = Impact.MAJOR
     components: list[str] = Field(default_factory=list, max_length=50)
     commander: UserId | None = None
-    escalation_level: int = Field(default=0, ge=0, le=20)  # start past the first tiers
+    escalation_level: int = Field(default=0, ge=0, le=MAX_START_TIER)  # see Declaration
     on_resolved: ResolvedAlert = ResolvedAlert.NOTE
     drop: bool = False  # matching alerts are refused quietly (maintenance, noise)
 
@@ -159,6 +160,7 @@ def declaration_for(rule: AlertRule, batch: AlertBatch, severity: str) -> Declar
         commander=rule.commander,
         idempotency_key=idempotency_key(batch),
         source=batch.source,
+        escalation_level=rule.escalation_level,
         links=list({link.url: link for link in links}.values())[:10],
     )
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from workflows.alerting import AlertBatch
+from workflows.effects import BookmarkLinks, Effect
 from workflows.models import IncidentState, Link
 from workflows.policy import Policy
 
-MAX_BOOKMARKS = 40  # well under Slack's per-channel limit, leaving room for people's own
+# Well under Slack's per-channel limit (bookmarks.add answers too_many_bookmarks past it),
+# leaving room for people's own; later alerts' links count against it too.
+MAX_BOOKMARKS = 40
 
 
 def channel_bookmarks(state: IncidentState, policy: Policy) -> list[Link]:
@@ -39,3 +43,25 @@ def unique(links: list[Link]) -> list[Link]:
     for link in links:
         first.setdefault(link.url, link)
     return list(first.values())[:MAX_BOOKMARKS]
+
+
+def alert_links(state: IncidentState, policy: Policy, batch: AlertBatch) -> list[Link]:
+    """Links in a later notification of the incident's alert group that its channel does not
+    bookmark yet (a runbook, a dashboard, the alert's source), while there is room."""
+    if state.archived_at is not None:
+        return []
+    known = {link.url for link in channel_bookmarks(state, policy)}
+    new: dict[str, Link] = {}
+    for event in batch.events:
+        for link in event.links:
+            if link.url not in known:
+                new.setdefault(link.url, link)
+    room = MAX_BOOKMARKS - len(known)
+    return list(new.values())[: max(room, 0)]
+
+
+def bookmark(state: IncidentState, links: list[Link]) -> list[Effect]:
+    """The incident keeps them (so a link is bookmarked once, across continue-as-new too) and
+    the channel gets them; before the channel exists, opening it bookmarks them."""
+    state.links += links
+    return [BookmarkLinks(links=links)]

@@ -34,6 +34,14 @@ def escalation_tier(severity: SeverityPolicy, level: int) -> EscalationTier | No
     return None
 
 
+def start_level(severity: SeverityPolicy, tiers: int) -> int:
+    """The level of an incident declared at tier ``tiers``: that tier's first firing, so the
+    repeats of the tiers before it are skipped and its own still follow. Beyond the last tier:
+    all of them."""
+    reached = severity.escalation[:tiers]
+    return sum(1 + tier.repeat for tier in reached[:-1]) + 1 if reached else 0
+
+
 def escalation_due(state: IncidentState, policy: Policy) -> datetime | None:
     if state.acknowledged_at is not None or state.status is Status.RESOLVED:
         return None

@@ -118,6 +118,13 @@ class RecordIncident(BaseModel):
     kind: Literal["record"] = "record"
 
 
+class BookmarkLinks(BaseModel):
+    """Bookmark links the incident learnt after its channel was made (later alerts' runbooks)."""
+
+    kind: Literal["bookmarks"] = "bookmarks"
+    links: list[Link]
+
+
 class PublishStatus(BaseModel):
     """The status page hears of the public incident as it is now; subscribers of news."""
 
@@ -135,7 +142,8 @@ Effect = Annotated[
     | SendRetrospective
     | RecordIncident
     | UpdateKickoff
-    | PublishStatus,
+    | PublishStatus
+    | BookmarkLinks,
     Field(discriminator="kind"),
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows import commands as cmd
-from workflows import followup, lifecycle
+from workflows import followup, lifecycle, notices
 from workflows.deadlines import Deadline, refresh_deadlines
 from workflows.effects import ArchiveChannel, Effect, Notice
 from workflows.models import IncidentState
@@ -41,12 +41,12 @@ def remind_update(state: IncidentState, policy: Policy, now: datetime) -> list[E
     leads = [p for p in (state.roles.commander, state.roles.comms_lead) if p]
     if state.updates_missed == 1:
         text = "A status update is due: post one with `/incident update <message>`."
-        post = lifecycle.post_notice(state, Notice.UPDATE_DUE, lifecycle.CHANNEL, None, text, leads)
+        post = notices.post_notice(state, Notice.UPDATE_DUE, notices.CHANNEL, None, text, leads)
     else:
         text = f"No status update for {state.updates_missed} update periods in a row."
-        audience = lifecycle.BOTH if severity.missed_update_broadcast else lifecycle.CHANNEL
+        audience = notices.BOTH if severity.missed_update_broadcast else notices.CHANNEL
         mentions = [*leads, *severity.missed_update_notify]
-        post = lifecycle.post_notice(state, Notice.UPDATE_OVERDUE, audience, None, text, mentions)
+        post = notices.post_notice(state, Notice.UPDATE_OVERDUE, audience, None, text, mentions)
         if state.updates_missed == 2:
             state.note(now, "update_overdue", None, "Status update overdue")
     refresh_deadlines(state, policy, now)

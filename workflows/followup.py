@@ -22,8 +22,8 @@ from workflows.effects import (
     PublishReport,
     SendRetrospective,
 )
-from workflows.lifecycle import CHANNEL, CommandRefused
 from workflows.models import ActionItem, IncidentState, Status
+from workflows.notices import CHANNEL, CommandRefused
 from workflows.policy import Policy
 
 

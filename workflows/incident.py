@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         AddBookmarks,
         ArchiveChannel,
         Audience,
+        BookmarkLinks,
         ChannelRef,
         EditKickoff,
         Effect,
@@ -314,6 +315,11 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             for user, error in result.failed.items() if result else []:
                 forget = workflow.patched("forget-unknown-responders")
                 self._problem(invitations.invite_failed(self.state, user, error, forget))
+        elif isinstance(effect, BookmarkLinks):
+            marks = AddBookmarks(
+                incident_id=self.state.id, channel_id=channel_id, links=effect.links
+            )
+            await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
         elif isinstance(effect, ArchiveChannel):
             await self._call(
                 SlackActivities.archive_channel,

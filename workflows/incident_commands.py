@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import alert_folding, lifecycle, public, timeline, update_ids
+    from workflows import alert_folding, bookmarks, lifecycle, public, timeline, update_ids
     from workflows import commands as cmd
     from workflows.effects import Effect
     from workflows.models import IncidentState
     from workflows.policy import Policy
 
 C = TypeVar("C", bound=cmd.Command)
+# patch: links that later notifications of the group bring are bookmarked in the channel
+ALERT_LINKS_BOOKMARKED = "alert-links-bookmarked"
 
 
 class IncidentCommands:
@@ -39,7 +41,11 @@ class IncidentCommands:
     @workflow.signal
     def alert(self, signal: alert_folding.AlertSignal) -> None:
         """Alerts of the incident's group: a signal, since monitoring waits for nobody."""
-        self._changed(alert_folding.fold(self.state, self.policy, signal, workflow.now()))
+        effects = alert_folding.fold(self.state, self.policy, signal, workflow.now())
+        links = bookmarks.alert_links(self.state, self.policy, signal.batch)
+        if links and workflow.patched(ALERT_LINKS_BOOKMARKED):
+            effects += bookmarks.bookmark(self.state, links)
+        self._changed(effects)
 
     @workflow.update
     def acknowledge(self, c: cmd.Acknowledge) -> IncidentState:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from temporalio.exceptions import ApplicationError
-
 from workflows import commands as cmd
-from workflows.deadlines import escalation_tier, refresh_deadlines
+from workflows import public
+from workflows.deadlines import escalation_tier, refresh_deadlines, start_level
 from workflows.effects import (
     Audience,
     Effect,
@@ -25,17 +24,8 @@ from workflows.effects import (
     ReleaseKey,
 )
 from workflows.models import ActionItem, Declaration, IncidentState, Role, Roles, Status
-from workflows.policy import Policy
-
-BOTH = [Audience.CHANNEL, Audience.BROADCAST]
-CHANNEL = [Audience.CHANNEL]
-
-
-class CommandRefused(ApplicationError):
-    """A command the incident cannot take as it stands; the message says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="CommandRefused", non_retryable=True)
+from workflows.notices import BOTH, CHANNEL, CommandRefused, post_notice, require_open
+from workflows.policy import EscalationTier, Policy
 
 
 def start(
@@ -91,44 +81,14 @@ def start(
             text=declaration.summary,
         ),
     ]
+    effects += start_escalated(state, policy, declaration.escalation_level, now)
+    if declaration.public is not None and not declaration.drill:
+        effects += public.start_public(state, policy, declaration.public, now)
     return state, effects
 
 
-def _key(state: IncidentState, notice: Notice) -> str:
-    state.notices_posted += 1
-    return f"{notice.value}-{state.notices_posted}"
-
-
-def post_notice(
-    state: IncidentState,
-    notice: Notice,
-    audience: list[Audience],
-    actor: str | None,
-    text: str,
-    mentions: list[str] | None = None,
-) -> Post:
-    return Post(
-        key=_key(state, notice),
-        notice=notice,
-        audience=audience,
-        actor=actor,
-        text=text,
-        mentions=mentions or [],
-    )
-
-
-def channel_notice(state: IncidentState, notice: Notice, text: str) -> Post:
-    """A notice in the incident channel from the incident itself (no person acted)."""
-    return post_notice(state, notice, CHANNEL, None, text)
-
-
-def _require_open(state: IncidentState, action: str) -> None:
-    if state.status is Status.RESOLVED:
-        raise CommandRefused(f"{state.label} is resolved; reopen it before you {action}")
-
-
 def check_acknowledge(state: IncidentState, policy: Policy, c: cmd.Acknowledge) -> None:
-    _require_open(state, "acknowledge it")
+    require_open(state, "acknowledge it")
     if state.acknowledged_at is not None:
         who = f" by <@{state.acknowledged_by}>" if state.acknowledged_by else ""
         raise CommandRefused(f"{state.label} was already acknowledged{who}")
@@ -197,7 +157,7 @@ def apply_post_update(
 
 
 def check_set_severity(state: IncidentState, policy: Policy, c: cmd.SetSeverity) -> None:
-    _require_open(state, "change its severity")
+    require_open(state, "change its severity")
     try:
         policy.severity(c.severity)
     except ValueError as error:
@@ -260,7 +220,7 @@ def apply_add_responders(
 
 
 def check_escalate(state: IncidentState, policy: Policy, c: cmd.Escalate) -> None:
-    _require_open(state, "escalate it")
+    require_open(state, "escalate it")
 
 
 def apply_escalate(
@@ -273,19 +233,49 @@ def apply_escalate(
     targets = tier.notify if tier else []
     why = "not acknowledged in time" if automatic else (c.reason or "escalated by hand")
     text = f"Escalated to level {state.escalation_level}: {why}"
-    # Page first (it wakes people), then invite, so the mention lands on channel members.
-    effects: list[Effect] = []
-    if tier and tier.page and state.drill and not policy.drill.page:
-        state.note(now, "page-skipped", None, "Page skipped: this is a drill")
-    elif tier and tier.page:
-        effects.append(Page(action=PageAction.TRIGGER, targets=targets))
-        state.paged_at = state.paged_at or now
-    if tier and tier.invite and targets:
-        effects.append(Invite(users=targets))
+    effects = notify_tiers(state, policy, [tier] if tier else [], now)
     effects.append(post_notice(state, Notice.ESCALATED, CHANNEL, c.by, text, targets))
     state.note(now, "escalated", c.by, text)
     refresh_deadlines(state, policy, now)
     return [*effects, RefreshTopic()]
+
+
+def notify_tiers(
+    state: IncidentState, policy: Policy, tiers: list[EscalationTier], now: datetime
+) -> list[Effect]:
+    """Page first (it wakes people), then invite, so the mention lands on channel members."""
+    paging = [t for t in tiers if t.page]
+    effects: list[Effect] = []
+    if paging and state.drill and not policy.drill.page:
+        state.note(now, "page-skipped", None, "Page skipped: this is a drill")
+    elif paging:
+        targets = list(dict.fromkeys(user for t in paging for user in t.notify))
+        effects.append(Page(action=PageAction.TRIGGER, targets=targets))
+        state.paged_at = state.paged_at or now
+    invited = list(dict.fromkeys(user for t in tiers if t.invite for user in t.notify))
+    if invited:
+        effects.append(Invite(users=invited))
+    return effects
+
+
+def start_escalated(
+    state: IncidentState, policy: Policy, tiers: int, now: datetime
+) -> list[Effect]:
+    """Declared past the first ``tiers`` tiers (an alert rule's ``escalation_level``): they
+    hear at once, as if each had fired, and the next tier's timer counts from the declaration."""
+    severity = policy.severity(state.severity)
+    reached = severity.escalation[:tiers]
+    if not reached:
+        return []
+    state.escalation_level = start_level(severity, tiers)
+    state.escalated_at = now
+    targets = list(dict.fromkeys(user for tier in reached for user in tier.notify))
+    which = "tier 1" if len(reached) == 1 else f"tiers 1-{len(reached)}"
+    text = f"Declared at escalation level {state.escalation_level}: {which} notified at once"
+    effects = notify_tiers(state, policy, reached, now)
+    effects.append(post_notice(state, Notice.ESCALATED, CHANNEL, state.declared_by, text, targets))
+    state.note(now, "escalated", state.declared_by, text)
+    return effects
 
 
 def check_resolve(state: IncidentState, policy: Policy, c: cmd.Resolve) -> None:

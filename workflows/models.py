@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
-from workflows.text import Line, Text
+from workflows.text import Line, RequiredText, Text
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
@@ -120,6 +120,7 @@ class Retrospective(BaseModel):
 
 
 MAX_COMPONENTS = 50
+MAX_START_TIER = 20  # a declaration starts at most this many escalation tiers in
 # A component is a name people recognise ("checkout"), not a paragraph.
 Component = Annotated[Line, Field(max_length=100)]
 
@@ -131,17 +132,44 @@ class Link(BaseModel):
     url: str = Field(max_length=3000, pattern=r"^https?://\S+$")
 
 
-class Declaration(BaseModel):
-    """What someone asks for when they declare an incident (API, CLI, Slack or an alert)."""
+Title = Annotated[Line, Field(min_length=1, max_length=200)]
+SeverityName = Annotated[str, Field(min_length=1, max_length=50)]
 
-    title: Line = Field(min_length=1, max_length=200)
-    severity: str
+
+class PublicStart(BaseModel):
+    """An incident that starts on the status page, with this as its first public update."""
+
+    message: RequiredText = Field(min_length=1, max_length=3000)
+    impact: Impact | None = Field(default=None, description="Default: the incident's impact.")
+    components: list[Component] | None = Field(
+        default=None, max_length=MAX_COMPONENTS, description="Default: the incident's."
+    )
+
+
+class DeclarationRequest(BaseModel):
+    """What someone asks for when they declare an incident (API, CLI, Slack or an alert).
+
+    ``title`` and ``severity`` may come from the named template (``workflows.templates``
+    completes a request into a ``Declaration``, the only kind a workflow starts from).
+    """
+
+    title: Title | None = Field(default=None, description="Required unless the template gives one.")
+    severity: SeverityName | None = Field(
+        default=None,
+        description="A severity of the policy (sev1, sev2, ...). Required unless the template "
+        "gives one.",
+    )
     summary: Text = Field(default="", max_length=3000)
     impact: Impact = Impact.MAJOR
     components: list[Component] = Field(default_factory=list, max_length=MAX_COMPONENTS)
     commander: UserId | None = None
     responders: list[UserId] = Field(default_factory=list, max_length=100)
-    template: str | None = None
+    template: str | None = Field(
+        default=None,
+        max_length=100,
+        description="A template of the policy: fills the title, severity, impact, summary, "
+        "components and public start this request leaves out; what the request says wins.",
+    )
     idempotency_key: str | None = Field(default=None, max_length=200)
     links: list[Link] = Field(default_factory=list, max_length=10)
     # `by`, as every command names who acts, is taken too.
@@ -150,6 +178,25 @@ class Declaration(BaseModel):
     )
     source: str = "api"
     drill: bool = False  # a practice run: marked everywhere, compressed, no pages, no metrics
+    escalation_level: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_START_TIER,
+        description="Start past the first escalation tiers: tiers 1 to N are notified at once "
+        "(invited and paged as each says) and the next tier's timer counts from the "
+        "declaration. Beyond the policy's last tier: all tiers at once.",
+    )
+    public: PublicStart | None = Field(
+        default=None,
+        description="Start on the status page with this first public update (not for drills).",
+    )
+
+
+class Declaration(DeclarationRequest):
+    """A complete declaration: what the incident workflow starts from."""
+
+    title: Title
+    severity: SeverityName
 
 
 class PublicUpdate(BaseModel):

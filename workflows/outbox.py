@@ -13,6 +13,7 @@ from enum import StrEnum
 from workflows.effects import (
     ArchiveChannel,
     Audience,
+    BookmarkLinks,
     Effect,
     Invite,
     Page,
@@ -28,7 +29,7 @@ from workflows.effects import (
 
 
 class Lane(StrEnum):
-    CHANNEL = "channel"  # posts in the incident channel, invitations, the archive
+    CHANNEL = "channel"  # posts in the incident channel, invitations, bookmarks, the archive
     BROADCAST = "broadcast"
     TOPIC = "topic"
     PAGING = "paging"
@@ -60,7 +61,7 @@ def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
         elif isinstance(effect, RefreshTopic):
             if index == last_topic:  # an older refresh would only show an older state
                 grouped.setdefault(Lane.TOPIC, []).append((effect, None))
-        elif isinstance(effect, Invite | ArchiveChannel):
+        elif isinstance(effect, Invite | ArchiveChannel | BookmarkLinks):
             grouped.setdefault(Lane.CHANNEL, []).append((effect, None))
         elif isinstance(effect, Page):
             grouped.setdefault(Lane.PAGING, []).append((effect, None))

@@ -16,7 +16,8 @@ from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_v
 
 from workflows.alerting import AlertPolicy
 from workflows.drill import DrillPolicy
-from workflows.models import Impact
+from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
+from workflows.text import Text
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -119,13 +120,16 @@ class ChannelPolicy(BaseModel):
 
 
 class IncidentTemplate(BaseModel):
-    """Pre-fills a declaration for a common kind of incident."""
+    """Pre-fills a declaration for a common kind of incident: what the declaration leaves out
+    (see ``workflows.templates``). Checked like a declaration, so a bad template fails when
+    the policy loads, not when someone declares in a hurry."""
 
-    title: str | None = None
+    title: Title | None = None
     severity: str | None = None
     impact: Impact | None = None
-    summary: str | None = None
-    components: list[str] = Field(default_factory=list)
+    summary: Text | None = Field(default=None, max_length=3000)
+    components: list[Component] = Field(default_factory=list, max_length=MAX_COMPONENTS)
+    public: PublicStart | None = None  # the incident starts on the status page with this
 
 
 class ComponentPolicy(BaseModel):
@@ -152,6 +156,13 @@ class Policy(BaseModel):
         for name, template in self.templates.items():
             if template.severity and template.severity not in self.severities:
                 raise ValueError(f"template {name!r} names unknown severity {template.severity!r}")
+            public = template.public.components if template.public else None
+            unknown_public = sorted(set(public or []) - set(self.components))
+            if self.components and unknown_public:
+                raise ValueError(
+                    f"template {name!r} puts unknown components {unknown_public} on the status "
+                    f"page; the policy knows {sorted(self.components)}"
+                )
         unknown = self.alerts.severities() - set(self.severities)
         if unknown:
             raise ValueError(f"alert rules name unknown severities {sorted(unknown)}")

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from workflows import commands as cmd
 from workflows.effects import Effect, Notice, PublishStatus
-from workflows.lifecycle import CHANNEL, CommandRefused, post_notice
-from workflows.models import IncidentState, PublicInfo, PublicUpdate, Status
+from workflows.models import IncidentState, PublicInfo, PublicStart, PublicUpdate, Status
+from workflows.notices import CHANNEL, CommandRefused, post_notice
 from workflows.policy import Policy
 from workflows.statuspage import PublicIncident
 
@@ -46,6 +46,23 @@ def apply_post_public_update(
     text = f"On the status page ({status.value}): {c.message}"
     state.note(now, "public_update", c.by, text)
     return [post_notice(state, Notice.PUBLIC_UPDATE, CHANNEL, c.by, text), PublishStatus()]
+
+
+def start_public(
+    state: IncidentState, policy: Policy, start: PublicStart, now: datetime
+) -> list[Effect]:
+    """Declared public (a template's ``public``): the first public update goes out at once."""
+    first = cmd.PostPublicUpdate(
+        message=start.message,
+        impact=start.impact,
+        components=start.components,
+        by=state.declared_by,
+    )
+    try:
+        return apply_post_public_update(state, policy, first, now)
+    except CommandRefused as refused:  # the entry points refuse these first; never fail a start
+        state.note(now, "problem", None, f"not put on the status page: {refused.message}")
+        return []
 
 
 def follow_resolution(state: IncidentState, now: datetime) -> list[Effect]:

@@ -15,12 +15,13 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound, apply_template
+from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
 from starter.people import Directory, UnknownPerson, resolve_fields
 from starter.slack import replies, views
 from starter.slack.parse import USAGE, Asked, Malformed, error_text, parse
 from workflows import commands as cmd
-from workflows.models import Declaration, IncidentState
+from workflows.models import Declaration, DeclarationRequest, IncidentState
+from workflows.templates import complete
 
 log = structlog.get_logger()
 
@@ -110,13 +111,8 @@ class SlackDesk:
         return state, created
 
     def declaration(self, fields: dict[str, Any], user: str, trigger_id: str) -> Declaration:
-        """The declaration, checked against the policy (``ValueError`` names the field)."""
+        """The declaration, completed from its template and checked against the policy
+        (``ValueError`` names the field: ``title: Field required: ...``)."""
         key = f"slack-{trigger_id}" if trigger_id else None
         data = {**fields, "declared_by": user, "source": "slack", "idempotency_key": key}
-        declaration = Declaration.model_validate(data)
-        try:
-            self.desk.policy.severity(apply_template(declaration, self.desk.policy).severity)
-        except ValueError as error:
-            field = "template" if "template" in str(error) else "severity"
-            raise ValueError(f"{field}: {error}") from None
-        return declaration
+        return complete(DeclarationRequest.model_validate(data), self.desk.policy)

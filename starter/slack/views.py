@@ -71,24 +71,35 @@ def _modal(callback_id: str, title: str, submit: str, metadata: str, blocks: lis
 
 
 def declare_modal(policy: Policy, channel_id: str, title: str = "") -> View:
-    """Title, severity (with the policy's descriptions), impact, summary, components, template."""
+    """Title, severity (with the policy's descriptions), impact, summary, components, template.
+
+    With templates in the policy the template comes first, and title, severity and impact may
+    be left empty for it to fill (no preset choice, which would always win over it); what is
+    still missing after it is an error under its field."""
     severities = [
         _option(name, name.upper(), severity.description)
         for name, severity in policy.severities.items()
     ]
     impacts = [_option(i.value, i.value.capitalize()) for i in Impact]
-    blocks: list[Any] = [
-        _input("title", "Title", _text(200, initial=title)),
-        _input("severity", "Severity", _select(severities, severities[-1])),
-        _input("impact", "Impact", _select(impacts, impacts[2])),
+    templated = bool(policy.templates)
+    blocks: list[Any] = []
+    if templated:
+        templates = [_option(name, name) for name in list(policy.templates)[:100]]
+        blocks.append(_input("template", "Template", _select(templates), optional=True))
+    blocks += [
+        _input("title", "Title", _text(200, initial=title), optional=templated),
+        _input(
+            "severity",
+            "Severity",
+            _select(severities, None if templated else severities[-1]),
+            optional=templated,
+        ),
+        _input("impact", "Impact", _select(impacts, None if templated else impacts[2]), templated),
         _input("summary", "What we know", _text(3000, multiline=True), optional=True),
     ]
     components = _text(500)
     components["placeholder"] = _plain("checkout, payments")
     blocks.append(_input("components", "Affected components", components, optional=True))
-    if policy.templates:
-        templates = [_option(name, name) for name in list(policy.templates)[:100]]
-        blocks.append(_input("template", "Template", _select(templates), optional=True))
     return _modal(DECLARE, "Declare an incident", "Declare", channel_id, blocks)
 
 
@@ -123,14 +134,12 @@ def values(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def declaration_fields(answers: dict[str, Any]) -> dict[str, Any]:
-    """What the declare form says, as Declaration fields (only those given)."""
-    fields: dict[str, Any] = {
-        "title": (answers.get("title") or "").strip(),
-        "severity": answers.get("severity"),
-    }
-    for key in ("impact", "template"):
-        if answers.get(key):
-            fields[key] = answers[key]
+    """What the declare form says, as Declaration fields (only those given, so a template
+    fills the rest)."""
+    fields: dict[str, Any] = {}
+    for key in ("title", "severity", "impact", "template"):
+        if (answers.get(key) or "").strip():
+            fields[key] = answers[key].strip()
     if (answers.get("summary") or "").strip():
         fields["summary"] = answers["summary"].strip()
     components = answers.get("components")

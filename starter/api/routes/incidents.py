@@ -34,12 +34,13 @@ from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
 from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
-from starter.desk import IncidentDesk, apply_template
+from starter.desk import IncidentDesk
 from starter.intake import DeclarationTooLarge
 from starter.listing import ListFilter
 from workflows import commands as cmd
-from workflows.models import Declaration, Status
+from workflows.models import Declaration, DeclarationRequest, Status
 from workflows.policy import Policy
+from workflows.templates import InvalidDeclaration, complete
 
 log = structlog.get_logger()
 
@@ -91,16 +92,14 @@ def invalid(field: str, message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
-def check_against_policy(declaration: Declaration, policy: Policy) -> None:
-    """Name the offending field before any incident number is spent on the declaration."""
+def completed(request: DeclarationRequest, policy: Policy) -> Declaration:
+    """Complete from the template and name the offending field before any incident number is
+    spent on the declaration."""
     try:
-        declaration = apply_template(declaration, policy)
-    except ValueError as error:
-        raise invalid("template", str(error)) from None
-    try:
-        policy.severity(declaration.severity)
-    except ValueError as error:
-        raise invalid("severity", str(error)) from None
+        return complete(request, policy)
+    except InvalidDeclaration as error:
+        detail = [{"loc": ["body", *error.loc], "msg": error.message, "type": error.kind}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
 
 
 def invalid_query(field: str, message: str) -> HTTPException:
@@ -140,11 +139,16 @@ async def run(
             "description": "Declared: durable in Temporal, channel still to come (`channel` is "
             "null); poll `Location`.",
         },
+        422: {
+            "description": "Invalid, or incomplete after the template: `detail` names the "
+            "field (`title` or `severity` still missing, an unknown `template` or severity, "
+            "`public` on a drill, unknown `public.components`). Nothing is declared."
+        },
         503: {"description": "Transient: retry after `Retry-After` seconds; `detail` says why."},
     },
 )
 async def declare(
-    body: Declaration,
+    body: DeclarationRequest,
     request: Request,
     response: Response,
     desk: Desk,
@@ -159,11 +163,13 @@ async def declare(
 ) -> IncidentOut:
     """Answer as soon as Temporal holds the declaration, with or without a running worker.
 
-    `by` (or `declared_by`) names who declares.
+    `title` and `severity` are required unless `template` names a policy template that gives
+    them: the template fills every field the body leaves out (title, severity, impact,
+    summary, components, and `public`, which starts the incident on the status page with a
+    first public update); what the body says wins. `by` (or `declared_by`) names who declares.
     """
     # model_copy keeps what the caller left unset unset, so a template can fill the rest.
-    declaration = body.model_copy(update={"source": "api"})
-    check_against_policy(declaration, desk.policy)
+    declaration = completed(body.model_copy(update={"source": "api"}), desk.policy)
     try:
         accepted = await desk.accept(declaration, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:

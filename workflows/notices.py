@@ -1,0 +1,57 @@
+"""What every part of the incident domain shares to speak and to refuse: numbered notices
+and the one refusal a command gets.
+
+Its own module, so the state machine (``lifecycle``), public incidents, the follow-through and
+the deadline dispatch all post the same way without importing one another.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+from workflows.effects import Audience, Notice, Post
+from workflows.models import IncidentState
+
+BOTH = [Audience.CHANNEL, Audience.BROADCAST]
+CHANNEL = [Audience.CHANNEL]
+
+
+class CommandRefused(ApplicationError):
+    """A command the incident cannot take as it stands; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="CommandRefused", non_retryable=True)
+
+
+def _key(state: IncidentState, notice: Notice) -> str:
+    state.notices_posted += 1
+    return f"{notice.value}-{state.notices_posted}"
+
+
+def post_notice(
+    state: IncidentState,
+    notice: Notice,
+    audience: list[Audience],
+    actor: str | None,
+    text: str,
+    mentions: list[str] | None = None,
+) -> Post:
+    return Post(
+        key=_key(state, notice),
+        notice=notice,
+        audience=audience,
+        actor=actor,
+        text=text,
+        mentions=mentions or [],
+    )
+
+
+def channel_notice(state: IncidentState, notice: Notice, text: str) -> Post:
+    """A notice in the incident channel from the incident itself (no person acted)."""
+    return post_notice(state, notice, CHANNEL, None, text)
+
+
+def require_open(state: IncidentState, action: str) -> None:
+    if state.is_open:
+        return
+    raise CommandRefused(f"{state.label} is resolved; reopen it before you {action}")
