@@ -21,7 +21,7 @@ from localslack import SlackEmulator
 from starter.alerts import GenericAlert
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
-from tests.support import ensure_registry
+from tests.support import ensure_registry, every_run
 from workflows import commands as cmd
 from workflows.alert_folding import AlertSignal
 from workflows.alerting import ResolvedAlert
@@ -85,12 +85,15 @@ async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
         (claim_id("alert-123"), "key_claim"),  # the scenario's idempotency key
     ]
     for workflow_id, name in recorded:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        path = HISTORIES / f"{name}{label}.json"
-        if path.exists():
-            raise SystemExit(f"{path} exists: recorded histories are never overwritten")
-        path.write_text(history.to_json())
-        written.append(path)
+        runs = await every_run(client, workflow_id)
+        for number, history in enumerate(runs, start=1):
+            # The last run keeps the plain name; earlier runs (continued as new) are numbered.
+            run = "" if number == len(runs) else f"_run{number}"
+            path = HISTORIES / f"{name}{label}{run}.json"
+            if path.exists():
+                raise SystemExit(f"{path} exists: recorded histories are never overwritten")
+            path.write_text(history.to_json())
+            written.append(path)
     return written
 
 

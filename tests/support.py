@@ -11,7 +11,8 @@ from email.message import Message
 from typing import Any, TypeVar
 
 import uvicorn
-from temporalio.client import Client
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
 
 from config import Settings
@@ -126,3 +127,22 @@ def local_smtp() -> Iterator[Inbox]:
         yield handler
     finally:
         controller.stop()
+
+
+async def every_run(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of every run of a workflow, oldest first: an incident continues as new once
+    it is open, so the opening and later commands live in different runs."""
+    runs: list[WorkflowHistory] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs.insert(0, history)
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return runs
+        run_id = started.continued_execution_run_id
+
+
+async def every_run_history(client: Client, workflow_id: str) -> list[HistoryEvent]:
+    """The events of every run of a workflow, oldest first."""
+    return [event for run in await every_run(client, workflow_id) for event in run.events]

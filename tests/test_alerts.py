@@ -146,7 +146,9 @@ async def test_a_resolved_group_is_posted_once_and_moves_the_incident_to_monitor
 
     async def monitoring() -> dict[str, Any] | None:
         incident = await incident_of(api, ref)
-        return incident if incident["status"] == "monitoring" else None
+        # The channel shows once the whole opening is done, which may be after this.
+        opened = incident["channel"] is not None
+        return incident if incident["status"] == "monitoring" and opened else None
 
     deadline = time.monotonic() + 20
     while not await monitoring():

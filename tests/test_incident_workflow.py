@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from localslack import BOT_TOKEN, Fault, SlackEmulator
 from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
-from tests.support import eventually
+from tests.support import eventually, every_run_history
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
 
@@ -87,16 +87,12 @@ async def test_refused_transition_says_why_and_leaves_no_trace(desk, client: Cli
     await desk.command(state.id, cmd.SetStatus(status=Status.MONITORING))
     with pytest.raises(CommandRefused, match="cannot move from monitoring back to identified"):
         await desk.command(state.id, cmd.SetStatus(status=Status.IDENTIFIED))
-    history = await client.get_workflow_handle(state.id).fetch_history()
+    events = await every_run_history(client, state.id)
     rejected = [
-        e
-        for e in history.events
-        if e.HasField("workflow_execution_update_rejected_event_attributes")
+        e for e in events if e.HasField("workflow_execution_update_rejected_event_attributes")
     ]
     accepted = [
-        e
-        for e in history.events
-        if e.HasField("workflow_execution_update_accepted_event_attributes")
+        e for e in events if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]
     assert not rejected  # validators reject before anything is written
     assert len(accepted) == 2  # the opening wait and the move to monitoring

@@ -7,8 +7,9 @@ from temporalio.client import Client
 
 from localslack import Fault, SlackEmulator
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import eventually, every_run, every_run_history, until
 from tests.test_lifecycle import declared
+from workflows import commands as cmd
 from workflows import opening
 from workflows.effects import (
     Audience,
@@ -88,15 +89,15 @@ async def test_a_flaky_slack_step_is_tried_again_inside_the_one_opening_activity
         Declaration(title="Flaky opening", severity="sev2", commander="U0ALICE01")
     )
     assert state.channel is not None and state.kickoff is not None
-    history = await client.get_workflow_handle(state.id).fetch_history()
+    events = await every_run_history(client, state.id)
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
+        for e in events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     attempts = [
         e.activity_task_started_event_attributes.attempt
-        for e in history.events
+        for e in events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     assert scheduled[0] == "slack_open_incident" and "slack_open_channel" not in scheduled
@@ -116,3 +117,25 @@ async def test_a_flaky_slack_step_is_tried_again_inside_the_one_opening_activity
     channel = state.channel.id
     topic = await eventually(lambda: slack.workspace.channels[channel].topic, timeout=5)
     assert "SEV2" in topic
+
+
+async def test_an_opened_incident_waits_for_its_deadlines_in_a_short_new_run(
+    desk: IncidentDesk, client: Client
+) -> None:
+    state, _ = await desk.declare(
+        Declaration(title="Rests after opening", severity="sev2", commander="U0ALICE01")
+    )
+    assert await until(lambda: every_run(client, state.id), lambda runs: len(runs) == 2, timeout=10)
+    opening_run, resting_run = await every_run(client, state.id)
+    assert opening_run.events[-1].event_type == (
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    )
+    # The new run starts where the old left off: no second opening, no second archive record.
+    activities = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in resting_run.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert activities == [] and len(resting_run.events) < 12
+    acknowledged = await desk.command(state.id, cmd.Acknowledge(by="U0ALICE01"))
+    assert acknowledged.channel == state.channel and acknowledged.acknowledged_at is not None

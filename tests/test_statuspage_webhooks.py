@@ -32,7 +32,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, local_smtp, until
+from tests.support import Inbox, eventually, every_run_history, local_smtp, until
 from workflows.models import Impact, PublicUpdate, Status
 from workflows.statuspage import PublicIncident
 
@@ -276,16 +276,16 @@ async def test_a_refused_webhook_is_told_on_the_timeline_and_not_tried_again(
             told = "could not tell the status page's subscribers: WebhookRefused: refused "
             told += f"webhook {hook_id}: the host resolves to addresses that are not public"
             assert await until(problems, lambda seen: any(told in t for t in seen), timeout=20)
-    history = await client.get_workflow_handle(incident_id).fetch_history()
+    events = await every_run_history(client, incident_id)
     notify = {
         e.event_id
-        for e in history.events
+        for e in events
         if e.activity_task_scheduled_event_attributes.activity_type.name
         == "status_page_notify_subscribers"
     }
     attempts = [
         e.activity_task_started_event_attributes.attempt
-        for e in history.events
+        for e in events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
         and e.activity_task_started_event_attributes.scheduled_event_id in notify
     ]

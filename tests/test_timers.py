@@ -128,10 +128,14 @@ async def test_second_missed_update_goes_to_the_broadcast_channel(client, worker
     assert 2.0 <= posted_after(slack, state, overdue) <= 2.0 + MARGIN
     broadcast = slack.channel_by_name("incidents")
     assert broadcast is not None
-    assert any(
-        m.get("metadata", {}).get("event_payload", {}).get("key")
-        == overdue["metadata"]["event_payload"]["key"]
-        for m in slack.messages(broadcast.id)
+    key = overdue["metadata"]["event_payload"]["key"]
+    # Posted side by side with the channel's copy, so it may land a moment later.
+    assert await eventually(
+        lambda: any(
+            m.get("metadata", {}).get("event_payload", {}).get("key") == key
+            for m in slack.messages(broadcast.id)
+        ),
+        timeout=5,
     )
     await desk.command(state.id, cmd.Resolve())  # stop the reminders for the rest of the run
 

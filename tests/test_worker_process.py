@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.processes import DevServer, Processes, WorkerProcess, free_port
-from tests.support import eventually
+from tests.support import eventually, every_run_history
 from workflows.models import Declaration
 from workflows.policy import default_policy
 
@@ -126,15 +126,15 @@ async def test_worker_serves_metrics_and_finishes_its_activity_on_sigterm(
         state, created = await asyncio.wait_for(declaring, 60)
         assert created and state.channel is not None
 
-        history = await desk.client.get_workflow_handle(state.id).fetch_history()
+        events = await every_run_history(desk.client, state.id)
         started = [
             e.activity_task_started_event_attributes
-            for e in history.events
+            for e in events
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
         ]
         scheduled = {
             e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
+            for e in events
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         }
         opened = [s for s in started if scheduled[s.scheduled_event_id] == "slack_open_incident"]

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import (
         bookmarks,
         drill,
+        followup,
         invitations,
         kickoff,
         lifecycle,
@@ -84,6 +85,7 @@ OPENING_WAIT = timedelta(seconds=20)
 STEP_TIMEOUT = timedelta(seconds=30)
 OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
 ONE_OPENING_ACTIVITY = "one-opening-activity"  # patch: Slack's opening steps in one activity
+REST_AFTER_OPENING = "rest-after-opening"  # patch: continue as new once opened and recorded
 KICKOFF_KEPT_CURRENT = "kickoff-kept-current"  # patch: the kickoff is edited as things change
 PUBLIC_INCIDENTS = "public-incidents"  # patch: a public incident's resolution is published
 
@@ -97,6 +99,7 @@ class IncidentInput(BaseModel):
     state: IncidentState | None = None
     outbox: list[Effect] = []
     opened: bool = False
+    recorded: bool = False  # the archive database has the state as carried
 
 
 @workflow.defn
@@ -104,8 +107,12 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
         self.policy = input.policy
+        # Only a run that opened the incident may start afresh once it is settled.
+        self.fresh_start = input.state is None
         if input.state is not None:
             self.state, self.outbox, self.opened = input.state, list(input.outbox), input.opened
+            if input.recorded:
+                self._recorded = followup.record_signature(self.state)
         else:
             assert input.declaration is not None, "a new incident needs its declaration"
             self.state, self.outbox = lifecycle.start(
@@ -130,11 +137,27 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
                 if not self.outbox:
                     return self.state
                 continue
+            if self._settled_after_opening():
+                workflow.continue_as_new(self._carry_over(recorded=True))
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.outbox:
                     workflow.continue_as_new(self._carry_over())
             await self._sleep_until_due()
+
+    def _settled_after_opening(self) -> bool:
+        """Whether to continue as new now that the incident is open, announced and recorded.
+
+        An incident then waits, often for hours, for its next deadline; every worker that
+        meets it without it in cache replays its history. Starting afresh here makes that a
+        few events instead of the opening's dozens (see docs/performance.md).
+        """
+        if not self.fresh_start or self.outbox or self._recorded is None or self._archiving():
+            return False
+        if not workflow.all_handlers_finished():
+            return False  # a command is being answered: look again after the next change
+        self.fresh_start = workflow.patched(REST_AFTER_OPENING)
+        return self.fresh_start
 
     async def _sleep_until_due(self) -> None:
         seen = self.changes
@@ -156,13 +179,14 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             if at <= now:
                 self._changed(fire(self.state, self.policy, name, now))
 
-    def _carry_over(self) -> IncidentInput:
+    def _carry_over(self, recorded: bool = False) -> IncidentInput:
         return IncidentInput(
             number=self.state.number,
             policy=self.policy,
             state=self.state,
             outbox=self.outbox,
             opened=self.opened,
+            recorded=recorded,
         )
 
     # -- commands -------------------------------------------------------------------------
