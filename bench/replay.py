@@ -122,9 +122,10 @@ async def main(args: argparse.Namespace) -> None:
         label = f"{history.workflow_id} ({args.reminders} reminder)"
         print(f"{label:<34}{events:>7}{size:>8}" + "".join(f"{c * 1000:>13.1f}" for c in costs))
     print(
-        "sandboxed: as build_worker runs workflows; passthrough: the same sandbox taking the\n"
-        "workflows and bench packages as they are (not imported again per instance);\n"
-        "unsandboxed: no sandbox at all."
+        "sandboxed: the SDK's default sandbox; passthrough: the same sandbox taking the\n"
+        "workflows and bench packages as they are, not imported again per instance (close to\n"
+        "build_worker, which passes every module through); unsandboxed: no sandbox at all.\n"
+        "The incident's history is its current run's: it continued as new once opened."
     )
 
 
