@@ -36,7 +36,12 @@ class ListFilter:
     open: bool | None = None
 
     def query(self) -> str:
-        clauses = ["WorkflowType = 'IncidentWorkflow'", "ExecutionStatus != 'Terminated'"]
+        clauses = [
+            "WorkflowType = 'IncidentWorkflow'",
+            "ExecutionStatus != 'Terminated'",
+            # An incident's earlier runs: the one that opened it, and any whose history grew long.
+            "ExecutionStatus != 'ContinuedAsNew'",
+        ]
         if self.status is not None:
             clauses.append(f"IncidentStatus = '{self.status.value}'")
         if self.severity is not None:

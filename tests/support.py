@@ -146,3 +146,8 @@ async def every_run(client: Client, workflow_id: str) -> list[WorkflowHistory]:
 async def every_run_history(client: Client, workflow_id: str) -> list[HistoryEvent]:
     """The events of every run of a workflow, oldest first."""
     return [event for run in await every_run(client, workflow_id) for event in run.events]
+
+
+async def incident_ids(client: Client) -> set[str]:
+    """Every incident visibility knows, once each (an incident's runs share its id)."""
+    return {e.id async for e in client.list_workflows("WorkflowType = 'IncidentWorkflow'")}

@@ -20,7 +20,7 @@ from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
-from tests.support import eventually, serve_http, serve_slack_app
+from tests.support import eventually, incident_ids, serve_http, serve_slack_app
 from tests.test_cli import incident
 from workflows import lifecycle
 from workflows.effects import Notice, Post, PublishStatus
@@ -196,13 +196,13 @@ async def test_the_api_declares_from_a_template_alone_and_the_incident_starts_pu
 async def test_a_declaration_still_incomplete_after_its_template_is_a_422_and_declares_nothing(
     api: httpx.AsyncClient, client: Client, body: dict[str, Any], field: str
 ) -> None:
-    before = (await client.count_workflows("WorkflowType = 'IncidentWorkflow'")).count
+    before = await incident_ids(client)
     answer = await api.post("/incidents", json=body, headers=AUTH)
     assert answer.status_code == 422, answer.text
     (error,) = answer.json()["detail"]
     assert error["loc"] == ["body", field] and error["type"] == "missing"
     assert "template" in error["msg"]
-    assert (await client.count_workflows("WorkflowType = 'IncidentWorkflow'")).count == before
+    assert await incident_ids(client) == before
 
 
 async def test_openapi_says_title_and_severity_are_optional_only_with_a_template(
