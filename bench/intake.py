@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from bench.stack import (
     slack_calls,
     wait_for_line,
 )
+from workflows.naming import channel_name
 
 QUEUE, BARE_QUEUE = "incidents", "bench-bare"
 COMMANDER = "U0ALICE01"
@@ -77,6 +79,8 @@ class Series:
     answers: list[float] = field(default_factory=list)  # seconds
     refused: Counter[str] = field(default_factory=Counter)
     announced: dict[str, float] = field(default_factory=dict)  # workflow id -> latency
+    channels: dict[str, str] = field(default_factory=dict)  # workflow id -> its channel's name
+    created: dict[str, float] = field(default_factory=dict)  # workflow id -> to the channel
     worker_cpu: float = 0.0  # seconds, all workers of the series' queue, while it ran
 
     def row(self, label: str) -> str:
@@ -113,6 +117,11 @@ async def announcements(slack_url: str, series: Series) -> None:
             workflow_id = payload.get("incident_id")
             if payload.get("key") == "announcement" and workflow_id in series.offered:
                 series.announced.setdefault(workflow_id, call["at"] - series.offered[workflow_id])
+        by_name = {name: ref for ref, name in series.channels.items()}
+        for call in await slack_calls(slack_url, "conversations.create"):
+            ref = by_name.get(str(call["args"].get("name", "")))
+            if ref is not None and ref in series.offered:
+                series.created.setdefault(ref, call["at"] - series.offered[ref])
         pending = len(series.offered) - len(series.announced) - sum(series.refused.values())
         if pending <= 0 or time.time() > deadline:
             return
@@ -186,6 +195,11 @@ def cpu_seconds(workers: list[psutil.Process]) -> float:
 def ratio(product: Series, bare: Series) -> None:
     per = [1000 * s.worker_cpu / max(len(s.announced), 1) for s in (product, bare)]
     print(f"  worker CPU per declaration: product {per[0]:.0f} ms, bare {per[1]:.0f} ms")
+    created = [percentile([x * 1000 for x in s.created.values()], 50) for s in (product, bare)]
+    print(
+        f"  offer -> conversations.create p50: product {created[0]:.0f} ms, bare "
+        f"{created[1]:.0f} ms (API, start and first workflow task; the rest is the activity)"
+    )
     p, b = list(product.announced.values()), list(bare.announced.values())
     if p and b:
         print(
@@ -208,7 +222,15 @@ async def product_series(
             series.refused[f"{response.status_code} {response.text[:200]}"] += 1
             return
         series.answers.append(time.perf_counter() - began)
-        series.offered[response.json()["id"]] = offered
+        incident = response.json()
+        series.offered[incident["id"]] = offered
+        series.channels[incident["id"]] = channel_name(
+            "inc-{yymmdd}-{slug}",
+            title=body["title"],
+            number=incident["number"],
+            severity="sev2",
+            at=datetime.fromisoformat(incident["declared_at"]),
+        )
 
     await offer(rate, args.count, declare)
     await announcements(slack_url, series)
@@ -229,6 +251,7 @@ async def bare_series(
         )
         series.answers.append(time.perf_counter() - began)
         series.offered[workflow_id] = offered
+        series.channels[workflow_id] = request.name
 
     await offer(rate, args.count, start)
     await announcements(slack_url, series)
