@@ -47,6 +47,9 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--reminders", type=int, default=1, help="reminders in each history")
     parser.add_argument("--times", type=int, default=200, help="replays of each history")
+    parser.add_argument(
+        "--continue-as-new-once-open", action="store_true", help="the policy's [history] option"
+    )
     parser.add_argument("--logs", type=Path, default=Path(".data/bench/replay"))
     return parser.parse_args()
 
@@ -59,7 +62,7 @@ async def record(args: argparse.Namespace, stack: Stack) -> list[WorkflowHistory
         worker = stack.start(f"{kind}-worker", [PYTHON, "-m", "bench.worker", kind], env)
         await wait_for_line(worker, "ready")
     client = await connect(address)
-    desk = IncidentDesk(client, QUEUE, cadence_policy(EVERY))
+    desk = IncidentDesk(client, QUEUE, cadence_policy(EVERY, args.continue_as_new_once_open))
     declaration = Declaration(title="Replay bench", severity="sev2", commander="U0ALICE01")
     state, _ = await desk.declare(declaration)
     channel = state.channel.id if state.channel else ""
@@ -125,7 +128,7 @@ async def main(args: argparse.Namespace) -> None:
         "sandboxed: the SDK's default sandbox; passthrough: the same sandbox taking the\n"
         "workflows and bench packages as they are, not imported again per instance (close to\n"
         "build_worker, which passes every module through); unsandboxed: no sandbox at all.\n"
-        "The incident's history is its current run's: it continued as new once opened."
+        "The incident's history is its current run's (with --continue-as-new-once-open, a new run)."
     )
 
 

@@ -117,20 +117,21 @@ class PhaseResult:
 # -- opening incidents ---------------------------------------------------------------------
 
 
-def cadence_policy(every: float) -> Policy:
+def cadence_policy(every: float, continue_as_new_once_open: bool = False) -> Policy:
     """The default policy, but with this update cadence, no escalation and no broadcast."""
     data = default_policy().model_dump()
     for severity in data["severities"].values():
         severity.update(update_every=every, escalation=[], missed_update_broadcast=False)
+    data["history"] = {"continue_as_new_once_open": continue_as_new_once_open}
     return Policy.model_validate(data)
 
 
 Opener = Callable[[int, float], Awaitable[tuple[str, float]]]
 
 
-def product_opener(client: Client, result: PhaseResult) -> Opener:
+def product_opener(client: Client, result: PhaseResult, rest: bool = False) -> Opener:
     async def declare(i: int, every: float) -> tuple[str, float]:
-        desk = IncidentDesk(client, QUEUE, cadence_policy(every))
+        desk = IncidentDesk(client, QUEUE, cadence_policy(every, rest))
         declaration = Declaration(
             title=f"Timer bench {i}",
             severity="sev2",

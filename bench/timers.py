@@ -109,6 +109,11 @@ def arguments() -> argparse.Namespace:
     add("--passthrough", default=None, help="sandbox passthrough modules, e.g. workflows")
     add("--unsandboxed", action="store_true", help="both workers run workflows unsandboxed")
     add("--workers", type=int, default=1, help="worker processes on the queue, each side")
+    add(
+        "--continue-as-new-once-open",
+        action="store_true",
+        help="product: the policy's [history] option (a short history once opened)",
+    )
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
@@ -165,7 +170,7 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
             await wait_for_line(other, "ready")
         client = await connect(address)
         if kind == "product":
-            opener = product_opener(client, result)
+            opener = product_opener(client, result, args.continue_as_new_once_open)
         else:
             opener = await bare_opener(client, slack_url)
         procs = {"worker": worker.pid, "temporal": temporal.pid, "slack": slack.pid}

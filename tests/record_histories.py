@@ -104,6 +104,7 @@ async def main(label: str) -> None:
         archive_after=0.5,
     )
     policy.business_hours = BusinessHours(start="00:00", end="24:00", days=list(range(7)))
+    policy.history.continue_as_new_once_open = True  # the opening and the rest, in two runs
     for severity in policy.severities.values():
         severity.retrospective.remind_every = timedelta(seconds=0.6)
         severity.action_item_remind_every = timedelta(seconds=0.4)

@@ -7,6 +7,7 @@ from temporalio.client import Client
 
 from localslack import Fault, SlackEmulator
 from starter.desk import IncidentDesk
+from tests.conftest import TASK_QUEUE
 from tests.support import eventually, every_run, every_run_history, until
 from tests.test_lifecycle import declared
 from workflows import commands as cmd
@@ -120,8 +121,11 @@ async def test_a_flaky_slack_step_is_tried_again_inside_the_one_opening_activity
 
 
 async def test_an_opened_incident_waits_for_its_deadlines_in_a_short_new_run(
-    desk: IncidentDesk, client: Client
+    worker: None, client: Client
 ) -> None:
+    policy = default_policy()
+    policy.history.continue_as_new_once_open = True
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
     state, _ = await desk.declare(
         Declaration(title="Rests after opening", severity="sev2", commander="U0ALICE01")
     )
@@ -139,3 +143,16 @@ async def test_an_opened_incident_waits_for_its_deadlines_in_a_short_new_run(
     assert activities == [] and len(resting_run.events) < 12
     acknowledged = await desk.command(state.id, cmd.Acknowledge(by="U0ALICE01"))
     assert acknowledged.channel == state.channel and acknowledged.acknowledged_at is not None
+
+
+async def test_by_default_an_incident_keeps_one_run_after_opening(
+    desk: IncidentDesk, client: Client
+) -> None:
+    state, _ = await desk.declare(
+        Declaration(title="One run", severity="sev2", commander="U0ALICE01")
+    )
+    handle = client.get_workflow_handle(state.id)
+    # Opened (the declaration waited for it) and recorded in the archive: nothing more comes.
+    assert not await until(lambda: every_run(client, state.id), lambda r: len(r) > 1, 3)
+    description = await handle.describe()
+    assert description.raw_description.workflow_execution_info.first_run_id == description.run_id

@@ -152,7 +152,9 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
         meets it without it in cache replays its history. Starting afresh here makes that a
         few events instead of the opening's dozens (see docs/performance.md).
         """
-        if not self.fresh_start or self.outbox or self._recorded is None or self._archiving():
+        if not self.fresh_start or not self.policy.history.continue_as_new_once_open:
+            return False
+        if self.outbox or self._recorded is None or self._archiving():
             return False
         if not workflow.all_handlers_finished():
             return False  # a command is being answered: look again after the next change

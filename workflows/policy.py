@@ -93,6 +93,15 @@ class DigestPolicy(BaseModel):
     every: Duration = timedelta(weeks=1)
 
 
+class HistoryPolicy(BaseModel):
+    """How an incident keeps its workflow history short (see docs/performance.md)."""
+
+    # Continue as new once the incident is open, announced and recorded: every later replay
+    # (a worker without it in cache, after a deploy) reads a dozen events instead of forty,
+    # for one more workflow task per declaration.
+    continue_as_new_once_open: bool = False
+
+
 class SeverityPolicy(BaseModel):
     description: str = ""
     update_every: Duration | None = None
@@ -148,6 +157,7 @@ class Policy(BaseModel):
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     digest: DigestPolicy = Field(default_factory=DigestPolicy)
     drill: DrillPolicy = Field(default_factory=DrillPolicy)
+    history: HistoryPolicy = Field(default_factory=HistoryPolicy)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:
