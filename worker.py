@@ -31,14 +31,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.archive import ArchiveActivities, IncidentArchive
 from activities.documents import DocumentActivities
-from activities.mail import MailActivities, SmtpServer
+from activities.mail import MailActivities
 from activities.opening import IncidentOpening
 from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
 from config import ConfigError, Settings, connect
 from logs import configure_logging
 from starter.schedules import ensure_digest_schedule
-from starter.status.service import status_page_activities
+from starter.status.service import smtp_server, status_page_activities
 from workflows.claims import IncidentKeyClaim
 from workflows.digest import IncidentDigest
 from workflows.incident import IncidentWorkflow
@@ -121,16 +121,7 @@ def follow_up_activities(settings: Settings, client: AsyncWebClient) -> list[Cal
     archive = IncidentArchive(settings.database_url)
     archive.migrate()
     documents = DocumentActivities(client, organizer=settings.smtp_from)
-    mail = MailActivities(
-        SmtpServer(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            user=settings.smtp_user,
-            password=settings.smtp_password,
-            sender=settings.smtp_from,
-            starttls=settings.smtp_starttls,
-        )
-    )
+    mail = MailActivities(smtp_server(settings))
     records = ArchiveActivities(archive, client, settings.broadcast_channel)
     return [
         documents.upload,

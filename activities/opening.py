@@ -36,7 +36,7 @@ from workflows.effects import (
     PostMessage,
     SetTopic,
 )
-from workflows.models import Channel, Link
+from workflows.models import Channel
 
 T = TypeVar("T")
 STEP_TRIES = 3  # tries of one step inside an attempt, before the attempt fails
@@ -158,13 +158,13 @@ class Attempt:
 
     async def bookmark(self, channel: Channel) -> None:
         request = self.request
-        incident = Link(title="Incident in Temporal", url=self.slack.incident_url(request.brief.id))
-        links = [incident]
-        if request.conference_url:
-            links.append(conference(request.conference_url, channel.name, request.brief.number))
-        wanted = unique(links + request.links)
+        template, number = request.conference_url, request.brief.number
+        calls = [conference(template, channel.name, number)] if template else []
+        links = unique([*calls, *request.links])
         await self.step(
-            "bookmarks", "bookmark the links", lambda _: self.slack.bookmark(channel.id, wanted)
+            "bookmarks",
+            "bookmark the links",
+            lambda _: self.slack.bookmark(channel.id, request.brief.id, links),
         )
 
 

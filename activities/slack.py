@@ -289,10 +289,11 @@ class SlackActivities:
     async def add_bookmarks(self, request: AddBookmarks) -> None:
         """Bookmark the incident in the Temporal UI and the given links; a retry lists the
         channel's bookmarks first and adds only what is missing."""
-        wanted = [Link(title="Incident in Temporal", url=self.incident_url(request.incident_id))]
-        await self.bookmark(request.channel_id, wanted + request.links)
+        await self.bookmark(request.channel_id, request.incident_id, request.links)
 
-    async def bookmark(self, channel: str, wanted: list[Link]) -> None:
+    async def bookmark(self, channel: str, incident_id: str, links: list[Link]) -> None:
+        """The incident in the Temporal UI, then ``links``; only what the channel lacks."""
+        wanted = [Link(title="Incident in Temporal", url=self.incident_url(incident_id)), *links]
         async with permanent_errors("bookmarks.list"):
             listed = await self._as_member(
                 channel, lambda: self.client.bookmarks_list(channel_id=channel)

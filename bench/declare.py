@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import secrets
 import time
 import uuid
 from collections import Counter
@@ -39,9 +38,7 @@ from bench.bare import BareDeclare
 from bench.stack import (
     PYTHON,
     Stack,
-    api_client,
     connect,
-    free_port,
     percentile,
     run,
     wait_for_line,
@@ -116,8 +113,6 @@ async def declare_bench(args: argparse.Namespace) -> None:
 async def run_stack(args: argparse.Namespace, stack: Stack) -> None:
     _, address = await stack.temporal()
     _, slack_url = await stack.slack()
-    token = secrets.token_hex(16)
-    api_port = free_port()
     env = {
         "TEMPORAL_ADDRESS": address,
         "SLACK_API_URL": slack_url,
@@ -129,19 +124,9 @@ async def run_stack(args: argparse.Namespace, stack: Stack) -> None:
         [PYTHON, "-m", "bench.worker", "bare"],
         {**env, "INCIDENT_TASK_QUEUE": BARE_QUEUE},
     )
-    api = stack.start(
-        "api",
-        [PYTHON, "-m", "starter.api"],
-        {
-            **env,
-            "INCIDENT_TASK_QUEUE": QUEUE,
-            "INCIDENT_API_TOKENS": token,
-            "API_PORT": str(api_port),
-        },
-    )
     await wait_for_line(worker, "worker_started")
     await wait_for_line(bare, "ready")
-    async with api_client(api_port, token, api) as http:
+    async with stack.api({**env, "INCIDENT_TASK_QUEUE": QUEUE}) as http:
         client = await connect(address)
         results = await measure(args, http, client)
     print(f"\ndeclare latency, ms ({args.count} per series; logs in {args.logs})")

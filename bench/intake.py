@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import platform
-import secrets
 import time
 import uuid
 from collections import Counter
@@ -44,9 +43,7 @@ from bench.bare import BareIncident, BareIncidentInput
 from bench.stack import (
     PYTHON,
     Stack,
-    api_client,
     connect,
-    free_port,
     percentile,
     run,
     slack_calls,
@@ -141,7 +138,6 @@ async def intake_bench(args: argparse.Namespace) -> None:
 async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> None:
     _, address = await stack.temporal()
     _, slack_url = await stack.slack()
-    token, api_port = secrets.token_hex(16), free_port()
     env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "LOG_FORMAT": "json"}
     cpu: dict[str, list[psutil.Process]] = {"product": [], "bare": []}
     for n in range(workers):
@@ -157,17 +153,7 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
         )
         await wait_for_line(baseline, "ready")
         cpu["bare"].append(psutil.Process(baseline.pid))
-    api = stack.start(
-        "api",
-        [PYTHON, "-m", "starter.api"],
-        {
-            **env,
-            "INCIDENT_TASK_QUEUE": QUEUE,
-            "INCIDENT_API_TOKENS": token,
-            "API_PORT": str(api_port),
-        },
-    )
-    async with api_client(api_port, token, api) as http:
+    async with stack.api({**env, "INCIDENT_TASK_QUEUE": QUEUE}) as http:
         client = await connect(address)
         broadcast = await broadcast_id(slack_url)
         print(f"\n== {workers} worker(s) per queue; wait: {args.wait}; logs in {stack.log_dir}")

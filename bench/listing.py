@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import platform
-import secrets
 import time
 from pathlib import Path
 
@@ -26,9 +25,7 @@ from temporalio.client import Client
 from bench.stack import (
     PYTHON,
     Stack,
-    api_client,
     connect,
-    free_port,
     percentile,
     run,
     wait_for_line,
@@ -69,20 +66,14 @@ async def listing_bench(args: argparse.Namespace) -> None:
     try:
         _, address = await stack.temporal()
         _, slack_url = await stack.slack()
-        token, port = secrets.token_hex(16), free_port()
         env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "LOG_FORMAT": "json"}
         env["INCIDENT_TASK_QUEUE"] = QUEUE
         worker = stack.start("worker", [PYTHON, "worker.py"], env)
         await wait_for_line(worker, "worker_started")
-        api = stack.start(
-            "api",
-            [PYTHON, "-m", "starter.api"],
-            {**env, "INCIDENT_API_TOKENS": token, "API_PORT": str(port)},
-        )
         client = await connect(address)
         await populate(client, args)
         await settle(worker.pid)
-        async with api_client(port, token, api) as http:
+        async with stack.api(env) as http:
             await measure(http, client, args)
     finally:
         stack.close()

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import math
 import os
+import secrets
 import signal
 import sys
 import time
@@ -90,6 +91,16 @@ class Stack:
         self.procs.append(emulator)
         await emulator.started()
         return emulator, emulator.base_url
+
+    @asynccontextmanager
+    async def api(self, env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+        """The HTTP API (``python -m starter.api``) on a free port with a token of its own: a
+        client for it, once ``/healthz`` answers."""
+        token, port = secrets.token_hex(16), free_port()
+        own = {"INCIDENT_API_TOKENS": token, "API_PORT": str(port)}
+        proc = self.start("api", [PYTHON, "-m", "starter.api"], {**env, **own})
+        async with api_client(port, token, proc) as http:
+            yield http
 
 
 @functools.cache
