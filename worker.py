@@ -91,7 +91,9 @@ def build_worker(
         webhook_url=settings.webhook_url,
         incident_url=settings.incident_url,
     )
-    follow_up = follow_up_activities(settings, slack.client)
+    archive = IncidentArchive(settings.database_url)
+    archive.migrate()
+    follow_up = follow_up_activities(settings, slack.client, archive)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -105,7 +107,7 @@ def build_worker(
             slack.archive_channel,
             slack.update_kickoff,
             slack.add_bookmarks,
-            IncidentOpening(slack).open_incident,
+            IncidentOpening(slack, archive).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
             *follow_up,
@@ -116,10 +118,10 @@ def build_worker(
     )
 
 
-def follow_up_activities(settings: Settings, client: AsyncWebClient) -> list[Callable[..., Any]]:
-    """Documents, email and the incident archive (its migrations applied here, at start)."""
-    archive = IncidentArchive(settings.database_url)
-    archive.migrate()
+def follow_up_activities(
+    settings: Settings, client: AsyncWebClient, archive: IncidentArchive
+) -> list[Callable[..., Any]]:
+    """Documents, email and the incident archive (its migrations applied at start)."""
     documents = DocumentActivities(client, organizer=settings.smtp_from)
     mail = MailActivities(smtp_server(settings))
     records = ArchiveActivities(archive, client, settings.broadcast_channel)

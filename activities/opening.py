@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.archive import IncidentArchive
 from activities.slack import SlackActivities
 from workflows.bookmarks import conference, unique
 from workflows.effects import (
@@ -36,6 +38,7 @@ from workflows.effects import (
     PostMessage,
     SetTopic,
 )
+from workflows.metrics import record_of
 from workflows.models import Channel
 
 T = TypeVar("T")
@@ -55,9 +58,12 @@ class Progress(BaseModel):
 class Attempt:
     """One attempt at opening: runs each step once across attempts, keeps what it learnt."""
 
-    def __init__(self, slack: SlackActivities, request: OpenIncident) -> None:
+    def __init__(
+        self, slack: SlackActivities, request: OpenIncident, archive: IncidentArchive | None
+    ) -> None:
         info = activity.info()
         self.slack = slack
+        self.archive = archive
         self.request = request
         self.retry = info.attempt > 1  # an earlier attempt may have posted and lost the answer
         self.progress = Progress()
@@ -116,6 +122,7 @@ class Attempt:
             for post in request.posts
             if Audience.CHANNEL not in post.audience
         ]
+        lanes.append(self.keep_record(channel))
         if channel is not None:
             lanes += [
                 self.topic(channel, brief),
@@ -156,6 +163,22 @@ class Attempt:
         for post in channel_posts:
             await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
 
+    async def keep_record(self, channel: Channel | None) -> None:
+        """The incident into the archive, best effort: Slack's steps never wait on a database
+        that is down; when this did not happen, the workflow records it with its own activity."""
+        state = self.request.record
+        if state is None or self.archive is None or "record" in self.progress.done:
+            return
+        record = record_of(state.model_copy(update={"channel": channel}), datetime.now(UTC))
+        try:
+            await asyncio.to_thread(self.archive.upsert, record)
+        except Exception as error:
+            log.warning("opening_record_failed", incident_id=state.id, error=type(error).__name__)
+            return
+        self.opened.recorded = True
+        self.progress.done.append("record")
+        self.record()
+
     async def bookmark(self, channel: Channel) -> None:
         request = self.request
         template, number = request.conference_url, request.brief.number
@@ -169,9 +192,10 @@ class Attempt:
 
 
 class IncidentOpening:
-    def __init__(self, slack: SlackActivities) -> None:
+    def __init__(self, slack: SlackActivities, archive: IncidentArchive | None = None) -> None:
         self.slack = slack
+        self.archive = archive  # where the opening records the incident, when asked to
 
     @activity.defn(name="slack_open_incident")
     async def open_incident(self, request: OpenIncident) -> Opened:
-        return await Attempt(self.slack, request).run()
+        return await Attempt(self.slack, request, self.archive).run()

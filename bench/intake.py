@@ -79,6 +79,7 @@ class Series:
     channels: dict[str, str] = field(default_factory=dict)  # workflow id -> its channel's name
     created: dict[str, float] = field(default_factory=dict)  # workflow id -> to the channel
     worker_cpu: float = 0.0  # seconds, all workers of the series' queue, while it ran
+    server_cpu: float = 0.0  # seconds, the dev server, while it ran
 
     def row(self, label: str) -> str:
         answer = [x * 1000 for x in self.answers]
@@ -136,7 +137,8 @@ async def intake_bench(args: argparse.Namespace) -> None:
 
 
 async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> None:
-    _, address = await stack.temporal()
+    server, address = await stack.temporal()
+    temporal = [psutil.Process(server.pid)]
     _, slack_url = await stack.slack()
     env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "LOG_FORMAT": "json"}
     cpu: dict[str, list[psutil.Process]] = {"product": [], "bare": []}
@@ -160,12 +162,14 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
         header = f"{'':<26}{'offered':>6}{'refused':>8}"
         header += f"{'ans p50':>9}{'ans p99':>9}{'ann p50':>9}{'ann p99':>9}{'sust/s':>10}"
         for rate in [float(r) for r in args.rates.split(",")]:
-            spent = cpu_seconds(cpu["product"])
+            spent, served = cpu_seconds(cpu["product"]), cpu_seconds(temporal)
             product = await product_series(http, args, rate, slack_url)
             product.worker_cpu = cpu_seconds(cpu["product"]) - spent
-            spent = cpu_seconds(cpu["bare"])
+            product.server_cpu = cpu_seconds(temporal) - served
+            spent, served = cpu_seconds(cpu["bare"]), cpu_seconds(temporal)
             bare = await bare_series(client, args, rate, slack_url, broadcast)
             bare.worker_cpu = cpu_seconds(cpu["bare"]) - spent
+            bare.server_cpu = cpu_seconds(temporal) - served
             print(f"\n{rate:g}/s offered, {args.count} declarations (ms)\n{header}")
             print(product.row("product POST /incidents"))
             print(bare.row("bare start_workflow"))
@@ -181,6 +185,8 @@ def cpu_seconds(workers: list[psutil.Process]) -> float:
 def ratio(product: Series, bare: Series) -> None:
     per = [1000 * s.worker_cpu / max(len(s.announced), 1) for s in (product, bare)]
     print(f"  worker CPU per declaration: product {per[0]:.0f} ms, bare {per[1]:.0f} ms")
+    per = [1000 * s.server_cpu / max(len(s.announced), 1) for s in (product, bare)]
+    print(f"  dev server CPU per declaration: product {per[0]:.0f} ms, bare {per[1]:.0f} ms")
     created = [percentile([x * 1000 for x in s.created.values()], 50) for s in (product, bare)]
     print(
         f"  offer -> conversations.create p50: product {created[0]:.0f} ms, bare "

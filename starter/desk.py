@@ -55,11 +55,14 @@ class CommandRefused(Exception):
 
 
 class IncidentDesk:
-    def __init__(self, client: Client, task_queue: str, policy: Policy) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, policy: Policy, intake: Intake | None = None
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.policy = policy
-        self.intake = Intake(client, task_queue, policy)
+        # Desks with different policies may share one intake, and so one run of numbers.
+        self.intake = intake or Intake(client, task_queue, policy)
         self.wait_for_channel = WAIT_FOR_CHANNEL  # what the API's ``wait`` waits at most
 
     async def declare(
@@ -78,7 +81,7 @@ class IncidentDesk:
 
         The request is completed from its template and checked first (``InvalidDeclaration``
         names the field), so a refused declaration spends no incident number."""
-        taken = await self.intake.take(complete(request, self.policy))
+        taken = await self.intake.take(complete(request, self.policy), self.policy)
         ref = incident_id(taken.number)
         if wait is not None:
             try:

@@ -75,8 +75,12 @@ class Intake:
         self._sync = asyncio.Lock()
         self._key_locks: dict[str, asyncio.Lock] = {}
 
-    async def take(self, declaration: Declaration) -> Taken:
-        """Start the incident (or find the open one holding the key); durable on return."""
+    async def take(self, declaration: Declaration, policy: Policy | None = None) -> Taken:
+        """Start the incident (or find the open one holding the key); durable on return.
+
+        ``policy`` is this declaration's when it is not the intake's (one intake, and so one
+        run of numbers, may serve several policies)."""
+        policy = policy or self.policy
         # The start input also carries the policy, the same for every declaration of a process.
         input_size = len(declaration.model_dump_json())
         if input_size > MAX_DECLARATION_BYTES:
@@ -87,9 +91,9 @@ class Intake:
         key = declaration.idempotency_key
         while time.monotonic() < deadline:
             if key is None:
-                taken = await self._start(await self._candidate(), declaration)
+                taken = await self._start(await self._candidate(), declaration, policy)
             else:
-                taken = await self._take_with_key(key, declaration)
+                taken = await self._take_with_key(key, declaration, policy)
             if taken is not None:
                 return taken
         raise Contended("other declarations kept taking the incident numbers or this key")
@@ -164,9 +168,12 @@ class Intake:
                 raise
         return 0
 
-    async def _start(self, number: int, declaration: Declaration) -> Taken | None:
+    async def _start(self, number: int, declaration: Declaration, policy: Policy) -> Taken | None:
         """Take ``number``; None if someone else holds it."""
-        policy = policy_for(self.policy, declaration)
+        policy = policy_for(policy, declaration)
+        # The declared time travels with it, so the workflow's first state (and so its list
+        # view in the memo) is the one the answer and the start's memo already show.
+        declaration = declaration.model_copy(update={"accepted_at": datetime.now(UTC)})
         now_state = self._declared(number, declaration, policy)
         commander = declaration.commander or declaration.declared_by
         try:
@@ -190,25 +197,28 @@ class Intake:
         return Taken(number=number, created=True, state=now_state)
 
     def _declared(self, number: int, declaration: Declaration, policy: Policy) -> IncidentState:
+        assert declaration.accepted_at is not None
         state, _ = lifecycle.start(
-            number, incident_id(number), declaration, policy, datetime.now(UTC)
+            number, incident_id(number), declaration, policy, declaration.accepted_at
         )
         return state
 
     # -- keys ------------------------------------------------------------------------------
 
-    async def _take_with_key(self, key: str, declaration: Declaration) -> Taken | None:
+    async def _take_with_key(
+        self, key: str, declaration: Declaration, policy: Policy
+    ) -> Taken | None:
         # One attempt per key at a time in this process: the others then find the claim
         # instead of each spending a candidate number on a claim that fails.
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                return await self._claim(key, declaration)
+                return await self._claim(key, declaration, policy)
         finally:
             if not lock.locked():
                 self._key_locks.pop(key, None)
 
-    async def _claim(self, key: str, declaration: Declaration) -> Taken | None:
+    async def _claim(self, key: str, declaration: Declaration, policy: Policy) -> Taken | None:
         found = await self.holder(key)
         if found is not None:
             return found
@@ -228,7 +238,7 @@ class Intake:
         except WorkflowAlreadyStartedError:  # another process claimed it just now
             await self._give_back(number)
             return None
-        taken = await self._start(number, declaration)
+        taken = await self._start(number, declaration, policy)
         if taken is None:  # the number went to someone else: let go of the key and retry
             await _end(claim_handle, "its number was taken by another declaration")
         return taken

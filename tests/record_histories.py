@@ -1,5 +1,8 @@
 """Record workflow histories for the replay test: ``python -m tests.record_histories NAME``.
 
+With ``--one-run`` the incidents keep one run (the default policy); otherwise they continue
+as new once open, so both the opening run and the rest are recorded.
+
 Run it when a deliberate, patched change to the workflows needs a new history beside the old
 ones. Never re-record the old files: they stand for incidents running in production, and
 replaying them is what proves a change keeps those incidents working.
@@ -97,14 +100,14 @@ async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
     return written
 
 
-async def main(label: str) -> None:
+async def main(label: str, one_run: bool) -> None:
     policy = seconds_policy(
         update_every=1,
         escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
         archive_after=0.5,
     )
     policy.business_hours = BusinessHours(start="00:00", end="24:00", days=list(range(7)))
-    policy.history.continue_as_new_once_open = True  # the opening and the rest, in two runs
+    policy.history.continue_as_new_once_open = not one_run  # else the opening and the rest
     for severity in policy.severities.values():
         severity.retrospective.remind_every = timedelta(seconds=0.6)
         severity.action_item_remind_every = timedelta(seconds=0.4)
@@ -130,4 +133,5 @@ async def main(label: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(f"_{sys.argv[1]}" if len(sys.argv) > 1 else ""))
+    names = [a for a in sys.argv[1:] if not a.startswith("--")]
+    asyncio.run(main(f"_{names[0]}" if names else "", one_run="--one-run" in sys.argv))

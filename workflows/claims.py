@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -46,9 +47,11 @@ class IncidentKeyClaim:
             self.released = True
 
 
-async def release_key(idempotency_key: str, number: int) -> None:
+async def release_key(
+    idempotency_key: str, number: int, patched: Callable[[str], bool] = workflow.patched
+) -> None:
     """From the incident workflow, once resolved: the key may declare a new incident."""
-    if workflow.patched("release-key-claim"):
+    if patched("release-key-claim"):
         claim = workflow.get_external_workflow_handle(claim_id(idempotency_key))
         # The desk may have ended a stale claim already: nothing is left to release then.
         with contextlib.suppress(FailureError):

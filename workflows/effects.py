@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, Link, Status
+from workflows.models import Channel, Impact, IncidentState, Link, Status
 
 
 class Audience(StrEnum):
@@ -248,6 +248,7 @@ class OpenIncident(BaseModel):
     posts: list[Post]
     conference_url: str | None = None  # a template: the channel's name is known only later
     links: list[Link] = Field(default_factory=list)
+    record: IncidentState | None = None  # for the archive, with the channel once it exists
 
 
 class Opened(BaseModel):
@@ -255,3 +256,4 @@ class Opened(BaseModel):
     posted: dict[str, Posted] = Field(default_factory=dict)  # by the post's key
     invited: InviteResult = Field(default_factory=InviteResult)
     problems: list[str] = Field(default_factory=list)  # what retrying could not fix
+    recorded: bool = False  # the archive has ``record``

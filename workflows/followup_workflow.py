@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         SendRetrospective,
     )
     from workflows.models import IncidentState
+    from workflows.patching import Patches
     from workflows.policy import Policy
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class IncidentFollowUp:
     state: IncidentState
     policy: Policy
     outbox: list[Effect]
+    patched: Patches  # workflow.patched, or yes for every patch in a lean run
 
     if TYPE_CHECKING:
 
@@ -78,7 +80,7 @@ class IncidentFollowUp:
     def _following_up(self) -> bool:
         """Asked at the same point on replay; the answer holds for the rest of the run."""
         if self._follow_up is None:
-            self._follow_up = workflow.patched(FOLLOW_UP_PATCH)
+            self._follow_up = self.patched(FOLLOW_UP_PATCH)
         return self._follow_up
 
     def _deadlines(self) -> dict[Deadline, datetime]:
@@ -110,7 +112,16 @@ class IncidentFollowUp:
         while self._record_wanted:
             self._record_wanted = False
             await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
-        self.changes += 1  # wakes the main loop: the workflow may be waiting to finish
+        if not self.patched.lean or self._waits_for_archive():
+            self.changes += 1  # wakes the main loop: it waits for the archive now and then
+
+    def _waits_for_archive(self) -> bool:
+        """Whether the main loop waits for this record: to finish, or to continue as new."""
+        at_rest = self.policy.history.continue_as_new_once_open
+        return self.state.archived_at is not None or at_rest
+
+    def _record_signature(self) -> tuple[object, ...]:
+        return followup.record_signature(self.state)
 
     def _followed_up(self, effects: list[Effect]) -> list[Effect]:
         """What a change adds: the report at resolution, the archive record on news."""
@@ -118,7 +129,7 @@ class IncidentFollowUp:
             return effects
         if followup.newly_resolved(self.state):
             effects = followup.on_resolved(self.state, self.policy, effects)
-        signature = followup.record_signature(self.state)
+        signature = self._record_signature()
         if signature != self._recorded:
             self._recorded = signature
             effects = [*effects, RecordIncident()]

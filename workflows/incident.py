@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -25,22 +25,18 @@ from workflows.claims import release_key
 # re-imported for every workflow run: faster, leaner, and one class per model, so activity
 # results and workflow state are instances of the same types.
 with workflow.unsafe.imports_passed_through():
-    from activities.opening import IncidentOpening
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
     from activities.statuspage import StatusPageActivities
+    from workflows import commands as cmd
     from workflows import (
-        bookmarks,
-        drill,
         followup,
         invitations,
         kickoff,
         lifecycle,
-        opening,
         public,
         update_ids,
     )
-    from workflows import commands as cmd
     from workflows.effects import (
         AddBookmarks,
         ArchiveChannel,
@@ -52,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         IncidentBrief,
         Invite,
         InviteUsers,
-        OpenChannel,
         Page,
         Post,
         PostMessage,
@@ -66,9 +61,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.firing import fire
     from workflows.followup_workflow import IncidentFollowUp
     from workflows.incident_commands import IncidentCommands
+    from workflows.incident_opening import IncidentOpens
+    from workflows.listing import MEMO_KEY, memo_of
     from workflows.models import Declaration, IncidentState, MessageRef
-    from workflows.naming import MAX_CHANNEL_NAME, channel_name
     from workflows.outbox import Step, lanes
+    from workflows.patching import Patches
     from workflows.policy import Policy
     from workflows.visibility import publish
 
@@ -81,10 +78,7 @@ SLACK_RETRY = RetryPolicy(
 )
 # Slack being down for longer than this must not hold back escalation and paging for ever.
 SLACK_GIVE_UP = timedelta(minutes=10)
-OPENING_WAIT = timedelta(seconds=20)
 STEP_TIMEOUT = timedelta(seconds=30)
-OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
-ONE_OPENING_ACTIVITY = "one-opening-activity"  # patch: Slack's opening steps in one activity
 REST_AFTER_OPENING = "rest-after-opening"  # patch: continue as new once opened and recorded
 KICKOFF_KEPT_CURRENT = "kickoff-kept-current"  # patch: the kickoff is edited as things change
 PUBLIC_INCIDENTS = "public-incidents"  # patch: a public incident's resolution is published
@@ -103,9 +97,10 @@ class IncidentInput(BaseModel):
 
 
 @workflow.defn
-class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
+class IncidentWorkflow(IncidentOpens, IncidentCommands, IncidentFollowUp):
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
+        self.patched = Patches()  # first: a handler may ask a patch in this very activation
         self.policy = input.policy
         # Only a run that opened the incident may start afresh once it is settled.
         self.fresh_start = input.state is None
@@ -120,14 +115,14 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
                 workflow.info().workflow_id,
                 input.declaration,
                 self.policy,
-                workflow.now(),
+                input.declaration.declared_time(workflow.now()),
             )
             self.opened = False
         self.changes = 0
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        publish(self.state, self.policy)
+        publish(self.state, self.policy, self.patched)
         if not self.opened:
             await self._open_channel()
         while True:
@@ -137,15 +132,15 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
                 if not self.outbox:
                     return self.state
                 continue
-            if self._settled_after_opening():
-                workflow.continue_as_new(self._carry_over(recorded=True))
+            if await self._settled_after_opening():
+                self._continue_as_new(recorded=True)
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.outbox:
-                    workflow.continue_as_new(self._carry_over())
+                    self._continue_as_new()
             await self._sleep_until_due()
 
-    def _settled_after_opening(self) -> bool:
+    async def _settled_after_opening(self) -> bool:
         """Whether to continue as new now that the incident is open, announced and recorded.
 
         An incident then waits, often for hours, for its next deadline; every worker that
@@ -154,11 +149,13 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
         """
         if not self.fresh_start or not self.policy.history.continue_as_new_once_open:
             return False
+        if self.patched.lean:  # the opening Update answers in this workflow task: let it
+            await workflow.wait_condition(workflow.all_handlers_finished)
         if self.outbox or self._recorded is None or self._archiving():
             return False
         if not workflow.all_handlers_finished():
             return False  # a command is being answered: look again after the next change
-        self.fresh_start = workflow.patched(REST_AFTER_OPENING)
+        self.fresh_start = self.patched(REST_AFTER_OPENING)
         return self.fresh_start
 
     async def _sleep_until_due(self) -> None:
@@ -181,6 +178,11 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
             if at <= now:
                 self._changed(fire(self.state, self.policy, name, now))
 
+    def _continue_as_new(self, recorded: bool = False) -> NoReturn:
+        # A lean run hands its list view on, so the new run has no memo to write again.
+        memo = {MEMO_KEY: memo_of(self.state)} if self.patched.lean else None
+        workflow.continue_as_new(self._carry_over(recorded), memo=memo)
+
     def _carry_over(self, recorded: bool = False) -> IncidentInput:
         return IncidentInput(
             number=self.state.number,
@@ -198,7 +200,7 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
     ) -> IncidentState:
         if update_ids.repeated(self.state):
             return self.state  # applied in an earlier run: answered, not applied twice
-        if workflow.patched("deadlines-before-commands"):
+        if self.patched("deadlines-before-commands"):
             # A worker that was down gets a timer that fired and a later command in one
             # activation, and the SDK runs the command's handler first. Catch up on what was
             # due before applying it: a tier due before an acknowledgement still notifies.
@@ -208,80 +210,20 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:
-        if kickoff.changes_kickoff(effects) and workflow.patched(KICKOFF_KEPT_CURRENT):
+        if kickoff.changes_kickoff(effects) and self.patched(KICKOFF_KEPT_CURRENT):
             effects = [*effects, UpdateKickoff()]
-        if self.state.public is not None and workflow.patched(PUBLIC_INCIDENTS):
+        if self.state.public is not None and self.patched(PUBLIC_INCIDENTS):
             effects = [*effects, *public.follow_resolution(self.state, workflow.now())]
         self.outbox.extend(self._followed_up(effects))
         self.changes += 1
-        publish(self.state, self.policy)
+        publish(self.state, self.policy, self.patched)
 
     @workflow.query
     def snapshot(self) -> IncidentState:
         return self.state
 
-    @workflow.update
-    async def opening(self) -> IncidentState:
-        """Waits (briefly) until the channel exists and the incident is announced."""
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self.opened, timeout=OPENING_WAIT)
-        return self.state
-
-    # -- side effects ---------------------------------------------------------------------
-
     def _brief(self) -> IncidentBrief:
         return kickoff.brief(self.state, self.policy)
-
-    async def _open_channel(self) -> None:
-        name = channel_name(
-            self.policy.channel.name_template,
-            title=self.state.title,
-            number=self.state.number,
-            severity=self.state.severity,
-            at=self.state.declared_at,
-        )
-        if self.state.drill:
-            # Only the name given to the same activity changes, and only for drills (which no
-            # history before drills holds), so replay needs no patch here.
-            name = drill.channel_name(name, MAX_CHANNEL_NAME - 3)
-        request = OpenChannel(
-            incident_id=self.state.id,
-            label=self.state.label,
-            title=self.state.title,
-            name=name,
-            drill=self.state.drill,
-        )
-        if workflow.patched(ONE_OPENING_ACTIVITY):
-            await self._open_at_once(request)
-        else:
-            await self._open_step_by_step(request)
-        await self._drain_outbox()
-        self.opened = True
-
-    async def _open_at_once(self, channel: OpenChannel) -> None:
-        request, self.outbox = opening.request(
-            self.state, self.policy, channel, self._brief(), self.outbox
-        )
-        what = "open the incident in Slack"
-        opened = await self._call(IncidentOpening.open_incident, request, what, OPENING_TIMEOUT)
-        if opened is None:  # Slack refused for longer than an opening may take
-            self.outbox = [*opening.fallback(request), *self.outbox]
-            await self._open_step_by_step(channel)
-            return
-        for problem in opening.apply(self.state, opened, workflow.now()):
-            self._problem(problem)
-        publish(self.state, self.policy)
-
-    async def _open_step_by_step(self, request: OpenChannel) -> None:
-        channel = await self._call(SlackActivities.open_channel, request, "create the channel")
-        if channel is not None:
-            self.state.channel = channel
-            self.state.note(workflow.now(), "channel", None, f"Channel #{channel.name}")
-            publish(self.state, self.policy)
-            if workflow.patched("channel-bookmarks"):
-                links = bookmarks.channel_bookmarks(self.state, self.policy)
-                marks = AddBookmarks(incident_id=self.state.id, channel_id=channel.id, links=links)
-                await self._call(SlackActivities.add_bookmarks, marks, "bookmark the links")
 
     async def _drain_outbox(self) -> None:
         while self.outbox:
@@ -303,7 +245,7 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
                 PostMessage(channel_id=target, post=effect, brief=self._brief()),
                 f"post the {effect.notice.value} message",
             )
-            if posted and effect.key == "kickoff" and workflow.patched(KICKOFF_KEPT_CURRENT):
+            if posted and effect.key == "kickoff" and self.patched(KICKOFF_KEPT_CURRENT):
                 self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
         elif isinstance(effect, UpdateKickoff):
             if self.state.kickoff is not None:
@@ -339,7 +281,7 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
                 "invite people",
             )
             for user, error in result.failed.items() if result else []:
-                forget = workflow.patched("forget-unknown-responders")
+                forget = self.patched("forget-unknown-responders")
                 self._problem(invitations.invite_failed(self.state, user, error, forget))
         elif isinstance(effect, BookmarkLinks):
             marks = AddBookmarks(
@@ -355,7 +297,7 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
 
     async def _release_key(self) -> None:
         assert self.state.idempotency_key is not None
-        await release_key(self.state.idempotency_key, self.state.number)
+        await release_key(self.state.idempotency_key, self.state.number, self.patched)
 
     async def _call(
         self,
@@ -381,7 +323,7 @@ class IncidentWorkflow(IncidentCommands, IncidentFollowUp):
     def _problem(self, text: str) -> None:
         workflow.logger.warning("incident side effect failed: %s", text)
         self.state.note(workflow.now(), "problem", None, text)
-        publish(self.state, self.policy, problem=text)
+        publish(self.state, self.policy, self.patched, problem=text)
 
 
 def _cause(error: ActivityError) -> str:

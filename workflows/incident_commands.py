@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import commands as cmd
     from workflows.effects import Effect
     from workflows.models import IncidentState
+    from workflows.patching import Patches
     from workflows.policy import Policy
 
 C = TypeVar("C", bound=cmd.Command)
@@ -29,6 +30,7 @@ ALERT_LINKS_BOOKMARKED = "alert-links-bookmarked"
 class IncidentCommands:
     state: IncidentState
     policy: Policy
+    patched: Patches  # workflow.patched, or yes for every patch in a lean run
 
     if TYPE_CHECKING:
 
@@ -43,7 +45,7 @@ class IncidentCommands:
         """Alerts of the incident's group: a signal, since monitoring waits for nobody."""
         effects = alert_folding.fold(self.state, self.policy, signal, workflow.now())
         links = bookmarks.alert_links(self.state, self.policy, signal.batch)
-        if links and workflow.patched(ALERT_LINKS_BOOKMARKED):
+        if links and self.patched(ALERT_LINKS_BOOKMARKED):
             effects += bookmarks.bookmark(self.state, links)
         self._changed(effects)
 

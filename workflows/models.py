@@ -197,6 +197,13 @@ class Declaration(DeclarationRequest):
 
     title: Title
     severity: SeverityName
+    # When Temporal took the declaration (set by the intake, never by a client): the incident
+    # is declared then, even if no worker runs it until later.
+    accepted_at: datetime | None = None
+
+    def declared_time(self, now: datetime) -> datetime:
+        """The incident's declared time, given the workflow's first ``now``."""
+        return now if self.accepted_at is None else min(self.accepted_at, now)
 
 
 class PublicUpdate(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_v
 from workflows.alerting import AlertPolicy
 from workflows.drill import DrillPolicy
 from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
+from workflows.naming import check_template
 from workflows.text import Text
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -122,8 +123,6 @@ class ChannelPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _known_fields(self) -> ChannelPolicy:
-        from workflows.naming import check_template
-
         check_template(self.name_template)
         return self
 

@@ -1,0 +1,112 @@
+"""A declaration costs what a hand-written workflow would: two workflow tasks, one activity.
+
+Since ``lean-opening`` (workflows/patching.py) a new incident asks one patch per run, the
+opening activity records it in the archive, the start's memo already holds its list view, and
+its declared time is when Temporal took it, worker or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+
+from activities.archive import IncidentArchive
+from config import Settings
+from starter.desk import IncidentDesk
+from tests.support import eventually, until
+from workflows.models import Declaration
+from workflows.patching import LEAN_OPENING
+from workflows.policy import default_policy
+
+
+def declaration(title: str) -> Declaration:
+    return Declaration(title=title, severity="sev2", commander="U0ALICE01")
+
+
+async def settled_history(client: Client, incident_id: str) -> list[HistoryEvent]:
+    """The history once the incident waits for its first deadline."""
+
+    async def events() -> list[HistoryEvent]:
+        return list((await client.get_workflow_handle(incident_id).fetch_history()).events)
+
+    def waiting(history: list[HistoryEvent]) -> bool:
+        # The last workflow task set the deadline's timer (and answered the Update, if any).
+        last = {
+            EventType.EVENT_TYPE_TIMER_STARTED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+        }
+        timers = of_type(history, EventType.EVENT_TYPE_TIMER_STARTED)
+        return bool(history) and history[-1].event_type in last and bool(timers)
+
+    assert await until(events, waiting, timeout=10), "the incident never waited for a deadline"
+    return await events()
+
+
+def of_type(history: list[HistoryEvent], kind: EventType.ValueType) -> list[HistoryEvent]:
+    return [event for event in history if event.event_type == kind]
+
+
+async def test_a_declaration_takes_two_workflow_tasks_one_activity_and_one_patch_marker(
+    client: Client, desk: IncidentDesk, settings: Settings
+) -> None:
+    state, _ = await desk.declare(declaration("Lean checkout"), wait=None)
+    history = await settled_history(client, state.id)
+
+    markers = of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED)
+    assert len(markers) == 1
+    payload = markers[0].marker_recorded_event_attributes.details["patch-data"].payloads[0]
+    assert LEAN_OPENING.encode() in payload.data
+    scheduled = of_type(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == [
+        "slack_open_incident"
+    ]
+    assert len(of_type(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) == 2
+    # The start's memo was the incident's list view already; only the channel changes it.
+    memo_writes = of_type(history, EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
+    opened = of_type(history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)[0]
+    assert [e.event_id > opened.event_id for e in memo_writes] == [True]
+
+    # The opening recorded the incident in the archive, with no activity of its own.
+    archive = IncidentArchive(settings.database_url)
+    record = await eventually(lambda: archive.get(state.id), timeout=5)
+    assert (record.number, record.title, record.declared_at) == (
+        state.number,
+        "Lean checkout",
+        state.declared_at,
+    )
+
+
+async def test_waiting_for_the_channel_spends_no_timer(client: Client, desk: IncidentDesk) -> None:
+    state, _ = await desk.declare(declaration("Lean wait"))  # waits for the channel
+    assert state.channel is not None
+    history = await settled_history(client, state.id)
+    # The one timer is the incident's next deadline, not the Update's wait.
+    assert len(of_type(history, EventType.EVENT_TYPE_TIMER_STARTED)) == 1
+    assert not of_type(history, EventType.EVENT_TYPE_TIMER_CANCELED)
+
+
+async def test_the_declared_time_is_when_temporal_took_it_not_when_a_worker_came(
+    client: Client, settings: Settings
+) -> None:
+    from worker import build_worker
+
+    queue = f"late-{uuid.uuid4().hex[:8]}"
+    desk = IncidentDesk(client, queue, default_policy())
+    accepted = await desk.accept(declaration("Declared before any worker"))
+    await asyncio.sleep(1.5)  # nobody polls the queue yet
+    worker_came = datetime.now(UTC)
+    late = settings.model_copy(update={"task_queue": queue})
+    async with httpx.AsyncClient() as http, build_worker(client, late, http):
+        opened = await until(
+            lambda: desk.get(accepted.state.id), lambda s: s.channel is not None, timeout=10
+        )
+        assert opened, "no channel once a worker came"
+        state = await desk.get(accepted.state.id)
+    assert state.declared_at == accepted.state.declared_at < worker_came - timedelta(seconds=1)
+    assert state.timeline[0].at == state.declared_at
