@@ -3,8 +3,10 @@ incidents fails here (see tests/record_histories.py for how they are made)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -13,14 +15,25 @@ from temporalio.worker import Replayer
 
 from workflows.claims import IncidentKeyClaim
 from workflows.incident import IncidentWorkflow
+from workflows.models import incident_id
 from workflows.registry import IncidentRegistry
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
+def workflow_id(path: Path, events: dict[str, Any]) -> str:
+    """The id the history ran under: an incident's state and memo hold it (``incident-N``)."""
+    started = events["events"][0]["workflowExecutionStartedEventAttributes"]
+    if started["workflowType"]["name"] != "IncidentWorkflow":
+        return path.stem
+    payload = started["input"]["payloads"][0]["data"]
+    return incident_id(json.loads(base64.b64decode(payload))["number"])
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path):
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    events = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(workflow_id(path, events), events)
     replayer = Replayer(
         workflows=[IncidentWorkflow, IncidentRegistry, IncidentKeyClaim],
         data_converter=pydantic_data_converter,
