@@ -48,8 +48,10 @@ from bench.stack import (
     run,
     slack_calls,
     wait_for_line,
+    write_policy,
 )
 from workflows.naming import channel_name
+from workflows.policy import default_policy
 
 QUEUE, BARE_QUEUE = "incidents", "bench-bare"
 COMMANDER = "U0ALICE01"
@@ -66,6 +68,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=100, help="declarations offered per rate")
     parser.add_argument("--workers", default="1", help="workers per task queue, e.g. 1,2")
     parser.add_argument("--wait", action="store_true", help="POST with ?wait=true")
+    parser.add_argument(
+        "--continue-as-new-once-open",
+        action="store_true",
+        help="the API's policy sets [history] continue_as_new_once_open",
+    )
     parser.add_argument("--logs", type=Path, default=Path(".data/bench/intake"))
     return parser.parse_args()
 
@@ -141,6 +148,11 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
     temporal = [psutil.Process(server.pid)]
     _, slack_url = await stack.slack()
     env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "LOG_FORMAT": "json"}
+    if args.continue_as_new_once_open:
+        policy = default_policy()
+        policy.history.continue_as_new_once_open = True
+        path = write_policy(policy, stack.log_dir / "policy.toml")
+        env["INCIDENT_POLICY_FILE"] = str(path.resolve())
     cpu: dict[str, list[psutil.Process]] = {"product": [], "bare": []}
     for n in range(workers):
         worker = stack.start(
@@ -158,7 +170,10 @@ async def run_stack(args: argparse.Namespace, stack: Stack, workers: int) -> Non
     async with stack.api({**env, "INCIDENT_TASK_QUEUE": QUEUE}) as http:
         client = await connect(address)
         broadcast = await broadcast_id(slack_url)
-        print(f"\n== {workers} worker(s) per queue; wait: {args.wait}; logs in {stack.log_dir}")
+        print(
+            f"\n== {workers} worker(s) per queue; wait: {args.wait}; continue as new once open: "
+            f"{args.continue_as_new_once_open}; logs in {stack.log_dir}"
+        )
         header = f"{'':<26}{'offered':>6}{'refused':>8}"
         header += f"{'ans p50':>9}{'ans p99':>9}{'ann p50':>9}{'ann p99':>9}{'sust/s':>10}"
         for rate in [float(r) for r in args.rates.split(",")]:

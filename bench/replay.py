@@ -35,7 +35,7 @@ from workflows.incident import IncidentWorkflow
 from workflows.models import Declaration
 from workflows.registry import IncidentRegistry
 
-QUEUE = "bench-replay"
+QUEUE, BARE_QUEUE = "bench-replay", "bench-replay-bare"
 EVERY = 2.0  # seconds between reminders
 
 
@@ -57,9 +57,11 @@ def arguments() -> argparse.Namespace:
 async def record(args: argparse.Namespace, stack: Stack) -> list[WorkflowHistory]:
     _, address = await stack.temporal()
     _, slack_url = await stack.slack()
-    env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url, "INCIDENT_TASK_QUEUE": QUEUE}
-    for kind in ("product", "bare"):
-        worker = stack.start(f"{kind}-worker", [PYTHON, "-m", "bench.worker", kind], env)
+    env = {"TEMPORAL_ADDRESS": address, "SLACK_API_URL": slack_url}
+    # A queue each: a worker meeting the other's workflow type fails its task until retried.
+    for kind, queue in (("product", QUEUE), ("bare", BARE_QUEUE)):
+        argv = [PYTHON, "-m", "bench.worker", kind]
+        worker = stack.start(f"{kind}-worker", argv, {**env, "INCIDENT_TASK_QUEUE": queue})
         await wait_for_line(worker, "ready")
     client = await connect(address)
     desk = IncidentDesk(client, QUEUE, cadence_policy(EVERY, args.continue_as_new_once_open))
@@ -72,7 +74,7 @@ async def record(args: argparse.Namespace, stack: Stack) -> list[WorkflowHistory
             BareTimer.run,
             TimerInput(EVERY, channel),
             id="bare-replay",
-            task_queue=QUEUE,
+            task_queue=BARE_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         ),
     )
@@ -119,6 +121,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"\nreplay of one history, CPU ms per replay ({args.times} replays, one process)")
     print(f"{'history':<34}{'events':>7}{'bytes':>8}" + "".join(f"{r:>13}" for r in RUNNERS))
     for history in histories:
+        (args.logs / f"{history.workflow_id}.json").write_text(history.to_json())
         events = len(history.events)
         size = sum(e.ByteSize() for e in history.events)
         costs = [await replay(history, args.times, runner) for runner in RUNNERS.values()]
@@ -128,7 +131,8 @@ async def main(args: argparse.Namespace) -> None:
         "sandboxed: the SDK's default sandbox; passthrough: the same sandbox taking the\n"
         "workflows and bench packages as they are, not imported again per instance (close to\n"
         "build_worker, which passes every module through); unsandboxed: no sandbox at all.\n"
-        "The incident's history is its current run's (with --continue-as-new-once-open, a new run)."
+        "The incident's history is its current run's (with --continue-as-new-once-open, a new\n"
+        f"run). The histories are in {args.logs}."
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import math
 import os
 import secrets
@@ -35,6 +36,7 @@ from starter.supervisor import (
     free_port,
     temporal_binary,
 )
+from workflows.policy import Policy
 
 ROOT = REPO
 PYTHON = sys.executable
@@ -244,3 +246,33 @@ def psutil_rss(p: psutil.Process) -> int:
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.0f} MiB"
+
+
+def write_policy(policy: Policy, path: Path) -> Path:
+    """The policy as a TOML file for ``INCIDENT_POLICY_FILE`` (durations in seconds)."""
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)  # strings, numbers and booleans read the same in TOML
+
+    def table(name: str, data: dict[str, Any], header: str) -> None:
+        nested = {k: v for k, v in data.items() if isinstance(v, dict)}
+        arrays = {
+            k: v for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)
+        }
+        if name:
+            lines.append(header.format(name))
+        for key, v in data.items():
+            if v is not None and key not in nested and key not in arrays:
+                lines.append(f"{json.dumps(key)} = {value(v)}")
+        for key, v in nested.items():
+            table(f"{name}.{json.dumps(key)}".lstrip("."), v, "[{}]")
+        for key, items in arrays.items():
+            for item in items:
+                table(f"{name}.{json.dumps(key)}".lstrip("."), item, "[[{}]]")
+
+    table("", policy.model_dump(mode="json"), "")
+    path.write_text("\n".join(lines) + "\n")
+    return path

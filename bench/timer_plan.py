@@ -99,6 +99,12 @@ class StepResult:
 class PhaseResult:
     kind: str
     plan: Plan
+    workers: int = 1  # worker processes on the queue
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.workers == 1 else f"{self.kind} x{self.workers}"
+
     open: int = 0
     declare_seconds: float = 0.0
     declare_latency: list[float] = field(default_factory=list)

@@ -21,9 +21,10 @@ process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the
 
 Lateness = the time the emulator received the reminder minus its due time. Due times are
 spread evenly (incident j fires at start + j / rate); no incident fires twice in a phase.
-The worker runs with build_worker's options unless --max-cached-workflows,
---max-concurrent-workflow-tasks or --passthrough say otherwise (the baseline's worker gets
-the same).
+The worker runs with build_worker's options unless --max-cached-workflows or
+--max-concurrent-workflow-tasks say otherwise (the baseline's worker gets the same). The
+product's worker passes every module through the sandbox (worker.WORKFLOW_RUNNER); the
+baseline's runs in the SDK's default sandbox unless --passthrough names its modules (bench).
 
 Phases:
   steady    --incidents incidents, firing at --rate per second (issue 3, benchmark 1):
@@ -106,9 +107,14 @@ def arguments() -> argparse.Namespace:
     add("--profile", type=float, default=None, help="py-spy the worker at this step rate")
     add("--max-cached-workflows", type=int, default=None, help="worker option (else default)")
     add("--max-concurrent-workflow-tasks", type=int, default=None, help="worker option")
-    add("--passthrough", default=None, help="sandbox passthrough modules, e.g. workflows")
+    add(
+        "--passthrough",
+        default=None,
+        help="the baseline's sandbox takes these modules as they are, e.g. bench (as the "
+        "product's worker does with every module); else the SDK's default sandbox",
+    )
     add("--unsandboxed", action="store_true", help="both workers run workflows unsandboxed")
-    add("--workers", type=int, default=1, help="worker processes on the queue, each side")
+    add("--workers", default="1", help="worker processes on the queue, each side; 1,2: both")
     add(
         "--continue-as-new-once-open",
         action="store_true",
@@ -142,18 +148,22 @@ class Rig:
         return await metrics(self.metrics_port)
 
 
-async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseResult:
+async def run_phase(
+    args: argparse.Namespace, kind: str, plan: Plan, workers: int = 1
+) -> PhaseResult:
     plan = copy.deepcopy(plan)  # its steps get this phase's start times
-    result = PhaseResult(kind, plan)
-    stack = Stack(args.logs / f"{plan.name}-{kind}")
+    result = PhaseResult(kind, plan, workers)
+    stack = Stack(args.logs / f"{plan.name}-{kind}-{workers}")
     try:
         temporal, address = await stack.temporal()
         slack, slack_url = await stack.slack()
         metrics_port = free_port()
         argv = [PYTHON, "-m", "bench.worker", kind]
-        for option in ("max_cached_workflows", "max_concurrent_workflow_tasks", "passthrough"):
+        for option in ("max_cached_workflows", "max_concurrent_workflow_tasks"):
             if getattr(args, option) is not None:
                 argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+        if args.passthrough and kind == "bare":  # the product passes every module through
+            argv += ["--passthrough", args.passthrough]
         if args.unsandboxed:
             argv.append("--unsandboxed")
         env = {
@@ -165,7 +175,7 @@ async def run_phase(args: argparse.Namespace, kind: str, plan: Plan) -> PhaseRes
         worker = stack.start("worker", [*argv, "--metrics-port", str(metrics_port)], env)
         await wait_for_line(worker, "ready")
         # More workers on the same queue (--workers): CPU and RSS columns are the first one's.
-        for n in range(2, args.workers + 1):
+        for n in range(2, workers + 1):
             other = stack.start(f"worker-{n}", argv, env)
             await wait_for_line(other, "ready")
         client = await connect(address)
@@ -194,7 +204,7 @@ async def open_phase(
     The idle ones tell how fast incidents open, so the first due time leaves room to open
     the rest (with a margin), plus --quiet seconds with nothing due.
     """
-    say = _say(rig.kind, plan.name)
+    say = _say(result.label, plan.name)
     idle = plan.population - plan.fires
     began = time.time()
     await open_all(rig.opener, [None] * idle, args.concurrency, result)
@@ -232,7 +242,8 @@ async def fire_phase(
         await asyncio.sleep(max(step.start - time.time(), 0))
         profiler = None
         if args.profile == step.rate and PY_SPY:
-            out = args.logs / f"{plan.name}-{rig.kind}" / f"py-spy-{step.rate:g}.txt"
+            phase = f"{plan.name}-{rig.kind}-{result.workers}"
+            out = args.logs / phase / f"py-spy-{step.rate:g}.txt"
             profiler = Profiler(rig.worker.pid, step.window, out)
         await asyncio.sleep(max(step.end - time.time(), 0))
         after = await rig.metrics()
@@ -241,7 +252,7 @@ async def fire_phase(
         if profiler:
             profiler.stop()
             result.profile = profiler.top()
-        _say(rig.kind, plan.name)(f"{step.rate:g}/s for {step.window:g}s done")
+        _say(result.label, plan.name)(f"{step.rate:g}/s for {step.window:g}s done")
     return snapshots
 
 
@@ -307,8 +318,9 @@ async def main(args: argparse.Namespace) -> None:
         plans.append(Plan("steps", steps, max(args.capacity, fires + args.warmup), args.gap))
     results = []
     for plan in plans:
-        for kind in args.kinds.split(","):
-            results.append(await run_phase(args, kind, plan))
+        for workers in [int(n) for n in args.workers.split(",")]:
+            for kind in args.kinds.split(","):
+                results.append(await run_phase(args, kind, plan, workers))
     report(results)
 
 
