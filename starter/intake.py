@@ -81,7 +81,7 @@ class Intake:
         ``policy`` is this declaration's when it is not the intake's (one intake, and so one
         run of numbers, may serve several policies)."""
         policy = policy or self.policy
-        # The start input also carries the policy, the same for every declaration of a process.
+        # The start input also carries the policy (not counted here: the operator wrote it).
         input_size = len(declaration.model_dump_json())
         if input_size > MAX_DECLARATION_BYTES:
             raise DeclarationTooLarge(
