@@ -67,6 +67,7 @@ async def test_a_declaration_takes_two_workflow_tasks_one_activity_and_one_patch
         "slack_open_incident"
     ]
     assert len(of_type(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) == 2
+    assert len(history) == 15, [e.event_type for e in history]  # 46 before lean-opening
     # The start's memo was the incident's list view already; only the channel changes it.
     memo_writes = of_type(history, EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
     opened = of_type(history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)[0]
