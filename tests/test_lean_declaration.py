@@ -10,16 +10,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
 from activities.archive import IncidentArchive
+from activities.opening import IncidentOpening
+from activities.slack import SlackActivities, slack_client
 from config import Settings
+from localslack import BOT_TOKEN, SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import eventually, until
+from workflows import lifecycle, opening
+from workflows.effects import OpenChannel
+from workflows.kickoff import brief
 from workflows.models import Declaration
 from workflows.patching import LEAN_OPENING
 from workflows.policy import default_policy
@@ -111,3 +119,26 @@ async def test_the_declared_time_is_when_temporal_took_it_not_when_a_worker_came
         state = await desk.get(accepted.state.id)
     assert state.declared_at == accepted.state.declared_at < worker_came - timedelta(seconds=1)
     assert state.timeline[0].at == state.declared_at
+
+
+async def test_an_archive_that_fails_does_not_hold_back_the_opening(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """The record is best effort: Slack's steps finish, and the workflow records it later."""
+    policy = default_policy()
+    now = datetime.now(UTC)
+    state, outbox = lifecycle.start(7, "incident-7", declaration("Archive down"), policy, now)
+    name = f"inc-archive-down-{uuid.uuid4().hex[:6]}"
+    channel = OpenChannel(incident_id=state.id, label=state.label, title=state.title, name=name)
+    request, _ = opening.request(state, policy, channel, brief(state, policy), outbox)
+    request.record = state
+    broken = IncidentArchive(f"sqlite:///{tmp_path}/never-migrated.db")  # no table to write to
+    slack_activities = SlackActivities(
+        slack_client(BOT_TOKEN, slack.base_url), "incidents", lambda i: f"http://127.0.0.1:8233/{i}"
+    )
+    opened = await ActivityEnvironment().run(
+        IncidentOpening(slack_activities, broken).open_incident, request
+    )
+    assert opened.channel is not None and opened.channel.name == name
+    assert set(opened.posted) == {"kickoff", "announcement"} and opened.problems == []
+    assert not opened.recorded
