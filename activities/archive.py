@@ -55,6 +55,11 @@ class IncidentArchive:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    async def record(self, state: IncidentState) -> None:
+        """Upsert the incident as it stands: the same state twice leaves one identical row."""
+        await asyncio.to_thread(self.upsert, record_of(state, datetime.now(UTC)))
+        log.info("incident_recorded", incident_id=state.id, status=state.status.value)
+
     def upsert(self, record: IncidentRecord) -> None:
         row = IncidentRow(
             id=record.id,
@@ -131,10 +136,7 @@ class ArchiveActivities:
 
     @activity.defn(name="archive_record_incident")
     async def record_incident(self, state: IncidentState) -> None:
-        """Upsert: the same state recorded twice leaves one identical row."""
-        record = record_of(state, datetime.now(UTC))
-        await asyncio.to_thread(self.archive.upsert, record)
-        log.info("incident_recorded", incident_id=state.id, status=state.status.value)
+        await self.archive.record(state)
 
     @activity.defn(name="archive_incident_metrics")
     async def incident_metrics(self, query: MetricsQuery) -> IncidentMetrics:

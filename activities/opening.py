@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
@@ -38,7 +37,6 @@ from workflows.effects import (
     PostMessage,
     SetTopic,
 )
-from workflows.metrics import record_of
 from workflows.models import Channel
 
 T = TypeVar("T")
@@ -169,9 +167,8 @@ class Attempt:
         state = self.request.record
         if state is None or self.archive is None or "record" in self.progress.done:
             return
-        record = record_of(state.model_copy(update={"channel": channel}), datetime.now(UTC))
         try:
-            await asyncio.to_thread(self.archive.upsert, record)
+            await self.archive.record(state.model_copy(update={"channel": channel}))
         except Exception as error:
             log.warning("opening_record_failed", incident_id=state.id, error=type(error).__name__)
             return

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import math
 import os
 import secrets
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 import psutil
+import tomli_w
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -250,29 +250,5 @@ def mib(n: float) -> str:
 
 def write_policy(policy: Policy, path: Path) -> Path:
     """The policy as a TOML file for ``INCIDENT_POLICY_FILE`` (durations in seconds)."""
-    lines: list[str] = []
-
-    def value(v: Any) -> str:
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(v)  # strings, numbers and booleans read the same in TOML
-
-    def table(name: str, data: dict[str, Any], header: str) -> None:
-        nested = {k: v for k, v in data.items() if isinstance(v, dict)}
-        arrays = {
-            k: v for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)
-        }
-        if name:
-            lines.append(header.format(name))
-        for key, v in data.items():
-            if v is not None and key not in nested and key not in arrays:
-                lines.append(f"{json.dumps(key)} = {value(v)}")
-        for key, v in nested.items():
-            table(f"{name}.{json.dumps(key)}".lstrip("."), v, "[{}]")
-        for key, items in arrays.items():
-            for item in items:
-                table(f"{name}.{json.dumps(key)}".lstrip("."), item, "[[{}]]")
-
-    table("", policy.model_dump(mode="json"), "")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(tomli_w.dumps(policy.model_dump(mode="json", exclude_none=True)))
     return path

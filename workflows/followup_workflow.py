@@ -120,16 +120,13 @@ class IncidentFollowUp:
         at_rest = self.policy.history.continue_as_new_once_open
         return self.state.archived_at is not None or at_rest
 
-    def _record_signature(self) -> tuple[object, ...]:
-        return followup.record_signature(self.state)
-
     def _followed_up(self, effects: list[Effect]) -> list[Effect]:
         """What a change adds: the report at resolution, the archive record on news."""
         if not self._following_up():
             return effects
         if followup.newly_resolved(self.state):
             effects = followup.on_resolved(self.state, self.policy, effects)
-        signature = self._record_signature()
+        signature = followup.record_signature(self.state)
         if signature != self._recorded:
             self._recorded = signature
             effects = [*effects, RecordIncident()]

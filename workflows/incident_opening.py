@@ -18,7 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.opening import IncidentOpening
     from activities.slack import SlackActivities
-    from workflows import bookmarks, drill, opening
+    from workflows import bookmarks, drill, followup, opening
     from workflows.effects import AddBookmarks, Effect, IncidentBrief, OpenChannel
     from workflows.models import IncidentState
     from workflows.naming import MAX_CHANNEL_NAME, channel_name
@@ -55,8 +55,6 @@ class IncidentOpens:
         def _problem(self, text: str) -> None: ...
 
         def _brief(self) -> IncidentBrief: ...
-
-        def _record_signature(self) -> tuple[object, ...]: ...
 
         async def _drain_outbox(self) -> None: ...
 
@@ -99,7 +97,7 @@ class IncidentOpens:
         request, self.outbox = opening.request(
             self.state, self.policy, channel, self._brief(), self.outbox
         )
-        recording = self._record_signature() if self.patched.lean else None
+        recording = followup.record_signature(self.state) if self.patched.lean else None
         if recording is not None:  # the archive hears of the incident from the opening
             request.record = self.state
         what = "open the incident in Slack"
