@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 run: venv
-	$(BIN)/python -m starter.dev
+	$(BIN)/python -m devrun
 
 test: venv
 	@.ci/ensure-test-tools

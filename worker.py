@@ -2,6 +2,9 @@
 
 python worker.py          (configured from the environment, see docs/contract.md)
 
+It keeps the search attributes and the digest schedule in place; the archive's schema it only
+checks: `incident db upgrade` applies it (exit code 2 with that hint when it is behind).
+
 On SIGTERM or SIGINT it stops polling and gives running activities WORKER_SHUTDOWN_GRACE
 seconds to finish. With WORKER_METRICS_PORT set, the Temporal SDK's metrics are served for
 Prometheus on http://127.0.0.1:<port>/metrics.
@@ -19,29 +22,46 @@ from typing import Any
 import httpx
 import structlog
 from pydantic import ValidationError
-from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.archive import ArchiveActivities, IncidentArchive
+from activities.archive import ArchiveActivities
 from activities.documents import DocumentActivities
 from activities.mail import MailActivities
 from activities.opening import IncidentOpening
 from activities.paging import PagingActivities
-from activities.slack import SlackActivities, slack_client
+from activities.slack import SlackActivities
+from activities.statuspage import status_page_activities
+from clients.archive import IncidentArchive, SchemaBehind
+from clients.documents import SlackDocuments
+from clients.mail import Mailer, smtp_server
+from clients.paging import Pager
+from clients.slack import Slack
+from clients.slack_client import slack_client
 from config import ConfigError, Settings, connect
 from logs import configure_logging
-from starter.schedules import ensure_digest_schedule
-from starter.status.service import smtp_server, status_page_activities
 from workflows.claims import IncidentKeyClaim
-from workflows.digest import IncidentDigest
+from workflows.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 from workflows.incident import IncidentWorkflow
+from workflows.policy import Policy
 from workflows.registry import IncidentRegistry
 from workflows.visibility import SEARCH_ATTRIBUTES
 
@@ -79,21 +99,19 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 def build_worker(
     client: Client, settings: Settings, http: httpx.AsyncClient, **worker_options: object
 ) -> Worker:
-    slack = SlackActivities(
-        slack_client(settings.slack_token(), settings.slack_api_url),
-        settings.broadcast_channel,
-        settings.incident_url,
-    )
-    paging = PagingActivities(
+    web = slack_client(settings.slack_token(), settings.slack_api_url)
+    incident_slack = Slack(web, settings.broadcast_channel, settings.incident_url)
+    slack = SlackActivities(incident_slack)
+    pager = Pager(
         http,
         pagerduty_url=settings.paging_url,
         routing_key=settings.paging_routing_key,
         webhook_url=settings.webhook_url,
         incident_url=settings.incident_url,
     )
+    paging = PagingActivities(pager)
     archive = IncidentArchive(settings.database_url)
-    archive.migrate()
-    follow_up = follow_up_activities(settings, slack.client, archive)
+    follow_up = follow_up_activities(settings, incident_slack, archive)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -107,11 +125,11 @@ def build_worker(
             slack.archive_channel,
             slack.update_kickoff,
             slack.add_bookmarks,
-            IncidentOpening(slack, archive).open_incident,
+            IncidentOpening(incident_slack, archive).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
             *follow_up,
-            *status_page_activities(settings),
+            *status_page_activities(settings, archive),
         ],
         # A caller (a benchmark) may bring its own runner.
         **{"workflow_runner": WORKFLOW_RUNNER, **worker_options},  # type: ignore[arg-type]
@@ -119,12 +137,12 @@ def build_worker(
 
 
 def follow_up_activities(
-    settings: Settings, client: AsyncWebClient, archive: IncidentArchive
+    settings: Settings, slack: Slack, archive: IncidentArchive
 ) -> list[Callable[..., Any]]:
-    """Documents, email and the incident archive (its migrations applied at start)."""
-    documents = DocumentActivities(client, organizer=settings.smtp_from)
-    mail = MailActivities(smtp_server(settings))
-    records = ArchiveActivities(archive, client, settings.broadcast_channel)
+    """Documents, email and the incident archive."""
+    documents = DocumentActivities(SlackDocuments(slack.client), organizer=settings.smtp_from)
+    mail = MailActivities(Mailer(smtp_server(settings)))
+    records = ArchiveActivities(archive, slack)
     return [
         documents.upload,
         documents.emails,
@@ -134,6 +152,46 @@ def follow_up_activities(
         records.incident_metrics,
         records.post_digest,
     ]
+
+
+def digest_schedule(task_queue: str, policy: Policy) -> Schedule:
+    every = policy.digest.every
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            IncidentDigest.run,
+            DigestInput(period_seconds=every.total_seconds()),
+            id=DIGEST_SCHEDULE_ID,
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_digest_schedule(
+    client: Client, task_queue: str, policy: Policy, schedule_id: str = DIGEST_SCHEDULE_ID
+) -> None:
+    """Create the digest schedule, or bring an existing one to the policy's cadence."""
+    handle = client.get_schedule_handle(schedule_id)
+    if not policy.digest.enabled:
+        try:
+            await handle.delete()
+            log.info("digest_schedule_removed", schedule_id=schedule_id)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        return
+    schedule = digest_schedule(task_queue, policy)
+    try:
+        await client.create_schedule(schedule_id, schedule)
+        log.info("digest_schedule_created", schedule_id=schedule_id, every=str(policy.digest.every))
+    except ScheduleAlreadyRunningError:
+
+        def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await handle.update(update)
+        log.info("digest_schedule_updated", schedule_id=schedule_id, every=str(policy.digest.every))
 
 
 def metrics_runtime(port: int | None) -> Runtime | None:
@@ -146,6 +204,8 @@ def metrics_runtime(port: int | None) -> Runtime | None:
 
 async def main(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
+    # Before Temporal: a database behind the code is an operator's mistake to name at once.
+    IncidentArchive(settings.database_url).check_current()
     runtime = metrics_runtime(settings.worker_metrics_port)
     client = await connect(settings, runtime=runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
@@ -175,12 +235,13 @@ async def main(settings: Settings) -> None:
 
 
 def run() -> None:
-    """Settings first, so a configuration error is one clear line and exit code 2."""
+    """Settings and the archive's schema first, so either error is one clear line and exit
+    code 2."""
     try:
         settings = Settings()
         settings.slack_token()
         asyncio.run(main(settings))
-    except (ConfigError, ValidationError) as error:
+    except (ConfigError, ValidationError, SchemaBehind) as error:
         print(f"worker: error: {error}", file=sys.stderr)
         sys.exit(2)
 

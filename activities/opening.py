@@ -6,7 +6,7 @@ step; run here it costs one, like a hand-written script would, and the steps tha
 depend on each other go side by side once the channel exists: the topic, the invitations
 followed by the pinned kickoff (which mentions the invited), the announcement, the bookmarks.
 
-Every step is the same idempotent code the single-step activities run. The heartbeat
+Every step is the same idempotent client code the single-step activities run. The heartbeat
 details keep what is done, so a retry skips it; and a retry checks for a post an attempt
 made whose answer was lost. A step that retrying cannot fix becomes a problem in the result
 (the workflow puts it on the timeline) and the others go on; anything else fails the attempt.
@@ -22,10 +22,10 @@ from typing import TypeVar
 import structlog
 from pydantic import BaseModel, Field
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.archive import IncidentArchive
-from activities.slack import SlackActivities
+from clients import Permanent
+from clients.archive import IncidentArchive
+from clients.slack import Slack
 from workflows.bookmarks import conference, unique
 from workflows.effects import (
     Audience,
@@ -57,7 +57,7 @@ class Attempt:
     """One attempt at opening: runs each step once across attempts, keeps what it learnt."""
 
     def __init__(
-        self, slack: SlackActivities, request: OpenIncident, archive: IncidentArchive | None
+        self, slack: Slack, request: OpenIncident, archive: IncidentArchive | None
     ) -> None:
         info = activity.info()
         self.slack = slack
@@ -88,11 +88,9 @@ class Attempt:
             try:
                 result = await work(self.retry or tried > 0)
                 break
-            except ApplicationError as error:
-                if error.non_retryable:
-                    self.opened.problems.append(f"could not {what}: {error.message}")
-                    break
-                failure: Exception = error
+            except Permanent as error:
+                self.opened.problems.append(f"could not {what}: {error.message}")
+                break
             except Exception as error:  # 5xx, a dropped connection: Slack may answer next time
                 failure = error
             if tried == STEP_TRIES - 1:
@@ -108,7 +106,7 @@ class Attempt:
         if self.opened.channel is None:
 
             def create(_: bool) -> Awaitable[Channel]:  # the names of unknown outcome so far
-                return self.slack.create_channel(
+                return self.slack.channels.create(
                     request.channel, self.progress.unknown, self.record
                 )
 
@@ -136,7 +134,7 @@ class Attempt:
     async def post(self, message: PostMessage) -> None:
         post = message.post
         what = f"post the {post.notice.value} message"
-        send = partial(self.slack.post, message)
+        send = partial(self.slack.posts.post, message)
         posted = await self.step(f"post:{post.key}", what, send)
         if posted is not None:
             self.opened.posted[post.key] = posted
@@ -145,13 +143,17 @@ class Attempt:
     async def topic(self, channel: Channel, brief: IncidentBrief) -> None:
         if self.request.topic:
             topic = SetTopic(channel_id=channel.id, brief=brief)
-            await self.step("topic", "set the topic", lambda _: self.slack.set_topic(topic))
+            await self.step(
+                "topic", "set the topic", lambda _: self.slack.channels.set_topic(topic)
+            )
 
     async def invite_then_kickoff(self, channel: Channel, brief: IncidentBrief) -> None:
         """The kickoff mentions the invited, so it follows them."""
         if self.request.invite:
             users = InviteUsers(channel_id=channel.id, users=self.request.invite)
-            invited = await self.step("invite", "invite people", lambda _: self.slack.invite(users))
+            invited = await self.step(
+                "invite", "invite people", lambda _: self.slack.channels.invite(users)
+            )
             if invited is not None:
                 self.opened.invited = invited
                 self.record()
@@ -184,12 +186,12 @@ class Attempt:
         await self.step(
             "bookmarks",
             "bookmark the links",
-            lambda _: self.slack.bookmark(channel.id, request.brief.id, links),
+            lambda _: self.slack.channels.bookmark(channel.id, request.brief.id, links),
         )
 
 
 class IncidentOpening:
-    def __init__(self, slack: SlackActivities, archive: IncidentArchive | None = None) -> None:
+    def __init__(self, slack: Slack, archive: IncidentArchive | None = None) -> None:
         self.slack = slack
         self.archive = archive  # where the opening records the incident, when asked to
 

@@ -1,164 +1,61 @@
-"""Publishing public incidents: the status page's database and its subscribers.
+"""The status page as Temporal activities, over ``clients.statuspage``.
 
-``publish`` upserts the incident (the same incident twice leaves one row). ``notify_subscribers``
-sends each public update once to each confirmed subscriber whose components it touches:
-every delivery is recorded, so a retried attempt (a webhook that failed, a lost answer) only
-sends what is still missing. Webhooks carry an ``Idempotency-Key`` per update for the rest.
-
-A webhook whose host now names an address it may not call (see ``statuspage_webhooks``) is
-refused; the others still get theirs, and the attempt then fails without retrying, so the
-refusal goes on the incident's timeline instead of being tried again and again.
+Deliveries that failed make the attempt fail, so Temporal retries it (and the publisher sends
+only what is still missing); refused webhooks too, but for good once nothing retryable is
+left, so the refusal goes on the incident's timeline instead of being tried again and again.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from typing import Any
 
-import aiohttp
-import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mail import MailActivities
-from activities.statuspage_store import StatusPageStore, Subscriber
-from activities.statuspage_webhooks import StatusWebhooks, WebhookRefused
-from workflows.documents import Email
+from clients.archive import IncidentArchive
+from clients.mail import Mailer, smtp_server
+from clients.statuspage import StatusPagePublisher
+from clients.statuspage_store import StatusPageStore
+from clients.statuspage_webhooks import status_webhooks
+from config import Settings
 from workflows.statuspage import PublicIncident
-
-log = structlog.get_logger()
-
-
-def status_url(public_url: str) -> str:
-    return f"{public_url.rstrip('/')}/status"
-
-
-def confirm_url(public_url: str, token: str) -> str:
-    return f"{status_url(public_url)}/subscribers/confirm?token={token}"
-
-
-def unsubscribe_url(public_url: str, token: str) -> str:
-    """The link in every email; a GET shows a button, a POST (RFC 8058 one-click) acts."""
-    return f"{status_url(public_url)}/subscribers/unsubscribe?token={token}"
-
-
-def update_email(
-    incident: PublicIncident, index: int, subscriber: Subscriber, public_url: str
-) -> Email:
-    update = incident.updates[index]
-    page = status_url(public_url)
-    unsubscribe = unsubscribe_url(public_url, subscriber.token)
-    body = "\n".join(
-        [
-            f"{incident.title}: {update.status.value}",
-            "",
-            update.message,
-            "",
-            f"{update.at:%Y-%m-%d %H:%M} UTC · {page}#{incident.id}",
-            "",
-            f"Unsubscribe: {unsubscribe}",
-        ]
-    )
-    return Email(
-        key=f"status-{incident.id}-{index}-{subscriber.id}",
-        to=[subscriber.address],
-        subject=f"[{update.status.value}] {incident.title}",
-        body=body,
-        unsubscribe_url=unsubscribe,
-    )
-
-
-def update_payload(incident: PublicIncident, index: int) -> dict[str, object]:
-    return {
-        "type": "public_update",
-        "incident": incident.model_dump(mode="json", exclude={"updates"}),
-        "update": incident.updates[index].model_dump(mode="json"),
-        "update_number": index + 1,
-    }
 
 
 class StatusPageActivities:
-    def __init__(
-        self,
-        store: StatusPageStore,
-        mail: MailActivities,
-        webhooks: StatusWebhooks,
-        public_url: str,
-    ) -> None:
-        self.store = store
-        self.mail = mail
-        self.webhooks = webhooks
-        self.public_url = public_url
+    def __init__(self, publisher: StatusPagePublisher) -> None:
+        self.publisher = publisher
 
     @activity.defn(name="status_page_publish")
     async def publish(self, incident: PublicIncident) -> int:
         """The number of public updates now on the page."""
-        await asyncio.to_thread(self.store.publish, incident)
-        log.info("public_incident_published", incident_id=incident.id, status=incident.status)
-        return len(incident.updates)
+        return await self.publisher.publish(incident)
 
     @activity.defn(name="status_page_notify_subscribers")
     async def notify_subscribers(self, incident: PublicIncident) -> int:
-        """Deliveries made by this attempt; failed ones make the attempt fail (and retry),
-        refused ones too, but for good once nothing retryable is left."""
-        subscribers = await asyncio.to_thread(self.store.confirmed)
-        done = await asyncio.to_thread(self.store.delivered, incident.id)
-        sent, failed = 0, []
-        refused: dict[int, str] = {}  # subscriber -> why: asked once per attempt
-        for index, update in enumerate(incident.updates):
-            key = f"{incident.id}/{index + 1}"
-            for subscriber in subscribers:
-                wanted = not subscriber.components or set(subscriber.components) & set(
-                    incident.components
-                )
-                confirmed = subscriber.confirmed_at
-                if not wanted or (subscriber.id, key) in done or confirmed is None:
-                    continue
-                if subscriber.id in refused:
-                    continue
-                if confirmed > update.at:
-                    continue  # subscribed after this update: only news from then on
-                try:
-                    if not await self._deliver(subscriber, incident, index, key):
-                        continue
-                except WebhookRefused as error:
-                    # The URL stays out of logs and errors: it may carry the receiver's secret.
-                    log.warning(
-                        "status_webhook_refused", subscriber_id=subscriber.id, reason=str(error)
-                    )
-                    refused[subscriber.id] = f"webhook {subscriber.id}: {error}"
-                    continue
-                except (aiohttp.ClientError, ApplicationError, OSError) as error:
-                    failed.append(f"{subscriber.kind} {subscriber.id}: {type(error).__name__}")
-                    continue
-                await asyncio.to_thread(self.store.record_delivery, subscriber.id, key)
-                sent += 1
-        log.info(
-            "subscribers_notified",
-            incident_id=incident.id,
-            sent=sent,
-            failed=len(failed),
-            refused=len(refused),
-        )
-        if failed:
-            problems = [*failed, *refused.values()]
+        """Deliveries made by this attempt."""
+        outcome = await self.publisher.notify(incident)
+        if outcome.failed:
+            problems = [*outcome.failed, *outcome.refused.values()]
             raise ApplicationError(f"{len(problems)} deliveries failed: {', '.join(problems[:5])}")
-        if refused:
+        if outcome.refused:
             raise ApplicationError(
-                f"refused {'; '.join(list(refused.values())[:5])}",
+                f"refused {'; '.join(list(outcome.refused.values())[:5])}",
                 type="WebhookRefused",
                 non_retryable=True,
             )
-        return sent
+        return outcome.sent
 
-    async def _deliver(
-        self, subscriber: Subscriber, incident: PublicIncident, index: int, key: str
-    ) -> bool:
-        if subscriber.kind == "email":
-            email = update_email(incident, index, subscriber, self.public_url)
-            result = await self.mail.send(email)
-            if not result.sent:
-                log.warning("status_email_not_sent", reason=result.reason)
-            return result.sent
-        payload = update_payload(incident, index)
-        await self.webhooks.post(subscriber.address, payload, {"Idempotency-Key": key})
-        return True
+
+def status_page_activities(
+    settings: Settings, archive: IncidentArchive
+) -> list[Callable[..., Any]]:
+    """The status page's tables live in the archive's database."""
+    publisher = StatusPagePublisher(
+        StatusPageStore(archive.engine),
+        Mailer(smtp_server(settings)),
+        status_webhooks(settings),
+        settings.public_url,
+    )
+    status = StatusPageActivities(publisher)
+    return [status.publish, status.notify_subscribers]

@@ -6,7 +6,7 @@
   answers from its first workflow task); holds the same cadence timer as an incident
   (``wait_condition(lambda: False, timeout=due - now)``, due = start + n * every) and, when
   it fires, runs one activity that posts to Slack with the product's own slack_sdk client
-  (``activities.slack.slack_client``): a text message whose metadata carries the key.
+  (``clients.slack_client.slack_client``): a text message whose metadata carries the key.
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ async def bare_series(
 
 
 async def broadcast_id(slack_url: str) -> str:
-    from activities.slack import slack_client
+    from clients.slack_client import slack_client
     from localslack import BOT_TOKEN
 
     web = slack_client(BOT_TOKEN, slack_url)

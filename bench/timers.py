@@ -17,7 +17,7 @@ process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the
   update answers from the first workflow task), ``--concurrency`` in flight: the same
   ``wait_condition(lambda: False, timeout=due - now)`` timer, due at start + n * cadence,
   then one activity posting a text message to the emulator with the product's slack_sdk
-  client (``activities.slack.slack_client``); the due time rides in the message metadata.
+  client (``clients.slack_client.slack_client``); the due time rides in the message metadata.
 
 Lateness = the time the emulator received the reminder minus its due time. Due times are
 spread evenly (incident j fires at start + j / rate); no incident fires twice in a phase.

@@ -25,7 +25,6 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.slack import slack_client
 from bench.bare import (
     BareActivities,
     BareDeclare,
@@ -34,6 +33,7 @@ from bench.bare import (
     BareTimer,
     noop,
 )
+from clients.slack_client import slack_client
 from config import Settings
 from logs import configure_logging
 from worker import build_worker, ensure_search_attributes

@@ -12,7 +12,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from starter.cli import (
+from starter.cli_api import (
     TIMEOUT,
     Api,
     IncidentArg,

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import typer
 
-from starter.cli import Api, IncidentArg, JsonFlag, Words, command, out, print_json
+from starter.cli_api import Api, IncidentArg, JsonFlag, Words, command, out, print_json
 from workflows.models import Impact, Status
 
 

@@ -14,11 +14,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+import devrun
 from config import Settings
 from localslack import SlackEmulator
-from starter import supervisor
 from starter.desk import IncidentDesk
-from tests.support import ensure_registry
+from tests.support import ensure_registry, upgrade_database
 from workflows.policy import Policy, default_policy
 from workflows.visibility import SEARCH_ATTRIBUTES
 
@@ -27,7 +27,7 @@ TASK_QUEUE = "incidents-test"
 
 def temporal_binary() -> str:
     try:
-        return supervisor.temporal_binary()
+        return devrun.temporal_binary()
     except FileNotFoundError as missing:
         pytest.exit(str(missing), returncode=3)
 
@@ -86,9 +86,11 @@ async def slack() -> AsyncIterator[SlackEmulator]:
 def settings(
     slack: SlackEmulator, temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('archive')}/incidents.db"
+    upgrade_database(database_url)
     return Settings(
         task_queue=TASK_QUEUE,
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('archive')}/incidents.db",
+        database_url=database_url,
         slack_api_url=slack.base_url,
         broadcast_channel="incidents",
         temporal_ui_url="http://127.0.0.1:8233",

@@ -24,7 +24,7 @@ from localslack import SlackEmulator
 from starter.alerts import GenericAlert
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
-from tests.support import ensure_registry, every_run
+from tests.support import ensure_registry, every_run, upgrade_database
 from workflows import commands as cmd
 from workflows.alert_folding import AlertSignal
 from workflows.alerting import ResolvedAlert
@@ -115,6 +115,7 @@ async def main(label: str, one_run: bool) -> None:
     slack = SlackEmulator()
     await slack.start(host="127.0.0.1", port=0)
     database = tempfile.mkdtemp(prefix="record-archive-")
+    upgrade_database(f"sqlite:///{database}/incidents.db")
     settings = Settings(
         task_queue="record",
         slack_api_url=slack.base_url,

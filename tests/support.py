@@ -14,14 +14,22 @@ import uvicorn
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
+from typer.testing import CliRunner
 
 from config import Settings
+from devrun import free_port
 from localslack import SlackEmulator
+from starter import cli
 from starter.desk import IncidentDesk
-from starter.supervisor import free_port
 from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 T = TypeVar("T")
+
+
+def upgrade_database(url: str) -> None:
+    """``incident db upgrade`` against ``url``: the suite makes its schema the way operators do."""
+    result = CliRunner().invoke(cli.app, ["db", "upgrade"], env={"INCIDENT_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
 
 
 async def ensure_registry(client: Client, task_queue: str) -> None:

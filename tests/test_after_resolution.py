@@ -22,12 +22,12 @@ from icalendar import Calendar
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.archive import IncidentArchive
+from clients.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, local_smtp, serve_http, until
+from tests.support import Inbox, eventually, local_smtp, serve_http, until, upgrade_database
 from workflows import commands as cmd
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
@@ -62,7 +62,9 @@ def follow_up_policy(retro_after: float = 2, archive_after: float = 4, **sev: ob
 
 @pytest.fixture(scope="session")
 def archive_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('after')}/incidents.db"
+    url = f"sqlite:///{tmp_path_factory.mktemp('after')}/incidents.db"
+    upgrade_database(url)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -261,8 +263,8 @@ def test_archive_metrics_of_a_scripted_week(tmp_path: Path):
     from tests.test_followup import scripted_week
 
     archive = IncidentArchive(f"sqlite:///{tmp_path}/week.db")
-    archive.migrate()
-    archive.migrate()  # idempotent
+    upgrade_database(f"sqlite:///{tmp_path}/week.db")
+    upgrade_database(f"sqlite:///{tmp_path}/week.db")  # idempotent
     for record in scripted_week():
         archive.upsert(record)
         archive.upsert(record)
@@ -374,7 +376,7 @@ async def test_action_items_retrospective_report_and_stats_over_the_api_and_cli(
 async def test_weekly_digest_comes_from_a_temporal_schedule_kept_idempotently(
     client, slack, after_worker
 ):
-    from starter.schedules import ensure_digest_schedule
+    from worker import ensure_digest_schedule
 
     schedule_id = "incident-digest-test"
     policy = follow_up_policy().model_copy(deep=True)
@@ -409,12 +411,14 @@ async def test_a_retried_digest_post_finds_the_message_it_already_sent(slack, tm
     from temporalio.testing import ActivityEnvironment
 
     from activities.archive import ArchiveActivities
-    from activities.slack import slack_client
+    from clients.slack import Slack
+    from clients.slack_client import slack_client
     from localslack import BOT_TOKEN
     from workflows.metrics import IncidentMetrics
 
     archive = IncidentArchive(f"sqlite:///{tmp_path}/digest.db")
-    activities = ArchiveActivities(archive, slack_client(BOT_TOKEN, slack.base_url), "incidents")
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    activities = ArchiveActivities(archive, Slack(web, "incidents", lambda i: i))
     env = ActivityEnvironment()
     key = f"incident-digest-{uuid.uuid4().hex[:8]}"
     broadcast = slack.channel_by_name("incidents")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.archive import IncidentArchive
+from clients.archive import IncidentArchive
+from tests.support import upgrade_database
 from tests.test_followup import scripted_week
 
 psycopg = pytest.importorskip("psycopg", reason="PostgreSQL needs the psycopg driver")
@@ -87,8 +88,8 @@ def _wait_until_ready(port: int, server: subprocess.Popen[bytes]) -> None:
 
 def test_archive_on_postgresql_migrates_upserts_and_aggregates(postgres_url: str, tmp_path: Path):
     archive = IncidentArchive(postgres_url)
-    archive.migrate()
-    archive.migrate()  # idempotent
+    upgrade_database(postgres_url)
+    upgrade_database(postgres_url)  # idempotent
     week = scripted_week()
     for record in week:
         archive.upsert(record)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import AliasChoices
 
 from config import Settings
-from starter.supervisor import REPO, temporal_binary
+from devrun import REPO, temporal_binary
 from workflows.visibility import search_attribute_specs
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities import messages
-from activities.paging import pagerduty_event, webhook_event
+from clients import messages
+from clients.paging import pagerduty_event, webhook_event
 from starter.intake import policy_for
 from workflows import commands as cmd
 from workflows import drill, kickoff, lifecycle, report, visibility

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.archive import IncidentArchive
+from clients.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import eventually, upgrade_database
 from tests.test_paging import ROUTING_KEY, Receiver, serving_receiver, settled
 from tests.test_timers import escalating_policy, notices, posted_after, tier
 from workflows import commands as cmd
@@ -37,7 +37,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def archive_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('drill-archive') / Path('incidents.db')}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('drill-archive') / Path('incidents.db')}"
+    upgrade_database(url)
+    return url
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,10 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.archive import IncidentArchive
 from activities.opening import IncidentOpening
-from activities.slack import SlackActivities, slack_client
+from clients.archive import IncidentArchive
+from clients.slack import Slack
+from clients.slack_client import slack_client
 from config import Settings
 from localslack import BOT_TOKEN, SlackEmulator
 from starter.desk import IncidentDesk
@@ -133,11 +134,11 @@ async def test_an_archive_that_fails_does_not_hold_back_the_opening(
     request, _ = opening.request(state, policy, channel, brief(state, policy), outbox)
     request.record = state
     broken = IncidentArchive(f"sqlite:///{tmp_path}/never-migrated.db")  # no table to write to
-    slack_activities = SlackActivities(
+    incident_slack = Slack(
         slack_client(BOT_TOKEN, slack.base_url), "incidents", lambda i: f"http://127.0.0.1:8233/{i}"
     )
     opened = await ActivityEnvironment().run(
-        IncidentOpening(slack_activities, broken).open_incident, request
+        IncidentOpening(incident_slack, broken).open_incident, request
     )
     assert opened.channel is not None and opened.channel.name == name
     assert set(opened.posted) == {"kickoff", "announcement"} and opened.problems == []

@@ -8,7 +8,9 @@ from typing import Any
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.slack import SlackActivities, slack_client
+from activities.slack import SlackActivities
+from clients.slack import Slack
+from clients.slack_client import slack_client
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
 from localslack.seed import User
 from starter.desk import IncidentDesk
@@ -106,7 +108,7 @@ async def test_bot_joins_the_broadcast_channel_when_it_is_not_in_it(
     broadcast = slack.channel_by_name("incidents")
     assert broadcast is not None
     activities = SlackActivities(
-        slack_client(BOT_TOKEN, slack.base_url), broadcast.id, lambda i: f"https://x/{i}"
+        Slack(slack_client(BOT_TOKEN, slack.base_url), broadcast.id, lambda i: f"https://x/{i}")
     )
     broadcast.members.remove(BOT_USER_ID)
     brief = IncidentBrief(
@@ -145,7 +147,7 @@ async def test_invitations_go_in_batches_of_a_hundred(slack: SlackEmulator) -> N
         slack.workspace.users[user_id] = User(
             user_id, user_id.lower(), user_id, "", "UTC", "UTC", 0
         )
-    activities = SlackActivities(slack_client(BOT_TOKEN, slack.base_url), "incidents", lambda i: i)
+    activities = SlackActivities(Slack(slack_client(BOT_TOKEN, slack.base_url), "incidents", str))
     before = len(slack.calls_to("conversations.invite"))
     result = await ActivityEnvironment().run(
         activities.invite, InviteUsers(channel_id=channel, users=people)

@@ -20,13 +20,13 @@ from fastapi import FastAPI
 from playwright.async_api import BrowserContext, Page, async_playwright
 from temporalio.client import Client
 
-from activities.archive import IncidentArchive
-from activities.statuspage_store import StatusPageStore
+from clients.archive import IncidentArchive
+from clients.statuspage_store import StatusPageStore
 from config import Settings
 from starter.api import create_app
 from starter.api.routes.subscribers import SUBSCRIPTIONS_PER_CLIENT
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, local_smtp, serve_http
+from tests.support import Inbox, eventually, local_smtp, serve_http, upgrade_database
 from tests.test_localslack_browser import CHROMIUM, FLAGS
 from tests.test_status_page_live import POLICY, SHOTS, link, mails_to, messages_to
 
@@ -45,6 +45,7 @@ def inbox() -> Iterator[Inbox]:
 def form_settings(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Settings:
     folder = tmp_path_factory.mktemp("status-form")
     (folder / "policy.toml").write_text(POLICY)
+    upgrade_database(f"sqlite:///{folder}/incidents.db")
     return Settings(
         slack_api_url="http://127.0.0.1:9/api/",
         smtp_host="127.0.0.1",

@@ -29,7 +29,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, local_smtp, serve_http, until
+from tests.support import Inbox, eventually, local_smtp, serve_http, until, upgrade_database
 from tests.test_after_resolution import API_TOKEN, cli
 from tests.test_localslack_browser import CHROMIUM, FLAGS
 
@@ -105,6 +105,7 @@ async def status_app(
 
     folder = tmp_path_factory.mktemp("status")
     (folder / "policy.toml").write_text(POLICY)
+    upgrade_database(f"sqlite:///{folder}/incidents.db")
     settings = Settings(
         task_queue=QUEUE,
         slack_api_url=slack.base_url,
@@ -402,6 +403,7 @@ async def test_the_cli_posts_public_updates_and_sets_maintenance(
 async def test_webhooks_to_private_addresses_are_refused_by_default(
     tmp_path: Path, webhook: str
 ) -> None:
+    upgrade_database(f"sqlite:///{tmp_path}/incidents.db")
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/incidents.db",
         slack_api_url="http://127.0.0.1:9/api/",

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from activities import statuspage_store
-from activities.archive import IncidentArchive
-from activities.statuspage_store import StatusPageStore, Subscribed
+from clients import statuspage_store
+from clients.archive import IncidentArchive
+from clients.statuspage_store import StatusPageStore, Subscribed
+from tests.support import upgrade_database
 from workflows.models import Impact, Status
 from workflows.statuspage import PublicIncident
 
@@ -19,8 +20,8 @@ NOW = datetime.now(UTC)
 @pytest.fixture
 def store(tmp_path: Path) -> StatusPageStore:
     archive = IncidentArchive(f"sqlite:///{tmp_path}/incidents.db")
-    archive.migrate()
-    archive.migrate()  # idempotent
+    upgrade_database(f"sqlite:///{tmp_path}/incidents.db")
+    upgrade_database(f"sqlite:///{tmp_path}/incidents.db")  # idempotent
     return StatusPageStore(archive.engine)
 
 

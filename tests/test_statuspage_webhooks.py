@@ -23,16 +23,17 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.archive import IncidentArchive
-from activities.mail import MailActivities, SmtpServer
 from activities.statuspage import StatusPageActivities
-from activities.statuspage_store import StatusPageStore
-from activities.statuspage_webhooks import StatusWebhooks, WebhookRefused, reachable
+from clients.archive import IncidentArchive
+from clients.mail import Mailer, SmtpServer
+from clients.statuspage import StatusPagePublisher
+from clients.statuspage_store import StatusPageStore
+from clients.statuspage_webhooks import StatusWebhooks, WebhookRefused, reachable
 from config import Settings
 from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import Inbox, eventually, every_run_history, local_smtp, until
+from tests.support import Inbox, eventually, every_run_history, local_smtp, until, upgrade_database
 from workflows.models import Impact, PublicUpdate, Status
 from workflows.statuspage import PublicIncident
 
@@ -75,7 +76,7 @@ def inbox() -> Iterator[Inbox]:
 @pytest.fixture
 def store(tmp_path: Path) -> StatusPageStore:
     archive = IncidentArchive(f"sqlite:///{tmp_path}/incidents.db")
-    archive.migrate()
+    upgrade_database(f"sqlite:///{tmp_path}/incidents.db")
     return StatusPageStore(archive.engine)
 
 
@@ -124,8 +125,9 @@ def public_incident() -> PublicIncident:
 def status_activities(
     store: StatusPageStore, inbox: Inbox, webhooks: StatusWebhooks
 ) -> StatusPageActivities:
-    mail = MailActivities(SmtpServer("127.0.0.1", inbox.port, sender="status@example.com"))
-    return StatusPageActivities(store, mail, webhooks, "https://status.example.com")
+    mail = Mailer(SmtpServer("127.0.0.1", inbox.port, sender="status@example.com"))
+    publisher = StatusPagePublisher(store, mail, webhooks, "https://status.example.com")
+    return StatusPageActivities(publisher)
 
 
 @pytest.mark.parametrize(
@@ -242,6 +244,7 @@ async def test_a_refused_webhook_is_told_on_the_timeline_and_not_tried_again(
     hook, port = receiver
     before = len(hook.calls)
     folder = tmp_path_factory.mktemp("status-webhooks")
+    upgrade_database(f"sqlite:///{folder}/incidents.db")
     settings = Settings(
         task_queue=QUEUE,
         slack_api_url=slack.base_url,

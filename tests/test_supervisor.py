@@ -8,8 +8,8 @@ import stat
 import sys
 from pathlib import Path
 
-from starter.dev import MAX_BACKOFF, backoff
-from starter.supervisor import Process, write_private
+from devrun import Process, write_private
+from devrun.runner import MAX_BACKOFF, backoff
 
 
 def mode(path: Path) -> int:

@@ -1,16 +1,29 @@
-"""python -m starter.api: the API on API_HOST:API_PORT, configured from the environment."""
+"""python -m starter.api: the API on API_HOST:API_PORT, configured from the environment.
+
+A configuration error or an archive behind the code (`incident db upgrade` fixes it) is one
+clear line and exit code 2, before anything is served.
+"""
 
 from __future__ import annotations
 
-import uvicorn
+import sys
 
-from config import Settings
+import uvicorn
+from pydantic import ValidationError
+
+from clients.archive import IncidentArchive, SchemaBehind
+from config import ConfigError, Settings
 from logs import configure_logging
 from starter.api import create_app
 
 
 def main() -> None:
-    settings = Settings()
+    try:
+        settings = Settings()
+        IncidentArchive(settings.database_url).check_current()
+    except (ConfigError, ValidationError, SchemaBehind) as error:
+        print(f"api: error: {error}", file=sys.stderr)
+        sys.exit(2)
     configure_logging(settings.log_format, settings.log_level)
     uvicorn.run(
         create_app(settings),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from activities.slack_client import slack_client
+from clients.slack_client import slack_client
 from config import ConfigError, Settings
 
 

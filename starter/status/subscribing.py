@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 from fastapi import status
-from temporalio.exceptions import ApplicationError
 
-from activities.mail import MailActivities
-from activities.statuspage import confirm_url, status_url, unsubscribe_url
-from activities.statuspage_store import StatusPageStore, Subscribed
-from activities.statuspage_webhooks import WebhookRefused
+from clients import Permanent
+from clients.mail import Mailer, smtp_server
+from clients.statuspage import confirm_url, status_url, unsubscribe_url
+from clients.statuspage_store import StatusPageStore, Subscribed
+from clients.statuspage_webhooks import WebhookRefused, status_webhooks
 from config import Settings
-from starter.status.service import smtp_server, status_webhooks
 from workflows.documents import Email
 
 log = structlog.get_logger()
@@ -73,7 +72,7 @@ async def request_subscription(
         SubscriptionProblem,
         WebhookRefused,
         aiohttp.ClientError,
-        ApplicationError,  # the mail server refused the address or our login
+        Permanent,  # the mail server refused the address or our login
         OSError,
     ) as error:
         await asyncio.to_thread(store.forget_pending, token)
@@ -84,7 +83,7 @@ async def request_subscription(
             raise SubscriptionProblem(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, str(error), "webhook"
             ) from None
-        cause = str(error) if isinstance(error, ApplicationError) else type(error).__name__
+        cause = str(error) if isinstance(error, Permanent) else type(error).__name__
         detail = f"the {kind} did not take the confirmation ({cause})"
         raise SubscriptionProblem(status.HTTP_502_BAD_GATEWAY, detail) from None
     log.info("subscription_requested", kind=kind)
@@ -104,7 +103,7 @@ async def send_confirmation(settings: Settings, kind: str, address: str, token: 
             f"Unsubscribe: {unsubscribe}",
             unsubscribe_url=unsubscribe,
         )
-        sent = await MailActivities(smtp_server(settings)).send(email)
+        sent = await Mailer(smtp_server(settings)).send(email)
         if not sent.sent:
             raise SubscriptionProblem(status.HTTP_503_SERVICE_UNAVAILABLE, sent.reason)
         return

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, sta
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel
 
-from activities.archive import IncidentArchive
+from clients.archive import IncidentArchive
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
 from starter.api.routes.incidents import UNAUTHORIZED, incident_router, run
@@ -41,11 +41,10 @@ metrics = APIRouter(
 
 
 async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive:
-    """The archive, opened (and its schema brought up to date) on first use."""
+    """The archive, opened on first use (its schema is `incident db upgrade`'s to apply)."""
     archive: IncidentArchive | None = getattr(request.app.state, "archive", None)
     if archive is None:
         archive = IncidentArchive(settings.database_url)
-        await asyncio.to_thread(archive.migrate)
         request.app.state.archive = archive
     return archive
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from activities.statuspage_store import StatusPageStore
+from clients.statuspage_store import StatusPageStore
 from starter.api.auth import require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
 from starter.api.routes.followup import Archive

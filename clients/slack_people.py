@@ -7,7 +7,7 @@ import re
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from activities.slack_client import permanent_errors, slack_error
+from clients.slack_client import permanent_errors, slack_error
 
 USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 # Lookups that name a person Slack does not know; other failures (ratelimited) are retried.

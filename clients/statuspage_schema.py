@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from activities.archive_schema import Base
+from clients.archive_schema import Base
 
 
 class PublicIncidentRow(Base):

@@ -4,9 +4,12 @@ worker and the HTTP API, each with the check that says it is ready.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +19,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from starter.supervisor.process import HOST, Process, free_port, port_open
+from devrun.process import HOST, Process, free_port, port_open
 from workflows.visibility import search_attribute_specs
 
 
@@ -159,6 +162,29 @@ class EmulatorProcess(Process):
         return state
 
 
+class DatabaseUpgrade(Process):
+    """``incident db upgrade`` with a process's environment: what an operator runs before
+    starting the worker or the API, which refuse a database behind the code."""
+
+    def __init__(self, log: Path, env: Mapping[str, str]) -> None:
+        argv = [sys.executable, "-m", "starter.cli", "db", "upgrade"]
+        super().__init__("db", argv, log, inherit=env)
+
+    async def finished(self, timeout: float = 60.0) -> None:
+        process = self.start().popen
+        assert process is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(process.wait, timeout)
+        if self.returncode != 0:
+            self.kill()  # still running after the timeout, if the code is None
+            raise RuntimeError(f"incident db upgrade failed ({self.returncode}):\n{self.output()}")
+
+
+async def upgrade_database(process: Process) -> None:
+    """The database ``process`` is configured with, brought to the newest schema."""
+    await DatabaseUpgrade(process.log.with_name("db.log"), process.env).finished()
+
+
 class WorkerProcess(Process):
     """``python worker.py`` configured from the environment, as an operator runs it."""
 
@@ -189,7 +215,9 @@ class WorkerProcess(Process):
         )
 
     async def started(self, timeout: float = 30.0) -> WorkerProcess:
-        """Start and wait until the worker says it polls its task queue."""
+        """Upgrade its database, start, and wait until the worker says it polls its task
+        queue."""
+        await upgrade_database(self)
         self.start()
         await self.wait_for_output("worker_started", timeout)
         return self
@@ -226,6 +254,7 @@ class ApiProcess(Process):
         return f"http://{HOST}:{self.port}"
 
     async def started(self, timeout: float = 60.0) -> ApiProcess:
+        await upgrade_database(self)
         self.start()
         await self.wait_for_async(self._healthy, "answering /healthz", timeout)
         return self

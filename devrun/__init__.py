@@ -1,14 +1,17 @@
-"""Child processes for the dev runner (``make run``), the tests and the benchmarks: one way
-to start them by PID with a private log, check they are ready, and stop them."""
+"""The local stack as a tool, outside the product's entry points: the dev runner behind
+``make run`` (``python -m devrun``), and the child processes it, the tests and the benchmarks
+start: one way to start them by PID with a private log, check they are ready, and stop them.
+"""
 
-from starter.supervisor.parts import (
+from devrun.parts import (
     ApiProcess,
+    DatabaseUpgrade,
     DevServer,
     EmulatorProcess,
     WorkerProcess,
     temporal_binary,
 )
-from starter.supervisor.process import (
+from devrun.process import (
     HOST,
     OWN_SETTINGS,
     REPO,
@@ -28,6 +31,7 @@ __all__ = [
     "REPO",
     "STOP_TIMEOUT",
     "ApiProcess",
+    "DatabaseUpgrade",
     "DevServer",
     "EmulatorProcess",
     "Process",

@@ -1,4 +1,5 @@
-"""The Slack Web API client the activities use, and how its errors are classified.
+"""The Slack Web API client (for the activities and the entry points), and how its errors are
+classified.
 
 Writes are never re-sent by the client itself. A 5xx or a dropped connection after a write may
 mean Slack did it and the answer was lost; re-sending inside the same activity attempt would
@@ -24,7 +25,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
-from temporalio.exceptions import ApplicationError
+
+from clients import Permanent
 
 # The last part of a method name that only reads (conversations.history, users.lookupByEmail).
 READ_VERBS = frozenset({"test", "list", "info", "history", "replies", "members", "lookupByEmail"})
@@ -118,7 +120,5 @@ async def permanent_errors(method: str) -> AsyncIterator[None]:
     except SlackApiError as error:
         code = slack_error(error)
         if code in PERMANENT_ERRORS:
-            raise ApplicationError(
-                f"Slack {method}: {code}", type="SlackError", non_retryable=True
-            ) from error
+            raise Permanent(f"Slack {method}: {code}", "SlackError") from error
         raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from activities.mrkdwn import escape
+from clients.mrkdwn import escape
 from workflows import drill
 from workflows.effects import IncidentBrief, Notice, Post
 from workflows.models import Status

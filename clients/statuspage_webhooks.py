@@ -18,6 +18,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from config import Settings
+
 WEBHOOK_TIMEOUT = 10.0
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -138,3 +140,7 @@ class StatusWebhooks:
                     status=response.status,
                     message=response.reason or "",
                 )
+
+
+def status_webhooks(settings: Settings) -> StatusWebhooks:
+    return StatusWebhooks(private_allowed=settings.status_private_webhooks)

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT = 10.0
 # The product's own settings never leak into a child from the shell that started the tests.
 OWN_SETTINGS = ("TEMPORAL_", "INCIDENT_", "SLACK_", "LOG_", "API_", "WORKER_")

@@ -1,6 +1,6 @@
 """The dev runner behind ``make run``: the whole stack on this machine, Ctrl-C stops it.
 
-python -m starter.dev
+python -m devrun
 
 Starts, in order, each as a child process and waits until it is ready:
 
@@ -8,8 +8,9 @@ Starts, in order, each as a child process and waits until it is ready:
    the incident search attributes registered);
 2. the local Slack emulator on 127.0.0.1:3090, unless SLACK_BOT_TOKEN is set; its workspace is
    kept in .data/localslack.json, so incidents keep their channels across restarts;
-3. ``python worker.py``;
-4. ``python -m starter.api`` on 127.0.0.1:8000.
+3. ``python worker.py``, after ``incident db upgrade`` brought the database (.data/incidents.db
+   unless INCIDENT_DATABASE_URL says) to the newest schema;
+4. ``python -m starter.api`` on 127.0.0.1:8000, after the same upgrade (a no-op by then).
 
 Then it prints the URLs, an API token and ready-to-paste examples. Child output is appended
 to .data/logs/<name>.log and copied to this terminal, each line prefixed with the child's name.
@@ -33,27 +34,20 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from starter.dev_plan import (
+from devrun.console import Console
+from devrun.parts import ApiProcess, DevServer, EmulatorProcess, WorkerProcess
+from devrun.plan import (
     DevError,
     Plan,
     banner,
     make_plan,
     write_env_file,
 )
-from starter.supervisor import (
-    ApiProcess,
-    DevServer,
-    EmulatorProcess,
-    Process,
-    WorkerProcess,
-    port_open,
-    private_dir,
-)
+from devrun.process import Process, port_open, private_dir
 
 T = TypeVar("T")
 
@@ -115,7 +109,10 @@ def parts(plan: Plan) -> list[Part]:
         temporal_address=plan.temporal_address,
         task_queue=plan.task_queue,
         slack_api_url=plan.slack_api_url,
-        env={"LOG_FORMAT": env.get("LOG_FORMAT", "console")},
+        env={
+            "LOG_FORMAT": env.get("LOG_FORMAT", "console"),
+            "INCIDENT_DATABASE_URL": env["INCIDENT_DATABASE_URL"],
+        },
         inherit=env,
     )
     result.append(Part(worker, lambda: worker.started(timeout=60.0)))
@@ -127,53 +124,6 @@ def parts(plan: Plan) -> list[Part]:
     )
     result.append(Part(api, api.started))
     return result
-
-
-class Console:
-    """Copies new lines of the children's logs to the terminal, prefixed with their names."""
-
-    COLOURS = ("36", "35", "33", "32", "34")
-
-    def __init__(self, names: list[str]) -> None:
-        self.width = max(len(n) for n in [*names, "dev"])
-        self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        self.codes = {n: self.COLOURS[i % len(self.COLOURS)] for i, n in enumerate(names)}
-        self.codes["dev"] = "1"
-
-    def line(self, name: str, text: str) -> None:
-        label = f"{name:<{self.width}} |"
-        if self.colour:
-            label = f"\x1b[{self.codes.get(name, '0')}m{label}\x1b[0m"
-        # The terminal may be gone (window closed): keep stopping children regardless.
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.write(f"{label} {text}\n")
-            sys.stdout.flush()
-
-    def say(self, text: str) -> None:
-        self.line("dev", text)
-
-    async def follow(self, logs: dict[str, Path]) -> None:
-        """Print what is appended to each log from now on, until cancelled."""
-        offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in logs.items()}
-        pending = dict.fromkeys(logs, b"")
-        try:
-            while True:
-                for name, path in logs.items():
-                    chunk = b""
-                    with contextlib.suppress(FileNotFoundError), path.open("rb") as log:
-                        log.seek(offsets[name])
-                        chunk = log.read()
-                    if not chunk:
-                        continue
-                    offsets[name] += len(chunk)
-                    *lines, pending[name] = (pending[name] + chunk).split(b"\n")
-                    for raw in lines:
-                        self.line(name, raw.decode(errors="replace").rstrip("\r"))
-                await asyncio.sleep(0.1)
-        finally:
-            for name, rest in pending.items():
-                if rest:
-                    self.line(name, rest.decode(errors="replace"))
 
 
 class Runner:
@@ -332,7 +282,3 @@ def main() -> None:
         print(f"dev: error: {error}", file=sys.stderr)
         sys.exit(2)
     sys.exit(asyncio.run(serve(plan)))
-
-
-if __name__ == "__main__":
-    main()

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from activities.statuspage_schema import (
+from clients.statuspage_schema import (
     ComponentRow,
     DeliveryRow,
     PublicIncidentRow,

@@ -13,8 +13,8 @@ from typing import IO
 from urllib.parse import quote
 
 from config import Settings
+from devrun.process import HOST, REPO, private_dir, write_private
 from localslack import BOT_TOKEN
-from starter.supervisor import HOST, REPO, private_dir, write_private
 
 DATA = REPO / ".data"
 
@@ -40,6 +40,11 @@ class DataDir:
     @property
     def snapshot(self) -> Path:
         return self.root / "localslack.json"
+
+    @property
+    def database(self) -> Path:
+        """The incident archive and the status page, unless INCIDENT_DATABASE_URL says."""
+        return self.root / "incidents.db"
 
     @property
     def temporal_db(self) -> Path:
@@ -151,6 +156,8 @@ def make_plan(environ: Mapping[str, str]) -> Plan:
         API_HOST=HOST,
         API_PORT=str(ports.api),
     )
+    # The worker and the API share one database; `incident db upgrade` runs before each starts.
+    env.setdefault("INCIDENT_DATABASE_URL", f"sqlite:///{data.database}")
     if generated:
         env["INCIDENT_API_TOKENS"] = token
     if emulated:

@@ -1,0 +1,150 @@
+"""The incident archive: one row per incident in a SQL database, kept past Temporal's retention.
+
+SQLAlchemy (synchronous, run in a thread so the worker's event loop stays free) over SQLite
+by default (a file under ``.data/``) or PostgreSQL (``INCIDENT_DATABASE_URL``). The schema,
+the status page's tables included, is Alembic's (``clients/migrations``): one command,
+``incident db upgrade``, applies it; the worker and the API only check it is current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from clients.archive_schema import IncidentRow
+from workflows.metrics import IncidentMetrics, IncidentRecord, aggregate, record_of
+from workflows.models import IncidentState
+
+log = structlog.get_logger()
+MIGRATIONS = Path(__file__).parent / "migrations"
+UPGRADE_COMMAND = "incident db upgrade"
+
+
+class SchemaBehind(Exception):
+    """The database is not at the newest migration: the code would read tables it lacks."""
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return at.astimezone(UTC) if at else None
+
+
+def _like(text: str) -> str:
+    """People's search text, with LIKE's wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class IncidentArchive:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest migration (idempotent); the revision it is at."""
+        config = _alembic()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return _head()
+
+    def revision(self) -> str | None:
+        """The migration the database is at; None for one never migrated."""
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def check_current(self) -> None:
+        """Raise SchemaBehind, naming the command that fixes it, unless the schema is current."""
+        at, head = self.revision(), _head()
+        if at != head:
+            raise SchemaBehind(
+                f"the incident database {self.engine.url.render_as_string()} is at revision "
+                f"{at or 'none'}, this build needs {head}: run `{UPGRADE_COMMAND}`"
+            )
+
+    async def record(self, state: IncidentState) -> None:
+        """Upsert the incident as it stands: the same state twice leaves one identical row."""
+        await asyncio.to_thread(self.upsert, record_of(state, datetime.now(UTC)))
+        log.info("incident_recorded", incident_id=state.id, status=state.status.value)
+
+    def upsert(self, record: IncidentRecord) -> None:
+        row = IncidentRow(
+            id=record.id,
+            number=record.number,
+            title=record.title,
+            severity=record.severity,
+            status=record.status.value,
+            impact=record.impact,
+            commander=record.commander,
+            declared_at=_utc(record.declared_at),
+            acknowledged_at=_utc(record.acknowledged_at),
+            resolved_at=_utc(record.resolved_at),
+            archived_at=_utc(record.archived_at),
+            time_to_acknowledge=record.time_to_acknowledge,
+            time_to_resolve=record.time_to_resolve,
+            escalations=record.escalations,
+            missed_updates=record.missed_updates,
+            open_action_items=record.open_action_items,
+            record=record.model_dump(mode="json"),
+            report=record.report,
+            updated_at=datetime.now(UTC),
+            drill=record.drill,
+        )
+        with Session(self.engine) as session, session.begin():
+            session.merge(row)
+
+    def records(self, severity: str | None = None) -> list[IncidentRecord]:
+        query = select(IncidentRow.record).order_by(IncidentRow.number)
+        if severity:
+            query = query.where(IncidentRow.severity == severity)
+        with Session(self.engine) as session:
+            return [IncidentRecord.model_validate(r) for r in session.scalars(query)]
+
+    def search(
+        self,
+        text: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[IncidentRecord]:
+        """Newest first; ``text`` matches the title (case-insensitive)."""
+        query = select(IncidentRow.record).order_by(IncidentRow.number.desc()).limit(limit)
+        if text:
+            query = query.where(IncidentRow.title.ilike(f"%{_like(text)}%", escape="\\"))
+        if severity:
+            query = query.where(IncidentRow.severity == severity)
+        if status:
+            query = query.where(IncidentRow.status == status)
+        with Session(self.engine) as session:
+            records = [IncidentRecord.model_validate(r) for r in session.scalars(query)]
+        return [r.model_copy(update={"report": None}) for r in records]
+
+    def get(self, incident_id: str) -> IncidentRecord | None:
+        with Session(self.engine) as session:
+            row = session.get(IncidentRow, incident_id)
+            return IncidentRecord.model_validate(row.record) if row else None
+
+    def metrics(self, since: datetime | None, severity: str | None) -> IncidentMetrics:
+        return aggregate(self.records(severity), since=since, severity=severity)
+
+
+def _alembic() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(_alembic()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
