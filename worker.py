@@ -204,8 +204,6 @@ def metrics_runtime(port: int | None) -> Runtime | None:
 
 async def main(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
-    # Before Temporal: a database behind the code is an operator's mistake to name at once.
-    IncidentArchive(settings.database_url).check_current()
     runtime = metrics_runtime(settings.worker_metrics_port)
     client = await connect(settings, runtime=runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
@@ -240,6 +238,8 @@ def run() -> None:
     try:
         settings = Settings()
         settings.slack_token()
+        # Before Temporal: a database behind the code is an operator's mistake to name at once.
+        IncidentArchive(settings.database_url).check_current()
         asyncio.run(main(settings))
     except (ConfigError, ValidationError, SchemaBehind) as error:
         print(f"worker: error: {error}", file=sys.stderr)

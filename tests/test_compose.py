@@ -72,7 +72,7 @@ def test_every_service_has_an_image_or_a_build(services: dict[str, Any]) -> None
 
 def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> None:
     one_shots = {n for n, s in services.items() if s.get("restart") == "no"}
-    assert one_shots == {"temporal-schema", "temporal-setup"}
+    assert one_shots == {"temporal-schema", "temporal-setup", "db-upgrade"}
     for name, service in services.items():
         if name not in one_shots:
             assert service["healthcheck"]["test"], name
@@ -86,8 +86,12 @@ def test_services_start_in_order(services: dict[str, Any]) -> None:
     assert waits_for("temporal") == {"temporal-schema": "service_completed_successfully"}
     assert waits_for("temporal-setup") == {"temporal": "service_healthy"}
     assert waits_for("temporal-ui") == {"temporal": "service_healthy"}
+    assert waits_for("db-upgrade") == {"postgresql": "service_healthy"}
     for app in ("worker", "api"):
-        assert waits_for(app) == {"temporal-setup": "service_completed_successfully"}
+        assert waits_for(app) == {
+            "temporal-setup": "service_completed_successfully",
+            "db-upgrade": "service_completed_successfully",
+        }
     # Each condition names a service that can meet it.
     for name, service in services.items():
         for dep, condition in (service.get("depends_on") or {}).items():
@@ -116,9 +120,20 @@ def test_the_setup_step_registers_the_workflows_search_attributes(
     assert "for pair in $$INCIDENT_SEARCH_ATTRIBUTES" in services["temporal-setup"]["command"][0]
 
 
+def test_the_database_is_upgraded_by_the_one_command_before_the_app_starts(
+    services: dict[str, Any],
+) -> None:
+    upgrade = services["db-upgrade"]
+    assert upgrade["command"] == ["incident", "db", "upgrade"]
+    assert upgrade["image"] == services["worker"]["image"] == services["api"]["image"]
+    database = upgrade["environment"]["INCIDENT_DATABASE_URL"]
+    for app in ("worker", "api"):
+        assert services[app]["environment"]["INCIDENT_DATABASE_URL"] == database, app
+
+
 def test_the_app_reads_only_settings_that_exist(services: dict[str, Any]) -> None:
     known = settings_variables()
-    for app in ("worker", "api"):
+    for app in ("worker", "api", "db-upgrade"):
         assert set(services[app]["environment"]) <= known, app
         assert services[app]["env_file"] == ".env"
     worker = services["worker"]["environment"]
