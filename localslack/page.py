@@ -14,7 +14,8 @@ from typing import Any
 
 from .channel import Channel, Message
 from .console import Console
-from .rendering import Button, blocks, mrkdwn, text_object
+from .modals import hidden, modal, options
+from .rendering import Button, blocks, mrkdwn
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
 from .workspace import Workspace
 
@@ -72,7 +73,7 @@ def render(
     replies = _replies(ws, console, user) if console else ""
     views = [v for v in ws.views.values() if v["open"] and v["user"] in (user, None)]
     key = ",".join(v["view"]["id"] + str(sorted(v["errors"])) for v in views)
-    modals = "".join(_modal(ws, v, user) for v in views)
+    modals = "".join(modal(ws, v, user) for v in views)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<noscript><meta http-equiv='refresh' content='{REFRESH_SECONDS}'></noscript>"
@@ -85,14 +86,6 @@ def render(
         f"<p class='meta'>{len(channels)} conversations, newest first; "
         f"this page refreshes every {REFRESH_SECONDS} seconds.</p>"
         f"{body}{tail}</div></body></html>"
-    )
-
-
-def _options(pairs: list[tuple[str, str]], selected: str) -> str:
-    return "".join(
-        f"<option value='{escape(v, quote=True)}'{' selected' if v == selected else ''}>"
-        f"{escape(label)}</option>"
-        for v, label in pairs
     )
 
 
@@ -112,11 +105,11 @@ def _console(ws: Workspace, console: Console | None, user: str, channel_id: str)
     return (
         "<section id='console'>"
         "<form class='inline' method='get' action='/'>Acting as "
-        f"<select name='as' onchange='this.form.submit()'>{_options(people, user)}</select> "
+        f"<select name='as' onchange='this.form.submit()'>{options(people, user)}</select> "
         "</form>"
         "<form class='inline' method='post' action='/_emulator/slash'>"
         f"<input type='hidden' name='user' value='{escape(user, quote=True)}'> in "
-        f"<select name='channel'>{_options(rooms, channel_id or _general(ws))}</select> "
+        f"<select name='channel'>{options(rooms, channel_id or _general(ws))}</select> "
         f"<input name='text' value='{escape(EXAMPLE, quote=True)}' maxlength='3000' "
         "aria-label='slash command'> <button class='primary' type='submit'>Send</button></form>"
         f"<p class='meta'>{where}</p></section>"
@@ -150,7 +143,7 @@ def _buttons(user: str, channel_id: str, ts: str) -> Button:
             href = escape(str(element["url"]), quote=True)
             return f"<a class='button' href='{href}' target='_blank' rel='noreferrer'>{label}</a>"
         style = str(element.get("style", ""))
-        fields = _hidden(
+        fields = hidden(
             user=user,
             channel=channel_id,
             ts=ts,
@@ -171,10 +164,6 @@ def _channel_name(ws: Workspace, channel_id: str) -> str:
     return "#" + channel.name if channel else channel_id
 
 
-def _no_button(element: dict[str, Any], block_id: str) -> str:
-    return ""
-
-
 def _user(ws: Workspace, user_id: str) -> str:
     user = ws.users.get(user_id)
     return "@" + (user.name if user else user_id)
@@ -182,13 +171,6 @@ def _user(ws: Workspace, user_id: str) -> str:
 
 def _when(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
-
-
-def _hidden(**fields: str) -> str:
-    return "".join(
-        f"<input type='hidden' name='{k}' value='{escape(v, quote=True)}'>"
-        for k, v in fields.items()
-    )
 
 
 def _channel(ws: Workspace, channel: Channel, user: str) -> str:
@@ -239,7 +221,7 @@ def _message(ws: Workspace, channel: Channel, message: Message, user: str) -> st
         content = f"<span class='notice'>{content}</span>"
     shortcut = ""
     if "subtype" not in message and not channel.is_archived:
-        fields = _hidden(
+        fields = hidden(
             user=user, channel=channel.id, ts=str(message["ts"]), callback_id="add_to_timeline"
         )
         shortcut = (
@@ -254,57 +236,3 @@ def _text(message: Message) -> str:
     if len(text) > TEXT_CHARS:
         text = text[:TEXT_CHARS] + "..."
     return text
-
-
-def _modal(ws: Workspace, opened: dict[str, Any], user: str) -> str:
-    view = opened["view"]
-    errors: dict[str, str] = opened.get("errors") or {}
-    fields = [_hidden(view_id=str(view["id"]), user=user)]
-    for block in view.get("blocks", []):
-        if block.get("type") == "input":
-            fields.append(_input(ws, block, errors.get(str(block.get("block_id")), "")))
-        elif block.get("type") in ("section", "context", "header", "divider"):
-            fields.append(blocks(ws, [block], _no_button))
-    submit = text_object(ws, view.get("submit")) or "Submit"
-    close = text_object(ws, view.get("close")) or "Cancel"
-    return (
-        f"<section class='modal'><h2>{text_object(ws, view.get('title'))}</h2>"
-        f"<form method='post' action='/_emulator/submit'>{''.join(fields)}"
-        f"<button class='primary' type='submit'>{submit}</button></form>"
-        f"<form class='inline' method='post' action='/_emulator/close'>"
-        f"{_hidden(view_id=str(view['id']), user=user)}"
-        f"<button type='submit'>{close}</button></form></section>"
-    )
-
-
-def _input(ws: Workspace, block: dict[str, Any], error: str) -> str:
-    element = block.get("element") or {}
-    name = escape(str(block.get("block_id", "")), quote=True)
-    label = text_object(ws, block.get("label"))
-    optional = " <small>(optional)</small>" if block.get("optional") else ""
-    kind = element.get("type")
-    if kind in ("static_select", "multi_static_select"):
-        initial = (element.get("initial_option") or {}).get("value", "")
-        pairs = [
-            (str(o["value"]), str(o["text"]["text"]) + _described(o))
-            for o in element.get("options", [])
-        ]
-        multiple = " multiple" if kind == "multi_static_select" else ""
-        field_name = f"multi:{name}" if multiple else name
-        control = (
-            f"<select name='{field_name}' id='{name}'{multiple}>{_options(pairs, initial)}</select>"
-        )
-    else:
-        value = escape(str(element.get("initial_value", "")), quote=True)
-        limit = int(element.get("max_length", 3000))
-        if element.get("multiline"):
-            control = f"<textarea name='{name}' id='{name}' maxlength='{limit}'>{value}</textarea>"
-        else:
-            control = f"<input name='{name}' id='{name}' value='{value}' maxlength='{limit}'>"
-    shown = f"<div class='error'>{escape(error)}</div>" if error else ""
-    return f"<label for='{name}'>{label}{optional}</label>{control}{shown}"
-
-
-def _described(option: dict[str, Any]) -> str:
-    description = (option.get("description") or {}).get("text")
-    return f" — {description}" if description else ""

@@ -1,4 +1,7 @@
-"""The emulated workspace: who and what exists, and Slack's rules for changing it."""
+"""The emulated workspace: who and what exists, and Slack's rules for channels and members.
+
+What is written into a channel (messages, pins, bookmarks) is ``posts.Posts``'s.
+"""
 
 import random
 import re
@@ -6,32 +9,15 @@ import string
 import time
 from typing import Any
 
-from .channel import Channel, Message, Pin, Setter, format_stamp, stamp
-from .content import Content
+from .channel import Channel, Setter, format_stamp
 from .errors import SlackError
-from .seed import (
-    APP_ID,
-    BOT_ID,
-    BOT_USER_ID,
-    HUMAN_IDS,
-    OWNER_ID,
-    TEAM_ID,
-    USER_GROUPS,
-    USERS,
-    User,
-    UserGroup,
-)
+from .posts import Posts, writable
+from .seed import BOT_USER_ID, HUMAN_IDS, OWNER_ID, USER_GROUPS, USERS, User, UserGroup
 
 NAME_MAX = 80
 TOPIC_MAX = 250
-MAX_PINS = 100
-MAX_BOOKMARKS = 100
 MAX_DIRECT_USERS = 8
-# Slack allows one message per second per channel "with short bursts"; three is a burst.
-POST_BURST = 3.0
-POSTS_PER_SECOND = 1.0
 
-_EDITABLE = (None, "thread_broadcast")
 _NAME = re.compile(r"^[a-z0-9_-]+$")
 _ID_CHARS = string.ascii_uppercase + string.digits
 _rng = random.Random()
@@ -52,7 +38,6 @@ def name_error(name: str) -> str | None:
 
 class Workspace:
     def __init__(self, broadcast_channel: str, per_channel_rate_limit: bool) -> None:
-        self.per_channel_rate_limit = per_channel_rate_limit
         self.users: dict[str, User] = {u.id: u for u in USERS}
         self.users_by_email: dict[str, User] = {u.email: u for u in USERS if u.email}
         self.user_groups: dict[str, UserGroup] = {g.id: g for g in USER_GROUPS}
@@ -61,7 +46,8 @@ class Workspace:
         self._direct: dict[frozenset[str], str] = {}
         self._ids: set[str] = set()
         self._last_stamp = 0
-        self._post_budget: dict[str, tuple[float, float]] = {}
+        # What is written into channels; it stamps and names things the workspace's way.
+        self.posts = Posts(self.next_ts, self.new_id, per_channel_rate_limit)
         self.canvases: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}  # modals opened, by view id (views.*)
         self.triggers: dict[str, str] = {}  # trigger id -> the user whose action made it
@@ -148,14 +134,8 @@ class Workspace:
     def create_channel(self, name: str, actor: str, *, is_private: bool) -> Channel:
         self._check_name(name)
         channel = self._new_channel(name, actor, is_private=is_private)
-        self._system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
+        self.posts.system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
         return channel
-
-    def _writable(self, channel: Channel, actor: str, *, archived: str = "is_archived") -> None:
-        if channel.is_archived:
-            raise SlackError(archived)
-        if actor not in channel.members:
-            raise SlackError("not_in_channel")
 
     def _named_channel(self, channel: Channel) -> None:
         if not channel.is_channel:
@@ -163,7 +143,7 @@ class Workspace:
 
     def rename(self, channel: Channel, name: str, actor: str) -> None:
         self._named_channel(channel)
-        self._writable(channel, actor)
+        writable(channel, actor)
         if name == channel.name:
             return
         self._check_name(name)
@@ -171,16 +151,16 @@ class Workspace:
         channel.previous_names.insert(0, channel.name)
         channel.name = name
         self._names[name] = channel.id
-        self._system(channel, actor, "channel_name", f"renamed the channel to #{name}")
+        self.posts.system(channel, actor, "channel_name", f"renamed the channel to #{name}")
 
     def set_topic(self, channel: Channel, kind: str, value: str, actor: str) -> None:
         """Sets the topic or the purpose (`kind`), which follow the same rules."""
-        self._writable(channel, actor)
+        writable(channel, actor)
         if len(value) > TOPIC_MAX:
             raise SlackError("too_long")
         channel.describe(kind, value, Setter(actor, int(time.time())))
         label = "topic" if kind == "topic" else "description"
-        message = self._system(
+        message = self.posts.system(
             channel, actor, f"channel_{kind}", f"set the channel {label}: {value}"
         )
         message[kind] = value
@@ -188,7 +168,7 @@ class Workspace:
     def invite(self, channel: Channel, user_ids: list[str], actor: str, *, force: bool) -> None:
         """Slack's all-or-nothing invite; `force` skips the users that cannot be invited."""
         self._named_channel(channel)
-        self._writable(channel, actor)
+        writable(channel, actor)
         if not user_ids:
             raise SlackError("no_user")
         errors: list[dict[str, Any]] = []
@@ -203,7 +183,7 @@ class Workspace:
             raise SlackError(errors[0]["error"], extra={"errors": errors})
         for user_id in invitable:
             channel.members.append(user_id)
-            message = self._system(
+            message = self.posts.system(
                 channel, user_id, "channel_join", f"<@{user_id}> has joined the channel"
             )
             message["inviter"] = actor
@@ -226,15 +206,15 @@ class Workspace:
         if actor in channel.members:
             return True
         channel.members.append(actor)
-        self._system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
+        self.posts.system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
         return False
 
     def archive(self, channel: Channel, actor: str) -> None:
         self._named_channel(channel)
         if channel.is_general:
             raise SlackError("cant_archive_general")
-        self._writable(channel, actor, archived="already_archived")
-        self._system(channel, actor, "channel_archive", "archived the channel")
+        writable(channel, actor, archived="already_archived")
+        self.posts.system(channel, actor, "channel_archive", "archived the channel")
         channel.is_archived = True
 
     def unarchive(self, channel: Channel, actor: str) -> None:
@@ -242,7 +222,7 @@ class Workspace:
         if not channel.is_archived:
             raise SlackError("not_archived")
         channel.is_archived = False
-        self._system(channel, actor, "channel_unarchive", "un-archived the channel")
+        self.posts.system(channel, actor, "channel_unarchive", "un-archived the channel")
 
     def open_direct(self, actor: str, user_ids: list[str]) -> Channel:
         """The DM (one other user) or group DM (several) between the actor and users."""
@@ -271,127 +251,3 @@ class Workspace:
         self.channels[channel.id] = channel
         self._direct[key] = channel.id
         return channel
-
-    # --- messages -------------------------------------------------------------------
-
-    def _author(self, actor: str) -> dict[str, Any]:
-        author: dict[str, Any] = {"user": actor, "team": TEAM_ID}
-        if actor == BOT_USER_ID:
-            author.update(bot_id=BOT_ID, app_id=APP_ID)
-        return author
-
-    def _system(self, channel: Channel, actor: str, subtype: str, text: str) -> Message:
-        """The notices Slack itself writes into a channel (joins, topic changes...)."""
-        message: Message = {"type": "message", "subtype": subtype, "ts": self.next_ts()}
-        message.update(self._author(actor))
-        message["text"] = text
-        channel.add(message)
-        return message
-
-    def _spend_post(self, channel_id: str) -> None:
-        now = time.monotonic()
-        tokens, then = self._post_budget.get(channel_id, (POST_BURST, now))
-        tokens = min(POST_BURST, tokens + (now - then) * POSTS_PER_SECOND)
-        if tokens < 1:
-            raise SlackError("ratelimited", status=429, retry_after=1)
-        self._post_budget[channel_id] = (tokens - 1, now)
-
-    def post(
-        self,
-        channel: Channel,
-        actor: str,
-        content: Content,
-        *,
-        thread_ts: str | None = None,
-        broadcast: bool = False,
-        as_outsider: bool = False,
-    ) -> Message:
-        if not (as_outsider and not channel.is_archived):
-            self._writable(channel, actor)
-        if self.per_channel_rate_limit:
-            self._spend_post(channel.id)
-        message: Message = {"type": "message", "ts": self.next_ts()}
-        message.update(self._author(actor))
-        message.update(content.fields())
-        if thread_ts:
-            message["thread_ts"] = thread_ts
-            if broadcast:
-                message["subtype"] = "thread_broadcast"
-            parent = channel.by_ts.get(thread_ts)
-            # A reply to a reply lands in the same thread without making it a parent.
-            if parent is not None and parent.get("thread_ts", thread_ts) == thread_ts:
-                _count_reply(parent, message)
-        channel.add(message)
-        return message
-
-    def update(self, channel: Channel, ts: str, actor: str, content: Content) -> Message:
-        if channel.is_archived:
-            raise SlackError("is_inactive")
-        message = channel.by_ts.get(ts)
-        if message is None:
-            raise SlackError("message_not_found")
-        if message.get("user") != actor or message.get("subtype") not in _EDITABLE:
-            raise SlackError("cant_update_message")
-        # Fields left out keep their value; an empty blocks list removes the blocks.
-        message.update(content.fields())
-        if message.get("blocks") == []:
-            del message["blocks"]
-        message["edited"] = {"user": actor, "ts": self.next_ts()}
-        return message
-
-    def pin(self, channel: Channel, ts: str, actor: str) -> None:
-        if actor not in channel.members:
-            raise SlackError("not_in_channel")
-        try:
-            stamp(ts)
-        except ValueError:
-            raise SlackError("bad_timestamp") from None
-        message = channel.by_ts.get(ts)
-        if message is None:
-            raise SlackError("message_not_found")
-        if ts in channel.pins:
-            raise SlackError("already_pinned")
-        if len(channel.pins) >= MAX_PINS:
-            raise SlackError("too_many_pins")
-        channel.pins[ts] = Pin(int(time.time()), actor)
-        message["pinned_to"] = [channel.id]
-
-    def add_bookmark(
-        self, channel: Channel, actor: str, *, title: str, kind: str, link: str, emoji: str
-    ) -> dict[str, Any]:
-        self._writable(channel, actor)
-        if kind != "link":
-            raise SlackError("invalid_bookmark_type")
-        if not link.startswith(("http://", "https://")):
-            raise SlackError("invalid_link")
-        if len(channel.bookmarks) >= MAX_BOOKMARKS:
-            raise SlackError("too_many_bookmarks")
-        bookmark = {
-            "id": self.new_id("Bk"),
-            "channel_id": channel.id,
-            "title": title,
-            "link": link,
-            "emoji": emoji or None,
-            "icon_url": None,
-            "type": kind,
-            "entity_id": None,
-            "date_created": int(time.time()),
-            "date_updated": 0,
-            "rank": chr(ord("a") + len(channel.bookmarks) % 26),
-            "last_updated_by_user_id": actor,
-            "last_updated_by_team_id": TEAM_ID,
-            "shortcut_id": None,
-            "app_id": APP_ID if actor == BOT_USER_ID else None,
-        }
-        channel.bookmarks.append(bookmark)
-        return bookmark
-
-
-def _count_reply(parent: Message, reply: Message) -> None:
-    parent["thread_ts"] = parent["ts"]
-    parent["reply_count"] = parent.get("reply_count", 0) + 1
-    users: list[str] = parent.setdefault("reply_users", [])
-    if reply["user"] not in users:
-        users.append(reply["user"])
-    parent["reply_users_count"] = len(users)
-    parent["latest_reply"] = reply["ts"]

@@ -23,7 +23,7 @@ def _destination(ws: Workspace, args: Args) -> Channel:
 def post_message(ws: Workspace, args: Args) -> Body:
     channel = _destination(ws, args)
     content = read_content(args.raw, POST_TEXT_LIMIT)
-    message = ws.post(
+    message = ws.posts.post(
         channel,
         args.actor,
         content,
@@ -55,7 +55,7 @@ def post_ephemeral(ws: Workspace, args: Args) -> Body:
 def update(ws: Workspace, args: Args) -> Body:
     channel = ws.channel(args.text("channel"), args.actor)
     content = read_content(args.raw, UPDATE_TEXT_LIMIT)
-    message = ws.update(channel, args.text("ts"), args.actor, content)
+    message = ws.posts.update(channel, args.text("ts"), args.actor, content)
     return {
         "channel": channel.id,
         "ts": message["ts"],
@@ -67,7 +67,7 @@ def update(ws: Workspace, args: Args) -> Body:
 @method("pins.add", channel="channel_not_found", timestamp="no_item_specified")
 def pins_add(ws: Workspace, args: Args) -> Body:
     channel = ws.channel(args.text("channel"), args.actor)
-    ws.pin(channel, args.text("timestamp"), args.actor)
+    ws.posts.pin(channel, args.text("timestamp"), args.actor)
     return {}
 
 
@@ -86,7 +86,7 @@ def pins_list(ws: Workspace, args: Args) -> Body:
 )
 def bookmarks_add(ws: Workspace, args: Args) -> Body:
     channel = ws.channel(args.text("channel_id"), args.actor)
-    bookmark = ws.add_bookmark(
+    bookmark = ws.posts.add_bookmark(
         channel,
         args.actor,
         title=args.text("title"),

@@ -99,7 +99,7 @@ def complete_upload(ws: Workspace, args: Args) -> Body:
         channel = ws.channel(channel_id, args.actor)
         comment = args.optional("initial_comment")
         content = Content(text=comment or "", blocks=None, attachments=None, metadata=None)
-        message = ws.post(channel, args.actor, content, thread_ts=args.optional("thread_ts"))
+        message = ws.posts.post(channel, args.actor, content, thread_ts=args.optional("thread_ts"))
         for file in files:
             file["channels"].append(channel.id)
         message["upload"] = True
