@@ -25,7 +25,7 @@ MANIFESTS = {
 }
 SCHEMA = ROOT / "docs" / "slack" / "manifest.schema.json"
 METHOD_SCOPES = ROOT / "docs" / "slack" / "method-scopes.json"
-SCANNED = ("activities", "starter")
+SCANNED = ("activities", "clients", "starter")
 COMMANDS = {"/incident", "/escalate", "/resolve"}
 # Bolt's helpers that call a Web API method on the listener's behalf.
 BOLT_HELPERS = {"say": "chat.postMessage"}
