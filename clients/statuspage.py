@@ -130,7 +130,8 @@ class StatusPagePublisher:
                     outcome.refused[subscriber.id] = f"webhook {subscriber.id}: {error}"
                     continue
                 except (aiohttp.ClientError, Permanent, OSError) as error:
-                    problem = f"{subscriber.kind} {subscriber.id}: {type(error).__name__}"
+                    why = error.kind if isinstance(error, Permanent) else None
+                    problem = f"{subscriber.kind} {subscriber.id}: {why or type(error).__name__}"
                     outcome.failed.append(problem)
                     continue
                 await asyncio.to_thread(self.store.record_delivery, subscriber.id, key)

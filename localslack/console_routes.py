@@ -8,20 +8,27 @@ commands to the app. Clients that are not browsers (tests, curl) send neither an
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlparse
 
 from aiohttp import web
 
 from . import page_script
+from .console import Console
+from .workspace import Workspace
 
-if TYPE_CHECKING:
-    from .server import SlackEmulator
+
+class Emulator(Protocol):
+    """What the routes use of the emulator (server.SlackEmulator), which imports them."""
+
+    workspace: Workspace
+    console: Console
+
 
 MAX_FORM = 16_384
 
 
-def add_console_routes(app: web.Application, emulator: SlackEmulator) -> None:
+def add_console_routes(app: web.Application, emulator: Emulator) -> None:
     routes = ConsoleRoutes(emulator)
     app.router.add_post("/_emulator/respond/{key}", routes.respond)
     app.router.add_post("/_emulator/slash", routes.slash)
@@ -43,7 +50,7 @@ def cross_site(request: web.Request) -> bool:
 
 
 class ConsoleRoutes:
-    def __init__(self, emulator: SlackEmulator) -> None:
+    def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
 
     async def respond(self, request: web.Request) -> web.Response:

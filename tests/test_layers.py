@@ -42,6 +42,11 @@ RULES = [
     ("clients", {"activities", "starter", "devrun", "temporalio"}, "clients are plain classes"),
     ("worker", {"starter", "devrun"}, "the worker runs without the entry points"),
     ("starter", {"activities", "devrun"}, "entry points read through the clients"),
+    (
+        "localslack",
+        {"workflows", "activities", "clients", "starter", "devrun", *TOP_MODULES},
+        "the emulator stands in for Slack and knows nothing of the product",
+    ),
 ]
 
 
@@ -57,22 +62,28 @@ def product_modules(root: Path = REPO) -> dict[str, Path]:
     return found
 
 
-def imported(path: Path, known: set[str]) -> Iterator[str]:
+def imported(module: str, path: Path, known: set[str]) -> Iterator[str]:
     """What a module imports, anywhere in it (a function's import is a dependency too): for
-    ``from package import name``, the submodule when ``name`` is one."""
+    ``from package import name``, the submodule when ``name`` is one; relative imports are
+    resolved from the module's package."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            submodules = [f"{base}.{alias.name}" for alias in node.names]
             inside = [name for name in submodules if name in known]
-            yield from inside or [node.module]
+            yield from inside or [base]
 
 
 def import_graph(root: Path = REPO) -> dict[str, set[str]]:
     modules = product_modules(root)
     known = set(modules)
-    return {name: set(imported(path, known)) for name, path in modules.items()}
+    return {name: set(imported(name, path, known)) for name, path in modules.items()}
 
 
 def within(module: str, prefix: str) -> bool:
@@ -142,6 +153,8 @@ def test_starter_imports_no_activity_and_the_worker_nothing_of_starter() -> None
     assert "starter.api.app" in graph and "worker" in graph and "clients.archive" in graph
     assert "clients.archive" in graph["starter.api.routes.followup"]
     assert "activities.slack" in graph["worker"]
+    assert "localslack.posts" in graph["localslack.workspace"]  # from .posts import ...
+    assert "localslack.channel" in graph["localslack.api.chat"]  # from ..channel import ...
 
 
 @pytest.mark.parametrize(
