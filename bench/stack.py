@@ -13,6 +13,7 @@ import math
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -61,9 +62,16 @@ class Stack:
 
     log_dir: Path
     procs: list[Proc] = field(default_factory=list)
+    upgraded: bool = False
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
         proc = Proc(name, argv, self.log_dir / f"{name}.log", env=env, inherit=os.environ)
+        if not self.upgraded:
+            # As an operator does before starting workers and the API (which refuse a database
+            # behind the code); the harnesses' processes share the environment's database.
+            upgrade = [PYTHON, "-m", "starter.cli", "db", "upgrade"]
+            subprocess.run(upgrade, env=proc.env, cwd=ROOT, check=True, capture_output=True)
+            self.upgraded = True
         self.procs.append(proc.start())
         return proc
 
