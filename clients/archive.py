@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from clients.archive_schema import IncidentRow
+from clients.schema import IncidentRow
 from workflows.metrics import IncidentMetrics, IncidentRecord, aggregate, record_of
 from workflows.models import IncidentState
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clients.statuspage_schema import (
+from clients.schema import (
     ComponentRow,
     DeliveryRow,
     PublicIncidentRow,
