@@ -26,6 +26,7 @@ from starter.cli_api import (
     channel,
     command,
     details,
+    fail,
     headline,
     incident_path,
     out,
@@ -246,10 +247,16 @@ def db_upgrade() -> None:
     """Bring the database (INCIDENT_DATABASE_URL) to this build's schema. Idempotent; run it
     before the worker and the API start, which refuse a database that is behind."""
     # Imported here: the database layer is for operators, not for every incident command.
-    from clients.archive import IncidentArchive
-    from config import Settings
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
 
-    revision = IncidentArchive(Settings().database_url).upgrade()
+    from clients.archive import IncidentArchive
+    from config import ConfigError, Settings
+
+    try:
+        revision = IncidentArchive(Settings().database_url).upgrade()
+    except (ConfigError, ValidationError, SQLAlchemyError) as error:
+        fail(f"the database upgrade failed: {error}")
     out.print(f"incident database at revision {revision}")
 
 

@@ -1,8 +1,8 @@
 """Real processes for end-to-end tests: the Temporal dev server, ``python worker.py``,
 ``python -m localslack`` and the API, each writing to a log file and stopped by its PID.
 
-The machinery is the product's own (``devrun``, also behind ``make run`` and the
-benchmarks); this module keeps the names the tests import. Everything binds 127.0.0.1.
+The machinery is ``devrun``'s (also behind ``make run`` and the benchmarks); this
+module keeps the names the tests import. Everything binds 127.0.0.1.
 """
 
 from devrun import (
