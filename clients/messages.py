@@ -1,6 +1,6 @@
 """How incident notices look in Slack: Block Kit with a plain-text fallback, and the topic.
 
-Rendering lives with the activities, not the workflow, so the wording can change without
+Rendering lives with the clients, not the workflow, so the wording can change without
 touching the history of any running incident.
 """
 

@@ -1,7 +1,7 @@
 """The status page's database: public incidents, maintenance, subscribers, deliveries.
 
 Synchronous SQLAlchemy on the incident archive's engine (the API and the activities call it
-in a thread); the archive's migrations create the tables.
+in a thread); `incident db upgrade` creates the tables, in the archive's migration chain.
 """
 
 from __future__ import annotations
