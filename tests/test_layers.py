@@ -151,8 +151,9 @@ def test_no_product_modules_import_each_other_in_a_circle() -> None:
     assert cycles(import_graph()) == []
 
 
-def test_starter_imports_no_activity_and_the_worker_nothing_of_starter() -> None:
-    """The checks above see what they must: the product's entry points and its worker."""
+def test_the_graph_holds_every_product_module_and_resolves_each_kind_of_import() -> None:
+    """The checks above see what they must: entry points, the worker, package-relative and
+    submodule imports."""
     graph = import_graph()
     assert "starter.api.app" in graph and "worker" in graph and "clients.archive" in graph
     assert "clients.archive" in graph["starter.api.routes.followup"]
