@@ -13,7 +13,7 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
-from tests.support import ensure_registry, until
+from tests.support import ensure_registry, until, upgrade_database
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
 from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
@@ -29,13 +29,19 @@ async def own_slack() -> AsyncIterator[SlackEmulator]:
 
 
 @pytest.fixture(scope="module")
-async def short_history_desk(own_slack: SlackEmulator) -> AsyncIterator[IncidentDesk]:
+async def short_history_desk(
+    own_slack: SlackEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[IncidentDesk]:
     from worker import build_worker
 
     env = await start_dev_server(
         "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER}"
     )
-    settings = Settings(task_queue="incidents-can", slack_api_url=own_slack.base_url)
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('can')}/incidents.db"
+    upgrade_database(database_url)
+    settings = Settings(
+        task_queue="incidents-can", slack_api_url=own_slack.base_url, database_url=database_url
+    )
     try:
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             await ensure_registry(env.client, settings.task_queue)

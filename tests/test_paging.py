@@ -115,7 +115,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(scope="module")
 async def paging_worker(
-    client: Client, worker: None, slack: SlackEmulator, receiver: Receiver
+    client: Client, worker: None, slack: SlackEmulator, receiver: Receiver, settings: Settings
 ) -> AsyncIterator[None]:
     """The production worker on a queue of its own, paging the receiver.
 
@@ -123,14 +123,15 @@ async def paging_worker(
     """
     from worker import build_worker
 
-    settings = Settings(
+    paging = Settings(
         task_queue=TASK_QUEUE,
         slack_api_url=slack.base_url,
         paging_url=receiver.pagerduty_url,
         paging_routing_key=ROUTING_KEY,
         webhook_url=receiver.webhook_url,
+        database_url=settings.database_url,  # the session's, already upgraded
     )
-    async with httpx.AsyncClient() as http, build_worker(client, settings, http):
+    async with httpx.AsyncClient() as http, build_worker(client, paging, http):
         yield
 
 
