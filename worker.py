@@ -35,7 +35,7 @@ from activities.mail import MailActivities
 from activities.opening import IncidentOpening
 from activities.paging import PagingActivities
 from activities.slack import SlackActivities, slack_client
-from config import ConfigError, Settings, connect
+from config import ConfigError, Settings, connect, reveal
 from logs import configure_logging
 from starter.schedules import ensure_digest_schedule
 from starter.status.service import smtp_server, status_page_activities
@@ -87,11 +87,11 @@ def build_worker(
     paging = PagingActivities(
         http,
         pagerduty_url=settings.paging_url,
-        routing_key=settings.paging_routing_key,
-        webhook_url=settings.webhook_url,
+        routing_key=settings.paging_routing_key.get_secret_value(),
+        webhook_url=reveal(settings.webhook_url),
         incident_url=settings.incident_url,
     )
-    archive = IncidentArchive(settings.database_url)
+    archive = IncidentArchive(settings.database_url.get_secret_value())
     archive.migrate()
     follow_up = follow_up_activities(settings, slack.client, archive)
     return Worker(
@@ -145,10 +145,10 @@ def metrics_runtime(port: int | None) -> Runtime | None:
 
 
 async def main(settings: Settings) -> None:
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings)
     runtime = metrics_runtime(settings.worker_metrics_port)
     client = await connect(settings, runtime=runtime)
-    await ensure_search_attributes(client, settings.temporal_namespace)
+    await ensure_search_attributes(client, client.namespace)
     await ensure_digest_schedule(client, settings.task_queue, settings.policy)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,7 +164,7 @@ async def main(settings: Settings) -> None:
         log.info(
             "worker_started",
             task_queue=settings.task_queue,
-            temporal=settings.temporal_address,
+            temporal=settings.temporal.address,
             slack=settings.slack_api_url,
             metrics_port=settings.worker_metrics_port,
         )

@@ -11,7 +11,7 @@ from starter.api import create_app
 
 def main() -> None:
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

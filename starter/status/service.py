@@ -10,7 +10,7 @@ from activities.mail import MailActivities, SmtpServer
 from activities.statuspage import StatusPageActivities
 from activities.statuspage_store import StatusPageStore
 from activities.statuspage_webhooks import StatusWebhooks
-from config import Settings
+from config import Settings, reveal
 
 
 def smtp_server(settings: Settings) -> SmtpServer:
@@ -18,7 +18,7 @@ def smtp_server(settings: Settings) -> SmtpServer:
         host=settings.smtp_host,
         port=settings.smtp_port,
         user=settings.smtp_user,
-        password=settings.smtp_password,
+        password=reveal(settings.smtp_password),
         sender=settings.smtp_from,
         starttls=settings.smtp_starttls,
     )
@@ -30,7 +30,7 @@ def status_webhooks(settings: Settings) -> StatusWebhooks:
 
 def status_page_activities(settings: Settings) -> list[Callable[..., Any]]:
     """The archive's database (its migrations are applied by the worker before this)."""
-    store = StatusPageStore(IncidentArchive(settings.database_url).engine)
+    store = StatusPageStore(IncidentArchive(settings.database_url.get_secret_value()).engine)
     mail = MailActivities(smtp_server(settings))
     status = StatusPageActivities(store, mail, status_webhooks(settings), settings.public_url)
     return [status.publish, status.notify_subscribers]

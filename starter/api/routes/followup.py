@@ -44,7 +44,7 @@ async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive
     """The archive, opened (and its schema brought up to date) on first use."""
     archive: IncidentArchive | None = getattr(request.app.state, "archive", None)
     if archive is None:
-        archive = IncidentArchive(settings.database_url)
+        archive = IncidentArchive(settings.database_url.get_secret_value())
         await asyncio.to_thread(archive.migrate)
         request.app.state.archive = archive
     return archive
