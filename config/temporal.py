@@ -35,7 +35,13 @@ OLDER_NAMES = {
     "temporal_tls_client_key": "temporal_tls_key",
     "temporal_tls_server_ca_cert": "temporal_tls_ca",
 }
-PLAIN = ("temporal_address", "temporal_namespace", "temporal_api_key", "temporal_tls_server_name")
+# Settings passed to envconfig as they are, under their own names.
+AS_GIVEN = (
+    "temporal_address",
+    "temporal_namespace",
+    "temporal_api_key",
+    "temporal_tls_server_name",
+)
 
 
 def _text(value: str | SecretStr | None) -> str | None:
@@ -44,7 +50,8 @@ def _text(value: str | SecretStr | None) -> str | None:
 
 def envconfig_variables(settings: Settings) -> dict[str, str]:
     """The TEMPORAL_* variables envconfig reads, as these settings give them."""
-    variables = {name.upper(): text for name in PLAIN if (text := _text(getattr(settings, name)))}
+    values = {name.upper(): _text(getattr(settings, name)) for name in AS_GIVEN}
+    variables = {name: text for name, text in values.items() if text}
     if settings.temporal_tls is not None:
         variables["TEMPORAL_TLS"] = str(settings.temporal_tls).lower()
     for item, older in OLDER_NAMES.items():
@@ -52,8 +59,10 @@ def envconfig_variables(settings: Settings) -> dict[str, str]:
         data = _text(getattr(settings, f"{item}_data"))
         if not (path or data) and (given := _text(getattr(settings, older))):
             path, data = (None, given) if given.lstrip().startswith("-----BEGIN") else (given, None)
-        variables |= {f"{item.upper()}_PATH": path} if path else {}
-        variables |= {f"{item.upper()}_DATA": data} if data else {}
+        if path:
+            variables[f"{item.upper()}_PATH"] = path
+        if data:
+            variables[f"{item.upper()}_DATA"] = data
     return variables
 
 
