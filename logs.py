@@ -7,13 +7,13 @@ renderer, so one process writes one format. Workflows never use this: they log t
 No secret reaches a log line. Tracebacks are plain text without local variables (a pretty
 traceback shows the locals of every frame, and slack_sdk keeps ``Authorization: Bearer xoxb-…``
 in one of them), and every rendered field, message and traceback passes through
-``redact_secrets`` last, whichever logger wrote it: slack_sdk logs its request headers at DEBUG.
+``SecretRedactor`` last, whichever logger wrote it: slack_sdk logs its request headers at DEBUG.
+What it hides derives from the settings typed as secrets (``Settings.secret_fields``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from collections.abc import Iterable
@@ -21,38 +21,38 @@ from typing import Any
 
 import structlog
 
+from config import Settings
+
 REDACTED = "[redacted]"
 # Slack's bot, user, app-config and refresh tokens, app-level tokens, and any bearer credential.
 _TOKENS = re.compile(
     r"\bxox[abposre]-[A-Za-z0-9-]+|\bxapp-[A-Za-z0-9-]+|(?<=[Bb]earer )[^\s'\",}\]]+"
 )
-# Fields whose value is a secret whatever it looks like.
-_SECRET_FIELD = re.compile(r"token|secret|password|authorization|api_key|routing_key", re.I)
-# Secrets configured through the environment, redacted wherever their value shows up.
-SECRET_SETTINGS = (
-    "SLACK_BOT_TOKEN",
-    "SLACK_APP_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "INCIDENT_API_TOKENS",
-    "INCIDENT_PAGING_ROUTING_KEY",
-    "INCIDENT_WEBHOOK_URL",
-    "INCIDENT_SMTP_PASSWORD",
-    "TEMPORAL_API_KEY",
-)
+# What other parties call a credential (slack_sdk logs its request headers; OAuth payloads
+# carry client_secret and access_token). Our own secrets are known by their settings.
+_CREDENTIAL_FIELD = re.compile(r"authorization|token|secret|password", re.I)
 _MIN_SECRET = 8  # shorter values would redact ordinary words
 
 
-def known_secrets(environ: dict[str, str] | None = None) -> list[str]:
-    env = os.environ if environ is None else environ
-    values = (v.strip() for name in SECRET_SETTINGS for v in env.get(name, "").split(","))
-    return sorted({v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True)
-
-
 class SecretRedactor:
-    """A structlog processor: secrets in any field (nested too) become ``[redacted]``."""
+    """A structlog processor: secrets in any field (nested too) become ``[redacted]``.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = [s for s in secrets if s]
+    It hides the values it is given wherever they show up, and any field whose name says it
+    holds a credential or ends like the name of a secret setting (``routing_key`` for
+    ``paging_routing_key``).
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), secret_names: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
+        self.name_endings = tuple({"_".join(name.lower().split("_")[-2:]) for name in secret_names})
+
+    @classmethod
+    def of(cls, settings: Settings) -> SecretRedactor:
+        """Everything the settings type as a secret: their values and their names."""
+        return cls(settings.secret_values(), settings.secret_fields())
+
+    def secret_field(self, name: str) -> bool:
+        return bool(_CREDENTIAL_FIELD.search(name)) or name.lower().endswith(self.name_endings)
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
@@ -64,7 +64,7 @@ class SecretRedactor:
             return self.text(value)
         if isinstance(value, dict):
             return {
-                k: REDACTED if isinstance(k, str) and _SECRET_FIELD.search(k) else self.value(v)
+                k: REDACTED if isinstance(k, str) and self.secret_field(k) else self.value(v)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple | set):
@@ -77,12 +77,13 @@ class SecretRedactor:
         return {
             key: value
             if key.startswith("_")
-            else (REDACTED if _SECRET_FIELD.search(key) else self.value(value))
+            else (REDACTED if self.secret_field(key) else self.value(value))
             for key, value in event_dict.items()
         }
 
 
-def configure_logging(log_format: str = "console", level: str = "info") -> None:
+def configure_logging(settings: Settings) -> None:
+    """LOG_FORMAT and LOG_LEVEL for every logger of the process, its secrets redacted."""
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -91,7 +92,7 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
     ]
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
-        if log_format == "json"
+        if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
@@ -110,11 +111,11 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 # The traceback becomes text here (no locals), so the redactor sees it.
                 structlog.processors.format_exc_info,
-                SecretRedactor(known_secrets()),
+                SecretRedactor.of(settings),
                 renderer,
             ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(settings.log_level.upper())

@@ -56,7 +56,7 @@ from clients.mail import Mailer, smtp_server
 from clients.paging import Pager
 from clients.slack import Slack
 from clients.slack_client import slack_client
-from config import ConfigError, Settings, connect
+from config import ConfigError, Settings, connect, reveal
 from logs import configure_logging
 from workflows.claims import IncidentKeyClaim
 from workflows.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
@@ -105,12 +105,12 @@ def build_worker(
     pager = Pager(
         http,
         pagerduty_url=settings.paging_url,
-        routing_key=settings.paging_routing_key,
-        webhook_url=settings.webhook_url,
+        routing_key=settings.paging_routing_key.get_secret_value(),
+        webhook_url=reveal(settings.webhook_url),
         incident_url=settings.incident_url,
     )
     paging = PagingActivities(pager)
-    archive = IncidentArchive(settings.database_url)
+    archive = IncidentArchive(settings.database_url.get_secret_value())
     follow_up = follow_up_activities(settings, incident_slack, archive)
     return Worker(
         client,
@@ -203,10 +203,10 @@ def metrics_runtime(port: int | None) -> Runtime | None:
 
 
 async def main(settings: Settings) -> None:
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings)
     runtime = metrics_runtime(settings.worker_metrics_port)
     client = await connect(settings, runtime=runtime)
-    await ensure_search_attributes(client, settings.temporal_namespace)
+    await ensure_search_attributes(client, client.namespace)
     await ensure_digest_schedule(client, settings.task_queue, settings.policy)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -222,7 +222,7 @@ async def main(settings: Settings) -> None:
         log.info(
             "worker_started",
             task_queue=settings.task_queue,
-            temporal=settings.temporal_address,
+            temporal=settings.temporal.address,
             slack=settings.slack_api_url,
             metrics_port=settings.worker_metrics_port,
         )
@@ -239,7 +239,7 @@ def run() -> None:
         settings = Settings()
         settings.slack_token()
         # Before Temporal: a database behind the code is an operator's mistake to name at once.
-        IncidentArchive(settings.database_url).check_current()
+        IncidentArchive(settings.database_url.get_secret_value()).check_current()
         asyncio.run(main(settings))
     except (ConfigError, ValidationError, SchemaBehind) as error:
         print(f"worker: error: {error}", file=sys.stderr)

@@ -20,7 +20,6 @@ import signal
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -34,7 +33,7 @@ from bench.bare import (
     noop,
 )
 from clients.slack_client import slack_client
-from config import Settings
+from config import Settings, connect
 from logs import configure_logging
 from worker import build_worker, ensure_search_attributes
 
@@ -76,18 +75,13 @@ def bare_worker(client: Client, settings: Settings, **options: object) -> Worker
 
 async def main(args: argparse.Namespace) -> None:
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings)
     runtime = None
     if args.metrics_port:
         bind = f"127.0.0.1:{args.metrics_port}"
         metrics = PrometheusConfig(bind_address=bind, durations_as_seconds=True)
         runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
+    client = await connect(settings, runtime=runtime)
     options: dict[str, object] = {
         o: getattr(args, o) for o in OPTIONS if getattr(args, o) is not None
     }
@@ -103,7 +97,7 @@ async def main(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with httpx.AsyncClient() as http:
         if args.kind == "product":
-            await ensure_search_attributes(client, settings.temporal_namespace)
+            await ensure_search_attributes(client, client.namespace)
             worker = build_worker(client, settings, http, **options)
         else:
             worker = bare_worker(client, settings, **options)

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 import structlog
 
 from clients import Permanent
-from config import Settings
+from config import Settings, reveal
 from workflows.documents import Email, Sent
 
 log = structlog.get_logger()
@@ -41,7 +41,7 @@ def smtp_server(settings: Settings) -> SmtpServer:
         host=settings.smtp_host,
         port=settings.smtp_port,
         user=settings.smtp_user,
-        password=settings.smtp_password,
+        password=reveal(settings.smtp_password),
         sender=settings.smtp_from,
         starttls=settings.smtp_starttls,
     )

@@ -2,16 +2,17 @@
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
+
+from config import EmulatorSettings, reveal
 
 from . import snapshot
 from .server import SlackEmulator
 
 
-def _arguments() -> argparse.Namespace:
+def _arguments(settings: EmulatorSettings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localslack", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3090)
@@ -29,14 +30,14 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--app-url",
-        default=os.environ.get("LOCALSLACK_APP_URL", ""),
-        help="the Slack app to drive from the page (its /slack/events); requests are signed "
-        "with SLACK_SIGNING_SECRET from the environment",
+        default=settings.app_url,
+        help="the Slack app to drive from the page (its /slack/events; default "
+        "LOCALSLACK_APP_URL); requests are signed with SLACK_SIGNING_SECRET",
     )
     return parser.parse_args()
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, settings: EmulatorSettings) -> None:
     emulator = SlackEmulator(
         broadcast_channel=args.broadcast_channel,
         per_channel_rate_limit=args.per_channel_rate_limit,
@@ -46,8 +47,8 @@ async def _serve(args: argparse.Namespace) -> None:
         if snapshot.load(emulator.workspace, args.snapshot):
             print(f"localslack: workspace restored from {args.snapshot}", file=sys.stderr)
         saver = asyncio.create_task(snapshot.Snapshots(emulator, args.snapshot).run())
-    if args.app_url:
-        emulator.console.app_url = args.app_url
+    emulator.console.app_url = args.app_url
+    emulator.console.signing_secret = reveal(settings.slack_signing_secret) or ""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,7 +69,8 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    asyncio.run(_serve(_arguments()))
+    settings = EmulatorSettings()
+    asyncio.run(_serve(_arguments(settings), settings))
 
 
 if __name__ == "__main__":

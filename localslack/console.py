@@ -1,9 +1,9 @@
 """The emulator as Slack's client side: it drives a Slack app the way Slack does.
 
 It sends signed slash commands, ``block_actions``, ``view_submission`` and message-shortcut
-payloads to the app's request URL (``LOCALSLACK_APP_URL``, signed with
-``SLACK_SIGNING_SECRET``), and answers the ``response_url`` it hands out, recording what the
-app said there. The page and the tests use the same calls.
+payloads to the app's request URL (``LOCALSLACK_APP_URL`` for ``python -m localslack``,
+signed with ``SLACK_SIGNING_SECRET``), and answers the ``response_url`` it hands out,
+recording what the app said there. The page and the tests use the same calls.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +60,8 @@ class Sent:
 
 @dataclass
 class Console:
-    app_url: str = field(default_factory=lambda: os.environ.get("LOCALSLACK_APP_URL", ""))
-    signing_secret: str = field(default_factory=lambda: os.environ.get("SLACK_SIGNING_SECRET", ""))
+    app_url: str = ""
+    signing_secret: str = ""
     origin: str = ""  # the emulator's own http://host:port, set when it starts
     replies: list[Reply] = field(default_factory=list)
     _pending: dict[str, tuple[str, str]] = field(default_factory=dict)

@@ -254,7 +254,7 @@ def db_upgrade() -> None:
     from config import ConfigError, Settings
 
     try:
-        revision = IncidentArchive(Settings().database_url).upgrade()
+        revision = IncidentArchive(Settings().database_url.get_secret_value()).upgrade()
     except (ConfigError, ValidationError, SQLAlchemyError) as error:
         fail(f"the database upgrade failed: {error}")
     out.print(f"incident database at revision {revision}")

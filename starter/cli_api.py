@@ -7,7 +7,6 @@ one; it imports none of them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, NoReturn
@@ -18,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
+from config import CliSettings
+
 # Declaring waits until the incident's Slack channel exists, which can take a few seconds.
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 SEVERITY_STYLE = {"sev1": "bold red", "sev2": "yellow", "sev3": "cyan"}
@@ -39,19 +39,12 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def first_api_token() -> str:
-    """The first of the API's own INCIDENT_API_TOKENS, read as the API reads them."""
-    # Imported here: config brings the Temporal SDK, which the CLI needs only for this.
-    from config import Settings
-
-    return next(iter(Settings().api_token_list), "")
-
-
 class Api:
     def __init__(self) -> None:
-        self.url = os.environ.get("INCIDENT_API_URL", DEFAULT_API_URL).rstrip("/")
-        self.token = os.environ.get("INCIDENT_API_TOKEN") or first_api_token()
-        self.user = os.environ.get("INCIDENT_USER") or None
+        settings = CliSettings()
+        self.url = settings.api_url.rstrip("/")
+        self.token = settings.bearer_token()
+        self.user = settings.user or None
 
     def call(
         self,

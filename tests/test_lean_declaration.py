@@ -83,7 +83,7 @@ async def test_a_declaration_takes_two_workflow_tasks_one_activity_and_one_patch
     assert [e.event_id > opened.event_id for e in memo_writes] == [True]
 
     # The opening recorded the incident in the archive, with no activity of its own.
-    archive = IncidentArchive(settings.database_url)
+    archive = IncidentArchive(settings.database_url.get_secret_value())
     record = await eventually(lambda: archive.get(state.id), timeout=5)
     assert (record.number, record.title, record.declared_at) == (
         state.number,

@@ -7,13 +7,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
+from localslack.console import signature
 from localslack.scopes import method_scopes
+from tests.processes import free_port
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
 # Most tests here exercise methods the product never calls, so their token has every scope;
@@ -467,6 +470,45 @@ async def test_command_line_serves_until_sigterm():
     assert (await client.auth_test())["ok"]
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
+async def test_command_line_drives_the_app_its_environment_names_signed_with_its_secret():
+    """LOCALSLACK_APP_URL and SLACK_SIGNING_SECRET, as `make run` hands them to the emulator."""
+    received: dict[str, str] = {}
+
+    async def events(request: web.Request) -> web.Response:
+        received.update(request.headers, body=await request.text())
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_post("/slack/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    secret = "a-signing-secret-from-the-environment"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "localslack", "--port", "0"),
+        stdout=asyncio.subprocess.PIPE,
+        env={"LOCALSLACK_APP_URL": f"http://127.0.0.1:{port}", "SLACK_SIGNING_SECRET": secret},
+    )
+    try:
+        assert process.stdout is not None
+        base_url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
+        client = AsyncWebClient(base_url=base_url, token=BOT_TOKEN)
+        channel = (await client.conversations_create(name="inc-signed"))["channel"]["id"]
+        slash = {"user": ALICE, "channel": channel, "text": "/incident help"}
+        console = base_url.removesuffix("api/") + "_emulator/slash"
+        async with aiohttp.ClientSession() as http, http.post(console, json=slash) as response:
+            assert (await response.json())["status"] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 10)
+        await runner.cleanup()
+    timestamp, body = received["X-Slack-Request-Timestamp"], received["body"]
+    assert received["X-Slack-Signature"] == signature(secret, timestamp, body)
+    assert "command=%2Fincident" in body
 
 
 def no_retries(emu: SlackEmulator) -> AsyncWebClient:

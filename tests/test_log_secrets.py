@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from config import Settings
 from localslack import Fault, SlackEmulator
 from logs import REDACTED, SecretRedactor
 from starter.desk import IncidentDesk
@@ -48,6 +50,55 @@ def test_redactor_hides_tokens_in_text_nested_fields_and_secret_named_fields() -
     assert "NEVERLOGME" not in str(event) and SIGNING_SECRET not in str(event)
     assert "xapp-1" not in event["app"] and event["signing_secret"] == REDACTED
     assert event["headers"] == {"Authorization": REDACTED, "Accept": "json"}
+
+
+def test_the_secret_settings_are_typed_as_secrets() -> None:
+    assert set(Settings.secret_fields()) == {
+        "api_tokens",
+        "slack_signing_secret",
+        "temporal_api_key",
+        "temporal_tls_client_key_data",
+        "temporal_tls_key",
+        "slack_bot_token",
+        "slack_app_token",
+        "paging_routing_key",
+        "webhook_url",
+        "smtp_password",
+        "database_url",
+    }
+
+
+def test_printed_settings_show_no_secret() -> None:
+    values = {name: f"{name}-value-{n:04}" for n, name in enumerate(Settings.secret_fields())}
+    settings = Settings.model_validate(values)
+    for shown in (repr(settings), str(settings), settings.model_dump_json()):
+        assert [value for value in values.values() if value in shown] == []
+
+
+def test_every_secret_setting_is_redacted_by_name_and_by_value() -> None:
+    values = {name: f"{name}-value-{n:04}" for n, name in enumerate(Settings.secret_fields())}
+    redact = SecretRedactor.of(Settings.model_validate(values))
+    for name, value in values.items():
+        event = redact(None, "info", {"event": f"sent {value}", name: "short", "nested": {name: 1}})
+        assert event == {"event": f"sent {REDACTED}", name: REDACTED, "nested": {name: REDACTED}}
+
+
+def test_a_secret_setting_added_later_is_redacted_without_touching_logs() -> None:
+    class WithPager(Settings):
+        pager_passphrase: SecretStr | None = None
+
+    event = {"event": "paging with correct-horse-battery", "pager_passphrase": "x"}
+    redacted = SecretRedactor.of(WithPager(pager_passphrase="correct-horse-battery"))(
+        None, "info", event
+    )
+    assert redacted == {"event": f"paging with {REDACTED}", "pager_passphrase": REDACTED}
+    assert SecretRedactor.of(Settings())(None, "info", event) == event
+
+
+def test_the_password_in_a_database_url_is_redacted_on_its_own() -> None:
+    settings = Settings(database_url="postgresql+psycopg://incidents:hunter2-secret@db/incidents")
+    event = SecretRedactor.of(settings)(None, "info", {"event": "login hunter2-secret refused"})
+    assert event["event"] == f"login {REDACTED} refused"
 
 
 @pytest.mark.parametrize("log_format", ["console", "json"])

@@ -103,7 +103,7 @@ async def fits(page: Page) -> bool:
 
 
 def confirmed_addresses(settings: Settings) -> dict[str, list[str]]:
-    store = StatusPageStore(IncidentArchive(settings.database_url).engine)
+    store = StatusPageStore(IncidentArchive(settings.database_url.get_secret_value()).engine)
     return {s.address: s.components for s in store.confirmed()}
 
 

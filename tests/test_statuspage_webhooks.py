@@ -256,7 +256,7 @@ async def test_a_refused_webhook_is_told_on_the_timeline_and_not_tried_again(
     desk = IncidentDesk(client, QUEUE, settings.policy)
     async with httpx.AsyncClient() as http, build_worker(client, settings, http):
         # Subscribed while it resolved outside; it resolves to this machine now.
-        store = StatusPageStore(IncidentArchive(settings.database_url).engine)
+        store = StatusPageStore(IncidentArchive(settings.database_url.get_secret_value()).engine)
         hook_id = subscribed(store, "webhook", f"http://localhost:{port}/hook")
         transport = httpx.ASGITransport(app=create_app(settings, desk=desk))
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:

@@ -20,11 +20,11 @@ from starter.api import create_app
 def main() -> None:
     try:
         settings = Settings()
-        IncidentArchive(settings.database_url).check_current()
+        IncidentArchive(settings.database_url.get_secret_value()).check_current()
     except (ConfigError, ValidationError, SchemaBehind) as error:
         print(f"api: error: {error}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             problem = await temporal_problem(client)
             if problem:
                 log.warning("temporal_unavailable", problem=problem, hint="/healthz answers 503")
-            log.info("api_started", temporal=settings.temporal_address, queue=settings.task_queue)
+            log.info("api_started", temporal=settings.temporal.address, queue=settings.task_queue)
         async with socket_mode(app, settings):
             yield
 

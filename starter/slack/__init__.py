@@ -13,7 +13,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 
-from config import Settings
+from config import Settings, reveal
 from starter.desk import IncidentDesk
 from starter.people import Directory
 from starter.slack.app import create_slack_app
@@ -36,7 +36,9 @@ def install_slack(
     elif settings.slack_app_token:
         api.state.slack_app = create_slack_app(SlackDesk(desk, directory), client, None)
     elif settings.slack_signing_secret:
-        app = create_slack_app(SlackDesk(desk, directory), client, settings.slack_signing_secret)
+        app = create_slack_app(
+            SlackDesk(desk, directory), client, reveal(settings.slack_signing_secret)
+        )
         api.state.slack_handler = AsyncSlackRequestHandler(app)
     else:
         log.warning("slack_events_off", hint="set SLACK_SIGNING_SECRET to serve /slack/events")
@@ -52,7 +54,7 @@ async def socket_mode(api: FastAPI, settings: Settings) -> AsyncIterator[None]:
         return
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    socket = AsyncSocketModeHandler(app, settings.slack_app_token)
+    socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
     await socket.connect_async()  # type: ignore[no-untyped-call]
     log.info("slack_socket_mode_connected")
     try:

@@ -44,7 +44,7 @@ async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive
     """The archive, opened on first use (its schema is `incident db upgrade`'s to apply)."""
     archive: IncidentArchive | None = getattr(request.app.state, "archive", None)
     if archive is None:
-        archive = IncidentArchive(settings.database_url)
+        archive = IncidentArchive(settings.database_url.get_secret_value())
         request.app.state.archive = archive
     return archive
 

@@ -1,0 +1,27 @@
+"""Typed settings from the environment, each variable named once (docs/contract.md).
+
+``from config import Settings, ConfigError, connect``: config/settings.py defines every
+setting, config/temporal.py reads the Temporal connection as Temporal's own tools do.
+"""
+
+from config.settings import (
+    LOOPBACK_HOSTS,
+    CliSettings,
+    ConfigError,
+    EmulatorSettings,
+    Settings,
+    reveal,
+)
+from config.temporal import connect, connect_options, load_profile
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "CliSettings",
+    "ConfigError",
+    "EmulatorSettings",
+    "Settings",
+    "connect",
+    "connect_options",
+    "load_profile",
+    "reveal",
+]
