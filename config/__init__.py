@@ -7,12 +7,10 @@ setting, config/temporal.py reads the Temporal connection as Temporal's own tool
 from config.settings import (
     LOOPBACK_HOSTS,
     CliSettings,
-    ConfigError,
     EmulatorSettings,
     Settings,
-    reveal,
 )
-from config.temporal import connect, connect_options, load_profile
+from config.temporal import ConfigError, connect, connect_options, load_profile, reveal
 
 __all__ = [
     "LOOPBACK_HOSTS",

@@ -17,18 +17,13 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The Temporal side needs nothing of this module at run time (only its type), so it sits below.
+from config.temporal import ConfigError, load_profile, reveal
+
 if TYPE_CHECKING:
     from temporalio.envconfig import ClientConfigProfile
 
     from workflows.policy import Policy
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message names the variable and what to do."""
-
-
-def reveal(secret: SecretStr | None) -> str | None:
-    return None if secret is None else secret.get_secret_value()
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -218,9 +213,6 @@ class Settings(ApiTokens, SlackSigning):
     @cached_property
     def temporal(self) -> ClientConfigProfile:
         """The Temporal connection these settings stand for, address and namespace resolved."""
-        # Imported here: config.temporal imports this module.
-        from config.temporal import load_profile
-
         return load_profile(self)
 
     @cached_property

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from config.settings import ConfigError, Settings, reveal
-
 if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.envconfig import ClientConfigProfile, DataSource
     from temporalio.runtime import Runtime
     from temporalio.service import TLSConfig
+
+    from config.settings import Settings
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -42,6 +42,14 @@ AS_GIVEN = (
     "temporal_api_key",
     "temporal_tls_server_name",
 )
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the variable and what to do."""
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 def _text(value: str | SecretStr | None) -> str | None:

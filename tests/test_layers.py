@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("workflows", "activities", "clients", "starter", "localslack", "devrun")
-TOP_MODULES = ("worker", "config", "logs")
+PACKAGES = ("workflows", "activities", "clients", "starter", "localslack", "devrun", "config")
+TOP_MODULES = ("worker", "logs")
 # Libraries that reach outside the process: the domain must not, the clients may.
 IO_LIBRARIES = frozenset(
     {
@@ -49,7 +49,8 @@ RULES = [
     (
         "localslack",
         {"workflows", "activities", "clients", "starter", "devrun", *TOP_MODULES},
-        "the emulator stands in for Slack and knows nothing of the product",
+        "the emulator stands in for Slack and knows nothing of the product but the names of "
+        "the settings it reads (config)",
     ),
 ]
 
@@ -69,9 +70,14 @@ def product_modules(root: Path = REPO) -> dict[str, Path]:
 def imported(module: str, path: Path, known: set[str]) -> Iterator[str]:
     """What a module imports, anywhere in it (a function's import is a dependency too): for
     ``from package import name``, the submodule when ``name`` is one; relative imports are
-    resolved from the module's package."""
+    resolved from the module's package. Imports under ``if TYPE_CHECKING:`` never run, so
+    they are left out: a type named both ways is no import circle."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    for block in ast.walk(tree):
+        if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING"):
+            block.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
