@@ -12,7 +12,7 @@ from typing import Any
 from clients.mrkdwn import escape
 from workflows import drill
 from workflows.effects import IncidentBrief, Notice, Post
-from workflows.models import Status
+from workflows.models import SLACK_USER_ID, Status, incident_label
 
 Blocks = list[dict[str, Any]]
 
@@ -26,7 +26,6 @@ TOPIC_LIMIT = 250
 PURPOSE_LIMIT = 250
 MAX_FIELDS = 10
 FIELD_LIMIT = 2000
-_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _USER_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 
 
@@ -35,7 +34,7 @@ def mention(who: str | None) -> str:
     handle) is shown as escaped text, so only an id can ever become a live mention."""
     if not who:
         return "unassigned"
-    if _USER.match(who):
+    if SLACK_USER_ID.match(who):
         return f"<@{who}>"
     if _USER_GROUP.match(who):
         return f"<!subteam^{who}>"
@@ -60,7 +59,7 @@ def cut(text: str, limit: int) -> str:
 def topic(brief: IncidentBrief) -> str:
     text = drill.marked(
         f"{brief.severity.upper()} · {brief.status.value.capitalize()} · "
-        f"IC {mention(brief.commander)} · INC-{brief.number}: {escape(brief.title)}",
+        f"IC {mention(brief.commander)} · {incident_label(brief.number)}: {escape(brief.title)}",
         brief.drill,
     )
     return cut(text, TOPIC_LIMIT)
@@ -75,7 +74,7 @@ def purpose(incident_id: str, label: str, title: str, is_drill: bool = False) ->
 
 
 def _headline(post: Post, brief: IncidentBrief) -> str:
-    label = f"*INC-{brief.number}* {brief.severity.upper()}"
+    label = f"*{incident_label(brief.number)}* {brief.severity.upper()}"
     status = f"{STATUS_EMOJI[brief.status]} *{brief.status.value}*"
     title = escape(brief.title)
     return {

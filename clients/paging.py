@@ -13,9 +13,9 @@ import structlog
 
 from clients import Permanent
 from workflows.effects import IncidentBrief, PageAction, SendPage
+from workflows.models import incident_label
 
 log = structlog.get_logger()
-PAGING_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning"}
 
 
 def pagerduty_event(request: SendPage, routing_key: str, incident_url: str) -> dict[str, Any]:
@@ -28,10 +28,10 @@ def pagerduty_event(request: SendPage, routing_key: str, incident_url: str) -> d
     if request.page.action is PageAction.TRIGGER:
         event["payload"] = {
             # A drill that practises the pager too must not wake anyone believing it is real.
-            "summary": f"{'DRILL ' if brief.drill else ''}INC-{brief.number} "
+            "summary": f"{'DRILL ' if brief.drill else ''}{incident_label(brief.number)} "
             f"{brief.severity.upper()}: {brief.title}"[:1024],
             "source": "incident-automation",
-            "severity": PAGING_SEVERITY.get(brief.severity, "error"),
+            "severity": brief.paging_severity,
             "component": ", ".join(brief.components) or None,
             "custom_details": {
                 "escalation_level": brief.escalation_level,

@@ -33,7 +33,7 @@ from starter.cli_api import (
     print_json,
     when,
 )
-from workflows.models import Role, Status
+from workflows.models import Role, Status, incident_label
 
 app = typer.Typer(
     help="Declare and drive incidents through the incident API.",
@@ -136,7 +136,7 @@ def list_incidents(
     table = Table("Incident", "Sev", "Status", "Title", "Commander", "Channel", "Declared")
     for incident in incidents:
         table.add_row(
-            f"INC-{incident['number']}",
+            incident_label(incident["number"]),
             Text(incident["severity"].upper(), SEVERITY_STYLE.get(incident["severity"], "")),
             Text(incident["status"], STATUS_STYLE.get(incident["status"], "green")),
             Text(incident["title"]),

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from config import CliSettings
+from workflows.models import incident_label
 
 # Declaring waits until the incident's Slack channel exists, which can take a few seconds.
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
@@ -119,7 +120,7 @@ def headline(incident: Incident) -> Text:
     severity, status = incident["severity"], incident["status"]
     return Text.assemble(
         ("DRILL ", "bold yellow") if incident.get("drill") else "",
-        (f"INC-{incident['number']}", "bold"),
+        (incident_label(incident["number"]), "bold"),
         " ",
         (severity.upper(), SEVERITY_STYLE.get(severity, "")),
         " ",

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.intake import Intake
-from starter.listing import ListFilter, Page, list_page, quote
+from starter.listing import ListFilter, Page, list_page
 from starter.snapshot import current_state
 from workflows import commands as cmd
 from workflows.alert_folding import AlertSignal
@@ -30,6 +30,7 @@ from workflows.models import (
 )
 from workflows.policy import Policy
 from workflows.templates import complete
+from workflows.visibility import INCIDENT_CHANNEL, incidents_where, where
 
 # What ``declare`` waits for the channel by default; the API waits only when asked.
 WAIT_FOR_CHANNEL = timedelta(seconds=10)
@@ -166,7 +167,7 @@ class IncidentDesk:
 
     async def in_channel(self, channel_name: str) -> str | None:
         """The id of the newest incident whose Slack channel has this name, if any."""
-        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentChannel = '{quote(channel_name)}'"
+        query = incidents_where(where(INCIDENT_CHANNEL, "=", channel_name))
         async for execution in self.client.list_workflows(query, limit=1):
             return execution.id
         return None

@@ -27,14 +27,16 @@ from workflows import drill, lifecycle
 from workflows.claims import MEMO_NUMBER, IncidentKeyClaim, claim_id
 from workflows.incident import IncidentInput, IncidentWorkflow
 from workflows.listing import MEMO_KEY, memo_of
-from workflows.models import Declaration, IncidentState, Status, incident_id
+from workflows.models import Declaration, IncidentState, Status, incident_id, incident_label
 from workflows.policy import Policy
 from workflows.registry import REGISTRY_ID, RegistryState
 from workflows.visibility import (
     INCIDENT_NUMBER,
     INCIDENT_STATUS,
     declared_search_attributes,
+    incidents_where,
     summary,
+    where,
 )
 
 # Temporal refuses payloads over 2 MB (the start input is the declaration and the policy); a
@@ -137,9 +139,7 @@ class Intake:
 
     async def _latest_started(self) -> int:
         """A first guess: visibility lists the latest started first, usually the highest."""
-        executions = self.client.list_workflows(
-            "WorkflowType = 'IncidentWorkflow'", page_size=GUESS_PAGE
-        )
+        executions = self.client.list_workflows(incidents_where(), page_size=GUESS_PAGE)
         await executions.fetch_next_page()
         numbers = [
             e.typed_search_attributes.get(INCIDENT_NUMBER) or 0
@@ -148,7 +148,7 @@ class Intake:
         return max(numbers, default=0)
 
     async def _any_above(self, number: int) -> bool:
-        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentNumber > {number}"
+        query = incidents_where(where(INCIDENT_NUMBER, ">", number))
         count = await self.client.count_workflows(query)
         return count.count > 0
 
@@ -233,7 +233,7 @@ class Intake:
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 memo={MEMO_NUMBER: number},
-                static_summary=f"Idempotency key of INC-{number}",
+                static_summary=f"Idempotency key of {incident_label(number)}",
             )
         except WorkflowAlreadyStartedError:  # another process claimed it just now
             await self._give_back(number)
@@ -290,7 +290,7 @@ class Intake:
         if incident.status != WorkflowExecutionStatus.RUNNING or resolved:
             await _end(
                 self.client.get_workflow_handle(described.id, run_id=described.run_id),
-                f"INC-{number} is resolved",
+                f"{incident_label(number)} is resolved",
             )
             return None
         return Taken(number=number, created=False, state=None)

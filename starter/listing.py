@@ -20,6 +20,13 @@ from temporalio.service import RPCError
 from workflows.incident import IncidentWorkflow
 from workflows.listing import MEMO_KEY, IncidentSummary, summarize
 from workflows.models import Status
+from workflows.visibility import (
+    INCIDENT_COMMANDER,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATUS,
+    incidents_where,
+    where,
+)
 
 # Text filtering reads at most this many visibility pages for one answer (then hands back a
 # token to go on), so a rare word cannot turn one request into a scan of every incident.
@@ -37,22 +44,24 @@ class ListFilter:
 
     def query(self) -> str:
         clauses = [
-            "WorkflowType = 'IncidentWorkflow'",
             "ExecutionStatus != 'Terminated'",
             # An incident's earlier runs: the one that opened it, and any whose history grew long.
             "ExecutionStatus != 'ContinuedAsNew'",
         ]
         if self.status is not None:
-            clauses.append(f"IncidentStatus = '{self.status.value}'")
+            clauses.append(where(INCIDENT_STATUS, "=", self.status.value))
         if self.severity is not None:
-            clauses.append(f"IncidentSeverity = '{quote(self.severity)}'")
+            clauses.append(where(INCIDENT_SEVERITY, "=", self.severity))
         if self.commander is not None:
-            clauses.append(f"IncidentCommander = '{quote(self.commander)}'")
+            clauses.append(where(INCIDENT_COMMANDER, "=", self.commander))
         if self.open is True:
-            clauses += ["IncidentStatus != 'resolved'", "ExecutionStatus = 'Running'"]
+            clauses += [
+                where(INCIDENT_STATUS, "!=", Status.RESOLVED),
+                "ExecutionStatus = 'Running'",
+            ]
         elif self.open is False:
-            clauses.append("IncidentStatus = 'resolved'")
-        return " AND ".join(clauses)
+            clauses.append(where(INCIDENT_STATUS, "=", Status.RESOLVED))
+        return incidents_where(*clauses)
 
     def keeps(self, incident: IncidentSummary) -> bool:
         return not self.text or self.text.casefold() in incident.title.casefold()
@@ -98,7 +107,3 @@ async def _summary(client: Client, execution: WorkflowExecution) -> IncidentSumm
     except RPCError:  # a listing must not fail because one old incident cannot answer
         return None
     return summarize(state)
-
-
-def quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")

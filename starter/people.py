@@ -8,7 +8,6 @@ only ever sees ids; an unknown person is refused at the door, naming what was gi
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Annotated, Any, get_args, get_origin
 
@@ -16,13 +15,12 @@ from pydantic import AliasChoices, BaseModel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from workflows.models import SLACK_USER_ID, slack_user_id
+from workflows.models import MENTION, SLACK_USER_ID, slack_user_id
 
 MAX_GIVEN = 254  # the longest email address; anything longer names nobody
 LIST_TTL = 60.0  # seconds a users.list snapshot answers handles
 MISS_REFRESH = 5.0
 PAGE_SIZE = 200
-MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")
 
 
 class UnknownPerson(ValueError):
@@ -57,7 +55,7 @@ class Directory:
         text = given.strip()
         if not text or len(text) > MAX_GIVEN:
             raise UnknownPerson(given)
-        mention = MENTION.match(text)
+        mention = MENTION.fullmatch(text)
         if mention:
             return mention.group(1)
         if SLACK_USER_ID.match(text):

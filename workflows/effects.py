@@ -157,6 +157,7 @@ class IncidentBrief(BaseModel):
     summary: str
     severity: str
     severity_description: str
+    paging_severity: str = "error"
     impact: Impact
     status: Status
     components: list[str]

@@ -33,6 +33,7 @@ def brief(state: IncidentState, policy: Policy) -> IncidentBrief:
         summary=state.summary,
         severity=state.severity,
         severity_description=policy.severity(state.severity).description,
+        paging_severity=policy.severity(state.severity).paging_severity,
         impact=state.impact,
         status=state.status,
         components=state.components,

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, IncidentState, Roles, Status
+from workflows.models import Channel, Impact, IncidentState, Roles, Status, incident_label
 
 MEMO_KEY = "incident"
 
@@ -37,7 +37,7 @@ class IncidentSummary(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"INC-{self.number}"
+        return incident_label(self.number)
 
 
 def summarize(state: IncidentState) -> IncidentSummary:

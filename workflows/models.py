@@ -16,7 +16,11 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
 from workflows.text import Line, RequiredText, Text
 
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+# People are Slack user ids everywhere; these are the one spelling of what one looks like.
+USER_ID = r"[UW][A-Z0-9]{2,20}"
+SLACK_USER_ID = re.compile(rf"^{USER_ID}$")
+# A mention in Slack's markup, ``<@U024BE7LH>`` or ``<@U024BE7LH|bob>``: group 1 is the id.
+MENTION = re.compile(rf"<@({USER_ID})(?:\|[^>]*)?>")
 
 
 def slack_user_id(value: str) -> str:
@@ -274,7 +278,7 @@ class IncidentState(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"INC-{self.number}"
+        return incident_label(self.number)
 
     @property
     def is_open(self) -> bool:
@@ -287,6 +291,11 @@ class IncidentState(BaseModel):
 def incident_id(number: int) -> str:
     """The incident id is the workflow id, so the API, Slack and the Temporal UI agree."""
     return f"incident-{number}"
+
+
+def incident_label(number: int) -> str:
+    """What people call an incident: ``INC-42``."""
+    return f"INC-{number}"
 
 
 def parse_incident_ref(ref: str) -> str:

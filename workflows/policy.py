@@ -10,7 +10,7 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
@@ -113,6 +113,8 @@ class SeverityPolicy(BaseModel):
     archive_after: Duration = timedelta(days=7)
     stakeholders: list[str] = Field(default_factory=list)  # emails the report goes to
     action_item_remind_every: Duration = timedelta(days=1)  # after an item falls due
+    # What a page of this severity says to PagerDuty (its Events API v2 severities).
+    paging_severity: Literal["critical", "error", "warning", "info"] = "error"
 
 
 class ChannelPolicy(BaseModel):
@@ -202,6 +204,7 @@ def default_policy() -> Policy:
                     EscalationTier(after=timedelta(minutes=10), page=True, repeat=3),
                 ],
                 retrospective=RetrospectivePolicy(required=True, after=timedelta(days=1)),
+                paging_severity="critical",
             ),
             "sev2": SeverityPolicy(
                 description="Internal operations are prevented, but a workaround exists.",
@@ -214,6 +217,7 @@ def default_policy() -> Policy:
                 "in the current sprint.",
                 update_every=timedelta(hours=24),
                 archive_after=timedelta(days=3),
+                paging_severity="warning",
             ),
         }
     )

@@ -8,15 +8,13 @@ where a Slack mention would not resolve.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
-from workflows.models import ActionItem, IncidentState, Role
+from workflows.models import MENTION, ActionItem, IncidentState, Role
 from workflows.policy import Policy
 
 TIMELINE_LIMIT = 200  # entries in a document; a longer incident says how many were left out
 PLACEHOLDER = "_To be written by the people in the retrospective._"
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 
 
 def duration(span: timedelta | None) -> str:
@@ -92,7 +90,7 @@ def _item(item: ActionItem) -> str:
 
 def _plain(text: str) -> str:
     """Timeline text carries Slack mentions (``<@U…>``); documents show ``@U…``."""
-    return _MENTION.sub(r"@\1", text)
+    return MENTION.sub(r"@\1", text)
 
 
 def _timeline(state: IncidentState) -> list[str]:

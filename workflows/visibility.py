@@ -31,6 +31,24 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
 ]
 
 
+# Every visibility query about incidents starts here; the clauses name the keys above.
+INCIDENTS = "WorkflowType = 'IncidentWorkflow'"
+
+
+def where(key: SearchAttributeKey[Any], op: str, value: str | int) -> str:
+    """One filter on an incident search attribute, a keyword quoted as Temporal's list filter
+    grammar wants it, so no value can end the string and add a clause of its own."""
+    if isinstance(value, int):
+        return f"{key.name} {op} {value}"
+    quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"{key.name} {op} '{quoted}'"
+
+
+def incidents_where(*clauses: str) -> str:
+    """A visibility query for incident workflows matching every clause."""
+    return " AND ".join([INCIDENTS, *clauses])
+
+
 def search_attribute_specs() -> list[str]:
     """``IncidentNumber=Int`` and so on: the form the ``temporal`` CLI takes them in."""
     return [

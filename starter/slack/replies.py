@@ -12,10 +12,10 @@ from typing import Any
 from clients.mrkdwn import escape
 from workflows import drill
 from workflows.listing import IncidentSummary
-from workflows.models import IncidentState
+from workflows.models import USER_ID, IncidentState
 
 MAX_LISTED = 20
-USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
+USER_MENTION = re.compile(rf"&lt;@({USER_ID})&gt;")  # a mention, once escaped
 FAILED = ":warning: That did not work this time (the incident service's log says why); try again."
 
 
