@@ -9,10 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clients.mrkdwn import escape
 from workflows import drill
 from workflows.effects import IncidentBrief, Notice, Post
 from workflows.models import SLACK_USER_ID, Status, incident_label
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as Slack's entities; everything else is left as typed."""
+    return text.translate(_ESCAPES)
+
 
 Blocks = list[dict[str, Any]]
 

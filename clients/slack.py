@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from clients.slack_channels import SlackChannels
-from clients.slack_people import SlackPeople
+from clients.slack_channels import SlackChannels, SlackPeople
 from clients.slack_posts import SlackPosts
 
 

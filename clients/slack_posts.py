@@ -12,7 +12,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from clients import Permanent, messages
-from clients.mrkdwn import escape
+from clients.messages import escape
 from clients.slack_channels import SlackChannels
 from clients.slack_client import permanent_errors, slack_error
 from workflows.effects import Audience, EditKickoff, Notice, Post, Posted, PostMessage

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlparse
 
 from aiohttp import web
 
-from . import page_script
+from . import page
 from .console import Console
 from .workspace import Workspace
 
@@ -148,4 +148,4 @@ class ConsoleRoutes:
         return web.json_response({"views": list(self.emulator.workspace.views.values())})
 
     async def script(self, request: web.Request) -> web.Response:
-        return web.Response(text=page_script.SCRIPT, content_type="text/javascript")
+        return web.Response(text=page.SCRIPT, content_type="text/javascript")

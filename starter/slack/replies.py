@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from clients.mrkdwn import escape
+from clients.messages import escape
 from workflows import drill
 from workflows.listing import IncidentSummary
 from workflows.models import USER_ID, IncidentState
