@@ -19,6 +19,7 @@ from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
 from starter.api.routes import (
     alerts,
+    commands,
     followup,
     health,
     incidents,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         app.state.desk = desk
     app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
+    app.include_router(commands.router)
     app.include_router(health.router)
     app.include_router(policy.router)
     app.include_router(alerts.router)
@@ -97,7 +99,6 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     for router in (
         status.page,
         status.operate,
-        status.public,
         subscribers.router,
         subscribe_form.router,
     ):

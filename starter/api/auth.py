@@ -4,7 +4,7 @@ it) and /alerts (a source may prove itself with its own token or signature inste
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,6 +13,9 @@ from starter.api.dependencies import AppSettings
 
 # auto_error=False: HTTPBearer's own error is a 403 without a challenge; the contract wants 401
 # with WWW-Authenticate, raised below. The scheme still documents the auth in OpenAPI.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token."}
+}
 bearer = HTTPBearer(auto_error=False, description="A token from INCIDENT_API_TOKENS.")
 
 

@@ -1,8 +1,8 @@
-"""After resolution: the situation report, the retrospective, action items, incident figures.
+"""After resolution: the situation report and the incident figures.
 
-Commands are workflow Updates through the desk, like every other incident command; the
-report and the figures also come from the incident archive, which outlives Temporal's
-retention of finished workflows.
+The report and the figures also come from the incident archive, which outlives Temporal's
+retention of finished workflows. The commands after resolution (the retrospective, action
+items) are rows of the command table, routed in ``commands`` like every other.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel
 
 from activities.archive import IncidentArchive
-from starter.api.auth import require_token
+from starter.api.auth import UNAUTHORIZED, require_token
 from starter.api.dependencies import AppSettings, Desk, IncidentRef
-from starter.api.routes.incidents import UNAUTHORIZED, incident_router, run
-from starter.api.schemas import IncidentOut
+from starter.api.routes.commands import incident_router
 from starter.desk import IncidentNotFound
-from workflows import commands as cmd
 from workflows.metrics import IncidentMetrics, IncidentRecord
 from workflows.models import Status
 
@@ -70,41 +68,6 @@ async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTex
     if report is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
     return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
-
-
-@one.post("/retrospective/complete", summary="Mark the retrospective done")
-async def complete_retrospective(
-    ref: IncidentRef,
-    desk: Desk,
-    settings: AppSettings,
-    body: Annotated[cmd.CompleteRetrospective, Body(default_factory=cmd.CompleteRetrospective)],
-) -> IncidentOut:
-    return await run(desk, settings, ref, body)
-
-
-@one.post("/action-items/{item_id}/assign", summary="Give an action item an owner")
-async def assign_action_item(
-    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: cmd.AssignActionItem
-) -> IncidentOut:
-    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
-
-
-@one.post("/action-items/{item_id}/due", summary="Set when an action item is due")
-async def set_action_item_due(
-    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: cmd.SetActionItemDue
-) -> IncidentOut:
-    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
-
-
-@one.post("/action-items/{item_id}/drop", summary="Drop an action item")
-async def drop_action_item(
-    ref: IncidentRef,
-    item_id: int,
-    desk: Desk,
-    settings: AppSettings,
-    body: Annotated[cmd.DropActionItem, Body(default_factory=cmd.DropActionItem)],
-) -> IncidentOut:
-    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
 
 
 @metrics.get("/incidents", summary="Incident figures from the archive")

@@ -1,0 +1,168 @@
+"""The CLI's side of the HTTP API: the client, its errors for people, and how incidents print.
+
+Configured from the environment: INCIDENT_API_URL (default http://127.0.0.1:8000),
+INCIDENT_API_TOKEN (or the first of INCIDENT_API_TOKENS), INCIDENT_USER (you, recorded as who
+acted). Shared by every sub-command module of the ``incident`` CLI (``starter.cli``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
+
+import httpx
+import typer
+from rich.console import Console
+from rich.text import Text
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+# Declaring waits until the incident's Slack channel exists, which can take a few seconds.
+TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+SEVERITY_STYLE = {"sev1": "bold red", "sev2": "yellow", "sev3": "cyan"}
+STATUS_STYLE = {"investigating": "red", "identified": "yellow", "monitoring": "blue"}
+
+# soft_wrap: ids and URLs must stay whole, whatever the terminal width.
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+Incident = dict[str, Any]
+Words = Annotated[str, typer.Argument(show_default=False)]
+IncidentArg = Annotated[str, typer.Argument(metavar="ID", help="INC-42, incident-42 or 42")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer as it is.")]
+
+
+def fail(message: str) -> NoReturn:
+    err.print(Text(message, style="red"))
+    raise typer.Exit(1)
+
+
+def first_api_token() -> str:
+    """The first of the API's own INCIDENT_API_TOKENS, read as the API reads them."""
+    # Imported here: config brings the Temporal SDK, which the CLI needs only for this.
+    from config import Settings
+
+    return next(iter(Settings().api_token_list), "")
+
+
+class Api:
+    def __init__(self) -> None:
+        self.url = os.environ.get("INCIDENT_API_URL", DEFAULT_API_URL).rstrip("/")
+        self.token = os.environ.get("INCIDENT_API_TOKEN") or first_api_token()
+        self.user = os.environ.get("INCIDENT_USER") or None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[int, Any]:
+        if body is not None and self.user:
+            body.setdefault("by", self.user)
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.request(
+                method, self.url + path, json=body, params=query, headers=headers, timeout=TIMEOUT
+            )
+        except httpx.ConnectError as error:
+            fail(
+                f"cannot reach the incident API at {self.url} ({error}). Is it running? `make run` "
+                "starts the whole stack; set INCIDENT_API_URL if the API is elsewhere."
+            )
+        except httpx.TimeoutException:
+            fail(f"the incident API at {self.url} did not answer in time")
+        except httpx.HTTPError as error:
+            fail(f"talking to the incident API at {self.url} failed: {error}")
+        if response.is_error:
+            fail(self.explain(response))
+        return response.status_code, response.json()
+
+    def explain(self, response: httpx.Response) -> str:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text or response.reason_phrase
+        if isinstance(detail, list):  # validation errors name the field: "severity: unknown..."
+            detail = "; ".join(_field_error(e) for e in detail)
+        detail = str(detail)
+        if response.status_code == 401:
+            detail += " (set INCIDENT_API_TOKEN to one of the API's INCIDENT_API_TOKENS)"
+        return detail
+
+
+def _field_error(error: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in error.get("loc", [])[1:])
+    # pydantic prefixes custom validator messages with "Value error, "; people need only the rest.
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message
+
+
+def command(incident_id: str, action: str, body: dict[str, Any], as_json: bool) -> None:
+    """Send one command and show what the incident says now."""
+    _, incident = Api().call("POST", f"{incident_path(incident_id)}/{action}", body)
+    if as_json:
+        print_json(incident)
+        return
+    out.print(headline(incident))
+    if incident["timeline"]:
+        out.print(Text("  " + incident["timeline"][-1]["text"]))
+
+
+def incident_path(incident_id: str) -> str:
+    # Quoted whole: what people type must name an incident, never another route.
+    return "/incidents/" + quote(incident_id, safe="")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def headline(incident: Incident) -> Text:
+    """`INC-42 SEV1 investigating — Checkout failing`"""
+    severity, status = incident["severity"], incident["status"]
+    return Text.assemble(
+        ("DRILL ", "bold yellow") if incident.get("drill") else "",
+        (f"INC-{incident['number']}", "bold"),
+        " ",
+        (severity.upper(), SEVERITY_STYLE.get(severity, "")),
+        " ",
+        (status, STATUS_STYLE.get(status, "green")),
+        f" — {incident['title']}",
+    )
+
+
+def when(value: str | None) -> str:
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def channel(incident: Incident) -> str:
+    found = incident.get("channel")
+    return f"#{found['name']}" if found else "-"
+
+
+def details(incident: Incident) -> None:
+    roles, place = incident["roles"], incident["channel"]
+    rows = [
+        ("Channel", channel(incident) + (f" ({place['id']})" if place else "")),
+        ("Summary", incident["summary"]),
+        ("Components", ", ".join(incident["components"])),
+        ("Commander", roles["commander"] or "nobody yet"),
+        ("Tech lead", roles["tech_lead"]),
+        ("Comms lead", roles["comms_lead"]),
+        ("Responders", ", ".join(incident["responders"])),
+        ("Declared", when(incident["declared_at"])),
+        ("Acknowledged", incident["acknowledged_at"] and when(incident["acknowledged_at"])),
+        ("Next update", incident["next_update_due"] and when(incident["next_update_due"])),
+        ("Resolved", incident["resolved_at"] and when(incident["resolved_at"])),
+        ("Temporal UI", incident["url"]),
+    ]
+    for label, value in rows:
+        if value:
+            out.print(Text.assemble((f"{label + ':':<14}", "dim"), str(value)))
