@@ -42,6 +42,8 @@ class CommandRow(Generic[C]):
     grammar: Grammar = field(default_factory=Grammar)
     aliases: tuple[str, ...] = ()
     prompt: str = ""  # said before the usage when the words do not fit: "which status?"
+    # The words after the verb, as in the docs; a test parses each into the row's model.
+    example: str = ""
     # The irregular ones: their words as fields (None: they do not fit), and their usage.
     parse: Callable[[str], dict[str, Any] | None] | None = None
     shown: str = ""
@@ -100,6 +102,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         "move the status forward (skipping ahead is fine, back is not)",
         Grammar(("status",), "message"),
         prompt="which status?",
+        example="identified bad deploy found",
     ),
     CommandRow(
         "update",
@@ -109,6 +112,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         "post a status update (resets the update reminder)",
         Grammar(text="message", text_required=True),
         prompt="say what is new:",
+        example="rolled back, errors falling",
     ),
     CommandRow(
         "severity",
@@ -119,6 +123,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         Grammar(("severity",), "reason"),
         aliases=("sev",),
         prompt="which severity?",
+        example="sev1 checkout down for everyone",
     ),
     CommandRow(
         "role",
@@ -129,6 +134,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         Grammar(("role", "user")),
         aliases=("roles",),
         prompt="give a role and one person:",
+        example="comms_lead <@U0BOB0002>",
     ),
     CommandRow(
         "responders",
@@ -138,6 +144,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         "add responders: they are invited to the channel",
         Grammar(text="users", text_required=True),
         prompt="who?",
+        example="<@U0BOB0002> <@U0CAROL03>",
     ),
     CommandRow(
         "escalate",
@@ -146,6 +153,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         "escalate",
         "escalate to the next tier now",
         Grammar(text="reason"),
+        example="nobody answers",
     ),
     CommandRow(
         "resolve",
@@ -154,6 +162,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         "resolve",
         "resolve the incident",
         Grammar(text="message"),
+        example="rolled back",
     ),
     CommandRow(
         "reopen",
@@ -162,6 +171,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         "reopen",
         "reopen a resolved incident",
         Grammar(text="reason"),
+        example="errors again",
     ),
     CommandRow(
         "timeline",
@@ -172,6 +182,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         Grammar(text="text", text_required=True),
         prompt="say what to note:",
         now="at",
+        example="deploy 4312 went out at 14:02",
     ),
     CommandRow(
         "public",
@@ -182,6 +193,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         Grammar(text="message", text_required=True),
         prompt="say what is new:",
         flags={"components": "--component"},
+        example="Payments fail for some customers",
     ),
     CommandRow(
         "action add",
@@ -192,6 +204,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         Grammar(text="text", text_required=True),
         parse=action_item,
         shown="<text> [@owner] [due <when>]",
+        example="rotate keys <@U0BOB0002> due 3d",
     ),
     CommandRow(
         "action assign",
@@ -200,6 +213,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         f"{ITEM}/assign",
         "give an action item an owner",
         Grammar(("item_id", "owner")),
+        example="1 <@U0CAROL03>",
     ),
     CommandRow(
         "action due",
@@ -208,6 +222,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         f"{ITEM}/due",
         "set when an action item is due (2026-12-01 is 09:00 UTC, an ISO time, or 3d)",
         Grammar(("item_id", "due")),
+        example="1 2026-12-01",
     ),
     CommandRow(
         "action done",
@@ -216,6 +231,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         f"{ITEM}/complete",
         "mark an action item done",
         Grammar(("item_id",)),
+        example="1",
     ),
     CommandRow(
         "action drop",
@@ -224,6 +240,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         f"{ITEM}/drop",
         "drop an action item nobody will do",
         Grammar(("item_id",), "reason"),
+        example="1 not needed",
     ),
     CommandRow(
         "retro done",
@@ -235,6 +252,7 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         parse=write_up,
         shown="[link to the write-up]",
         flags={"document_url": "--url"},
+        example="<https://docs.example.com/retro>",
     ),
 )
 
