@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI
 
 from config import Settings, connect
-from starter.api import errors, limits
+from starter.api import errors, limits, openapi
 from starter.api.metrics import ApiMetrics, MeasureRequests
 from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     ):
         app.include_router(router)
     errors.install(app)
+    openapi.install(app, desk.policy if desk is not None else settings.policy)
     limits.install(app)
     app.add_middleware(MeasureRequests, metrics=metrics)
     app.add_middleware(RequestLog)

@@ -13,11 +13,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from activities.archive import IncidentArchive
 from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeverity
+from starter.api.errors import invalid
 from starter.api.routes.commands import incident_router
 from starter.desk import IncidentNotFound
 from workflows.metrics import IncidentMetrics, IncidentRecord
@@ -49,6 +50,11 @@ async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive
 
 
 Archive = Annotated[IncidentArchive, Depends(archive_of)]
+# What ``since`` takes: a date and time with a zone (a bare number is no time here).
+ISO_WITH_ZONE = (
+    r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d"
+    r"(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
 
 
 @one.get(
@@ -73,10 +79,16 @@ async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTex
 @metrics.get("/incidents", summary="Incident figures from the archive")
 async def incident_metrics(
     archive: Archive,
-    since: Annotated[AwareDatetime | None, Query(description="ISO timestamp with a zone")] = None,
-    severity: Annotated[str | None, Query(max_length=32)] = None,
+    severity: KnownSeverity,
+    since: Annotated[
+        str | None,
+        Query(pattern=ISO_WITH_ZONE, description="ISO timestamp with a zone", max_length=40),
+    ] = None,
 ) -> IncidentMetrics:
-    when: datetime | None = since
+    try:
+        when = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        raise invalid("since", "not a timestamp with a zone", "query") from None
     return await asyncio.to_thread(archive.metrics, when, severity)
 
 
@@ -87,8 +99,8 @@ class ArchivedIncidents(BaseModel):
 @archived.get("/incidents", summary="Search the incident archive (kept past Temporal's retention)")
 async def search_archive(
     archive: Archive,
+    severity: KnownSeverity,
     q: Annotated[str | None, Query(max_length=200, description="Words of the title")] = None,
-    severity: Annotated[str | None, Query(max_length=32)] = None,
     status: Annotated[Status | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ArchivedIncidents:

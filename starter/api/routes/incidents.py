@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeverity
 from starter.api.errors import ONE_INCIDENT, invalid
 from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
@@ -29,6 +29,10 @@ from workflows.policy import Policy
 from workflows.templates import InvalidDeclaration, complete
 
 log = structlog.get_logger()
+# Page tokens this API hands out: "p1." and Temporal's token in URL-safe base64. One of that
+# shape that names no page (made up, or from another server) is answered 404: no such page.
+PAGE_TOKEN = r"^p1\.[A-Za-z0-9_-]+$"
+NO_SUCH_PAGE = "no such page: send a next_page_token from a previous answer, as it was"
 
 # Two routers: the collection, and one incident (which can answer 404). The commands on one
 # incident are generated from the command table (``starter.api.routes.commands``).
@@ -110,14 +114,26 @@ async def declare(
     return IncidentOut.of(state, settings.incident_url(state.id))
 
 
-@router.get("", summary="List incidents, a page at a time")
+def packed(token: bytes) -> str:
+    return "p1." + base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def unpacked(token: str) -> bytes:
+    """Temporal's token again; ``ValueError`` when the text cannot be one (``binascii.Error``)."""
+    data = token.removeprefix("p1.")
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+@router.get(
+    "",
+    summary="List incidents, a page at a time",
+    responses={404: {"description": "No such page: a `next_page_token` this API never gave."}},
+)
 async def list_incidents(
     desk: Desk,
     settings: AppSettings,
+    severity: KnownSeverity,
     status_: Annotated[Status | None, Query(alias="status")] = None,
-    severity: Annotated[
-        str | None, Query(description="like sev1", pattern=r"^[A-Za-z0-9_.-]{1,50}$")
-    ] = None,
     commander: Annotated[
         str | None, Query(description="Slack user id", pattern=r"^[UW][A-Z0-9]{2,20}$")
     ] = None,
@@ -130,17 +146,18 @@ async def list_incidents(
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Same as page_size.")] = 100,
     next_page_token: Annotated[
-        str | None, Query(description="From the previous page's answer.", max_length=4000)
+        str | None,
+        Query(description="From the previous page's answer.", max_length=4000, pattern=PAGE_TOKEN),
     ] = None,
 ) -> IncidentList:
     """Read from Temporal visibility (each incident keeps its list view in its memo), so the
     cost does not grow with a query per incident. Newest first within a page; a page with
     `text` may hold fewer than `page_size`: only a missing `next_page_token` means the end."""
-    not_a_token = invalid("next_page_token", "not a token from a previous page", "query")
+    no_such_page = HTTPException(status.HTTP_404_NOT_FOUND, detail=NO_SUCH_PAGE)
     try:
-        token = base64.b64decode(next_page_token, b"-_", validate=True) if next_page_token else None
+        token = unpacked(next_page_token) if next_page_token else None
     except ValueError:
-        raise not_a_token from None
+        raise no_such_page from None
     filters = ListFilter(
         status=status_, severity=severity, commander=commander, text=text, open=open_
     )
@@ -149,13 +166,11 @@ async def list_incidents(
     except RPCError as error:
         # Temporal cannot parse a made-up token (it says INVALID_ARGUMENT, or UNKNOWN).
         if token and error.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
-            raise not_a_token from None
+            raise no_such_page from None
         raise
     return IncidentList(
         incidents=[IncidentSummaryOut.of(s, settings.incident_url(s.id)) for s in page.incidents],
-        next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode()
-        if page.next_page_token
-        else None,
+        next_page_token=packed(page.next_page_token) if page.next_page_token else None,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from activities.statuspage_store import StatusPageStore
 from starter.api.auth import UNAUTHORIZED, require_token
@@ -98,7 +98,7 @@ async def status_feed(request: Request, store: Store, settings: AppSettings) -> 
 
 
 class Maintenance(BaseModel):
-    maintenance: bool
+    maintenance: StrictBool  # true or false; 0 or "yes" would be a guess
 
 
 @operate.put("/components/{name}", summary="Put a component under maintenance, or take it out")
