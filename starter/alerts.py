@@ -55,7 +55,7 @@ class AlertmanagerWebhook(BaseModel):
     groupKey: str = Field(min_length=1, max_length=1799)
     truncatedAlerts: int = Field(default=0, ge=0)
     status: AlertStatus
-    receiver: str = Field(max_length=200)
+    receiver: str = Field(min_length=1, max_length=200)  # Alertmanager names every receiver
     groupLabels: Labels = Field(default_factory=dict)
     commonLabels: Labels = Field(default_factory=dict)
     commonAnnotations: Labels = Field(default_factory=dict)

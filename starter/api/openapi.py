@@ -57,6 +57,10 @@ def exact(document: Schema, policy: Policy) -> Schema:
     for holder in list(_walk(document)):
         for name, schema in holder.pop("$defs", {}).items():
             schemas.setdefault(name, schema)
+    for path in document["paths"].values():
+        for operation in path.values():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                _named(content, schemas)
     _rewrite_refs(document)
     for node in _walk(document):
         pattern = node.get("pattern")
@@ -91,6 +95,15 @@ def _subscribe_form(document: Schema) -> None:
     component = Subscription.model_json_schema()["properties"]["components"]
     one = {"type": "string", "maxLength": component["items"]["maxLength"]}
     schema["properties"]["components"] = {"anyOf": [component, one]}
+
+
+def _named(content: Schema, schemas: dict[str, Schema]) -> None:
+    """A body documented inline from a model (the alerts') becomes a component, like others."""
+    schema = content.get("schema", {})
+    title = schema.get("title")
+    if "properties" in schema and isinstance(title, str) and title not in schemas:
+        schemas[title] = schema
+        content["schema"] = {"$ref": f"#/components/schemas/{title}"}
 
 
 def _nested(models: list[type[BaseModel]]) -> set[type[BaseModel]]:
