@@ -22,9 +22,9 @@ from tests.support import local_smtp
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Per operation and phase: about 2,000 requests in all, a minute on 2 cores. The seed makes
+# Per operation and phase: about 2,000 requests in all, under a minute on 2 cores. The seed makes
 # CI's run the same each time; change it to explore (`st run --seed`) and keep what it finds.
-EXAMPLES = 10
+EXAMPLES = 8
 SEED = 20261205
 QUEUE = "incidents-fuzz"
 
