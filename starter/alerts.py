@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from workflows.alerting import (
     MAX_EVENT_LINKS,
+    MAX_LABEL_TEXT,
     AlertBatch,
     AlertEvent,
     AlertPolicy,
@@ -50,10 +51,11 @@ class AlertmanagerWebhook(BaseModel):
     """Alertmanager's webhook payload, version 4 (its documented format)."""
 
     version: Literal["4"]
-    groupKey: str = Field(min_length=1, max_length=2000)
+    # The group's key is "<receiver>/<groupKey>", at most 2,000 characters in all.
+    groupKey: str = Field(min_length=1, max_length=1799)
     truncatedAlerts: int = Field(default=0, ge=0)
     status: AlertStatus
-    receiver: str = Field(max_length=200)
+    receiver: str = Field(min_length=1, max_length=200)  # Alertmanager names every receiver
     groupLabels: Labels = Field(default_factory=dict)
     commonLabels: Labels = Field(default_factory=dict)
     commonAnnotations: Labels = Field(default_factory=dict)
@@ -108,8 +110,9 @@ class GenericAlert(BaseModel):
     source: str = Field(default="generic", pattern=r"^[a-z0-9_-]{1,64}$")
     key: str = Field(min_length=1, max_length=500, description="Deduplication key.")
     status: AlertStatus = AlertStatus.FIRING
-    title: str = Field(min_length=1, max_length=200)
-    summary: str = Field(default="", max_length=3000)
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    # It travels as the "description" annotation, which holds as much as any annotation.
+    summary: str = Field(default="", max_length=MAX_LABEL_TEXT)
     labels: Labels = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list, max_length=10)
     occurred_at: datetime | None = None

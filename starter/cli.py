@@ -1,10 +1,10 @@
 """incident: the command line for people, on top of the HTTP API (never Temporal directly),
 and for operators, ``incident db upgrade``.
 
-Configured from the environment: INCIDENT_API_URL (default http://127.0.0.1:8000),
-INCIDENT_API_TOKEN (or the first of INCIDENT_API_TOKENS), INCIDENT_USER (you, recorded as who
-acted). People are given as Slack user ids, @handles, bare handles (bob) or emails; the API
-resolves them.
+Configured from the environment (see ``starter.cli_client``). People are given as Slack user
+ids, @handles, bare handles (bob) or emails; the API resolves them. The commands on one
+incident are generated from the command table (``starter.cli_commands``); declaring, listing
+and showing are here, the rest in modules of their own.
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from starter import cli_followup, cli_preview, cli_status
-from starter.cli_api import (
+from starter import cli_commands, cli_followup, cli_preview, cli_status
+from starter.cli_client import (
     SEVERITY_STYLE,
     STATUS_STYLE,
     Api,
     IncidentArg,
     JsonFlag,
-    Words,
     channel,
-    command,
     details,
     fail,
     headline,
@@ -33,7 +31,7 @@ from starter.cli_api import (
     print_json,
     when,
 )
-from workflows.models import Role, Status, incident_label
+from workflows.models import Status, incident_label
 
 app = typer.Typer(
     help="Declare and drive incidents through the incident API.",
@@ -173,67 +171,7 @@ def show(incident_id: IncidentArg, as_json: JsonFlag = False) -> None:
         out.print(Text(f"[{done}] #{item['id']} {item['text']}{owner}"))
 
 
-@app.command()
-def ack(incident_id: IncidentArg, as_json: JsonFlag = False) -> None:
-    """Acknowledge: escalation stops (and you become commander if there is none)."""
-    command(incident_id, "acknowledge", {}, as_json)
-
-
-@app.command()
-def status(
-    incident_id: IncidentArg,
-    new_status: Annotated[Status, typer.Argument(metavar="STATUS")],
-    message: Words = "",
-    as_json: JsonFlag = False,
-) -> None:
-    """Move the status forward: investigating, identified, monitoring, resolved."""
-    command(incident_id, "status", {"status": new_status.value, "message": message}, as_json)
-
-
-@app.command()
-def update(incident_id: IncidentArg, message: Words, as_json: JsonFlag = False) -> None:
-    """Post a status update (resets the update reminder)."""
-    command(incident_id, "updates", {"message": message}, as_json)
-
-
-@app.command()
-def severity(
-    incident_id: IncidentArg,
-    new_severity: Annotated[str, typer.Argument(metavar="SEV")],
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_json: JsonFlag = False,
-) -> None:
-    """Change the severity."""
-    command(incident_id, "severity", {"severity": new_severity, "reason": reason}, as_json)
-
-
-@app.command()
-def role(
-    incident_id: IncidentArg,
-    new_role: Annotated[Role, typer.Argument(metavar="ROLE")],
-    user: Annotated[str, typer.Argument(help="Slack user id, @handle, handle or email.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Give a role (commander, tech_lead, comms_lead) to someone."""
-    command(incident_id, "roles", {"role": new_role.value, "user": user}, as_json)
-
-
-@app.command()
-def escalate(incident_id: IncidentArg, reason: Words = "", as_json: JsonFlag = False) -> None:
-    """Escalate to the next tier now."""
-    command(incident_id, "escalate", {"reason": reason}, as_json)
-
-
-@app.command()
-def resolve(incident_id: IncidentArg, message: Words = "", as_json: JsonFlag = False) -> None:
-    """Resolve the incident."""
-    command(incident_id, "resolve", {"message": message}, as_json)
-
-
-@app.command()
-def reopen(incident_id: IncidentArg, reason: Words = "", as_json: JsonFlag = False) -> None:
-    """Reopen a resolved incident."""
-    command(incident_id, "reopen", {"reason": reason}, as_json)
+cli_commands.register(app)
 
 
 db = typer.Typer(

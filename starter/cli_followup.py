@@ -1,6 +1,7 @@
-"""incident report | retro done | action add/assign/due/done/drop | stats.
+"""incident report | stats: what the incident CLI reads after resolution.
 
-The after-resolution commands of the ``incident`` CLI, registered on its app by starter/cli.py.
+The commands after resolution (retro done, action add/assign/due/done/drop) are rows of the
+command table, generated in ``starter.cli_commands``.
 """
 
 from __future__ import annotations
@@ -12,23 +13,17 @@ import httpx
 import typer
 from rich.table import Table
 
-from starter.cli_api import (
+from starter.cli_client import (
     TIMEOUT,
     Api,
     IncidentArg,
     JsonFlag,
-    Words,
-    command,
     fail,
     incident_path,
     out,
     print_json,
 )
 from workflows.report import duration
-
-ItemArg = Annotated[int, typer.Argument(metavar="N", help="The action item's number.")]
-retro = typer.Typer(help="The retrospective of a resolved incident.", no_args_is_help=True)
-action = typer.Typer(help="Action items: add, assign, due, done, drop.", no_args_is_help=True)
 
 
 def report(incident_id: IncidentArg) -> None:
@@ -44,58 +39,6 @@ def report(incident_id: IncidentArg) -> None:
     if response.is_error:
         fail(api.explain(response))
     typer.echo(response.text, nl=False)
-
-
-@retro.command("done")
-def retro_done(
-    incident_id: IncidentArg,
-    url: Annotated[str | None, typer.Option("--url", help="Where the write-up lives.")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Mark the retrospective done: its reminders stop."""
-    command(incident_id, "retrospective/complete", {"document_url": url}, as_json)
-
-
-@action.command("add")
-def action_add(
-    incident_id: IncidentArg,
-    text: Words,
-    owner: Annotated[str | None, typer.Option("--owner", help="Slack user id.")] = None,
-    due: Annotated[str | None, typer.Option("--due", help="ISO timestamp with a zone.")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Add an action item."""
-    command(incident_id, "action-items", {"text": text, "owner": owner, "due": due}, as_json)
-
-
-@action.command("assign")
-def action_assign(
-    incident_id: IncidentArg, item: ItemArg, owner: Words, as_json: JsonFlag = False
-) -> None:
-    """Give an action item an owner (a Slack user id)."""
-    command(incident_id, f"action-items/{item}/assign", {"owner": owner}, as_json)
-
-
-@action.command("due")
-def action_due(
-    incident_id: IncidentArg, item: ItemArg, due: Words, as_json: JsonFlag = False
-) -> None:
-    """Set when an action item is due (ISO timestamp with a zone, like 2026-12-01T09:00Z)."""
-    command(incident_id, f"action-items/{item}/due", {"due": due}, as_json)
-
-
-@action.command("done")
-def action_done(incident_id: IncidentArg, item: ItemArg, as_json: JsonFlag = False) -> None:
-    """Mark an action item done."""
-    command(incident_id, f"action-items/{item}/complete", {}, as_json)
-
-
-@action.command("drop")
-def action_drop(
-    incident_id: IncidentArg, item: ItemArg, reason: Words = "", as_json: JsonFlag = False
-) -> None:
-    """Drop an action item nobody will do."""
-    command(incident_id, f"action-items/{item}/drop", {"reason": reason}, as_json)
 
 
 def stats(
@@ -133,5 +76,3 @@ def _counts(counts: dict[str, Any]) -> str:
 def register(app: typer.Typer) -> None:
     app.command()(report)
     app.command()(stats)
-    app.add_typer(retro, name="retro")
-    app.add_typer(action, name="action")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from starter.cli_api import Api, JsonFlag, out, print_json
+from starter.cli_client import Api, JsonFlag, out, print_json
 
 
 def _offset(seconds: float) -> str:

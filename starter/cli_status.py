@@ -1,40 +1,16 @@
-"""incident public / incident maintenance: the status page from the command line."""
+"""incident maintenance: the status page's components from the command line.
+
+(`incident public` is a row of the command table, generated in ``starter.cli_commands``.)
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 import typer
 
-from starter.cli_api import Api, IncidentArg, JsonFlag, Words, command, out, print_json
-from workflows.models import Impact, Status
-
-
-def public(
-    incident_id: IncidentArg,
-    message: Words,
-    status: Annotated[
-        Status | None, typer.Option(help="The public status; default: the incident's.")
-    ] = None,
-    impact: Annotated[
-        Impact | None, typer.Option(help="The public impact; default: the incident's.")
-    ] = None,
-    component: Annotated[
-        list[str] | None,
-        typer.Option(help="A component it touches (repeat); default: the incident's."),
-    ] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Post a public update: the incident goes on the status page, subscribers hear of it."""
-    body: dict[str, Any] = {"message": message}
-    if status:
-        body["status"] = status.value
-    if impact:
-        body["impact"] = impact.value
-    if component:
-        body["components"] = component
-    command(incident_id, "public", body, as_json)
+from starter.cli_client import Api, JsonFlag, out, print_json
 
 
 def maintenance(
@@ -52,5 +28,4 @@ def maintenance(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(public)
     app.command()(maintenance)

@@ -14,6 +14,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.command_table import row_of
 from starter.intake import Intake
 from starter.listing import ListFilter, Page, list_page
 from starter.snapshot import current_state
@@ -110,12 +111,11 @@ class IncidentDesk:
     ) -> IncidentState:
         """``request_key`` names a request its client may retry: it is applied once, even when
         the retry reaches a later run of the incident (see workflows/update_ids.py)."""
-        handle = self.client.get_workflow_handle(parse_incident_ref(ref))
-        update_id = f"{command.update}:{request_key}" if request_key else None
+        row = row_of(command)
+        handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, parse_incident_ref(ref))
+        update_id = f"{row.name}:{request_key}" if request_key else None
         try:
-            state: IncidentState = await handle.execute_update(
-                command.update, command, id=update_id, result_type=IncidentState
-            )
+            state: IncidentState = await handle.execute_update(row.update, command, id=update_id)
         except WorkflowUpdateFailedError as error:
             raise CommandRefused(_reason(error)) from error
         except RPCError as error:

@@ -1,4 +1,4 @@
-"""The one definition of a command: each names an Update the incident workflow really has."""
+"""The one definition of a command: each has a row whose Update really takes it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import inspect
 import pytest
 from temporalio import workflow
 
+from starter.command_table import BY_MODEL
 from starter.people import person_fields
 from workflows import commands as cmd
 from workflows.incident import IncidentWorkflow
@@ -18,8 +19,9 @@ COMMANDS = [c for _, c in inspect.getmembers(cmd, inspect.isclass) if issubclass
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c is not cmd.Command])
 def test_every_command_names_an_update_of_the_incident_workflow_taking_it(command):
     updates = workflow._Definition.must_from_class(IncidentWorkflow).updates
-    assert command.update in updates
-    handler = updates[command.update].fn
+    name = BY_MODEL[command].name
+    assert name in updates
+    handler = updates[name].fn
     parameter = list(inspect.signature(handler).parameters.values())[1]
     assert parameter.annotation in (command, f"cmd.{command.__name__}")
 

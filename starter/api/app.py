@@ -13,12 +13,13 @@ import structlog
 from fastapi import FastAPI
 
 from config import Settings, connect
-from starter.api import errors, limits
+from starter.api import errors, limits, openapi
 from starter.api.metrics import ApiMetrics, MeasureRequests
 from starter.api.metrics import router as metrics_router
 from starter.api.request_log import RequestLog
 from starter.api.routes import (
     alerts,
+    commands,
     followup,
     health,
     incidents,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         app.state.desk = desk
     app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
+    app.include_router(commands.router)
     app.include_router(health.router)
     app.include_router(policy.router)
     app.include_router(alerts.router)
@@ -97,12 +99,12 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     for router in (
         status.page,
         status.operate,
-        status.public,
         subscribers.router,
         subscribe_form.router,
     ):
         app.include_router(router)
     errors.install(app)
+    openapi.install(app, desk.policy if desk is not None else settings.policy)
     limits.install(app)
     app.add_middleware(MeasureRequests, metrics=metrics)
     app.add_middleware(RequestLog)

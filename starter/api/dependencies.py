@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 
 from config import Settings
+from starter.api.errors import invalid
 from starter.desk import IncidentDesk
 from workflows.models import parse_incident_ref
 
@@ -40,6 +41,20 @@ async def incident_ref(
     return ref
 
 
+async def known_severity(
+    desk: Annotated[IncidentDesk, Depends(get_desk)],
+    severity: Annotated[str | None, Query(max_length=50, description="like sev1")] = None,
+) -> str | None:
+    """A severity the policy knows, or none: another could match nothing, so it is refused."""
+    if severity is not None:
+        try:
+            desk.policy.severity(severity)
+        except ValueError as error:
+            raise invalid("severity", str(error), "query") from None
+    return severity
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Desk = Annotated[IncidentDesk, Depends(get_desk)]
 IncidentRef = Annotated[str, Depends(incident_ref)]
+KnownSeverity = Annotated[str | None, Depends(known_severity)]

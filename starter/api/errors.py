@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
@@ -16,6 +18,17 @@ log = structlog.get_logger()
 
 
 RETRY_AFTER = "1"
+# What every route on one incident may answer besides its own: documented once, for all of them.
+ONE_INCIDENT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such incident (or not an incident id)."},
+    409: {"description": "The incident refused the command; `detail` says why."},
+}
+
+
+def invalid(field: str, message: str, where: str = "body") -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, so clients read one format."""
+    detail = [{"loc": [where, field], "msg": message, "type": "value_error"}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 def _answer(code: int, detail: str) -> JSONResponse:

@@ -16,6 +16,8 @@ from fastapi.exceptions import HTTPException
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from starter.api.auth import authorized
+from starter.api.strict import strictly
 from starter.people import Directory, UnknownPerson, resolve_fields
 
 
@@ -31,7 +33,9 @@ class PeopleRoute(APIRoute):
 
         async def resolving(request: Request) -> Response:
             model = _body_model(self)
-            if model is None:
+            # Without a good token the route answers 401 whatever the body says, so nobody
+            # is looked up in Slack for an unauthenticated request.
+            if model is None or not authorized(request):
                 return await handle(request)
             raw = await request.body()
             try:
@@ -56,6 +60,7 @@ class PeopleRoute(APIRoute):
                     ) from None
                 # Starlette keeps the body it read here; FastAPI validates this one.
                 request._body = json.dumps(resolved).encode()
+                strictly(model, resolved)
             return await handle(request)
 
         return resolving

@@ -1,8 +1,8 @@
-"""After resolution: the situation report, the retrospective, action items, incident figures.
+"""After resolution: the situation report and the incident figures.
 
-Commands are workflow Updates through the desk, like every other incident command; the
-report and the figures also come from the incident archive, which outlives Temporal's
-retention of finished workflows.
+The report and the figures also come from the incident archive, which outlives Temporal's
+retention of finished workflows. The commands after resolution (the retrospective, action
+items) are rows of the command table, routed in ``commands`` like every other.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from clients.archive import IncidentArchive
-from starter.api.auth import require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef
-from starter.api.routes.incidents import UNAUTHORIZED, incident_router, run
-from starter.api.schemas import IncidentOut
+from starter.api.auth import UNAUTHORIZED, require_token
+from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeverity
+from starter.api.errors import invalid
+from starter.api.routes.commands import incident_router
 from starter.desk import IncidentNotFound
-from workflows import commands as cmd
 from workflows.metrics import IncidentMetrics, IncidentRecord
 from workflows.models import Status
 
@@ -50,6 +49,11 @@ async def archive_of(request: Request, settings: AppSettings) -> IncidentArchive
 
 
 Archive = Annotated[IncidentArchive, Depends(archive_of)]
+# What ``since`` takes: a date and time with a zone (a bare number is no time here).
+ISO_WITH_ZONE = (
+    r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d"
+    r"(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
 
 
 @one.get(
@@ -71,48 +75,19 @@ async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTex
     return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
 
 
-@one.post("/retrospective/complete", summary="Mark the retrospective done")
-async def complete_retrospective(
-    ref: IncidentRef,
-    desk: Desk,
-    settings: AppSettings,
-    body: Annotated[cmd.CompleteRetrospective, Body(default_factory=cmd.CompleteRetrospective)],
-) -> IncidentOut:
-    return await run(desk, settings, ref, body)
-
-
-@one.post("/action-items/{item_id}/assign", summary="Give an action item an owner")
-async def assign_action_item(
-    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: cmd.AssignActionItem
-) -> IncidentOut:
-    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
-
-
-@one.post("/action-items/{item_id}/due", summary="Set when an action item is due")
-async def set_action_item_due(
-    ref: IncidentRef, item_id: int, desk: Desk, settings: AppSettings, body: cmd.SetActionItemDue
-) -> IncidentOut:
-    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
-
-
-@one.post("/action-items/{item_id}/drop", summary="Drop an action item")
-async def drop_action_item(
-    ref: IncidentRef,
-    item_id: int,
-    desk: Desk,
-    settings: AppSettings,
-    body: Annotated[cmd.DropActionItem, Body(default_factory=cmd.DropActionItem)],
-) -> IncidentOut:
-    return await run(desk, settings, ref, body.model_copy(update={"item_id": item_id}))
-
-
 @metrics.get("/incidents", summary="Incident figures from the archive")
 async def incident_metrics(
     archive: Archive,
-    since: Annotated[AwareDatetime | None, Query(description="ISO timestamp with a zone")] = None,
-    severity: Annotated[str | None, Query(max_length=32)] = None,
+    severity: KnownSeverity,
+    since: Annotated[
+        str | None,
+        Query(pattern=ISO_WITH_ZONE, description="ISO timestamp with a zone", max_length=40),
+    ] = None,
 ) -> IncidentMetrics:
-    when: datetime | None = since
+    try:
+        when = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        raise invalid("since", "not a timestamp with a zone", "query") from None
     return await asyncio.to_thread(archive.metrics, when, severity)
 
 
@@ -123,8 +98,8 @@ class ArchivedIncidents(BaseModel):
 @archived.get("/incidents", summary="Search the incident archive (kept past Temporal's retention)")
 async def search_archive(
     archive: Archive,
+    severity: KnownSeverity,
     q: Annotated[str | None, Query(max_length=200, description="Words of the title")] = None,
-    severity: Annotated[str | None, Query(max_length=32)] = None,
     status: Annotated[Status | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ArchivedIncidents:

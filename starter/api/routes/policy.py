@@ -14,6 +14,12 @@ from workflows.preview import Scenario, Step, preview
 router = APIRouter(prefix="/policy", tags=["policy"], dependencies=[Depends(require_token)])
 
 DURATION = "seconds, or like 90s, 15m, 2h, 3d; leave out: never"
+# What ``parse_duration`` reads, without the spaces it forgives: seconds, or a number and a unit.
+LENGTH = r"^\d{1,6}(\.\d{1,3})?(ms|s|m|h|d|w)?$"
+# Updates every zero seconds would be no cadence: at least one digit that is not zero.
+POSITIVE_LENGTH = (
+    r"^(0{0,5}[1-9]\d{0,5}(\.\d{1,3})?|0{1,6}\.([1-9]\d{0,2}|0[1-9]\d?|00[1-9]))(ms|s|m|h|d|w)?$"
+)
 
 
 class Preview(BaseModel):
@@ -25,10 +31,12 @@ class Preview(BaseModel):
 async def policy_preview(
     desk: Desk,
     severity: Annotated[str, Query(max_length=50, description="like sev1")],
-    ack_after: Annotated[str | None, Query(max_length=20, description=DURATION)] = None,
-    updates_every: Annotated[str | None, Query(max_length=20, description=DURATION)] = None,
-    resolve_after: Annotated[str | None, Query(max_length=20, description=DURATION)] = None,
-    horizon: Annotated[str, Query(max_length=20, description="how far to look")] = "1d",
+    ack_after: Annotated[str | None, Query(pattern=LENGTH, description=DURATION)] = None,
+    updates_every: Annotated[
+        str | None, Query(pattern=POSITIVE_LENGTH, description=DURATION)
+    ] = None,
+    resolve_after: Annotated[str | None, Query(pattern=LENGTH, description=DURATION)] = None,
+    horizon: Annotated[str, Query(pattern=LENGTH, description="how far to look")] = "1d",
 ) -> Preview:
     """Runs the workflow's own deadline and command functions on a simulated clock: who is
     notified and paged when, which reminders fire, when the retrospective and archive come."""

@@ -1,8 +1,8 @@
 """The public status page (no auth): HTML, JSON and Atom from the status page's database.
 
 Components come from the policy (with their groups) and their maintenance flags from the
-database; public incidents are what the workflows published. Operators set maintenance and
-post public updates with a bearer token like every other command.
+database; public incidents are what the workflows published. Operators set maintenance with a
+bearer token; a public update is a command like every other (``commands``).
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from clients.statuspage_store import StatusPageStore
-from starter.api.auth import require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.auth import UNAUTHORIZED, require_token
+from starter.api.dependencies import AppSettings
 from starter.api.routes.followup import Archive
-from starter.api.routes.incidents import UNAUTHORIZED, incident_router, run
-from starter.api.schemas import IncidentOut
 from starter.status import render
-from workflows import commands as cmd
 from workflows.policy import Policy
 from workflows.statuspage import HISTORY_DAYS, Component, PublicIncident, StatusPage, status_page
 
@@ -33,7 +30,6 @@ operate = APIRouter(
     dependencies=[Depends(require_token)],
     responses=UNAUTHORIZED,
 )
-public = incident_router(["status page"])
 # Short: a page read by many during an incident is served from caches, yet stays current.
 CACHE = {"Cache-Control": "public, max-age=10"}
 
@@ -102,7 +98,7 @@ async def status_feed(request: Request, store: Store, settings: AppSettings) -> 
 
 
 class Maintenance(BaseModel):
-    maintenance: bool
+    maintenance: StrictBool  # true or false; 0 or "yes" would be a guess
 
 
 @operate.put("/components/{name}", summary="Put a component under maintenance, or take it out")
@@ -118,10 +114,3 @@ async def set_maintenance(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
     await asyncio.to_thread(store.set_maintenance, name, body.maintenance)
     return body
-
-
-@public.post("/public", summary="Post a public update: the incident goes on the status page")
-async def post_public_update(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, body: cmd.PostPublicUpdate
-) -> IncidentOut:
-    return await run(desk, settings, ref, body)

@@ -1,7 +1,8 @@
-"""What every ``incident`` command shares: the API client, the arguments and the printing.
+"""The CLI's side of the HTTP API: the client, its errors for people, and how incidents print.
 
-The command modules (``starter/cli.py`` and the ``cli_*`` files it registers) import this
-one; it imports none of them.
+Configured from the environment: INCIDENT_API_URL (default http://127.0.0.1:8000),
+INCIDENT_API_TOKEN (or the first of INCIDENT_API_TOKENS), INCIDENT_USER (you, recorded as who
+acted). Shared by every sub-command module of the ``incident`` CLI (``starter.cli``).
 """
 
 from __future__ import annotations

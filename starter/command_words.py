@@ -1,0 +1,137 @@
+"""How the words typed after a command's verb (in Slack or the CLI) become its fields.
+
+Pure: no Slack, no Temporal. A command's ``Grammar`` says which fields take one word each and
+which takes the rest of the text; a field's type in the command model says how its word reads
+(a number, a time, a person kept as typed, any other word in lower case). The few irregular
+commands (``action add <text> [@owner] [due <when>]``) have a parse function instead. The
+command model validates what comes out; people named in it are resolved afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import AwareDatetime, BaseModel
+
+from starter.people import person_fields
+from workflows.policy import parse_duration
+
+# A person at the end of `action add`: <@U123>, <@U123|bob>, @bob, or an email.
+OWNER = re.compile(r"^(<@[UW][A-Z0-9]+(\|[^>]*)?>|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\s@]+)$")
+DUE = re.compile(r"^(?P<text>.*?)\s+due\s+(?P<when>\S+)$", re.IGNORECASE)
+# How a field's place shows in a usage line, when its name alone says too little.
+SHOWN = {"item_id": "n", "severity": "sev", "due": "when", "users": "@user ..."}
+
+
+class Malformed(ValueError):
+    """Text that is no command; the message is the reason, with the usage that fits."""
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """One word for each of ``words`` (in order), then the rest of the text for ``text``."""
+
+    words: tuple[str, ...] = ()
+    text: str | None = None
+    text_required: bool = False
+
+    def fields(self, model: type[BaseModel], rest: str) -> dict[str, Any] | None:
+        """The fields these words give, or None when they do not fit the grammar."""
+        parts = rest.split(maxsplit=len(self.words))
+        given, text = parts[: len(self.words)], " ".join(parts[len(self.words) :])
+        if len(given) < len(self.words) or (self.text is None and text):
+            return None
+        if self.text_required and not text:
+            return None
+        fields: dict[str, Any] = {}
+        for name, word in zip(self.words, given, strict=True):
+            value = read_word(model, name, word)
+            if value is None:
+                return None
+            fields[name] = value
+        if self.text is not None:
+            listed = get_origin(plain(model.model_fields[self.text].annotation)) is list
+            fields[self.text] = text.split() if listed else text
+        return fields
+
+    def usage(self, model: type[BaseModel]) -> str:
+        shown = [f"<{placeholder(model, name)}>" for name in self.words]
+        if self.text is not None:
+            name = placeholder(model, self.text)
+            shown.append(f"<{name}>" if self.text_required else f"[{name}]")
+        return " ".join(shown)
+
+
+def plain(annotation: Any) -> Any:
+    """``X | None`` as ``X``: an optional field reads its word like a required one."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kept = [a for a in get_args(annotation) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
+
+
+def read_word(model: type[BaseModel], name: str, word: str) -> Any:
+    """One typed word as its field reads it; None when it cannot be that field."""
+    kind = plain(model.model_fields[name].annotation)
+    if name in person_fields(model):
+        return word
+    if kind is int:
+        number = word.lstrip("#")
+        return int(number) if number.isdigit() else None
+    if kind is AwareDatetime or (isinstance(kind, type) and issubclass(kind, datetime)):
+        return due_time(word)
+    return word.lower()
+
+
+def placeholder(model: type[BaseModel], name: str) -> str:
+    kind = plain(model.model_fields[name].annotation)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return "|".join(str(member.value) for member in kind)
+    if name in person_fields(model) and name not in SHOWN:
+        return f"@{name}"
+    return SHOWN.get(name, name)
+
+
+def due_time(when: str, now: datetime | None = None) -> datetime:
+    """``2026-12-01`` (09:00 UTC that day), an ISO time with a zone, or ``3d`` from now."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", when):
+            return datetime.fromisoformat(f"{when}T09:00:00+00:00")
+        if re.fullmatch(r"\d+(\.\d+)?[smhdw]", when):
+            later: timedelta = parse_duration(when)
+            return (now or datetime.now(UTC)) + later
+        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(f"`{when}` is no date: say 2026-12-01, 2026-12-01T17:00Z or 3d") from None
+    if at.tzinfo is None:
+        raise Malformed(f"`{when}` needs a time zone, like 2026-12-01T17:00Z")
+    return at
+
+
+# -- the irregular ones -------------------------------------------------------------------
+
+
+def action_item(rest: str) -> dict[str, Any] | None:
+    """``<text> [@owner] [due <when>]``: the owner and the time are read off the end."""
+    if not rest:
+        return None
+    fields: dict[str, Any] = {}
+    due = DUE.match(rest)
+    if due:
+        rest, fields["due"] = due["text"].strip(), due_time(due["when"])
+    text, _, last = rest.rpartition(" ")
+    if text and OWNER.match(last):
+        fields["owner"], rest = last, text.strip()
+    return {"text": rest, **fields}
+
+
+def write_up(rest: str) -> dict[str, Any] | None:
+    """``[link]``: Slack wraps a link it recognised in angle brackets."""
+    if len(rest.split()) > 1:
+        return None
+    return {"document_url": rest.strip("<>") or None}
