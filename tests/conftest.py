@@ -18,7 +18,6 @@ from config import Settings
 from localslack import SlackEmulator
 from starter import supervisor
 from starter.desk import IncidentDesk
-from tests.support import ensure_registry
 from workflows.policy import Policy, default_policy
 from workflows.visibility import SEARCH_ATTRIBUTES
 
@@ -100,7 +99,6 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     from worker import build_worker
 
     async with httpx.AsyncClient() as http, build_worker(client, settings, http):
-        await ensure_registry(client, settings.task_queue)
         yield
 
 

@@ -1,4 +1,4 @@
-"""Helpers the tests share: waiting on what Slack received, starting the registry."""
+"""Helpers the tests share: waiting on what Slack received, reading histories, serving apps."""
 
 from __future__ import annotations
 
@@ -13,26 +13,13 @@ from typing import Any, TypeVar
 import uvicorn
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.common import WorkflowIDConflictPolicy
 
 from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from starter.supervisor import free_port
-from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 T = TypeVar("T")
-
-
-async def ensure_registry(client: Client, task_queue: str) -> None:
-    """Start the numbering registry on the session worker's queue before any test declares."""
-    await client.start_workflow(
-        IncidentRegistry.run,
-        RegistryState(),
-        id=REGISTRY_ID,
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
 
 
 async def eventually(

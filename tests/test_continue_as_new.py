@@ -13,10 +13,9 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
-from tests.support import ensure_registry, until
+from tests.support import until
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
-from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
 
@@ -38,7 +37,6 @@ async def short_history_desk(own_slack: SlackEmulator) -> AsyncIterator[Incident
     settings = Settings(task_queue="incidents-can", slack_api_url=own_slack.base_url)
     try:
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-            await ensure_registry(env.client, settings.task_queue)
             yield IncidentDesk(env.client, settings.task_queue, seconds_policy(update_every=0.3))
     finally:
         await env.shutdown()
@@ -85,18 +83,14 @@ async def test_continue_as_new_keeps_the_whole_incident(
     await desk.command(state.id, cmd.Resolve())  # the reminders stop with the test
 
 
-async def test_numbers_go_on_from_the_old_registry_across_api_processes(
+async def test_numbers_stay_unique_and_dense_across_api_processes(
     short_history_desk: IncidentDesk,
 ):
-    """A deployment that numbered with the registry singleton never reuses its numbers, and
-    two API processes (two desks) declaring at once step past each other."""
+    """Two API processes (two desks) declaring at once step past each other: numbering comes
+    from visibility alone, with no singleton."""
     client = short_history_desk.client
-    await client.get_workflow_handle(REGISTRY_ID).terminate(reason="a deployment from before")
-    await client.start_workflow(
-        IncidentRegistry.run,
-        RegistryState(next_number=500),
-        id=REGISTRY_ID,
-        task_queue=short_history_desk.task_queue,
+    before = await IncidentDesk(client, short_history_desk.task_queue, seconds_policy()).accept(
+        Declaration(title="Before the burst", severity="sev3")
     )
     # No cadence: sixty incidents reminding every 0.3 s would only load the machine.
     desks = [IncidentDesk(client, short_history_desk.task_queue, seconds_policy()) for _ in "ab"]
@@ -108,7 +102,7 @@ async def test_numbers_go_on_from_the_old_registry_across_api_processes(
         )
     )
     numbers = sorted(accepted.state.number for accepted in results)
-    assert len(set(numbers)) == 60 and numbers[0] >= 500
+    assert len(set(numbers)) == 60 and numbers[0] > before.state.number
     assert numbers[-1] - numbers[0] < 60 + 10  # dense: only collisions between desks skip
 
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
-
-from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
 
 CLAIM_PREFIX = "incident-key-"
 MEMO_NUMBER = "number"
@@ -47,18 +44,9 @@ class IncidentKeyClaim:
             self.released = True
 
 
-async def release_key(
-    idempotency_key: str, number: int, patched: Callable[[str], bool] = workflow.patched
-) -> None:
+async def release_key(idempotency_key: str, number: int) -> None:
     """From the incident workflow, once resolved: the key may declare a new incident."""
-    if patched("release-key-claim"):
-        claim = workflow.get_external_workflow_handle(claim_id(idempotency_key))
-        # The desk may have ended a stale claim already: nothing is left to release then.
-        with contextlib.suppress(FailureError):
-            await claim.signal(IncidentKeyClaim.release, number)
-        return
-    # Histories from before per-key claims released the key in the registry singleton.
-    registry = workflow.get_external_workflow_handle(REGISTRY_ID)
-    await registry.signal(
-        IncidentRegistry.release, KeyRelease(idempotency_key=idempotency_key, number=number)
-    )
+    claim = workflow.get_external_workflow_handle(claim_id(idempotency_key))
+    # The desk may have ended a stale claim already: nothing is left to release then.
+    with contextlib.suppress(FailureError):
+        await claim.signal(IncidentKeyClaim.release, number)
