@@ -89,6 +89,7 @@ async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
         (incident, "incident_lifecycle"),
         (claim_id("alert-123"), "key_claim"),  # the scenario's idempotency key
     ]
+    HISTORIES.mkdir(exist_ok=True)  # re-recording starts from an empty corpus
     for workflow_id, name in recorded:
         runs = await every_run(client, workflow_id)
         for number, history in enumerate(runs, start=1):

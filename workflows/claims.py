@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import FailureError
 
 CLAIM_PREFIX = "incident-key-"
@@ -24,7 +25,9 @@ def claim_id(idempotency_key: str) -> str:
     return CLAIM_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
-@workflow.defn
+# A claim's code is the same in every build, so it moves to the current build at its next task
+# instead of holding an old build up (an incident, pinned, finishes where it started).
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class IncidentKeyClaim:
     """Waits, costing nothing but a row, until the incident holding the key releases it."""
 
