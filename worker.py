@@ -180,6 +180,9 @@ class CurrentVersion(Plugin):
                 current = routing.current_deployment_version.build_id
                 if current == build_id or (current and not self.settings.set_current_version):
                     return
+                if not self.settings.set_current_version and await self.patched_incidents_run():
+                    log.error("deployment_version_left_to_operator", see="docs/operations.md")
+                    return
                 await service.set_worker_deployment_current_version(
                     SetWorkerDeploymentCurrentVersionRequest(
                         namespace=namespace,
@@ -194,6 +197,16 @@ class CurrentVersion(Plugin):
                 log.debug("deployment_version_not_current_yet", error=error.message)
             await asyncio.sleep(VERSION_RETRY_SECONDS)
         log.warning("deployment_version_not_made_current", deployment=name, build_id=build_id)
+
+    async def patched_incidents_run(self) -> bool:
+        """Incidents of 0.1 (unversioned; their patches left TemporalChangeVersion) would move
+        to the first current version, whose code cannot replay them: while any runs on this
+        task queue, only the operator makes a version current."""
+        query = (
+            f"TaskQueue = '{self.settings.task_queue}' AND ExecutionStatus = 'Running' "
+            "AND TemporalChangeVersion IS NOT NULL"
+        )
+        return (await self.client.count_workflows(query)).count > 0
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
         return config
