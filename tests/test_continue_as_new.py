@@ -125,3 +125,35 @@ async def test_a_retried_command_is_applied_once_even_across_continue_as_new(
     assert [e.text for e in retried.timeline].count("said once") == 1
     fresh = await desk.command(state.id, once, request_key="client-request-2")
     assert [e.text for e in fresh.timeline].count("said once") == 2
+
+
+async def test_continuing_as_new_moves_an_incident_to_the_current_build(
+    short_history_desk: IncidentDesk, own_slack: SlackEmulator
+):
+    """Pinned to its build within a run; the next run (continue-as-new) starts on the build
+    that is current by then, carrying the whole state."""
+    from tests.test_worker_versioning import builds_that_ran, set_current_version
+    from worker import build_worker
+
+    desk = short_history_desk
+    state, _ = await desk.declare(
+        Declaration(title="Moves at the boundary", severity="sev2", commander="U0ALICE01")
+    )
+    handle = desk.client.get_workflow_handle(state.id)
+    first_run = (await handle.describe()).run_id
+    old = Settings().build_id
+    new = Settings(task_queue=desk.task_queue, slack_api_url=own_slack.base_url, build_id="next")
+    async with httpx.AsyncClient() as http, build_worker(desk.client, new, http):
+        await set_current_version(desk.client, new.deployment_name, "next")
+        try:
+            for i in range(30):  # history grows past the suggestion: the incident continues
+                await desk.command(state.id, cmd.PostUpdate(message=f"filler {i}"))
+            assert await until(handle.describe, lambda d: d.run_id != first_run, timeout=20)
+            first = await builds_that_ran(desk.client, state.id, first_run)
+            latest = await builds_that_ran(desk.client, state.id)
+            print(f"{state.label}: first run on {sorted(first)}, latest run on {sorted(latest)}")
+            assert (first, latest) == ({old}, {"next"})
+            done = await desk.command(state.id, cmd.Resolve())
+            assert [e.text for e in done.timeline if e.kind == "update"][-1] == "filler 29"
+        finally:
+            await set_current_version(desk.client, new.deployment_name, old)

@@ -25,9 +25,9 @@ from workflows import commands as cmd
 from workflows.models import Declaration, IncidentState
 
 
-async def builds_that_ran(client: Client, incident_id: str) -> set[str]:
-    """The build id of every workflow task the incident's run completed."""
-    history = await client.get_workflow_handle(incident_id).fetch_history()
+async def builds_that_ran(client: Client, incident_id: str, run_id: str | None = None) -> set[str]:
+    """The build id of every workflow task the incident's (latest) run completed."""
+    history = await client.get_workflow_handle(incident_id, run_id=run_id).fetch_history()
     return {
         e.workflow_task_completed_event_attributes.deployment_version.build_id
         for e in history.events
