@@ -13,8 +13,11 @@ import uuid
 from contextlib import AsyncExitStack
 
 import httpx
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType, VersioningBehavior
+from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentRequest
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from config import Settings
 from starter import supervisor
@@ -119,3 +122,42 @@ async def test_an_incident_finishes_on_its_build_while_new_ones_start_on_the_cur
             old.id: ("b1", "VERSIONING_BEHAVIOR_PINNED"),
             new.id: ("b2", "VERSIONING_BEHAVIOR_PINNED"),
         }
+
+
+@workflow.defn(name="OldIncident")
+class OldIncident:
+    """Stands for a 0.1 incident: unversioned, and its patches set TemporalChangeVersion."""
+
+    @workflow.run
+    async def run(self) -> None:
+        workflow.patched("lean-opening")
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_a_new_build_leaves_routing_to_the_operator_while_0_1_incidents_run(
+    client: Client, settings: Settings
+) -> None:
+    """Temporal moves unversioned workflows to the first current version, whose code could
+    not replay a 0.1 incident: the worker does not make itself current then."""
+    from worker import WORKFLOW_RUNNER, CurrentVersion, build_worker
+
+    deployment = f"incidents-{uuid.uuid4().hex[:8]}"
+    queue = f"from-0-1-{uuid.uuid4().hex[:8]}"
+    update = {"task_queue": queue, "deployment_name": deployment, "build_id": "b1"}
+    ours = settings.model_copy(update=update)
+    old_build = Worker(
+        client, task_queue=queue, workflows=[OldIncident], workflow_runner=WORKFLOW_RUNNER
+    )
+    async with old_build:
+        old = await client.start_workflow(OldIncident.run, id=f"old-{queue}", task_queue=queue)
+        await until(lambda: builds_that_ran(client, old.id), lambda b: b == {""})
+        async with httpx.AsyncClient() as http, build_worker(client, ours, http):
+            await CurrentVersion(client, ours).become_current()
+            described = await client.workflow_service.describe_worker_deployment(
+                DescribeWorkerDeploymentRequest(
+                    namespace=client.namespace, deployment_name=deployment
+                )
+            )
+        await old.terminate()
+    routing = described.worker_deployment_info.routing_config
+    assert routing.current_deployment_version.build_id == ""
