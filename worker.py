@@ -5,9 +5,11 @@ python worker.py          (configured from the environment, see docs/contract.md
 It keeps the search attributes and the digest schedule in place; the archive's schema it only
 checks: `incident db upgrade` applies it (exit code 2 with that hint when it is behind).
 
-On SIGTERM or SIGINT it stops polling and gives running activities WORKER_SHUTDOWN_GRACE
-seconds to finish. With WORKER_METRICS_PORT set, the Temporal SDK's metrics are served for
-Prometheus on http://127.0.0.1:<port>/metrics.
+It polls as one version of a Worker Deployment (INCIDENT_DEPLOYMENT_NAME, INCIDENT_BUILD_ID):
+an incident runs on the build it started on until it continues as new, and new incidents go to
+the deployment's current version (docs/operations.md). On SIGTERM or SIGINT it stops polling
+and gives running activities WORKER_SHUTDOWN_GRACE seconds to finish. With WORKER_METRICS_PORT
+set, the Temporal SDK's metrics are served for Prometheus on http://127.0.0.1:<port>/metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +28,10 @@ from pydantic import ValidationError
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
+)
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
 )
 from temporalio.client import (
     Client,
@@ -37,10 +44,20 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WorkflowHistory,
 )
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import (
+    Plugin,
+    Replayer,
+    ReplayerConfig,
+    Worker,
+    WorkerConfig,
+    WorkerDeploymentConfig,
+    WorkflowReplayResult,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.archive import ArchiveActivities
@@ -62,10 +79,11 @@ from workflows.claims import IncidentKeyClaim
 from workflows.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 from workflows.incident import IncidentWorkflow
 from workflows.policy import Policy
-from workflows.registry import IncidentRegistry
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 log = structlog.get_logger()
+VERSION_TRIES = 300  # a minute of asking whether this version may become current
+VERSION_RETRY_SECONDS = 0.2
 
 # The sandbox still refuses non-deterministic calls (clock, random, I/O) in workflow code, but
 # shares already-imported modules instead of re-importing them for every workflow run: a new
@@ -115,8 +133,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        # IncidentRegistry no longer numbers incidents; it stays so its histories still run.
-        workflows=[IncidentWorkflow, IncidentRegistry, IncidentKeyClaim, IncidentDigest],
+        workflows=[IncidentWorkflow, IncidentKeyClaim, IncidentDigest],
         activities=[
             slack.open_channel,
             slack.set_topic,
@@ -131,9 +148,97 @@ def build_worker(
             *follow_up,
             *status_page_activities(settings, archive),
         ],
+        # Pinned: a workflow runs on this build until it ends (an incident: until it continues
+        # as new), so the workflow code carries one path and no patches.
+        deployment_config=WorkerDeploymentConfig(
+            version=deployment_version(settings),
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.PINNED,
+        ),
+        plugins=[CurrentVersion(client, settings)],
         # A caller (a benchmark) may bring its own runner.
         **{"workflow_runner": WORKFLOW_RUNNER, **worker_options},  # type: ignore[arg-type]
     )
+
+
+def deployment_version(settings: Settings) -> WorkerDeploymentVersion:
+    return WorkerDeploymentVersion(
+        deployment_name=settings.deployment_name, build_id=settings.build_id
+    )
+
+
+class CurrentVersion(Plugin):
+    """Once the worker polls, make its version the deployment's current one if there is none
+    (a first install, ``make run``, the tests) or INCIDENT_SET_CURRENT_VERSION says so.
+    Otherwise the operator decides (``temporal worker deployment set-current-version``)."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client, self.settings = client, settings
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        return config
+
+    async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
+        routing = asyncio.create_task(self.become_current())
+        try:
+            await next(worker)
+        finally:
+            routing.cancel()
+
+    async def become_current(self) -> None:
+        """The version exists once the server has seen it poll: until then, ask again."""
+        service, name = self.client.workflow_service, self.settings.deployment_name
+        namespace, build_id = self.client.namespace, self.settings.build_id
+        for _ in range(VERSION_TRIES):
+            try:
+                described = await service.describe_worker_deployment(
+                    DescribeWorkerDeploymentRequest(namespace=namespace, deployment_name=name)
+                )
+                routing = described.worker_deployment_info.routing_config
+                current = routing.current_deployment_version.build_id
+                if current == build_id or (current and not self.settings.set_current_version):
+                    return
+                if not self.settings.set_current_version and await self.patched_incidents_run():
+                    log.error("deployment_version_left_to_operator", see="docs/operations.md")
+                    return
+                await service.set_worker_deployment_current_version(
+                    SetWorkerDeploymentCurrentVersionRequest(
+                        namespace=namespace,
+                        deployment_name=name,
+                        build_id=build_id,
+                        conflict_token=described.conflict_token,
+                    )
+                )
+                log.info("deployment_version_current", deployment=name, build_id=build_id)
+                return
+            except RPCError as error:  # not seen polling yet, or another worker was quicker
+                log.debug("deployment_version_not_current_yet", error=error.message)
+            await asyncio.sleep(VERSION_RETRY_SECONDS)
+        log.warning("deployment_version_not_made_current", deployment=name, build_id=build_id)
+
+    async def patched_incidents_run(self) -> bool:
+        """Incidents of 0.1 (unversioned; their patches left TemporalChangeVersion) would move
+        to the first current version, whose code cannot replay them: while any runs on this
+        task queue, only the operator makes a version current."""
+        query = (
+            f"TaskQueue = '{self.settings.task_queue}' AND ExecutionStatus = 'Running' "
+            "AND TemporalChangeVersion IS NOT NULL"
+        )
+        return (await self.client.count_workflows(query)).count > 0
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        return config
+
+    def run_replayer(
+        self,
+        replayer: Replayer,
+        histories: AsyncIterator[WorkflowHistory],
+        next: Callable[
+            [Replayer, AsyncIterator[WorkflowHistory]],
+            AbstractAsyncContextManager[AsyncIterator[WorkflowReplayResult]],
+        ],
+    ) -> AbstractAsyncContextManager[AsyncIterator[WorkflowReplayResult]]:
+        return next(replayer, histories)
 
 
 def follow_up_activities(
@@ -222,6 +327,8 @@ async def main(settings: Settings) -> None:
         log.info(
             "worker_started",
             task_queue=settings.task_queue,
+            deployment=settings.deployment_name,
+            build_id=settings.build_id,
             temporal=settings.temporal.address,
             slack=settings.slack_api_url,
             metrics_port=settings.worker_metrics_port,

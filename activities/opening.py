@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -34,6 +33,7 @@ from workflows.effects import (
     Opened,
     OpenIncident,
     Post,
+    Posted,
     PostMessage,
     SetTopic,
 )
@@ -134,7 +134,11 @@ class Attempt:
     async def post(self, message: PostMessage) -> None:
         post = message.post
         what = f"post the {post.notice.value} message"
-        send = partial(self.slack.posts.post, message)
+
+        def send(maybe_posted: bool) -> Awaitable[Posted]:
+            # A retried opening (a new activity) looks first too: one before may have posted.
+            return self.slack.posts.post(message, maybe_posted or post.check_first)
+
         posted = await self.step(f"post:{post.key}", what, send)
         if posted is not None:
             self.opened.posted[post.key] = posted

@@ -33,7 +33,6 @@ from bench.timer_plan import cadence_policy
 from starter.desk import IncidentDesk
 from workflows.incident import IncidentWorkflow
 from workflows.models import Declaration
-from workflows.registry import IncidentRegistry
 
 QUEUE, BARE_QUEUE = "bench-replay", "bench-replay-bare"
 EVERY = 2.0  # seconds between reminders
@@ -97,7 +96,7 @@ RUNNERS: dict[str, WorkflowRunner] = {
 async def replay(history: WorkflowHistory, times: int, runner: WorkflowRunner) -> float:
     """CPU seconds per replay (this process is otherwise idle)."""
     replayer = Replayer(
-        workflows=[IncidentWorkflow, IncidentRegistry, BareTimer],
+        workflows=[IncidentWorkflow, BareTimer],
         data_converter=pydantic_data_converter,
         workflow_runner=runner,
     )

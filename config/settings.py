@@ -11,6 +11,7 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 from functools import cached_property
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Self, get_args
 from urllib.parse import urlsplit
 
@@ -181,6 +182,18 @@ class Settings(ApiTokens, SlackSigning):
         validation_alias=AliasChoices(
             "INCIDENT_STATUS_PRIVATE_WEBHOOKS", "status_private_webhooks"
         ),
+    )
+
+    # Worker Versioning: the worker polls as version <deployment>:<build>; an incident stays
+    # on the build it started on. The build id defaults to the package's version.
+    deployment_name: str = Field(default="incidents", validation_alias="INCIDENT_DEPLOYMENT_NAME")
+    build_id: str = Field(
+        default_factory=lambda: version("incident-automation"), validation_alias="INCIDENT_BUILD_ID"
+    )
+    # Make this build current at start even when another one is: new incidents go to it.
+    # Unset, a worker makes itself current only when the deployment has no current version.
+    set_current_version: bool = Field(
+        default=False, validation_alias="INCIDENT_SET_CURRENT_VERSION"
     )
 
     log_format: str = "console"

@@ -29,7 +29,6 @@ from workflows.incident import IncidentInput, IncidentWorkflow
 from workflows.listing import MEMO_KEY, memo_of
 from workflows.models import Declaration, IncidentState, Status, incident_id, incident_label
 from workflows.policy import Policy
-from workflows.registry import REGISTRY_ID, RegistryState
 from workflows.visibility import (
     INCIDENT_NUMBER,
     INCIDENT_STATUS,
@@ -123,7 +122,7 @@ class Intake:
 
     async def _highest_known(self) -> int:
         """The highest incident number Temporal knows, so a new API process starts near it."""
-        floor = max(await self._registry_floor(), await self._latest_started())
+        floor = await self._latest_started()
         if not await self._any_above(floor):
             return floor
         low, high = floor, max(floor * 2, 16)
@@ -151,22 +150,6 @@ class Intake:
         query = incidents_where(where(INCIDENT_NUMBER, ">", number))
         count = await self.client.count_workflows(query)
         return count.count > 0
-
-    async def _registry_floor(self) -> int:
-        """Deployments that numbered with the old registry: never hand out its numbers again."""
-        handle = self.client.get_workflow_handle(REGISTRY_ID)
-        try:
-            async for event in handle.fetch_history_events():
-                started = event.workflow_execution_started_event_attributes
-                values = await self.client.data_converter.decode(
-                    started.input.payloads, [RegistryState]
-                )
-                registry: RegistryState = values[0]
-                return registry.next_number - 1
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-        return 0
 
     async def _start(self, number: int, declaration: Declaration, policy: Policy) -> Taken | None:
         """Take ``number``; None if someone else holds it."""

@@ -18,7 +18,7 @@ import devrun
 from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
-from tests.support import ensure_registry, upgrade_database
+from tests.support import upgrade_database
 from workflows.policy import Policy, default_policy
 from workflows.visibility import SEARCH_ATTRIBUTES
 
@@ -102,7 +102,6 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     from worker import build_worker
 
     async with httpx.AsyncClient() as http, build_worker(client, settings, http):
-        await ensure_registry(client, settings.task_queue)
         yield
 
 

@@ -3,9 +3,12 @@
 With ``--one-run`` the incidents keep one run (the default policy); otherwise they continue
 as new once open, so both the opening run and the rest are recorded.
 
-Run it when a deliberate, patched change to the workflows needs a new history beside the old
-ones. Never re-record the old files: they stand for incidents running in production, and
-replaying them is what proves a change keeps those incidents working.
+The corpus stands for the incidents the current build runs: a change to the workflow code
+that would not replay them fails tests/test_replay.py. Worker Versioning keeps each incident
+on the build it started on until it continues as new, so the histories are re-recorded (the
+old files deleted, then this run) only when a release deliberately changes the workflow's
+course or the state it carries across continue-as-new (``IncidentInput``, the contract between
+builds). Otherwise the recorder only adds: it never overwrites a file.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from localslack import SlackEmulator
 from starter.alerts import GenericAlert
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
-from tests.support import ensure_registry, every_run, upgrade_database
+from tests.support import every_run, upgrade_database
 from workflows import commands as cmd
 from workflows.alert_folding import AlertSignal
 from workflows.alerting import ResolvedAlert
@@ -49,7 +52,7 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     )
     await asyncio.sleep(1.6)  # an update reminder and an escalation tier fire
     await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
-    # A later notification's runbook becomes a bookmark (patch alert-links-bookmarked).
+    # A later notification's runbook becomes a bookmark.
     runbook = Link(title="Runbook", url="https://runbooks.example.com/checkout")
     alerts = GenericAlert(key="alert-123", title="CheckoutErrorRate", links=[runbook]).batch()
     await desk.signal_alerts(state.id, AlertSignal.of(alerts, ResolvedAlert.NOTE))
@@ -82,11 +85,11 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
 async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
     incident = await lifecycle_scenario(desk)
     written = []
-    # The registry no longer numbers incidents: registry.json is its history from before.
     recorded = [
         (incident, "incident_lifecycle"),
         (claim_id("alert-123"), "key_claim"),  # the scenario's idempotency key
     ]
+    HISTORIES.mkdir(exist_ok=True)  # re-recording starts from an empty corpus
     for workflow_id, name in recorded:
         runs = await every_run(client, workflow_id)
         for number, history in enumerate(runs, start=1):
@@ -125,7 +128,6 @@ async def main(label: str, one_run: bool) -> None:
         from worker import build_worker
 
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-            await ensure_registry(env.client, settings.task_queue)
             for path in await record(env.client, IncidentDesk(env.client, "record", policy), label):
                 print(f"wrote {path}", file=sys.stderr)
     finally:

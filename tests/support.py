@@ -1,4 +1,4 @@
-"""Helpers the tests share: waiting on what Slack received, starting the registry."""
+"""Helpers the tests share: waiting on what Slack received, reading histories, serving apps."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import uvicorn
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.common import WorkflowIDConflictPolicy
 from typer.testing import CliRunner
 
 from config import Settings
@@ -21,7 +20,6 @@ from devrun import free_port
 from localslack import SlackEmulator
 from starter import cli
 from starter.desk import IncidentDesk
-from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 T = TypeVar("T")
 
@@ -30,17 +28,6 @@ def upgrade_database(url: str) -> None:
     """``incident db upgrade`` against ``url``: the suite makes its schema the way operators do."""
     result = CliRunner().invoke(cli.app, ["db", "upgrade"], env={"INCIDENT_DATABASE_URL": url})
     assert result.exit_code == 0, result.output
-
-
-async def ensure_registry(client: Client, task_queue: str) -> None:
-    """Start the numbering registry on the session worker's queue before any test declares."""
-    await client.start_workflow(
-        IncidentRegistry.run,
-        RegistryState(),
-        id=REGISTRY_ID,
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
 
 
 async def eventually(

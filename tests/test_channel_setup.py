@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from tests.test_lifecycle import declared
 from workflows import bookmarks, invitations, kickoff
-from workflows.effects import Audience, Notice, Post, RefreshTopic, UpdateKickoff
+from workflows.effects import Audience, Lane, Notice, Post, RefreshTopic, UpdateKickoff
 from workflows.models import Channel, Link
-from workflows.outbox import Lane, lanes
+from workflows.outbox import lanes
 from workflows.policy import Policy, default_policy
 
 

@@ -13,10 +13,9 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
-from tests.support import ensure_registry, until, upgrade_database
+from tests.support import until, upgrade_database
 from workflows import commands as cmd
 from workflows.models import Declaration, Status
-from workflows.registry import REGISTRY_ID, IncidentRegistry, RegistryState
 
 SUGGEST_AFTER = 60  # history events; a real server suggests at thousands
 
@@ -44,7 +43,6 @@ async def short_history_desk(
     )
     try:
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-            await ensure_registry(env.client, settings.task_queue)
             yield IncidentDesk(env.client, settings.task_queue, seconds_policy(update_every=0.3))
     finally:
         await env.shutdown()
@@ -91,18 +89,14 @@ async def test_continue_as_new_keeps_the_whole_incident(
     await desk.command(state.id, cmd.Resolve())  # the reminders stop with the test
 
 
-async def test_numbers_go_on_from_the_old_registry_across_api_processes(
+async def test_numbers_stay_unique_and_dense_across_api_processes(
     short_history_desk: IncidentDesk,
 ):
-    """A deployment that numbered with the registry singleton never reuses its numbers, and
-    two API processes (two desks) declaring at once step past each other."""
+    """Two API processes (two desks) declaring at once step past each other: numbering comes
+    from visibility alone, with no singleton."""
     client = short_history_desk.client
-    await client.get_workflow_handle(REGISTRY_ID).terminate(reason="a deployment from before")
-    await client.start_workflow(
-        IncidentRegistry.run,
-        RegistryState(next_number=500),
-        id=REGISTRY_ID,
-        task_queue=short_history_desk.task_queue,
+    before = await IncidentDesk(client, short_history_desk.task_queue, seconds_policy()).accept(
+        Declaration(title="Before the burst", severity="sev3")
     )
     # No cadence: sixty incidents reminding every 0.3 s would only load the machine.
     desks = [IncidentDesk(client, short_history_desk.task_queue, seconds_policy()) for _ in "ab"]
@@ -114,7 +108,7 @@ async def test_numbers_go_on_from_the_old_registry_across_api_processes(
         )
     )
     numbers = sorted(accepted.state.number for accepted in results)
-    assert len(set(numbers)) == 60 and numbers[0] >= 500
+    assert len(set(numbers)) == 60 and numbers[0] > before.state.number
     assert numbers[-1] - numbers[0] < 60 + 10  # dense: only collisions between desks skip
 
 
@@ -137,3 +131,37 @@ async def test_a_retried_command_is_applied_once_even_across_continue_as_new(
     assert [e.text for e in retried.timeline].count("said once") == 1
     fresh = await desk.command(state.id, once, request_key="client-request-2")
     assert [e.text for e in fresh.timeline].count("said once") == 2
+
+
+async def test_continuing_as_new_moves_an_incident_to_the_current_build(
+    short_history_desk: IncidentDesk, own_slack: SlackEmulator
+):
+    """Pinned to its build within a run; the next run (continue-as-new) starts on the build
+    that is current by then, carrying the whole state."""
+    from tests.test_worker_versioning import builds_that_ran, set_current_version
+    from worker import build_worker
+
+    # No reminders: only the commands below grow its history, after the switch.
+    desk = IncidentDesk(short_history_desk.client, short_history_desk.task_queue, seconds_policy())
+    state, _ = await desk.declare(
+        Declaration(title="Moves at the boundary", severity="sev2", commander="U0ALICE01")
+    )
+    first_run = (await desk.client.get_workflow_handle(state.id).describe()).run_id
+    old = Settings().build_id
+    new = Settings(task_queue=desk.task_queue, slack_api_url=own_slack.base_url, build_id="next")
+    async with httpx.AsyncClient() as http, build_worker(desk.client, new, http):
+        await set_current_version(desk.client, new.deployment_name, "next")
+        try:
+            for i in range(20):  # past the suggestion: once quiet, it continues as new
+                await desk.command(state.id, cmd.PostUpdate(message=f"filler {i}"))
+            await until(
+                lambda: builds_that_ran(desk.client, state.id), lambda b: b == {"next"}, timeout=20
+            )
+            latest = await builds_that_ran(desk.client, state.id)
+            first = await builds_that_ran(desk.client, state.id, first_run)
+            print(f"{state.label}: first run on {sorted(first)}, latest run on {sorted(latest)}")
+            assert (first, latest) == ({old}, {"next"})
+            done = await desk.command(state.id, cmd.Resolve())
+            assert [e.text for e in done.timeline if e.kind == "update"][-1] == "filler 19"
+        finally:
+            await set_current_version(desk.client, new.deployment_name, old)

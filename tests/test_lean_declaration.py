@@ -1,8 +1,8 @@
 """A declaration costs what a hand-written workflow would: two workflow tasks, one activity.
 
-Since ``lean-opening`` (workflows/patching.py) a new incident asks one patch per run, the
-opening activity records it in the archive, the start's memo already holds its list view, and
-its declared time is when Temporal took it, worker or not.
+The workflow code carries one path (Worker Versioning, no patch markers), the opening activity
+records the incident in the archive, the start's memo already holds its list view, and its
+declared time is when Temporal took it, worker or not.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from workflows import lifecycle, opening
 from workflows.effects import OpenChannel
 from workflows.kickoff import brief
 from workflows.models import Declaration
-from workflows.patching import LEAN_OPENING
 from workflows.policy import default_policy
 
 
@@ -61,22 +60,20 @@ def of_type(history: list[HistoryEvent], kind: EventType.ValueType) -> list[Hist
     return [event for event in history if event.event_type == kind]
 
 
-async def test_a_declaration_takes_two_workflow_tasks_one_activity_and_one_patch_marker(
+async def test_a_declaration_takes_two_workflow_tasks_one_activity_and_no_patch_marker(
     client: Client, desk: IncidentDesk, settings: Settings
 ) -> None:
     state, _ = await desk.declare(declaration("Lean checkout"), wait=None)
     history = await settled_history(client, state.id)
 
-    markers = of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED)
-    assert len(markers) == 1
-    payload = markers[0].marker_recorded_event_attributes.details["patch-data"].payloads[0]
-    assert LEAN_OPENING.encode() in payload.data
+    assert not of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED)
     scheduled = of_type(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == [
         "slack_open_incident"
     ]
     assert len(of_type(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) == 2
-    assert len(history) == 15, [e.event_type for e in history]  # 46 before lean-opening
+    # 46 in 0.1 before lean-opening, 15 with its patch marker and TemporalChangeVersion upsert
+    assert len(history) == 13, [e.event_type for e in history]
     # The start's memo was the incident's list view already; only the channel changes it.
     memo_writes = of_type(history, EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
     opened = of_type(history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)[0]

@@ -198,7 +198,8 @@ def test_paged_incident_sends_acknowledge_and_resolve_pages():
 
 
 def test_effects_run_in_lanes_that_keep_their_own_order():
-    from workflows.outbox import Lane, lanes
+    from workflows.effects import Lane
+    from workflows.outbox import lanes
 
     state, effects = lifecycle.start(
         7, "incident-7", Declaration(title="x", severity="sev1", commander="U0ALICE01"), POLICY, T0

@@ -25,7 +25,7 @@ TASK_QUEUE = "incidents-secrets"
 
 @pytest.fixture(scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
-    """A dev server of its own: the numbering registry lives on this file's task queue."""
+    """A dev server of its own, so its incidents and logs are this file's alone."""
     where = tmp_path_factory.mktemp("secrets")
     server = DevServer(where / "temporal.db", where / "temporal.log")
     try:

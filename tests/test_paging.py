@@ -117,10 +117,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def paging_worker(
     client: Client, worker: None, slack: SlackEmulator, receiver: Receiver, settings: Settings
 ) -> AsyncIterator[None]:
-    """The production worker on a queue of its own, paging the receiver.
-
-    ``worker`` (the session's) serves the numbering registry these incidents share.
-    """
+    """The production worker on a queue of its own, paging the receiver."""
     from worker import build_worker
 
     paging = Settings(

@@ -16,7 +16,6 @@ from temporalio.worker import Replayer
 from workflows.claims import IncidentKeyClaim
 from workflows.incident import IncidentWorkflow
 from workflows.models import incident_id
-from workflows.registry import IncidentRegistry
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -35,7 +34,7 @@ async def test_recorded_history_replays(path: Path):
     events = json.loads(path.read_text())
     history = WorkflowHistory.from_json(workflow_id(path, events), events)
     replayer = Replayer(
-        workflows=[IncidentWorkflow, IncidentRegistry, IncidentKeyClaim],
+        workflows=[IncidentWorkflow, IncidentKeyClaim],
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
@@ -43,4 +42,4 @@ async def test_recorded_history_replays(path: Path):
 
 
 def test_histories_are_recorded():
-    assert {p.stem for p in HISTORIES} >= {"incident_lifecycle", "registry"}
+    assert {p.stem for p in HISTORIES} >= {"incident_lifecycle", "key_claim"}

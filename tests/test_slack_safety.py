@@ -118,7 +118,7 @@ async def test_writes_that_commit_then_fail_happen_exactly_once(
     assert chaos is not None
     try:
         declared = []
-        for batch in range(4):  # the numbering registry takes 10 Updates in flight at most
+        for batch in range(4):  # a few at a time: the machine has 2 cores
             declared += await asyncio.gather(
                 *(
                     desk.declare(

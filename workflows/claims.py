@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import FailureError
-
-from workflows.registry import REGISTRY_ID, IncidentRegistry, KeyRelease
 
 CLAIM_PREFIX = "incident-key-"
 MEMO_NUMBER = "number"
@@ -27,7 +25,9 @@ def claim_id(idempotency_key: str) -> str:
     return CLAIM_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
-@workflow.defn
+# A claim's code is the same in every build, so it moves to the current build at its next task
+# instead of holding an old build up (an incident, pinned, finishes where it started).
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class IncidentKeyClaim:
     """Waits, costing nothing but a row, until the incident holding the key releases it."""
 
@@ -47,18 +47,9 @@ class IncidentKeyClaim:
             self.released = True
 
 
-async def release_key(
-    idempotency_key: str, number: int, patched: Callable[[str], bool] = workflow.patched
-) -> None:
+async def release_key(idempotency_key: str, number: int) -> None:
     """From the incident workflow, once resolved: the key may declare a new incident."""
-    if patched("release-key-claim"):
-        claim = workflow.get_external_workflow_handle(claim_id(idempotency_key))
-        # The desk may have ended a stale claim already: nothing is left to release then.
-        with contextlib.suppress(FailureError):
-            await claim.signal(IncidentKeyClaim.release, number)
-        return
-    # Histories from before per-key claims released the key in the registry singleton.
-    registry = workflow.get_external_workflow_handle(REGISTRY_ID)
-    await registry.signal(
-        IncidentRegistry.release, KeyRelease(idempotency_key=idempotency_key, number=number)
-    )
+    claim = workflow.get_external_workflow_handle(claim_id(idempotency_key))
+    # The desk may have ended a stale claim already: nothing is left to release then.
+    with contextlib.suppress(FailureError):
+        await claim.signal(IncidentKeyClaim.release, number)

@@ -109,7 +109,7 @@ def followup_archive_due(state: IncidentState, policy: Policy) -> datetime | Non
 
 
 def followup_deadlines(state: IncidentState, policy: Policy) -> dict[Deadline, datetime]:
-    """The deadlines of the follow-through after resolution (workflows patched for it)."""
+    """Every deadline of a running incident: the lifecycle's and the follow-up's."""
     items = [action_item_reminder_at(i, policy, state.severity) for i in state.action_items]
     due = {
         **deadlines(state, policy),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,36 @@ class Audience(StrEnum):
     CHANNEL = "channel"  # the incident's own channel
     BROADCAST = "broadcast"  # the organisation-wide #incidents channel
     OWNER = "owner"  # a direct message to the person the post mentions first
+
+
+class Lane(StrEnum):
+    """Where an effect waits its turn: in order inside a lane, lanes side by side."""
+
+    CHANNEL = "channel"  # the opening, posts in the incident channel, invitations, the archive
+    BROADCAST = "broadcast"
+    TOPIC = "topic"
+    PAGING = "paging"
+    KEYS = "keys"  # the idempotency key's claim
+    KICKOFF = "kickoff"
+    DIRECT = "direct"  # reminders to one person
+    DOCUMENTS = "documents"  # the report and the retrospective
+    ARCHIVE = "archive"  # the incident database
+    STATUS_PAGE = "status_page"  # the public status page and its subscribers
+
+
+class SideEffect(BaseModel):
+    """An effect knows its lane, so the outbox groups effects without asking their type."""
+
+    lane: ClassVar[Lane]
+    # Only the newest of its kind in a batch runs: an older one would only show an older state.
+    newest_only: ClassVar[bool] = False
+
+    def routes(self) -> list[tuple[Lane, Audience | None]]:
+        """The lanes this effect runs in, each with the audience it reaches there."""
+        return [(self.lane, None)]
+
+
+AUDIENCE_LANE = {Audience.CHANNEL: Lane.CHANNEL, Audience.BROADCAST: Lane.BROADCAST}
 
 
 class Notice(StrEnum):
@@ -44,7 +74,7 @@ class Notice(StrEnum):
     PUBLIC_UPDATE = "public_update"  # the confirmation of an update on the status page
 
 
-class Post(BaseModel):
+class Post(SideEffect):
     kind: Literal["post"] = "post"
     key: str  # unique within the incident: a retried activity finds it and does not post twice
     notice: Notice
@@ -56,12 +86,19 @@ class Post(BaseModel):
     # Look for an earlier copy even on a first attempt: another activity may have posted it.
     check_first: bool = False
 
+    def routes(self) -> list[tuple[Lane, Audience | None]]:
+        """One lane per audience: the channel, the broadcast and a person hear side by side."""
+        return [(AUDIENCE_LANE.get(audience, Lane.DIRECT), audience) for audience in self.audience]
 
-class RefreshTopic(BaseModel):
+
+class RefreshTopic(SideEffect):
+    lane = Lane.TOPIC
+    newest_only = True
     kind: Literal["topic"] = "topic"
 
 
-class Invite(BaseModel):
+class Invite(SideEffect):
+    lane = Lane.CHANNEL
     kind: Literal["invite"] = "invite"
     users: list[str]
 
@@ -72,38 +109,45 @@ class PageAction(StrEnum):
     RESOLVE = "resolve"
 
 
-class Page(BaseModel):
+class Page(SideEffect):
+    lane = Lane.PAGING
     kind: Literal["page"] = "page"
     action: PageAction
     targets: list[str] = Field(default_factory=list)
 
 
-class ArchiveChannel(BaseModel):
+class ArchiveChannel(SideEffect):
+    lane = Lane.CHANNEL
     kind: Literal["archive"] = "archive"
 
 
-class ReleaseKey(BaseModel):
+class ReleaseKey(SideEffect):
     """Resolved: the incident's idempotency key may declare a new incident again."""
 
+    lane = Lane.KEYS
     kind: Literal["release_key"] = "release_key"
 
 
-class UpdateKickoff(BaseModel):
+class UpdateKickoff(SideEffect):
     """The pinned kickoff shows the incident as it is now (status, roles, buttons)."""
 
+    lane = Lane.KICKOFF
+    newest_only = True
     kind: Literal["kickoff"] = "kickoff"
 
 
-class PublishReport(BaseModel):
+class PublishReport(SideEffect):
     """Resolved: the situation report goes to the channel, the broadcast and the stakeholders."""
 
+    lane = Lane.DOCUMENTS
     kind: Literal["report"] = "report"
     key: str
 
 
-class SendRetrospective(BaseModel):
+class SendRetrospective(SideEffect):
     """The retrospective draft and the meeting invitation for everyone involved."""
 
+    lane = Lane.DOCUMENTS
     kind: Literal["retrospective"] = "retrospective"
     key: str
     draft: str  # Markdown
@@ -112,40 +156,26 @@ class SendRetrospective(BaseModel):
     attendees: list[str]  # Slack user ids; their emails come from Slack
 
 
-class RecordIncident(BaseModel):
+class RecordIncident(SideEffect):
     """Upsert the incident into the archive database (status changes and completion)."""
 
+    lane = Lane.ARCHIVE
     kind: Literal["record"] = "record"
 
 
-class BookmarkLinks(BaseModel):
+class BookmarkLinks(SideEffect):
     """Bookmark links the incident learnt after its channel was made (later alerts' runbooks)."""
 
+    lane = Lane.CHANNEL
     kind: Literal["bookmarks"] = "bookmarks"
     links: list[Link]
 
 
-class PublishStatus(BaseModel):
+class PublishStatus(SideEffect):
     """The status page hears of the public incident as it is now; subscribers of news."""
 
+    lane = Lane.STATUS_PAGE
     kind: Literal["status_page"] = "status_page"
-
-
-Effect = Annotated[
-    Post
-    | RefreshTopic
-    | Invite
-    | Page
-    | ArchiveChannel
-    | ReleaseKey
-    | PublishReport
-    | SendRetrospective
-    | RecordIncident
-    | UpdateKickoff
-    | PublishStatus
-    | BookmarkLinks,
-    Field(discriminator="kind"),
-]
 
 
 class IncidentBrief(BaseModel):
@@ -258,3 +288,31 @@ class Opened(BaseModel):
     invited: InviteResult = Field(default_factory=InviteResult)
     problems: list[str] = Field(default_factory=list)  # what retrying could not fix
     recorded: bool = False  # the archive has ``record``
+
+
+class RetryOpening(SideEffect):
+    """The opening gave up (Slack refused for longer than an opening may take): the same
+    request, run again by the same activity at the incident's next turn. Its posts look for
+    an earlier copy first, and the channel is found again by the incident id in its purpose."""
+
+    kind: Literal["opening"] = "opening"
+    lane = Lane.CHANNEL
+    request: OpenIncident
+
+
+Effect = Annotated[
+    Post
+    | RefreshTopic
+    | Invite
+    | Page
+    | ArchiveChannel
+    | ReleaseKey
+    | PublishReport
+    | SendRetrospective
+    | RecordIncident
+    | UpdateKickoff
+    | PublishStatus
+    | BookmarkLinks
+    | RetryOpening,
+    Field(discriminator="kind"),
+]

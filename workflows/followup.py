@@ -1,9 +1,8 @@
 """After resolution: the report, the retrospective, action items and their reminders.
 
 Pure functions over ``IncidentState`` in the style of ``lifecycle``: ``check_*`` for the
-Update validators, ``apply_*`` to change the state and return effects, and what the workflow
-does when a follow-up deadline falls due. The workflow calls these only in runs patched for
-the follow-through, so incidents started before keep their recorded course.
+Update validators, ``apply_*`` to change the state and return effects, what the workflow
+does when a follow-up deadline falls due, and the documents and emails its effects send.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from workflows import commands as cmd
 from workflows import report
 from workflows.business_hours import first_free_slot
 from workflows.deadlines import action_item_reminder_at
+from workflows.documents import DocumentFile, Email, Invitation
 from workflows.effects import (
     Audience,
     Effect,
@@ -87,7 +87,7 @@ def send_retrospective(state: IncidentState, policy: Policy, now: datetime) -> l
     """The retrospective falls due: draft, invitation, and the reminders start."""
     retro = state.retrospective
     severity = policy.severity(state.severity)
-    if retro.meeting_at is None:  # resolved before this run was patched
+    if retro.meeting_at is None:  # no slot was placed at resolution
         retro.meeting_at = first_free_slot(
             now, policy.business_hours, severity.retrospective.meeting_length
         )
@@ -104,6 +104,62 @@ def send_retrospective(state: IncidentState, policy: Policy, now: datetime) -> l
             attendees=report.attendees(state),
         )
     ]
+
+
+def report_documents(
+    state: IncidentState, policy: Policy, key: str
+) -> tuple[DocumentFile, Email | None]:
+    """The situation report as a file, and the email to the severity's stakeholders (if any)."""
+    text = state.report or ""
+    name = f"{state.id}-{key}.md"
+    document = DocumentFile(filename=name, title=f"{state.label} situation report", content=text)
+    stakeholders = policy.severity(state.severity).stakeholders
+    if not stakeholders:
+        return document, None
+    subject = f"[{state.label}] Resolved: {state.title}"
+    email = Email(key=f"{state.id}-{key}", to=stakeholders, subject=subject, body=text)
+    return document, email.model_copy(update={"attachments": [document]})
+
+
+def retrospective_title(state: IncidentState) -> str:
+    return f"Retrospective: {state.label} {state.title}"
+
+
+def retrospective_invitation(
+    state: IncidentState, effect: SendRetrospective, emails: list[str]
+) -> Invitation:
+    """The meeting, for everyone involved whose email Slack knows."""
+    where = state.channel.name if state.channel else state.label
+    return Invitation(
+        uid=f"{state.id}-{effect.key}@incidents",
+        summary=retrospective_title(state),
+        description=f"Draft shared in #{where}.",
+        start=effect.meeting_at,
+        length_seconds=effect.meeting_length_seconds,
+        attendees=emails,
+    )
+
+
+def retrospective_files(
+    state: IncidentState, effect: SendRetrospective, ics: DocumentFile | None
+) -> list[DocumentFile]:
+    """The draft (Markdown), and the invitation (.ics) when one could be made."""
+    title = f"{retrospective_title(state)} (draft)"
+    draft = DocumentFile(filename=f"{state.id}-{effect.key}.md", title=title, content=effect.draft)
+    return [draft, *([ics] if ics else [])]
+
+
+def retrospective_email(
+    state: IncidentState, effect: SendRetrospective, emails: list[str], files: list[DocumentFile]
+) -> Email:
+    subject = f"[{state.label}] {retrospective_title(state)}, {report.when(effect.meeting_at)}"
+    return Email(
+        key=f"{state.id}-{effect.key}",
+        to=emails,
+        subject=subject,
+        body=effect.draft,
+        attachments=files,
+    )
 
 
 def _to_person(state: IncidentState, user: str | None) -> list[Audience]:

@@ -1,87 +1,34 @@
 """IncidentWorkflow: one durable workflow per incident, from declaration to archived channel.
 
-Commands are Updates: a validator refuses a bad command before anything reaches history, the
-handler changes the state, queues the side effects in the outbox and returns the new snapshot
-at once. The run method is one loop: drain the outbox in order, then sleep until the earliest
-deadline (escalation, update, archive; the follow-through's in followup_workflow.py) or command.
+Each command is an Update whose validator and handler hand it to the rules table
+(``workflows/rules.py``); the effects go to the ``EffectRunner`` this workflow holds. The run
+method is one loop: drain the outbox, continue as new when Temporal suggests it, sleep until
+the earliest deadline or the next change. A run finishes on the build it started on; a new run
+starts on the current build (Worker Versioning), so ``IncidentInput`` is the contract between
+builds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from datetime import timedelta
+from typing import NoReturn
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows.claims import release_key
-
-# The domain is pure and deterministic, so it is shared with the sandbox instead of being
-# re-imported for every workflow run: faster, leaner, and one class per model, so activity
-# results and workflow state are instances of the same types.
 with workflow.unsafe.imports_passed_through():
-    from activities.paging import PagingActivities
-    from activities.slack import SlackActivities
-    from activities.statuspage import StatusPageActivities
     from workflows import commands as cmd
-    from workflows import (
-        followup,
-        invitations,
-        kickoff,
-        lifecycle,
-        public,
-        update_ids,
-    )
-    from workflows.effects import (
-        AddBookmarks,
-        ArchiveChannel,
-        Audience,
-        BookmarkLinks,
-        ChannelRef,
-        EditKickoff,
-        Effect,
-        IncidentBrief,
-        Invite,
-        InviteUsers,
-        Page,
-        Post,
-        PostMessage,
-        PublishStatus,
-        RefreshTopic,
-        ReleaseKey,
-        SendPage,
-        SetTopic,
-        UpdateKickoff,
-    )
+    from workflows import followup, lifecycle, rules, update_ids
+    from workflows.alert_folding import AlertSignal
+    from workflows.deadlines import followup_deadlines
+    from workflows.effect_runner import EffectRunner
+    from workflows.effects import Effect
     from workflows.firing import fire
-    from workflows.followup_workflow import IncidentFollowUp
-    from workflows.incident_commands import IncidentCommands
-    from workflows.incident_opening import IncidentOpens
     from workflows.listing import MEMO_KEY, memo_of
-    from workflows.models import Declaration, IncidentState, MessageRef
-    from workflows.outbox import Step, lanes
-    from workflows.patching import Patches
+    from workflows.models import Declaration, IncidentState
     from workflows.policy import Policy
     from workflows.visibility import publish
-
-C = TypeVar("C", bound=cmd.Command)
-R = TypeVar("R")
-T = TypeVar("T")
-
-SLACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-# Slack being down for longer than this must not hold back escalation and paging for ever.
-SLACK_GIVE_UP = timedelta(minutes=10)
-STEP_TIMEOUT = timedelta(seconds=30)
-REST_AFTER_OPENING = "rest-after-opening"  # patch: continue as new once opened and recorded
-KICKOFF_KEPT_CURRENT = "kickoff-kept-current"  # patch: the kickoff is edited as things change
-PUBLIC_INCIDENTS = "public-incidents"  # patch: a public incident's resolution is published
 
 
 class IncidentInput(BaseModel):
@@ -97,240 +44,256 @@ class IncidentInput(BaseModel):
 
 
 @workflow.defn
-class IncidentWorkflow(IncidentOpens, IncidentCommands, IncidentFollowUp):
+class IncidentWorkflow:
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
-        self.patched = Patches()  # first: a handler may ask a patch in this very activation
         self.policy = input.policy
         # Only a run that opened the incident may start afresh once it is settled.
         self.fresh_start = input.state is None
-        if input.state is not None:
-            self.state, self.outbox, self.opened = input.state, list(input.outbox), input.opened
-            if input.recorded:
-                self._recorded = followup.record_signature(self.state)
-        else:
+        if input.state is None:
             assert input.declaration is not None, "a new incident needs its declaration"
-            self.state, self.outbox = lifecycle.start(
-                input.number,
-                workflow.info().workflow_id,
-                input.declaration,
-                self.policy,
-                input.declaration.declared_time(workflow.now()),
+            declared = input.declaration.declared_time(workflow.now())
+            self.state, outbox = lifecycle.start(
+                input.number, workflow.info().workflow_id, input.declaration, self.policy, declared
             )
-            self.opened = False
+        else:
+            self.state, outbox = input.state, list(input.outbox)
         self.changes = 0
+        self.effects = EffectRunner(
+            self.state, self.policy, outbox, input.opened, input.recorded, self._wake
+        )
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        publish(self.state, self.policy, self.patched)
-        if not self.opened:
-            await self._open_channel()
+        publish(self.state, self.policy)
+        if not self.effects.opened:
+            await self.effects.open()
+        if self.effects.recorded is None:
+            self._changed([])  # the archive hears of a new (or continued) incident
         while True:
-            await self._drain_outbox()
-            if self.state.archived_at is not None and self._may_finish():
+            await self.effects.drain()
+            if followup.is_finished(self.state) and not self.effects.archiving:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self.outbox:
+                if not self.effects.outbox:
                     return self.state
                 continue
-            if await self._settled_after_opening():
-                self._continue_as_new(recorded=True)
+            if self.fresh_start and self.policy.history.continue_as_new_once_open:
+                # Open, announced, recorded: it waits now, often for hours, and a worker without
+                # it in cache replays a few events instead of the opening's dozens.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self.effects.outbox and not self.effects.archiving:
+                    self._continue_as_new(recorded=True)
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self.outbox:
+                if not self.effects.outbox:
                     self._continue_as_new()
             await self._sleep_until_due()
 
-    async def _settled_after_opening(self) -> bool:
-        """Whether to continue as new now that the incident is open, announced and recorded.
-
-        An incident then waits, often for hours, for its next deadline; every worker that
-        meets it without it in cache replays its history. Starting afresh here makes that a
-        few events instead of the opening's dozens (see docs/performance.md).
-        """
-        if not self.fresh_start or not self.policy.history.continue_as_new_once_open:
-            return False
-        if self.patched.lean:  # the opening Update answers in this workflow task: let it
-            await workflow.wait_condition(workflow.all_handlers_finished)
-        if self.outbox or self._recorded is None or self._archiving():
-            return False
-        if not workflow.all_handlers_finished():
-            return False  # a command is being answered: look again after the next change
-        self.fresh_start = self.patched(REST_AFTER_OPENING)
-        return self.fresh_start
-
     async def _sleep_until_due(self) -> None:
         seen = self.changes
-        due = self._deadlines()
-        timeout = None
-        if due:
-            timeout = max(min(due.values()) - workflow.now(), timedelta(0))
+        due = [*followup_deadlines(self.state, self.policy).values(), *self.effects.retry_at()]
+        timeout = max(min(due) - workflow.now(), timedelta(0)) if due else None
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(self.outbox) or self.changes != seen,
+                lambda: bool(self.effects.outbox) or self.changes != seen,
                 timeout=timeout,
                 timeout_summary="next incident deadline",
             )
+        self.effects.again()
         self._fire_due()
 
     def _fire_due(self) -> None:
         now = workflow.now()
-        for name, at in self._deadlines().items():
+        for name, at in followup_deadlines(self.state, self.policy).items():
             if at <= now:
                 self._changed(fire(self.state, self.policy, name, now))
 
     def _continue_as_new(self, recorded: bool = False) -> NoReturn:
-        # A lean run hands its list view on, so the new run has no memo to write again.
-        memo = {MEMO_KEY: memo_of(self.state)} if self.patched.lean else None
-        workflow.continue_as_new(self._carry_over(recorded), memo=memo)
-
-    def _carry_over(self, recorded: bool = False) -> IncidentInput:
-        return IncidentInput(
+        carried = IncidentInput(
             number=self.state.number,
             policy=self.policy,
             state=self.state,
-            outbox=self.outbox,
-            opened=self.opened,
+            outbox=[*self.effects.later, *self.effects.outbox],
+            opened=self.effects.opened,
             recorded=recorded,
         )
+        # The list view rides along, so the new run has no memo to write again; the new run
+        # starts on the deployment's current build, which may be newer than this one.
+        workflow.continue_as_new(
+            carried,
+            memo={MEMO_KEY: memo_of(self.state)},
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+        )
 
-    # -- commands -------------------------------------------------------------------------
+    def _check(self, command: cmd.Command) -> None:
+        if not update_ids.repeated(self.state):  # a repeat is answered, not checked again
+            rules.rule(command).check(self.state, self.policy, command)
 
-    def _apply(
-        self, apply: Callable[[IncidentState, Policy, C, datetime], list[Effect]], command: C
-    ) -> IncidentState:
+    def _apply(self, command: cmd.Command) -> IncidentState:
         if update_ids.repeated(self.state):
             return self.state  # applied in an earlier run: answered, not applied twice
-        if self.patched("deadlines-before-commands"):
-            # A worker that was down gets a timer that fired and a later command in one
-            # activation, and the SDK runs the command's handler first. Catch up on what was
-            # due before applying it: a tier due before an acknowledgement still notifies.
-            self._fire_due()
-        self._changed(apply(self.state, self.policy, command, workflow.now()))
+        # A worker that was down may get a fired timer and a later command in one activation,
+        # handler first: a tier due before an acknowledgement must still notify.
+        self._fire_due()
+        self._changed(rules.rule(command).apply(self.state, self.policy, command, workflow.now()))
         update_ids.remember(self.state)
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:
-        if kickoff.changes_kickoff(effects) and self.patched(KICKOFF_KEPT_CURRENT):
-            effects = [*effects, UpdateKickoff()]
-        if self.state.public is not None and self.patched(PUBLIC_INCIDENTS):
-            effects = [*effects, *public.follow_resolution(self.state, workflow.now())]
-        self.outbox.extend(self._followed_up(effects))
+        self.effects.queue(rules.follow_on(self.state, self.policy, effects, workflow.now()))
         self.changes += 1
-        publish(self.state, self.policy, self.patched)
+        publish(self.state, self.policy)
+
+    def _wake(self) -> None:
+        self.changes += 1
 
     @workflow.query
     def snapshot(self) -> IncidentState:
         return self.state
 
-    def _brief(self) -> IncidentBrief:
-        return kickoff.brief(self.state, self.policy)
+    @workflow.update
+    async def opening(self) -> IncidentState:
+        """Until the incident is announced; the caller bounds its wait (no timer spent here)."""
+        await workflow.wait_condition(lambda: self.effects.opened)
+        return self.state
 
-    async def _drain_outbox(self) -> None:
-        while self.outbox:
-            batch, self.outbox = self.outbox, []
-            await asyncio.gather(*(self._run_lane(steps) for steps in lanes(batch).values()))
+    @workflow.signal
+    def alert(self, signal: AlertSignal) -> None:
+        """Alerts of the incident's group: a signal, since monitoring waits for nobody."""
+        self._changed(rules.on_alert(self.state, self.policy, signal, workflow.now()))
 
-    async def _run_lane(self, steps: list[Step]) -> None:
-        for effect, audience in steps:
-            await self._run_step(effect, audience)
+    @workflow.update
+    def acknowledge(self, c: cmd.Acknowledge) -> IncidentState:
+        return self._apply(c)
 
-    async def _run(self, effect: Effect, audience: Audience | None) -> None:
-        channel_id = self.state.channel.id if self.state.channel else None
-        if isinstance(effect, Post):
-            target = channel_id if audience is Audience.CHANNEL else None
-            if audience is Audience.CHANNEL and target is None:
-                return  # no channel: the problem creating it is on the timeline already
-            posted = await self._call(
-                SlackActivities.post_message,
-                PostMessage(channel_id=target, post=effect, brief=self._brief()),
-                f"post the {effect.notice.value} message",
-            )
-            if posted and effect.key == "kickoff" and self.patched(KICKOFF_KEPT_CURRENT):
-                self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
-        elif isinstance(effect, UpdateKickoff):
-            if self.state.kickoff is not None:
-                edit = EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
-                await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
-        elif isinstance(effect, Page):
-            page = SendPage(page=effect, brief=self._brief())
-            what = f"send the {effect.action.value} page"
-            await asyncio.gather(
-                self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty"),
-                self._call(PagingActivities.send_webhook, page, f"{what} to the webhook"),
-            )
-        elif isinstance(effect, ReleaseKey):
-            await self._release_key()
-        elif isinstance(effect, PublishStatus):
-            incident = public.public_incident(self.state)
-            what = "publish on the status page"
-            if await self._call(StatusPageActivities.publish, incident, what) is not None:
-                what = "tell the status page's subscribers"
-                await self._call(StatusPageActivities.notify_subscribers, incident, what)
-        elif channel_id is None:
-            return
-        elif isinstance(effect, RefreshTopic):
-            await self._call(
-                SlackActivities.set_topic,
-                SetTopic(channel_id=channel_id, brief=self._brief()),
-                "set the topic",
-            )
-        elif isinstance(effect, Invite):
-            result = await self._call(
-                SlackActivities.invite,
-                InviteUsers(channel_id=channel_id, users=effect.users),
-                "invite people",
-            )
-            for user, error in result.failed.items() if result else []:
-                forget = self.patched("forget-unknown-responders")
-                self._problem(invitations.invite_failed(self.state, user, error, forget))
-        elif isinstance(effect, BookmarkLinks):
-            marks = AddBookmarks(
-                incident_id=self.state.id, channel_id=channel_id, links=effect.links
-            )
-            await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
-        elif isinstance(effect, ArchiveChannel):
-            await self._call(
-                SlackActivities.archive_channel,
-                ChannelRef(channel_id=channel_id),
-                "archive the channel",
-            )
+    @acknowledge.validator
+    def _acknowledge_allowed(self, c: cmd.Acknowledge) -> None:
+        self._check(c)
 
-    async def _release_key(self) -> None:
-        assert self.state.idempotency_key is not None
-        await release_key(self.state.idempotency_key, self.state.number, self.patched)
+    @workflow.update
+    def set_status(self, c: cmd.SetStatus) -> IncidentState:
+        return self._apply(c)
 
-    async def _call(
-        self,
-        activity: Callable[[Any, R], Awaitable[T]],
-        request: R,
-        what: str,
-        limit: timedelta = STEP_TIMEOUT,
-    ) -> T | None:
-        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up."""
-        try:
-            return await workflow.execute_activity_method(
-                activity,
-                request,
-                start_to_close_timeout=limit,
-                schedule_to_close_timeout=SLACK_GIVE_UP,
-                retry_policy=SLACK_RETRY,
-                summary=what,  # what the Temporal UI shows for this step
-            )
-        except ActivityError as error:
-            self._problem(f"could not {what}: {_cause(error)}")
-            return None
+    @set_status.validator
+    def _set_status_allowed(self, c: cmd.SetStatus) -> None:
+        self._check(c)
 
-    def _problem(self, text: str) -> None:
-        workflow.logger.warning("incident side effect failed: %s", text)
-        self.state.note(workflow.now(), "problem", None, text)
-        publish(self.state, self.policy, self.patched, problem=text)
+    @workflow.update
+    def post_update(self, c: cmd.PostUpdate) -> IncidentState:
+        return self._apply(c)
 
+    @post_update.validator
+    def _post_update_allowed(self, c: cmd.PostUpdate) -> None:
+        self._check(c)
 
-def _cause(error: ActivityError) -> str:
-    """The first application error's message (the Slack error code), not the wrapper's."""
-    cause: BaseException = error
-    while not isinstance(cause, ApplicationError) and isinstance(cause, FailureError):
-        if cause.cause is None:
-            break
-        cause = cause.cause
-    return str(cause)
+    @workflow.update
+    def set_severity(self, c: cmd.SetSeverity) -> IncidentState:
+        return self._apply(c)
+
+    @set_severity.validator
+    def _set_severity_allowed(self, c: cmd.SetSeverity) -> None:
+        self._check(c)
+
+    @workflow.update
+    def assign_role(self, c: cmd.AssignRole) -> IncidentState:
+        return self._apply(c)
+
+    @assign_role.validator
+    def _assign_role_allowed(self, c: cmd.AssignRole) -> None:
+        self._check(c)
+
+    @workflow.update
+    def add_responders(self, c: cmd.AddResponders) -> IncidentState:
+        return self._apply(c)
+
+    @add_responders.validator
+    def _add_responders_allowed(self, c: cmd.AddResponders) -> None:
+        self._check(c)
+
+    @workflow.update
+    def escalate(self, c: cmd.Escalate) -> IncidentState:
+        return self._apply(c)
+
+    @escalate.validator
+    def _escalate_allowed(self, c: cmd.Escalate) -> None:
+        self._check(c)
+
+    @workflow.update
+    def resolve(self, c: cmd.Resolve) -> IncidentState:
+        return self._apply(c)
+
+    @resolve.validator
+    def _resolve_allowed(self, c: cmd.Resolve) -> None:
+        self._check(c)
+
+    @workflow.update
+    def reopen(self, c: cmd.Reopen) -> IncidentState:
+        return self._apply(c)
+
+    @reopen.validator
+    def _reopen_allowed(self, c: cmd.Reopen) -> None:
+        self._check(c)
+
+    @workflow.update
+    def add_action_item(self, c: cmd.AddActionItem) -> IncidentState:
+        return self._apply(c)
+
+    @add_action_item.validator
+    def _add_action_item_allowed(self, c: cmd.AddActionItem) -> None:
+        self._check(c)
+
+    @workflow.update
+    def complete_action_item(self, c: cmd.CompleteActionItem) -> IncidentState:
+        return self._apply(c)
+
+    @complete_action_item.validator
+    def _complete_action_item_allowed(self, c: cmd.CompleteActionItem) -> None:
+        self._check(c)
+
+    @workflow.update
+    def add_timeline_entry(self, c: cmd.AddTimelineEntry) -> IncidentState:
+        return self._apply(c)
+
+    @add_timeline_entry.validator
+    def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
+        self._check(c)
+
+    @workflow.update
+    def post_public_update(self, c: cmd.PostPublicUpdate) -> IncidentState:
+        return self._apply(c)
+
+    @post_public_update.validator
+    def _post_public_update_allowed(self, c: cmd.PostPublicUpdate) -> None:
+        self._check(c)
+
+    @workflow.update
+    def complete_retrospective(self, c: cmd.CompleteRetrospective) -> IncidentState:
+        return self._apply(c)
+
+    @complete_retrospective.validator
+    def _complete_retrospective_allowed(self, c: cmd.CompleteRetrospective) -> None:
+        self._check(c)
+
+    @workflow.update
+    def assign_action_item(self, c: cmd.AssignActionItem) -> IncidentState:
+        return self._apply(c)
+
+    @assign_action_item.validator
+    def _assign_action_item_allowed(self, c: cmd.AssignActionItem) -> None:
+        self._check(c)
+
+    @workflow.update
+    def set_action_item_due(self, c: cmd.SetActionItemDue) -> IncidentState:
+        return self._apply(c)
+
+    @set_action_item_due.validator
+    def _set_action_item_due_allowed(self, c: cmd.SetActionItemDue) -> None:
+        self._check(c)
+
+    @workflow.update
+    def drop_action_item(self, c: cmd.DropActionItem) -> IncidentState:
+        return self._apply(c)
+
+    @drop_action_item.validator
+    def _drop_action_item_allowed(self, c: cmd.DropActionItem) -> None:
+        self._check(c)

@@ -8,7 +8,7 @@ UNKNOWN_USER = ("user_not_found", "users_not_found")
 
 
 def invite_failed(state: IncidentState, user: str, error: str, forget: bool) -> str:
-    """What to note when someone could not be invited. With ``forget`` (new histories), a
+    """What to note when someone could not be invited. With ``forget`` (as the workflow asks), a
     person Slack does not know stops being a responder: nobody can reach them, and every
     later invitation would fail the same way."""
     if forget and error in UNKNOWN_USER and user in state.responders:

@@ -1,16 +1,16 @@
 """Opening an incident in Slack as one activity: what goes into it and what comes back.
 
 Pure, so the workflow only sequences: ``request`` takes the declaration's opening effects out
-of the outbox, ``apply`` writes the outcome into the state, and ``fallback`` hands the
-effects back to the single-step activities if Slack refused for longer than the opening may
-take (they check for an earlier copy before posting, as the opening may have posted).
+of the outbox, ``apply`` writes the outcome into the state, and ``again`` makes the effect
+that runs the same opening once more if Slack refused for longer than an opening may take
+(its posts check for an earlier copy first, as the opening may have posted).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import bookmarks, invitations
+from workflows import bookmarks, drill, invitations
 from workflows.effects import (
     Effect,
     IncidentBrief,
@@ -20,11 +20,29 @@ from workflows.effects import (
     OpenIncident,
     Post,
     RefreshTopic,
+    RetryOpening,
 )
 from workflows.models import IncidentState, MessageRef
+from workflows.naming import MAX_CHANNEL_NAME, channel_name
 from workflows.policy import Policy
 
 OPENING_POSTS = ("kickoff", "announcement")
+
+
+def channel(state: IncidentState, policy: Policy) -> OpenChannel:
+    """The channel to create (or find again): its name from the policy's template."""
+    name = channel_name(
+        policy.channel.name_template,
+        title=state.title,
+        number=state.number,
+        severity=state.severity,
+        at=state.declared_at,
+    )
+    if state.drill:
+        name = drill.channel_name(name, MAX_CHANNEL_NAME - 3)
+    return OpenChannel(
+        incident_id=state.id, label=state.label, title=state.title, name=name, drill=state.drill
+    )
 
 
 def request(
@@ -71,10 +89,7 @@ def apply(state: IncidentState, opened: Opened, now: datetime) -> list[str]:
     return problems
 
 
-def fallback(opening: OpenIncident) -> list[Effect]:
-    """The opening's effects for the single-step activities, posts checked before posting."""
-    effects: list[Effect] = [RefreshTopic()] if opening.topic else []
-    if opening.invite:
-        effects.append(Invite(users=opening.invite))
-    effects += [post.model_copy(update={"check_first": True}) for post in opening.posts]
-    return effects
+def again(opening: OpenIncident) -> RetryOpening:
+    """The opening to run again; the archive hears of the incident from its own effect then."""
+    posts = [post.model_copy(update={"check_first": True}) for post in opening.posts]
+    return RetryOpening(request=opening.model_copy(update={"posts": posts, "record": None}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -103,12 +102,7 @@ def _details(state: IncidentState, problem: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def publish(
-    state: IncidentState,
-    policy: Policy,
-    patched: Callable[[str], bool] = workflow.patched,
-    problem: str | None = None,
-) -> None:
+def publish(state: IncidentState, policy: Policy, problem: str | None = None) -> None:
     """Upsert only the search attributes that changed, and refresh the current details."""
     current = workflow.info().typed_search_attributes
     updates: list[SearchAttributeUpdate[Any]] = []
@@ -118,13 +112,7 @@ def publish(
     if updates:
         workflow.upsert_search_attributes(updates)
     workflow.set_current_details(_details(state, problem))
-    _list_view(state, patched)
-
-
-def _list_view(state: IncidentState, patched: Callable[[str], bool]) -> None:
-    """Keep the memo's list view current (only when it changed), so listing needs no query."""
+    # The memo's list view, kept current (only when it changed), so listing needs no query.
     view = memo_of(state)
-    if workflow.memo_value(MEMO_KEY, None, type_hint=dict) == view:
-        return
-    if patched("incident-list-memo"):
+    if workflow.memo_value(MEMO_KEY, None, type_hint=dict) != view:
         workflow.upsert_memo({MEMO_KEY: view})

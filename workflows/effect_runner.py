@@ -1,0 +1,300 @@
+"""EffectRunner: the incident's side effects, run as activities by the workflow that holds it.
+
+Runs queued effects lane by lane (in order inside one, lanes side by side), each through one
+table, ``{effect type: method}``: the opening, Slack, paging, the status page, the report, the
+retrospective, the archive. A failure retrying cannot fix goes on the timeline, not up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.archive import ArchiveActivities
+    from activities.documents import DocumentActivities
+    from activities.mail import MailActivities
+    from activities.opening import IncidentOpening
+    from activities.paging import PagingActivities
+    from activities.slack import SlackActivities
+    from activities.statuspage import StatusPageActivities
+    from workflows import drill, followup, invitations, kickoff, opening, public, report
+    from workflows import effects as fx
+    from workflows.claims import release_key
+    from workflows.documents import DocumentFile, People, Upload
+    from workflows.models import IncidentState, MessageRef
+    from workflows.outbox import Step, lanes
+    from workflows.policy import Policy
+    from workflows.visibility import publish
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+SLACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# Slack being down for longer than this must not hold back escalation and paging for ever.
+SLACK_GIVE_UP = timedelta(minutes=10)
+STEP_TIMEOUT = timedelta(seconds=30)
+OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
+RETRY_AFTER = timedelta(minutes=1)  # what gave up for now (the opening) is tried this soon
+Handler = Callable[[Any, fx.Audience | None], Awaitable[None]]
+
+
+class EffectRunner:
+    def __init__(
+        self,
+        state: IncidentState,
+        policy: Policy,
+        outbox: list[fx.Effect],
+        opened: bool,
+        recorded: bool,
+        wake: Callable[[], None],
+    ) -> None:
+        self.state, self.policy = state, policy
+        self.outbox = outbox  # queued, not yet run: continue-as-new carries it
+        self.opened = opened  # the opening ran (or gave up for now, and is queued again)
+        self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
+        # What the archive database last heard of (None: nothing yet in this run).
+        self.recorded = followup.record_signature(state) if recorded else None
+        self.wake = wake  # the workflow's main loop looks again
+        self._record_wanted = False
+        self._archivist: asyncio.Task[None] | None = None
+        self.handlers: dict[type[Any], Handler] = {
+            fx.Post: self._post,
+            fx.RefreshTopic: self._set_topic,
+            fx.Invite: self._invite,
+            fx.Page: self._page,
+            fx.ArchiveChannel: self._archive_channel,
+            fx.ReleaseKey: self._release_key,
+            fx.PublishReport: self._publish_report,
+            fx.SendRetrospective: self._send_retrospective,
+            fx.RecordIncident: self._record,
+            fx.UpdateKickoff: self._update_kickoff,
+            fx.PublishStatus: self._publish_status,
+            fx.BookmarkLinks: self._bookmark,
+            fx.RetryOpening: self._retry_opening,
+        }
+
+    def queue(self, effects: list[fx.Effect]) -> None:
+        """A change's effects, and a record for the archive when what it holds changed."""
+        signature = followup.record_signature(self.state)
+        if signature != self.recorded:
+            self.recorded = signature
+            effects = [*effects, fx.RecordIncident()]
+        self.outbox.extend(effects)
+
+    def retry_at(self) -> list[datetime]:
+        """When what gave up for now is tried again, if anything did."""
+        return [workflow.now() + RETRY_AFTER] if self.later else []
+
+    def again(self) -> None:
+        """The incident's next turn: what gave up before is tried again."""
+        self.outbox[:0], self.later = self.later, []
+
+    async def drain(self) -> None:
+        while self.outbox:
+            batch, self.outbox = self.outbox, []
+            await asyncio.gather(*(self._lane(steps) for steps in lanes(batch).values()))
+
+    async def _lane(self, steps: list[Step]) -> None:
+        for effect, audience in steps:
+            await self.handlers[type(effect)](effect, audience)
+
+    @property
+    def archiving(self) -> bool:
+        return self._archivist is not None and not self._archivist.done()
+
+    async def open(self) -> None:
+        """The channel, its topic, invitations, kickoff, bookmarks, the announcement and the
+        archive record, in one activity (``activities/opening.py``)."""
+        channel = opening.channel(self.state, self.policy)
+        request, self.outbox = opening.request(
+            self.state, self.policy, channel, self._brief(), self.outbox
+        )
+        request.record = self.state
+        await self._open(request, followup.record_signature(self.state))
+        await self.drain()  # what the declaration queued besides (a page, the status page)
+        self.opened = True
+
+    async def _retry_opening(self, effect: fx.RetryOpening, _: object) -> None:
+        await self._open(effect.request.model_copy(update={"brief": self._brief()}), None)
+
+    async def _open(self, request: fx.OpenIncident, recording: tuple[object, ...] | None) -> None:
+        what = "open the incident in Slack"
+        opened = await self._call(IncidentOpening.open_incident, request, what, OPENING_TIMEOUT)
+        if opened is None:  # Slack refused for longer than an opening may take
+            self.later.append(opening.again(request))
+            return
+        if opened.recorded and self.recorded is None:  # (a command may have moved on since)
+            self.recorded = recording
+        for problem in opening.apply(self.state, opened, workflow.now()):
+            self._problem(problem)
+        publish(self.state, self.policy)
+
+    def _brief(self) -> fx.IncidentBrief:
+        return kickoff.brief(self.state, self.policy)
+
+    def _channel_id(self) -> str | None:
+        return self.state.channel.id if self.state.channel else None
+
+    async def _post(self, post: fx.Post, audience: fx.Audience | None) -> None:
+        if audience is fx.Audience.OWNER:  # a direct message to the person it names first
+            if post.mentions:
+                await self._send(post, post.mentions[0], f"remind <@{post.mentions[0]}>")
+            return
+        target = self._channel_id() if audience is fx.Audience.CHANNEL else None
+        if audience is fx.Audience.CHANNEL and target is None:
+            return  # no channel: the problem creating it is on the timeline already
+        posted = await self._send(post, target, f"post the {post.notice.value} message")
+        if posted and post.key == "kickoff":
+            self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
+
+    async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> fx.Posted | None:
+        message = fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
+        return await self._call(SlackActivities.post_message, message, what)
+
+    async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
+        if self.state.kickoff is not None:
+            edit = fx.EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
+            await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
+
+    async def _set_topic(self, _: fx.RefreshTopic, __: object) -> None:
+        if channel_id := self._channel_id():
+            topic = fx.SetTopic(channel_id=channel_id, brief=self._brief())
+            await self._call(SlackActivities.set_topic, topic, "set the topic")
+
+    async def _invite(self, effect: fx.Invite, _: object) -> None:
+        if channel_id := self._channel_id():
+            users = fx.InviteUsers(channel_id=channel_id, users=effect.users)
+            result = await self._call(SlackActivities.invite, users, "invite people")
+            for user, error in result.failed.items() if result else []:
+                self._problem(invitations.invite_failed(self.state, user, error, forget=True))
+
+    async def _bookmark(self, effect: fx.BookmarkLinks, _: object) -> None:
+        if channel_id := self._channel_id():
+            marks = fx.AddBookmarks(
+                incident_id=self.state.id, channel_id=channel_id, links=effect.links
+            )
+            await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
+
+    async def _archive_channel(self, _: fx.ArchiveChannel, __: object) -> None:
+        if channel_id := self._channel_id():
+            channel = fx.ChannelRef(channel_id=channel_id)
+            await self._call(SlackActivities.archive_channel, channel, "archive the channel")
+
+    async def _page(self, effect: fx.Page, _: object) -> None:
+        page = fx.SendPage(page=effect, brief=self._brief())
+        what = f"send the {effect.action.value} page"
+        await asyncio.gather(
+            self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty"),
+            self._call(PagingActivities.send_webhook, page, f"{what} to the webhook"),
+        )
+
+    async def _release_key(self, _: fx.ReleaseKey, __: object) -> None:
+        assert self.state.idempotency_key is not None
+        await release_key(self.state.idempotency_key, self.state.number)
+
+    async def _publish_status(self, _: fx.PublishStatus, __: object) -> None:
+        incident = public.public_incident(self.state)
+        what = "publish on the status page"
+        if await self._call(StatusPageActivities.publish, incident, what) is not None:
+            what = "tell the status page's subscribers"
+            await self._call(StatusPageActivities.notify_subscribers, incident, what)
+
+    async def _record(self, _: fx.RecordIncident, __: object) -> None:
+        """The archive database is told in the background, one upsert at a time, newest state
+        last: a slow or lost database call never holds back Slack, paging or a timer."""
+        self._record_wanted = True
+        if not self.archiving:
+            self._archivist = asyncio.create_task(self._tell_archive())
+
+    async def _tell_archive(self) -> None:
+        while self._record_wanted:
+            self._record_wanted = False
+            await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
+        if self.state.archived_at is not None or self.policy.history.continue_as_new_once_open:
+            self.wake()  # the main loop waits for this record: to finish, or to start afresh
+
+    async def _share(self, files: list[DocumentFile], comment: str, key: str) -> str | None:
+        """Share files in the channel and link the first from the broadcast channel; the
+        comment (our words, no one's typed text) introduces both."""
+        channel_id = self._channel_id()
+        if channel_id is None:
+            return None
+        # The link's post below is marked as a drill by its rendering; the file's comment is not.
+        marked = drill.marked(comment, self.state.drill)
+        upload = Upload(channel_id=channel_id, files=files, comment=marked)
+        shared = await self._call(DocumentActivities.upload, upload, "share documents")
+        link = shared.permalinks[0] if shared and shared.permalinks else None
+        if link:
+            text = f"{comment}: {link}"
+            post = fx.Post(
+                key=key, notice=fx.Notice.DOCUMENT, audience=[fx.Audience.BROADCAST], text=text
+            )
+            await self._post(post, fx.Audience.BROADCAST)
+        return link
+
+    async def _publish_report(self, effect: fx.PublishReport, _: object) -> None:
+        document, email = followup.report_documents(self.state, self.policy, effect.key)
+        comment = f"Situation report of {self.state.label}"
+        await self._share([document], comment, f"{effect.key}-link")
+        if email is not None:
+            await self._call(MailActivities.send, email, "email the report")
+
+    async def _send_retrospective(
+        self, effect: fx.SendRetrospective, _: fx.Audience | None
+    ) -> None:
+        s = self.state
+        people = People(users=effect.attendees)
+        found = await self._call(DocumentActivities.emails, people, "look up emails")
+        emails = list(found.by_user.values()) if found else []
+        invitation = followup.retrospective_invitation(s, effect, emails)
+        ics = await self._call(DocumentActivities.invitation, invitation, "make the invitation")
+        files = followup.retrospective_files(s, effect, ics)
+        comment = f"{s.label} retrospective proposed for {report.when(effect.meeting_at)}"
+        link = await self._share(files, comment, f"{effect.key}-link")
+        s.retrospective.document_url = link or s.retrospective.document_url
+        if emails:
+            email = followup.retrospective_email(s, effect, emails, files)
+            await self._call(MailActivities.send, email, "email the invitation")
+
+    async def _call(
+        self,
+        activity: Callable[[Any, R], Awaitable[T]],
+        request: R,
+        what: str,
+        limit: timedelta = STEP_TIMEOUT,
+    ) -> T | None:
+        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up."""
+        try:
+            return await workflow.execute_activity_method(
+                activity,
+                request,
+                start_to_close_timeout=limit,
+                schedule_to_close_timeout=SLACK_GIVE_UP,
+                retry_policy=SLACK_RETRY,
+                summary=what,  # what the Temporal UI shows for this step
+            )
+        except ActivityError as error:
+            self._problem(f"could not {what}: {_cause(error)}")
+            return None
+
+    def _problem(self, text: str) -> None:
+        workflow.logger.warning("incident side effect failed: %s", text)
+        self.state.note(workflow.now(), "problem", None, text)
+        publish(self.state, self.policy, problem=text)
+
+
+def _cause(error: ActivityError) -> str:
+    """The first application error's message (the Slack error code), not the wrapper's."""
+    cause: BaseException = error
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
+        cause = cause.cause or ApplicationError(str(cause))
+    return str(cause)
