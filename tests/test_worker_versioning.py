@@ -19,8 +19,8 @@ from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from config import Settings
 import devrun as supervisor
+from config import Settings
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy
 from tests.support import until
