@@ -8,7 +8,7 @@ from clients import messages
 from clients.paging import pagerduty_event, webhook_event
 from starter.intake import policy_for
 from workflows import commands as cmd
-from workflows import drill, kickoff, lifecycle, report, visibility
+from workflows import drill, escalation, kickoff, lifecycle, report, visibility
 from workflows.drill import DrillPolicy
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, SendPage
 from workflows.listing import memo_of
@@ -81,7 +81,7 @@ def paging(policy: Policy = POLICY, **drill_options: object) -> Policy:
 def test_a_drill_escalates_without_paging_and_says_so() -> None:
     policy = paging()
     state = declared(policy, drill=True)
-    effects = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    effects = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert not [e for e in effects if isinstance(e, Page)]
     assert Invite(users=["U0BOB0002"]) in effects, "people are still asked to join"
     assert state.paged_at is None
@@ -97,7 +97,7 @@ def test_a_drill_escalates_without_paging_and_says_so() -> None:
 def test_a_drill_pages_when_its_team_practises_the_pager_too() -> None:
     policy = paging(page=True)
     state = declared(policy, drill=True)
-    effects = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    effects = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert effects[0] == Page(action=PageAction.TRIGGER, targets=["U0BOB0002"])
     assert "page-skipped" not in [e.kind for e in state.timeline]
 
@@ -105,7 +105,7 @@ def test_a_drill_pages_when_its_team_practises_the_pager_too() -> None:
 def test_a_drill_that_practises_the_pager_says_drill_on_the_page() -> None:
     policy = paging(page=True)
     state = declared(policy, drill=True)
-    (page, *_) = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    (page, *_) = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert isinstance(page, Page)
     sent = SendPage(page=page, brief=kickoff.brief(state, policy))
     event = pagerduty_event(sent, "R0UTINGKEY", "http://ui/incident-7")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workflows import commands as cmd
-from workflows import firing, followup, lifecycle, report
+from workflows import escalation, firing, followup, lifecycle, report, timeline
 from workflows.business_hours import first_free_slot
 from workflows.deadlines import Deadline, followup_deadlines
 from workflows.effects import Audience, Notice, Post, PublishReport, SendRetrospective
@@ -43,7 +43,7 @@ def run_script(p: Policy = POLICY) -> tuple[IncidentState, list]:
         declared_by="U0ALICE01",
     )
     state, _ = lifecycle.start(7, "incident-7", declaration, p, T0)
-    lifecycle.apply_escalate(state, p, cmd.Escalate(), T0 + 5 * MIN, automatic=True)
+    escalation.apply_escalate(state, p, cmd.Escalate(), T0 + 5 * MIN, automatic=True)
     lifecycle.apply_acknowledge(state, p, cmd.Acknowledge(by="U0BOB0002"), T0 + 7 * MIN)
     lifecycle.apply_assign_role(
         state, p, cmd.AssignRole(role=Role.TECH_LEAD, user="U0CAROL03"), T0 + 8 * MIN
@@ -54,7 +54,7 @@ def run_script(p: Policy = POLICY) -> tuple[IncidentState, list]:
     lifecycle.apply_post_update(
         state, p, cmd.PostUpdate(message="rolling back", by="U0DAVE004"), T0 + 30 * MIN
     )
-    lifecycle.apply_add_action_item(
+    timeline.apply_add_action_item(
         state, p, cmd.AddActionItem(text="canary deploys", owner="U0CAROL03"), T0 + 40 * MIN
     )
     effects = lifecycle.apply_resolve(
@@ -196,7 +196,7 @@ def test_action_item_reminds_its_owner_when_due_and_every_interval_while_open():
     followup.apply_drop_action_item(state, POLICY, cmd.DropActionItem(item_id=1), due_at + 2 * MIN)
     assert Deadline.ACTION_ITEM not in followup_deadlines(state, POLICY)
     with pytest.raises(CommandRefused, match="was dropped"):
-        lifecycle.check_complete_action_item(state, POLICY, cmd.CompleteActionItem(item_id=1))
+        timeline.check_complete_action_item(state, POLICY, cmd.CompleteActionItem(item_id=1))
     with pytest.raises(CommandRefused, match="has no action item #9"):
         followup.check_drop_action_item(state, POLICY, cmd.DropActionItem(item_id=9))
 
@@ -205,7 +205,7 @@ def test_workflow_finishes_only_when_archived_and_no_item_is_open():
     state, _ = run_script()
     firing.archive(state, T0 + timedelta(days=10))
     assert not followup.is_finished(state)
-    lifecycle.apply_complete_action_item(
+    timeline.apply_complete_action_item(
         state, POLICY, cmd.CompleteActionItem(item_id=1), T0 + timedelta(days=11)
     )
     assert followup.is_finished(state)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from workflows import commands as cmd
-from workflows import lifecycle
+from workflows import escalation, lifecycle
 from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, RefreshTopic
 from workflows.models import Declaration, IncidentState, Role, Status
@@ -160,7 +160,7 @@ def test_commands_on_resolved_incident_say_reopen_first():
     lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), T0)
     checks: list[tuple[Callable[..., None], Any]] = [
         (lifecycle.check_acknowledge, cmd.Acknowledge()),
-        (lifecycle.check_escalate, cmd.Escalate()),
+        (escalation.check_escalate, cmd.Escalate()),
         (lifecycle.check_set_severity, cmd.SetSeverity(severity="sev2")),
     ]
     for check, command in checks:
@@ -186,7 +186,7 @@ def test_paged_incident_sends_acknowledge_and_resolve_pages():
         EscalationTier(after=60, notify=["U0BOB0002"], page=True)
     ]
     state = declared()
-    effects = lifecycle.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    effects = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert effects[0] == Page(action=PageAction.TRIGGER, targets=["U0BOB0002"])
     assert state.paged_at == T0
     assert Page(action=PageAction.ACKNOWLEDGE) in lifecycle.apply_acknowledge(
@@ -247,7 +247,7 @@ def test_declared_at_tier_one_notifies_it_at_once_and_times_tier_two_from_the_de
     assert said.mentions == ["U0TIER001"]
     assert deadlines(state, tiered_policy())[Deadline.ESCALATION] == T0 + timedelta(minutes=10)
     later = T0 + timedelta(minutes=10)
-    fired = lifecycle.apply_escalate(state, tiered_policy(), cmd.Escalate(), later, automatic=True)
+    fired = escalation.apply_escalate(state, tiered_policy(), cmd.Escalate(), later, automatic=True)
     assert fired[0] == Page(action=PageAction.TRIGGER, targets=["U0TIER002"])
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from workflows import commands as cmd
-from workflows import lifecycle
+from workflows import escalation, lifecycle
 from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Post
 from workflows.firing import fire
@@ -144,7 +144,7 @@ class IncidentLifecycle(RuleBasedStateMachine):
     @rule(reason=st.text(max_size=20))
     def escalate(self, reason: str) -> None:
         command = cmd.Escalate(reason=reason)
-        self._command(lifecycle.check_escalate, lifecycle.apply_escalate, command)
+        self._command(escalation.check_escalate, escalation.apply_escalate, command)
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(message=st.text(max_size=20))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows import commands as cmd
-from workflows import followup, lifecycle, notices
+from workflows import escalation, followup, notices
 from workflows.deadlines import Deadline, refresh_deadlines
 from workflows.effects import ArchiveChannel, Effect, Notice
 from workflows.models import IncidentState
@@ -18,7 +18,7 @@ from workflows.policy import Policy
 
 def fire(state: IncidentState, policy: Policy, deadline: Deadline, now: datetime) -> list[Effect]:
     if deadline is Deadline.ESCALATION:
-        return lifecycle.apply_escalate(state, policy, cmd.Escalate(), now, automatic=True)
+        return escalation.apply_escalate(state, policy, cmd.Escalate(), now, automatic=True)
     if deadline is Deadline.UPDATE:
         return remind_update(state, policy, now)
     if deadline is Deadline.ARCHIVE:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from workflows import commands as cmd
 from workflows import public
-from workflows.deadlines import escalation_tier, refresh_deadlines, start_level
+from workflows.deadlines import refresh_deadlines
 from workflows.effects import (
     Audience,
     Effect,
@@ -23,9 +23,10 @@ from workflows.effects import (
     RefreshTopic,
     ReleaseKey,
 )
-from workflows.models import ActionItem, Declaration, IncidentState, Role, Roles, Status
+from workflows.escalation import start_escalated
+from workflows.models import Declaration, IncidentState, Role, Roles, Status
 from workflows.notices import BOTH, CHANNEL, CommandRefused, post_notice, require_open
-from workflows.policy import EscalationTier, Policy
+from workflows.policy import Policy
 
 
 def start(
@@ -219,65 +220,6 @@ def apply_add_responders(
     return [Invite(users=new), post]
 
 
-def check_escalate(state: IncidentState, policy: Policy, c: cmd.Escalate) -> None:
-    require_open(state, "escalate it")
-
-
-def apply_escalate(
-    state: IncidentState, policy: Policy, c: cmd.Escalate, now: datetime, automatic: bool = False
-) -> list[Effect]:
-    check_escalate(state, policy, c)
-    state.escalation_level += 1
-    state.escalated_at = now
-    tier = escalation_tier(policy.severity(state.severity), state.escalation_level)
-    targets = tier.notify if tier else []
-    why = "not acknowledged in time" if automatic else (c.reason or "escalated by hand")
-    text = f"Escalated to level {state.escalation_level}: {why}"
-    effects = notify_tiers(state, policy, [tier] if tier else [], now)
-    effects.append(post_notice(state, Notice.ESCALATED, CHANNEL, c.by, text, targets))
-    state.note(now, "escalated", c.by, text)
-    refresh_deadlines(state, policy, now)
-    return [*effects, RefreshTopic()]
-
-
-def notify_tiers(
-    state: IncidentState, policy: Policy, tiers: list[EscalationTier], now: datetime
-) -> list[Effect]:
-    """Page first (it wakes people), then invite, so the mention lands on channel members."""
-    paging = [t for t in tiers if t.page]
-    effects: list[Effect] = []
-    if paging and state.drill and not policy.drill.page:
-        state.note(now, "page-skipped", None, "Page skipped: this is a drill")
-    elif paging:
-        targets = list(dict.fromkeys(user for t in paging for user in t.notify))
-        effects.append(Page(action=PageAction.TRIGGER, targets=targets))
-        state.paged_at = state.paged_at or now
-    invited = list(dict.fromkeys(user for t in tiers if t.invite for user in t.notify))
-    if invited:
-        effects.append(Invite(users=invited))
-    return effects
-
-
-def start_escalated(
-    state: IncidentState, policy: Policy, tiers: int, now: datetime
-) -> list[Effect]:
-    """Declared past the first ``tiers`` tiers (an alert rule's ``escalation_level``): they
-    hear at once, as if each had fired, and the next tier's timer counts from the declaration."""
-    severity = policy.severity(state.severity)
-    reached = severity.escalation[:tiers]
-    if not reached:
-        return []
-    state.escalation_level = start_level(severity, tiers)
-    state.escalated_at = now
-    targets = list(dict.fromkeys(user for tier in reached for user in tier.notify))
-    which = "tier 1" if len(reached) == 1 else f"tiers 1-{len(reached)}"
-    text = f"Declared at escalation level {state.escalation_level}: {which} notified at once"
-    effects = notify_tiers(state, policy, reached, now)
-    effects.append(post_notice(state, Notice.ESCALATED, CHANNEL, state.declared_by, text, targets))
-    state.note(now, "escalated", state.declared_by, text)
-    return effects
-
-
 def check_resolve(state: IncidentState, policy: Policy, c: cmd.Resolve) -> None:
     if state.status is Status.RESOLVED:
         raise CommandRefused(f"{state.label} is already resolved")
@@ -324,46 +266,3 @@ def apply_reopen(
     state.note(now, "reopened", c.by, c.reason or "Reopened")
     refresh_deadlines(state, policy, now)
     return [post, RefreshTopic()]
-
-
-def check_add_action_item(state: IncidentState, policy: Policy, c: cmd.AddActionItem) -> None:
-    """Action items are welcome at any time."""
-
-
-def apply_add_action_item(
-    state: IncidentState, policy: Policy, c: cmd.AddActionItem, now: datetime
-) -> list[Effect]:
-    item = ActionItem(
-        id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now, due_at=c.due
-    )
-    state.action_items.append(item)
-    owner = f" (owner <@{c.owner}>)" if c.owner else ""
-    text = f"Action item #{item.id}: {c.text}{owner}"
-    said = f"Action item #{item.id}: {c.text}" + (" · owner" if c.owner else "")
-    post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, said, [c.owner] if c.owner else [])
-    state.note(now, "action_item", c.by, text)
-    return [post]
-
-
-def check_complete_action_item(
-    state: IncidentState, policy: Policy, c: cmd.CompleteActionItem
-) -> None:
-    item = next((i for i in state.action_items if i.id == c.item_id), None)
-    if item is None:
-        raise CommandRefused(f"{state.label} has no action item #{c.item_id}")
-    if item.done_at is not None:
-        raise CommandRefused(f"action item #{c.item_id} is already done")
-    if item.dropped_at is not None:
-        raise CommandRefused(f"action item #{c.item_id} was dropped")
-
-
-def apply_complete_action_item(
-    state: IncidentState, policy: Policy, c: cmd.CompleteActionItem, now: datetime
-) -> list[Effect]:
-    check_complete_action_item(state, policy, c)
-    item = next(i for i in state.action_items if i.id == c.item_id)
-    item.done_at = now
-    text = f"Action item #{item.id} done: {item.text}"
-    post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
-    state.note(now, "action_item_done", c.by, text)
-    return [post]

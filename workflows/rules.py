@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from workflows import alert_folding, bookmarks, followup, kickoff, lifecycle, public, timeline
+from workflows import (
+    alert_folding,
+    bookmarks,
+    escalation,
+    followup,
+    kickoff,
+    lifecycle,
+    public,
+    timeline,
+)
 from workflows import commands as cmd
 from workflows.effects import Effect, UpdateKickoff
 from workflows.models import IncidentState
@@ -36,12 +45,12 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
     cmd.SetSeverity: Rule(lifecycle.check_set_severity, lifecycle.apply_set_severity),
     cmd.AssignRole: Rule(lifecycle.check_assign_role, lifecycle.apply_assign_role),
     cmd.AddResponders: Rule(lifecycle.check_add_responders, lifecycle.apply_add_responders),
-    cmd.Escalate: Rule(lifecycle.check_escalate, lifecycle.apply_escalate),
+    cmd.Escalate: Rule(escalation.check_escalate, escalation.apply_escalate),
     cmd.Resolve: Rule(lifecycle.check_resolve, lifecycle.apply_resolve),
     cmd.Reopen: Rule(lifecycle.check_reopen, lifecycle.apply_reopen),
-    cmd.AddActionItem: Rule(lifecycle.check_add_action_item, lifecycle.apply_add_action_item),
+    cmd.AddActionItem: Rule(timeline.check_add_action_item, timeline.apply_add_action_item),
     cmd.CompleteActionItem: Rule(
-        lifecycle.check_complete_action_item, lifecycle.apply_complete_action_item
+        timeline.check_complete_action_item, timeline.apply_complete_action_item
     ),
     cmd.AddTimelineEntry: Rule(
         timeline.check_add_timeline_entry, timeline.apply_add_timeline_entry

@@ -1,12 +1,14 @@
-"""What people put on an incident's timeline by hand ("Add to timeline" in Slack). Pure."""
+"""What people note on an incident as it runs: timeline entries by hand ("Add to timeline" in
+Slack) and action items as they come up (their follow-up is in ``followup.py``). Pure."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from workflows import commands as cmd
-from workflows.effects import Effect
-from workflows.models import IncidentState, TimelineEntry
+from workflows.effects import Effect, Notice
+from workflows.models import ActionItem, IncidentState, TimelineEntry
+from workflows.notices import CHANNEL, CommandRefused, post_notice
 from workflows.policy import Policy
 
 
@@ -22,3 +24,46 @@ def apply_add_timeline_entry(
     later = next((i for i, e in enumerate(state.timeline) if e.at > c.at), len(state.timeline))
     state.timeline.insert(later, entry)
     return []
+
+
+def check_add_action_item(state: IncidentState, policy: Policy, c: cmd.AddActionItem) -> None:
+    """Action items are welcome at any time."""
+
+
+def apply_add_action_item(
+    state: IncidentState, policy: Policy, c: cmd.AddActionItem, now: datetime
+) -> list[Effect]:
+    item = ActionItem(
+        id=len(state.action_items) + 1, text=c.text, owner=c.owner, created_at=now, due_at=c.due
+    )
+    state.action_items.append(item)
+    owner = f" (owner <@{c.owner}>)" if c.owner else ""
+    text = f"Action item #{item.id}: {c.text}{owner}"
+    said = f"Action item #{item.id}: {c.text}" + (" · owner" if c.owner else "")
+    post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, said, [c.owner] if c.owner else [])
+    state.note(now, "action_item", c.by, text)
+    return [post]
+
+
+def check_complete_action_item(
+    state: IncidentState, policy: Policy, c: cmd.CompleteActionItem
+) -> None:
+    item = next((i for i in state.action_items if i.id == c.item_id), None)
+    if item is None:
+        raise CommandRefused(f"{state.label} has no action item #{c.item_id}")
+    if item.done_at is not None:
+        raise CommandRefused(f"action item #{c.item_id} is already done")
+    if item.dropped_at is not None:
+        raise CommandRefused(f"action item #{c.item_id} was dropped")
+
+
+def apply_complete_action_item(
+    state: IncidentState, policy: Policy, c: cmd.CompleteActionItem, now: datetime
+) -> list[Effect]:
+    check_complete_action_item(state, policy, c)
+    item = next(i for i in state.action_items if i.id == c.item_id)
+    item.done_at = now
+    text = f"Action item #{item.id} done: {item.text}"
+    post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)
+    state.note(now, "action_item_done", c.by, text)
+    return [post]
