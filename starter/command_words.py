@@ -19,10 +19,11 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import AwareDatetime, BaseModel
 
 from starter.people import person_fields
+from workflows.models import MENTION
 from workflows.policy import parse_duration
 
 # A person at the end of `action add`: <@U123>, <@U123|bob>, @bob, or an email.
-OWNER = re.compile(r"^(<@[UW][A-Z0-9]+(\|[^>]*)?>|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\s@]+)$")
+OWNER = re.compile(rf"^({MENTION.pattern}|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\s@]+)$")
 DUE = re.compile(r"^(?P<text>.*?)\s+due\s+(?P<when>\S+)$", re.IGNORECASE)
 # How a field's place shows in a usage line, when its name alone says too little.
 SHOWN = {"item_id": "n", "severity": "sev", "due": "when", "users": "@user ..."}

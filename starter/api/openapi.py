@@ -21,7 +21,7 @@ from starlette.routing import Match
 from starter.api.routes.subscribers import Subscription
 from starter.command_table import BY_MODEL
 from starter.people import person_fields
-from workflows.models import SLACK_USER_ID, DeclarationRequest
+from workflows.models import USER_ID, DeclarationRequest
 from workflows.policy import Policy
 from workflows.text import clean_line, clean_required_text
 
@@ -29,7 +29,7 @@ Schema = dict[str, Any]
 # A Slack user id, bare or as a mention: what the API takes without asking Slack. Handles and
 # emails are resolved too (a convenience the description tells), but no schema can know who
 # is in the workspace, so the document promises ids.
-PERSON = r"^([UW][A-Z0-9]{2,20}|<@[UW][A-Z0-9]{2,20}(\|[^>]{0,80})?>)$"
+PERSON = rf"^({USER_ID}|<@{USER_ID}(\|[^>]{{0,80}})?>)$"
 # Something visible: not a space, a control or an invisible format character.
 VISIBLE = (
     "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e"
@@ -37,7 +37,6 @@ VISIBLE = (
 )
 BODY_UNREADABLE = {"description": "The body could not be read (not UTF-8, or not a form)."}
 UNAUTHORIZED = {"description": "Missing or invalid bearer token."}
-assert SLACK_USER_ID.pattern == r"^[UW][A-Z0-9]{2,20}$", "PERSON spells the same id"
 
 
 def install(app: FastAPI, policy: Policy) -> None:

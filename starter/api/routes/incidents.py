@@ -24,7 +24,7 @@ from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.intake import DeclarationTooLarge
 from starter.listing import ListFilter
-from workflows.models import Declaration, DeclarationRequest, Status
+from workflows.models import SLACK_USER_ID, Declaration, DeclarationRequest, Status
 from workflows.policy import Policy
 from workflows.templates import InvalidDeclaration, complete
 
@@ -135,7 +135,7 @@ async def list_incidents(
     severity: KnownSeverity,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     commander: Annotated[
-        str | None, Query(description="Slack user id", pattern=r"^[UW][A-Z0-9]{2,20}$")
+        str | None, Query(description="Slack user id", pattern=SLACK_USER_ID.pattern)
     ] = None,
     text: Annotated[
         str | None, Query(description="Words in the title (any case).", max_length=200)
