@@ -119,6 +119,8 @@ class PhaseResult:
     quiet_cpu: dict[str, float] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
     profile: list[tuple[str, float]] = field(default_factory=list)
+    cold_start: tuple[float, float] | None = None  # when the workers were killed, back ready
+    recovery: tuple[float, int] = (0.0, 0)  # seconds until on time again, reminders late
 
 
 # -- opening incidents ---------------------------------------------------------------------

@@ -79,6 +79,14 @@ def report(results: list[PhaseResult]) -> None:
                     for stage, v in s.stages.items()
                 ]
                 print(f"  {'':>7}  p50/p99 of {len(s.stages['timer'])}: " + ", ".join(parts))
+        if r.cold_start is not None:
+            killed, ready = r.cold_start
+            took, late = r.recovery
+            print(
+                f"  cold start: every worker stopped, back {ready - killed:.1f}s later; "
+                f"{late} reminders 1 s or more late; every due timer on time again "
+                f"{took:.1f}s after the workers were back"
+            )
         if r.profile:
             print("  py-spy --gil on the worker: share of samples with the function on the stack")
             for frame, share in r.profile:

@@ -33,6 +33,13 @@ Phases:
             --capacity open incidents in all (the rest idle; benchmark 2 and 3): lateness
             per rate, CPU of worker and dev server, SDK counters (workflow tasks, sticky
             cache hits and misses), worker RSS with that many incidents open.
+            With --restart-after S, every worker process is stopped S seconds into the
+            first rate (SIGTERM, a deploy; --restart-signal kill for a crash) and started
+            again --down seconds later (a cold start: empty caches, every firing incident
+            replayed); the report says how long after the workers were back every due timer
+            fired on time again (lateness under 1 s).
+
+    python -m bench.timers --phases steps --capacity 10000 --steps 20 --window 60 --restart-after 20
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -51,6 +58,7 @@ from temporalio.client import Client
 
 from bench.stack import (
     PYTHON,
+    Proc,
     Sampler,
     Stack,
     connect,
@@ -76,7 +84,7 @@ from bench.timer_plan import (
     open_all,
     product_opener,
 )
-from bench.timer_readings import Profiler, breakdown, diff, metrics, reminders
+from bench.timer_readings import Profiler, Reminder, breakdown, diff, metrics, reminders
 from bench.timer_report import report
 
 
@@ -120,6 +128,14 @@ def arguments() -> argparse.Namespace:
         action="store_true",
         help="product: the policy's [history] option (a short history once opened)",
     )
+    add(
+        "--restart-after",
+        type=float,
+        default=None,
+        help="steps: SIGKILL every worker this many seconds into the first rate, then restart",
+    )
+    add("--down", type=float, default=0.0, help="with --restart-after: seconds without workers")
+    add("--restart-signal", choices=("term", "kill"), default="term", help="how workers stop")
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
@@ -143,9 +159,29 @@ class Rig:
     worker: psutil.Process
     metrics_port: int
     slack_url: str
+    workers: list[Proc] = field(default_factory=list)
+    # The SDK counters of worker processes killed by a cold start, so the sums run on.
+    offset: dict[str, float] = field(default_factory=dict)
 
     async def metrics(self) -> dict[str, float]:
-        return await metrics(self.metrics_port)
+        now = await metrics(self.metrics_port)
+        return {k: now.get(k, 0) + self.offset.get(k, 0) for k in {*now, *self.offset}}
+
+    async def restart(self, down: float, crash: bool) -> tuple[float, float]:
+        """Stop every worker (SIGTERM, or SIGKILL for a crash), wait ``down`` seconds, start
+        them again: (when stopping began, when all were ready)."""
+        self.offset = await self.metrics()
+        killed = time.time()
+        for proc in self.workers:
+            await asyncio.to_thread(proc.kill if crash else proc.stop)
+        await asyncio.sleep(down)
+        for proc in self.workers:
+            proc.start()
+        for proc in self.workers:
+            await proc.wait_for_output("ready", timeout=120)
+        self.worker = psutil.Process(self.workers[0].pid)
+        self.sampler.procs["worker"] = self.worker
+        return killed, time.time()
 
 
 async def run_phase(
@@ -175,9 +211,11 @@ async def run_phase(
         worker = stack.start("worker", [*argv, "--metrics-port", str(metrics_port)], env)
         await wait_for_line(worker, "ready")
         # More workers on the same queue (--workers): CPU and RSS columns are the first one's.
+        procs_on_queue = [worker]
         for n in range(2, workers + 1):
             other = stack.start(f"worker-{n}", argv, env)
             await wait_for_line(other, "ready")
+            procs_on_queue.append(other)
         client = await connect(address)
         if kind == "product":
             opener = product_opener(client, result, args.continue_as_new_once_open)
@@ -186,7 +224,9 @@ async def run_phase(
         procs = {"worker": worker.pid, "temporal": temporal.pid, "slack": slack.pid}
         async with Sampler({**procs, "bench": os.getpid()}) as sampler:
             process = psutil.Process(worker.pid)
-            rig = Rig(kind, client, opener, sampler, process, metrics_port, slack_url)
+            rig = Rig(
+                kind, client, opener, sampler, process, metrics_port, slack_url, procs_on_queue
+            )
             opened = await open_phase(args, plan, result, rig)
             snapshots = await fire_phase(args, plan, result, rig)
             await read_phase(args, plan, result, rig, opened, snapshots)
@@ -238,8 +278,14 @@ async def fire_phase(
     """Sit through the steps; the SDK counters of each, py-spy on one if asked."""
     before = await rig.metrics()
     snapshots = []
-    for step in plan.steps:
+    for index, step in enumerate(plan.steps):
         await asyncio.sleep(max(step.start - time.time(), 0))
+        if index == 0 and args.restart_after is not None:
+            await asyncio.sleep(args.restart_after)
+            result.cold_start = await rig.restart(args.down, args.restart_signal == "kill")
+            _say(result.label, plan.name)(
+                f"workers stopped, back after {result.cold_start[1] - result.cold_start[0]:.1f}s"
+            )
         profiler = None
         if args.profile == step.rate and PY_SPY:
             phase = f"{plan.name}-{rig.kind}-{result.workers}"
@@ -280,6 +326,8 @@ async def read_phase(
     result.rss_peak = max(s.rss.get("worker", 0) for s in rig.sampler.samples)
     received = reminders(await slack_calls(rig.slack_url, "chat.postMessage"), opened)
     result.extra = sum(1 for r in received if r.n > 1)
+    if result.cold_start is not None:
+        result.recovery = recovery(received, *result.cold_start)
     for step, counters in zip(plan.steps, snapshots, strict=True):
         firsts = sorted(
             (r for r in received if r.n == 1 and step.start <= r.planned < step.end),
@@ -297,6 +345,15 @@ async def read_phase(
                 stages,
             )
         )
+
+
+def recovery(received: list[Reminder], killed: float, ready: float) -> tuple[float, int]:
+    """After a cold start: seconds from the workers being back until the last reminder that
+    came a second or more late (0 if none did), and how many first reminders were that late."""
+    late = [r for r in received if r.n == 1 and r.due >= killed - 1 and r.at - r.due >= 1]
+    if not late:
+        return 0.0, 0
+    return max(0.0, max(r.at for r in late) - ready), len(late)
 
 
 def _say(kind: str, phase: str) -> Callable[[str], None]:
