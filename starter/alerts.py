@@ -110,7 +110,8 @@ class GenericAlert(BaseModel):
     source: str = Field(default="generic", pattern=r"^[a-z0-9_-]{1,64}$")
     key: str = Field(min_length=1, max_length=500, description="Deduplication key.")
     status: AlertStatus = AlertStatus.FIRING
-    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    # The schema says "something visible"; the validator below says it in words people read.
+    title: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": r"\S"})
     # It travels as the "description" annotation, which holds as much as any annotation.
     summary: str = Field(default="", max_length=MAX_LABEL_TEXT)
     labels: Labels = Field(default_factory=dict)
