@@ -75,11 +75,11 @@ from clients.slack import Slack
 from clients.slack_client import slack_client
 from config import ConfigError, Settings, connect, reveal
 from logs import configure_logging
-from workflows.claims import IncidentKeyClaim
-from workflows.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 from workflows.incident import IncidentWorkflow
+from workflows.lifecycle.idempotency import IncidentKeyClaim
+from workflows.lifecycle.visibility import SEARCH_ATTRIBUTES
 from workflows.policy import Policy
-from workflows.visibility import SEARCH_ATTRIBUTES
+from workflows.resolution.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 
 log = structlog.get_logger()
 VERSION_TRIES = 300  # a minute of asking whether this version may become current

@@ -11,8 +11,8 @@ from temporalio import activity
 from activities import non_retryable
 from clients.archive import IncidentArchive
 from clients.slack import Slack
-from workflows.metrics import IncidentMetrics
 from workflows.models import IncidentState
+from workflows.resolution.metrics import IncidentMetrics
 
 
 class MetricsQuery(BaseModel):

@@ -7,7 +7,7 @@ from temporalio import activity
 
 from activities import non_retryable
 from clients.documents import SlackDocuments, invitation_ics
-from workflows.documents import DocumentFile, Emails, Invitation, People, Upload, Uploaded
+from workflows.requests import DocumentFile, Emails, Invitation, People, Upload, Uploaded
 
 
 class DocumentActivities:

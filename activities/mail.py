@@ -7,7 +7,7 @@ from temporalio import activity
 
 from activities import non_retryable
 from clients.mail import Mailer
-from workflows.documents import Email, Sent
+from workflows.requests import Email, Sent
 
 
 class MailActivities:

@@ -25,19 +25,10 @@ from temporalio import activity
 from clients import Permanent
 from clients.archive import IncidentArchive
 from clients.slack import Slack
-from workflows.bookmarks import conference, unique
-from workflows.effects import (
-    Audience,
-    IncidentBrief,
-    InviteUsers,
-    Opened,
-    OpenIncident,
-    Post,
-    Posted,
-    PostMessage,
-    SetTopic,
-)
+from workflows.effects import Audience, Opened, OpenIncident, Post, PostMessage
+from workflows.lifecycle.channel import conference, unique
 from workflows.models import Channel
+from workflows.requests import IncidentBrief, InviteUsers, Posted, SetTopic
 
 T = TypeVar("T")
 STEP_TRIES = 3  # tries of one step inside an attempt, before the attempt fails

@@ -12,7 +12,9 @@ from temporalio import activity
 
 from activities import non_retryable
 from clients.slack import Slack
-from workflows.effects import (
+from workflows.effects import PostMessage
+from workflows.models import Channel
+from workflows.requests import (
     AddBookmarks,
     ChannelRef,
     EditKickoff,
@@ -20,10 +22,8 @@ from workflows.effects import (
     InviteUsers,
     OpenChannel,
     Posted,
-    PostMessage,
     SetTopic,
 )
-from workflows.models import Channel
 
 
 class SlackActivities:

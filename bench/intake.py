@@ -50,8 +50,8 @@ from bench.stack import (
     wait_for_line,
     write_policy,
 )
-from workflows.naming import channel_name
 from workflows.policy import default_policy
+from workflows.text import channel_name
 
 QUEUE, BARE_QUEUE = "incidents", "bench-bare"
 COMMANDER = "U0ALICE01"

@@ -32,7 +32,7 @@ from bench.stack import (
 )
 from starter.desk import IncidentDesk
 from starter.listing import ListFilter
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Status
 from workflows.policy import default_policy
 

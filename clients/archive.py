@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from clients.schema import IncidentRow
-from workflows.metrics import IncidentMetrics, IncidentRecord, aggregate, record_of
 from workflows.models import IncidentState
+from workflows.resolution.metrics import IncidentMetrics, IncidentRecord, aggregate, record_of
 
 log = structlog.get_logger()
 MIGRATIONS = Path(__file__).parent / "migrations"

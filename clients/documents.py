@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from clients.slack_client import permanent_errors, slack_error
-from workflows.documents import Emails, Invitation, People, Upload, Uploaded
+from workflows.requests import Emails, Invitation, People, Upload, Uploaded
 
 log = structlog.get_logger()
 HISTORY_SCAN = 200

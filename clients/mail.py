@@ -17,7 +17,7 @@ import structlog
 
 from clients import Permanent
 from config import Settings, reveal
-from workflows.documents import Email, Sent
+from workflows.requests import Email, Sent
 
 log = structlog.get_logger()
 SMTP_TIMEOUT = 20.0

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workflows import drill
-from workflows.effects import IncidentBrief, Notice, Post
-from workflows.models import SLACK_USER_ID, Status, incident_label
+from workflows import policy
+from workflows.effects import Notice, Post
+from workflows.models import Status, incident_label
+from workflows.requests import IncidentBrief
+from workflows.text import SLACK_USER_ID
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -64,7 +66,7 @@ def cut(text: str, limit: int) -> str:
 
 
 def topic(brief: IncidentBrief) -> str:
-    text = drill.marked(
+    text = policy.drill_marked(
         f"{brief.severity.upper()} · {brief.status.value.capitalize()} · "
         f"IC {mention(brief.commander)} · {incident_label(brief.number)}: {escape(brief.title)}",
         brief.drill,
@@ -76,7 +78,7 @@ def purpose(incident_id: str, label: str, title: str, is_drill: bool = False) ->
     """The channel purpose also marks the channel as this incident's, for retries: the
     marker at its end survives however long the title is."""
     marker = f" [{incident_id}]"
-    text = drill.marked(f"{label}: {escape(title)}", is_drill)
+    text = policy.drill_marked(f"{label}: {escape(title)}", is_drill)
     return cut(text, PURPOSE_LIMIT - len(marker)) + marker
 
 
@@ -180,7 +182,7 @@ def open_button(incident_url: str) -> dict[str, Any]:
 
 def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
     """The fallback text and the blocks of one notice."""
-    headline = drill.marked(_headline(post, brief), brief.drill)
+    headline = policy.drill_marked(_headline(post, brief), brief.drill)
     lines = [headline]
     # People's words are escaped; the mentions after them come only from ids.
     said = " ".join(

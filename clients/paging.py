@@ -12,8 +12,9 @@ import httpx
 import structlog
 
 from clients import Permanent
-from workflows.effects import IncidentBrief, PageAction, SendPage
+from workflows.effects import PageAction, SendPage
 from workflows.models import incident_label
+from workflows.requests import IncidentBrief
 
 log = structlog.get_logger()
 

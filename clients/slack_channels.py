@@ -18,9 +18,9 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from clients import Permanent, messages
 from clients.messages import escape
 from clients.slack_client import PERMANENT_ERRORS, permanent_errors, slack_error
-from workflows.effects import InviteResult, InviteUsers, OpenChannel, SetTopic
 from workflows.models import Channel, Link
-from workflows.naming import with_suffix
+from workflows.requests import InviteResult, InviteUsers, OpenChannel, SetTopic
+from workflows.text import with_suffix
 
 USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 # Lookups that name a person Slack does not know; other failures (ratelimited) are retried.

@@ -15,8 +15,9 @@ from clients import Permanent, messages
 from clients.messages import escape
 from clients.slack_channels import SlackChannels
 from clients.slack_client import permanent_errors, slack_error
-from workflows.effects import Audience, EditKickoff, Notice, Post, Posted, PostMessage
-from workflows.metrics import IncidentMetrics, digest
+from workflows.effects import Audience, Notice, Post, PostMessage
+from workflows.requests import EditKickoff, Posted
+from workflows.resolution.metrics import IncidentMetrics, digest
 
 UPDATE_TEXT_LIMIT = 4000  # chat.update's reference: tighter than chat.postMessage
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")

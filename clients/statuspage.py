@@ -22,7 +22,7 @@ from clients import Permanent
 from clients.mail import Mailer
 from clients.statuspage_store import StatusPageStore, Subscriber
 from clients.statuspage_webhooks import StatusWebhooks, WebhookRefused
-from workflows.documents import Email
+from workflows.requests import Email
 from workflows.statuspage import PublicIncident
 
 log = structlog.get_logger()

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devrun.process import HOST, Process, free_port, port_open
-from workflows.visibility import search_attribute_specs
+from workflows.lifecycle.visibility import search_attribute_specs
 
 
 def temporal_binary() -> str:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from workflows.alerting import (
+from workflows.alerts.routing import (
     MAX_EVENT_LINKS,
     MAX_LABEL_TEXT,
     AlertBatch,

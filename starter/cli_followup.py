@@ -23,7 +23,7 @@ from starter.cli_client import (
     out,
     print_json,
 )
-from workflows.report import duration
+from workflows.resolution.report import duration
 
 
 def report(incident_id: IncidentArg) -> None:

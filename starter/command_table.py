@@ -25,8 +25,8 @@ from typing import Any, Generic, TypeVar
 from temporalio.workflow import UpdateMethodMultiParam
 
 from starter.command_words import Grammar, action_item, write_up
-from workflows import commands as cmd
 from workflows.incident import IncidentWorkflow
+from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState
 
 C = TypeVar("C", bound=cmd.Command)

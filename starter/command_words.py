@@ -19,8 +19,8 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import AwareDatetime, BaseModel
 
 from starter.people import person_fields
-from workflows.models import MENTION
 from workflows.policy import parse_duration
+from workflows.text import MENTION
 
 # A person at the end of `action add`: <@U123>, <@U123|bob>, @bob, or an email.
 OWNER = re.compile(rf"^({MENTION.pattern}|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\s@]+)$")

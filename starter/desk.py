@@ -18,10 +18,11 @@ from starter.command_table import row_of
 from starter.intake import Intake
 from starter.listing import ListFilter, Page, list_page
 from starter.snapshot import current_state
-from workflows import commands as cmd
-from workflows.alert_folding import AlertSignal
+from workflows.alerts.folding import AlertSignal
 from workflows.incident import IncidentWorkflow
-from workflows.listing import IncidentSummary
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.commands import complete
+from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
 from workflows.models import (
     DeclarationRequest,
     IncidentState,
@@ -30,8 +31,6 @@ from workflows.models import (
     parse_incident_ref,
 )
 from workflows.policy import Policy
-from workflows.templates import complete
-from workflows.visibility import INCIDENT_CHANNEL, incidents_where, where
 
 # What ``declare`` waits for the channel by default; the API waits only when asked.
 WAIT_FOR_CHANNEL = timedelta(seconds=10)

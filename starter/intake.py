@@ -23,20 +23,21 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows import drill, lifecycle
-from workflows.claims import MEMO_NUMBER, IncidentKeyClaim, claim_id
 from workflows.incident import IncidentInput, IncidentWorkflow
-from workflows.listing import MEMO_KEY, memo_of
-from workflows.models import Declaration, IncidentState, Status, incident_id, incident_label
-from workflows.policy import Policy
-from workflows.visibility import (
+from workflows.lifecycle import states
+from workflows.lifecycle.idempotency import MEMO_NUMBER, IncidentKeyClaim, claim_id
+from workflows.lifecycle.visibility import (
     INCIDENT_NUMBER,
     INCIDENT_STATUS,
+    MEMO_KEY,
     declared_search_attributes,
     incidents_where,
+    memo_of,
     summary,
     where,
 )
+from workflows.models import Declaration, IncidentState, Status, incident_id, incident_label
+from workflows.policy import Policy, compress
 
 # Temporal refuses payloads over 2 MB (the start input is the declaration and the policy); a
 # declaration far below that is already absurd, and its state must fit in a continue-as-new.
@@ -181,7 +182,7 @@ class Intake:
 
     def _declared(self, number: int, declaration: Declaration, policy: Policy) -> IncidentState:
         assert declaration.accepted_at is not None
-        state, _ = lifecycle.start(
+        state, _ = states.start(
             number, incident_id(number), declaration, policy, declaration.accepted_at
         )
         return state
@@ -284,7 +285,7 @@ def policy_for(policy: Policy, declaration: Declaration) -> Policy:
     workflow computes comes sooner with no special case in the deadline code."""
     if not declaration.drill:
         return policy
-    return drill.compress(policy, policy.drill.time_factor)
+    return compress(policy, policy.drill.time_factor)
 
 
 async def _end(claim: WorkflowHandle[Any, Any], reason: str) -> None:

@@ -18,15 +18,17 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError
 
 from workflows.incident import IncidentWorkflow
-from workflows.listing import MEMO_KEY, IncidentSummary, summarize
-from workflows.models import Status
-from workflows.visibility import (
+from workflows.lifecycle.visibility import (
     INCIDENT_COMMANDER,
     INCIDENT_SEVERITY,
     INCIDENT_STATUS,
+    MEMO_KEY,
+    IncidentSummary,
     incidents_where,
+    summarize,
     where,
 )
+from workflows.models import Status
 
 # Text filtering reads at most this many visibility pages for one answer (then hands back a
 # token to go on), so a rare word cannot turn one request into a scan of every incident.

@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from workflows.models import MENTION, SLACK_USER_ID, slack_user_id
+from workflows.text import MENTION, SLACK_USER_ID, slack_user_id
 
 MAX_GIVEN = 254  # the longest email address; anything longer names nobody
 LIST_TTL = 60.0  # seconds a users.list snapshot answers handles

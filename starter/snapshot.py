@@ -3,7 +3,7 @@
 A started workflow is durable at once, but a query needs a worker to run it, and before the
 first workflow task completes nobody can answer one (the query would wait out its timeout).
 So: if the workflow has not run yet, its state is what its start input says, derived by the
-same pure ``lifecycle.start`` the workflow will run (channel ``None``, nothing sent yet).
+same pure ``states.start`` the workflow will run (channel ``None``, nothing sent yet).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows import lifecycle
 from workflows.incident import IncidentInput, IncidentWorkflow
+from workflows.lifecycle import states
 from workflows.models import IncidentState
 
 # A workflow that has run at least once has a longer history than this: read it to be sure.
@@ -63,7 +63,7 @@ async def _declared_state(
     if started.state is not None:  # a continued run: the state was carried over whole
         return started.state
     assert started.declaration is not None
-    state, _ = lifecycle.start(
+    state, _ = states.start(
         started.number,
         described.id,
         started.declaration,

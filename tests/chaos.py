@@ -28,7 +28,7 @@ from temporalio.client import Client
 
 from starter.desk import CommandRefused, IncidentDesk
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
 

@@ -19,8 +19,8 @@ from config import Settings
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import upgrade_database
+from workflows.lifecycle.visibility import SEARCH_ATTRIBUTES
 from workflows.policy import Policy, default_policy
-from workflows.visibility import SEARCH_ATTRIBUTES
 
 TASK_QUEUE = "incidents-test"
 

@@ -20,7 +20,7 @@ from devrun import (
     port_open,
     temporal_binary,
 )
-from workflows.visibility import search_attribute_specs
+from workflows.lifecycle.visibility import search_attribute_specs
 
 # Name -> CLI type, as the tests knew it; the one definition is workflows.visibility.
 SEARCH_ATTRIBUTE_TYPES = dict(spec.split("=", 1) for spec in search_attribute_specs())

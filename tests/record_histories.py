@@ -28,10 +28,10 @@ from starter.alerts import GenericAlert
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
 from tests.support import every_run, upgrade_database
-from workflows import commands as cmd
-from workflows.alert_folding import AlertSignal
-from workflows.alerting import ResolvedAlert
-from workflows.claims import claim_id
+from workflows.alerts.folding import AlertSignal
+from workflows.alerts.routing import ResolvedAlert
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.idempotency import claim_id
 from workflows.models import Declaration, Link, Role, Status
 from workflows.policy import BusinessHours, EscalationTier
 

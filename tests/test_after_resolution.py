@@ -28,7 +28,7 @@ from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.support import Inbox, eventually, local_smtp, serve_http, until, upgrade_database
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
 
@@ -414,7 +414,7 @@ async def test_a_retried_digest_post_finds_the_message_it_already_sent(slack, tm
     from clients.slack import Slack
     from clients.slack_client import slack_client
     from localslack import BOT_TOKEN
-    from workflows.metrics import IncidentMetrics
+    from workflows.resolution.metrics import IncidentMetrics
 
     archive = IncidentArchive(f"sqlite:///{tmp_path}/digest.db")
     web = slack_client(BOT_TOKEN, slack.base_url)

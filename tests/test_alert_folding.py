@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from starter.alerts import GenericAlert
-from workflows import bookmarks, lifecycle
-from workflows import commands as cmd
-from workflows.alert_folding import AlertSignal, fold
-from workflows.alerting import AlertStatus, ResolvedAlert
+from workflows.alerts.folding import AlertSignal, fold
+from workflows.alerts.routing import AlertStatus, ResolvedAlert
 from workflows.effects import BookmarkLinks, Notice, Post
+from workflows.lifecycle import channel, states
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState, Link, Status
 from workflows.policy import default_policy
 
@@ -25,7 +25,7 @@ def signal(status: AlertStatus, on_resolved: ResolvedAlert = ResolvedAlert.NOTE)
 
 def incident() -> IncidentState:
     declaration = Declaration(title="Checkout failing", severity="sev2", source="alertmanager")
-    state, _ = lifecycle.start(3, "incident-3", declaration, POLICY, T0)
+    state, _ = states.start(3, "incident-3", declaration, POLICY, T0)
     return state
 
 
@@ -56,7 +56,7 @@ def test_resolved_alerts_never_resolve_the_incident_under_a_note_rule() -> None:
 
 def test_an_incident_already_monitoring_only_hears_that_the_alerts_resolved() -> None:
     state = incident()
-    lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
+    states.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
     effects = fold(state, POLICY, signal(AlertStatus.RESOLVED, ResolvedAlert.MONITORING), T0)
     assert [e.notice for e in effects if isinstance(e, Post)] == [Notice.ALERTS_RESOLVED]
     assert state.status is Status.MONITORING
@@ -92,18 +92,18 @@ def test_a_later_notification_s_new_links_are_bookmarked_once() -> None:
     state = incident()
     state.links = [Link(title="Runbook", url="https://runbooks.example.com/checkout")]
     again = linked("https://runbooks.example.com/checkout", "https://dash.example.com/checkout")
-    new = bookmarks.alert_links(state, POLICY, again.batch)
+    new = channel.alert_links(state, POLICY, again.batch)
     assert [link.url for link in new] == ["https://dash.example.com/checkout"]
-    assert bookmarks.bookmark(state, new) == [BookmarkLinks(links=new)]
-    assert bookmarks.alert_links(state, POLICY, again.batch) == [], "once, however often sent"
+    assert channel.bookmark(state, new) == [BookmarkLinks(links=new)]
+    assert channel.alert_links(state, POLICY, again.batch) == [], "once, however often sent"
     carried = IncidentState.model_validate_json(state.model_dump_json())  # continue-as-new
-    assert bookmarks.alert_links(carried, POLICY, again.batch) == []
+    assert channel.alert_links(carried, POLICY, again.batch) == []
 
 
 def test_alert_links_stop_where_the_channel_s_bookmarks_would_pass_their_limit() -> None:
     state = incident()
     for start in range(0, 60, 10):
         storm = linked(*(f"https://dash.example.com/{n}" for n in range(start, start + 10)))
-        bookmarks.bookmark(state, bookmarks.alert_links(state, POLICY, storm.batch))
-    assert len(state.links) == bookmarks.MAX_BOOKMARKS
-    assert len(bookmarks.channel_bookmarks(state, POLICY)) == bookmarks.MAX_BOOKMARKS
+        channel.bookmark(state, channel.alert_links(state, POLICY, storm.batch))
+    assert len(state.links) == channel.MAX_BOOKMARKS
+    assert len(channel.channel_bookmarks(state, POLICY)) == channel.MAX_BOOKMARKS

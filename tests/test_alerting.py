@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from starter.alerts import AlertmanagerWebhook, GenericAlert, source_accepts
-from workflows.alerting import (
+from workflows.alerts.routing import (
     AlertPolicy,
     AlertRule,
     AlertStatus,

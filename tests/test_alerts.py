@@ -26,7 +26,7 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually, incident_ids
 from tests.test_timers import MARGIN, notices, posted_after, tier
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState
 from workflows.policy import Policy, default_policy
 

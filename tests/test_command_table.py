@@ -18,8 +18,8 @@ from starter.api import create_app
 from starter.cli import app as cli_app
 from starter.command_table import COMMANDS, CommandRow
 from starter.slack.parse import USAGE, parse
-from workflows import commands as cmd
 from workflows.incident import IncidentWorkflow
+from workflows.lifecycle import commands as cmd
 
 ROWS = pytest.mark.parametrize("row", COMMANDS, ids=[row.verb for row in COMMANDS])
 CONTRACT = (Path(__file__).resolve().parents[1] / "docs" / "contract.md").read_text()

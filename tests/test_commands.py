@@ -9,8 +9,8 @@ from temporalio import workflow
 
 from starter.command_table import BY_MODEL
 from starter.people import person_fields
-from workflows import commands as cmd
 from workflows.incident import IncidentWorkflow
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration
 
 COMMANDS = [c for _, c in inspect.getmembers(cmd, inspect.isclass) if issubclass(c, cmd.Command)]

@@ -15,7 +15,7 @@ from pydantic import AliasChoices
 
 from config import Settings
 from devrun import REPO, temporal_binary
-from workflows.visibility import search_attribute_specs
+from workflows.lifecycle.visibility import search_attribute_specs
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"

@@ -14,7 +14,7 @@ from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
 from tests.support import until, upgrade_database
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Status
 
 SUGGEST_AFTER = 60  # history events; a real server suggests at thousands

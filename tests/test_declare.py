@@ -27,7 +27,7 @@ from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import temporal_binary
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess
-from workflows.claims import claim_id
+from workflows.lifecycle.idempotency import claim_id
 from workflows.policy import default_policy
 
 TOKEN = "test-token-declare"
@@ -119,7 +119,7 @@ async def test_a_stale_claim_for_a_vanished_incident_does_not_block_the_key(
     client: Client, settings: Settings, key: str
 ):
     """A declarer that died between claiming the key and starting its incident."""
-    from workflows.claims import MEMO_NUMBER, IncidentKeyClaim
+    from workflows.lifecycle.idempotency import MEMO_NUMBER, IncidentKeyClaim
 
     queue = f"idle-{uuid.uuid4().hex[:8]}"
     await client.start_workflow(

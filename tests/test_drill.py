@@ -7,15 +7,17 @@ from datetime import UTC, datetime, timedelta
 from clients import messages
 from clients.paging import pagerduty_event, webhook_event
 from starter.intake import policy_for
-from workflows import commands as cmd
-from workflows import drill, escalation, kickoff, lifecycle, report, visibility
-from workflows.drill import DrillPolicy
+from workflows import policy as drill
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, SendPage
-from workflows.listing import memo_of
-from workflows.metrics import aggregate, record_of
+from workflows.escalation import tiers
+from workflows.lifecycle import channel, states, visibility
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.visibility import memo_of
 from workflows.models import Declaration, IncidentState
-from workflows.naming import MAX_CHANNEL_NAME
-from workflows.policy import EscalationTier, Policy, default_policy
+from workflows.policy import DrillPolicy, EscalationTier, Policy, default_policy
+from workflows.resolution import report
+from workflows.resolution.metrics import aggregate, record_of
+from workflows.text import MAX_CHANNEL_NAME
 
 MINUTE = timedelta(minutes=1)
 
@@ -35,7 +37,7 @@ def test_every_duration_of_the_policy_is_compressed() -> None:
 
 def test_a_drill_channel_is_named_as_one_within_slacks_limit() -> None:
     name = "inc-261124-" + "x" * 66
-    marked = drill.channel_name(name, MAX_CHANNEL_NAME - 3)
+    marked = drill.drill_channel_name(name, MAX_CHANNEL_NAME - 3)
     assert marked.startswith("drill-inc-261124-")
     assert len(marked) <= MAX_CHANNEL_NAME - 3
 
@@ -51,7 +53,7 @@ def declared(policy: Policy = POLICY, **fields: object) -> IncidentState:
         {"title": "Checkout <failing> & slow", "severity": "sev1", "commander": "U0ALICE01"}
         | fields
     )
-    state, _ = lifecycle.start(7, "incident-7", declaration, policy, T0)
+    state, _ = states.start(7, "incident-7", declaration, policy, T0)
     return state
 
 
@@ -81,15 +83,15 @@ def paging(policy: Policy = POLICY, **drill_options: object) -> Policy:
 def test_a_drill_escalates_without_paging_and_says_so() -> None:
     policy = paging()
     state = declared(policy, drill=True)
-    effects = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    effects = tiers.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert not [e for e in effects if isinstance(e, Page)]
     assert Invite(users=["U0BOB0002"]) in effects, "people are still asked to join"
     assert state.paged_at is None
     assert [e.kind for e in state.timeline][-2:] == ["page-skipped", "escalated"]
     assert "drill" in state.timeline[-2].text
     later = [
-        *lifecycle.apply_acknowledge(state, policy, cmd.Acknowledge(), T0),
-        *lifecycle.apply_resolve(state, policy, cmd.Resolve(), T0),
+        *states.apply_acknowledge(state, policy, cmd.Acknowledge(), T0),
+        *states.apply_resolve(state, policy, cmd.Resolve(), T0),
     ]
     assert not [e for e in later if isinstance(e, Page)]
 
@@ -97,7 +99,7 @@ def test_a_drill_escalates_without_paging_and_says_so() -> None:
 def test_a_drill_pages_when_its_team_practises_the_pager_too() -> None:
     policy = paging(page=True)
     state = declared(policy, drill=True)
-    effects = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    effects = tiers.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert effects[0] == Page(action=PageAction.TRIGGER, targets=["U0BOB0002"])
     assert "page-skipped" not in [e.kind for e in state.timeline]
 
@@ -105,9 +107,9 @@ def test_a_drill_pages_when_its_team_practises_the_pager_too() -> None:
 def test_a_drill_that_practises_the_pager_says_drill_on_the_page() -> None:
     policy = paging(page=True)
     state = declared(policy, drill=True)
-    (page, *_) = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
+    (page, *_) = tiers.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert isinstance(page, Page)
-    sent = SendPage(page=page, brief=kickoff.brief(state, policy))
+    sent = SendPage(page=page, brief=channel.incident_brief(state, policy))
     event = pagerduty_event(sent, "R0UTINGKEY", "http://ui/incident-7")
     assert event["payload"]["summary"] == "DRILL INC-7 SEV1: Checkout <failing> & slow"
     assert webhook_event(sent, "http://ui/incident-7")["incident"]["drill"] is True
@@ -115,7 +117,7 @@ def test_a_drill_that_practises_the_pager_says_drill_on_the_page() -> None:
 
 def test_every_drill_message_and_its_topic_say_drill_and_text_stays_escaped() -> None:
     state = declared(drill=True)
-    brief = kickoff.brief(state, POLICY)
+    brief = channel.incident_brief(state, POLICY)
     title = "Checkout &lt;failing&gt; &amp; slow"
     for notice in Notice:
         post = Post(key=f"{notice.value}-1", notice=notice, audience=[Audience.CHANNEL])
@@ -133,7 +135,7 @@ def test_every_drill_message_and_its_topic_say_drill_and_text_stays_escaped() ->
 
 def test_a_real_incident_carries_no_drill_marker() -> None:
     state = declared()
-    brief = kickoff.brief(state, POLICY)
+    brief = channel.incident_brief(state, POLICY)
     text, _ = messages.render(
         Post(key="kickoff", notice=Notice.KICKOFF, audience=[Audience.CHANNEL]), brief, "u"
     )
@@ -145,11 +147,11 @@ def test_a_real_incident_carries_no_drill_marker() -> None:
 
 def test_drills_are_archived_but_left_out_of_the_figures() -> None:
     real = declared()
-    lifecycle.apply_acknowledge(real, POLICY, cmd.Acknowledge(by="U0ALICE01"), T0 + MINUTE * 4)
-    lifecycle.apply_resolve(real, POLICY, cmd.Resolve(), T0 + MINUTE * 60)
+    states.apply_acknowledge(real, POLICY, cmd.Acknowledge(by="U0ALICE01"), T0 + MINUTE * 4)
+    states.apply_resolve(real, POLICY, cmd.Resolve(), T0 + MINUTE * 60)
     practice = declared(drill=True, components=["checkout"])
-    lifecycle.apply_acknowledge(practice, POLICY, cmd.Acknowledge(by="U0BOB0002"), T0 + MINUTE)
-    lifecycle.apply_resolve(practice, POLICY, cmd.Resolve(), T0 + MINUTE * 2)
+    states.apply_acknowledge(practice, POLICY, cmd.Acknowledge(by="U0BOB0002"), T0 + MINUTE)
+    states.apply_resolve(practice, POLICY, cmd.Resolve(), T0 + MINUTE * 2)
     records = [record_of(real, T0 + MINUTE * 90), record_of(practice, T0 + MINUTE * 90)]
     assert [r.drill for r in records] == [False, True]
     figures = aggregate(records)
@@ -162,7 +164,7 @@ def test_drills_are_archived_but_left_out_of_the_figures() -> None:
 def test_a_drills_retrospective_asks_what_it_taught() -> None:
     practice, real = declared(drill=True), declared()
     for state in (practice, real):
-        lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), T0 + MINUTE)
+        states.apply_resolve(state, POLICY, cmd.Resolve(), T0 + MINUTE)
     drill_draft = report.retrospective_draft(practice, POLICY, T0 + MINUTE * 60)
     assert "## What did this drill teach us?" in drill_draft
     assert "Root cause" not in drill_draft

@@ -21,9 +21,9 @@ from starter.desk import IncidentDesk
 from tests.support import eventually, upgrade_database
 from tests.test_paging import ROUTING_KEY, Receiver, serving_receiver, settled
 from tests.test_timers import escalating_policy, notices, posted_after, tier
-from workflows import commands as cmd
-from workflows.drill import DrillPolicy
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState
+from workflows.policy import DrillPolicy
 
 TASK_QUEUE = "incidents-drill"
 MARK = ":construction: DRILL · "

@@ -27,7 +27,7 @@ from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, temporal_binary
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess
 from tests.test_timers import escalating_policy, tier
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState
 from workflows.policy import Policy
 

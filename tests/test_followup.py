@@ -7,15 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workflows import commands as cmd
-from workflows import escalation, firing, followup, lifecycle, report, timeline
-from workflows.business_hours import first_free_slot
-from workflows.deadlines import Deadline, followup_deadlines
 from workflows.effects import Audience, Notice, Post, PublishReport, SendRetrospective
-from workflows.metrics import aggregate, digest, record_of, seconds_in_status
+from workflows.escalation import tiers
+from workflows.escalation.deadlines import Deadline, first_free_slot, followup_deadlines
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import states, timeline
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
-from workflows.notices import CommandRefused
 from workflows.policy import BusinessHours, Policy, default_policy
+from workflows.resolution import followup, report
+from workflows.resolution.metrics import aggregate, digest, record_of, seconds_in_status
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday
 MIN = timedelta(minutes=1)
@@ -42,22 +43,22 @@ def run_script(p: Policy = POLICY) -> tuple[IncidentState, list]:
         responders=["U0BOB0002"],
         declared_by="U0ALICE01",
     )
-    state, _ = lifecycle.start(7, "incident-7", declaration, p, T0)
-    escalation.apply_escalate(state, p, cmd.Escalate(), T0 + 5 * MIN, automatic=True)
-    lifecycle.apply_acknowledge(state, p, cmd.Acknowledge(by="U0BOB0002"), T0 + 7 * MIN)
-    lifecycle.apply_assign_role(
+    state, _ = states.start(7, "incident-7", declaration, p, T0)
+    tiers.apply_escalate(state, p, cmd.Escalate(), T0 + 5 * MIN, automatic=True)
+    states.apply_acknowledge(state, p, cmd.Acknowledge(by="U0BOB0002"), T0 + 7 * MIN)
+    states.apply_assign_role(
         state, p, cmd.AssignRole(role=Role.TECH_LEAD, user="U0CAROL03"), T0 + 8 * MIN
     )
-    lifecycle.apply_set_status(
+    states.apply_set_status(
         state, p, cmd.SetStatus(status=Status.IDENTIFIED, message="bad deploy"), T0 + 20 * MIN
     )
-    lifecycle.apply_post_update(
+    states.apply_post_update(
         state, p, cmd.PostUpdate(message="rolling back", by="U0DAVE004"), T0 + 30 * MIN
     )
     timeline.apply_add_action_item(
         state, p, cmd.AddActionItem(text="canary deploys", owner="U0CAROL03"), T0 + 40 * MIN
     )
-    effects = lifecycle.apply_resolve(
+    effects = states.apply_resolve(
         state, p, cmd.Resolve(message="rolled back to v41", by="U0ALICE01"), T0 + 90 * MIN
     )
     return state, followup.on_resolved(state, p, effects)
@@ -165,12 +166,12 @@ def test_retrospective_falls_due_then_reminds_until_done():
 def test_reopening_cancels_the_retrospective_and_rearms_the_update_cadence():
     state, _ = run_script()
     now = T0 + 100 * MIN
-    lifecycle.apply_reopen(state, POLICY, cmd.Reopen(reason="errors again"), now)
+    states.apply_reopen(state, POLICY, cmd.Reopen(reason="errors again"), now)
     due = followup_deadlines(state, POLICY)
     assert Deadline.RETROSPECTIVE not in due and Deadline.ARCHIVE not in due
     assert due[Deadline.UPDATE] == now + timedelta(minutes=15)
     assert not followup.newly_resolved(state)
-    effects = lifecycle.apply_resolve(state, POLICY, cmd.Resolve(message="fixed"), now + 10 * MIN)
+    effects = states.apply_resolve(state, POLICY, cmd.Resolve(message="fixed"), now + 10 * MIN)
     assert followup.newly_resolved(state)
     followup.on_resolved(state, POLICY, effects)
     assert state.report is not None and "## Solution\n\nfixed" in state.report
@@ -203,7 +204,7 @@ def test_action_item_reminds_its_owner_when_due_and_every_interval_while_open():
 
 def test_workflow_finishes_only_when_archived_and_no_item_is_open():
     state, _ = run_script()
-    firing.archive(state, T0 + timedelta(days=10))
+    tiers.archive(state, T0 + timedelta(days=10))
     assert not followup.is_finished(state)
     timeline.apply_complete_action_item(
         state, POLICY, cmd.CompleteActionItem(item_id=1), T0 + timedelta(days=11)
@@ -236,13 +237,11 @@ def scripted_week() -> list:
         declaration = Declaration(
             title=f"incident {number}", severity=sev, components=components, commander=commander
         )
-        state, _ = lifecycle.start(number, f"incident-{number}", declaration, POLICY, at)
+        state, _ = states.start(number, f"incident-{number}", declaration, POLICY, at)
         if ack is not None:
-            lifecycle.apply_acknowledge(
-                state, POLICY, cmd.Acknowledge(by=commander), at + ack * MIN
-            )
+            states.apply_acknowledge(state, POLICY, cmd.Acknowledge(by=commander), at + ack * MIN)
         if fix is not None:
-            lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), at + fix * MIN)
+            states.apply_resolve(state, POLICY, cmd.Resolve(), at + fix * MIN)
         records.append(record_of(state, at + timedelta(hours=6)))
     return records
 

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from localslack import BOT_TOKEN, Fault, SlackEmulator
 from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
 from tests.support import eventually, every_run_history
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Status
 
 

@@ -26,11 +26,11 @@ from config import Settings
 from localslack import BOT_TOKEN, SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import eventually, until
-from workflows import lifecycle, opening
-from workflows.effects import OpenChannel
-from workflows.kickoff import brief
+from workflows.lifecycle import opening, states
+from workflows.lifecycle.channel import incident_brief
 from workflows.models import Declaration
 from workflows.policy import default_policy
+from workflows.requests import OpenChannel
 
 
 def declaration(title: str) -> Declaration:
@@ -125,10 +125,10 @@ async def test_an_archive_that_fails_does_not_hold_back_the_opening(
     """The record is best effort: Slack's steps finish, and the workflow records it later."""
     policy = default_policy()
     now = datetime.now(UTC)
-    state, outbox = lifecycle.start(7, "incident-7", declaration("Archive down"), policy, now)
+    state, outbox = states.start(7, "incident-7", declaration("Archive down"), policy, now)
     name = f"inc-archive-down-{uuid.uuid4().hex[:6]}"
     channel = OpenChannel(incident_id=state.id, label=state.label, title=state.title, name=name)
-    request, _ = opening.request(state, policy, channel, brief(state, policy), outbox)
+    request, _ = opening.request(state, policy, channel, incident_brief(state, policy), outbox)
     request.record = state
     broken = IncidentArchive(f"sqlite:///{tmp_path}/never-migrated.db")  # no table to write to
     incident_slack = Slack(

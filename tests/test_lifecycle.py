@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from workflows import commands as cmd
-from workflows import escalation, lifecycle
-from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, RefreshTopic
+from workflows.escalation import tiers as escalation
+from workflows.escalation.deadlines import Deadline, deadlines, escalation_tier
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import states
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
-from workflows.notices import CommandRefused
 from workflows.policy import default_policy
 
 T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -24,7 +25,7 @@ def declared(**fields: object) -> IncidentState:
     declaration = Declaration.model_validate(
         {"title": "Checkout failing", "severity": "sev1", "commander": "U0ALICE01", **fields}
     )
-    state, _ = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
+    state, _ = states.start(7, "incident-7", declaration, POLICY, T0)
     return state
 
 
@@ -39,7 +40,7 @@ def test_declaration_queues_topic_invite_pinned_kickoff_and_announcement():
         commander="U0ALICE01",
         responders=["U0BOB0002", "U0ALICE01"],
     )
-    state, effects = lifecycle.start(7, "incident-7", declaration, POLICY, T0)
+    state, effects = states.start(7, "incident-7", declaration, POLICY, T0)
     assert state.roles.commander == "U0ALICE01"
     assert state.responders == ["U0BOB0002"]
     assert state.next_update_due == T0 + timedelta(minutes=15)
@@ -68,7 +69,7 @@ def test_statuses_move_forward(path):
     state = declared()
     for step, status in enumerate(path, start=1):
         now = T0 + timedelta(minutes=step)
-        effects = lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=status), now)
+        effects = states.apply_set_status(state, POLICY, cmd.SetStatus(status=status), now)
         assert state.status == status
         assert state.status_entered_at[Status(status)] == now
         assert {Audience.CHANNEL, Audience.BROADCAST} <= set(posts(effects)[0].audience)
@@ -76,57 +77,57 @@ def test_statuses_move_forward(path):
 
 def test_moving_back_is_refused_with_the_way_out():
     state = declared()
-    lifecycle.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
+    states.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.MONITORING), T0)
     with pytest.raises(
         CommandRefused,
         match=r"cannot move from monitoring back to identified; "
         r".*reopen a resolved incident instead",
     ):
-        lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED))
+        states.check_set_status(state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED))
 
 
 def test_same_status_is_refused():
     with pytest.raises(CommandRefused, match="already investigating"):
-        lifecycle.check_set_status(declared(), POLICY, cmd.SetStatus(status="investigating"))
+        states.check_set_status(declared(), POLICY, cmd.SetStatus(status="investigating"))
 
 
 def test_resolve_then_reopen_returns_to_investigating():
     state = declared()
-    effects = lifecycle.apply_resolve(state, POLICY, cmd.Resolve(message="rolled back"), T0)
+    effects = states.apply_resolve(state, POLICY, cmd.Resolve(message="rolled back"), T0)
     assert state.status is Status.RESOLVED and state.resolved_at == T0
     assert state.next_update_due is None
     assert state.retrospective.required and state.retrospective.due_at == T0 + timedelta(days=1)
     assert not [e for e in effects if isinstance(e, Page)]  # nobody was paged
     with pytest.raises(CommandRefused, match="resolved; reopen it to go back to monitoring"):
-        lifecycle.check_set_status(state, POLICY, cmd.SetStatus(status="monitoring"))
+        states.check_set_status(state, POLICY, cmd.SetStatus(status="monitoring"))
     later = T0 + timedelta(hours=1)
-    lifecycle.apply_reopen(state, POLICY, cmd.Reopen(reason="errors are back"), later)
+    states.apply_reopen(state, POLICY, cmd.Reopen(reason="errors are back"), later)
     assert state.status.value == "investigating" and state.resolved_at is None
     assert state.next_update_due == later + timedelta(minutes=15)
 
 
 def test_reopen_of_an_open_incident_is_refused():
     with pytest.raises(CommandRefused, match="only a resolved incident can be reopened"):
-        lifecycle.check_reopen(declared(), POLICY, cmd.Reopen())
+        states.check_reopen(declared(), POLICY, cmd.Reopen())
 
 
 def test_acknowledge_once_and_acknowledger_without_commander_takes_the_role():
     state = declared(commander=None)
-    effects = lifecycle.apply_acknowledge(state, POLICY, cmd.Acknowledge(by="U0BOB0002"), T0)
+    effects = states.apply_acknowledge(state, POLICY, cmd.Acknowledge(by="U0BOB0002"), T0)
     assert state.acknowledged_by == "U0BOB0002" and state.roles.commander == "U0BOB0002"
     assert Invite(users=["U0BOB0002"]) in effects
     with pytest.raises(CommandRefused, match="already acknowledged by <@U0BOB0002>"):
-        lifecycle.check_acknowledge(state, POLICY, cmd.Acknowledge(by="U0CAROL03"))
+        states.check_acknowledge(state, POLICY, cmd.Acknowledge(by="U0CAROL03"))
 
 
 def test_one_commander_at_a_time():
     state = declared()
-    lifecycle.apply_assign_role(
+    states.apply_assign_role(
         state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03"), T0
     )
     assert state.roles.commander == "U0CAROL03"
     with pytest.raises(CommandRefused, match="already the incident commander"):
-        lifecycle.check_assign_role(
+        states.check_assign_role(
             state, POLICY, cmd.AssignRole(role=Role.COMMANDER, user="U0CAROL03")
         )
 
@@ -134,17 +135,17 @@ def test_one_commander_at_a_time():
 def test_severity_change_must_name_a_known_different_severity():
     state = declared()
     with pytest.raises(CommandRefused, match="unknown severity 'sev0'"):
-        lifecycle.check_set_severity(state, POLICY, cmd.SetSeverity(severity="sev0"))
+        states.check_set_severity(state, POLICY, cmd.SetSeverity(severity="sev0"))
     with pytest.raises(CommandRefused, match="already SEV1"):
-        lifecycle.check_set_severity(state, POLICY, cmd.SetSeverity(severity="sev1"))
-    lifecycle.apply_set_severity(state, POLICY, cmd.SetSeverity(severity="sev2"), T0)
+        states.check_set_severity(state, POLICY, cmd.SetSeverity(severity="sev1"))
+    states.apply_set_severity(state, POLICY, cmd.SetSeverity(severity="sev2"), T0)
     assert state.next_update_due == T0 + timedelta(minutes=30)
 
 
 def test_update_resets_the_cadence():
     state = declared()
     later = T0 + timedelta(minutes=10)
-    lifecycle.apply_post_update(state, POLICY, cmd.PostUpdate(message="still looking"), later)
+    states.apply_post_update(state, POLICY, cmd.PostUpdate(message="still looking"), later)
     assert state.next_update_due == later + timedelta(minutes=15)
     assert state.timeline[-1].text == "still looking"
 
@@ -157,11 +158,11 @@ def test_user_ids_are_checked():
 
 def test_commands_on_resolved_incident_say_reopen_first():
     state = declared()
-    lifecycle.apply_resolve(state, POLICY, cmd.Resolve(), T0)
+    states.apply_resolve(state, POLICY, cmd.Resolve(), T0)
     checks: list[tuple[Callable[..., None], Any]] = [
-        (lifecycle.check_acknowledge, cmd.Acknowledge()),
+        (states.check_acknowledge, cmd.Acknowledge()),
         (escalation.check_escalate, cmd.Escalate()),
-        (lifecycle.check_set_severity, cmd.SetSeverity(severity="sev2")),
+        (states.check_set_severity, cmd.SetSeverity(severity="sev2")),
     ]
     for check, command in checks:
         with pytest.raises(CommandRefused, match="INC-7 is resolved; reopen it before"):
@@ -172,7 +173,7 @@ def test_notices_have_unique_keys():
     state = declared()
     keys = set()
     for message in ["a", "b", "c"]:
-        effects = lifecycle.apply_post_update(state, POLICY, cmd.PostUpdate(message=message), T0)
+        effects = states.apply_post_update(state, POLICY, cmd.PostUpdate(message=message), T0)
         keys.add(posts(effects)[0].key)
     assert len(keys) == 3
     assert all(k.startswith(Notice.UPDATE.value) for k in keys)
@@ -189,24 +190,20 @@ def test_paged_incident_sends_acknowledge_and_resolve_pages():
     effects = escalation.apply_escalate(state, policy, cmd.Escalate(), T0, automatic=True)
     assert effects[0] == Page(action=PageAction.TRIGGER, targets=["U0BOB0002"])
     assert state.paged_at == T0
-    assert Page(action=PageAction.ACKNOWLEDGE) in lifecycle.apply_acknowledge(
+    assert Page(action=PageAction.ACKNOWLEDGE) in states.apply_acknowledge(
         state, policy, cmd.Acknowledge(), T0
     )
-    assert Page(action=PageAction.RESOLVE) in lifecycle.apply_resolve(
-        state, policy, cmd.Resolve(), T0
-    )
+    assert Page(action=PageAction.RESOLVE) in states.apply_resolve(state, policy, cmd.Resolve(), T0)
 
 
 def test_effects_run_in_lanes_that_keep_their_own_order():
     from workflows.effects import Lane
-    from workflows.outbox import lanes
+    from workflows.lifecycle.outbox import lanes
 
-    state, effects = lifecycle.start(
+    state, effects = states.start(
         7, "incident-7", Declaration(title="x", severity="sev1", commander="U0ALICE01"), POLICY, T0
     )
-    effects += lifecycle.apply_set_status(
-        state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED), T0
-    )
+    effects += states.apply_set_status(state, POLICY, cmd.SetStatus(status=Status.IDENTIFIED), T0)
     grouped = lanes(effects)
     assert set(grouped) == {Lane.CHANNEL, Lane.BROADCAST, Lane.TOPIC}
     kinds = [type(e).__name__ for e, _ in grouped[Lane.CHANNEL]]
@@ -235,7 +232,7 @@ def start_at(tiers: int, **fields: object) -> tuple[IncidentState, list[Any]]:
     declaration = Declaration.model_validate(
         {"title": "Checkout failing", "severity": "sev1", "escalation_level": tiers, **fields}
     )
-    return lifecycle.start(7, "incident-7", declaration, tiered_policy(), T0)
+    return states.start(7, "incident-7", declaration, tiered_policy(), T0)
 
 
 def test_declared_at_tier_one_notifies_it_at_once_and_times_tier_two_from_the_declaration():

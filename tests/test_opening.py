@@ -10,25 +10,23 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import eventually, every_run, every_run_history, until
 from tests.test_lifecycle import declared
-from workflows import commands as cmd
-from workflows import opening
 from workflows.effects import (
     Audience,
     Effect,
     Invite,
-    InviteResult,
     Notice,
-    OpenChannel,
     Opened,
     Page,
     PageAction,
     Post,
-    Posted,
     RefreshTopic,
 )
-from workflows.kickoff import brief
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import opening
+from workflows.lifecycle.channel import incident_brief
 from workflows.models import Channel, Declaration
 from workflows.policy import default_policy
+from workflows.requests import InviteResult, OpenChannel, Posted
 
 
 def test_the_opening_takes_topic_invitations_kickoff_and_announcement_and_leaves_the_rest() -> None:
@@ -47,7 +45,7 @@ def test_the_opening_takes_topic_invitations_kickoff_and_announcement_and_leaves
     ]
     channel = OpenChannel(incident_id=state.id, label="INC-1", title=state.title, name="inc-x")
     request, rest = opening.request(
-        state, default_policy(), channel, brief(state, default_policy()), outbox
+        state, default_policy(), channel, incident_brief(state, default_policy()), outbox
     )
     assert (request.topic, request.invite, request.posts) == (
         True,

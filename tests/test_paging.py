@@ -24,7 +24,7 @@ from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import eventually
 from tests.test_timers import escalating_policy, notices, tier
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState
 from workflows.policy import Policy
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from workflows.deadlines import escalation_tier
-from workflows.naming import channel_name, with_suffix
+from workflows.escalation.deadlines import escalation_tier
 from workflows.policy import Policy, default_policy, load_policy, parse_duration
+from workflows.text import channel_name, with_suffix
 
 POLICY_TOML = """
 [channel]

@@ -15,15 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from workflows import commands as cmd
-from workflows import escalation, lifecycle
-from workflows.deadlines import Deadline, deadlines, escalation_tier
 from workflows.effects import Post
-from workflows.firing import fire
+from workflows.escalation import tiers as escalation
+from workflows.escalation.deadlines import Deadline, deadlines, escalation_tier
+from workflows.escalation.tiers import fire
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import states
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
-from workflows.naming import MAX_CHANNEL_NAME, channel_name, with_suffix
-from workflows.notices import CommandRefused
 from workflows.policy import Policy, default_policy, parse_duration
+from workflows.text import MAX_CHANNEL_NAME, channel_name, with_suffix
 
 T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 PEOPLE = ["U0ALICE01", "U0BOB0002", "U0CAROL03"]
@@ -53,7 +54,7 @@ class IncidentLifecycle(RuleBasedStateMachine):
         super().__init__()
         declaration = Declaration(title="Checkout failing", severity="sev1")
         self.now = T0
-        self.state, effects = lifecycle.start(1, "incident-1", declaration, POLICY, T0)
+        self.state, effects = states.start(1, "incident-1", declaration, POLICY, T0)
         self.keys = {e.key for e in effects if isinstance(e, Post)}
         self.had_commander = False
         self.last_escalation = T0
@@ -112,33 +113,31 @@ class IncidentLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.state.archived_at is None)
     @rule(by=people)
     def acknowledge(self, by: str) -> None:
-        self._command(
-            lifecycle.check_acknowledge, lifecycle.apply_acknowledge, cmd.Acknowledge(by=by)
-        )
+        self._command(states.check_acknowledge, states.apply_acknowledge, cmd.Acknowledge(by=by))
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(status=st.sampled_from(list(Status)), message=st.text(max_size=20))
     def set_status(self, status: Status, message: str) -> None:
         command = cmd.SetStatus(status=status, message=message)
-        self._command(lifecycle.check_set_status, lifecycle.apply_set_status, command)
+        self._command(states.check_set_status, states.apply_set_status, command)
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(message=words)
     def post_update(self, message: str) -> None:
         command = cmd.PostUpdate(message=message)
-        self._command(lifecycle.check_post_update, lifecycle.apply_post_update, command)
+        self._command(states.check_post_update, states.apply_post_update, command)
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(severity=st.sampled_from(["sev1", "sev2", "sev3"]))
     def set_severity(self, severity: str) -> None:
         command = cmd.SetSeverity(severity=severity)
-        self._command(lifecycle.check_set_severity, lifecycle.apply_set_severity, command)
+        self._command(states.check_set_severity, states.apply_set_severity, command)
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(role=st.sampled_from(list(Role)), user=people)
     def assign_role(self, role: Role, user: str) -> None:
         command = cmd.AssignRole(role=role, user=user)
-        self._command(lifecycle.check_assign_role, lifecycle.apply_assign_role, command)
+        self._command(states.check_assign_role, states.apply_assign_role, command)
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(reason=st.text(max_size=20))
@@ -150,13 +149,13 @@ class IncidentLifecycle(RuleBasedStateMachine):
     @rule(message=st.text(max_size=20))
     def resolve(self, message: str) -> None:
         command = cmd.Resolve(message=message)
-        self._command(lifecycle.check_resolve, lifecycle.apply_resolve, command)
+        self._command(states.check_resolve, states.apply_resolve, command)
 
     @precondition(lambda self: self.state.archived_at is None)
     @rule(reason=st.text(max_size=20))
     def reopen(self, reason: str) -> None:
         command = cmd.Reopen(reason=reason)
-        self._command(lifecycle.check_reopen, lifecycle.apply_reopen, command)
+        self._command(states.check_reopen, states.apply_reopen, command)
 
     @rule()
     def continue_as_new(self) -> None:

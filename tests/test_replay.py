@@ -13,8 +13,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.claims import IncidentKeyClaim
 from workflows.incident import IncidentWorkflow
+from workflows.lifecycle.idempotency import IncidentKeyClaim
 from workflows.models import incident_id
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -17,10 +17,11 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import eventually, until
 from tests.test_timers import escalating_policy, tier
-from workflows import commands as cmd
-from workflows.effects import Audience, IncidentBrief, InviteUsers, Notice, Post, PostMessage
+from workflows.effects import Audience, Notice, Post, PostMessage
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Impact, Status
 from workflows.policy import Policy, default_policy
+from workflows.requests import IncidentBrief, InviteUsers
 
 
 def kickoff(slack: SlackEmulator, channel_id: str) -> dict[str, Any] | None:

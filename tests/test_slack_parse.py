@@ -8,7 +8,7 @@ import pytest
 
 from starter.slack import views
 from starter.slack.parse import Malformed, due_time, parse
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration
 from workflows.policy import default_policy
 

@@ -11,7 +11,7 @@ from typing import Any
 from localslack import BOT_USER_ID, SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import eventually, until
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Status
 
 HOSTILE = "<!channel> everyone look <@U0MALLORY> <!here> <!subteam^S0OPS> <https://x|y> & co"

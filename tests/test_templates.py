@@ -22,11 +22,11 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import eventually, incident_ids, serve_http, serve_slack_app
 from tests.test_cli import incident
-from workflows import lifecycle
 from workflows.effects import Notice, Post, PublishStatus
+from workflows.lifecycle import states
+from workflows.lifecycle.commands import InvalidDeclaration, complete
 from workflows.models import DeclarationRequest, Impact
 from workflows.policy import Policy, default_policy
-from workflows.templates import InvalidDeclaration, complete
 
 T0 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
 ALICE = "U0ALICE01"
@@ -98,7 +98,7 @@ def test_what_is_still_missing_or_unknown_after_the_template_is_named(
 
 def test_a_public_template_starts_the_incident_on_the_status_page_with_its_message() -> None:
     declaration = complete(request(template="checkout-down"), POLICY)
-    state, effects = lifecycle.start(5, "incident-5", declaration, templated_policy(), T0)
+    state, effects = states.start(5, "incident-5", declaration, templated_policy(), T0)
     assert state.public is not None
     assert [u.message for u in state.public.updates] == ["Some card payments fail; we are on it."]
     assert state.public.impact is Impact.MAJOR and state.public.components == ["Checkout"]
@@ -111,7 +111,7 @@ def test_a_public_template_starts_the_incident_on_the_status_page_with_its_messa
 def test_a_drill_from_a_public_template_stays_off_the_status_page() -> None:
     drill = complete(request(template="checkout-down", drill=True), POLICY)
     assert drill.public is None
-    state, effects = lifecycle.start(5, "incident-5", drill, templated_policy(), T0)
+    state, effects = states.start(5, "incident-5", drill, templated_policy(), T0)
     assert state.public is None and PublishStatus() not in effects
     with pytest.raises(InvalidDeclaration) as refused:
         complete(request(title="x", severity="sev2", drill=True, public={"message": "hi"}), POLICY)

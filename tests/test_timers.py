@@ -13,7 +13,7 @@ from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState
 from workflows.policy import EscalationTier, Policy
 

@@ -24,7 +24,7 @@ from config import Settings
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy
 from tests.support import until
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState
 
 

@@ -12,7 +12,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, IncidentState, Link, Status
+from workflows.models import Channel, IncidentState, Link
+from workflows.requests import IncidentBrief, InviteResult, OpenChannel, Posted
 
 
 class Audience(StrEnum):
@@ -178,58 +179,6 @@ class PublishStatus(SideEffect):
     kind: Literal["status_page"] = "status_page"
 
 
-class IncidentBrief(BaseModel):
-    """The part of an incident that messages, topics and pages are rendered from."""
-
-    id: str
-    number: int
-    title: str
-    summary: str
-    severity: str
-    severity_description: str
-    paging_severity: str = "error"
-    impact: Impact
-    status: Status
-    components: list[str]
-    commander: str | None
-    tech_lead: str | None
-    comms_lead: str | None
-    channel: Channel | None
-    escalation_level: int
-    next_update_due: datetime | None
-    declared_at: datetime
-    resolved_at: datetime | None
-    declared_by: str | None = None
-    acknowledged_by: str | None = None
-    acknowledged_at: datetime | None = None
-    drill: bool = False
-
-
-class OpenChannel(BaseModel):
-    """Create (or find again, on a retry) the incident's channel."""
-
-    incident_id: str
-    label: str
-    title: str
-    name: str
-    drill: bool = False
-
-
-class SetTopic(BaseModel):
-    channel_id: str
-    brief: IncidentBrief
-
-
-class InviteUsers(BaseModel):
-    channel_id: str
-    users: list[str]
-
-
-class InviteResult(BaseModel):
-    invited: list[str] = Field(default_factory=list)
-    failed: dict[str, str] = Field(default_factory=dict)  # user -> Slack error
-
-
 class PostMessage(BaseModel):
     """Post one notice in one channel; ``channel_id`` None means the broadcast channel."""
 
@@ -238,34 +187,9 @@ class PostMessage(BaseModel):
     brief: IncidentBrief
 
 
-class Posted(BaseModel):
-    channel_id: str
-    ts: str
-
-
-class ChannelRef(BaseModel):
-    channel_id: str
-
-
 class SendPage(BaseModel):
     page: Page
     brief: IncidentBrief
-
-
-class EditKickoff(BaseModel):
-    """Render the kickoff again from the brief and put it in place of the posted one."""
-
-    channel_id: str
-    ts: str
-    brief: IncidentBrief
-
-
-class AddBookmarks(BaseModel):
-    """Bookmark these links (and the incident in the Temporal UI) in the incident channel."""
-
-    incident_id: str
-    channel_id: str
-    links: list[Link]
 
 
 class OpenIncident(BaseModel):

@@ -18,17 +18,17 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import commands as cmd
-    from workflows import followup, lifecycle, rules, update_ids
-    from workflows.alert_folding import AlertSignal
-    from workflows.deadlines import followup_deadlines
-    from workflows.effect_runner import EffectRunner
+    from workflows.alerts.folding import AlertSignal
     from workflows.effects import Effect
-    from workflows.firing import fire
-    from workflows.listing import MEMO_KEY, memo_of
+    from workflows.escalation.deadlines import followup_deadlines
+    from workflows.escalation.tiers import fire
+    from workflows.lifecycle import commands as cmd
+    from workflows.lifecycle import idempotency, rules, states
+    from workflows.lifecycle.effect_runner import EffectRunner
+    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish
     from workflows.models import Declaration, IncidentState
     from workflows.policy import Policy
-    from workflows.visibility import publish
+    from workflows.resolution import followup
 
 
 class IncidentInput(BaseModel):
@@ -53,7 +53,7 @@ class IncidentWorkflow:
         if input.state is None:
             assert input.declaration is not None, "a new incident needs its declaration"
             declared = input.declaration.declared_time(workflow.now())
-            self.state, outbox = lifecycle.start(
+            self.state, outbox = states.start(
                 input.number, workflow.info().workflow_id, input.declaration, self.policy, declared
             )
         else:
@@ -126,17 +126,17 @@ class IncidentWorkflow:
         )
 
     def _check(self, command: cmd.Command) -> None:
-        if not update_ids.repeated(self.state):  # a repeat is answered, not checked again
+        if not idempotency.repeated(self.state):  # a repeat is answered, not checked again
             rules.rule(command).check(self.state, self.policy, command)
 
     def _apply(self, command: cmd.Command) -> IncidentState:
-        if update_ids.repeated(self.state):
+        if idempotency.repeated(self.state):
             return self.state  # applied in an earlier run: answered, not applied twice
         # A worker that was down may get a fired timer and a later command in one activation,
         # handler first: a tier due before an acknowledgement must still notify.
         self._fire_due()
         self._changed(rules.rule(command).apply(self.state, self.policy, command, workflow.now()))
-        update_ids.remember(self.state)
+        idempotency.remember(self.state)
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:

@@ -14,22 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
-from workflows.text import Line, RequiredText, Text
-
-# People are Slack user ids everywhere; these are the one spelling of what one looks like.
-USER_ID = r"[UW][A-Z0-9]{2,20}"
-SLACK_USER_ID = re.compile(rf"^{USER_ID}$")
-# A mention in Slack's markup, ``<@U024BE7LH>`` or ``<@U024BE7LH|bob>``: group 1 is the id.
-MENTION = re.compile(rf"<@({USER_ID})(?:\|[^>]*)?>")
-
-
-def slack_user_id(value: str) -> str:
-    """Users are Slack user ids everywhere (``U024BE7LH``); a name or an email is a mistake."""
-    value = value.strip().removeprefix("<@").removesuffix(">").split("|")[0]
-    if not SLACK_USER_ID.match(value):
-        raise ValueError(f"{value!r} is not a Slack user id (like U024BE7LH)")
-    return value
-
+from workflows.text import Line, RequiredText, Text, slack_user_id
 
 UserId = Annotated[str, AfterValidator(slack_user_id)]
 

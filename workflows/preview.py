@@ -1,6 +1,6 @@
 """Policy preview: the timeline a policy would produce for an incident, without declaring one.
 
-It runs the workflow's own pure functions (``lifecycle.start``, the ``apply_*`` commands, the
+It runs the workflow's own pure functions (``states.start``, the ``apply_*`` commands, the
 follow-through's deadlines, ``followup.on_resolved`` and ``firing.fire``) on a simulated clock,
 so what it shows is what the deadline loop would do: a team checks a policy before it ships.
 """
@@ -11,9 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from workflows import commands as cmd
-from workflows import followup, lifecycle
-from workflows.deadlines import followup_deadlines as deadlines
 from workflows.effects import (
     Audience,
     Effect,
@@ -23,9 +20,13 @@ from workflows.effects import (
     PublishReport,
     SendRetrospective,
 )
-from workflows.firing import fire
+from workflows.escalation.deadlines import followup_deadlines as deadlines
+from workflows.escalation.tiers import fire
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import states
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Duration, Policy
+from workflows.resolution import followup
 
 START = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: only offsets are shown
 MAX_STEPS = 1000
@@ -105,12 +106,12 @@ def _act(state: IncidentState, policy: Policy, s: Scenario, now: datetime) -> li
     if state.status is Status.RESOLVED:
         return effects
     if s.ack_after is not None and not state.acknowledged_at and now >= START + s.ack_after:
-        effects += lifecycle.apply_acknowledge(state, policy, cmd.Acknowledge(by=by), now)
+        effects += states.apply_acknowledge(state, policy, cmd.Acknowledge(by=by), now)
     if s.updates_every is not None and now >= state.last_update_at + s.updates_every:
         update = cmd.PostUpdate(by=by, message="(status update)")
-        effects += lifecycle.apply_post_update(state, policy, update, now)
+        effects += states.apply_post_update(state, policy, update, now)
     if s.resolve_after is not None and now >= START + s.resolve_after:
-        effects += lifecycle.apply_resolve(state, policy, cmd.Resolve(by=by), now)
+        effects += states.apply_resolve(state, policy, cmd.Resolve(by=by), now)
         # What the workflow adds to any change that resolves (its follow-through).
         effects = followup.on_resolved(state, policy, effects)
     return effects
@@ -120,7 +121,7 @@ def preview(policy: Policy, scenario: Scenario) -> list[Step]:
     """Every notice, page, invitation and the archive, in order, until the horizon."""
     policy.severity(scenario.severity)
     declaration = Declaration(title="Policy preview", severity=scenario.severity)
-    state, effects = lifecycle.start(0, "incident-preview", declaration, policy, START)
+    state, effects = states.start(0, "incident-preview", declaration, policy, START)
     steps = _steps(effects, timedelta(0))
     end = START + scenario.horizon
     for _ in range(MAX_STEPS):

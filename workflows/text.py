@@ -8,10 +8,54 @@ one line of visible text; longer texts keep their line breaks and lose the rest.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator
+
+# Slack channel names for incidents: ``^[a-z0-9_-]{1,80}$`` from a template.
+MAX_CHANNEL_NAME = 80
+TEMPLATE_FIELDS = frozenset({"yymmdd", "yyyymmdd", "hhmm", "number", "slug", "severity"})
+_NOT_ALLOWED = re.compile(r"[^a-z0-9_-]+")
+
+
+def check_template(template: str) -> None:
+    used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    unknown = used - TEMPLATE_FIELDS
+    if unknown:
+        known = ", ".join(sorted(TEMPLATE_FIELDS))
+        raise ValueError(f"channel name template uses unknown {sorted(unknown)}; known: {known}")
+    if "slug" not in used and "number" not in used:
+        raise ValueError("channel name template needs {slug} or {number} to tell incidents apart")
+
+
+def slugify(text: str) -> str:
+    return _NOT_ALLOWED.sub("-", text.lower()).strip("-_")
+
+
+def channel_name(template: str, *, title: str, number: int, severity: str, at: datetime) -> str:
+    """The preferred channel name; suffixes for taken names are the activity's business."""
+    fields = {
+        "yymmdd": at.strftime("%y%m%d"),
+        "yyyymmdd": at.strftime("%Y%m%d"),
+        "hhmm": at.strftime("%H%M"),
+        "number": str(number),
+        "severity": severity,
+        "slug": "",
+    }
+    # Leave room for a "-99" suffix so a taken name can still be made unique within 80.
+    room = MAX_CHANNEL_NAME - 3 - len(slugify(template.format(**fields)))
+    fields["slug"] = slugify(title)[: max(room, 0)].strip("-_") or f"incident-{number}"
+    name = slugify(template.format(**fields))
+    return re.sub(r"-{2,}", "-", name)[: MAX_CHANNEL_NAME - 3].strip("-_")
+
+
+def with_suffix(name: str, attempt: int) -> str:
+    """``name``, then ``name-2``, ``name-3`` ... for names Slack says are taken."""
+    return name if attempt <= 1 else f"{name}-{attempt}"
+
 
 # Format characters (Cf) hide text or reorder it: zero-width spaces and joiners, bidi
 # embeddings, overrides and isolates, the BOM. Emoji sequences need ZWJ (U+200D) only between
@@ -63,3 +107,18 @@ def clean_required_text(value: str) -> str:
 Line = Annotated[str, AfterValidator(clean_line)]
 Text = Annotated[str, AfterValidator(clean_text)]
 RequiredText = Annotated[str, AfterValidator(clean_required_text)]
+
+
+# People are Slack user ids everywhere; these are the one spelling of what one looks like.
+USER_ID = r"[UW][A-Z0-9]{2,20}"
+SLACK_USER_ID = re.compile(rf"^{USER_ID}$")
+# A mention in Slack's markup, ``<@U024BE7LH>`` or ``<@U024BE7LH|bob>``: group 1 is the id.
+MENTION = re.compile(rf"<@({USER_ID})(?:\|[^>]*)?>")
+
+
+def slack_user_id(value: str) -> str:
+    """Users are Slack user ids everywhere (``U024BE7LH``); a name or an email is a mistake."""
+    value = value.strip().removeprefix("<@").removesuffix(">").split("|")[0]
+    if not SLACK_USER_ID.match(value):
+        raise ValueError(f"{value!r} is not a Slack user id (like U024BE7LH)")
+    return value

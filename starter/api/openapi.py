@@ -21,9 +21,9 @@ from starlette.routing import Match
 from starter.api.routes.subscribers import Subscription
 from starter.command_table import BY_MODEL
 from starter.people import person_fields
-from workflows.models import USER_ID, DeclarationRequest
+from workflows.models import DeclarationRequest
 from workflows.policy import Policy
-from workflows.text import clean_line, clean_required_text
+from workflows.text import USER_ID, clean_line, clean_required_text
 
 Schema = dict[str, Any]
 # A Slack user id, bare or as a mention: what the API takes without asking Slack. Handles and

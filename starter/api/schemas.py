@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from workflows.listing import IncidentSummary
+from workflows.lifecycle.visibility import IncidentSummary
 from workflows.models import Impact, IncidentState, Status
 
 # -- responses -------------------------------------------------------------------------------

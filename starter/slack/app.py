@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starter.slack import replies, views
 from starter.slack.commands import REFUSALS, SlackDesk, Where
 from starter.slack.parse import error_text
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState, Status
 
 log = structlog.get_logger()

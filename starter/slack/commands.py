@@ -19,9 +19,9 @@ from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
 from starter.people import Directory, UnknownPerson, resolve_fields
 from starter.slack import replies, views
 from starter.slack.parse import USAGE, Asked, Malformed, error_text, parse
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.commands import complete
 from workflows.models import Declaration, DeclarationRequest, IncidentState
-from workflows.templates import complete
 
 log = structlog.get_logger()
 

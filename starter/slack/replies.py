@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from clients.messages import escape
-from workflows import drill
-from workflows.listing import IncidentSummary
-from workflows.models import USER_ID, IncidentState
+from workflows import policy
+from workflows.lifecycle.visibility import IncidentSummary
+from workflows.models import IncidentState
+from workflows.text import USER_ID
 
 MAX_LISTED = 20
 USER_MENTION = re.compile(rf"&lt;@({USER_ID})&gt;")  # a mention, once escaped
@@ -21,7 +22,7 @@ FAILED = ":warning: That did not work this time (the incident service's log says
 
 def headline(state: IncidentState | IncidentSummary) -> str:
     channel = f" · <#{state.channel.id}>" if state.channel else ""
-    return drill.marked(
+    return policy.drill_marked(
         f"*{state.label}* {state.severity.upper()} · {state.status.value}"
         f" — {escape(state.title)}{channel}",
         state.drill,

@@ -22,7 +22,7 @@ from clients.statuspage import confirm_url, status_url, unsubscribe_url
 from clients.statuspage_store import StatusPageStore, Subscribed
 from clients.statuspage_webhooks import WebhookRefused, status_webhooks
 from config import Settings
-from workflows.documents import Email
+from workflows.requests import Email
 
 log = structlog.get_logger()
 

@@ -23,8 +23,14 @@ from starter.alerts import (
 )
 from starter.api.dependencies import AppSettings, Desk
 from starter.api.strict import strictly
-from workflows.alert_folding import AlertSignal
-from workflows.alerting import AlertBatch, AlertStatus, declaration_for, idempotency_key, route
+from workflows.alerts.folding import AlertSignal
+from workflows.alerts.routing import (
+    AlertBatch,
+    AlertStatus,
+    declaration_for,
+    idempotency_key,
+    route,
+)
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/alerts", tags=["alerts"])

@@ -25,7 +25,7 @@ from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentOut
 from starter.command_table import COMMANDS, CommandRow
 from starter.desk import IncidentDesk
-from workflows import commands as cmd
+from workflows.lifecycle import commands as cmd
 
 log = structlog.get_logger()
 

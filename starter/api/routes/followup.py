@@ -21,8 +21,8 @@ from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeveri
 from starter.api.errors import invalid
 from starter.api.routes.commands import incident_router
 from starter.desk import IncidentNotFound
-from workflows.metrics import IncidentMetrics, IncidentRecord
 from workflows.models import Status
+from workflows.resolution.metrics import IncidentMetrics, IncidentRecord
 
 one = incident_router(["incidents"])
 archived = APIRouter(

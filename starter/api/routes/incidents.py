@@ -24,9 +24,10 @@ from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.intake import DeclarationTooLarge
 from starter.listing import ListFilter
-from workflows.models import SLACK_USER_ID, Declaration, DeclarationRequest, Status
+from workflows.lifecycle.commands import InvalidDeclaration, complete
+from workflows.models import Declaration, DeclarationRequest, Status
 from workflows.policy import Policy
-from workflows.templates import InvalidDeclaration, complete
+from workflows.text import SLACK_USER_ID
 
 log = structlog.get_logger()
 # Page tokens this API hands out: "p1." and Temporal's token in URL-safe base64. One of that

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import commands as cmd
-from workflows import public
-from workflows.deadlines import refresh_deadlines
+from workflows import statuspage
 from workflows.effects import (
     Audience,
     Effect,
@@ -23,9 +21,11 @@ from workflows.effects import (
     RefreshTopic,
     ReleaseKey,
 )
-from workflows.escalation import start_escalated
+from workflows.escalation.deadlines import refresh_deadlines
+from workflows.escalation.tiers import start_escalated
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import BOTH, CHANNEL, CommandRefused, post_notice, require_open
 from workflows.models import Declaration, IncidentState, Role, Roles, Status
-from workflows.notices import BOTH, CHANNEL, CommandRefused, post_notice, require_open
 from workflows.policy import Policy
 
 
@@ -84,7 +84,7 @@ def start(
     ]
     effects += start_escalated(state, policy, declaration.escalation_level, now)
     if declaration.public is not None and not declaration.drill:
-        effects += public.start_public(state, policy, declaration.public, now)
+        effects += statuspage.start_public(state, policy, declaration.public, now)
     return state, effects
 
 

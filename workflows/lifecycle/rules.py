@@ -14,20 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from workflows import (
-    alert_folding,
-    bookmarks,
-    escalation,
-    followup,
-    kickoff,
-    lifecycle,
-    public,
-    timeline,
-)
-from workflows import commands as cmd
+from workflows import statuspage
+from workflows.alerts import folding
 from workflows.effects import Effect, UpdateKickoff
+from workflows.escalation import tiers
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import states, timeline
+from workflows.lifecycle.channel import alert_links, bookmark, changes_kickoff
 from workflows.models import IncidentState
 from workflows.policy import Policy
+from workflows.resolution import followup
 
 C = TypeVar("C", bound=cmd.Command)
 
@@ -39,15 +35,15 @@ class Rule(Generic[C]):
 
 
 RULES: dict[type[cmd.Command], Rule[Any]] = {
-    cmd.Acknowledge: Rule(lifecycle.check_acknowledge, lifecycle.apply_acknowledge),
-    cmd.SetStatus: Rule(lifecycle.check_set_status, lifecycle.apply_set_status),
-    cmd.PostUpdate: Rule(lifecycle.check_post_update, lifecycle.apply_post_update),
-    cmd.SetSeverity: Rule(lifecycle.check_set_severity, lifecycle.apply_set_severity),
-    cmd.AssignRole: Rule(lifecycle.check_assign_role, lifecycle.apply_assign_role),
-    cmd.AddResponders: Rule(lifecycle.check_add_responders, lifecycle.apply_add_responders),
-    cmd.Escalate: Rule(escalation.check_escalate, escalation.apply_escalate),
-    cmd.Resolve: Rule(lifecycle.check_resolve, lifecycle.apply_resolve),
-    cmd.Reopen: Rule(lifecycle.check_reopen, lifecycle.apply_reopen),
+    cmd.Acknowledge: Rule(states.check_acknowledge, states.apply_acknowledge),
+    cmd.SetStatus: Rule(states.check_set_status, states.apply_set_status),
+    cmd.PostUpdate: Rule(states.check_post_update, states.apply_post_update),
+    cmd.SetSeverity: Rule(states.check_set_severity, states.apply_set_severity),
+    cmd.AssignRole: Rule(states.check_assign_role, states.apply_assign_role),
+    cmd.AddResponders: Rule(states.check_add_responders, states.apply_add_responders),
+    cmd.Escalate: Rule(tiers.check_escalate, tiers.apply_escalate),
+    cmd.Resolve: Rule(states.check_resolve, states.apply_resolve),
+    cmd.Reopen: Rule(states.check_reopen, states.apply_reopen),
     cmd.AddActionItem: Rule(timeline.check_add_action_item, timeline.apply_add_action_item),
     cmd.CompleteActionItem: Rule(
         timeline.check_complete_action_item, timeline.apply_complete_action_item
@@ -55,7 +51,9 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
     cmd.AddTimelineEntry: Rule(
         timeline.check_add_timeline_entry, timeline.apply_add_timeline_entry
     ),
-    cmd.PostPublicUpdate: Rule(public.check_post_public_update, public.apply_post_public_update),
+    cmd.PostPublicUpdate: Rule(
+        statuspage.check_post_public_update, statuspage.apply_post_public_update
+    ),
     cmd.CompleteRetrospective: Rule(
         followup.check_complete_retrospective, followup.apply_complete_retrospective
     ),
@@ -74,12 +72,12 @@ def rule(command: cmd.Command) -> Rule[Any]:
 
 
 def on_alert(
-    state: IncidentState, policy: Policy, signal: alert_folding.AlertSignal, now: datetime
+    state: IncidentState, policy: Policy, signal: folding.AlertSignal, now: datetime
 ) -> list[Effect]:
     """Alerts of the incident's group: folded, and links the channel lacks bookmarked."""
-    effects = alert_folding.fold(state, policy, signal, now)
-    links = bookmarks.alert_links(state, policy, signal.batch)
-    return effects + (bookmarks.bookmark(state, links) if links else [])
+    effects = folding.fold(state, policy, signal, now)
+    links = alert_links(state, policy, signal.batch)
+    return effects + (bookmark(state, links) if links else [])
 
 
 def follow_on(
@@ -87,9 +85,9 @@ def follow_on(
 ) -> list[Effect]:
     """What any change brings with it: the kickoff shown as it is now, a public incident's
     resolution on the status page, and at resolution the report and the retrospective's slot."""
-    if kickoff.changes_kickoff(effects):
+    if changes_kickoff(effects):
         effects = [*effects, UpdateKickoff()]
-    effects = [*effects, *public.follow_resolution(state, now)]
+    effects = [*effects, *statuspage.follow_resolution(state, now)]
     if followup.newly_resolved(state):
         effects = followup.on_resolved(state, policy, effects)
     return effects

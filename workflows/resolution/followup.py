@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import commands as cmd
-from workflows import report
-from workflows.business_hours import first_free_slot
-from workflows.deadlines import action_item_reminder_at
-from workflows.documents import DocumentFile, Email, Invitation
 from workflows.effects import (
     Audience,
     Effect,
@@ -22,9 +17,13 @@ from workflows.effects import (
     PublishReport,
     SendRetrospective,
 )
+from workflows.escalation.deadlines import action_item_reminder_at, first_free_slot
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CHANNEL, CommandRefused
 from workflows.models import ActionItem, IncidentState, Status
-from workflows.notices import CHANNEL, CommandRefused
 from workflows.policy import Policy
+from workflows.requests import DocumentFile, Email, Invitation
+from workflows.resolution import report
 
 
 def _post(

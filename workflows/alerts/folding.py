@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from workflows import commands as cmd
-from workflows import lifecycle, notices
-from workflows.alerting import AlertBatch, AlertStatus, ResolvedAlert
+from workflows.alerts.routing import AlertBatch, AlertStatus, ResolvedAlert
 from workflows.effects import Effect, Notice
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle import notices, states
 from workflows.models import IncidentState, Status
 from workflows.policy import Policy
 
@@ -82,5 +82,5 @@ def fold(state: IncidentState, policy: Policy, signal: AlertSignal, now: datetim
     moving = state.status in (Status.INVESTIGATING, Status.IDENTIFIED)
     if signal.on_resolved is ResolvedAlert.MONITORING and moving:
         change = cmd.SetStatus(status=Status.MONITORING, message="All alerts resolved.")
-        effects += lifecycle.apply_set_status(state, policy, change, now)
+        effects += states.apply_set_status(state, policy, change, now)
     return effects

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.models import MENTION, ActionItem, IncidentState, Role
+from workflows.models import ActionItem, IncidentState, Role
 from workflows.policy import Policy
+from workflows.text import MENTION
 
 TIMELINE_LIMIT = 200  # entries in a document; a longer incident says how many were left out
 PLACEHOLDER = "_To be written by the people in the retrospective._"

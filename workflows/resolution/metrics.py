@@ -12,8 +12,8 @@ from statistics import fmean
 
 from pydantic import BaseModel, Field
 
-from workflows import report
 from workflows.models import IncidentState, Status
+from workflows.resolution import report
 
 RECURRING = 2  # a component in this many incidents of the period is recurring
 

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import bookmarks, drill, invitations
-from workflows.effects import (
-    Effect,
-    IncidentBrief,
-    Invite,
-    OpenChannel,
-    Opened,
-    OpenIncident,
-    Post,
-    RefreshTopic,
-    RetryOpening,
-)
+from workflows.effects import Effect, Invite, Opened, OpenIncident, Post, RefreshTopic, RetryOpening
+from workflows.lifecycle.channel import declared_links
 from workflows.models import IncidentState, MessageRef
-from workflows.naming import MAX_CHANNEL_NAME, channel_name
-from workflows.policy import Policy
+from workflows.policy import Policy, drill_channel_name
+from workflows.requests import IncidentBrief, OpenChannel
+from workflows.text import MAX_CHANNEL_NAME, SLACK_USER_ID, channel_name
+
+# What an invitation that failed changes: pure, so it is unit-tested without a server.
+UNKNOWN_USER = ("user_not_found", "users_not_found")
+
+
+def invite_failed(state: IncidentState, user: str, error: str, forget: bool) -> str:
+    """What to note when someone could not be invited. With ``forget`` (as the workflow asks), a
+    person Slack does not know stops being a responder: nobody can reach them, and every
+    later invitation would fail the same way."""
+    if forget and error in UNKNOWN_USER and user in state.responders:
+        state.responders.remove(user)
+    who = f"<@{user}>" if SLACK_USER_ID.match(user) else user
+    return f"could not invite {who}: {error}"
+
 
 OPENING_POSTS = ("kickoff", "announcement")
 
@@ -39,7 +44,7 @@ def channel(state: IncidentState, policy: Policy) -> OpenChannel:
         at=state.declared_at,
     )
     if state.drill:
-        name = drill.channel_name(name, MAX_CHANNEL_NAME - 3)
+        name = drill_channel_name(name, MAX_CHANNEL_NAME - 3)
     return OpenChannel(
         incident_id=state.id, label=state.label, title=state.title, name=name, drill=state.drill
     )
@@ -70,7 +75,7 @@ def request(
         invite=invite,
         posts=posts,
         conference_url=policy.channel.conference_url,
-        links=bookmarks.declared_links(state, policy),
+        links=declared_links(state, policy),
     )
     return opening, rest
 
@@ -85,7 +90,7 @@ def apply(state: IncidentState, opened: Opened, now: datetime) -> list[str]:
     if kickoff is not None:
         state.kickoff = MessageRef(channel_id=kickoff.channel_id, ts=kickoff.ts)
     for user, error in opened.invited.failed.items():
-        problems.append(invitations.invite_failed(state, user, error, forget=True))
+        problems.append(invite_failed(state, user, error, forget=True))
     return problems
 
 

@@ -24,14 +24,29 @@ with workflow.unsafe.imports_passed_through():
     from activities.paging import PagingActivities
     from activities.slack import SlackActivities
     from activities.statuspage import StatusPageActivities
-    from workflows import drill, followup, invitations, kickoff, opening, public, report
     from workflows import effects as fx
-    from workflows.claims import release_key
-    from workflows.documents import DocumentFile, People, Upload
+    from workflows.lifecycle import opening
+    from workflows.lifecycle.channel import incident_brief
+    from workflows.lifecycle.idempotency import release_key
+    from workflows.lifecycle.opening import invite_failed
+    from workflows.lifecycle.outbox import Step, lanes
+    from workflows.lifecycle.visibility import publish
     from workflows.models import IncidentState, MessageRef
-    from workflows.outbox import Step, lanes
-    from workflows.policy import Policy
-    from workflows.visibility import publish
+    from workflows.policy import Policy, drill_marked
+    from workflows.requests import (
+        AddBookmarks,
+        ChannelRef,
+        DocumentFile,
+        EditKickoff,
+        IncidentBrief,
+        InviteUsers,
+        People,
+        Posted,
+        SetTopic,
+        Upload,
+    )
+    from workflows.resolution import followup, report
+    from workflows.statuspage import public_incident
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -138,8 +153,8 @@ class EffectRunner:
             self._problem(problem)
         publish(self.state, self.policy)
 
-    def _brief(self) -> fx.IncidentBrief:
-        return kickoff.brief(self.state, self.policy)
+    def _brief(self) -> IncidentBrief:
+        return incident_brief(self.state, self.policy)
 
     def _channel_id(self) -> str | None:
         return self.state.channel.id if self.state.channel else None
@@ -156,37 +171,37 @@ class EffectRunner:
         if posted and post.key == "kickoff":
             self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
 
-    async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> fx.Posted | None:
+    async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> Posted | None:
         message = fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
         return await self._call(SlackActivities.post_message, message, what)
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
         if self.state.kickoff is not None:
-            edit = fx.EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
+            edit = EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
             await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
 
     async def _set_topic(self, _: fx.RefreshTopic, __: object) -> None:
         if channel_id := self._channel_id():
-            topic = fx.SetTopic(channel_id=channel_id, brief=self._brief())
+            topic = SetTopic(channel_id=channel_id, brief=self._brief())
             await self._call(SlackActivities.set_topic, topic, "set the topic")
 
     async def _invite(self, effect: fx.Invite, _: object) -> None:
         if channel_id := self._channel_id():
-            users = fx.InviteUsers(channel_id=channel_id, users=effect.users)
+            users = InviteUsers(channel_id=channel_id, users=effect.users)
             result = await self._call(SlackActivities.invite, users, "invite people")
             for user, error in result.failed.items() if result else []:
-                self._problem(invitations.invite_failed(self.state, user, error, forget=True))
+                self._problem(invite_failed(self.state, user, error, forget=True))
 
     async def _bookmark(self, effect: fx.BookmarkLinks, _: object) -> None:
         if channel_id := self._channel_id():
-            marks = fx.AddBookmarks(
+            marks = AddBookmarks(
                 incident_id=self.state.id, channel_id=channel_id, links=effect.links
             )
             await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
 
     async def _archive_channel(self, _: fx.ArchiveChannel, __: object) -> None:
         if channel_id := self._channel_id():
-            channel = fx.ChannelRef(channel_id=channel_id)
+            channel = ChannelRef(channel_id=channel_id)
             await self._call(SlackActivities.archive_channel, channel, "archive the channel")
 
     async def _page(self, effect: fx.Page, _: object) -> None:
@@ -202,7 +217,7 @@ class EffectRunner:
         await release_key(self.state.idempotency_key, self.state.number)
 
     async def _publish_status(self, _: fx.PublishStatus, __: object) -> None:
-        incident = public.public_incident(self.state)
+        incident = public_incident(self.state)
         what = "publish on the status page"
         if await self._call(StatusPageActivities.publish, incident, what) is not None:
             what = "tell the status page's subscribers"
@@ -229,7 +244,7 @@ class EffectRunner:
         if channel_id is None:
             return None
         # The link's post below is marked as a drill by its rendering; the file's comment is not.
-        marked = drill.marked(comment, self.state.drill)
+        marked = drill_marked(comment, self.state.drill)
         upload = Upload(channel_id=channel_id, files=files, comment=marked)
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
         link = shared.permalinks[0] if shared and shared.permalinks else None

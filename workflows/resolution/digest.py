@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.archive import ArchiveActivities, MetricsQuery
-    from workflows.metrics import IncidentMetrics
+    from workflows.resolution.metrics import IncidentMetrics
 
 DIGEST_SCHEDULE_ID = "incident-digest"
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import commands as cmd
 from workflows.effects import Effect, Notice
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CHANNEL, CommandRefused, post_notice
 from workflows.models import ActionItem, IncidentState, TimelineEntry
-from workflows.notices import CHANNEL, CommandRefused, post_notice
 from workflows.policy import Policy
 
 

@@ -1,0 +1,182 @@
+"""What people ask of a running incident. Each command is one workflow Update.
+
+This is the one definition of a command for every entry point: the HTTP API takes these models
+as request bodies, the CLI and the Slack app only parse text into them. Which Update carries
+each, and how each entry point spells it, is one row of ``starter.command_table``.
+Every command has its own input type so fields can be added later without breaking callers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from workflows.models import (
+    MAX_COMPONENTS,
+    Component,
+    Declaration,
+    DeclarationRequest,
+    Impact,
+    Role,
+    Status,
+    UserId,
+)
+from workflows.policy import Policy
+from workflows.text import RequiredText, Text
+
+
+# Templates complete declarations: a common kind of incident, declared in a few words.
+#
+# Pure and shared by every entry point (the API, the CLI through it, Slack, the desk), so a
+# request is completed and checked the same way everywhere, before any incident number is
+# spent: what the request says wins, the template fills what it leaves out, and what is still
+# missing or unknown is refused naming the field.
+class InvalidDeclaration(ValueError):
+    """A declaration that cannot be made; ``loc`` names the field (``("public", "components")``)."""
+
+    def __init__(self, loc: tuple[str, ...], message: str, kind: str = "value_error") -> None:
+        super().__init__(f"{'.'.join(loc)}: {message}")
+        self.loc, self.message, self.kind = loc, message, kind
+
+
+def template_fields(request: DeclarationRequest, policy: Policy) -> dict[str, Any]:
+    """What the named template adds: the fields the request left out (or sent as null) that
+    the template has."""
+    if not request.template:
+        return {}
+    template = policy.templates.get(request.template)
+    if template is None:
+        known = ", ".join(policy.templates) or "none"
+        message = f"unknown template {request.template!r}; known: {known}"
+        raise InvalidDeclaration(("template",), message)
+    given = {f for f in request.model_fields_set if getattr(request, f) is not None}
+    filled = {
+        field: getattr(template, field)
+        for field in type(template).model_fields
+        if field not in given and getattr(template, field) not in (None, [], "")
+    }
+    if request.drill:
+        filled.pop("public", None)  # a drill never goes on the status page, whatever its kind
+    return filled
+
+
+def complete(request: DeclarationRequest, policy: Policy) -> Declaration:
+    """The declaration the workflow starts from; ``InvalidDeclaration`` says what is wrong."""
+    fields = {**request.model_dump(exclude_unset=True), **template_fields(request, policy)}
+    for required in ("title", "severity"):
+        if fields.get(required) is None:
+            raise InvalidDeclaration(
+                (required,),
+                f"Field required: give a {required} or a template that has one",
+                "missing",
+            )
+    try:
+        policy.severity(fields["severity"])
+    except ValueError as error:
+        raise InvalidDeclaration(("severity",), str(error)) from None
+    declaration = Declaration.model_validate(fields)
+    public = declaration.public
+    if public is not None and declaration.drill:
+        raise InvalidDeclaration(("public",), "a drill never goes on the status page")
+    unknown = sorted(set(public.components or []) - set(policy.components)) if public else []
+    if policy.components and unknown:
+        known = ", ".join(sorted(policy.components))
+        message = f"unknown components {', '.join(unknown)} (known: {known})"
+        raise InvalidDeclaration(("public", "components"), message)
+    return declaration
+
+
+class Command(BaseModel):
+    by: UserId | None = Field(default=None, description="Who acts: U024BE7LH, @handle or email.")
+
+
+class Acknowledge(Command):
+    """Escalation stops; who acknowledges becomes commander when there is none."""
+
+
+class SetStatus(Command):
+    status: Status
+    message: Text = Field(default="", max_length=3000)
+
+
+class PostUpdate(Command):
+    message: RequiredText = Field(min_length=1, max_length=3000)
+
+
+class SetSeverity(Command):
+    severity: str
+    reason: Text = Field(default="", max_length=3000)
+
+
+class AssignRole(Command):
+    role: Role
+    user: UserId
+
+
+class AddResponders(Command):
+    users: list[UserId] = Field(min_length=1, max_length=100)
+
+
+class Escalate(Command):
+    reason: Text = Field(default="", max_length=3000)
+
+
+class Resolve(Command):
+    message: Text = Field(default="", max_length=3000)
+
+
+class Reopen(Command):
+    reason: Text = Field(default="", max_length=3000)
+
+
+class AddActionItem(Command):
+    text: RequiredText = Field(min_length=1, max_length=500)
+    owner: UserId | None = None
+    due: AwareDatetime | None = None
+
+
+ITEM = Field(default=0, ge=0, description="The item's number (the API takes it from the path).")
+
+
+class CompleteActionItem(Command):
+    item_id: int = ITEM
+
+
+class AddTimelineEntry(Command):
+    """A message from the incident's channel, kept on the timeline ("Add to timeline")."""
+
+    text: RequiredText = Field(min_length=1, max_length=3000)
+    author: UserId | None = None
+    at: datetime = Field(description="When the message was posted (its Slack ts).")
+
+
+class CompleteRetrospective(Command):
+    document_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+
+
+class AssignActionItem(Command):
+    item_id: int = ITEM
+    owner: UserId
+
+
+class SetActionItemDue(Command):
+    item_id: int = ITEM
+    due: AwareDatetime
+
+
+class DropActionItem(Command):
+    item_id: int = ITEM
+    reason: Text = Field(default="", max_length=500)
+
+
+class PostPublicUpdate(Command):
+    """Tell the public: the incident goes on the status page with this update."""
+
+    message: RequiredText = Field(min_length=1, max_length=3000)
+    status: Status | None = Field(default=None, description="Default: the incident's status.")
+    components: list[Component] | None = Field(
+        default=None, max_length=MAX_COMPONENTS, description="Default: the incident's."
+    )
+    impact: Impact | None = Field(default=None, description="Default: the incident's impact.")

@@ -1,0 +1,143 @@
+"""What the activities take and give: the incident's brief that messages are rendered from,
+the channel's requests, files for Slack, emails, the invitation.
+
+Plain data shared by the workflow and the activities (Slack, documents, mail, the archive).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from workflows.models import Channel, Impact, Link, Status
+
+
+class DocumentFile(BaseModel):
+    filename: str
+    title: str
+    content: str
+    mime: str = "text/markdown"
+
+
+class Upload(BaseModel):
+    """Share files in a channel with Slack's external upload flow; a retry finds its share."""
+
+    channel_id: str
+    files: list[DocumentFile]
+    comment: str = ""
+
+
+class Uploaded(BaseModel):
+    permalinks: list[str] = Field(default_factory=list)
+
+
+class People(BaseModel):
+    users: list[str]
+
+
+class Emails(BaseModel):
+    by_user: dict[str, str] = Field(default_factory=dict)  # user id -> email, when Slack has one
+
+
+class Invitation(BaseModel):
+    """The retrospective meeting, rendered as an iCalendar request by an activity."""
+
+    uid: str
+    summary: str
+    description: str
+    start: datetime
+    length_seconds: float
+    attendees: list[str]  # emails
+
+
+class Email(BaseModel):
+    key: str  # becomes the Message-ID, so a retried send is recognisably the same message
+    to: list[str]
+    subject: str
+    body: str
+    attachments: list[DocumentFile] = Field(default_factory=list)
+    # Mail to subscribers: List-Unsubscribe with RFC 8058 one-click (a POST to this URL).
+    unsubscribe_url: str | None = None
+
+
+class Sent(BaseModel):
+    sent: bool
+    reason: str = ""
+
+
+class IncidentBrief(BaseModel):
+    """The part of an incident that messages, topics and pages are rendered from."""
+
+    id: str
+    number: int
+    title: str
+    summary: str
+    severity: str
+    severity_description: str
+    paging_severity: str = "error"
+    impact: Impact
+    status: Status
+    components: list[str]
+    commander: str | None
+    tech_lead: str | None
+    comms_lead: str | None
+    channel: Channel | None
+    escalation_level: int
+    next_update_due: datetime | None
+    declared_at: datetime
+    resolved_at: datetime | None
+    declared_by: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    drill: bool = False
+
+
+class OpenChannel(BaseModel):
+    """Create (or find again, on a retry) the incident's channel."""
+
+    incident_id: str
+    label: str
+    title: str
+    name: str
+    drill: bool = False
+
+
+class SetTopic(BaseModel):
+    channel_id: str
+    brief: IncidentBrief
+
+
+class InviteUsers(BaseModel):
+    channel_id: str
+    users: list[str]
+
+
+class InviteResult(BaseModel):
+    invited: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)  # user -> Slack error
+
+
+class Posted(BaseModel):
+    channel_id: str
+    ts: str
+
+
+class ChannelRef(BaseModel):
+    channel_id: str
+
+
+class EditKickoff(BaseModel):
+    """Render the kickoff again from the brief and put it in place of the posted one."""
+
+    channel_id: str
+    ts: str
+    brief: IncidentBrief
+
+
+class AddBookmarks(BaseModel):
+    """Bookmark these links (and the incident in the Temporal UI) in the incident channel."""
+
+    incident_id: str
+    channel_id: str
+    links: list[Link]
