@@ -60,13 +60,14 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.archive import ArchiveActivities
-from activities.documents import DocumentActivities
-from activities.mail import MailActivities
-from activities.opening import IncidentOpening
-from activities.paging import PagingActivities
-from activities.slack import SlackActivities
-from activities.statuspage import status_page_activities
+from activities.services import (
+    ArchiveActivities,
+    DocumentActivities,
+    MailActivities,
+    PagingActivities,
+    status_page_activities,
+)
+from activities.slack import IncidentOpening, SlackActivities
 from clients.archive import IncidentArchive, SchemaBehind
 from clients.documents import SlackDocuments
 from clients.mail import Mailer, smtp_server

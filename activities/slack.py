@@ -8,22 +8,208 @@ Slack errors that retrying cannot fix, which the workflow records on the timelin
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities import non_retryable
+from clients import Permanent
+from clients.archive import IncidentArchive
 from clients.slack import Slack
-from workflows.effects import PostMessage
+from workflows.effects import Audience, Opened, OpenIncident, Post, PostMessage
+from workflows.lifecycle.channel import conference, unique
 from workflows.models import Channel
 from workflows.requests import (
     AddBookmarks,
     ChannelRef,
     EditKickoff,
+    IncidentBrief,
     InviteResult,
     InviteUsers,
     OpenChannel,
     Posted,
     SetTopic,
 )
+
+# A declaration's first minute in Slack, in one activity.
+#
+# Opening an incident is the latency people feel: from `/incident declare` to the channel and
+# the announcement in #incidents. Run as separate activities it costs a workflow task per
+# step; run here it costs one, like a hand-written script would, and the steps that do not
+# depend on each other go side by side once the channel exists: the topic, the invitations
+# followed by the pinned kickoff (which mentions the invited), the announcement, the bookmarks.
+#
+# Every step is the same idempotent client code the single-step activities run. The heartbeat
+# details keep what is done, so a retry skips it; and a retry checks for a post an attempt
+# made whose answer was lost. A step that retrying cannot fix becomes a problem in the result
+# (the workflow puts it on the timeline) and the others go on; anything else fails the attempt.
+T = TypeVar("T")
+STEP_TRIES = 3  # tries of one step inside an attempt, before the attempt fails
+STEP_BACKOFF = 0.5  # seconds before the second try; doubled for the third
+log = structlog.get_logger()
+
+
+class Progress(BaseModel):
+    """What earlier attempts did, as the heartbeat details carry it."""
+
+    unknown: list[str] = Field(default_factory=list)  # channel names of unknown outcome
+    done: list[str] = Field(default_factory=list)  # steps finished, or failed for good
+    opened: Opened = Field(default_factory=Opened)
+
+
+class Attempt:
+    """One attempt at opening: runs each step once across attempts, keeps what it learnt."""
+
+    def __init__(
+        self, slack: Slack, request: OpenIncident, archive: IncidentArchive | None
+    ) -> None:
+        info = activity.info()
+        self.slack = slack
+        self.archive = archive
+        self.request = request
+        self.retry = info.attempt > 1  # an earlier attempt may have posted and lost the answer
+        self.progress = Progress()
+        if info.heartbeat_details:
+            self.progress = Progress.model_validate(info.heartbeat_details[0])
+        self.opened = self.progress.opened
+
+    def record(self, unknown: list[str] | None = None) -> None:
+        if unknown is not None:
+            self.progress.unknown = unknown
+        activity.heartbeat(self.progress.model_dump(mode="json"))
+
+    async def step(self, name: str, what: str, work: Callable[[bool], Awaitable[T]]) -> T | None:
+        """Run ``work`` unless an earlier attempt finished it; a permanent failure is noted.
+
+        A transient failure is tried again here a few times before it fails the attempt, so a
+        step that keeps failing does not hold the other lanes to the activity's growing
+        backoff. ``work`` is told whether an earlier try may have done it (and lost the answer).
+        """
+        if name in self.progress.done:
+            return None
+        result: T | None = None
+        for tried in range(STEP_TRIES):
+            try:
+                result = await work(self.retry or tried > 0)
+                break
+            except Permanent as error:
+                self.opened.problems.append(f"could not {what}: {error.message}")
+                break
+            except Exception as error:  # 5xx, a dropped connection: Slack may answer next time
+                failure = error
+            if tried == STEP_TRIES - 1:
+                raise failure
+            log.info("opening_step_tried_again", step=name, error=type(failure).__name__)
+            await asyncio.sleep(STEP_BACKOFF * 2**tried)
+        self.progress.done.append(name)
+        self.record()
+        return result
+
+    async def run(self) -> Opened:
+        request = self.request
+        if self.opened.channel is None:
+
+            def create(_: bool) -> Awaitable[Channel]:  # the names of unknown outcome so far
+                return self.slack.channels.create(
+                    request.channel, self.progress.unknown, self.record
+                )
+
+            self.opened.channel = await self.step("channel", "create the channel", create)
+        channel = self.opened.channel
+        brief = request.brief.model_copy(update={"channel": channel})
+        lanes = [
+            self.post(PostMessage(channel_id=None, post=post, brief=brief))
+            for post in request.posts
+            if Audience.CHANNEL not in post.audience
+        ]
+        lanes.append(self.keep_record(channel))
+        if channel is not None:
+            lanes += [
+                self.topic(channel, brief),
+                self.invite_then_kickoff(channel, brief),
+                self.bookmark(channel),
+            ]
+        outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise failures[0]  # every lane has finished and recorded what it did
+        return self.opened
+
+    async def post(self, message: PostMessage) -> None:
+        post = message.post
+        what = f"post the {post.notice.value} message"
+
+        def send(maybe_posted: bool) -> Awaitable[Posted]:
+            # A retried opening (a new activity) looks first too: one before may have posted.
+            return self.slack.posts.post(message, maybe_posted or post.check_first)
+
+        posted = await self.step(f"post:{post.key}", what, send)
+        if posted is not None:
+            self.opened.posted[post.key] = posted
+            self.record()
+
+    async def topic(self, channel: Channel, brief: IncidentBrief) -> None:
+        if self.request.topic:
+            topic = SetTopic(channel_id=channel.id, brief=brief)
+            await self.step(
+                "topic", "set the topic", lambda _: self.slack.channels.set_topic(topic)
+            )
+
+    async def invite_then_kickoff(self, channel: Channel, brief: IncidentBrief) -> None:
+        """The kickoff mentions the invited, so it follows them."""
+        if self.request.invite:
+            users = InviteUsers(channel_id=channel.id, users=self.request.invite)
+            invited = await self.step(
+                "invite", "invite people", lambda _: self.slack.channels.invite(users)
+            )
+            if invited is not None:
+                self.opened.invited = invited
+                self.record()
+        channel_posts: list[Post] = [
+            post for post in self.request.posts if Audience.CHANNEL in post.audience
+        ]
+        for post in channel_posts:
+            await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
+
+    async def keep_record(self, channel: Channel | None) -> None:
+        """The incident into the archive, best effort: Slack's steps never wait on a database
+        that is down; when this did not happen, the workflow records it with its own activity."""
+        state = self.request.record
+        if state is None or self.archive is None or "record" in self.progress.done:
+            return
+        try:
+            await self.archive.record(state.model_copy(update={"channel": channel}))
+        except Exception as error:
+            log.warning("opening_record_failed", incident_id=state.id, error=type(error).__name__)
+            return
+        self.opened.recorded = True
+        self.progress.done.append("record")
+        self.record()
+
+    async def bookmark(self, channel: Channel) -> None:
+        request = self.request
+        template, number = request.conference_url, request.brief.number
+        calls = [conference(template, channel.name, number)] if template else []
+        links = unique([*calls, *request.links])
+        await self.step(
+            "bookmarks",
+            "bookmark the links",
+            lambda _: self.slack.channels.bookmark(channel.id, request.brief.id, links),
+        )
+
+
+class IncidentOpening:
+    def __init__(self, slack: Slack, archive: IncidentArchive | None = None) -> None:
+        self.slack = slack
+        self.archive = archive  # where the opening records the incident, when asked to
+
+    @activity.defn(name="slack_open_incident")
+    async def open_incident(self, request: OpenIncident) -> Opened:
+        return await Attempt(self.slack, request, self.archive).run()
 
 
 class SlackActivities:

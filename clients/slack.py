@@ -2,12 +2,164 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+import structlog
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from clients import Permanent, messages
+from clients.messages import escape
 from clients.slack_channels import SlackChannels, SlackPeople
-from clients.slack_posts import SlackPosts
+from clients.slack_client import permanent_errors, slack_error
+from workflows.effects import Audience, Notice, Post, PostMessage
+from workflows.requests import EditKickoff, Posted
+from workflows.resolution.metrics import IncidentMetrics, digest
+
+# Incident notices in Slack: posted once, pinned, edited; and the periodic digest.
+#
+# Posting is idempotent when asked to check first: a post carries the incident and a key in its
+# metadata, and a retry looks for it in the channel's recent history before posting again.
+UPDATE_TEXT_LIMIT = 4000  # chat.update's reference: tighter than chat.postMessage
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+HISTORY_SCAN = 200
+log = structlog.get_logger()
+
+
+class SlackPosts:
+    def __init__(self, channels: SlackChannels, broadcast_channel: str) -> None:
+        self.channels = channels
+        self.client = channels.client
+        self.broadcast_channel = broadcast_channel
+        self._broadcast_id: str | None = None
+
+    async def post(self, request: PostMessage, check_first: bool) -> Posted:
+        """Post the notice unless ``check_first`` finds an earlier attempt's copy; pin it."""
+        channel = request.channel_id or await self._broadcast()
+        if channel.startswith(("U", "W")):
+            # A reminder to one person goes to their direct message with the app, whose id the
+            # duplicate check below needs (Slack's history takes a channel, not a user).
+            async with permanent_errors("conversations.open"):
+                opened = await self.client.conversations_open(users=channel)
+            channel = str(opened["channel"]["id"])
+        post, brief = request.post, request.brief
+        already = None
+        if check_first:
+            already = await self._posted_before(channel, brief.id, post.key)
+        if already is None:
+            mentions = await self.channels.people.mention_ids(post.mentions)
+            post = post.model_copy(update={"mentions": mentions})
+            text, blocks = messages.render(post, brief, self.channels.incident_url(brief.id))
+            async with permanent_errors("chat.postMessage"):
+                response = await self.channels.as_member(
+                    channel,
+                    lambda: self.client.chat_postMessage(
+                        channel=channel,
+                        text=text,
+                        blocks=blocks,
+                        unfurl_links=False,
+                        metadata=messages.metadata(brief.id, post.key),
+                    ),
+                )
+            already = str(response["ts"])
+            channel = str(response["channel"])
+            log.info(
+                "notice_posted",
+                incident_id=brief.id,
+                number=brief.number,
+                key=post.key,
+                channel_id=channel,
+            )
+        else:
+            log.info("notice_found_again", incident_id=brief.id, key=post.key, channel_id=channel)
+        if post.pin:
+            await self._pin(channel, already)
+        return Posted(channel_id=channel, ts=already)
+
+    async def update_kickoff(self, request: EditKickoff) -> None:
+        """Edit the pinned kickoff to show the incident as it is now; repeating is harmless."""
+        brief = request.brief
+        post = Post(
+            key="kickoff",
+            notice=Notice.KICKOFF,
+            audience=[Audience.CHANNEL],
+            actor=brief.declared_by,
+            text=brief.summary,
+        )
+        text, blocks = messages.render(post, brief, self.channels.incident_url(brief.id))
+        async with permanent_errors("chat.update"):
+            await self.client.chat_update(
+                channel=request.channel_id,
+                ts=request.ts,
+                text=messages.cut(text, UPDATE_TEXT_LIMIT),
+                blocks=blocks,
+            )
+
+    async def post_digest(self, metrics: IncidentMetrics, key: str, check_first: bool) -> None:
+        """The digest in the broadcast channel, once per ``key`` (the digest run)."""
+        channel = self.broadcast_channel.lstrip("#")
+        if check_first and await self._digest_posted(channel, key):
+            return
+        async with permanent_errors("chat.postMessage"):
+            await self.client.chat_postMessage(
+                channel=channel,
+                text=":bar_chart: *Incident digest*\n" + digest(metrics, escape),
+                unfurl_links=False,
+                metadata={"event_type": "incident_digest", "event_payload": {"key": key}},
+            )
+
+    async def _digest_posted(self, channel: str, key: str) -> bool:
+        async with permanent_errors("conversations.list"):
+            async for page in await self.client.conversations_list(limit=1000):
+                channel = next(
+                    (c["id"] for c in page["channels"] if channel in (c["name"], c["id"])), channel
+                )
+        async with permanent_errors("conversations.history"):
+            response = await self.client.conversations_history(
+                channel=channel, limit=50, include_all_metadata=True
+            )
+        return any(
+            m.get("metadata", {}).get("event_payload", {}).get("key") == key
+            for m in response["messages"]
+        )
+
+    async def _pin(self, channel: str, ts: str) -> None:
+        try:
+            async with permanent_errors("pins.add"):
+                await self.channels.as_member(
+                    channel, lambda: self.client.pins_add(channel=channel, timestamp=ts)
+                )
+        except SlackApiError as error:
+            if slack_error(error) != "already_pinned":
+                raise
+
+    async def _posted_before(self, channel: str, incident_id: str, key: str) -> str | None:
+        """The ts of this notice if an earlier attempt posted it after all."""
+        async with permanent_errors("conversations.history"):
+            response = await self.client.conversations_history(
+                channel=channel, limit=HISTORY_SCAN, include_all_metadata=True
+            )
+        for message in response["messages"]:
+            payload = message.get("metadata", {}).get("event_payload", {})
+            if payload.get("incident_id") == incident_id and payload.get("key") == key:
+                return str(message["ts"])
+        return None
+
+    async def _broadcast(self) -> str:
+        """The broadcast channel's id, from its name once per worker; joined if need be."""
+        if self._broadcast_id is None:
+            wanted = self.broadcast_channel.lstrip("#")
+            if CHANNEL_ID.match(wanted):
+                self._broadcast_id = wanted
+            else:
+                found = await self.channels.named(wanted)
+                if found is None:
+                    raise Permanent(f"broadcast channel #{wanted} does not exist", "SlackError")
+                if not found.get("is_member", True):
+                    await self.client.conversations_join(channel=found["id"])
+                self._broadcast_id = str(found["id"])
+        return self._broadcast_id
 
 
 class Slack:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clients.schema import (
+from clients.archive import (
     ComponentRow,
     DeliveryRow,
     PublicIncidentRow,

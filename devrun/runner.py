@@ -38,7 +38,6 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from devrun.console import Console
 from devrun.parts import ApiProcess, DevServer, EmulatorProcess, WorkerProcess
 from devrun.plan import (
     DevError,
@@ -47,7 +46,7 @@ from devrun.plan import (
     make_plan,
     write_env_file,
 )
-from devrun.process import Process, port_open, private_dir
+from devrun.process import Console, Process, port_open, private_dir
 
 T = TypeVar("T")
 

@@ -12,9 +12,9 @@ import time
 from html import escape
 from typing import Any
 
-from .channel import Channel, Message
 from .console import Console
 from .modals import hidden, modal, options
+from .posts import Channel, Message
 from .rendering import Button, blocks, mrkdwn
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
 from .workspace import Workspace

@@ -10,13 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import page, scopes
+from . import errors, page
 from .api import METHODS, files
-from .channel import Channel, Message
 from .console import Console
 from .console_routes import add_console_routes, cross_site
 from .control import Call, Chaos, Fault, FaultBook, workspace_state
 from .errors import SlackError
+from .posts import Channel, Message
 from .seed import BOT_TOKEN, BOT_USER_ID
 from .workspace import Workspace
 
@@ -48,7 +48,7 @@ class SlackEmulator:
         self.port = 0
         self.base_url = ""
         # Tokens with the manifest's scopes, and tokens with exactly the scopes given.
-        self._tokens = scopes.token_scopes({BOT_TOKEN, *(tokens or ())}, scoped_tokens)
+        self._tokens = errors.token_scopes({BOT_TOKEN, *(tokens or ())}, scoped_tokens)
         self._faults = FaultBook()
         self._chaos: Chaos | None = None
         self._runner: web.AppRunner | None = None
@@ -175,7 +175,7 @@ class SlackEmulator:
         granted = self._tokens.get(token)
         if granted is None:
             raise SlackError("invalid_auth")
-        scopes.check(name, granted, self._is_private(args))
+        errors.check(name, granted, self._is_private(args))
         return method.invoke(self.workspace, args, BOT_USER_ID, granted)
 
     def _is_private(self, args: dict[str, Any]) -> bool:

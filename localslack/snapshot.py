@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .channel import Channel, Pin, Setter
+from .posts import Channel, Pin, Setter
 from .workspace import Workspace
 
 VERSION = 1

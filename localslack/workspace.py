@@ -9,9 +9,8 @@ import string
 import time
 from typing import Any
 
-from .channel import Channel, Setter, format_stamp
 from .errors import SlackError
-from .posts import Posts, writable
+from .posts import Channel, Posts, Setter, format_stamp, writable
 from .seed import BOT_USER_ID, HUMAN_IDS, OWNER_ID, USER_GROUPS, USERS, User, UserGroup
 
 NAME_MAX = 80

@@ -410,7 +410,7 @@ async def test_a_retried_digest_post_finds_the_message_it_already_sent(slack, tm
 
     from temporalio.testing import ActivityEnvironment
 
-    from activities.archive import ArchiveActivities
+    from activities.services import ArchiveActivities
     from clients.slack import Slack
     from clients.slack_client import slack_client
     from localslack import BOT_TOKEN

@@ -18,7 +18,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.opening import IncidentOpening
+from activities.slack import IncidentOpening
 from clients.archive import IncidentArchive
 from clients.slack import Slack
 from clients.slack_client import slack_client

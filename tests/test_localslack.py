@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
 from localslack.console import signature
-from localslack.scopes import method_scopes
+from localslack.errors import method_scopes
 from tests.processes import free_port
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.statuspage import StatusPageActivities
+from activities.services import StatusPageActivities
 from clients.archive import IncidentArchive
 from clients.mail import Mailer, SmtpServer
 from clients.statuspage import StatusPagePublisher

@@ -3,12 +3,11 @@
 import time
 from typing import Any
 
-from ..channel import Channel
 from ..content import POST_TEXT_LIMIT, UPDATE_TEXT_LIMIT, read_content
 from ..errors import SlackError
+from ..posts import Channel
 from ..workspace import Workspace
-from .registry import Args, Body, method
-from .shapes import pin_json
+from .registry import Args, Body, method, pin_json
 
 
 def _destination(ws: Workspace, args: Args) -> Channel:

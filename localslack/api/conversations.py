@@ -1,10 +1,18 @@
 """conversations.*: channels, their members, their history."""
 
-from ..channel import Channel, Message, stamp
 from ..errors import SlackError
+from ..posts import Channel, Message, stamp
 from ..workspace import Workspace
-from .registry import Args, Body, decode_cursor, encode_cursor, method, page
-from .shapes import channel_json, history_message
+from .registry import (
+    Args,
+    Body,
+    channel_json,
+    decode_cursor,
+    encode_cursor,
+    history_message,
+    method,
+    page,
+)
 
 CHANNEL_TYPES = ("public_channel", "private_channel", "mpim", "im")
 # conversations.invite's reference: "Up to 100 users may be listed".

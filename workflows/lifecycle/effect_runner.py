@@ -17,13 +17,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.archive import ArchiveActivities
-    from activities.documents import DocumentActivities
-    from activities.mail import MailActivities
-    from activities.opening import IncidentOpening
-    from activities.paging import PagingActivities
-    from activities.slack import SlackActivities
-    from activities.statuspage import StatusPageActivities
+    from activities.services import (
+        ArchiveActivities,
+        DocumentActivities,
+        MailActivities,
+        PagingActivities,
+        StatusPageActivities,
+    )
+    from activities.slack import IncidentOpening, SlackActivities
     from workflows import effects as fx
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import incident_brief

@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.archive import ArchiveActivities, MetricsQuery
+    from activities.services import ArchiveActivities, MetricsQuery
     from workflows.resolution.metrics import IncidentMetrics
 
 DIGEST_SCHEDULE_ID = "incident-digest"
