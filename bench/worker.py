@@ -34,8 +34,9 @@ from bench.bare import (
 )
 from clients.slack_client import slack_client
 from config import Settings, connect
+from config.deployment import ensure_search_attributes
 from logs import configure_logging
-from worker import build_worker, ensure_search_attributes
+from worker import build_worker
 
 OPTIONS = ("max_cached_workflows", "max_concurrent_workflow_tasks", "max_concurrent_activities")
 

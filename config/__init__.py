@@ -1,7 +1,9 @@
 """Typed settings from the environment, each variable named once (docs/contract.md).
 
 ``from config import Settings, ConfigError, connect``: config/settings.py defines every
-setting, config/temporal.py reads the Temporal connection as Temporal's own tools do.
+setting, config/temporal.py reads the Temporal connection as Temporal's own tools do, and
+config/deployment.py keeps the worker's search attributes, digest schedule and current Worker
+Deployment version in place.
 """
 
 from config.settings import (

@@ -376,7 +376,7 @@ async def test_action_items_retrospective_report_and_stats_over_the_api_and_cli(
 async def test_weekly_digest_comes_from_a_temporal_schedule_kept_idempotently(
     client, slack, after_worker
 ):
-    from worker import ensure_digest_schedule
+    from config.deployment import ensure_digest_schedule
 
     schedule_id = "incident-digest-test"
     policy = follow_up_policy().model_copy(deep=True)

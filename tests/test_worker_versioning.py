@@ -139,7 +139,8 @@ async def test_a_new_build_leaves_routing_to_the_operator_while_0_1_incidents_ru
 ) -> None:
     """Temporal moves unversioned workflows to the first current version, whose code could
     not replay a 0.1 incident: the worker does not make itself current then."""
-    from worker import WORKFLOW_RUNNER, CurrentVersion, build_worker
+    from config.deployment import CurrentVersion
+    from worker import WORKFLOW_RUNNER, build_worker
 
     deployment = f"incidents-{uuid.uuid4().hex[:8]}"
     queue = f"from-0-1-{uuid.uuid4().hex[:8]}"

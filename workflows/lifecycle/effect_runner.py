@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.services import (
@@ -26,26 +26,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.slack import IncidentOpening, SlackActivities
     from workflows import effects as fx
+    from workflows import requests as rq
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import incident_brief
     from workflows.lifecycle.idempotency import release_key
-    from workflows.lifecycle.opening import invite_failed
+    from workflows.lifecycle.notices import failure_reason
     from workflows.lifecycle.outbox import Step, lanes
     from workflows.lifecycle.visibility import publish
     from workflows.models import IncidentState, MessageRef
     from workflows.policy import Policy, drill_marked
-    from workflows.requests import (
-        AddBookmarks,
-        ChannelRef,
-        DocumentFile,
-        EditKickoff,
-        IncidentBrief,
-        InviteUsers,
-        People,
-        Posted,
-        SetTopic,
-        Upload,
-    )
     from workflows.resolution import followup, report
     from workflows.statuspage import public_incident
 
@@ -129,7 +118,7 @@ class EffectRunner:
 
     async def open(self) -> None:
         """The channel, its topic, invitations, kickoff, bookmarks, the announcement and the
-        archive record, in one activity (``activities/opening.py``)."""
+        archive record, in one activity (``activities/slack.py``)."""
         channel = opening.channel(self.state, self.policy)
         request, self.outbox = opening.request(
             self.state, self.policy, channel, self._brief(), self.outbox
@@ -154,7 +143,7 @@ class EffectRunner:
             self._problem(problem)
         publish(self.state, self.policy)
 
-    def _brief(self) -> IncidentBrief:
+    def _brief(self) -> rq.IncidentBrief:
         return incident_brief(self.state, self.policy)
 
     def _channel_id(self) -> str | None:
@@ -172,37 +161,37 @@ class EffectRunner:
         if posted and post.key == "kickoff":
             self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
 
-    async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> Posted | None:
+    async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
         message = fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
         return await self._call(SlackActivities.post_message, message, what)
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
         if self.state.kickoff is not None:
-            edit = EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
+            edit = rq.EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
             await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
 
     async def _set_topic(self, _: fx.RefreshTopic, __: object) -> None:
         if channel_id := self._channel_id():
-            topic = SetTopic(channel_id=channel_id, brief=self._brief())
+            topic = rq.SetTopic(channel_id=channel_id, brief=self._brief())
             await self._call(SlackActivities.set_topic, topic, "set the topic")
 
     async def _invite(self, effect: fx.Invite, _: object) -> None:
         if channel_id := self._channel_id():
-            users = InviteUsers(channel_id=channel_id, users=effect.users)
+            users = rq.InviteUsers(channel_id=channel_id, users=effect.users)
             result = await self._call(SlackActivities.invite, users, "invite people")
             for user, error in result.failed.items() if result else []:
-                self._problem(invite_failed(self.state, user, error, forget=True))
+                self._problem(opening.invite_failed(self.state, user, error, forget=True))
 
     async def _bookmark(self, effect: fx.BookmarkLinks, _: object) -> None:
         if channel_id := self._channel_id():
-            marks = AddBookmarks(
+            marks = rq.AddBookmarks(
                 incident_id=self.state.id, channel_id=channel_id, links=effect.links
             )
             await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
 
     async def _archive_channel(self, _: fx.ArchiveChannel, __: object) -> None:
         if channel_id := self._channel_id():
-            channel = ChannelRef(channel_id=channel_id)
+            channel = rq.ChannelRef(channel_id=channel_id)
             await self._call(SlackActivities.archive_channel, channel, "archive the channel")
 
     async def _page(self, effect: fx.Page, _: object) -> None:
@@ -238,7 +227,7 @@ class EffectRunner:
         if self.state.archived_at is not None or self.policy.history.continue_as_new_once_open:
             self.wake()  # the main loop waits for this record: to finish, or to start afresh
 
-    async def _share(self, files: list[DocumentFile], comment: str, key: str) -> str | None:
+    async def _share(self, files: list[rq.DocumentFile], comment: str, key: str) -> str | None:
         """Share files in the channel and link the first from the broadcast channel; the
         comment (our words, no one's typed text) introduces both."""
         channel_id = self._channel_id()
@@ -246,7 +235,7 @@ class EffectRunner:
             return None
         # The link's post below is marked as a drill by its rendering; the file's comment is not.
         marked = drill_marked(comment, self.state.drill)
-        upload = Upload(channel_id=channel_id, files=files, comment=marked)
+        upload = rq.Upload(channel_id=channel_id, files=files, comment=marked)
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
         link = shared.permalinks[0] if shared and shared.permalinks else None
         if link:
@@ -268,7 +257,7 @@ class EffectRunner:
         self, effect: fx.SendRetrospective, _: fx.Audience | None
     ) -> None:
         s = self.state
-        people = People(users=effect.attendees)
+        people = rq.People(users=effect.attendees)
         found = await self._call(DocumentActivities.emails, people, "look up emails")
         emails = list(found.by_user.values()) if found else []
         invitation = followup.retrospective_invitation(s, effect, emails)
@@ -299,18 +288,10 @@ class EffectRunner:
                 summary=what,  # what the Temporal UI shows for this step
             )
         except ActivityError as error:
-            self._problem(f"could not {what}: {_cause(error)}")
+            self._problem(f"could not {what}: {failure_reason(error)}")
             return None
 
     def _problem(self, text: str) -> None:
         workflow.logger.warning("incident side effect failed: %s", text)
         self.state.note(workflow.now(), "problem", None, text)
         publish(self.state, self.policy, problem=text)
-
-
-def _cause(error: ActivityError) -> str:
-    """The first application error's message (the Slack error code), not the wrapper's."""
-    cause: BaseException = error
-    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
-        cause = cause.cause or ApplicationError(str(cause))
-    return str(cause)

@@ -7,7 +7,7 @@ the deadline dispatch all post the same way without importing one another.
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows.effects import Audience, Notice, Post
 from workflows.models import IncidentState
@@ -21,6 +21,15 @@ class CommandRefused(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="CommandRefused", non_retryable=True)
+
+
+def failure_reason(error: ActivityError) -> str:
+    """What the timeline says of a side effect that failed: the first application error's
+    message (the Slack error code), not the wrappers'."""
+    cause: BaseException = error
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
+        cause = cause.cause or ApplicationError(str(cause))
+    return str(cause)
 
 
 def _key(state: IncidentState, notice: Notice) -> str:
