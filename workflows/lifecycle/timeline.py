@@ -45,23 +45,28 @@ def apply_add_action_item(
     return [post]
 
 
+def open_action_item(state: IncidentState, item_id: int) -> ActionItem:
+    """The action item a command names, refused unless it is still open."""
+    item = next((i for i in state.action_items if i.id == item_id), None)
+    if item is None:
+        raise CommandRefused(f"{state.label} has no action item #{item_id}")
+    if item.done_at is not None:
+        raise CommandRefused(f"action item #{item_id} is already done")
+    if item.dropped_at is not None:
+        raise CommandRefused(f"action item #{item_id} was dropped")
+    return item
+
+
 def check_complete_action_item(
     state: IncidentState, policy: Policy, c: cmd.CompleteActionItem
 ) -> None:
-    item = next((i for i in state.action_items if i.id == c.item_id), None)
-    if item is None:
-        raise CommandRefused(f"{state.label} has no action item #{c.item_id}")
-    if item.done_at is not None:
-        raise CommandRefused(f"action item #{c.item_id} is already done")
-    if item.dropped_at is not None:
-        raise CommandRefused(f"action item #{c.item_id} was dropped")
+    open_action_item(state, c.item_id)
 
 
 def apply_complete_action_item(
     state: IncidentState, policy: Policy, c: cmd.CompleteActionItem, now: datetime
 ) -> list[Effect]:
-    check_complete_action_item(state, policy, c)
-    item = next(i for i in state.action_items if i.id == c.item_id)
+    item = open_action_item(state, c.item_id)
     item.done_at = now
     text = f"Action item #{item.id} done: {item.text}"
     post = post_notice(state, Notice.ACTION_ITEM, CHANNEL, c.by, text)

@@ -20,7 +20,8 @@ from workflows.effects import (
 from workflows.escalation.deadlines import action_item_reminder_at, first_free_slot
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import CHANNEL, CommandRefused
-from workflows.models import ActionItem, IncidentState, Status
+from workflows.lifecycle.timeline import open_action_item
+from workflows.models import IncidentState, Status
 from workflows.policy import Policy
 from workflows.requests import DocumentFile, Email, Invitation
 from workflows.resolution import report
@@ -231,17 +232,6 @@ def apply_complete_retrospective(
     return [_post(state, Notice.RETROSPECTIVE_DONE, CHANNEL, text, actor=c.by)]
 
 
-def _open_item(state: IncidentState, item_id: int) -> ActionItem:
-    item = next((i for i in state.action_items if i.id == item_id), None)
-    if item is None:
-        raise CommandRefused(f"{state.label} has no action item #{item_id}")
-    if item.done_at is not None:
-        raise CommandRefused(f"action item #{item_id} is already done")
-    if item.dropped_at is not None:
-        raise CommandRefused(f"action item #{item_id} was dropped")
-    return item
-
-
 def _item_changed(
     state: IncidentState, now: datetime, by: str | None, kind: str, text: str
 ) -> list[Effect]:
@@ -252,7 +242,7 @@ def _item_changed(
 
 
 def check_assign_action_item(state: IncidentState, policy: Policy, c: cmd.AssignActionItem) -> None:
-    if _open_item(state, c.item_id).owner == c.owner:
+    if open_action_item(state, c.item_id).owner == c.owner:
         raise CommandRefused(f"<@{c.owner}> already owns action item #{c.item_id}")
 
 
@@ -260,7 +250,7 @@ def apply_assign_action_item(
     state: IncidentState, policy: Policy, c: cmd.AssignActionItem, now: datetime
 ) -> list[Effect]:
     check_assign_action_item(state, policy, c)
-    item = _open_item(state, c.item_id)
+    item = open_action_item(state, c.item_id)
     item.owner = c.owner
     text = f"Action item #{item.id} is now owned by <@{c.owner}>: {item.text}"
     return _item_changed(state, now, c.by, "action_item", text)
@@ -269,28 +259,28 @@ def apply_assign_action_item(
 def check_set_action_item_due(
     state: IncidentState, policy: Policy, c: cmd.SetActionItemDue
 ) -> None:
-    _open_item(state, c.item_id)
+    open_action_item(state, c.item_id)
 
 
 def apply_set_action_item_due(
     state: IncidentState, policy: Policy, c: cmd.SetActionItemDue, now: datetime
 ) -> list[Effect]:
     check_set_action_item_due(state, policy, c)
-    item = _open_item(state, c.item_id)
+    item = open_action_item(state, c.item_id)
     item.due_at, item.reminders_sent = c.due, 0
     text = f"Action item #{item.id} is due {report.when(c.due)}: {item.text}"
     return _item_changed(state, now, c.by, "action_item", text)
 
 
 def check_drop_action_item(state: IncidentState, policy: Policy, c: cmd.DropActionItem) -> None:
-    _open_item(state, c.item_id)
+    open_action_item(state, c.item_id)
 
 
 def apply_drop_action_item(
     state: IncidentState, policy: Policy, c: cmd.DropActionItem, now: datetime
 ) -> list[Effect]:
     check_drop_action_item(state, policy, c)
-    item = _open_item(state, c.item_id)
+    item = open_action_item(state, c.item_id)
     item.dropped_at = now
     why = f" ({c.reason})" if c.reason else ""
     text = f"Action item #{item.id} dropped{why}: {item.text}"
