@@ -4,6 +4,7 @@ prints once everything is up."""
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shlex
 from collections.abc import Mapping
@@ -155,7 +156,11 @@ def make_plan(environ: Mapping[str, str]) -> Plan:
         TEMPORAL_UI_URL=f"http://localhost:{ports.temporal_ui}",
         API_HOST=HOST,
         API_PORT=str(ports.api),
+        # The local dev server, not a profile of the operator's Temporal config file (a Cloud
+        # profile's API key and TLS would be sent to it and refused).
+        TEMPORAL_CONFIG_FILE=os.devnull,
     )
+    env.pop("TEMPORAL_PROFILE", None)
     # The worker and the API share one database; `incident db upgrade` runs before each starts.
     env.setdefault("INCIDENT_DATABASE_URL", f"sqlite:///{data.database}")
     if generated:

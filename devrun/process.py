@@ -135,6 +135,8 @@ class Process:
         self.log = log
         if inherit is None:
             inherit = {k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)}
+            # Nor the profiles of the developer's own Temporal config file.
+            inherit["TEMPORAL_CONFIG_FILE"] = os.devnull
         self.env = {**inherit, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.cwd = cwd
         self.popen: subprocess.Popen[bytes] | None = None

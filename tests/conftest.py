@@ -5,6 +5,7 @@ session, since incident numbers are namespace-wide; tests tell their incidents a
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -23,6 +24,10 @@ from workflows.lifecycle.visibility import SEARCH_ATTRIBUTES
 from workflows.policy import Policy, default_policy
 
 TASK_QUEUE = "incidents-test"
+# The developer's own Temporal profiles (~/.config/temporalio/temporal.toml) stay out of the
+# suite: every connection here is to the dev server the suite starts.
+os.environ["TEMPORAL_CONFIG_FILE"] = os.devnull
+os.environ.pop("TEMPORAL_PROFILE", None)
 
 
 def temporal_binary() -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from devrun.plan import make_plan
 from tests.processes import Process, free_port
 
 
@@ -78,3 +79,14 @@ async def test_make_run_restarts_a_dead_worker_and_stops_only_when_temporal_dies
         assert gone(api) and gone(ready_pid(runner, "worker", "back"))
     finally:
         runner.stop(signal.SIGINT)
+
+
+def test_make_run_keeps_the_developers_temporal_profiles_away_from_its_dev_server(
+    tmp_path: Path,
+) -> None:
+    """A Cloud profile (API key, TLS) in the developer's config file must not be sent to the
+    local dev server that `make run` starts: its processes read no config file and no profile."""
+    environ = {"TEMPORAL_PROFILE": "cloud", "DEV_DATA_DIR": str(tmp_path)}
+    env = make_plan(environ).child_env
+    assert env["TEMPORAL_CONFIG_FILE"] == os.devnull
+    assert "TEMPORAL_PROFILE" not in env
