@@ -7,8 +7,10 @@ when that incident's timer fires, the worker rebuilds it: a new sandboxed instan
 workflow's module imported again inside the sandbox) and a replay of its whole history.
 This records, on a fresh dev server, the history of one incident (declared through
 ``IncidentDesk.declare``, then ``--reminders`` reminders) and of one ``BareTimer`` with as
-many fires, then replays each ``--times`` times with ``temporalio.worker.Replayer`` in this
-process, sandboxed (as the worker runs them), sandboxed with the workflow packages passed
+many fires and, like the incident's opening, one activity before its first timer (so both
+histories have as many workflow tasks, activities, timers and updates), then replays each
+``--times`` times with ``temporalio.worker.Replayer`` in this process and the worker's data
+converter, sandboxed (as the worker runs them), sandboxed with the workflow packages passed
 through, and unsandboxed, and prints the CPU time per replay. Every process started is
 stopped by its PID at the end.
 """
@@ -23,13 +25,13 @@ from pathlib import Path
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import BareTimer, TimerInput
 from bench.stack import PYTHON, Stack, connect, run, wait_for_line
 from bench.timer_plan import cadence_policy
+from config.temporal import data_converter
 from starter.desk import IncidentDesk
 from workflows.incident import IncidentWorkflow
 from workflows.models import Declaration
@@ -68,10 +70,10 @@ async def record(args: argparse.Namespace, stack: Stack) -> list[WorkflowHistory
     state, _ = await desk.declare(declaration)
     channel = state.channel.id if state.channel else ""
     await client.execute_update_with_start_workflow(
-        BareTimer.started,
+        BareTimer.opening,
         start_workflow_operation=WithStartWorkflowOperation(
             BareTimer.run,
-            TimerInput(EVERY, channel),
+            TimerInput(EVERY, channel, opening=True),
             id="bare-replay",
             task_queue=BARE_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -97,7 +99,7 @@ async def replay(history: WorkflowHistory, times: int, runner: WorkflowRunner) -
     """CPU seconds per replay (this process is otherwise idle)."""
     replayer = Replayer(
         workflows=[IncidentWorkflow, BareTimer],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # the worker's (config.connect)
         workflow_runner=runner,
     )
 
