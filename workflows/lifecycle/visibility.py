@@ -141,7 +141,9 @@ def _details(state: IncidentState, problem: str | None) -> str:
         + (" (acknowledged)" if state.acknowledged_at else ""),
     ]
     if state.next_update_due:
-        lines.append(f"Next update due: {state.next_update_due:%Y-%m-%d %H:%M:%S} UTC")
+        # isoformat, not strftime: that imports ``time`` on each call, through the sandbox.
+        due = state.next_update_due.replace(tzinfo=None, microsecond=0).isoformat(" ")
+        lines.append(f"Next update due: {due} UTC")
     if problem:
         lines.append(f"Last problem: {problem}")
     return "\n\n".join(lines)
