@@ -163,6 +163,7 @@ def publish(state: IncidentState, policy: Policy, problem: str | None = None) ->
         workflow.upsert_search_attributes(updates)
     workflow.set_current_details(_details(state, problem))
     # The memo's list view, kept current (only when it changed), so listing needs no query.
+    # workflow.memo() decodes once per run and again only on upsert, memo_value on every call.
     view = memo_of(state)
-    if workflow.memo_value(MEMO_KEY, None, type_hint=dict) != view:
+    if workflow.memo().get(MEMO_KEY) != view:
         workflow.upsert_memo({MEMO_KEY: view})
