@@ -155,7 +155,9 @@ def data_converter() -> DataConverter:
     each activation, and pydantic's converter keeps its TypeAdapters per instance: a replayed
     incident built a TypeAdapter of its input (the whole policy), of its memo and of each
     activity result again. The converter holds nothing else; the worker passes every module
-    through the sandbox (``build_worker``), so a type is one object in every instance.
+    through the sandbox (``build_worker``), so a type is one object in every instance (in the
+    SDK's default sandbox, a workflow module imported again per instance brings new types:
+    they take entries of their own, up to the cache's bound, 1,024).
     """
     from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
     from temporalio.converter import (
