@@ -22,6 +22,7 @@ from workflows.alerts.folding import AlertSignal
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
+from workflows.lifecycle.notices import CommandRefused
 from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
 from workflows.models import (
     DeclarationRequest,
@@ -45,14 +46,6 @@ class Accepted:
 
 class IncidentNotFound(LookupError):
     pass
-
-
-class CommandRefused(Exception):
-    """The incident refused the command; the message says why, in words for people.
-
-    The one refusal every entry point knows: the API answers it with 409, the Slack app with
-    an ephemeral reply, the CLI prints the API's detail.
-    """
 
 
 class IncidentDesk:

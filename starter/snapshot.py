@@ -3,7 +3,7 @@
 A started workflow is durable at once, but a query needs a worker to run it, and before the
 first workflow task completes nobody can answer one (the query would wait out its timeout).
 So: if the workflow has not run yet, its state is what its start input says, derived by the
-same pure ``states.start`` the workflow will run (channel ``None``, nothing sent yet).
+same pure ``IncidentInput.first_state`` the workflow will run (channel ``None``, nothing sent yet).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
-from workflows.lifecycle import states
 from workflows.models import IncidentState
 
 # A workflow that has run at least once has a longer history than this: read it to be sure.
@@ -60,14 +59,7 @@ async def _declared_state(
             started = values[0]
     if started is None:
         return None
-    if started.state is not None:  # a continued run: the state was carried over whole
-        return started.state
-    assert started.declaration is not None
-    state, _ = states.start(
-        started.number,
-        described.id,
-        started.declaration,
-        started.policy,
-        described.start_time,
-    )
+    # The workflow's own first state: declared when the intake's start was accepted (as the
+    # workflow has it), or carried over whole by a continued run.
+    state, _ = started.first_state(described.id, described.start_time)
     return state

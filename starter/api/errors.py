@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.desk import CommandRefused, IncidentNotFound
+from starter.desk import IncidentNotFound
 from starter.intake import Contended
 from starter.snapshot import NoWorkerAnswered
+from workflows.lifecycle.commands import InvalidDeclaration
+from workflows.lifecycle.notices import CommandRefused
 
 log = structlog.get_logger()
 
@@ -43,6 +45,14 @@ async def incident_not_found(request: Request, error: Exception) -> JSONResponse
 async def command_refused(request: Request, error: Exception) -> JSONResponse:
     log.info("incident_command_refused", reason=str(error))
     return _answer(status.HTTP_409_CONFLICT, str(error))
+
+
+async def declaration_invalid(request: Request, error: Exception) -> JSONResponse:
+    """Incomplete after its template, or against the policy: the field, before any number is
+    spent; shaped like FastAPI's own 422."""
+    assert isinstance(error, InvalidDeclaration)
+    detail = [{"loc": ["body", *error.loc], "msg": error.message, "type": error.kind}]
+    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def incident_timed_out(request: Request, error: Exception) -> JSONResponse:
@@ -86,6 +96,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NoWorkerAnswered, no_worker_answered)
     app.add_exception_handler(IncidentNotFound, incident_not_found)
     app.add_exception_handler(CommandRefused, command_refused)
+    app.add_exception_handler(InvalidDeclaration, declaration_invalid)
     app.add_exception_handler(RPCTimeoutOrCancelledError, incident_timed_out)
     app.add_exception_handler(RPCError, temporal_unavailable)
     app.add_exception_handler(RuntimeError, temporal_unavailable)

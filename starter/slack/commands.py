@@ -15,12 +15,13 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
+from starter.desk import IncidentDesk, IncidentNotFound
 from starter.people import Directory, UnknownPerson, resolve_fields
 from starter.slack import replies, views
 from starter.slack.parse import USAGE, Asked, Malformed, error_text, parse
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, DeclarationRequest, IncidentState
 
 log = structlog.get_logger()

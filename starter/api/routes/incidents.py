@@ -24,9 +24,7 @@ from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.intake import DeclarationTooLarge
 from starter.listing import ListFilter
-from workflows.lifecycle.commands import InvalidDeclaration, complete
-from workflows.models import Declaration, DeclarationRequest, Status
-from workflows.policy import Policy
+from workflows.models import DeclarationRequest, Status
 from workflows.text import SLACK_USER_ID
 
 log = structlog.get_logger()
@@ -45,16 +43,6 @@ router = APIRouter(
     route_class=PeopleRoute,
 )
 one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
-
-
-def completed(request: DeclarationRequest, policy: Policy) -> Declaration:
-    """Complete from the template and name the offending field before any incident number is
-    spent on the declaration."""
-    try:
-        return complete(request, policy)
-    except InvalidDeclaration as error:
-        detail = [{"loc": ["body", *error.loc], "msg": error.message, "type": error.kind}]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
 
 
 @router.post(
@@ -98,10 +86,11 @@ async def declare(
     summary, components, and `public`, which starts the incident on the status page with a
     first public update); what the body says wins. `by` (or `declared_by`) names who declares.
     """
-    # model_copy keeps what the caller left unset unset, so a template can fill the rest.
-    declaration = completed(body.model_copy(update={"source": "api"}), desk.policy)
+    # model_copy keeps what the caller left unset unset, so the desk's completion from the
+    # template fills the rest (``InvalidDeclaration`` is a 422 naming the field, see errors).
+    asked = body.model_copy(update={"source": "api"})
     try:
-        accepted = await desk.accept(declaration, wait=desk.wait_for_channel if wait else None)
+        accepted = await desk.accept(asked, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:
         raise invalid("body", str(error)) from None
     state = accepted.state
