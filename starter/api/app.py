@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from clients.slack_people import SlackPeople
 from config import Settings, connect
 from starter.api import errors, limits, openapi
 from starter.api.metrics import ApiMetrics, MeasureRequests
@@ -30,7 +31,6 @@ from starter.api.routes import (
 )
 from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
-from starter.people import Directory
 from starter.slack import install_slack, socket_mode
 from starter.slack.web import bot_client
 
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         ],
     )
     app.state.settings = settings
-    app.state.people = Directory(bot_client(settings))
+    app.state.people = SlackPeople(bot_client(settings))
     if desk is not None:
         app.state.desk = desk
     app.state.metrics = metrics = ApiMetrics()

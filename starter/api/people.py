@@ -16,9 +16,10 @@ from fastapi.exceptions import HTTPException
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from clients.slack_people import SlackPeople, UnknownPerson
 from starter.api.auth import authorized
 from starter.api.strict import strictly
-from starter.people import Directory, UnknownPerson, resolve_fields
+from starter.people import resolve_fields
 
 
 def _body_model(route: APIRoute) -> type[BaseModel] | None:
@@ -43,9 +44,9 @@ class PeopleRoute(APIRoute):
             except ValueError:
                 data = None  # FastAPI answers malformed JSON with its own 422
             if isinstance(data, dict):
-                directory: Directory = request.app.state.people
+                people: SlackPeople = request.app.state.people
                 try:
-                    resolved = await resolve_fields(directory, model, data)
+                    resolved = await resolve_fields(people, model, data)
                 except UnknownPerson as error:
                     detail = [
                         {

@@ -13,9 +13,9 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 
+from clients.slack_people import SlackPeople
 from config import Settings, reveal
 from starter.desk import IncidentDesk
-from starter.people import Directory
 from starter.slack.app import create_slack_app
 from starter.slack.commands import SlackDesk
 from starter.slack.web import bot_client
@@ -26,7 +26,7 @@ router = APIRouter(tags=["slack"])
 
 
 def install_slack(
-    api: FastAPI, settings: Settings, desk: Callable[[], IncidentDesk], directory: Directory
+    api: FastAPI, settings: Settings, desk: Callable[[], IncidentDesk], people: SlackPeople
 ) -> None:
     """Serve /slack/events when a signing secret is set (Socket Mode starts in ``socket_mode``)."""
     client = bot_client(settings)
@@ -34,10 +34,10 @@ def install_slack(
     if client is None:
         log.warning("slack_app_off", hint="set SLACK_BOT_TOKEN (or SLACK_API_URL to the emulator)")
     elif settings.slack_app_token:
-        api.state.slack_app = create_slack_app(SlackDesk(desk, directory), client, None)
+        api.state.slack_app = create_slack_app(SlackDesk(desk, people), client, None)
     elif settings.slack_signing_secret:
         app = create_slack_app(
-            SlackDesk(desk, directory), client, reveal(settings.slack_signing_secret)
+            SlackDesk(desk, people), client, reveal(settings.slack_signing_secret)
         )
         api.state.slack_handler = AsyncSlackRequestHandler(app)
     else:

@@ -15,8 +15,9 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from clients.slack_people import SlackPeople, UnknownPerson
 from starter.desk import IncidentDesk, IncidentNotFound
-from starter.people import Directory, UnknownPerson, resolve_fields
+from starter.people import resolve_fields
 from starter.slack import replies, views
 from starter.slack.parse import USAGE, Asked, Malformed, error_text, parse
 from workflows.lifecycle import commands as cmd
@@ -49,11 +50,11 @@ class Where:
 
 
 class SlackDesk:
-    """The desk and the directory, as the Slack listeners use them."""
+    """The desk and the people resolver, as the Slack listeners use them."""
 
-    def __init__(self, desk: Callable[[], IncidentDesk], directory: Directory) -> None:
+    def __init__(self, desk: Callable[[], IncidentDesk], people: SlackPeople) -> None:
         self._desk = desk
-        self.directory = directory
+        self.people = people
 
     @property
     def desk(self) -> IncidentDesk:
@@ -89,7 +90,7 @@ class SlackDesk:
 
     async def command(self, ref: str, model: type[Any], fields: dict[str, Any]) -> IncidentState:
         """Resolve the people named, validate the command, run its Update."""
-        data = await resolve_fields(self.directory, model, fields)
+        data = await resolve_fields(self.people, model, fields)
         command: cmd.Command = model.model_validate(data)
         log.info("slack_command", command=type(command).__name__, incident_id=ref)
         return await self.desk.command(ref, command)

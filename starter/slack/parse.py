@@ -3,7 +3,7 @@
 The sub-commands, their words and their usage texts come from the command table
 (``starter.command_table``); declaring, drills, ``list`` and ``help`` are the Slack app's own.
 What people type is only parsed here; the command models (``workflows.commands``) validate it,
-and people named in it are resolved by the directory afterwards, as at every entry point.
+and people named in it are resolved by the people resolver afterwards, as at every entry point.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The bot's Web API client for the entry points (the people directory, the Slack app)."""
+"""The bot's Web API client for the entry points (the people resolver, the Slack app)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,164 @@
+"""People in the Slack workspace: whoever a person or the policy names, as user ids.
+
+The one resolver. ``U024BE7LH``, ``<@U024BE7LH>``, ``@bob``, ``bob`` and ``bob@example.com``
+all name Bob; the policy may also name a user group (``S…``), which stands for its members.
+Emails are asked with users.lookupByEmail, each once; handles are read from users.list,
+paged and kept briefly, so a burst of names lists the workspace once. The entry points
+resolve what people typed before a command reaches an incident; the activities resolve the
+people the policy names, to invite and mention them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from clients.slack_client import permanent_errors, slack_error
+from workflows.text import MENTION, SLACK_USER_ID
+
+MAX_GIVEN = 254  # the longest email address; anything longer names nobody
+LIST_TTL = 60.0  # seconds a users.list snapshot answers handles
+MISS_REFRESH = 5.0
+PAGE_SIZE = 200
+USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+# Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
+LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
+
+
+class UnknownPerson(ValueError):
+    """Nobody in the workspace answers to what was given.
+
+    ``code`` is Slack's word for the miss (what an invitation records); ``field`` the field of
+    a command that named them, once an entry point knows it.
+    """
+
+    def __init__(self, given: str, code: str = "user_not_found", field: str | None = None) -> None:
+        self.given = given
+        self.code = code
+        self.field = field
+        shown = given if len(given) <= 80 else given[:77] + "..."
+        super().__init__(
+            f"unknown person {shown!r}: not a Slack user id (like U024BE7LH), "
+            "@handle or email of anyone in the workspace"
+        )
+
+
+class SlackPeople:
+    """Who is who, asked through the bot's Web API client; without one, only ids are taken."""
+
+    def __init__(
+        self, client: AsyncWebClient | None, ttl: float = LIST_TTL, page_size: int = PAGE_SIZE
+    ) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.page_size = page_size
+        self._handles: dict[str, str] = {}
+        self._emails: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._loading = asyncio.Lock()
+
+    async def resolve(self, given: str) -> str:
+        """The user id of whoever ``given`` names; ``UnknownPerson`` when nobody does."""
+        text = given.strip()
+        if not text or len(text) > MAX_GIVEN:
+            raise UnknownPerson(given)
+        mention = MENTION.fullmatch(text)
+        if mention:
+            return mention.group(1)
+        if SLACK_USER_ID.match(text):
+            return text
+        name = text.removeprefix("@").lower()
+        if self.client is None:  # no Slack to ask: only ids can be taken
+            raise UnknownPerson(given)
+        if "@" in name:
+            return await self._by_email(name, given)
+        found = await self._by_handle(name)
+        if found is None:
+            raise UnknownPerson(given)
+        return found
+
+    async def user_ids(self, target: str) -> list[str]:
+        """The people a policy names: a user (id, ``@handle`` or email) or a user group's
+        members. Anything else goes as it is: Slack says who it does not know."""
+        if USER_GROUP.match(target) and self.client is not None:
+            try:
+                response = await self.client.usergroups_users_list(usergroup=target)
+            except SlackApiError as error:
+                if slack_error(error) in LOOKUP_MISSES:
+                    raise UnknownPerson(target, slack_error(error)) from error
+                raise
+            return list(response["users"])
+        if "@" in target:
+            return [await self.resolve(target)]
+        return [target]
+
+    async def mention_ids(self, people: list[str]) -> list[str]:
+        """Policy people named by ``@handle`` or email become ids, so they are mentioned
+        for real; someone Slack does not know stays plain (escaped) text."""
+        ids: list[str] = []
+        for who in people:
+            try:
+                async with permanent_errors("users lookup"):
+                    found = await self.user_ids(who) if "@" in who else [who]
+            except UnknownPerson:
+                found = [who]
+            ids.append(found[0] if len(found) == 1 else who)
+        return ids
+
+    async def _by_email(self, email: str, given: str) -> str:
+        assert self.client is not None
+        if email in self._emails:
+            return self._emails[email]
+        try:
+            answer = await self.client.users_lookupByEmail(email=email)
+        except SlackApiError as error:
+            if slack_error(error) in LOOKUP_MISSES:
+                raise UnknownPerson(given, slack_error(error)) from None
+            raise
+        user_id = str(answer["user"]["id"])
+        self._emails[email] = user_id
+        return user_id
+
+    async def _by_handle(self, handle: str) -> str | None:
+        age = time.monotonic() - self._loaded_at
+        # A name we do not know may be someone who just joined; reading the list again is
+        # allowed, but not more than once per MISS_REFRESH, so typos cannot page it in a loop.
+        if age > self.ttl or (handle not in self._handles and age > MISS_REFRESH):
+            await self._load()
+        return self._handles.get(handle)
+
+    async def _load(self) -> None:
+        loaded_at = self._loaded_at
+        async with self._loading:
+            if self._loaded_at != loaded_at:  # someone else read it while we waited
+                return
+            assert self.client is not None
+            handles: dict[str, str] = {}
+            cursor: str | None = None
+            while True:
+                page = await self.client.users_list(limit=self.page_size, cursor=cursor)
+                members: list[dict[str, Any]] = page.get("members", [])
+                for member in members:
+                    _remember(handles, member)
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+            self._handles = handles
+            self._loaded_at = time.monotonic()
+
+
+def _remember(handles: dict[str, str], member: dict[str, Any]) -> None:
+    """A member's handles; emails are asked one by one (users.lookupByEmail), since the list
+    shows them only with the users:read.email scope."""
+    if member.get("deleted"):
+        return
+    user_id = str(member["id"])
+    profile = member.get("profile") or {}
+    for name in (member.get("name"), profile.get("display_name")):
+        if name:
+            handles.setdefault(str(name).lower(), user_id)
