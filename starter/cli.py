@@ -17,7 +17,6 @@ from rich.text import Text
 
 from starter import cli_commands, cli_followup, cli_preview, cli_status
 from starter.cli_client import (
-    SEVERITY_STYLE,
     STATUS_STYLE,
     Api,
     IncidentArg,
@@ -29,6 +28,7 @@ from starter.cli_client import (
     incident_path,
     out,
     print_json,
+    severity_text,
     when,
 )
 from workflows.models import Status, incident_label
@@ -52,7 +52,9 @@ def declare(
     severity: Annotated[
         str | None,
         typer.Option(
-            "--severity", "-s", help="sev1, sev2, sev3... (optional with a --template that has one)"
+            "--severity",
+            "-s",
+            help="A severity of the policy (optional with a --template with one)",
         ),
     ] = None,
     summary: Annotated[str | None, typer.Option(help="What we know so far.")] = None,
@@ -135,7 +137,7 @@ def list_incidents(
     for incident in incidents:
         table.add_row(
             incident_label(incident["number"]),
-            Text(incident["severity"].upper(), SEVERITY_STYLE.get(incident["severity"], "")),
+            severity_text(incident["severity"]),
             Text(incident["status"], STATUS_STYLE.get(incident["status"], "green")),
             Text(incident["title"]),
             incident["roles"]["commander"] or "-",

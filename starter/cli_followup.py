@@ -9,16 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
 from starter.cli_client import (
-    TIMEOUT,
     Api,
     IncidentArg,
     JsonFlag,
-    fail,
     incident_path,
     out,
     print_json,
@@ -28,16 +25,7 @@ from workflows.resolution.report import duration
 
 def report(incident_id: IncidentArg) -> None:
     """Print the situation report (Markdown) written when the incident was resolved."""
-    api = Api()
-    headers = {"Authorization": f"Bearer {api.token}"} if api.token else {}
-    try:
-        response = httpx.get(
-            f"{api.url}{incident_path(incident_id)}/report", headers=headers, timeout=TIMEOUT
-        )
-    except httpx.HTTPError as error:
-        fail(f"talking to the incident API at {api.url} failed: {error}")
-    if response.is_error:
-        fail(api.explain(response))
+    response = Api().answer("GET", f"{incident_path(incident_id)}/report")
     typer.echo(response.text, nl=False)
 
 

@@ -314,6 +314,13 @@ async def test_list_pages_with_a_token_until_the_last_page(api):
         assert bad.json()["detail"][0]["loc"] == ["query", "next_page_token"]
 
 
+async def test_the_policys_severities_are_listed_most_severe_first_with_their_pages(api):
+    response = await api.get("/policy/severities", headers=AUTH)
+    assert response.status_code == 200, response.text
+    listed = [(s["name"], s["paging_severity"]) for s in response.json()["severities"]]
+    assert listed == [("sev1", "critical"), ("sev2", "error"), ("sev3", "warning")]
+
+
 async def test_openapi_documents_the_routes_and_the_bearer_scheme(api):
     document = (await api.get("/openapi.json")).json()
     assert document["info"]["title"] == "Incident automation API"

@@ -1,14 +1,15 @@
-"""/policy: the policy in force, and a preview of the timeline it would give an incident."""
+"""/policy: the policy's severities, and a preview of the timeline it would give an incident."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from starter.api.auth import require_token
 from starter.api.dependencies import Desk
+from workflows.policy import PagingSeverity
 from workflows.preview import Scenario, Step, preview
 
 router = APIRouter(prefix="/policy", tags=["policy"], dependencies=[Depends(require_token)])
@@ -20,6 +21,27 @@ LENGTH = r"^\d{1,6}(\.\d{1,3})?(ms|s|m|h|d|w)?$"
 POSITIVE_LENGTH = (
     r"^(0{0,5}[1-9]\d{0,5}(\.\d{1,3})?|0{1,6}\.([1-9]\d{0,2}|0[1-9]\d?|00[1-9]))(ms|s|m|h|d|w)?$"
 )
+
+
+class SeverityOut(BaseModel):
+    name: str = Field(examples=["sev1"])
+    description: str
+    paging_severity: PagingSeverity = Field(description="What a page of this severity says.")
+
+
+class Severities(BaseModel):
+    severities: list[SeverityOut] = Field(
+        description="Most severe first, as the policy lists them."
+    )
+
+
+@router.get("/severities", summary="The severities of the policy in force, most severe first")
+async def policy_severities(desk: Desk) -> Severities:
+    listed = [
+        SeverityOut(name=name, description=s.description, paging_severity=s.paging_severity)
+        for name, s in desk.policy.severities.items()
+    ]
+    return Severities(severities=listed)
 
 
 class Preview(BaseModel):
