@@ -14,22 +14,19 @@ from fastapi import FastAPI
 
 from clients.slack_people import SlackPeople
 from config import Settings, connect
-from starter.api import errors, limits, openapi
-from starter.api.metrics import ApiMetrics, MeasureRequests
-from starter.api.metrics import router as metrics_router
-from starter.api.request_log import RequestLog
+from starter.api import errors, openapi
+from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
+from starter.api.metrics import router as watching
 from starter.api.routes import (
     alerts,
     commands,
     followup,
-    health,
     incidents,
     policy,
     status,
     subscribe_form,
     subscribers,
 )
-from starter.api.routes.health import temporal_problem
 from starter.desk import IncidentDesk
 from starter.slack import install_slack, socket_mode
 from starter.slack.web import bot_client
@@ -89,10 +86,9 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
     app.include_router(commands.router)
-    app.include_router(health.router)
     app.include_router(policy.router)
     app.include_router(alerts.router)
-    app.include_router(metrics_router(metrics))
+    app.include_router(watching(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     app.include_router(followup.router)
     app.state.subscribe_budget = subscribers.subscribe_budget()
@@ -105,7 +101,5 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         app.include_router(router)
     errors.install(app)
     openapi.install(app, desk.policy if desk is not None else settings.policy)
-    limits.install(app)
-    app.add_middleware(MeasureRequests, metrics=metrics)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestRecord, metrics=metrics)
     return app

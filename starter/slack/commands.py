@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from clients.slack_people import SlackPeople, UnknownPerson
+from starter.command_words import resolve_fields
 from starter.desk import IncidentDesk, IncidentNotFound
-from starter.people import resolve_fields
 from starter.slack import replies, views
 from starter.slack.parse import USAGE, Asked, Malformed, error_text, parse
 from workflows.lifecycle import commands as cmd

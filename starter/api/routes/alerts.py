@@ -21,8 +21,7 @@ from starter.alerts import (
     same_secret,
     source_accepts,
 )
-from starter.api.dependencies import AppSettings, Desk
-from starter.api.strict import strictly
+from starter.api.dependencies import AppSettings, Desk, strictly
 from workflows.alerts.folding import AlertSignal
 from workflows.alerts.routing import (
     AlertBatch,

@@ -18,10 +18,15 @@ import structlog
 from fastapi import APIRouter, Body, Depends, Header, Path
 
 from config import Settings
-from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef
+from starter.api.dependencies import (
+    UNAUTHORIZED,
+    AppSettings,
+    Desk,
+    IncidentRef,
+    PeopleRoute,
+    require_token,
+)
 from starter.api.errors import ONE_INCIDENT, invalid
-from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentOut
 from starter.command_table import COMMANDS, CommandRow
 from starter.desk import IncidentDesk

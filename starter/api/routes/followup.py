@@ -16,8 +16,14 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from clients.archive import IncidentArchive
-from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeverity
+from starter.api.dependencies import (
+    UNAUTHORIZED,
+    AppSettings,
+    Desk,
+    IncidentRef,
+    KnownSeverity,
+    require_token,
+)
 from starter.api.errors import invalid
 from starter.api.routes.commands import incident_router
 from starter.desk import IncidentNotFound

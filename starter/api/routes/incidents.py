@@ -17,10 +17,16 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeverity
+from starter.api.dependencies import (
+    UNAUTHORIZED,
+    AppSettings,
+    Desk,
+    IncidentRef,
+    KnownSeverity,
+    PeopleRoute,
+    require_token,
+)
 from starter.api.errors import ONE_INCIDENT, invalid
-from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.intake import DeclarationTooLarge
 from starter.listing import ListFilter

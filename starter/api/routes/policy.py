@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field, ValidationError
 
-from starter.api.auth import require_token
-from starter.api.dependencies import Desk
+from starter.api.dependencies import Desk, require_token
 from workflows.policy import PagingSeverity
 from workflows.preview import Scenario, Step, preview
 

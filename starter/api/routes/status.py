@@ -16,8 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, StrictBool
 
 from clients.statuspage_store import StatusPageStore
-from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings
+from starter.api.dependencies import UNAUTHORIZED, AppSettings, require_token
 from starter.api.routes.followup import Archive
 from starter.status import render
 from workflows.policy import Policy

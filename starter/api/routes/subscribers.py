@@ -17,8 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
 from starter.api.dependencies import AppSettings
-from starter.api.errors import invalid
-from starter.api.limits import ClientBudget
+from starter.api.errors import ClientBudget, invalid
 from starter.api.routes.status import Store
 from starter.status import render
 from starter.status.subscribing import SubscriptionProblem, request_subscription
