@@ -17,19 +17,11 @@ from config import Settings, connect
 from starter.api import errors, openapi
 from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
 from starter.api.metrics import router as watching
-from starter.api.routes import (
-    alerts,
-    commands,
-    followup,
-    incidents,
-    policy,
-    status,
-    subscribe_form,
-    subscribers,
-)
+from starter.api.routes import alerts, commands, followup, incidents, policy
 from starter.desk import IncidentDesk
 from starter.slack import install_slack, socket_mode
 from starter.slack.web import bot_client
+from starter.status import page, subscribers, subscribing
 
 log = structlog.get_logger()
 
@@ -91,13 +83,8 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(watching(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     app.include_router(followup.router)
-    app.state.subscribe_budget = subscribers.subscribe_budget()
-    for router in (
-        status.page,
-        status.operate,
-        subscribers.router,
-        subscribe_form.router,
-    ):
+    app.state.subscribe_budget = subscribing.subscribe_budget()
+    for router in (page.public, page.operate, subscribers.router):
         app.include_router(router)
     errors.install(app)
     openapi.install(app, desk.policy if desk is not None else settings.policy)
