@@ -20,7 +20,7 @@ from starter.api.metrics import router as watching
 from starter.api.routes import alerts, commands, followup, incidents, policy
 from starter.desk import IncidentDesk
 from starter.slack import install_slack, socket_mode
-from starter.slack.web import bot_client
+from starter.slack.app import bot_client
 from starter.status import page, subscribers, subscribing
 
 log = structlog.get_logger()

@@ -16,9 +16,8 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from clients.slack_people import SlackPeople
 from config import Settings, reveal
 from starter.desk import IncidentDesk
-from starter.slack.app import create_slack_app
+from starter.slack.app import bot_client, create_slack_app
 from starter.slack.commands import SlackDesk
-from starter.slack.web import bot_client
 
 log = structlog.get_logger()
 

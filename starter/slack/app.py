@@ -1,4 +1,5 @@
-"""The Slack app (Bolt): slash commands, kickoff buttons, modals and the message shortcut.
+"""The Slack app (Bolt): slash commands, kickoff buttons, modals and the message shortcut,
+through the bot's Web API client (``bot_client``).
 
 Each listener acks first (Slack wants an answer within 3 seconds), then calls the desk, then
 answers through ``respond`` (the response_url) with the Update's real result, ephemerally:
@@ -17,9 +18,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from starter.slack import replies, views
-from starter.slack.commands import REFUSALS, SlackDesk, Where
-from starter.slack.parse import error_text
+from clients.slack_client import slack_client
+from config import ConfigError, Settings
+from starter.slack import blocks
+from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
 from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState, Status
 
@@ -44,6 +46,17 @@ def create_slack_app(
     return app
 
 
+def bot_client(settings: Settings) -> AsyncWebClient | None:
+    """The bot's Web API client for the entry points (the people resolver, the Slack app): the
+    same client the activities use (reads retried, writes never re-sent), or None when
+    no token is configured for a real Slack: the API still serves everything but Slack."""
+    try:
+        token = settings.slack_token()
+    except ConfigError:
+        return None
+    return slack_client(token, settings.slack_api_url)
+
+
 def where(body: dict[str, Any]) -> Where:
     """Who and where, from a slash command or an interaction payload."""
     user = body.get("user_id") or (body.get("user") or {}).get("id", "")
@@ -65,12 +78,12 @@ async def say(respond: AsyncRespond, text: str, blocks: list[dict[str, Any]] | N
 
 async def answer(respond: AsyncRespond, work: Awaitable[IncidentState]) -> None:
     try:
-        text = replies.result(await work)
+        text = blocks.result(await work)
     except REFUSALS as error:
-        text = replies.refused(error_text(error))
+        text = blocks.refused(error_text(error))
     except Exception:
         log.exception("slack_action_failed")
-        text = replies.FAILED
+        text = blocks.FAILED
     await say(respond, text)
 
 
@@ -122,25 +135,25 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         try:
             state = await slack.desk.get(body["actions"][0]["value"])
         except REFUSALS as error:
-            await say(respond, replies.refused(error_text(error)))
+            await say(respond, blocks.refused(error_text(error)))
             return
         if which == "status":
-            view = views.status_modal(state.id, state.label, state.status)
+            view = blocks.status_modal(state.id, state.label, state.status)
         else:
-            view = views.resolve_modal(state.id, state.label)
+            view = blocks.resolve_modal(state.id, state.label)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @app.view(views.DECLARE)
+    @app.view(blocks.DECLARE)
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         view = body["view"]
-        fields = views.declaration_fields(views.values(view))
+        fields = blocks.declaration_fields(blocks.values(view))
         user = where(body).user
         try:
             slack.declaration(fields, user, body.get("trigger_id", ""))
         except ValueError as error:
-            errors = views.field_errors(error_text(error), ["title", "severity", "template"])
+            errors = blocks.field_errors(error_text(error), ["title", "severity", "template"])
             await ack(response_action="errors", errors=errors)
             return
         await ack()
@@ -150,14 +163,14 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
             # Only a courtesy: the new channel and the announcement are the real answer, and
             # the bot may not be in the channel the form was opened from.
             try:
-                text = replies.declared(state, created)
+                text = blocks.declared(state, created)
                 await client.chat_postEphemeral(channel=channel, user=user, text=text)
             except SlackApiError as error:
                 log.info("slack_declare_note_skipped", error=error.response.get("error"))
 
-    @app.view(views.STATUS)
+    @app.view(blocks.STATUS)
     async def status_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        answers = views.values(body["view"])
+        answers = blocks.values(body["view"])
         fields = {
             "status": answers.get("status") or Status.IDENTIFIED.value,
             "message": answers.get("message", ""),
@@ -166,9 +179,9 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         work = slack.command(body["view"]["private_metadata"], cmd.SetStatus, fields)
         await submit_within(ack, work, "status")
 
-    @app.view(views.RESOLVE)
+    @app.view(blocks.RESOLVE)
     async def resolve_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        fields = {"message": views.values(body["view"]).get("message", ""), "by": where(body).user}
+        fields = {"message": blocks.values(body["view"]).get("message", ""), "by": where(body).user}
         work = slack.command(body["view"]["private_metadata"], cmd.Resolve, fields)
         await submit_within(ack, work, "message")
 
@@ -178,7 +191,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         asker = where(body)
         ref = await slack.incident_here(asker.channel_name)
         if ref is None:
-            await say(respond, replies.refused("not an incident channel"))
+            await say(respond, blocks.refused("not an incident channel"))
             return
         message = body.get("message") or {}
         fields = {
