@@ -16,8 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.command_table import row_of
 from starter.intake import Intake
-from starter.listing import ListFilter, Page, list_page
-from starter.snapshot import current_state
+from starter.reading import ListFilter, Page, current_state, list_page
 from workflows.alerts.folding import AlertSignal
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd

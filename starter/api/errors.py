@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.desk import IncidentNotFound
 from starter.intake import Contended
-from starter.snapshot import NoWorkerAnswered
+from starter.reading import NoWorkerAnswered
 from workflows.lifecycle.commands import InvalidDeclaration
 from workflows.lifecycle.notices import CommandRefused
 

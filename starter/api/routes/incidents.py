@@ -29,7 +29,7 @@ from starter.api.dependencies import (
 from starter.api.errors import ONE_INCIDENT, invalid
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.intake import DeclarationTooLarge
-from starter.listing import ListFilter
+from starter.reading import ListFilter
 from workflows.models import DeclarationRequest, Status
 from workflows.text import SLACK_USER_ID
 
