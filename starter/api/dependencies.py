@@ -90,11 +90,16 @@ def _challenge(detail: str) -> HTTPException:
     )
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time, and as bytes: compare_digest refuses non-ASCII text, which anyone may send."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
 def known_token(given: str, tokens: frozenset[str]) -> bool:
     """Compare against every token in constant time, so timing says nothing about which matched."""
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(given.encode(), token.encode())
+        matched |= same_secret(token, given)
     return matched
 
 

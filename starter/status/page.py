@@ -22,7 +22,7 @@ from pydantic import BaseModel, StrictBool
 
 from clients.statuspage_store import StatusPageStore
 from starter.api.dependencies import UNAUTHORIZED, AppSettings, require_token
-from starter.api.routes.followup import Archive
+from starter.api.routes.reports import Archive
 from workflows.policy import Policy
 from workflows.statuspage import HISTORY_DAYS, Component, PublicIncident, StatusPage, status_page
 
