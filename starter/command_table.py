@@ -3,7 +3,7 @@
 A row names the command's model (``workflows.commands``), the IncidentWorkflow Update that
 carries it (a typed method reference, so tools can follow the call), its verb, its one line of
 help, its HTTP path and how its words read. Every entry point is generated from these rows:
-the API's routes (``starter.api.routes.commands``), the CLI's sub-commands
+the API's routes (``starter.api.routes.incidents``), the CLI's sub-commands
 (``starter.cli_commands``), the Slack ``/incident`` sub-commands and their usage texts
 (``starter.slack.parse``), and the commands' section of docs/contract.md (a test holds it).
 

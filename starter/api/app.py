@@ -17,7 +17,7 @@ from config import Settings, connect
 from starter.api import errors, openapi
 from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
 from starter.api.metrics import router as watching
-from starter.api.routes import alerts, commands, incidents, reports
+from starter.api.routes import alerts, incidents, reports
 from starter.desk import IncidentDesk
 from starter.slack import install_slack, socket_mode
 from starter.slack.app import bot_client
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         app.state.desk = desk
     app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
-    app.include_router(commands.router)
+    app.include_router(incidents.commanding)
     app.include_router(alerts.router)
     app.include_router(watching(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)

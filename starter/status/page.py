@@ -2,7 +2,7 @@
 
 Components come from the policy (with their groups) and their maintenance flags from the
 database; public incidents are what the workflows published. Operators set maintenance with a
-bearer token; a public update is a command like every other (``commands``). The HTML is
+bearer token; a public update is a command like every other (``routes.incidents``). The HTML is
 rendered on the server, with no script, from the templates beside this module, as are the
 small pages of subscribing (the form's answer, the confirm and unsubscribe buttons).
 """

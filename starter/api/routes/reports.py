@@ -3,7 +3,7 @@ the policy in force with a preview of what it would do.
 
 The report and the figures also come from the incident archive, which outlives Temporal's
 retention of finished workflows. The commands after resolution (the retrospective, action
-items) are rows of the command table, routed in ``commands`` like every other. The policy's
+items) are rows of the command table, routed in ``incidents`` like every other. The policy's
 severities come most severe first; its preview runs the workflow's own deadline functions on
 a simulated clock, declaring nothing. (The CLI's ``report``, ``stats`` and ``preview`` read
 these, in ``starter.cli_reports``.)
@@ -29,7 +29,7 @@ from starter.api.dependencies import (
     require_token,
 )
 from starter.api.errors import invalid
-from starter.api.routes.commands import incident_router
+from starter.api.routes.incidents import incident_router
 from starter.desk import IncidentNotFound
 from workflows.models import Status
 from workflows.policy import PagingSeverity
