@@ -67,14 +67,15 @@ class Api:
             method, self.url + path, json=body, params=query, headers=headers, timeout=TIMEOUT
         )
 
-    def answer(
+    def call(
         self,
         method: str,
         path: str,
         body: dict[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> httpx.Response:
-        """A successful answer, or the program ends with the reason, for people."""
+    ) -> tuple[int, Any]:
+        """The status and body of a successful answer (its JSON, or its text when it is not
+        JSON, as the situation report); else the program ends with the reason, for people."""
         try:
             response = self.send(method, path, body, params)
         except httpx.ConnectError as error:
@@ -88,18 +89,9 @@ class Api:
             fail(f"talking to the incident API at {self.url} failed: {error}")
         if response.is_error:
             fail(self.explain(response))
-        return response
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> tuple[int, Any]:
-        """The status and the JSON of a successful answer."""
-        response = self.answer(method, path, body, params)
-        return response.status_code, response.json()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.status_code, response.json()
+        return response.status_code, response.text
 
     def explain(self, response: httpx.Response) -> str:
         try:

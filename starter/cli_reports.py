@@ -20,8 +20,8 @@ from workflows.resolution.report import duration
 
 def report(incident_id: IncidentArg) -> None:
     """Print the situation report (Markdown) written when the incident was resolved."""
-    response = Api().answer("GET", f"{incident_path(incident_id)}/report")
-    typer.echo(response.text, nl=False)
+    _, report = Api().call("GET", f"{incident_path(incident_id)}/report")
+    typer.echo(report, nl=False)
 
 
 def stats(

@@ -9,7 +9,7 @@ the workflow itself posts what the channel should see.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,19 +111,19 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         ref = body["actions"][0]["value"]
         await answer(respond, slack.command(ref, cmd.Acknowledge, {"by": where(body).user}))
 
-    @app.action("incident_status_modal")
-    async def status_modal(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await open_for(body, respond, client, "status")
+    def opening(which: str) -> Callable[..., Awaitable[None]]:
+        """The kickoff button that opens the ``which`` modal."""
 
-    @app.action("incident_resolve_modal")
-    async def resolve_modal(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await open_for(body, respond, client, "resolve")
+        async def open_modal(
+            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ) -> None:
+            await ack()
+            await open_for(body, respond, client, which)
+
+        return open_modal
+
+    for which in ("status", "resolve"):
+        app.action(f"incident_{which}_modal")(opening(which))
 
     @app.action("open_incident_workflow")
     async def open_workflow(ack: AsyncAck) -> None:
