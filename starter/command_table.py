@@ -5,7 +5,7 @@ carries it (a typed method reference, so tools can follow the call), its verb, i
 help, its HTTP path and how its words read. Every entry point is generated from these rows:
 the API's routes (``starter.api.routes.incidents``), the CLI's sub-commands
 (``starter.cli_commands``), the Slack ``/incident`` sub-commands and their usage texts
-(``starter.slack.parse``), and the commands' section of docs/contract.md (a test holds it).
+(``starter.slack.commands``), and the commands' section of docs/contract.md (a test holds it).
 
 Adding a command: its model in workflows/commands.py, its check/apply rule, its one-line Update
 handler on IncidentWorkflow, and one row here.
