@@ -60,12 +60,17 @@ async def known_severity(
     severity: Annotated[str | None, Query(max_length=50, description="like sev1")] = None,
 ) -> str | None:
     """A severity the policy knows, or none: another could match nothing, so it is refused."""
+    known_to_policy(desk, severity, "query")
+    return severity
+
+
+def known_to_policy(desk: IncidentDesk, severity: str | None, where: str = "body") -> None:
+    """A severity the policy lacks is a 422 naming the field, like FastAPI's own."""
     if severity is not None:
         try:
             desk.policy.severity(severity)
         except ValueError as error:
-            raise invalid("severity", str(error), "query") from None
-    return severity
+            raise invalid("severity", str(error), where) from None
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]

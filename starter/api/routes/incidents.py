@@ -41,6 +41,7 @@ from starter.api.dependencies import (
     IncidentRef,
     KnownSeverity,
     PeopleRoute,
+    known_to_policy,
     require_token,
 )
 from starter.api.errors import ONE_INCIDENT, invalid
@@ -50,6 +51,7 @@ from starter.desk import IncidentDesk
 from starter.intake import DeclarationTooLarge
 from starter.reading import ListFilter
 from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import DeclarationRequest, Status
 from workflows.text import SLACK_USER_ID
 
@@ -86,21 +88,18 @@ def incident_router(tags: list[str | Enum]) -> APIRouter:
 
 
 async def run(
-    desk: IncidentDesk, settings: Settings, ref: str, command: cmd.Command
+    request: Request, desk: IncidentDesk, settings: Settings, ref: str, command: cmd.Command
 ) -> IncidentOut:
-    state = await desk.command(ref, command, request_key=COMMAND_KEY.get())
-    log.info("incident_command", command=type(command).__name__, status=state.status.value)
+    """The command carried out, and counted as applied or refused (``/metrics``)."""
+    name, counted = type(command).__name__, request.app.state.metrics.commands
+    try:
+        state = await desk.command(ref, command, request_key=COMMAND_KEY.get())
+    except CommandRefused:
+        counted.labels(name, "refused").inc()
+        raise
+    counted.labels(name, "applied").inc()
+    log.info("incident_command", command=name, status=state.status.value)
     return IncidentOut.of(state, settings.incident_url(state.id))
-
-
-def known_to_policy(desk: IncidentDesk, command: cmd.Command) -> None:
-    """A severity the policy lacks is a 422 naming the field, like FastAPI's own."""
-    severity = getattr(command, "severity", None)
-    if severity is not None:
-        try:
-            desk.policy.severity(severity)
-        except ValueError as error:
-            raise invalid("severity", str(error)) from None
 
 
 def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
@@ -110,6 +109,7 @@ def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
     # A command with nothing required may be sent with no body at all.
     body: Any = Annotated[model, Body(default_factory=model)] if everything_optional else model
     parameters = [
+        Parameter("request", Parameter.KEYWORD_ONLY, annotation=Request),
         Parameter("ref", Parameter.KEYWORD_ONLY, annotation=IncidentRef),
         Parameter("desk", Parameter.KEYWORD_ONLY, annotation=Desk),
         Parameter("settings", Parameter.KEYWORD_ONLY, annotation=AppSettings),
@@ -120,11 +120,11 @@ def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
         parameters.append(Parameter("item_id", Parameter.KEYWORD_ONLY, annotation=item))
 
     async def carry_out(
-        ref: str, desk: IncidentDesk, settings: Settings, body: cmd.Command, **path: Any
+        request: Request, ref: str, desk: IncidentDesk, settings: Settings, body: Any, **path: Any
     ) -> IncidentOut:
         command = body.model_copy(update=path) if path else body
-        known_to_policy(desk, command)
-        return await run(desk, settings, ref, command)
+        known_to_policy(desk, getattr(command, "severity", None))
+        return await run(request, desk, settings, ref, command)
 
     carry_out.__signature__ = Signature(parameters, return_annotation=IncidentOut)  # type: ignore[attr-defined]
     carry_out.__name__ = row.name  # the operation's id, as it was when routes were hand-written
@@ -212,6 +212,8 @@ async def declare(
     state = accepted.state
     structlog.contextvars.bind_contextvars(incident_id=state.id)
     log.info("incident_declared", number=state.number, created=accepted.created)
+    created = str(accepted.created).lower()
+    request.app.state.metrics.declared.labels(state.severity, created).inc()
     if not accepted.created:
         response.status_code = status.HTTP_200_OK
     elif accepted.opened:
