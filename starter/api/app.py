@@ -19,8 +19,7 @@ from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
 from starter.api.metrics import router as watching
 from starter.api.routes import alerts, incidents, reports
 from starter.desk import IncidentDesk
-from starter.slack import install_slack, socket_mode
-from starter.slack.app import bot_client
+from starter.slack.app import bot_client, install_slack, socket_mode
 from starter.status import page, subscribers, subscribing
 
 log = structlog.get_logger()

@@ -1,25 +1,33 @@
-"""The Slack app (Bolt): slash commands, kickoff buttons, modals and the message shortcut,
-through the bot's Web API client (``bot_client``).
+"""The Slack app (Bolt): how it is served, and its slash commands, kickoff buttons, modals and
+message shortcut.
 
-Each listener acks first (Slack wants an answer within 3 seconds), then calls the desk, then
-answers through ``respond`` (the response_url) with the Update's real result, ephemerally:
-the workflow itself posts what the channel should see.
+Over HTTP at ``POST /slack/events`` Bolt checks every request's signature with
+``SLACK_SIGNING_SECRET`` and answers a bad or stale one (over 5 minutes) 401; Socket Mode
+(``SLACK_APP_TOKEN``) needs no public URL. Either way the app talks through the bot's Web API
+client (``bot_client``). Each listener acks first (Slack wants an answer within 3 seconds),
+then calls the desk, then answers through ``respond`` (the response_url) with the Update's
+real result, ephemerally: the workflow itself posts what the channel should see.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from clients.slack_client import slack_client
-from config import ConfigError, Settings
+from clients.slack_people import SlackPeople
+from config import ConfigError, Settings, reveal
+from starter.desk import IncidentDesk
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
 from workflows.lifecycle import commands as cmd
@@ -220,3 +228,62 @@ async def submit_within(ack: AsyncAck, work: Awaitable[IncidentState], block: st
         await ack(response_action="errors", errors={block: error_text(error)[:150]})
         return
     await ack()
+
+
+# -- served ----------------------------------------------------------------------------------
+
+router = APIRouter(tags=["slack"])
+
+
+def install_slack(
+    api: FastAPI, settings: Settings, desk: Callable[[], IncidentDesk], people: SlackPeople
+) -> None:
+    """Serve /slack/events when a signing secret is set (Socket Mode starts in ``socket_mode``)."""
+    client = bot_client(settings)
+    api.state.slack_handler = None
+    if client is None:
+        log.warning("slack_app_off", hint="set SLACK_BOT_TOKEN (or SLACK_API_URL to the emulator)")
+    elif settings.slack_app_token:
+        api.state.slack_app = create_slack_app(SlackDesk(desk, people), client, None)
+    elif settings.slack_signing_secret:
+        app = create_slack_app(
+            SlackDesk(desk, people), client, reveal(settings.slack_signing_secret)
+        )
+        api.state.slack_handler = AsyncSlackRequestHandler(app)
+    else:
+        log.warning("slack_events_off", hint="set SLACK_SIGNING_SECRET to serve /slack/events")
+    api.include_router(router)
+
+
+@asynccontextmanager
+async def socket_mode(api: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """Connected to Slack over Socket Mode for as long as the API runs, when an app token is set."""
+    app = getattr(api.state, "slack_app", None)
+    if app is None or not settings.slack_app_token:
+        yield
+        return
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+    await socket.connect_async()  # type: ignore[no-untyped-call]
+    log.info("slack_socket_mode_connected")
+    try:
+        yield
+    finally:
+        await socket.close_async()  # type: ignore[no-untyped-call]
+
+
+@router.post(
+    "/slack/events",
+    summary="Slack's signed slash commands and interactions",
+    responses={
+        401: {"description": "The Slack signature is missing, bad or older than 5 minutes."},
+        404: {"description": "The Slack app is off here (no SLACK_SIGNING_SECRET)."},
+    },
+)
+async def slack_events(request: Request) -> Response:
+    """401 when the signature is bad or older than 5 minutes (Bolt checks it)."""
+    handler: AsyncSlackRequestHandler | None = request.app.state.slack_handler
+    if handler is None:
+        return Response("the Slack app is not served over HTTP here", status_code=404)
+    return await handler.handle(request)
