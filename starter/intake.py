@@ -5,8 +5,8 @@ conflict policy of FAIL and a reuse policy of REJECT_DUPLICATE), so a start eith
 raises ``WorkflowAlreadyStartedError`` and the next number is tried. Each API process keeps a
 hint of the next free number, read from visibility once, so several processes step past each
 other instead of queueing behind one workflow's Update limit. A key is claimed the same way,
-by starting ``incident-key-<hash>`` (see ``workflows.claims``). The start is durable the
-moment Temporal answers, whether or not a worker is running.
+by starting ``incident-key-<hash>`` (see ``workflows.lifecycle.idempotency``). The start is
+durable the moment Temporal answers, whether or not a worker is running.
 """
 
 from __future__ import annotations
