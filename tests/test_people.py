@@ -44,3 +44,18 @@ async def test_without_slack_only_ids_are_taken():
     assert await directory.resolve("<@U0BOB0002>") == "U0BOB0002"
     with pytest.raises(UnknownPerson):
         await directory.resolve("bob")
+
+
+async def test_the_same_resolver_expands_the_people_a_policy_names(emu):
+    people = SlackPeople(AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN))
+    assert await people.user_ids("S0ONCALL1") == ["U0ALICE01", "U0BOB0002"]
+    assert await people.user_ids("@carol") == ["U0CAROL03"]
+    assert await people.user_ids("erin@example.com") == ["U0ERIN005"]
+    assert await people.user_ids("U0NOBODY9") == ["U0NOBODY9"]  # Slack says who it knows
+    with pytest.raises(UnknownPerson) as missing:
+        await people.user_ids("@mallory")
+    assert missing.value.code == "user_not_found"
+    with pytest.raises(UnknownPerson) as group:
+        await people.user_ids("S0NOSUCH1")
+    assert group.value.code == "no_such_subteam"
+    assert await people.mention_ids(["@carol", "@mallory"]) == ["U0CAROL03", "@mallory"]
