@@ -1,5 +1,5 @@
-"""The repository stands alone: no pointer outside it, links that resolve, every benchmark
-harness listed by ``make bench``."""
+"""The repository stands alone: no pointer outside it, links and file paths in the docs that
+resolve, every benchmark harness listed by ``make bench``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,47 @@ def test_markdown_links_resolve() -> None:
             if target.startswith(("http://", "https://")):
                 continue
             assert (doc.parent / target).exists(), f"{doc.name}: {target}"
+
+
+# A path in backticks: `worker.py`, `workflows/lifecycle/rules.py`, `clients/migrations`.
+CODE_SPAN = re.compile(r"`([^`\s]+)`")
+
+
+def missing_paths(text: str, root: Path = REPO) -> list[str]:
+    """Paths written in backticks that name nothing in the repository: any ``*.py``, and
+    anything under one of the repository's own top-level folders (``workflows/...``,
+    ``tests/...``). Other slashes (`text/markdown`, `temporalio/ui`, URLs) are not paths here."""
+    # Not .data/ and the like: local state, absent from a fresh checkout.
+    folders = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    missing = []
+    for span in CODE_SPAN.findall(text):
+        path = span.rstrip("/")
+        names_a_file = path.endswith(".py")
+        under_a_folder = "/" in path and path.split("/")[0] in folders
+        if (names_a_file or under_a_folder) and not (root / path).exists():
+            missing.append(span)
+    return missing
+
+
+def test_paths_in_the_docs_exist() -> None:
+    """A file moved or merged is a doc to fix: each path a doc names is in the repository."""
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        assert missing_paths(doc.read_text()) == [], doc.name
+
+
+def test_a_path_that_names_nothing_is_found(tmp_path: Path) -> None:
+    (tmp_path / "workflows" / "lifecycle").mkdir(parents=True)
+    (tmp_path / "workflows" / "lifecycle" / "rules.py").write_text("")
+    (tmp_path / "worker.py").write_text("")
+    text = (
+        "`workflows/lifecycle/rules.py`, `worker.py`, `workflows/`, `text/markdown`; "
+        "moved: `workflows/rules.py`, `workflows/claims/`, `opening.py`"
+    )
+    assert missing_paths(text, tmp_path) == [
+        "workflows/rules.py",
+        "workflows/claims/",
+        "opening.py",
+    ]
 
 
 def test_docs_exist() -> None:

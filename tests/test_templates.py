@@ -1,5 +1,5 @@
-"""Templates complete declarations: pure (workflows/templates.py), then end to end through the
-API, the CLI and the Slack form to the worker, Slack and the status page."""
+"""Templates complete declarations: pure (workflows/lifecycle/commands.py), then end to end
+through the API, the CLI and the Slack form to the worker, Slack and the status page."""
 
 from __future__ import annotations
 

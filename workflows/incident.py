@@ -1,11 +1,11 @@
 """IncidentWorkflow: one durable workflow per incident, from declaration to archived channel.
 
 Each command is an Update whose validator and handler hand it to the rules table
-(``workflows/rules.py``); the effects go to the ``EffectRunner`` this workflow holds. The run
-method is one loop: drain the outbox, continue as new when Temporal suggests it, sleep until
-the earliest deadline or the next change. A run finishes on the build it started on; a new run
-starts on the current build (Worker Versioning), so ``IncidentInput`` is the contract between
-builds.
+(``workflows/lifecycle/rules.py``); the effects go to the ``EffectRunner`` this workflow holds.
+The run method is one loop: drain the outbox, continue as new when Temporal suggests it,
+sleep until the earliest deadline or the next change. A run finishes on the build it started
+on; a new run starts on the current build (Worker Versioning), so ``IncidentInput`` is the
+contract between builds.
 """
 
 from __future__ import annotations

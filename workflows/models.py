@@ -138,7 +138,7 @@ class PublicStart(BaseModel):
 class DeclarationRequest(BaseModel):
     """What someone asks for when they declare an incident (API, CLI, Slack or an alert).
 
-    ``title`` and ``severity`` may come from the named template (``workflows.templates``
+    ``title`` and ``severity`` may come from the named template (``lifecycle.commands.complete``
     completes a request into a ``Declaration``, the only kind a workflow starts from).
     """
 
@@ -253,7 +253,8 @@ class IncidentState(BaseModel):
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     alerts: AlertTally = Field(default_factory=AlertTally)
-    applied_updates: list[str] = Field(default_factory=list)  # see workflows/update_ids.py
+    # Update ids already applied, across runs: see workflows/lifecycle/idempotency.py.
+    applied_updates: list[str] = Field(default_factory=list)
     kickoff: MessageRef | None = None
     links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
     report: str | None = None  # the situation report (Markdown), written at resolution

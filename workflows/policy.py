@@ -175,8 +175,8 @@ class ChannelPolicy(BaseModel):
 
 class IncidentTemplate(BaseModel):
     """Pre-fills a declaration for a common kind of incident: what the declaration leaves out
-    (see ``workflows.templates``). Checked like a declaration, so a bad template fails when
-    the policy loads, not when someone declares in a hurry."""
+    (see ``workflows.lifecycle.commands.complete``). Checked like a declaration, so a bad
+    template fails when the policy loads, not when someone declares in a hurry."""
 
     title: Title | None = None
     severity: str | None = None

@@ -1,7 +1,7 @@
 """Policy preview: the timeline a policy would produce for an incident, without declaring one.
 
 It runs the workflow's own pure functions (``states.start``, the ``apply_*`` commands, the
-follow-through's deadlines, ``followup.on_resolved`` and ``firing.fire``) on a simulated clock,
+follow-through's deadlines, ``followup.on_resolved`` and ``tiers.fire``) on a simulated clock,
 so what it shows is what the deadline loop would do: a team checks a policy before it ships.
 """
 

@@ -1,7 +1,7 @@
 """Escalation: a tier's people paged and invited, by hand, by the deadline loop when nobody
 acknowledged in time, or at once for an incident declared past its first tiers.
 
-Pure functions over ``IncidentState``, like the rest of the lifecycle (``lifecycle.py``).
+Pure functions over ``IncidentState``, like the rest of the lifecycle (``lifecycle/states.py``).
 """
 
 from __future__ import annotations
