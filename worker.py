@@ -35,6 +35,7 @@ from activities.services import (
     DocumentActivities,
     MailActivities,
     PagingActivities,
+    RosterActivities,
     status_page_activities,
 )
 from activities.slack import IncidentOpening, SlackActivities
@@ -98,6 +99,7 @@ def build_worker(
             IncidentOpening(incident_slack, archive).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
+            RosterActivities(client).who_is_on_call,
             *follow_up,
             *status_page_activities(settings, archive),
         ],
