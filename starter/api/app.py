@@ -23,6 +23,7 @@ from starter.api.routes import (
     followup,
     health,
     incidents,
+    oncall,
     policy,
     status,
     subscribe_form,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             {"name": "health", "description": "Liveness of the API and of Temporal."},
             {"name": "policy", "description": "What the policy in force would do."},
             {"name": "alerts", "description": "Monitoring declares incidents and feeds them."},
+            {"name": "on call", "description": "Who is on call, shifts, overrides, calendars."},
         ],
     )
     app.state.settings = settings
@@ -91,6 +93,8 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(commands.router)
     app.include_router(health.router)
     app.include_router(policy.router)
+    app.include_router(oncall.router)
+    app.include_router(oncall.feeds)
     app.include_router(alerts.router)
     app.include_router(metrics_router(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
