@@ -45,6 +45,7 @@ Answers = dict[int | str, dict[str, Any]]
 SCHEDULE: Answers = {404: {"description": "No such schedule in the policy."}}
 UNAVAILABLE: Answers = {503: {"description": "The schedule did not answer (no worker yet)."}}
 FEED: Answers = {200: {"content": {"text/calendar": {"schema": {"type": "string"}}}}}
+ZERO, WEEK = timedelta(0), timedelta(days=7)
 PEOPLE = "Slack user id (U024BE7LH), mention, @handle or email"
 ScheduleName = Annotated[str, Path(pattern=SCHEDULE_NAME, max_length=63, examples=["payments"])]
 When = Annotated[str, Field(pattern=ISO_WITH_ZONE, max_length=40, examples=["2026-12-08T09:00Z"])]
@@ -147,26 +148,34 @@ async def remove_override(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+Since = Annotated[
+    str | None, Query(alias="from", pattern=ISO_WITH_ZONE, max_length=40, description="ISO")
+]
+Until = Annotated[
+    str | None, Query(alias="to", pattern=ISO_WITH_ZONE, max_length=40, description="ISO")
+]
+
+
+Window = tuple[datetime, datetime]
+
+
+def _window(start: str | None, end: str | None, before: timedelta, after: timedelta) -> Window:
+    """``from`` and ``to`` as given, else ``before`` now and ``after`` the start."""
+    begin = _time(start, "from", "query") if start else datetime.now(UTC) - before
+    return begin, _time(end, "to", "query") if end else begin + before + after
+
+
 @router.get(
     "/schedules/{name}/shifts",
-    summary="Who is on call when, overrides applied",
+    summary="Who is on call when, overrides applied (at most 2,000 shifts)",
     responses={**SCHEDULE, **UNAVAILABLE},
 )
 async def schedule_shifts(
-    name: ScheduleName,
-    oncall: OnCall,
-    start: Annotated[
-        str | None, Query(alias="from", pattern=ISO_WITH_ZONE, max_length=40, description="now")
-    ] = None,
-    end: Annotated[
-        str | None, Query(alias="to", pattern=ISO_WITH_ZONE, max_length=40, description="+7d")
-    ] = None,
+    name: ScheduleName, oncall: OnCall, start: Since = None, end: Until = None
 ) -> Shifts:
-    """From ``from`` (default now) to ``to`` (default a week later); at most 2,000 shifts."""
-    begin = _time(start, "from", "query") if start else datetime.now(UTC)
-    until = _time(end, "to", "query") if end else begin + timedelta(days=7)
+    """From ``from`` (default now) to ``to`` (default a week after ``from``)."""
     with answering():
-        return Shifts(shifts=await oncall.shifts(name, begin, until))
+        return Shifts(shifts=await oncall.shifts(name, *_window(start, end, ZERO, WEEK)))
 
 
 async def feed_token(
@@ -191,15 +200,16 @@ def _calendar(name: str, shifts: list[tuple[str, Shift]]) -> Response:
 
 @feeds.get(
     "/schedules/{name}.ics",
-    summary="A schedule's shifts as an iCalendar feed (two weeks back, eight ahead)",
+    summary="A schedule's shifts as iCalendar (default: two weeks back, eight ahead)",
     response_class=Response,
     dependencies=[Depends(feed_token)],
     responses={**FEED, **SCHEDULE, **UNAVAILABLE},
 )
-async def schedule_feed(name: ScheduleName, oncall: OnCall) -> Response:
-    now = datetime.now(UTC)
+async def schedule_feed(
+    name: ScheduleName, oncall: OnCall, start: Since = None, end: Until = None
+) -> Response:
     with answering():
-        shifts = await oncall.shifts(name, now - FEED_BEFORE, now + FEED_AFTER)
+        shifts = await oncall.shifts(name, *_window(start, end, FEED_BEFORE, FEED_AFTER))
     return _calendar(f"On call: {name}", [(f"{s.user} on call for {name}", s) for s in shifts])
 
 
@@ -218,10 +228,12 @@ async def person_feed(
     user: Annotated[str, Path(max_length=254, description=PEOPLE)],
     request: Request,
     oncall: OnCall,
+    start: Since = None,
+    end: Until = None,
 ) -> Response:
-    now = datetime.now(UTC)
     directory: Directory = request.app.state.people
+    window = _window(start, end, FEED_BEFORE, FEED_AFTER)
     with answering():
         person = await directory.resolve(user)
-        shifts = await oncall.person_shifts(person, now - FEED_BEFORE, now + FEED_AFTER)
+        shifts = await oncall.person_shifts(person, *window)
     return _calendar(f"On call: {person}", [(f"On call for {s.user}", s) for s in shifts])

@@ -1,0 +1,275 @@
+"""Escalation to whoever is on call, end to end: the session's dev server and worker, schedule
+workflows on a seconds-scale rotation, the API in front of them and the Slack emulator over
+HTTP. Each test has schedules of its own (their workflow ids are namespace-wide)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import icalendar
+import pytest
+from temporalio.client import Client
+
+from config import Settings
+from localslack import SlackEmulator
+from starter.api import create_app
+from starter.desk import IncidentDesk
+from tests.conftest import TASK_QUEUE, seconds_policy
+from tests.support import eventually
+from workflows.models import Declaration, IncidentState
+from workflows.oncall.rotation import ScheduleInput, ScheduleWorkflow, schedule_workflow_id
+from workflows.policy import Policy
+
+TOKEN = "test-token-oncall"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ALICE, BOB, CAROL, DAVE = "U0ALICE01", "U0BOB0002", "U0CAROL03", "U0DAVE004"
+SHIFT = 8.0  # seconds: long enough for a tier to fire well inside a shift on a busy machine
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def schedule(people: list[str], start: datetime, shift: object = SHIFT, zone: str = "UTC") -> Any:
+    return {"timezone": zone, "people": people, "shift": shift, "start": start.isoformat()}
+
+
+def on_call_policy(schedules: dict[str, Any], *tiers: dict[str, Any]) -> Policy:
+    policy = seconds_policy().model_dump()
+    for severity in policy["severities"].values():
+        severity["escalation"] = list(tiers)
+    return Policy.model_validate({**policy, "schedules": schedules})
+
+
+async def start_schedules(client: Client, policy: Policy) -> None:
+    """What the worker does at start for the policy's schedules (config/deployment.py), for
+    these schedules only (the session's other tests keep theirs), until each has its people."""
+    for name, written in policy.schedules.items():
+        handle = await client.start_workflow(
+            ScheduleWorkflow.run,
+            ScheduleInput(name=name, written=written),
+            id=schedule_workflow_id(name),
+            task_queue=TASK_QUEUE,
+        )
+        for _ in range(100):
+            if (await handle.query(ScheduleWorkflow.roster)).definitions:
+                break
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def name() -> str:
+    return f"pay-{uuid.uuid4().hex[:8]}"
+
+
+async def api_for(settings: Settings, desk: IncidentDesk) -> httpx.AsyncClient:
+    app = create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk=desk)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+
+
+@pytest.fixture
+def stack(client: Client, settings: Settings, worker: None) -> tuple[Client, Settings]:
+    """The session's dev server and worker, and its settings (the emulator's URL)."""
+    return client, settings
+
+
+async def declare(client: Client, policy: Policy, title: str) -> IncidentState:
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    state, _ = await desk.declare(
+        Declaration(title=f"{title} {uuid.uuid4().hex[:6]}", severity="sev1", commander=DAVE)
+    )
+    return state
+
+
+async def timeline(client: Client, policy: Policy, incident: str, kind: str) -> list[str]:
+    state = await IncidentDesk(client, TASK_QUEUE, policy).get(incident)
+    return [entry.text for entry in state.timeline if entry.kind == kind]
+
+
+def direct_messages(slack: SlackEmulator, user: str, label: str) -> list[dict[str, Any]]:
+    """The bot's direct messages to ``user`` about the incident labelled ``label``."""
+    ims = [c for c in slack.channels.values() if c.is_im and user in c.members]
+    return [m for c in ims for m in c.messages if label in m.get("text", "")]
+
+
+def next_boundary(start: datetime, shift: float) -> datetime:
+    """The next shift boundary of a rotation that began at ``start``, at least 0.5 s away."""
+    now = datetime.now(UTC) + timedelta(seconds=0.5)
+    passed = (now - start).total_seconds() // shift + 1
+    return start + timedelta(seconds=passed * shift)
+
+
+async def test_a_tier_reaches_whoever_is_on_call_when_it_fires_before_and_after_a_handoff(
+    stack: tuple[Client, Settings], slack: SlackEmulator, name: str
+):
+    client, _ = stack
+    start = datetime.now(UTC).replace(microsecond=0)
+    first = {"after": 1, "notify": [f"oncall:{name}"], "page": True}
+    second = {"after": SHIFT, "notify": [f"oncall:{name}"]}
+    policy = on_call_policy({name: schedule([ALICE, BOB], start)}, first, second)
+    await start_schedules(client, policy)
+    boundary = next_boundary(start, SHIFT)
+    alice_on_call = (boundary - start).total_seconds() // SHIFT % 2 == 0
+    await asyncio.sleep((boundary - datetime.now(UTC)).total_seconds() + 0.2)
+    state = await declare(client, policy, "On call")
+
+    async def reached() -> list[str]:
+        return await timeline(client, policy, state.id, "on_call")
+
+    expected = [ALICE, BOB] if alice_on_call else [BOB, ALICE]
+    said = [f"<@{who}>, on call for {name}" for who in expected]
+    for _ in range(100):
+        if len(await reached()) == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert await reached() == said
+    # The page went to the person on call then, with an Acknowledge button in their DM, and
+    # the channel says who was told and why.
+    (dm,) = await eventually(lambda: direct_messages(slack, expected[0], state.label))
+    buttons = [
+        e["action_id"] for b in dm["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert "incident_acknowledge" in buttons
+    channel = (await IncidentDesk(client, TASK_QUEUE, policy).get(state.id)).channel
+    assert channel is not None
+    texts = [m.get("text", "") for m in slack.messages(channel.id)]
+    assert any(said[0] in text and "escalated to level 1" in text for text in texts)
+    assert set(expected) <= set(slack.channels[channel.id].members)
+
+
+async def test_an_override_wins_from_the_moment_it_is_answered(
+    stack: tuple[Client, Settings], slack: SlackEmulator, name: str
+):
+    client, settings = stack
+    start = datetime.now(UTC) - timedelta(days=1)
+    policy = on_call_policy(
+        {name: schedule([ALICE], start, "1d")},
+        {"after": 1, "notify": [f"oncall:{name}"], "page": True},
+    )
+    await start_schedules(client, policy)
+    async with await api_for(settings, IncidentDesk(client, TASK_QUEUE, policy)) as api:
+        now = datetime.now(UTC)
+        body = {
+            "user": "@carol",
+            "start": (now - timedelta(hours=1)).isoformat(),  # stepping in late: from now
+            "end": (now + timedelta(hours=1)).isoformat(),
+        }
+        made = await api.post(f"/schedules/{name}/overrides", json=body, headers=AUTH)
+        assert made.status_code == 201, made.text
+        override = made.json()
+        assert isinstance(override["id"], str) and override["user"] == CAROL
+        who = (await api.get("/oncall", headers=AUTH)).json()["schedules"]
+        assert {"name": name, "on_call": CAROL, "next": ALICE} == {
+            k: v for k, v in next(s for s in who if s["name"] == name).items() if k != "until"
+        }
+        state = await declare(client, policy, "Override")
+        said = f"<@{CAROL}>, on call for {name}"
+
+        async def heard() -> list[str]:
+            return await timeline(client, policy, state.id, "on_call")
+
+        for _ in range(50):
+            if await heard():
+                break
+            await asyncio.sleep(0.2)
+        assert await heard() == [said]
+        await eventually(lambda: direct_messages(slack, CAROL, state.label))
+        assert not direct_messages(slack, ALICE, state.label)
+        gone = await api.delete(f"/schedules/{name}/overrides/{override['id']}", headers=AUTH)
+        assert gone.status_code == 204
+        again = await api.delete(f"/schedules/{name}/overrides/{override['id']}", headers=AUTH)
+        assert again.status_code == 404
+
+
+async def test_nobody_on_call_is_said_and_the_rest_of_the_tier_still_hears(
+    stack: tuple[Client, Settings], slack: SlackEmulator, name: str
+):
+    client, _ = stack
+    later = datetime.now(UTC) + timedelta(days=2)  # the rotation has not begun: a gap
+    policy = on_call_policy(
+        {name: schedule([ALICE], later, "1d")},
+        {"after": 1, "notify": [f"oncall:{name}", BOB], "page": True},
+    )
+    await start_schedules(client, policy)
+    state = await declare(client, policy, "Gap")
+
+    async def noted() -> list[str]:
+        return await timeline(client, policy, state.id, "on_call")
+
+    for _ in range(50):
+        if await noted():
+            break
+        await asyncio.sleep(0.2)
+    assert await noted() == [f"Nobody on call for {name}: not notified"]
+    await eventually(lambda: direct_messages(slack, BOB, state.label))
+    channel = (await IncidentDesk(client, TASK_QUEUE, policy).get(state.id)).channel
+    assert channel is not None and BOB in slack.channels[channel.id].members
+    assert ALICE not in slack.channels[channel.id].members
+
+
+async def test_the_calendar_feed_keeps_a_weekly_0900_handoff_at_0900_across_daylight_saving(
+    stack: tuple[Client, Settings], name: str
+):
+    client, settings = stack
+    start = datetime(2027, 3, 1, 9, 0, tzinfo=PARIS)  # Paris moves to summer time on 28 March
+    policy = on_call_policy({name: schedule([ALICE, BOB], start, "1w", "Europe/Paris")})
+    await start_schedules(client, policy)
+    async with await api_for(settings, IncidentDesk(client, TASK_QUEUE, policy)) as api:
+        window = {"from": "2027-03-15T00:00:00+00:00", "to": "2027-04-12T00:00:00+00:00"}
+        feed = await api.get(f"/schedules/{name}.ics", params={**window, "token": TOKEN})
+        assert feed.status_code == 200, feed.text
+        assert feed.headers["content-type"].startswith("text/calendar")
+        events = icalendar.Calendar.from_ical(feed.content).walk("VEVENT")
+        starts = [event.decoded("dtstart") for event in events]
+        assert [s.astimezone(PARIS).strftime("%a %H:%M") for s in starts[1:]] == ["Mon 09:00"] * 4
+        assert [s.astimezone(UTC).hour for s in starts[1:]] == [8, 8, 7, 7]  # UTC+1, then +2
+        assert [str(e["summary"]) for e in events][1:3] == [
+            f"{ALICE} on call for {name}",
+            f"{BOB} on call for {name}",
+        ]
+        mine = await api.get("/people/@alice/oncall.ics", params=window, headers=AUTH)
+        assert mine.status_code == 200
+        alice = icalendar.Calendar.from_ical(mine.content).walk("VEVENT")
+        assert {str(e["summary"]) for e in alice} == {f"On call for {name}"}
+        assert (await api.get(f"/schedules/{name}.ics")).status_code == 401
+        wrong = await api.get(f"/schedules/{name}.ics", params={"token": "nope"})
+        assert wrong.status_code == 401
+
+
+async def test_the_on_call_routes_answer_201_404_409_422_and_401(
+    stack: tuple[Client, Settings], name: str
+):
+    client, settings = stack
+    start = datetime.now(UTC) - timedelta(days=1)
+    policy = on_call_policy({name: schedule([ALICE, BOB], start, "1d")})
+    await start_schedules(client, policy)
+    async with await api_for(settings, IncidentDesk(client, TASK_QUEUE, policy)) as api:
+        now = datetime.now(UTC)
+        body = {
+            "user": BOB,
+            "start": now.isoformat(),
+            "end": (now + timedelta(hours=2)).isoformat(),
+        }
+        path = f"/schedules/{name}/overrides"
+        assert (await api.post(path, json=body)).status_code == 401
+        assert (await api.post(path, json=body, headers=AUTH)).status_code == 201
+        unknown = await api.post("/schedules/nope/overrides", json=body, headers=AUTH)
+        assert unknown.status_code == 404
+        naive = {**body, "end": "2026-12-08T09:00:00"}
+        assert (await api.post(path, json=naive, headers=AUTH)).status_code == 422
+        nobody = await api.post(path, json={**body, "user": "@nobody"}, headers=AUTH)
+        assert nobody.status_code == 422 and "@nobody" in nobody.text
+        over = {**body, "end": (now - timedelta(hours=1)).isoformat()}
+        refused = await api.post(path, json=over, headers=AUTH)
+        assert refused.status_code == 409 and "end after it starts" in refused.text
+        shifts = await api.get(
+            f"/schedules/{name}/shifts",
+            params={"from": now.isoformat(), "to": (now + timedelta(hours=3)).isoformat()},
+            headers=AUTH,
+        )
+        assert shifts.status_code == 200
+        assert shifts.json()["shifts"][0]["user"] == BOB
+        assert shifts.json()["shifts"][0]["override"] is True
+        assert (await api.get("/schedules/nope/shifts", headers=AUTH)).status_code == 404
