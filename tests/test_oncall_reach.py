@@ -20,7 +20,7 @@ from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
-from tests.support import eventually
+from tests.support import eventually, serve_slack_app
 from workflows.models import Declaration, IncidentState
 from workflows.oncall.rotation import ScheduleInput, ScheduleWorkflow, schedule_workflow_id
 from workflows.policy import Policy
@@ -273,3 +273,43 @@ async def test_the_on_call_routes_answer_201_404_409_422_and_401(
         assert shifts.json()["shifts"][0]["user"] == BOB
         assert shifts.json()["shifts"][0]["override"] is True
         assert (await api.get("/schedules/nope/shifts", headers=AUTH)).status_code == 404
+
+
+async def test_slack_oncall_answers_ephemerally_and_a_page_dm_acknowledges_the_incident(
+    stack: tuple[Client, Settings], slack: SlackEmulator, name: str
+):
+    client, settings = stack
+    policy = on_call_policy(
+        {name: schedule([ALICE], datetime.now(UTC) - timedelta(days=1), "1d")},
+        {"after": 1, "notify": [f"oncall:{name}"], "page": True},
+    )
+    await start_schedules(client, policy)
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    general = slack.channel_by_name("general")
+    assert general is not None
+    async with serve_slack_app(settings, desk, slack, "test-oncall-secret"):
+
+        async def typed(text: str) -> str:
+            seen = len(slack.console.replies)
+            sent = await slack.console.slash(slack.workspace, BOB, general.id, text)
+            assert sent.status == 200, sent.body
+            await eventually(lambda: len(slack.console.replies) > seen, timeout=30)
+            reply = slack.console.replies[seen]
+            assert reply.user == BOB and reply.response_type == "ephemeral"
+            return str(reply.text)
+
+        assert f"*{name}*: <@{ALICE}> until" in await typed("/oncall")
+        override = await typed(f"/oncall override {name} <@{CAROL}|carol> for 1h")
+        assert override.startswith("Override ") and f"<@{CAROL}> on call from" in override
+        assert "no schedule 'nope'" in await typed(f"/oncall override nope <@{CAROL}> for 1h")
+        assert "is not a duration" in await typed(f"/oncall override {name} @carol for ever")
+        assert f"*{name}*: <@{CAROL}> until" in await typed("/oncall")
+        state = await declare(client, policy, "Slack page")
+        (dm,) = await eventually(lambda: direct_messages(slack, CAROL, state.label), timeout=30)
+        seen = len(slack.console.replies)
+        button = {"action_id": "incident_acknowledge", "block_id": "b", "value": state.id}
+        direct = next(c for c in slack.channels.values() if c.is_im and CAROL in c.members)
+        await slack.console.click(slack.workspace, CAROL, direct.id, dm["ts"], button)
+        await eventually(lambda: len(slack.console.replies) > seen, timeout=30)
+        acknowledged = await desk.get(state.id)
+        assert acknowledged.acknowledged_by == CAROL

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from starter.slack import replies, views
 from starter.slack.commands import REFUSALS, SlackDesk, Where
+from starter.slack.oncall import register_oncall
 from starter.slack.parse import error_text
 from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState, Status
@@ -91,6 +92,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     app.command("/incident")(incident)
     for alias in ALIASES:
         app.command(alias)(incident)
+    register_oncall(app, slack)
 
     @app.action("incident_acknowledge")
     async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
