@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from starter import cli_commands, cli_followup, cli_preview, cli_status
+from starter import cli_commands, cli_followup, cli_oncall, cli_preview, cli_status
 from starter.cli_client import (
     SEVERITY_STYLE,
     STATUS_STYLE,
@@ -199,6 +199,7 @@ def db_upgrade() -> None:
 
 
 cli_followup.register(app)
+cli_oncall.register(app)
 cli_preview.register(app)
 cli_status.register(app)
 

@@ -165,11 +165,16 @@ class OnCallDesk:
         override: Override = await self._update(name, ScheduleWorkflow.add_override, request)
         return override
 
-    async def remove_override(self, name: str, override_id: str, by: str | None) -> None:
-        if all(o.id != override_id for o in (await self.roster(name)).overrides):
+    async def remove_override(self, name: str, override_id: str, by: str | None) -> Override:
+        """The override removed, as it was."""
+        overrides = (await self.roster(name)).overrides
+        removed = next((o for o in overrides if o.id == override_id), None)
+        if removed is None:
             raise UnknownOverride(f"{name} has no override {override_id!r}")
-        request = RemoveOverride(id=override_id, by=by)
-        await self._update(name, ScheduleWorkflow.remove_override, request)
+        await self._update(
+            name, ScheduleWorkflow.remove_override, RemoveOverride(id=override_id, by=by)
+        )
+        return removed
 
     async def swap(self, name: str, asker: str, other: str, now: datetime) -> list[Override]:
         """The asker's next shift (or the one they are on) goes to ``other`` and ``other``'s

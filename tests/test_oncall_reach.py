@@ -20,7 +20,8 @@ from localslack import SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
-from tests.support import eventually, serve_slack_app
+from tests.support import eventually, serve_http, serve_slack_app
+from tests.test_cli import incident
 from workflows.models import Declaration, IncidentState
 from workflows.oncall.rotation import ScheduleInput, ScheduleWorkflow, schedule_workflow_id
 from workflows.policy import Policy
@@ -178,7 +179,7 @@ async def test_an_override_wins_from_the_moment_it_is_answered(
         await eventually(lambda: direct_messages(slack, CAROL, state.label))
         assert not direct_messages(slack, ALICE, state.label)
         gone = await api.delete(f"/schedules/{name}/overrides/{override['id']}", headers=AUTH)
-        assert gone.status_code == 204
+        assert gone.status_code == 200 and gone.json() == override
         again = await api.delete(f"/schedules/{name}/overrides/{override['id']}", headers=AUTH)
         assert again.status_code == 404
 
@@ -313,3 +314,32 @@ async def test_slack_oncall_answers_ephemerally_and_a_page_dm_acknowledges_the_i
         await eventually(lambda: len(slack.console.replies) > seen, timeout=30)
         acknowledged = await desk.get(state.id)
         assert acknowledged.acknowledged_by == CAROL
+
+
+async def test_the_cli_shows_who_is_on_call_and_makes_and_removes_an_override(
+    stack: tuple[Client, Settings], name: str
+):
+    client, settings = stack
+    policy = on_call_policy({name: schedule([ALICE, BOB], datetime.now(UTC), "1d")})
+    await start_schedules(client, policy)
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    async with serve_http(
+        create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk)
+    ) as url:
+
+        async def cli(*args: str) -> Any:
+            return await incident("oncall", *args, url=url, token=TOKEN)
+
+        made = await cli("override", name, "@dave", "for", "2h", "--json")
+        assert made.code == 0, made.err
+        assert made.json()["user"] == DAVE and made.json()["by"] == "U0BOB0002"
+        listed = (await cli("--json")).json()["schedules"]
+        assert next(s for s in listed if s["name"] == name)["on_call"] == DAVE
+        shown = await cli()
+        assert name in shown.out and DAVE in shown.out
+        shifts = await cli("shifts", name)
+        assert "override" in shifts.out and DAVE in shifts.out
+        removed = await cli("remove", name, made.json()["id"])
+        assert removed.code == 0 and "removed" in removed.out
+        bad = await cli("override", name, "@dave", "for", "ever")
+        assert bad.code == 1 and "is not a duration" in bad.err

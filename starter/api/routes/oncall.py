@@ -134,18 +134,16 @@ async def add_override(
 
 @router.delete(
     "/schedules/{name}/overrides/{override_id}",
-    summary="Remove an override",
-    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove an override; answers it as it was",
     responses={404: {"description": "No such schedule or override."}, **UNAVAILABLE},
 )
 async def remove_override(
     name: ScheduleName,
     override_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
     oncall: OnCall,
-) -> Response:
+) -> Override:
     with answering():
-        await oncall.remove_override(name, override_id, None)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return await oncall.remove_override(name, override_id, None)
 
 
 Since = Annotated[
