@@ -33,6 +33,7 @@ from workflows.oncall.rotation import (
 )
 from workflows.oncall.schedules import Override, Shift, next_handoff, on_call
 from workflows.policy import Policy
+from workflows.preview import Rosters
 from workflows.text import parse_duration
 
 ASK_TIMEOUT = timedelta(seconds=5)  # a schedule's workflow answers a query or an Update in this
@@ -145,6 +146,22 @@ class OnCallDesk:
                 return current(await self.roster(name), at)
 
         return list(await asyncio.gather(*(one(name) for name in self.policy.schedules)))
+
+    async def rosters(self, at: datetime) -> Rosters:
+        """What the policy preview knows of who is on call: every schedule's overrides, or
+        none at all when a schedule did not answer (the preview then says so)."""
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def overrides(name: str) -> list[Override]:
+            async with gate:
+                return (await self.roster(name)).overrides
+
+        names = list(self.policy.schedules)
+        try:
+            found = await asyncio.gather(*(overrides(name) for name in names))
+        except ScheduleUnavailable:
+            return Rosters(at=at)
+        return Rosters(at=at, overrides=dict(zip(names, found, strict=True)))
 
     async def shifts(self, name: str, start: datetime, end: datetime) -> list[Shift]:
         """Overrides applied, each edit of the schedule where it applied."""

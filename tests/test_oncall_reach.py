@@ -165,6 +165,10 @@ async def test_an_override_wins_from_the_moment_it_is_answered(
         assert {"name": name, "on_call": CAROL, "next": ALICE} == {
             k: v for k, v in next(s for s in who if s["name"] == name).items() if k != "until"
         }
+        preview = await api.get("/policy/preview", params={"severity": "sev1"}, headers=AUTH)
+        (answer,) = [step for step in preview.json()["steps"] if step["what"] == "on call"]
+        assert answer["who"] == [CAROL] and answer["after"] == 1.0
+        assert answer["text"] == f"on call for {name} (overrides included)"
         state = await declare(client, policy, "Override")
         said = f"<@{CAROL}>, on call for {name}"
 
