@@ -40,9 +40,12 @@ ASK_TIMEOUT = timedelta(seconds=5)  # a schedule's workflow answers a query or a
 FEED_BEFORE = timedelta(days=14)  # a calendar feed shows the past two weeks...
 FEED_AFTER = timedelta(days=56)  # ...and the next eight
 AT_ONCE = 20  # schedules asked side by side for "who is on call" across all of them
-# An ISO time with its zone, as typed after /oncall override (a bare date or time is refused).
-ISO_WITH_ZONE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+# A time with its zone (a bare date or time is refused), this century or the last: only dates
+# that exist (a 29 February aside), and times whose arithmetic stays within a datetime's range.
+ISO_WITH_ZONE = (
+    r"^(19|20)\d{2}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)"
+    r"|02-(0[1-9]|[12]\d))T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
 WHEN_USAGE = "`for 2h`, `until <time>`, `<time> for 8h` or `<time> <time>` (ISO, with a zone)"
 
@@ -103,7 +106,7 @@ def window(words: str, now: datetime) -> tuple[datetime, datetime]:
 def _time(word: str, now: datetime) -> datetime:
     if word == "now":
         return now
-    if not ISO_WITH_ZONE.match(word):
+    if not re.match(ISO_WITH_ZONE, word):
         raise ValueError(f"{word!r} is not a time with a zone, like 2026-12-08T09:00+01:00")
     return datetime.fromisoformat(word.replace("Z", "+00:00"))
 

@@ -23,10 +23,10 @@ from starter.api.auth import bearer, known_token, require_token
 from starter.api.dependencies import AppSettings, Desk
 from starter.api.errors import RETRY_AFTER, invalid
 from starter.api.openapi import PERSON
-from starter.api.routes.followup import ISO_WITH_ZONE
 from starter.oncall import (
     FEED_AFTER,
     FEED_BEFORE,
+    ISO_WITH_ZONE,
     OnCallDesk,
     OnCallNow,
     OverrideRefused,
@@ -104,7 +104,11 @@ async def _person(request: Request, given: str, field: str) -> str:
         raise invalid(field, str(error)) from None
 
 
-@router.get("/oncall", summary="Who is on call now for each schedule, until when, who next")
+@router.get(
+    "/oncall",
+    summary="Who is on call now for each schedule, until when, who next",
+    responses=UNAVAILABLE,
+)
 async def who_is_on_call(oncall: OnCall) -> OnCallList:
     with answering():
         return OnCallList(schedules=await oncall.now(datetime.now(UTC)))
