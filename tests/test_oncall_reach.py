@@ -22,6 +22,10 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually, serve_http, serve_slack_app
 from tests.test_cli import incident
+from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, ReachOnCall
+from workflows.escalation import tiers
+from workflows.escalation.deadlines import Deadline
+from workflows.lifecycle import states
 from workflows.models import Declaration, IncidentState
 from workflows.oncall.rotation import ScheduleInput, ScheduleWorkflow, schedule_workflow_id
 from workflows.policy import Policy
@@ -31,6 +35,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ALICE, BOB, CAROL, DAVE = "U0ALICE01", "U0BOB0002", "U0CAROL03", "U0DAVE004"
 SHIFT = 8.0  # seconds: long enough for a tier to fire well inside a shift on a busy machine
 PARIS = ZoneInfo("Europe/Paris")
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+T1 = T0 + timedelta(days=30)
 
 
 def schedule(people: list[str], start: datetime, shift: object = SHIFT, zone: str = "UTC") -> Any:
@@ -93,6 +99,44 @@ def direct_messages(slack: SlackEmulator, user: str, label: str) -> list[dict[st
     """The bot's direct messages to ``user`` about the incident labelled ``label``."""
     ims = [c for c in slack.channels.values() if c.is_im and user in c.members]
     return [m for c in ims for m in c.messages if label in m.get("text", "")]
+
+
+def test_a_tier_without_oncall_entries_pages_messages_invites_and_posts_at_once():
+    policy = on_call_policy({}, {"after": 60, "notify": [ALICE, "S0ONCALL1"], "page": True})
+    state, _ = states.start(1, "incident-1", Declaration(title="x", severity="sev1"), policy, T0)
+    effects = tiers.fire(state, policy, Deadline.ESCALATION, T0 + timedelta(minutes=1))
+    assert not [e for e in effects if isinstance(e, ReachOnCall)]
+    page, dm, invite, notice = effects[:4]
+    assert page == Page(action=PageAction.TRIGGER, targets=[ALICE, "S0ONCALL1"])
+    assert isinstance(dm, Post) and dm.notice is Notice.PAGED and dm.mentions == [ALICE]
+    assert dm.audience == [Audience.OWNER], "a user group is paged, not messaged"
+    assert invite == Invite(users=[ALICE, "S0ONCALL1"])
+    assert isinstance(notice, Post) and notice.notice is Notice.ESCALATED
+
+
+def test_an_oncall_tier_asks_when_it_fires_and_then_names_each_person_once_with_why():
+    policy = on_call_policy(
+        {"a": schedule([ALICE], T0), "b": schedule([ALICE], T0), "gap": schedule([BOB], T1)},
+        {"after": 60, "notify": ["oncall:a", "oncall:b", "oncall:gap", CAROL], "page": True},
+    )
+    state, _ = states.start(1, "incident-1", Declaration(title="x", severity="sev1"), policy, T0)
+    fired = T0 + timedelta(minutes=1)
+    (asked,) = [
+        e
+        for e in tiers.fire(state, policy, Deadline.ESCALATION, fired)
+        if e.kind == "reach_on_call"
+    ]
+    assert isinstance(asked, ReachOnCall) and asked.asked.at == fired
+    assert list(asked.asked.schedules) == ["a", "b", "gap"]
+    effects = tiers.reach(state, policy, asked, {"a": ALICE, "b": ALICE, "gap": None}, fired)
+    assert Page(action=PageAction.TRIGGER, targets=[ALICE, CAROL]) in effects
+    notice = effects[-1]
+    assert isinstance(notice, Post) and notice.mentions == [ALICE, CAROL]
+    assert notice.why == {ALICE: "on call for a"}
+    assert [e.text for e in state.timeline if e.kind == "on_call"] == [
+        f"<@{ALICE}>, on call for a",
+        "Nobody on call for gap: not notified",
+    ]
 
 
 def next_boundary(start: datetime, shift: float) -> datetime:
