@@ -140,31 +140,30 @@ class OnCallDesk:
             raise _unavailable(name, error) from None
         return roster
 
-    async def now(self, at: datetime) -> list[OnCallNow]:
-        """Every schedule: who is on call at ``at``, until when, and who next."""
+    async def every_roster(self) -> dict[str, Roster]:
+        """Every schedule's roster, asked ``AT_ONCE`` at a time."""
         gate = asyncio.Semaphore(AT_ONCE)
 
-        async def one(name: str) -> OnCallNow:
+        async def one(name: str) -> Roster:
             async with gate:
-                return current(await self.roster(name), at)
+                return await self.roster(name)
 
-        return list(await asyncio.gather(*(one(name) for name in self.policy.schedules)))
+        names = list(self.policy.schedules)
+        found = await asyncio.gather(*(one(name) for name in names))
+        return dict(zip(names, found, strict=True))
+
+    async def now(self, at: datetime) -> list[OnCallNow]:
+        """Every schedule: who is on call at ``at``, until when, and who next."""
+        return [current(roster, at) for roster in (await self.every_roster()).values()]
 
     async def rosters(self, at: datetime) -> Rosters:
         """What the policy preview knows of who is on call: every schedule's overrides, or
         none at all when a schedule did not answer (the preview then says so)."""
-        gate = asyncio.Semaphore(AT_ONCE)
-
-        async def overrides(name: str) -> list[Override]:
-            async with gate:
-                return (await self.roster(name)).overrides
-
-        names = list(self.policy.schedules)
         try:
-            found = await asyncio.gather(*(overrides(name) for name in names))
+            found = await self.every_roster()
         except ScheduleUnavailable:
             return Rosters(at=at)
-        return Rosters(at=at, overrides=dict(zip(names, found, strict=True)))
+        return Rosters(at=at, overrides={name: r.overrides for name, r in found.items()})
 
     async def shifts(self, name: str, start: datetime, end: datetime) -> list[Shift]:
         """Overrides applied, each edit of the schedule where it applied."""
@@ -172,10 +171,14 @@ class OnCallDesk:
 
     async def person_shifts(self, user: str, start: datetime, end: datetime) -> list[Shift]:
         """One person's shifts across every schedule, each named in ``user`` as the schedule."""
-        found: list[Shift] = []
-        for name in self.policy.schedules:
-            mine = [s for s in await self.shifts(name, start, end) if s.user == user]
-            found += [s.model_copy(update={"user": name}) for s in mine]
+        if end <= start:
+            return []
+        found = [
+            shift.model_copy(update={"user": name})
+            for name, roster in (await self.every_roster()).items()
+            for shift in roster.shifts(start, end)
+            if shift.user == user
+        ]
         return sorted(found, key=lambda s: s.start)
 
     async def add_override(
