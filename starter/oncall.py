@@ -182,10 +182,21 @@ class OnCallDesk:
         return sorted(found, key=lambda s: s.start)
 
     async def add_override(
-        self, name: str, user: str, start: datetime, end: datetime, by: str | None
+        self,
+        name: str,
+        user: str,
+        start: datetime,
+        end: datetime,
+        by: str | None,
+        key: str | None = None,
     ) -> Override:
+        """``key``: a retry with the same one gets the same override (the Update's id), for as
+        long as the schedule's run lasts."""
         request = AddOverride(user=user, start=start, end=end, by=by)
-        override: Override = await self._update(name, ScheduleWorkflow.add_override, request)
+        update_id = f"add_override:{key}" if key else None
+        override: Override = await self._update(
+            name, ScheduleWorkflow.add_override, request, update_id
+        )
         return override
 
     async def remove_override(self, name: str, override_id: str, by: str | None) -> Override:
@@ -213,9 +224,13 @@ class OnCallDesk:
             await self.add_override(name, asker, max(theirs.start, now), theirs.end, asker),
         ]
 
-    async def _update(self, name: str, update: Any, request: BaseModel) -> Any:
+    async def _update(
+        self, name: str, update: Any, request: BaseModel, update_id: str | None = None
+    ) -> Any:
         try:
-            return await self._handle(name).execute_update(update, request, rpc_timeout=ASK_TIMEOUT)
+            return await self._handle(name).execute_update(
+                update, request, id=update_id, rpc_timeout=ASK_TIMEOUT
+            )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause)

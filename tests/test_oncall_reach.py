@@ -303,7 +303,11 @@ async def test_the_on_call_routes_answer_201_404_409_422_and_401(
         }
         path = f"/schedules/{name}/overrides"
         assert (await api.post(path, json=body)).status_code == 401
-        assert (await api.post(path, json=body, headers=AUTH)).status_code == 201
+        keyed = {**AUTH, "Idempotency-Key": f"key-{name}"}
+        first = await api.post(path, json=body, headers=keyed)
+        again = await api.post(path, json=body, headers=keyed)
+        assert first.status_code == again.status_code == 201
+        assert first.json()["id"] == again.json()["id"], "a retry makes the override once"
         unknown = await api.post("/schedules/nope/overrides", json=body, headers=AUTH)
         assert unknown.status_code == 404
         naive = {**body, "end": "2026-12-08T09:00:00"}

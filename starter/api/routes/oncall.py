@@ -14,7 +14,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
@@ -125,7 +135,19 @@ async def who_is_on_call(oncall: OnCall) -> OnCallList:
     },
 )
 async def add_override(
-    name: ScheduleName, body: OverrideRequest, request: Request, oncall: OnCall
+    name: ScheduleName,
+    body: OverrideRequest,
+    request: Request,
+    oncall: OnCall,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key makes the override once.",
+        ),
+    ] = None,
 ) -> Override:
     """A start in the past covers from now (someone stepping in late); the next tier that
     fires reaches them."""
@@ -133,7 +155,7 @@ async def add_override(
     user = await _person(request, body.user, "user")
     by = await _person(request, body.by, "by") if body.by else None
     with answering():
-        return await oncall.add_override(name, user, start, end, by)
+        return await oncall.add_override(name, user, start, end, by, key)
 
 
 @router.delete(
