@@ -113,7 +113,8 @@ def build_worker(
             oncall.set_user_group,
         ],
         # Pinned: a workflow runs on this build until it ends (an incident: until it continues
-        # as new), so the workflow code carries one path and no patches.
+        # as new), so the workflow code carries one path; its one patch (a page's direct
+        # messages) keeps the recorded histories of earlier builds replaying.
         deployment_config=WorkerDeploymentConfig(
             version=deployment_version(settings),
             use_worker_versioning=True,
