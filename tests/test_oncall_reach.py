@@ -25,7 +25,8 @@ from tests.test_cli import incident
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, ReachOnCall
 from workflows.escalation import tiers
 from workflows.escalation.deadlines import Deadline
-from workflows.lifecycle import states
+from workflows.lifecycle import opening, states
+from workflows.lifecycle.channel import incident_brief
 from workflows.models import Declaration, IncidentState
 from workflows.oncall.rotation import ScheduleInput, ScheduleWorkflow, schedule_workflow_id
 from workflows.policy import Policy
@@ -137,6 +138,16 @@ def test_an_oncall_tier_asks_when_it_fires_and_then_names_each_person_once_with_
         f"<@{ALICE}>, on call for a",
         "Nobody on call for gap: not notified",
     ]
+
+
+def test_an_incident_declared_past_an_oncall_tier_asks_once_the_channel_is_open():
+    policy = on_call_policy({"a": schedule([ALICE], T0)}, {"after": 60, "notify": ["oncall:a"]})
+    declaration = Declaration(title="x", severity="sev1", escalation_level=1)
+    state, effects = states.start(1, "incident-1", declaration, policy, T0)
+    assert [e for e in effects if isinstance(e, ReachOnCall)], "asked, not notified at once"
+    channel, brief = opening.channel(state, policy), incident_brief(state, policy)
+    _, rest = opening.request(state, policy, channel, brief, effects)
+    assert [e for e in rest if isinstance(e, ReachOnCall)], "run after the opening"
 
 
 def next_boundary(start: datetime, shift: float) -> datetime:
