@@ -144,8 +144,10 @@ class Attempt:
         what = f"post the {post.notice.value} message"
 
         def send(maybe_posted: bool) -> Awaitable[Posted]:
-            # A retried opening (a new activity) looks first too: one before may have posted.
-            return self.slack.posts.post(message, maybe_posted or post.check_first)
+            # A retried opening (a new activity) looks first too: one before may have posted,
+            # at the earliest when the incident was declared.
+            tried = maybe_posted or post.check_first
+            return self.slack.posts.post(message, message.brief.declared_at if tried else None)
 
         posted = await self.step(f"post:{post.key}", what, send)
         if posted is not None:
@@ -242,9 +244,14 @@ class SlackActivities:
 
     @activity.defn(name="slack_post_message")
     async def post_message(self, request: PostMessage) -> Posted:
-        check_first = request.post.check_first or activity.info().attempt > 1
+        info = activity.info()
+        tried_since = None
+        if request.post.check_first:  # queued again after an earlier activity gave up
+            tried_since = request.brief.declared_at
+        elif info.attempt > 1:
+            tried_since = info.scheduled_time  # this activity's first attempt
         with non_retryable():
-            return await self.slack.posts.post(request, check_first)
+            return await self.slack.posts.post(request, tried_since)
 
     @activity.defn(name="slack_add_bookmarks")
     async def add_bookmarks(self, request: AddBookmarks) -> None:

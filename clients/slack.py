@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import structlog
 from slack_sdk.errors import SlackApiError
@@ -20,10 +21,14 @@ from workflows.resolution.metrics import IncidentMetrics, digest
 # Incident notices in Slack: posted once, pinned, edited; and the periodic digest.
 #
 # Posting is idempotent when asked to check first: a post carries the incident and a key in its
-# metadata, and a retry looks for it in the channel's recent history before posting again.
+# metadata, and a retry looks for it in the channel's history since the first try before posting
+# again. Since then, not "the newest 200": in a busy #incidents, 200 messages go by in the minute
+# an activity's retry waits, and a copy older than the window was posted a second time.
 UPDATE_TEXT_LIMIT = 4000  # chat.update's reference: tighter than chat.postMessage
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
-HISTORY_SCAN = 200
+HISTORY_PAGE = 200
+HISTORY_PAGES = 50  # 10,000 messages since the first try: a bound, not a window
+CLOCK_SKEW = timedelta(minutes=5)  # between the worker's clock and Slack's stamps
 log = structlog.get_logger()
 
 
@@ -34,8 +39,9 @@ class SlackPosts:
         self.broadcast_channel = broadcast_channel
         self._broadcast_id: str | None = None
 
-    async def post(self, request: PostMessage, check_first: bool) -> Posted:
-        """Post the notice unless ``check_first`` finds an earlier attempt's copy; pin it."""
+    async def post(self, request: PostMessage, tried_since: datetime | None) -> Posted:
+        """Post the notice unless an earlier try's copy is there, looked for in what the
+        channel got since ``tried_since`` (None: nothing was tried before); pin it."""
         channel = request.channel_id or await self._broadcast()
         if "@" in channel:  # a page's direct message to someone the policy names by handle
             channel = await self._person(channel)
@@ -47,8 +53,8 @@ class SlackPosts:
             channel = str(opened["channel"]["id"])
         post, brief = request.post, request.brief
         already = None
-        if check_first:
-            already = await self._posted_before(channel, brief.id, post.key)
+        if tried_since is not None:
+            already = await self._posted_before(channel, brief.id, post.key, tried_since)
         if already is None:
             mentions = await self.channels.people.mention_ids(post.mentions)
             pairs = zip(post.mentions, mentions, strict=True)
@@ -145,16 +151,31 @@ class SlackPosts:
             if slack_error(error) != "already_pinned":
                 raise
 
-    async def _posted_before(self, channel: str, incident_id: str, key: str) -> str | None:
-        """The ts of this notice if an earlier attempt posted it after all."""
-        async with permanent_errors("conversations.history"):
-            response = await self.client.conversations_history(
-                channel=channel, limit=HISTORY_SCAN, include_all_metadata=True
-            )
-        for message in response["messages"]:
-            payload = message.get("metadata", {}).get("event_payload", {})
-            if payload.get("incident_id") == incident_id and payload.get("key") == key:
-                return str(message["ts"])
+    async def _posted_before(
+        self, channel: str, incident_id: str, key: str, since: datetime
+    ) -> str | None:
+        """The ts of this notice if an earlier try posted it after all."""
+        oldest = f"{(since - CLOCK_SKEW).timestamp():.6f}"
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            async with permanent_errors("conversations.history"):
+                response = await self.client.conversations_history(
+                    channel=channel,
+                    oldest=oldest,
+                    limit=HISTORY_PAGE,
+                    cursor=cursor,
+                    include_all_metadata=True,
+                )
+            for message in response["messages"]:
+                payload = message.get("metadata", {}).get("event_payload", {})
+                if payload.get("incident_id") == incident_id and payload.get("key") == key:
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                return None
+        log.warning(
+            "duplicate_check_cut_short", incident_id=incident_id, key=key, pages=HISTORY_PAGES
+        )
         return None
 
     async def _broadcast(self) -> str:

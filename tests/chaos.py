@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import signal
 import tempfile
@@ -240,13 +241,20 @@ class Chaos:
         async with httpx.AsyncClient(timeout=30) as http:
             url = f"http://127.0.0.1:{self.slack.port}/_emulator/calls"
             calls = (await http.get(url)).json()["calls"]
+        # Beside the processes' logs: what a duplicate's story is read from (--keep).
+        (self.workdir / "slack-calls.json").write_text(json.dumps(calls))
         self.figures.slack_calls = len(calls)
         self.figures.slack_failures = sum(1 for c in calls if not c["ok"])
 
 
-async def run(incidents: int, seed: int = 1, fault_rate: float = 0.3) -> Figures:
-    with tempfile.TemporaryDirectory(prefix="chaos-") as workdir:
-        chaos = Chaos(Path(workdir), incidents, seed, fault_rate)
+async def run(
+    incidents: int, seed: int = 1, fault_rate: float = 0.3, keep: Path | None = None
+) -> Figures:
+    """One chaos run; with ``keep``, its processes' logs stay there to read afterwards."""
+    with tempfile.TemporaryDirectory(prefix="chaos-") as scratch:
+        workdir = keep or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        chaos = Chaos(workdir, incidents, seed, fault_rate)
         started = time.monotonic()
         try:
             await chaos.start()
@@ -269,8 +277,9 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fault-rate", type=float, default=0.3)
+    parser.add_argument("--keep", type=Path, help="keep the processes' logs in this folder")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.incidents, args.seed, args.fault_rate))
+    figures = asyncio.run(run(args.incidents, args.seed, args.fault_rate, args.keep))
     figures.print()
     raise SystemExit(0 if figures.clean else 1)
 

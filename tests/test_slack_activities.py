@@ -3,6 +3,7 @@ people named by handle, people Slack does not know."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,9 +113,19 @@ async def test_bot_joins_the_broadcast_channel_when_it_is_not_in_it(
         Slack(slack_client(BOT_TOKEN, slack.base_url), broadcast.id, lambda i: f"https://x/{i}")
     )
     broadcast.members.remove(BOT_USER_ID)
-    brief = IncidentBrief(
-        id="incident-99999",
-        number=99999,
+    brief = brief_of("incident-99999", datetime.now(UTC))
+    post = Post(key="announcement", notice=Notice.ANNOUNCEMENT, audience=[Audience.BROADCAST])
+    request = PostMessage(channel_id=None, post=post, brief=brief)
+    posted = await ActivityEnvironment().run(activities.post_message, request)
+    assert posted.channel_id == broadcast.id
+    assert BOT_USER_ID in broadcast.members
+    assert [c.ok for c in slack.calls_to("conversations.join")][-1:] == [True]
+
+
+def brief_of(incident_id: str, declared_at: datetime) -> IncidentBrief:
+    return IncidentBrief(
+        id=incident_id,
+        number=int(incident_id.rsplit("-", 1)[1]),
         title="Join first",
         summary="",
         severity="sev2",
@@ -128,15 +139,35 @@ async def test_bot_joins_the_broadcast_channel_when_it_is_not_in_it(
         channel=None,
         escalation_level=0,
         next_update_due=None,
-        declared_at=datetime.now(UTC),
+        declared_at=declared_at,
         resolved_at=None,
     )
+
+
+async def test_a_retried_post_finds_its_copy_behind_hundreds_of_newer_messages(
+    slack: SlackEmulator,
+) -> None:
+    """In a busy #incidents more than a page of messages goes by while a retry waits; the
+    copy the first try posted (its answer lost) must still be found, not posted again."""
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    channel = (await web.conversations_create(name="busy-incidents-1"))["channel"]["id"]
+    activities = SlackActivities(Slack(web, channel, lambda i: f"https://x/{i}"))
+    first_try = datetime.now(UTC)
     post = Post(key="announcement", notice=Notice.ANNOUNCEMENT, audience=[Audience.BROADCAST])
-    request = PostMessage(channel_id=None, post=post, brief=brief)
+    request = PostMessage(channel_id=None, post=post, brief=brief_of("incident-99998", first_try))
     posted = await ActivityEnvironment().run(activities.post_message, request)
-    assert posted.channel_id == broadcast.id
-    assert BOT_USER_ID in broadcast.members
-    assert [c.ok for c in slack.calls_to("conversations.join")][-1:] == [True]
+    for n in range(250):
+        await web.chat_postMessage(channel=channel, text=f"another incident's news {n}")
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, attempt=2, scheduled_time=first_try)
+    again = await retry.run(activities.post_message, request)
+    assert again == posted
+    copies = [
+        m
+        for m in slack.messages(channel)
+        if m.get("metadata", {}).get("event_payload", {}).get("key") == "announcement"
+    ]
+    assert len(copies) == 1
 
 
 async def test_invitations_go_in_batches_of_a_hundred(slack: SlackEmulator) -> None:
