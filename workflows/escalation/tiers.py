@@ -148,8 +148,9 @@ def reach(
             person = on_call.get(name)
             if person is None:
                 state.note(now, "on_call", None, f"Nobody on call for {name}: not notified")
-            elif person not in why:
-                notify.append(person)
+                continue
+            notify.append(person)
+            if person not in why:  # said once, for the first schedule that named them
                 why[person] = f"on call for {name}"
                 state.note(now, "on_call", None, f"{shown(person)}, on call for {name}")
         tiers.append(tier.model_copy(update={"notify": notify}))
