@@ -10,8 +10,8 @@ from temporalio import activity
 
 from activities import non_retryable
 from clients import Permanent
-from clients.slack_channels import SlackPeople, UnknownPerson
 from clients.slack_client import permanent_errors
+from clients.slack_people import SlackPeople, UnknownPerson
 
 HISTORY_SCAN = 20  # a handoff DM a lost answer hid is among the last few of the conversation
 MAX_PEOPLE = 100

@@ -2,11 +2,13 @@
 
 - ``BareDeclare`` (for bench.declare): started by update-with-start like an incident; the
   update returns once the workflow has run one no-op activity.
-- ``BareTimer`` (for bench.timers): started by update-with-start like an incident (the update
-  answers from its first workflow task); holds the same cadence timer as an incident
-  (``wait_condition(lambda: False, timeout=due - now)``, due = start + n * every) and, when
-  it fires, runs one activity that posts to Slack with the product's own slack_sdk client
-  (``clients.slack_client.slack_client``): a text message whose metadata carries the key.
+- ``BareTimer`` (for bench.timers and bench.replay): started by update-with-start like an
+  incident (the update answers from its first workflow task); holds the same cadence timer as
+  an incident (``wait_condition(lambda: False, timeout=due - now)``, due = start + n * every)
+  and, when it fires, runs one activity that posts to Slack with the product's own slack_sdk
+  client (``clients.slack_client.slack_client``): a text message whose metadata carries the
+  key. With ``TimerInput.opening`` (bench.replay) it first runs one no-op activity and its
+  ``opening`` update answers after it, as an incident's opening activity and update do.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:  # the sandbox re-imports this module for every workflow: keep
 class TimerInput:
     every: float  # seconds
     channel_id: str
+    opening: bool = False  # one activity before the first timer, as an incident's opening
 
 
 @dataclass
@@ -83,14 +86,24 @@ class BareTimer:
     @workflow.init
     def __init__(self, input: TimerInput) -> None:
         self.start = workflow.now()
+        self.opened = not input.opening
 
     @workflow.update
     def started(self) -> float:
         """When the workflow started (its ``workflow.now()``), answered by its first task."""
         return self.start.timestamp()
 
+    @workflow.update
+    async def opening(self) -> float:
+        """``started``, answered once the opening activity has run."""
+        await workflow.wait_condition(lambda: self.opened)
+        return self.start.timestamp()
+
     @workflow.run
     async def run(self, input: TimerInput) -> None:
+        if not self.opened:
+            await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=30))
+            self.opened = True
         start = self.start
         n = 0
         while True:

@@ -31,7 +31,7 @@ from bench.stack import (
     wait_for_line,
 )
 from starter.desk import IncidentDesk
-from starter.listing import ListFilter
+from starter.reading import ListFilter
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Status
 from workflows.policy import default_policy

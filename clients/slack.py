@@ -12,8 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from clients import Permanent, messages
 from clients.messages import escape
-from clients.slack_channels import SlackChannels, SlackPeople, UnknownPerson
+from clients.slack_channels import SlackChannels
 from clients.slack_client import permanent_errors, slack_error
+from clients.slack_people import SlackPeople, UnknownPerson
 from workflows.effects import Audience, Notice, Post, PostMessage
 from workflows.requests import EditKickoff, Posted
 from workflows.resolution.metrics import IncidentMetrics, digest

@@ -13,6 +13,7 @@ imports config too and must start fast.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+    from temporalio.converter import DataConverter
     from temporalio.envconfig import ClientConfigProfile, DataSource
     from temporalio.runtime import Runtime
     from temporalio.service import TLSConfig
@@ -145,10 +147,40 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
+@functools.cache
+def data_converter() -> DataConverter:
+    """pydantic's data converter with one JSON payload converter for the whole process.
+
+    The SDK builds a payload converter from its class for each workflow instance and again for
+    each activation, and pydantic's converter keeps its TypeAdapters per instance: a replayed
+    incident built a TypeAdapter of its input (the whole policy), of its memo and of each
+    activity result again. The converter holds nothing else; the worker passes every module
+    through the sandbox (``build_worker``), so a type is one object in every instance (in the
+    SDK's default sandbox, a workflow module imported again per instance brings new types:
+    they take entries of their own, up to the cache's bound, 1,024).
+    """
+    from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+    from temporalio.converter import (
+        CompositePayloadConverter,
+        DataConverter,
+        DefaultPayloadConverter,
+        JSONPlainPayloadConverter,
+    )
+
+    json = PydanticJSONPlainPayloadConverter()
+
+    class PayloadConverter(CompositePayloadConverter):
+        def __init__(self) -> None:
+            defaults = DefaultPayloadConverter.default_encoding_payload_converters
+            super().__init__(
+                *(json if isinstance(c, JSONPlainPayloadConverter) else c for c in defaults)
+            )
+
+    return DataConverter(payload_converter_class=PayloadConverter)
+
+
 def connect_options(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of ``Client.connect`` these settings stand for."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
     profile = settings.temporal
     return {
         "target_host": profile.address,
@@ -156,7 +188,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         "api_key": profile.api_key,
         "tls": tls_config(settings),
         "rpc_metadata": dict(profile.grpc_meta),
-        "data_converter": pydantic_data_converter,
+        "data_converter": data_converter(),
     }
 
 

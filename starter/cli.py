@@ -3,21 +3,22 @@ and for operators, ``incident db upgrade``.
 
 Configured from the environment (see ``starter.cli_client``). People are given as Slack user
 ids, @handles, bare handles (bob) or emails; the API resolves them. The commands on one
-incident are generated from the command table (``starter.cli_commands``); declaring, listing
-and showing are here, the rest in modules of their own.
+incident are generated from the command table (``starter.cli_commands``) and what it reads
+besides incidents is in ``starter.cli_reports``; declaring, listing, showing, the database and
+the status page's maintenance are here (``incident public`` is a row of the command table).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from starter import cli_commands, cli_followup, cli_oncall, cli_preview, cli_status
+from starter import cli_commands, cli_oncall, cli_reports
 from starter.cli_client import (
-    SEVERITY_STYLE,
     STATUS_STYLE,
     Api,
     IncidentArg,
@@ -29,6 +30,7 @@ from starter.cli_client import (
     incident_path,
     out,
     print_json,
+    severity_text,
     when,
 )
 from workflows.models import Status, incident_label
@@ -52,7 +54,9 @@ def declare(
     severity: Annotated[
         str | None,
         typer.Option(
-            "--severity", "-s", help="sev1, sev2, sev3... (optional with a --template that has one)"
+            "--severity",
+            "-s",
+            help="A severity of the policy (optional with a --template with one)",
         ),
     ] = None,
     summary: Annotated[str | None, typer.Option(help="What we know so far.")] = None,
@@ -135,7 +139,7 @@ def list_incidents(
     for incident in incidents:
         table.add_row(
             incident_label(incident["number"]),
-            Text(incident["severity"].upper(), SEVERITY_STYLE.get(incident["severity"], "")),
+            severity_text(incident["severity"]),
             Text(incident["status"], STATUS_STYLE.get(incident["status"], "green")),
             Text(incident["title"]),
             incident["roles"]["commander"] or "-",
@@ -198,10 +202,23 @@ def db_upgrade() -> None:
     out.print(f"incident database at revision {revision}")
 
 
-cli_followup.register(app)
+cli_reports.register(app)
 cli_oncall.register(app)
-cli_preview.register(app)
-cli_status.register(app)
+
+
+@app.command()
+def maintenance(
+    name: Annotated[str, typer.Argument(metavar="COMPONENT")],
+    off: Annotated[bool, typer.Option("--off", help="Take it out of maintenance.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put a component of the status page under maintenance (or out of it with --off)."""
+    path = "/status/components/" + quote(name, safe="")
+    _, answer = Api().call("PUT", path, {"maintenance": not off})
+    if as_json:
+        print_json(answer)
+        return
+    out.print(f"{name}: {'under maintenance' if answer['maintenance'] else 'out of maintenance'}")
 
 
 if __name__ == "__main__":

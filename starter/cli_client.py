@@ -7,6 +7,7 @@ acted). Shared by every sub-command module of the ``incident`` CLI (``starter.cl
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -23,7 +24,9 @@ from workflows.models import incident_label
 
 # Declaring waits until the incident's Slack channel exists, which can take a few seconds.
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-SEVERITY_STYLE = {"sev1": "bold red", "sev2": "yellow", "sev3": "cyan"}
+# A severity shows as what a page of it says (its paging_severity in the policy), so the
+# policy's own names (sev0, sev4, p1, minor) style sensibly.
+PAGING_STYLE = {"critical": "bold red", "error": "yellow", "warning": "cyan"}
 STATUS_STYLE = {"investigating": "red", "identified": "yellow", "monitoring": "blue"}
 
 # soft_wrap: ids and URLs must stay whole, whatever the terminal width.
@@ -48,6 +51,22 @@ class Api:
         self.token = settings.bearer_token()
         self.user = settings.user or None
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        """The API's answer, whatever its status; ``httpx.HTTPError`` when there is none."""
+        if body is not None and self.user:
+            body.setdefault("by", self.user)
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.request(
+            method, self.url + path, json=body, params=query, headers=headers, timeout=TIMEOUT
+        )
+
     def call(
         self,
         method: str,
@@ -55,14 +74,10 @@ class Api:
         body: dict[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> tuple[int, Any]:
-        if body is not None and self.user:
-            body.setdefault("by", self.user)
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """The status and body of a successful answer (its JSON, or its text when it is not
+        JSON, as the situation report); else the program ends with the reason, for people."""
         try:
-            response = httpx.request(
-                method, self.url + path, json=body, params=query, headers=headers, timeout=TIMEOUT
-            )
+            response = self.send(method, path, body, params)
         except httpx.ConnectError as error:
             fail(
                 f"cannot reach the incident API at {self.url} ({error}). Is it running? `make run` "
@@ -74,7 +89,9 @@ class Api:
             fail(f"talking to the incident API at {self.url} failed: {error}")
         if response.is_error:
             fail(self.explain(response))
-        return response.status_code, response.json()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.status_code, response.json()
+        return response.status_code, response.text
 
     def explain(self, response: httpx.Response) -> str:
         try:
@@ -116,6 +133,28 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def styles_of(severities: list[dict[str, Any]]) -> dict[str, str]:
+    """Each severity's style, from the policy's severities as ``GET /policy/severities`` lists
+    them: by what a page of it says (``info`` pages dimmed)."""
+    return {s["name"]: PAGING_STYLE.get(s["paging_severity"], "dim") for s in severities}
+
+
+@functools.cache
+def severity_styles() -> dict[str, str]:
+    """The API's policy's styles, asked once, and only when the output has colours."""
+    if out.color_system is None:  # a pipe or a file: nothing to style
+        return {}
+    try:
+        response = Api().send("GET", "/policy/severities")
+        return styles_of(response.json()["severities"]) if response.is_success else {}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return {}  # an older API, or none: plain text will do
+
+
+def severity_text(severity: str) -> Text:
+    return Text(severity.upper(), severity_styles().get(severity, ""))
+
+
 def headline(incident: Incident) -> Text:
     """`INC-42 SEV1 investigating — Checkout failing`"""
     severity, status = incident["severity"], incident["status"]
@@ -123,7 +162,7 @@ def headline(incident: Incident) -> Text:
         ("DRILL ", "bold yellow") if incident.get("drill") else "",
         (incident_label(incident["number"]), "bold"),
         " ",
-        (severity.upper(), SEVERITY_STYLE.get(severity, "")),
+        severity_text(severity),
         " ",
         (status, STATUS_STYLE.get(status, "green")),
         f" — {incident['title']}",

@@ -1,14 +1,15 @@
 """The command table: every command on one incident, defined once, one row each.
 
-A row names the command's model (``workflows.commands``), the IncidentWorkflow Update that
-carries it (a typed method reference, so tools can follow the call), its verb, its one line of
-help, its HTTP path and how its words read. Every entry point is generated from these rows:
-the API's routes (``starter.api.routes.commands``), the CLI's sub-commands
+A row names the command's model (``workflows.lifecycle.commands``), the IncidentWorkflow
+Update that carries it (a typed method reference, so tools can follow the call), its verb, its
+one line of help, its HTTP path and how its words read. Every entry point is generated from
+these rows: the API's routes (``starter.api.routes.incidents``), the CLI's sub-commands
 (``starter.cli_commands``), the Slack ``/incident`` sub-commands and their usage texts
-(``starter.slack.parse``), and the commands' section of docs/contract.md (a test holds it).
+(``starter.slack.commands``), and the commands' section of docs/contract.md (a test holds it).
 
-Adding a command: its model in workflows/commands.py, its check/apply rule, its one-line Update
-handler on IncidentWorkflow, and one row here.
+Adding a command: its model in workflows/lifecycle/commands.py, its check/apply rule and its
+line in workflows/lifecycle/rules.py, its one-line Update handler on IncidentWorkflow, and one
+row here.
 
 The verb is the command's one name for people (Slack and the CLI); the HTTP path is its name
 in the API contract, which clients already rely on. ``aliases`` are other spellings people may

@@ -1,10 +1,14 @@
-"""How the words typed after a command's verb (in Slack or the CLI) become its fields.
+"""How the words typed after a command's verb (in Slack or the CLI) become its fields, and
+who the people named in them are.
 
-Pure: no Slack, no Temporal. A command's ``Grammar`` says which fields take one word each and
-which takes the rest of the text; a field's type in the command model says how its word reads
-(a number, a time, a person kept as typed, any other word in lower case). The few irregular
-commands (``action add <text> [@owner] [due <when>]``) have a parse function instead. The
-command model validates what comes out; people named in it are resolved afterwards.
+A command's ``Grammar`` says which fields take one word each and which takes the rest of the
+text; a field's type in the command model says how its word reads (a number, a time, a person
+kept as typed, any other word in lower case). The few irregular commands (``action add <text>
+[@owner] [due <when>]``) have a parse function instead. The command model validates what
+comes out. The fields that name people are known by their type (``person_fields``); every
+entry point resolves them to Slack user ids (``resolve_fields``, through the one resolver in
+``clients.slack_people``) before a command reaches an incident, so the workflow only ever
+sees ids and an unknown person is refused at the door, naming what was given.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ import types
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AliasChoices, AwareDatetime, BaseModel
 
-from starter.people import person_fields
+from clients.slack_people import SlackPeople, UnknownPerson
 from workflows.policy import parse_duration
-from workflows.text import MENTION
+from workflows.text import MENTION, slack_user_id
 
 # A person at the end of `action add`: <@U123>, <@U123|bob>, @bob, or an email.
 OWNER = re.compile(rf"^({MENTION.pattern}|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\s@]+)$")
@@ -136,3 +140,45 @@ def write_up(rest: str) -> dict[str, Any] | None:
     if len(rest.split()) > 1:
         return None
     return {"document_url": rest.strip("<>") or None}
+
+
+# -- the people named ---------------------------------------------------------------------
+
+
+def person_fields(model: type[BaseModel]) -> list[str]:
+    """The keys of a command (or declaration) that name people, found by their type."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        if _names_people(field.annotation) or any(_is_user_id(m) for m in field.metadata):
+            keys.append(name)
+            if isinstance(field.validation_alias, AliasChoices):
+                keys.extend(c for c in field.validation_alias.choices if isinstance(c, str))
+    return list(dict.fromkeys(keys))
+
+
+def _is_user_id(metadata: object) -> bool:
+    return getattr(metadata, "func", None) is slack_user_id
+
+
+def _names_people(annotation: object) -> bool:
+    if get_origin(annotation) is Annotated:
+        return any(_is_user_id(m) for m in get_args(annotation)[1:])
+    return any(_names_people(arg) for arg in get_args(annotation))
+
+
+async def resolve_fields(
+    people: SlackPeople, model: type[BaseModel], data: dict[str, Any]
+) -> dict[str, Any]:
+    """``data`` with every person in ``model``'s people fields given as a user id."""
+    resolved = dict(data)
+    for field in person_fields(model):
+        value = data.get(field)
+        try:
+            if isinstance(value, str):
+                resolved[field] = await people.resolve(value)
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                resolved[field] = [await people.resolve(v) for v in value]
+        except UnknownPerson as error:
+            error.field = field
+            raise
+    return resolved

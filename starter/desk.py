@@ -16,12 +16,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.command_table import row_of
 from starter.intake import Intake
-from starter.listing import ListFilter, Page, list_page
-from starter.snapshot import current_state
+from starter.reading import ListFilter, Page, current_state, list_page
 from workflows.alerts.folding import AlertSignal
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
+from workflows.lifecycle.notices import CommandRefused
 from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
 from workflows.models import (
     DeclarationRequest,
@@ -45,14 +45,6 @@ class Accepted:
 
 class IncidentNotFound(LookupError):
     pass
-
-
-class CommandRefused(Exception):
-    """The incident refused the command; the message says why, in words for people.
-
-    The one refusal every entry point knows: the API answers it with 409, the Slack app with
-    an ephemeral reply, the CLI prints the API's detail.
-    """
 
 
 class IncidentDesk:
@@ -80,8 +72,9 @@ class IncidentDesk:
     async def accept(self, request: DeclarationRequest, wait: timedelta | None = None) -> Accepted:
         """Durable on return, worker or not; with ``wait``, also waits that long for the channel.
 
-        The request is completed from its template and checked first (``InvalidDeclaration``
-        names the field), so a refused declaration spends no incident number."""
+        Every entry point's request is completed from its template here (``complete``, the one
+        completion) and checked first (``InvalidDeclaration`` names the field), so a refused
+        declaration spends no incident number."""
         taken = await self.intake.take(complete(request, self.policy), self.policy)
         ref = incident_id(taken.number)
         if wait is not None:
@@ -109,7 +102,7 @@ class IncidentDesk:
         self, ref: str, command: cmd.Command, request_key: str | None = None
     ) -> IncidentState:
         """``request_key`` names a request its client may retry: it is applied once, even when
-        the retry reaches a later run of the incident (see workflows/update_ids.py)."""
+        the retry reaches a later run of the incident (``workflows.lifecycle.idempotency``)."""
         row = row_of(command)
         handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, parse_incident_ref(ref))
         update_id = f"{row.name}:{request_key}" if request_key else None

@@ -5,8 +5,8 @@ conflict policy of FAIL and a reuse policy of REJECT_DUPLICATE), so a start eith
 raises ``WorkflowAlreadyStartedError`` and the next number is tried. Each API process keeps a
 hint of the next free number, read from visibility once, so several processes step past each
 other instead of queueing behind one workflow's Update limit. A key is claimed the same way,
-by starting ``incident-key-<hash>`` (see ``workflows.claims``). The start is durable the
-moment Temporal answers, whether or not a worker is running.
+by starting ``incident-key-<hash>`` (see ``workflows.lifecycle.idempotency``). The start is
+durable the moment Temporal answers, whether or not a worker is running.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
-from workflows.lifecycle import states
 from workflows.lifecycle.idempotency import MEMO_NUMBER, IncidentKeyClaim, claim_id
 from workflows.lifecycle.visibility import (
     INCIDENT_NUMBER,
@@ -157,13 +156,15 @@ class Intake:
         policy = policy_for(policy, declaration)
         # The declared time travels with it, so the workflow's first state (and so its list
         # view in the memo) is the one the answer and the start's memo already show.
-        declaration = declaration.model_copy(update={"accepted_at": datetime.now(UTC)})
-        now_state = self._declared(number, declaration, policy)
+        accepted_at = datetime.now(UTC)
+        declaration = declaration.model_copy(update={"accepted_at": accepted_at})
+        started = IncidentInput(number=number, policy=policy, declaration=declaration)
+        now_state, _ = started.first_state(incident_id(number), accepted_at)
         commander = declaration.commander or declaration.declared_by
         try:
             await self.client.start_workflow(
                 IncidentWorkflow.run,
-                IncidentInput(number=number, policy=policy, declaration=declaration),
+                started,
                 id=incident_id(number),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -179,13 +180,6 @@ class Intake:
             return None
         self._collisions = 0
         return Taken(number=number, created=True, state=now_state)
-
-    def _declared(self, number: int, declaration: Declaration, policy: Policy) -> IncidentState:
-        assert declaration.accepted_at is not None
-        state, _ = states.start(
-            number, incident_id(number), declaration, policy, declaration.accepted_at
-        )
-        return state
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -27,9 +27,10 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from starter.desk import CommandRefused, IncidentDesk
+from starter.desk import IncidentDesk
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess
 from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, default_policy
 

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import devrun
 from config import Settings
+from config.temporal import data_converter
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.support import upgrade_database
@@ -58,7 +58,7 @@ async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
         dev_server_existing_path=temporal_binary(),
         ip="127.0.0.1",
         search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         dev_server_extra_args=dev_server_args(*extra_args),
     )
 

@@ -24,7 +24,7 @@ from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
-from starter.alerts import GenericAlert
+from starter.api.routes.alerts import GenericAlert
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy, start_dev_server
 from tests.support import every_run, upgrade_database

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from starter.alerts import GenericAlert
+from starter.api.routes.alerts import GenericAlert
 from workflows.alerts.folding import AlertSignal, fold
 from workflows.alerts.routing import AlertStatus, ResolvedAlert
 from workflows.effects import BookmarkLinks, Notice, Post

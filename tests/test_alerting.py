@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from starter.alerts import AlertmanagerWebhook, GenericAlert, source_accepts
+from starter.api.routes.alerts import AlertmanagerWebhook, GenericAlert, source_accepts
 from workflows.alerts.routing import (
     AlertPolicy,
     AlertRule,

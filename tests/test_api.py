@@ -314,6 +314,23 @@ async def test_list_pages_with_a_token_until_the_last_page(api):
         assert bad.json()["detail"][0]["loc"] == ["query", "next_page_token"]
 
 
+async def test_metrics_count_declarations_and_commands_applied_or_refused(api):
+    incident = await declare(api, title=title("counted"))
+    assert (await command(api, incident, "acknowledge")).status_code == 200
+    assert (await command(api, incident, "acknowledge")).status_code == 409
+    scraped = (await api.get("/metrics", headers=AUTH)).text
+    assert 'incident_declarations_total{created="true",severity="sev2"}' in scraped
+    assert 'incident_commands_total{command="Acknowledge",outcome="applied"}' in scraped
+    assert 'incident_commands_total{command="Acknowledge",outcome="refused"}' in scraped
+
+
+async def test_the_policys_severities_are_listed_most_severe_first_with_their_pages(api):
+    response = await api.get("/policy/severities", headers=AUTH)
+    assert response.status_code == 200, response.text
+    listed = [(s["name"], s["paging_severity"]) for s in response.json()["severities"]]
+    assert listed == [("sev1", "critical"), ("sev2", "error"), ("sev3", "warning")]
+
+
 async def test_openapi_documents_the_routes_and_the_bearer_scheme(api):
     document = (await api.get("/openapi.json")).json()
     assert document["info"]["title"] == "Incident automation API"

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from starter.api import limits
+from starter.api import errors as limits
 
 
 class Echo(BaseModel):

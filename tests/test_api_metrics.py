@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 
 from config import Settings
-from starter.api.metrics import ApiMetrics, MeasureRequests, router
+from starter.api.metrics import ApiMetrics, RequestRecord, router
 
 AUTH = {"Authorization": "Bearer scrape-token"}
 
@@ -27,7 +27,7 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
         return {"id": incident_id}
 
     app.include_router(router(metrics))
-    app.add_middleware(MeasureRequests, metrics=metrics)
+    app.add_middleware(RequestRecord, metrics=metrics)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         yield http

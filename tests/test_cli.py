@@ -12,12 +12,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
+from temporalio.client import Client
 
 from config import Settings
 from starter.api import create_app
+from starter.cli_client import styles_of
 from starter.desk import IncidentDesk
 from tests.support import serve_http
+from workflows.policy import Policy
 
 TOKEN = "test-token-cli"
 INCIDENT = os.path.join(sys.prefix, "bin", "incident")
@@ -217,3 +221,24 @@ async def test_preview_prints_the_timeline_the_policy_would_give(api_url):
     refused = await incident("preview", "--severity", "sev9", url=api_url)
     assert refused.code == 1
     assert "unknown severity 'sev9'" in refused.err
+
+
+async def test_severities_are_styled_by_what_their_pages_say_whatever_their_names(
+    settings: Settings, client: Client
+):
+    severities = {
+        "sev0": {"paging_severity": "critical"},
+        "sev2": {},
+        "sev4": {"paging_severity": "info"},
+    }
+    policy = Policy.model_validate({"severities": severities})
+    desk = IncidentDesk(client, settings.task_queue, policy)
+    app = create_app(settings.model_copy(update={"api_tokens": TOKEN}), desk=desk)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+        answer = await api.get("/policy/severities", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert styles_of(answer.json()["severities"]) == {
+        "sev0": "bold red",
+        "sev2": "yellow",
+        "sev4": "dim",
+    }

@@ -17,7 +17,7 @@ from config import Settings
 from starter.api import create_app
 from starter.cli import app as cli_app
 from starter.command_table import COMMANDS, CommandRow
-from starter.slack.parse import USAGE, parse
+from starter.slack.commands import USAGE, parse
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 

@@ -8,7 +8,7 @@ import pytest
 from temporalio import workflow
 
 from starter.command_table import BY_MODEL
-from starter.people import person_fields
+from starter.command_words import person_fields
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration

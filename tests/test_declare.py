@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import temporal_binary
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess
+from workflows.incident import IncidentInput
 from workflows.lifecycle.idempotency import claim_id
+from workflows.models import Declaration
 from workflows.policy import default_policy
 
 TOKEN = "test-token-declare"
@@ -82,6 +84,31 @@ async def test_without_a_worker_a_declaration_is_answered_at_once_and_can_be_rea
         await asyncio.sleep(0.1)
     else:
         pytest.fail(f"{incident['id']} not listed: {listing.text}")
+
+
+async def test_before_any_worker_the_incident_reads_as_declared_when_temporal_took_it(idle_api):
+    """The answer, the read before any worker ran and the workflow's own first state are built
+    by one function from one declared time: the moment Temporal accepted the start."""
+    response = await idle_api.post("/incidents", json=body("Declared once"), headers=AUTH)
+    assert response.status_code == 202, response.text
+    fetched = await idle_api.get(response.headers["Location"], headers=AUTH)
+    assert fetched.status_code == 200, fetched.text
+    answered, read = response.json(), fetched.json()
+    assert read["declared_at"] == answered["declared_at"]
+    assert read["timeline"][0]["at"] == answered["timeline"][0]["at"]
+    assert read["last_update_at"] == answered["last_update_at"]
+
+
+def test_a_declaration_starts_at_its_accepted_time_wherever_its_state_is_built():
+    accepted = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    declaration = Declaration(title="Late worker", severity="sev2", accepted_at=accepted)
+    started = IncidentInput(number=7, policy=default_policy(), declaration=declaration)
+    # The workflow's first task (or the desk's read of its start) comes later than that.
+    state, outbox = started.first_state("incident-7", accepted + timedelta(minutes=3))
+    assert state.declared_at == accepted and state.last_update_at == accepted
+    assert outbox, "the opening's effects come with the state"
+    carried = IncidentInput(number=7, policy=default_policy(), state=state)
+    assert carried.first_state("incident-7", accepted + timedelta(days=1))[0] == state
 
 
 async def test_fifty_concurrent_declarations_get_fifty_distinct_numbers(idle_api):

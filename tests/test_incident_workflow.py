@@ -9,9 +9,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.client import Client
 
 from localslack import BOT_TOKEN, Fault, SlackEmulator
-from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
+from starter.desk import IncidentDesk, IncidentNotFound
 from tests.support import eventually, every_run_history
 from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, Status
 
 

@@ -162,7 +162,7 @@ def test_the_graph_holds_every_product_module_and_resolves_each_kind_of_import()
     submodule imports."""
     graph = import_graph()
     assert "starter.api.app" in graph and "worker" in graph and "clients.archive" in graph
-    assert "clients.archive" in graph["starter.api.routes.followup"]
+    assert "clients.archive" in graph["starter.api.routes.reports"]
     assert "activities.slack" in graph["worker"]
     assert "localslack.posts" in graph["localslack.workspace"]  # from .posts import ...
     assert "localslack.posts" in graph["localslack.api.chat"]  # from ..posts import ...

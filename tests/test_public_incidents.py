@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from starter.slack.parse import Malformed, parse
+from starter.command_words import Malformed
+from starter.slack.commands import parse
 from workflows import statuspage
 from workflows.effects import Audience, Notice, Post, PublishStatus
 from workflows.lifecycle import commands as cmd

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from config.temporal import data_converter
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle.idempotency import IncidentKeyClaim
 from workflows.models import incident_id
@@ -35,7 +35,7 @@ async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(workflow_id(path, events), events)
     replayer = Replayer(
         workflows=[IncidentWorkflow, IncidentKeyClaim],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from starter.slack import views
-from starter.slack.parse import Malformed, due_time, parse
+from starter.command_words import Malformed, due_time
+from starter.slack import blocks as views
+from starter.slack.commands import parse
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration
 from workflows.policy import default_policy
@@ -190,7 +191,7 @@ def test_the_declare_form_offers_the_policy_and_reads_back_into_declaration_fiel
 def test_replies_escape_what_people_typed_but_keep_mentions_the_workflow_wrote():
     from datetime import UTC, datetime
 
-    from starter.slack import replies
+    from starter.slack import blocks as replies
     from workflows.models import Impact, IncidentState
 
     now = datetime.now(UTC)

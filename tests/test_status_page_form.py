@@ -24,8 +24,8 @@ from clients.archive import IncidentArchive
 from clients.statuspage_store import StatusPageStore
 from config import Settings
 from starter.api import create_app
-from starter.api.routes.subscribers import SUBSCRIPTIONS_PER_CLIENT
 from starter.desk import IncidentDesk
+from starter.status.subscribing import SUBSCRIPTIONS_PER_CLIENT
 from tests.support import Inbox, eventually, local_smtp, serve_http, upgrade_database
 from tests.test_localslack_browser import CHROMIUM, FLAGS
 from tests.test_status_page_live import POLICY, SHOTS, link, mails_to, messages_to

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
-from starter.status import render
+from starter.status import page as render
 from workflows.models import Impact, PublicUpdate, Status
 from workflows.statuspage import (
     Component,

@@ -11,7 +11,7 @@ builds.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from pydantic import BaseModel
@@ -42,6 +42,14 @@ class IncidentInput(BaseModel):
     opened: bool = False
     recorded: bool = False  # the archive database has the state as carried
 
+    def first_state(self, incident_id: str, now: datetime) -> tuple[IncidentState, list[Effect]]:
+        """The state and outbox this run starts with: as declared (``states.start``), or as
+        carried over. Pure, so the desk answers it before any worker has run the workflow."""
+        if self.state is not None:
+            return self.state, list(self.outbox)
+        assert self.declaration is not None, "a new incident needs its declaration"
+        return states.start(self.number, incident_id, self.declaration, self.policy, now)
+
 
 @workflow.defn
 class IncidentWorkflow:
@@ -50,14 +58,7 @@ class IncidentWorkflow:
         self.policy = input.policy
         # Only a run that opened the incident may start afresh once it is settled.
         self.fresh_start = input.state is None
-        if input.state is None:
-            assert input.declaration is not None, "a new incident needs its declaration"
-            declared = input.declaration.declared_time(workflow.now())
-            self.state, outbox = states.start(
-                input.number, workflow.info().workflow_id, input.declaration, self.policy, declared
-            )
-        else:
-            self.state, outbox = input.state, list(input.outbox)
+        self.state, outbox = input.first_state(workflow.info().workflow_id, workflow.now())
         self.changes = 0
         self.effects = EffectRunner(
             self.state, self.policy, outbox, input.opened, input.recorded, self._wake

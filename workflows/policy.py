@@ -10,6 +10,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -91,8 +92,6 @@ class BusinessHours(BaseModel):
 
     @model_validator(mode="after")
     def _sensible(self) -> BusinessHours:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -120,6 +119,9 @@ class HistoryPolicy(BaseModel):
     continue_as_new_once_open: bool = False
 
 
+PagingSeverity = Literal["critical", "error", "warning", "info"]
+
+
 class SeverityPolicy(BaseModel):
     description: str = ""
     update_every: Duration | None = None
@@ -131,7 +133,7 @@ class SeverityPolicy(BaseModel):
     stakeholders: list[str] = Field(default_factory=list)  # emails the report goes to
     action_item_remind_every: Duration = timedelta(days=1)  # after an item falls due
     # What a page of this severity says to PagerDuty (its Events API v2 severities).
-    paging_severity: Literal["critical", "error", "warning", "info"] = "error"
+    paging_severity: PagingSeverity = "error"
 
 
 class ChannelPolicy(BaseModel):
@@ -230,8 +232,10 @@ class Policy(BaseModel):
 
     @property
     def alert_severity(self) -> str:
-        """For alerts whose rule names no severity: sev2 where it exists, else the mildest."""
-        return "sev2" if "sev2" in self.severities else list(self.severities)[-1]
+        """For alerts whose rule names no severity: the most severe one that does not page as
+        critical (nobody classified the alert, so not all hands), else the mildest."""
+        calm = (n for n, s in self.severities.items() if s.paging_severity != "critical")
+        return next(calm, list(self.severities)[-1])
 
     def severity(self, name: str) -> SeverityPolicy:
         try:

@@ -37,10 +37,11 @@ def slugify(text: str) -> str:
 
 def channel_name(template: str, *, title: str, number: int, severity: str, at: datetime) -> str:
     """The preferred channel name; suffixes for taken names are the activity's business."""
+    # Not strftime: it imports ``time`` on each call, which the workflow sandbox intercepts.
     fields = {
-        "yymmdd": at.strftime("%y%m%d"),
-        "yyyymmdd": at.strftime("%Y%m%d"),
-        "hhmm": at.strftime("%H%M"),
+        "yymmdd": f"{at.year % 100:02}{at.month:02}{at.day:02}",
+        "yyyymmdd": f"{at.year:04}{at.month:02}{at.day:02}",
+        "hhmm": f"{at.hour:02}{at.minute:02}",
         "number": str(number),
         "severity": severity,
         "slug": "",

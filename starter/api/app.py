@@ -12,28 +12,15 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from clients.slack_people import SlackPeople
 from config import Settings, connect
-from starter.api import errors, limits, openapi
-from starter.api.metrics import ApiMetrics, MeasureRequests
-from starter.api.metrics import router as metrics_router
-from starter.api.request_log import RequestLog
-from starter.api.routes import (
-    alerts,
-    commands,
-    followup,
-    health,
-    incidents,
-    oncall,
-    policy,
-    status,
-    subscribe_form,
-    subscribers,
-)
-from starter.api.routes.health import temporal_problem
+from starter.api import errors, openapi
+from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
+from starter.api.metrics import router as watching
+from starter.api.routes import alerts, incidents, oncall, reports
 from starter.desk import IncidentDesk
-from starter.people import Directory
-from starter.slack import install_slack, socket_mode
-from starter.slack.web import bot_client
+from starter.slack.app import bot_client, install_slack, socket_mode
+from starter.status import page, subscribers, subscribing
 
 log = structlog.get_logger()
 
@@ -85,31 +72,22 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
         ],
     )
     app.state.settings = settings
-    app.state.people = Directory(bot_client(settings))
+    app.state.people = SlackPeople(bot_client(settings))
     if desk is not None:
         app.state.desk = desk
     app.state.metrics = metrics = ApiMetrics()
     app.include_router(incidents.router)
-    app.include_router(commands.router)
-    app.include_router(health.router)
-    app.include_router(policy.router)
+    app.include_router(incidents.commanding)
+    app.include_router(alerts.router)
+    app.include_router(watching(metrics))
+    install_slack(app, settings, lambda: app.state.desk, app.state.people)
+    app.include_router(reports.router)
     app.include_router(oncall.router)
     app.include_router(oncall.feeds)
-    app.include_router(alerts.router)
-    app.include_router(metrics_router(metrics))
-    install_slack(app, settings, lambda: app.state.desk, app.state.people)
-    app.include_router(followup.router)
-    app.state.subscribe_budget = subscribers.subscribe_budget()
-    for router in (
-        status.page,
-        status.operate,
-        subscribers.router,
-        subscribe_form.router,
-    ):
+    app.state.subscribe_budget = subscribing.subscribe_budget()
+    for router in (page.public, page.operate, subscribers.router):
         app.include_router(router)
     errors.install(app)
     openapi.install(app, desk.policy if desk is not None else settings.policy)
-    limits.install(app)
-    app.add_middleware(MeasureRequests, metrics=metrics)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestRecord, metrics=metrics)
     return app

@@ -1,14 +1,28 @@
-"""What routes receive from the application: its settings and the incident desk."""
+"""What routes receive from a request, read and checked before the route runs.
+
+The application's settings and incident desk, the bearer token, the incident named in the
+path, a severity the policy knows; and bodies read strictly as their schema says, with the
+people named in them resolved to Slack user ids first (``PeopleRoute``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import hmac
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 
+from clients.slack_people import SlackPeople, UnknownPerson
 from config import Settings
 from starter.api.errors import invalid
+from starter.command_words import resolve_fields
 from starter.desk import IncidentDesk
 from workflows.models import parse_incident_ref
 
@@ -46,15 +60,145 @@ async def known_severity(
     severity: Annotated[str | None, Query(max_length=50, description="like sev1")] = None,
 ) -> str | None:
     """A severity the policy knows, or none: another could match nothing, so it is refused."""
+    known_to_policy(desk, severity, "query")
+    return severity
+
+
+def known_to_policy(desk: IncidentDesk, severity: str | None, where: str = "body") -> None:
+    """A severity the policy lacks is a 422 naming the field, like FastAPI's own."""
     if severity is not None:
         try:
             desk.policy.severity(severity)
         except ValueError as error:
-            raise invalid("severity", str(error), "query") from None
-    return severity
+            raise invalid("severity", str(error), where) from None
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Desk = Annotated[IncidentDesk, Depends(get_desk)]
 IncidentRef = Annotated[str, Depends(incident_ref)]
 KnownSeverity = Annotated[str | None, Depends(known_severity)]
+
+
+# Bearer-token auth, for every route but /healthz, the status page, /slack/events (Slack signs
+# it) and /alerts (a source may prove itself with its own token or signature instead).
+# auto_error=False: HTTPBearer's own error is a 403 without a challenge; the contract wants 401
+# with WWW-Authenticate, raised below. The scheme still documents the auth in OpenAPI.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token."}
+}
+bearer = HTTPBearer(auto_error=False, description="A token from INCIDENT_API_TOKENS.")
+
+
+def _challenge(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time, and as bytes: compare_digest refuses non-ASCII text, which anyone may send."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def known_token(given: str, tokens: frozenset[str]) -> bool:
+    """Compare against every token in constant time, so timing says nothing about which matched."""
+    matched = False
+    for token in tokens:
+        matched |= same_secret(token, given)
+    return matched
+
+
+def authorized(request: Request) -> bool:
+    """What ``require_token`` decides, for code that runs before the route's dependencies."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    settings: Settings = request.app.state.settings
+    return scheme.lower() == "bearer" and known_token(given.strip(), settings.bearer_tokens)
+
+
+async def require_token(
+    settings: AppSettings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    if credentials is None:
+        raise _challenge("missing bearer token: send Authorization: Bearer <token>")
+    if not known_token(credentials.credentials, settings.bearer_tokens):
+        raise _challenge("invalid bearer token")
+
+
+# Bodies read as their JSON schema says, with no guessing.
+#
+# FastAPI validates the parsed JSON as Python data, which takes ``false`` for the number 0 and
+# ``0`` for a time in 1970; the OpenAPI document promises neither. Reading the body strictly as
+# JSON first refuses those with the same 422 FastAPI gives for anything else.
+M = TypeVar("M", bound=BaseModel)
+
+
+def integral(data: Any) -> Any:
+    """``2.0`` as ``2``: JSON Schema counts it an integer, strict validation would not."""
+    if isinstance(data, float) and data.is_integer():
+        return int(data)
+    if isinstance(data, dict):
+        return {key: integral(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [integral(value) for value in data]
+    return data
+
+
+def strictly(model: type[M], data: Any) -> M:
+    """The model from parsed JSON data; ``RequestValidationError`` (422) naming the fields."""
+    try:
+        return model.model_validate_json(json.dumps(integral(data)), strict=True)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from None
+
+
+# People in request bodies: named as ids, mentions, @handles or emails, resolved to ids.
+#
+# A route class, so the body is turned into ids *before* FastAPI validates it into the command
+# model: the OpenAPI document keeps the command models as the request bodies, and the command
+# that reaches the desk already holds ids only.
+def _body_model(route: APIRoute) -> type[BaseModel] | None:
+    field = route.body_field
+    model = field.field_info.annotation if field is not None else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+class PeopleRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def resolving(request: Request) -> Response:
+            model = _body_model(self)
+            # Without a good token the route answers 401 whatever the body says, so nobody
+            # is looked up in Slack for an unauthenticated request.
+            if model is None or not authorized(request):
+                return await handle(request)
+            raw = await request.body()
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = None  # FastAPI answers malformed JSON with its own 422
+            if isinstance(data, dict):
+                people: SlackPeople = request.app.state.people
+                try:
+                    resolved = await resolve_fields(people, model, data)
+                except UnknownPerson as error:
+                    detail = [
+                        {
+                            "loc": ["body", error.field or "user"],
+                            "msg": str(error),
+                            "type": "value_error",
+                            "input": error.given,
+                        }
+                    ]
+                    raise HTTPException(
+                        status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail
+                    ) from None
+                # Starlette keeps the body it read here; FastAPI validates this one.
+                request._body = json.dumps(resolved).encode()
+                strictly(model, resolved)
+            return await handle(request)
+
+        return resolving

@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from starter.api.routes.subscribers import Subscription
 from starter.command_table import BY_MODEL
-from starter.people import person_fields
+from starter.command_words import person_fields
+from starter.status.subscribing import Subscription
 from workflows.models import DeclarationRequest
 from workflows.policy import Policy
 from workflows.text import USER_ID, clean_line, clean_required_text

@@ -1,6 +1,6 @@
 """What the HTTP API gives, kept apart from the workflow's own state.
 
-Requests are the commands themselves (``workflows.commands``). The workflow state may grow
+Requests are the commands themselves (``workflows.lifecycle.commands``). The workflow state may grow
 fields (outbox bookkeeping, deadlines) that callers should not depend on; these models are the
 published shape of an incident, and the OpenAPI document is built from them.
 """

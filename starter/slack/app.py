@@ -1,26 +1,36 @@
-"""The Slack app (Bolt): slash commands, kickoff buttons, modals and the message shortcut.
+"""The Slack app (Bolt): how it is served, and its slash commands, kickoff buttons, modals and
+message shortcut.
 
-Each listener acks first (Slack wants an answer within 3 seconds), then calls the desk, then
-answers through ``respond`` (the response_url) with the Update's real result, ephemerally:
-the workflow itself posts what the channel should see.
+Over HTTP at ``POST /slack/events`` Bolt checks every request's signature with
+``SLACK_SIGNING_SECRET`` and answers a bad or stale one (over 5 minutes) 401; Socket Mode
+(``SLACK_APP_TOKEN``) needs no public URL. Either way the app talks through the bot's Web API
+client (``bot_client``). Each listener acks first (Slack wants an answer within 3 seconds),
+then calls the desk, then answers through ``respond`` (the response_url) with the Update's
+real result, ephemerally: the workflow itself posts what the channel should see.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from starter.slack import replies, views
-from starter.slack.commands import REFUSALS, SlackDesk, Where
+from clients.slack_client import slack_client
+from clients.slack_people import SlackPeople
+from config import ConfigError, Settings, reveal
+from starter.desk import IncidentDesk
+from starter.slack import blocks
+from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
 from starter.slack.oncall import register_oncall
-from starter.slack.parse import error_text
 from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState, Status
 
@@ -45,6 +55,17 @@ def create_slack_app(
     return app
 
 
+def bot_client(settings: Settings) -> AsyncWebClient | None:
+    """The bot's Web API client for the entry points (the people resolver, the Slack app): the
+    same client the activities use (reads retried, writes never re-sent), or None when
+    no token is configured for a real Slack: the API still serves everything but Slack."""
+    try:
+        token = settings.slack_token()
+    except ConfigError:
+        return None
+    return slack_client(token, settings.slack_api_url)
+
+
 def where(body: dict[str, Any]) -> Where:
     """Who and where, from a slash command or an interaction payload."""
     user = body.get("user_id") or (body.get("user") or {}).get("id", "")
@@ -66,12 +87,12 @@ async def say(respond: AsyncRespond, text: str, blocks: list[dict[str, Any]] | N
 
 async def answer(respond: AsyncRespond, work: Awaitable[IncidentState]) -> None:
     try:
-        text = replies.result(await work)
+        text = blocks.result(await work)
     except REFUSALS as error:
-        text = replies.refused(error_text(error))
+        text = blocks.refused(error_text(error))
     except Exception:
         log.exception("slack_action_failed")
-        text = replies.FAILED
+        text = blocks.FAILED
     await say(respond, text)
 
 
@@ -100,19 +121,19 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         ref = body["actions"][0]["value"]
         await answer(respond, slack.command(ref, cmd.Acknowledge, {"by": where(body).user}))
 
-    @app.action("incident_status_modal")
-    async def status_modal(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await open_for(body, respond, client, "status")
+    def opening(which: str) -> Callable[..., Awaitable[None]]:
+        """The kickoff button that opens the ``which`` modal."""
 
-    @app.action("incident_resolve_modal")
-    async def resolve_modal(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await open_for(body, respond, client, "resolve")
+        async def open_modal(
+            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ) -> None:
+            await ack()
+            await open_for(body, respond, client, which)
+
+        return open_modal
+
+    for which in ("status", "resolve"):
+        app.action(f"incident_{which}_modal")(opening(which))
 
     @app.action("open_incident_workflow")
     async def open_workflow(ack: AsyncAck) -> None:
@@ -124,25 +145,25 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         try:
             state = await slack.desk.get(body["actions"][0]["value"])
         except REFUSALS as error:
-            await say(respond, replies.refused(error_text(error)))
+            await say(respond, blocks.refused(error_text(error)))
             return
         if which == "status":
-            view = views.status_modal(state.id, state.label, state.status)
+            view = blocks.status_modal(state.id, state.label, state.status)
         else:
-            view = views.resolve_modal(state.id, state.label)
+            view = blocks.resolve_modal(state.id, state.label)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @app.view(views.DECLARE)
+    @app.view(blocks.DECLARE)
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         view = body["view"]
-        fields = views.declaration_fields(views.values(view))
+        fields = blocks.declaration_fields(blocks.values(view))
         user = where(body).user
         try:
             slack.declaration(fields, user, body.get("trigger_id", ""))
         except ValueError as error:
-            errors = views.field_errors(error_text(error), ["title", "severity", "template"])
+            errors = blocks.field_errors(error_text(error), ["title", "severity", "template"])
             await ack(response_action="errors", errors=errors)
             return
         await ack()
@@ -152,14 +173,14 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
             # Only a courtesy: the new channel and the announcement are the real answer, and
             # the bot may not be in the channel the form was opened from.
             try:
-                text = replies.declared(state, created)
+                text = blocks.declared(state, created)
                 await client.chat_postEphemeral(channel=channel, user=user, text=text)
             except SlackApiError as error:
                 log.info("slack_declare_note_skipped", error=error.response.get("error"))
 
-    @app.view(views.STATUS)
+    @app.view(blocks.STATUS)
     async def status_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        answers = views.values(body["view"])
+        answers = blocks.values(body["view"])
         fields = {
             "status": answers.get("status") or Status.IDENTIFIED.value,
             "message": answers.get("message", ""),
@@ -168,9 +189,9 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         work = slack.command(body["view"]["private_metadata"], cmd.SetStatus, fields)
         await submit_within(ack, work, "status")
 
-    @app.view(views.RESOLVE)
+    @app.view(blocks.RESOLVE)
     async def resolve_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        fields = {"message": views.values(body["view"]).get("message", ""), "by": where(body).user}
+        fields = {"message": blocks.values(body["view"]).get("message", ""), "by": where(body).user}
         work = slack.command(body["view"]["private_metadata"], cmd.Resolve, fields)
         await submit_within(ack, work, "message")
 
@@ -180,7 +201,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         asker = where(body)
         ref = await slack.incident_here(asker.channel_name)
         if ref is None:
-            await say(respond, replies.refused("not an incident channel"))
+            await say(respond, blocks.refused("not an incident channel"))
             return
         message = body.get("message") or {}
         fields = {
@@ -209,3 +230,62 @@ async def submit_within(ack: AsyncAck, work: Awaitable[IncidentState], block: st
         await ack(response_action="errors", errors={block: error_text(error)[:150]})
         return
     await ack()
+
+
+# -- served ----------------------------------------------------------------------------------
+
+router = APIRouter(tags=["slack"])
+
+
+def install_slack(
+    api: FastAPI, settings: Settings, desk: Callable[[], IncidentDesk], people: SlackPeople
+) -> None:
+    """Serve /slack/events when a signing secret is set (Socket Mode starts in ``socket_mode``)."""
+    client = bot_client(settings)
+    api.state.slack_handler = None
+    if client is None:
+        log.warning("slack_app_off", hint="set SLACK_BOT_TOKEN (or SLACK_API_URL to the emulator)")
+    elif settings.slack_app_token:
+        api.state.slack_app = create_slack_app(SlackDesk(desk, people), client, None)
+    elif settings.slack_signing_secret:
+        app = create_slack_app(
+            SlackDesk(desk, people), client, reveal(settings.slack_signing_secret)
+        )
+        api.state.slack_handler = AsyncSlackRequestHandler(app)
+    else:
+        log.warning("slack_events_off", hint="set SLACK_SIGNING_SECRET to serve /slack/events")
+    api.include_router(router)
+
+
+@asynccontextmanager
+async def socket_mode(api: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """Connected to Slack over Socket Mode for as long as the API runs, when an app token is set."""
+    app = getattr(api.state, "slack_app", None)
+    if app is None or not settings.slack_app_token:
+        yield
+        return
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+    await socket.connect_async()  # type: ignore[no-untyped-call]
+    log.info("slack_socket_mode_connected")
+    try:
+        yield
+    finally:
+        await socket.close_async()  # type: ignore[no-untyped-call]
+
+
+@router.post(
+    "/slack/events",
+    summary="Slack's signed slash commands and interactions",
+    responses={
+        401: {"description": "The Slack signature is missing, bad or older than 5 minutes."},
+        404: {"description": "The Slack app is off here (no SLACK_SIGNING_SECRET)."},
+    },
+)
+async def slack_events(request: Request) -> Response:
+    """401 when the signature is bad or older than 5 minutes (Bolt checks it)."""
+    handler: AsyncSlackRequestHandler | None = request.app.state.slack_handler
+    if handler is None:
+        return Response("the Slack app is not served over HTTP here", status_code=404)
+    return await handler.handle(request)

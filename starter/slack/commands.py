@@ -1,8 +1,12 @@
-"""What a slash command asks, carried out through the desk; the answer is text for people.
+"""`/incident` text into a command, carried out through the desk; the answer is text for people.
 
-The one place that turns `/incident ...` into a desk call: listeners only ack, call this, and
-respond. Every refusal (the workflow's, an unknown person, a malformed command) comes back as
-an answer with the reason; nothing here lets a stack trace reach Slack.
+Parsing is pure (no Slack, no Temporal): the sub-commands, their words and their usage texts
+come from the command table (``starter.command_table``); declaring, drills, ``list`` and
+``help`` are the Slack app's own. The command models (``workflows.lifecycle.commands``)
+validate what was typed, and people named in it are resolved afterwards, as at every entry
+point. ``SlackDesk`` is the one place that turns `/incident ...` into a desk call: listeners
+only ack, call it, and respond. Every refusal (the workflow's, an unknown person, a malformed
+command) comes back as an answer with the reason; nothing here lets a stack trace reach Slack.
 """
 
 from __future__ import annotations
@@ -12,16 +16,138 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from starter.desk import CommandRefused, IncidentDesk, IncidentNotFound
-from starter.people import Directory, UnknownPerson, resolve_fields
-from starter.slack import replies, views
-from starter.slack.parse import USAGE, Asked, Malformed, error_text, parse
+from clients.slack_people import SlackPeople, UnknownPerson
+from starter.command_table import BY_VERB, COMMANDS, GROUPS, CommandRow, group_usage
+from starter.command_words import Malformed, resolve_fields
+from starter.desk import IncidentDesk, IncidentNotFound
+from starter.slack import blocks
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
-from workflows.models import Declaration, DeclarationRequest, IncidentState
+from workflows.lifecycle.notices import CommandRefused
+from workflows.models import Declaration, DeclarationRequest, IncidentState, parse_incident_ref
+
+MAX_TEXT = 3000  # Slack sends at most 4,000 characters; our longest field takes 3,000
+
+
+def usage() -> str:
+    """The help text: declaring, then every row of the command table, then the rest."""
+    lines = [
+        "*`/incident` commands*",
+        "`declare [sev] <title>`  declare an incident (no title: a form opens)",
+        "`drill [sev] <title>`  declare a drill: marked DRILL, on a faster clock, no pages",
+        *(f"`{row.usage}`  {row.described}" for row in COMMANDS),
+        "`list`  open incidents  ·  `help`  this text",
+        "In an incident's channel the command is for that incident; elsewhere put its number "
+        "first: `/incident ack 42`. `/escalate` and `/resolve` work as "
+        "`/incident escalate|resolve`.",
+    ]
+    return "\n".join(lines)
+
+
+USAGE = usage()
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A parsed sub-command: which one, for which incident, and its still-raw fields."""
+
+    name: str
+    model: type[BaseModel] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    incident: str | None = None  # the incident id, when the text named one
+
+
+def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
+    """What ``/incident <text>`` asks; ``Malformed`` with the reason when it asks nothing.
+
+    Outside an incident's channel, a sub-command about one incident takes its number right
+    after its verb: `/incident ack 42`, `/incident action done 42 1`.
+    """
+    if len(text) > MAX_TEXT + 200:
+        raise Malformed(f"that is {len(text)} characters; keep it under {MAX_TEXT}")
+    words = text.split()
+    if not words or words[0].lower() == "help":
+        return Asked("help")
+    first = words[0].lower()
+    rest = text.strip()[len(words[0]) :].strip()
+    if first == "list":
+        return Asked("list")
+    if first == "declare":
+        return _declare(rest, severities)
+    if first == "drill":
+        return _drill(rest, severities)
+    row, rest = _row(first, rest)
+    incident = None
+    if not in_incident_channel:
+        ref, _, rest = rest.partition(" ")
+        try:
+            incident = parse_incident_ref(ref)
+        except ValueError:
+            raise Malformed(
+                f"this is not an incident channel: say which incident, like "
+                f"`/incident {row.verb} 42 ...`"
+            ) from None
+    fields = row.fields(rest.strip())
+    if fields is None:
+        shown = group_usage(row.group) if row.group in GROUPS else f"`{row.usage}`"
+        raise Malformed(f"{row.prompt} {shown}".strip())
+    return Asked(row.verb, row.model, fields, incident)
+
+
+def _row(first: str, rest: str) -> tuple[CommandRow[Any], str]:
+    """The row the first word (or two, for ``action add``) names, and the words after them."""
+    if first in GROUPS:
+        verb, _, after = rest.partition(" ")
+        row = BY_VERB.get(f"{first} {verb.lower()}")
+        if row is None:
+            raise Malformed(group_usage(first))
+        return row, after.strip()
+    row = BY_VERB.get(first)
+    if row is None:
+        raise Malformed(f"there is no `/incident {first}`; try `/incident help`")
+    return row, rest
+
+
+def _declare(rest: str, severities: list[str]) -> Asked:
+    if not rest:
+        return Asked("declare")  # no title: the declare form opens
+    first, _, after = rest.partition(" ")
+    if first.lower() in severities:
+        severity, title = first.lower(), after.strip()
+        if not title:
+            raise Malformed(f"give the incident a title: `/incident declare {severity} <title>`")
+    else:
+        severity, title = default_severity(severities), rest
+    return Asked("declare", Declaration, {"title": title, "severity": severity})
+
+
+def _drill(rest: str, severities: list[str]) -> Asked:
+    """A drill is always typed out: the declare form has no place to say it is one."""
+    if not rest:
+        raise Malformed("give the drill a title: `/incident drill [sev] <title>`")
+    asked = _declare(rest, severities)
+    return Asked(asked.name, asked.model, {**asked.fields, "drill": True})
+
+
+def default_severity(severities: list[str]) -> str:
+    """Without a severity, the least severe: someone can always raise it."""
+    return severities[-1]
+
+
+def error_text(error: Exception) -> str:
+    """A pydantic validation error as one line per field, for a person."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)
+
 
 log = structlog.get_logger()
 
@@ -48,11 +174,11 @@ class Where:
 
 
 class SlackDesk:
-    """The desk and the directory, as the Slack listeners use them."""
+    """The desk and the people resolver, as the Slack listeners use them."""
 
-    def __init__(self, desk: Callable[[], IncidentDesk], directory: Directory) -> None:
+    def __init__(self, desk: Callable[[], IncidentDesk], people: SlackPeople) -> None:
         self._desk = desk
-        self.directory = directory
+        self.people = people
 
     @property
     def desk(self) -> IncidentDesk:
@@ -63,11 +189,11 @@ class SlackDesk:
         try:
             return await self._slash(text, where, client)
         except REFUSALS as error:
-            return Answer(replies.refused(error_text(error)))
+            return Answer(blocks.refused(error_text(error)))
         except Exception:
             # Temporal or Slack down, a bug: the person gets a plain word, the log the trace.
             log.exception("slack_command_failed")
-            return Answer(replies.FAILED)
+            return Answer(blocks.FAILED)
 
     async def _slash(self, text: str, where: Where, client: AsyncWebClient) -> Answer | None:
         here = await self.incident_here(where.channel_name)
@@ -75,31 +201,31 @@ class SlackDesk:
         if asked.name == "help":
             return Answer(USAGE)
         if asked.name == "list":
-            return Answer(replies.listing(await self.desk.list(open=True)))
+            return Answer(blocks.listing(await self.desk.list(open=True)))
         if asked.name == "declare":
             return await self._declare(asked, where, client)
         ref = asked.incident or here
         assert ref is not None and asked.model is not None  # parse demands both
         state = await self.command(ref, asked.model, {**asked.fields, "by": where.user})
-        return Answer(replies.result(state))
+        return Answer(blocks.result(state))
 
     async def incident_here(self, channel_name: str) -> str | None:
         return await self.desk.in_channel(channel_name) if channel_name else None
 
     async def command(self, ref: str, model: type[Any], fields: dict[str, Any]) -> IncidentState:
         """Resolve the people named, validate the command, run its Update."""
-        data = await resolve_fields(self.directory, model, fields)
+        data = await resolve_fields(self.people, model, fields)
         command: cmd.Command = model.model_validate(data)
         log.info("slack_command", command=type(command).__name__, incident_id=ref)
         return await self.desk.command(ref, command)
 
     async def _declare(self, asked: Asked, where: Where, client: AsyncWebClient) -> Answer | None:
         if asked.model is None:
-            view = views.declare_modal(self.desk.policy, where.channel_id)
+            view = blocks.declare_modal(self.desk.policy, where.channel_id)
             await client.views_open(trigger_id=where.trigger_id, view=view)
             return None
         state, created = await self.declare(asked.fields, where.user, where.trigger_id)
-        return Answer(replies.declared(state, created), replies.declared_blocks(state, created))
+        return Answer(blocks.declared(state, created), blocks.declared_blocks(state, created))
 
     async def declare(
         self, fields: dict[str, Any], user: str, trigger_id: str

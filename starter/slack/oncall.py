@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from clients.slack_people import UnknownPerson
 from starter.oncall import (
     WHEN_USAGE,
     OnCallDesk,
@@ -29,8 +30,7 @@ from starter.oncall import (
     UnknownSchedule,
     window,
 )
-from starter.people import UnknownPerson
-from starter.slack import replies
+from starter.slack import blocks
 from starter.slack.commands import SlackDesk
 from workflows.oncall.schedules import Override
 
@@ -90,10 +90,10 @@ async def answer(slack: SlackDesk, text: str, user: str) -> str:
         return listing(await oncall.now(now))
     if verb == "override" and len(words) >= 4:
         start, end = window(" ".join(words[3:]), now)
-        person = await slack.directory.resolve(words[2])
+        person = await slack.people.resolve(words[2])
         return made(words[1], await oncall.add_override(words[1], person, start, end, user))
     if verb == "swap" and len(words) == 3:
-        other = await slack.directory.resolve(words[2])
+        other = await slack.people.resolve(words[2])
         overrides = await oncall.swap(words[1], user, other, now)
         return "\n".join(made(words[1], override) for override in overrides)
     if verb == "remove" and len(words) == 3:
@@ -109,9 +109,9 @@ def register_oncall(app: AsyncApp, slack: SlackDesk) -> None:
         try:
             text = await answer(slack, str(body.get("text", "")), str(body.get("user_id", "")))
         except REFUSALS as error:
-            text = replies.refused(str(error))
+            text = blocks.refused(str(error))
         except Exception:
             log.exception("slack_oncall_failed")
-            text = replies.FAILED
+            text = blocks.FAILED
         if respond.response_url:
             await respond(text=text, response_type="ephemeral", replace_original=False)

@@ -1,4 +1,5 @@
-"""Asking for a subscription, the same way from the JSON API and from the page's form.
+"""Asking for a subscription, the same way from the JSON API and from the page's form: what
+is asked for (``Subscription``), how often one client may ask, and the confirmation sent.
 
 No account and no token, so it is bounded by design: one pending confirmation per address
 (asked again, nothing is sent until it expires), a cap on unconfirmed addresses as a whole,
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Annotated
 
 import aiohttp
 import structlog
-from fastapi import status
+from fastapi import Request, status
+from pydantic import BaseModel, Field, model_validator
 
 from clients import Permanent
 from clients.mail import Mailer, smtp_server
@@ -22,9 +25,53 @@ from clients.statuspage import confirm_url, status_url, unsubscribe_url
 from clients.statuspage_store import StatusPageStore, Subscribed
 from clients.statuspage_webhooks import WebhookRefused, status_webhooks
 from config import Settings
+from starter.api.errors import ClientBudget
 from workflows.requests import Email
 
 log = structlog.get_logger()
+
+
+# Each client's subscription requests (JSON and form together) in a window, per API process.
+SUBSCRIPTIONS_PER_CLIENT = 20
+BUDGET_WINDOW = 600.0
+
+
+class Subscription(BaseModel):
+    """An email address or a webhook URL, and optionally the components of interest."""
+
+    # ASCII addresses only: the SMTP sender does not speak SMTPUTF8.
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+    )
+    webhook: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+    components: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
+
+    @model_validator(mode="after")
+    def one_address(self) -> Subscription:
+        if (self.email is None) == (self.webhook is None):
+            raise ValueError("give either email or webhook")
+        return self
+
+    def kind_and_address(self) -> tuple[str, str]:
+        if self.email is not None:
+            # Mailboxes are case-blind in practice: one address, one subscription.
+            return "email", self.email.lower()
+        assert self.webhook is not None
+        return "webhook", self.webhook
+
+
+def subscribe_budget() -> ClientBudget:
+    return ClientBudget(SUBSCRIPTIONS_PER_CLIENT, BUDGET_WINDOW)
+
+
+def over_budget(request: Request) -> int | None:
+    """Seconds this client must wait before asking again, or None."""
+    budget: ClientBudget = request.app.state.subscribe_budget
+    return budget.spend(request.client.host if request.client else "")
 
 
 @dataclass

@@ -17,7 +17,12 @@ CHANNEL = [Audience.CHANNEL]
 
 
 class CommandRefused(ApplicationError):
-    """A command the incident cannot take as it stands; the message says why."""
+    """A command the incident cannot take as it stands; the message says why, for people.
+
+    The one refusal: the rules raise it inside the workflow, and the desk raises it again
+    outside (from the failed Update, or for a closed incident), so the API answers it 409,
+    the Slack app ephemerally and the CLI prints the API's detail.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="CommandRefused", non_retryable=True)

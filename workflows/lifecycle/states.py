@@ -32,7 +32,13 @@ from workflows.policy import Policy
 def start(
     number: int, incident_id: str, declaration: Declaration, policy: Policy, now: datetime
 ) -> tuple[IncidentState, list[Effect]]:
-    """A newly declared incident and what Slack must see once its channel exists."""
+    """A newly declared incident and what Slack must see once its channel exists.
+
+    The one place a declaration becomes a state: the workflow, the intake's answer, the desk's
+    snapshot before any worker ran and the policy preview all call it. ``now`` is when it is
+    first looked at; the incident is declared when Temporal accepted it, if that is known.
+    """
+    now = declaration.declared_time(now)
     policy.severity(declaration.severity)
     state = IncidentState(
         id=incident_id,

@@ -1,33 +1,148 @@
-"""/incidents: declare, list and read incidents (the commands on one are in ``commands``).
+"""/incidents: declare, list and read incidents, and each command on one.
 
-The request body is the declaration (``workflows.models.DeclarationRequest``): one definition,
-validated once. People in it may be given by id, mention, @handle or email; ``PeopleRoute``
-turns them into ids before validation.
-
-Refusals (409) and unknown incidents (404) come from the desk's exceptions, mapped to HTTP in
-one place (``starter.api.errors``), so every route answers them the same way.
+A request body is the domain's own model, one definition validated once: the declaration
+(``workflows.models.DeclarationRequest``), or the command itself (``workflows.lifecycle.
+commands``), one route per row of the command table, an item's number from the path. People
+in it may be given by id, mention, @handle or email; ``PeopleRoute`` turns them into ids
+before validation. Refusals (409) and unknown incidents (404) come from the desk's
+exceptions, mapped to HTTP in one place (``starter.api.errors``), so every route answers them
+the same way.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from enum import Enum
+from inspect import Parameter, Signature
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.api.auth import UNAUTHORIZED, require_token
-from starter.api.dependencies import AppSettings, Desk, IncidentRef, KnownSeverity
+from config import Settings
+from starter.api.dependencies import (
+    UNAUTHORIZED,
+    AppSettings,
+    Desk,
+    IncidentRef,
+    KnownSeverity,
+    PeopleRoute,
+    known_to_policy,
+    require_token,
+)
 from starter.api.errors import ONE_INCIDENT, invalid
-from starter.api.people import PeopleRoute
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
+from starter.command_table import COMMANDS, CommandRow
+from starter.desk import IncidentDesk
 from starter.intake import DeclarationTooLarge
-from starter.listing import ListFilter
-from workflows.lifecycle.commands import InvalidDeclaration, complete
-from workflows.models import Declaration, DeclarationRequest, Status
-from workflows.policy import Policy
+from starter.reading import ListFilter
+from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CommandRefused
+from workflows.models import DeclarationRequest, Status
 from workflows.text import SLACK_USER_ID
+
+log = structlog.get_logger()
+
+MAX_ITEM = 10_000  # far more action items than an incident holds: bounds the path's number
+# Set per request by ``command_key``: the client's name for a command it may send again.
+COMMAND_KEY: ContextVar[str | None] = ContextVar("command_key", default=None)
+
+
+async def command_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key applies the command once, whatever happens.",
+        ),
+    ] = None,
+) -> None:
+    """Async, so the key set here is seen by the route (same task, same context)."""
+    COMMAND_KEY.set(idempotency_key)
+
+
+def incident_router(tags: list[str | Enum]) -> APIRouter:
+    """Routes on one incident: the same token, people by name and Idempotency-Key handling."""
+    return APIRouter(
+        prefix="/incidents/{incident_id}",
+        tags=tags,
+        dependencies=[Depends(require_token), Depends(command_key)],
+        responses={**UNAUTHORIZED, **ONE_INCIDENT},
+        route_class=PeopleRoute,
+    )
+
+
+async def run(
+    request: Request, desk: IncidentDesk, settings: Settings, ref: str, command: cmd.Command
+) -> IncidentOut:
+    """The command carried out, and counted as applied or refused (``/metrics``)."""
+    name, counted = type(command).__name__, request.app.state.metrics.commands
+    try:
+        state = await desk.command(ref, command, request_key=COMMAND_KEY.get())
+    except CommandRefused:
+        counted.labels(name, "refused").inc()
+        raise
+    counted.labels(name, "applied").inc()
+    log.info("incident_command", command=name, status=state.status.value)
+    return IncidentOut.of(state, settings.incident_url(state.id))
+
+
+def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
+    """The route function of one row: its signature is built from the row, for FastAPI."""
+    model = row.model
+    everything_optional = not any(f.is_required() for f in model.model_fields.values())
+    # A command with nothing required may be sent with no body at all.
+    body: Any = Annotated[model, Body(default_factory=model)] if everything_optional else model
+    parameters = [
+        Parameter("request", Parameter.KEYWORD_ONLY, annotation=Request),
+        Parameter("ref", Parameter.KEYWORD_ONLY, annotation=IncidentRef),
+        Parameter("desk", Parameter.KEYWORD_ONLY, annotation=Desk),
+        Parameter("settings", Parameter.KEYWORD_ONLY, annotation=AppSettings),
+        Parameter("body", Parameter.KEYWORD_ONLY, annotation=body),
+    ]
+    if "{item_id}" in row.path:
+        item = Annotated[int, Path(ge=0, le=MAX_ITEM, description="The action item's number.")]
+        parameters.append(Parameter("item_id", Parameter.KEYWORD_ONLY, annotation=item))
+
+    async def carry_out(
+        request: Request, ref: str, desk: IncidentDesk, settings: Settings, body: Any, **path: Any
+    ) -> IncidentOut:
+        command = body.model_copy(update=path) if path else body
+        known_to_policy(desk, getattr(command, "severity", None))
+        return await run(request, desk, settings, ref, command)
+
+    carry_out.__signature__ = Signature(parameters, return_annotation=IncidentOut)  # type: ignore[attr-defined]
+    carry_out.__name__ = row.name  # the operation's id, as it was when routes were hand-written
+    carry_out.__doc__ = f"`{row.usage}` in Slack and the CLI."
+    return carry_out
+
+
+# POST /incidents/{incident_id}/<path>, one route per row of the command table.
+commanding = incident_router(["incidents"])
+for row in COMMANDS:
+    commanding.add_api_route(
+        f"/{row.path}",
+        carrying_out(row),
+        methods=["POST"],
+        summary=row.help[0].upper() + row.help[1:],
+        response_model=IncidentOut,
+    )
+
 
 log = structlog.get_logger()
 # Page tokens this API hands out: "p1." and Temporal's token in URL-safe base64. One of that
@@ -35,8 +150,7 @@ log = structlog.get_logger()
 PAGE_TOKEN = r"^p1\.[A-Za-z0-9_-]+$"
 NO_SUCH_PAGE = "no such page: send a next_page_token from a previous answer, as it was"
 
-# Two routers: the collection, and one incident (which can answer 404). The commands on one
-# incident are generated from the command table (``starter.api.routes.commands``).
+# Two routers: the collection, and one incident (which can answer 404).
 router = APIRouter(
     prefix="/incidents",
     tags=["incidents"],
@@ -45,16 +159,6 @@ router = APIRouter(
     route_class=PeopleRoute,
 )
 one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
-
-
-def completed(request: DeclarationRequest, policy: Policy) -> Declaration:
-    """Complete from the template and name the offending field before any incident number is
-    spent on the declaration."""
-    try:
-        return complete(request, policy)
-    except InvalidDeclaration as error:
-        detail = [{"loc": ["body", *error.loc], "msg": error.message, "type": error.kind}]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
 
 
 @router.post(
@@ -98,15 +202,18 @@ async def declare(
     summary, components, and `public`, which starts the incident on the status page with a
     first public update); what the body says wins. `by` (or `declared_by`) names who declares.
     """
-    # model_copy keeps what the caller left unset unset, so a template can fill the rest.
-    declaration = completed(body.model_copy(update={"source": "api"}), desk.policy)
+    # model_copy keeps what the caller left unset unset, so the desk's completion from the
+    # template fills the rest (``InvalidDeclaration`` is a 422 naming the field, see errors).
+    asked = body.model_copy(update={"source": "api"})
     try:
-        accepted = await desk.accept(declaration, wait=desk.wait_for_channel if wait else None)
+        accepted = await desk.accept(asked, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:
         raise invalid("body", str(error)) from None
     state = accepted.state
     structlog.contextvars.bind_contextvars(incident_id=state.id)
     log.info("incident_declared", number=state.number, created=accepted.created)
+    created = str(accepted.created).lower()
+    request.app.state.metrics.declared.labels(state.severity, created).inc()
     if not accepted.created:
         response.status_code = status.HTTP_200_OK
     elif accepted.opened:

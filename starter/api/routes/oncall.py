@@ -29,8 +29,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from clients.documents import shifts_calendar
-from starter.api.auth import bearer, known_token, require_token
-from starter.api.dependencies import AppSettings, Desk
+from clients.slack_people import SlackPeople, UnknownPerson
+from starter.api.dependencies import AppSettings, Desk, bearer, known_token, require_token
 from starter.api.errors import RETRY_AFTER, invalid
 from starter.api.openapi import PERSON
 from starter.oncall import (
@@ -44,7 +44,6 @@ from starter.oncall import (
     UnknownOverride,
     UnknownSchedule,
 )
-from starter.people import Directory, UnknownPerson
 from workflows.oncall.schedules import Override, Shift
 from workflows.policy import SCHEDULE_NAME
 
@@ -107,7 +106,7 @@ def _time(given: str, field: str, where: str = "body") -> datetime:
 
 
 async def _person(request: Request, given: str, field: str) -> str:
-    directory: Directory = request.app.state.people
+    directory: SlackPeople = request.app.state.people
     try:
         return await directory.resolve(given)
     except UnknownPerson as error:
@@ -255,7 +254,7 @@ async def person_feed(
     start: Since = None,
     end: Until = None,
 ) -> Response:
-    directory: Directory = request.app.state.people
+    directory: SlackPeople = request.app.state.people
     window = _window(start, end, FEED_BEFORE, FEED_AFTER)
     with answering():
         person = await directory.resolve(user)

@@ -1,11 +1,18 @@
-"""Listing incidents from Temporal visibility alone: no query, no replay, per workflow.
+"""Reading incidents from Temporal: one incident's state, and pages of them from visibility.
 
-Each incident keeps its list view in its memo (``workflows.listing``) and its status, severity
-and commander in search attributes, so one ``ListWorkflowExecutions`` call answers a page.
-Status, severity, commander and open/closed are visibility filters. Text (in the title) is
-filtered here, on the memo of each visibility page: the incident search attributes are
-keywords (exact match only), and substring matching on a Text attribute depends on the
-visibility store (SQLite, PostgreSQL and Elasticsearch differ), so the result would too.
+One incident's state is answered even before any worker has run its workflow. A started
+workflow is durable at once, but a query needs a worker to run it, and before the first
+workflow task completes nobody can answer one (the query would wait out its timeout). So: if
+the workflow has not run yet, its state is what its start input says, derived by the same
+pure ``IncidentInput.first_state`` the workflow will run (channel ``None``, nothing sent yet).
+
+Listing uses visibility alone: no query, no replay, per workflow. Each incident keeps its list
+view in its memo (``workflows.lifecycle.visibility``) and its status, severity and commander
+in search attributes, so one ``ListWorkflowExecutions`` call answers a page. Status, severity,
+commander and open/closed are visibility filters. Text (in the title) is filtered here, on
+the memo of each visibility page: the incident search attributes are keywords (exact match
+only), and substring matching on a Text attribute depends on the visibility store (SQLite,
+PostgreSQL and Elasticsearch differ), so the result would too.
 """
 
 from __future__ import annotations
@@ -13,11 +20,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from temporalio.client import Client, WorkflowExecution
-from temporalio.service import RPCError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+)
+from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.incident import IncidentWorkflow
+from workflows.incident import IncidentInput, IncidentWorkflow
 from workflows.lifecycle.visibility import (
     INCIDENT_COMMANDER,
     INCIDENT_SEVERITY,
@@ -28,7 +42,58 @@ from workflows.lifecycle.visibility import (
     summarize,
     where,
 )
-from workflows.models import Status
+from workflows.models import IncidentState, Status
+
+# -- one incident --------------------------------------------------------------------------
+
+# A workflow that has run at least once has a longer history than this: read it to be sure.
+SHORT_HISTORY = 16
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class NoWorkerAnswered(Exception):
+    """The incident has run before, but no worker answered the query in time."""
+
+
+async def current_state(
+    client: Client, handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
+) -> IncidentState:
+    length = described.raw_description.workflow_execution_info.history_length
+    if length <= SHORT_HISTORY:
+        declared = await _declared_state(client, handle, described)
+        if declared is not None:
+            return declared
+    try:
+        return await handle.query(IncidentWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as error:
+        if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise NoWorkerAnswered(str(error)) from error
+        raise
+
+
+async def _declared_state(
+    client: Client, handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
+) -> IncidentState | None:
+    """The state as started, if no workflow task has completed yet; else None."""
+    started: IncidentInput | None = None
+    async for event in client.get_workflow_handle(
+        described.id, run_id=described.run_id
+    ).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return None
+        attributes = event.workflow_execution_started_event_attributes
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            values = await client.data_converter.decode(attributes.input.payloads, [IncidentInput])
+            started = values[0]
+    if started is None:
+        return None
+    # The workflow's own first state: declared when the intake's start was accepted (as the
+    # workflow has it), or carried over whole by a continued run.
+    state, _ = started.first_state(described.id, described.start_time)
+    return state
+
+
+# -- pages of incidents ---------------------------------------------------------------------
 
 # Text filtering reads at most this many visibility pages for one answer (then hands back a
 # token to go on), so a rare word cannot turn one request into a scan of every incident.

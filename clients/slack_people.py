@@ -1,33 +1,45 @@
-"""People by name: every entry point turns what a person typed into a Slack user id, once.
+"""People in the Slack workspace: whoever a person or the policy names, as user ids.
 
-``U024BE7LH``, ``<@U024BE7LH>``, ``@bob``, ``bob`` and ``bob@example.com`` all name Bob. The
-directory asks Slack (users.lookupByEmail, users.list paged and kept briefly), so the workflow
-only ever sees ids; an unknown person is refused at the door, naming what was given.
+The one resolver. ``U024BE7LH``, ``<@U024BE7LH>``, ``@bob``, ``bob`` and ``bob@example.com``
+all name Bob; the policy may also name a user group (``S…``), which stands for its members.
+Emails are asked with users.lookupByEmail, each once; handles are read from users.list,
+paged and kept briefly, so a burst of names lists the workspace once. The entry points
+resolve what people typed before a command reaches an incident; the activities resolve the
+people the policy names, to invite and mention them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from typing import Annotated, Any, get_args, get_origin
+from typing import Any
 
-from pydantic import AliasChoices, BaseModel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from workflows.text import MENTION, SLACK_USER_ID, slack_user_id
+from clients.slack_client import permanent_errors, slack_error
+from workflows.text import MENTION, SLACK_USER_ID
 
 MAX_GIVEN = 254  # the longest email address; anything longer names nobody
 LIST_TTL = 60.0  # seconds a users.list snapshot answers handles
 MISS_REFRESH = 5.0
 PAGE_SIZE = 200
+USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+# Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
+LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
 
 
 class UnknownPerson(ValueError):
-    """Nobody in the workspace answers to what was given."""
+    """Nobody in the workspace answers to what was given.
 
-    def __init__(self, given: str, field: str | None = None) -> None:
+    ``code`` is Slack's word for the miss (what an invitation records); ``field`` the field of
+    a command that named them, once an entry point knows it.
+    """
+
+    def __init__(self, given: str, code: str = "user_not_found", field: str | None = None) -> None:
         self.given = given
+        self.code = code
         self.field = field
         shown = given if len(given) <= 80 else given[:77] + "..."
         super().__init__(
@@ -36,8 +48,8 @@ class UnknownPerson(ValueError):
         )
 
 
-class Directory:
-    """Who is who in the Slack workspace, asked through the bot's Web API client."""
+class SlackPeople:
+    """Who is who, asked through the bot's Web API client; without one, only ids are taken."""
 
     def __init__(
         self, client: AsyncWebClient | None, ttl: float = LIST_TTL, page_size: int = PAGE_SIZE
@@ -70,6 +82,34 @@ class Directory:
             raise UnknownPerson(given)
         return found
 
+    async def user_ids(self, target: str) -> list[str]:
+        """The people a policy names: a user (id, ``@handle`` or email) or a user group's
+        members. Anything else goes as it is: Slack says who it does not know."""
+        if USER_GROUP.match(target) and self.client is not None:
+            try:
+                response = await self.client.usergroups_users_list(usergroup=target)
+            except SlackApiError as error:
+                if slack_error(error) in LOOKUP_MISSES:
+                    raise UnknownPerson(target, slack_error(error)) from error
+                raise
+            return list(response["users"])
+        if "@" in target:
+            return [await self.resolve(target)]
+        return [target]
+
+    async def mention_ids(self, people: list[str]) -> list[str]:
+        """Policy people named by ``@handle`` or email become ids, so they are mentioned
+        for real; someone Slack does not know stays plain (escaped) text."""
+        ids: list[str] = []
+        for who in people:
+            try:
+                async with permanent_errors("users lookup"):
+                    found = await self.user_ids(who) if "@" in who else [who]
+            except UnknownPerson:
+                found = [who]
+            ids.append(found[0] if len(found) == 1 else who)
+        return ids
+
     async def _by_email(self, email: str, given: str) -> str:
         assert self.client is not None
         if email in self._emails:
@@ -77,8 +117,8 @@ class Directory:
         try:
             answer = await self.client.users_lookupByEmail(email=email)
         except SlackApiError as error:
-            if error.response.get("error") == "users_not_found":
-                raise UnknownPerson(given) from None
+            if slack_error(error) in LOOKUP_MISSES:
+                raise UnknownPerson(given, slack_error(error)) from None
             raise
         user_id = str(answer["user"]["id"])
         self._emails[email] = user_id
@@ -104,7 +144,7 @@ class Directory:
                 page = await self.client.users_list(limit=self.page_size, cursor=cursor)
                 members: list[dict[str, Any]] = page.get("members", [])
                 for member in members:
-                    _remember(handles, self._emails, member)
+                    _remember(handles, member)
                 cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     break
@@ -112,7 +152,9 @@ class Directory:
             self._loaded_at = time.monotonic()
 
 
-def _remember(handles: dict[str, str], emails: dict[str, str], member: dict[str, Any]) -> None:
+def _remember(handles: dict[str, str], member: dict[str, Any]) -> None:
+    """A member's handles; emails are asked one by one (users.lookupByEmail), since the list
+    shows them only with the users:read.email scope."""
     if member.get("deleted"):
         return
     user_id = str(member["id"])
@@ -120,44 +162,3 @@ def _remember(handles: dict[str, str], emails: dict[str, str], member: dict[str,
     for name in (member.get("name"), profile.get("display_name")):
         if name:
             handles.setdefault(str(name).lower(), user_id)
-    if profile.get("email"):
-        emails[str(profile["email"]).lower()] = user_id
-
-
-def person_fields(model: type[BaseModel]) -> list[str]:
-    """The keys of a command (or declaration) that name people, found by their type."""
-    keys: list[str] = []
-    for name, field in model.model_fields.items():
-        if _names_people(field.annotation) or any(_is_user_id(m) for m in field.metadata):
-            keys.append(name)
-            if isinstance(field.validation_alias, AliasChoices):
-                keys.extend(c for c in field.validation_alias.choices if isinstance(c, str))
-    return list(dict.fromkeys(keys))
-
-
-def _is_user_id(metadata: object) -> bool:
-    return getattr(metadata, "func", None) is slack_user_id
-
-
-def _names_people(annotation: object) -> bool:
-    if get_origin(annotation) is Annotated:
-        return any(_is_user_id(m) for m in get_args(annotation)[1:])
-    return any(_names_people(arg) for arg in get_args(annotation))
-
-
-async def resolve_fields(
-    directory: Directory, model: type[BaseModel], data: dict[str, Any]
-) -> dict[str, Any]:
-    """``data`` with every person in ``model``'s people fields given as a user id."""
-    resolved = dict(data)
-    for field in person_fields(model):
-        value = data.get(field)
-        try:
-            if isinstance(value, str):
-                resolved[field] = await directory.resolve(value)
-            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-                resolved[field] = [await directory.resolve(v) for v in value]
-        except UnknownPerson as error:
-            error.field = field
-            raise
-    return resolved

@@ -1,0 +1,109 @@
+"""incident report | stats | preview: what the incident CLI reads besides incidents.
+
+The situation report and the archive's figures after resolution, and what the policy would
+do to an incident, declaring nothing. The commands after resolution (retro done, action
+add/assign/due/done/drop) are rows of the command table, generated in
+``starter.cli_commands``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from starter.cli_client import Api, IncidentArg, JsonFlag, incident_path, out, print_json
+from workflows.resolution.report import duration
+
+
+def report(incident_id: IncidentArg) -> None:
+    """Print the situation report (Markdown) written when the incident was resolved."""
+    _, report = Api().call("GET", f"{incident_path(incident_id)}/report")
+    typer.echo(report, nl=False)
+
+
+def stats(
+    since: Annotated[str | None, typer.Option("--since", help="ISO timestamp with a zone.")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", "-s")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Incident figures from the archive: MTTA, MTTR, counts, recurring components, workload."""
+    _, figures = Api().call(
+        "GET", "/metrics/incidents", params={"since": since, "severity": severity}
+    )
+    if as_json:
+        print_json(figures)
+        return
+    table = Table("figure", "value", show_header=False)
+    table.add_row("Incidents", f"{figures['incidents']} ({figures['open']} open)")
+    table.add_row("MTTA", _seconds(figures["mtta_seconds"]))
+    table.add_row("MTTR", _seconds(figures["mttr_seconds"]))
+    table.add_row("By severity", _counts(figures["by_severity"]))
+    table.add_row("Escalations", str(figures["escalations"]))
+    table.add_row("Missed updates", str(figures["missed_updates"]))
+    table.add_row("Recurring components", _counts(figures["recurring_components"]))
+    table.add_row("Workload", _counts(figures["workload"]))
+    out.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return duration(timedelta(seconds=value) if value is not None else None)
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "-"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)
+    app.command()(stats)
+    app.command()(preview)
+
+
+def _offset(seconds: float) -> str:
+    """``+1h15m`` for 4500 seconds after declaration."""
+    left, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        amount, left = divmod(left, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    if left or not parts:
+        parts.append(f"{left}s")
+    return "+" + "".join(parts)
+
+
+def preview(
+    severity: Annotated[str, typer.Option(help="The severity to preview, like sev1.")],
+    ack_after: Annotated[
+        str | None, typer.Option(help="Acknowledged after (15m); never if unset.")
+    ] = None,
+    updates_every: Annotated[
+        str | None, typer.Option(help="Someone posts an update this often.")
+    ] = None,
+    resolve_after: Annotated[
+        str | None, typer.Option(help="Resolved after (2h); never if unset.")
+    ] = None,
+    horizon: Annotated[str, typer.Option(help="How far ahead to look.")] = "1d",
+    as_json: JsonFlag = False,
+) -> None:
+    """What the policy would do to an incident, declaring nothing: the same deadline functions
+    the incident workflow runs, on a simulated clock."""
+    params = {
+        "severity": severity,
+        "ack_after": ack_after,
+        "updates_every": updates_every,
+        "resolve_after": resolve_after,
+        "horizon": horizon,
+    }
+    _, answer = Api().call("GET", "/policy/preview", params=params)
+    if as_json:
+        print_json(answer)
+        return
+    table = Table("after", "what", "where", "who", "text", box=None, pad_edge=False)
+    for step in answer["steps"]:
+        who = ", ".join(step["who"])
+        where = ", ".join(step["where"])
+        table.add_row(_offset(step["after"]), step["what"], where, who, step["text"][:60])
+    out.print(table)
