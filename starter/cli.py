@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from starter import cli_commands, cli_oncall, cli_reports
+from starter import cli_commands, cli_reports
 from starter.cli_client import (
     STATUS_STYLE,
     Api,
@@ -203,7 +203,6 @@ def db_upgrade() -> None:
 
 
 cli_reports.register(app)
-cli_oncall.register(app)
 
 
 @app.command()

@@ -1,20 +1,29 @@
-"""On call as the entry points see it: who is on call, the shifts, overrides and swaps.
+"""On call as the entry points see it: who is on call, the shifts, overrides and swaps; and
+Slack's ``/oncall``.
 
 Each schedule is a ``ScheduleWorkflow``: one ``roster()`` query reads it, and the answer is the
 pure shift arithmetic of ``workflows.oncall.schedules``, the same the incident workflow runs
 when a tier fires. Overrides are the workflow's Updates, so one is durable once answered. The
-API, the CLI (through the API) and Slack's ``/oncall`` all come here; the words people type
-for a window of time (``for 2h``, ``until ...``) are read here once for all of them.
+API's routes (``starter.api.routes.oncall``) and Slack come here; the CLI goes through the API.
+In Slack, answered ephemerally:
+
+    /oncall                                     who is on call now, until when, who next
+    /oncall override <schedule> <@user> <when>  put someone on call for a window
+    /oncall swap <schedule> <@user>             you and they trade your next shifts
+    /oncall remove <schedule> <override id>     take an override back
+
+``<when>`` is read by ``starter.command_words.window``, for Slack and the CLI alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from pydantic import BaseModel
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -24,6 +33,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.command_words import WHEN_USAGE, window
+from starter.slack import blocks
+from starter.slack.commands import SlackDesk
 from workflows.oncall.rotation import (
     AddOverride,
     RemoveOverride,
@@ -34,20 +46,12 @@ from workflows.oncall.rotation import (
 from workflows.oncall.schedules import Override, Shift, next_handoff, on_call
 from workflows.policy import Policy
 from workflows.preview import Rosters
-from workflows.text import parse_duration
 
+log = structlog.get_logger()
 ASK_TIMEOUT = timedelta(seconds=5)  # a schedule's workflow answers a query or an Update in this
 FEED_BEFORE = timedelta(days=14)  # a calendar feed shows the past two weeks...
 FEED_AFTER = timedelta(days=56)  # ...and the next eight
 AT_ONCE = 20  # schedules asked side by side for "who is on call" across all of them
-# A time with its zone (a bare date or time is refused), this century or the last: only dates
-# that exist (a 29 February aside), and times whose arithmetic stays within a datetime's range.
-ISO_WITH_ZONE = (
-    r"^(19|20)\d{2}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)"
-    r"|02-(0[1-9]|[12]\d))T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
-    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
-)
-WHEN_USAGE = "`for 2h`, `until <time>`, `<time> for 8h` or `<time> <time>` (ISO, with a zone)"
 
 
 class UnknownSchedule(LookupError):
@@ -85,37 +89,6 @@ def current(roster: Roster, at: datetime) -> OnCallNow:
         until=until,
         next=following.user if following else None,
     )
-
-
-def window(words: str, now: datetime) -> tuple[datetime, datetime]:
-    """``for 2h``, ``until <time>``, ``<time> for 8h``, ``<time> <time>`` or ``<time> until
-    <time>``: a window from now or from a time, ISO with a zone; ``now`` is a time too."""
-    parts = words.split()
-    if parts and parts[0] in ("for", "until"):
-        parts.insert(0, "now")
-    if len(parts) == 3 and parts[1] in ("until", "to"):
-        parts.pop(1)
-    if len(parts) == 3 and parts[1] == "for":
-        start = _time(parts[0], now)
-        return start, start + _length(parts[2])
-    if len(parts) == 2:
-        return _time(parts[0], now), _time(parts[1], now)
-    raise ValueError(f"say when: {WHEN_USAGE}")
-
-
-def _time(word: str, now: datetime) -> datetime:
-    if word == "now":
-        return now
-    if not re.match(ISO_WITH_ZONE, word):
-        raise ValueError(f"{word!r} is not a time with a zone, like 2026-12-08T09:00+01:00")
-    return datetime.fromisoformat(word.replace("Z", "+00:00"))
-
-
-def _length(word: str) -> timedelta:
-    length = parse_duration(word)
-    if not isinstance(length, timedelta) or length <= timedelta(0):
-        raise ValueError(f"{word!r} is not a length of time, like 30m, 2h or 3d")
-    return length
 
 
 class OnCallDesk:
@@ -243,3 +216,80 @@ def _unavailable(name: str, error: Exception) -> ScheduleUnavailable:
     if isinstance(error, RPCError) and error.status is RPCStatusCode.NOT_FOUND:
         return ScheduleUnavailable(f"schedule {name!r} is not running yet: a worker starts it")
     return ScheduleUnavailable(f"schedule {name!r} did not answer: is a worker running?")
+
+
+# -- /oncall in Slack ---------------------------------------------------------------------
+
+USAGE = (
+    "*/oncall* shows who is on call. Also:\n"
+    "`/oncall override <schedule> <@user> <when>`: put someone on call; <when> is "
+    f"{WHEN_USAGE}\n"
+    "`/oncall swap <schedule> <@user>`: you and they trade your next shifts\n"
+    "`/oncall remove <schedule> <override id>`: take an override back"
+)
+# What people are told the reason of (an unknown person and a refused override are ValueErrors).
+REFUSALS = (UnknownSchedule, UnknownOverride, ScheduleUnavailable, ValueError)
+
+
+def _when(at: datetime | None) -> str:
+    """A time each reader sees in their own zone (Slack's date token), UTC as the fallback."""
+    if at is None:
+        return "for now"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
+
+
+def _who(user: str | None) -> str:
+    return f"<@{user}>" if user else "nobody"
+
+
+def listing(schedules: list[OnCallNow]) -> str:
+    if not schedules:
+        return "The policy has no on-call schedules."
+    return "\n".join(
+        f"*{s.name}*: {_who(s.on_call)} until {_when(s.until)}, then {_who(s.next)}"
+        for s in schedules
+    )
+
+
+def made(name: str, override: Override) -> str:
+    return (
+        f"Override {override.id} on *{name}*: {_who(override.user)} on call from "
+        f"{_when(override.start)} to {_when(override.end)}"
+    )
+
+
+async def answer(slack: SlackDesk, text: str, user: str) -> str:
+    """The reply to ``/oncall <text>`` typed by ``user``."""
+    desk = slack.desk
+    oncall = OnCallDesk(desk.client, desk.policy)
+    words, now = text.split(), datetime.now(UTC)
+    verb = words[0].lower() if words else ""
+    if not words:
+        return listing(await oncall.now(now))
+    if verb == "override" and len(words) >= 4:
+        start, end = window(" ".join(words[3:]), now)
+        person = await slack.people.resolve(words[2])
+        return made(words[1], await oncall.add_override(words[1], person, start, end, user))
+    if verb == "swap" and len(words) == 3:
+        other = await slack.people.resolve(words[2])
+        overrides = await oncall.swap(words[1], user, other, now)
+        return "\n".join(made(words[1], override) for override in overrides)
+    if verb == "remove" and len(words) == 3:
+        await oncall.remove_override(words[1], words[2], user)
+        return f"Override {words[2]} on *{words[1]}* removed."
+    return USAGE
+
+
+def register_oncall(app: AsyncApp, slack: SlackDesk) -> None:
+    @app.command("/oncall")
+    async def oncall(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            text = await answer(slack, str(body.get("text", "")), str(body.get("user_id", "")))
+        except REFUSALS as error:
+            text = blocks.refused(str(error))
+        except Exception:
+            log.exception("slack_oncall_failed")
+            text = blocks.FAILED
+        if respond.response_url:
+            await respond(text=text, response_type="ephemeral", replace_original=False)

@@ -28,9 +28,9 @@ from clients.slack_client import slack_client
 from clients.slack_people import SlackPeople
 from config import ConfigError, Settings, reveal
 from starter.desk import IncidentDesk
+from starter.oncall import register_oncall
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
-from starter.slack.oncall import register_oncall
 from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState, Status
 

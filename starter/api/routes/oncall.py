@@ -33,10 +33,10 @@ from clients.slack_people import SlackPeople, UnknownPerson
 from starter.api.dependencies import AppSettings, Desk, bearer, known_token, require_token
 from starter.api.errors import RETRY_AFTER, invalid
 from starter.api.openapi import PERSON
+from starter.command_words import ISO_WITH_ZONE
 from starter.oncall import (
     FEED_AFTER,
     FEED_BEFORE,
-    ISO_WITH_ZONE,
     OnCallDesk,
     OnCallNow,
     OverrideRefused,
