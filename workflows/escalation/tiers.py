@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows.effects import ArchiveChannel, Effect, Invite, Notice, Page, PageAction, RefreshTopic
-from workflows.escalation.deadlines import Deadline, escalation_tier, refresh_deadlines, start_level
+from workflows.escalation.deadlines import (
+    Deadline,
+    escalation_path,
+    escalation_tier,
+    refresh_deadlines,
+    start_level,
+)
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import notices
 from workflows.lifecycle.notices import CHANNEL, post_notice, require_open
@@ -75,7 +81,7 @@ def apply_escalate(
     check_escalate(state, policy, c)
     state.escalation_level += 1
     state.escalated_at = now
-    tier = escalation_tier(policy.severity(state.severity), state.escalation_level)
+    tier = escalation_tier(escalation_path(policy, state), state.escalation_level)
     targets = tier.notify if tier else []
     why = "not acknowledged in time" if automatic else (c.reason or "escalated by hand")
     text = f"Escalated to level {state.escalation_level}: {why}"
@@ -109,11 +115,11 @@ def start_escalated(
 ) -> list[Effect]:
     """Declared past the first ``tiers`` tiers (an alert rule's ``escalation_level``): they
     hear at once, as if each had fired, and the next tier's timer counts from the declaration."""
-    severity = policy.severity(state.severity)
-    reached = severity.escalation[:tiers]
+    path = escalation_path(policy, state)
+    reached = path[:tiers]
     if not reached:
         return []
-    state.escalation_level = start_level(severity, tiers)
+    state.escalation_level = start_level(path, tiers)
     state.escalated_at = now
     targets = list(dict.fromkeys(user for tier in reached for user in tier.notify))
     which = "tier 1" if len(reached) == 1 else f"tiers 1-{len(reached)}"

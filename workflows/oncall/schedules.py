@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from workflows.text import Duration
 
@@ -30,28 +30,19 @@ class Restriction(BaseModel):
     """When a layer applies, in the schedule's zone: ``days`` (Monday is 0) from ``start`` to
     ``end``; an ``end`` at or before ``start`` runs past midnight (a night shift)."""
 
-    days: list[int] = Field(default=[0, 1, 2, 3, 4, 5, 6], min_length=1, max_length=7)
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(default=[*range(7)], min_length=1)
     start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(default="24:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
-    @field_validator("days")
-    @classmethod
-    def _weekdays(cls, days: list[int]) -> list[int]:
-        if any(not 0 <= day <= 6 for day in days):
-            raise ValueError("restriction days are 0 (Monday) to 6 (Sunday)")
-        return sorted(set(days))
-
     def windows(self, day: date, zone: ZoneInfo) -> Iterator[tuple[datetime, datetime]]:
         """The window starting on ``day`` (if it is one of the days), in UTC."""
-        if day.weekday() not in self.days:
-            return
-        start_h, start_m = map(int, self.start.split(":"))
-        end_h, end_m = map(int, self.end.split(":"))
-        start = _local(day, time(start_h, start_m), zone)
-        end_minutes = end_h * 60 + end_m
-        end_day = day + DAY if end_minutes <= start_h * 60 + start_m or end_h == 24 else day
-        end = _local(end_day, time(end_h % 24, end_m), zone)
-        yield start, end
+        if day.weekday() in self.days:
+            (start_h, start_m), (end_h, end_m) = (
+                map(int, t.split(":")) for t in (self.start, self.end)
+            )
+            overnight = (end_h, end_m) <= (start_h, start_m) or end_h == 24
+            end = _local(day + DAY if overnight else day, time(end_h % 24, end_m), zone)
+            yield _local(day, time(start_h, start_m), zone), end
 
 
 # The common restrictions, by name, for the policy file.
@@ -63,16 +54,10 @@ class Layer(BaseModel):
     """One rotation: ``people`` take turns, each for ``shift``, from ``start``."""
 
     people: list[str] = Field(min_length=1, max_length=MAX_PEOPLE)  # user ids once resolved
-    shift: Duration  # whole days or weeks are calendar days in the zone; shorter, exact seconds
+    # Whole days or weeks are calendar days in the zone (24h too); shorter, exact seconds.
+    shift: Duration = Field(ge=timedelta(seconds=1))
     start: datetime
     restrictions: list[Restriction] = Field(default_factory=list, max_length=14)
-
-    @field_validator("shift")
-    @classmethod
-    def _long_enough(cls, shift: timedelta) -> timedelta:
-        if shift < timedelta(seconds=1):
-            raise ValueError("a shift lasts at least one second")
-        return shift
 
     @field_validator("restrictions", mode="before")
     @classmethod
@@ -121,14 +106,12 @@ class Override(BaseModel):
 
     id: str = Field(max_length=64)
     user: str = Field(max_length=64)
-    start: datetime
-    end: datetime
+    start: AwareDatetime
+    end: AwareDatetime
     by: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _ordered(self) -> Override:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("an override's start and end need a time zone")
         if self.end <= self.start:
             raise ValueError("an override must end after it starts")
         return self
@@ -296,3 +279,19 @@ def gaps(schedule: Schedule, start: datetime, end: datetime) -> list[tuple[datet
         else:
             found.append((at, until))
     return found
+
+
+def coverage_warnings(
+    schedules: dict[str, Schedule], now: datetime, ahead: timedelta = timedelta(weeks=4)
+) -> list[str]:
+    """A line per schedule that leaves nobody on call in the next ``ahead``, with the windows
+    in its zone: the policy still loads (an override may fill them), but someone should know."""
+    warnings = []
+    for name, schedule in schedules.items():
+        windows = gaps(schedule, now, now + ahead)
+        local = [(a.astimezone(schedule.zone), b.astimezone(schedule.zone)) for a, b in windows]
+        shown = ", ".join(f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M}" for a, b in local[:10])
+        more = f" and {len(windows) - 10} more" if len(windows) > 10 else ""
+        if windows:
+            warnings.append(f"schedule {name}: nobody on call {shown}{more} ({schedule.timezone})")
+    return warnings
