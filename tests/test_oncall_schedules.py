@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from workflows.escalation.deadlines import escalation_path
-from workflows.models import IncidentState
+from workflows.models import Impact, IncidentState
 from workflows.oncall.schedules import (
     Override,
     Schedule,
@@ -123,7 +123,8 @@ def test_shifts_tile_the_window_and_agree_with_on_call(zone: str, at: datetime) 
         assert (before.user, before.override) != (after.user, after.override)
     for shift in found:
         middle = shift.start + (shift.end - shift.start) / 2
-        assert on_call(schedule, [override], middle).user == shift.user  # type: ignore[union-attr]
+        current = on_call(schedule, [override], middle)
+        assert current is not None and current.user == shift.user
         weekend = middle.astimezone(ZoneInfo(zone)).weekday() >= 5
         if not shift.override:
             assert (shift.user in ("U0ERIN005", "U0DAVE004")) == weekend
@@ -189,17 +190,31 @@ escalation = [{after = "1m", notify = ["oncall:payments-primary"]}]
 """
 
 
+def incident(severity: str, components: list[str]) -> IncidentState:
+    at = datetime(2026, 12, 8, tzinfo=UTC)
+    return IncidentState(
+        id="incident-1",
+        number=1,
+        title="Checkout fails",
+        severity=severity,
+        impact=Impact.MAJOR,
+        components=components,
+        declared_at=at,
+        last_update_at=at,
+    )
+
+
 def test_the_policy_reads_schedules_teams_and_oncall_targets() -> None:
     policy = Policy.model_validate(tomllib.loads(POLICY))
     schedule = policy.schedules["payments-primary"]
     assert schedule.layers[0].people == ["@alice", "@bob", "@carol"]
     assert schedule.layers[0].shift == timedelta(weeks=1)
     assert Policy.model_validate_json(policy.model_dump_json()) == policy
-    on_checkout = IncidentState.model_construct(severity="sev1", components=["checkout"])
+    on_checkout = incident("sev1", ["checkout"])
     assert escalation_path(policy, on_checkout) == policy.teams["payments"].escalation
     on_checkout.severity = "sev2"  # its own tiers name people: they win
     assert escalation_path(policy, on_checkout) == policy.severities["sev2"].escalation
-    elsewhere = IncidentState.model_construct(severity="sev1", components=["search"])
+    elsewhere = incident("sev1", ["search"])
     assert escalation_path(policy, elsewhere) == policy.severities["sev1"].escalation
 
 
