@@ -13,13 +13,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 
 from workflows.text import Duration
 
 DAY = timedelta(days=1)
-MAX_PEOPLE = 100
-MAX_LAYERS = 10
+MAX_PEOPLE, MAX_LAYERS = 100, 10
 MAX_OVERRIDES = 500
 MAX_SHIFTS = 2000  # one answer's shifts: a seconds-scale rotation over a month is bounded
 HORIZON = timedelta(days=60)  # how far ahead a handoff is looked for
@@ -50,6 +49,11 @@ BUSINESS_HOURS = Restriction(days=[0, 1, 2, 3, 4], start="09:00", end="17:00")
 WEEKENDS = Restriction(days=[5, 6])
 
 
+def _named(value: Any) -> Any:
+    named = {"business_hours": BUSINESS_HOURS, "weekends": WEEKENDS}
+    return named.get(value, value) if isinstance(value, str) else value
+
+
 class Layer(BaseModel):
     """One rotation: ``people`` take turns, each for ``shift``, from ``start``."""
 
@@ -57,15 +61,9 @@ class Layer(BaseModel):
     # Whole days or weeks are calendar days in the zone (24h too); shorter, exact seconds.
     shift: Duration = Field(ge=timedelta(seconds=1))
     start: datetime
-    restrictions: list[Restriction] = Field(default_factory=list, max_length=14)
-
-    @field_validator("restrictions", mode="before")
-    @classmethod
-    def _named(cls, value: Any) -> Any:
-        named = {"business_hours": BUSINESS_HOURS, "weekends": WEEKENDS}
-        if isinstance(value, list):
-            return [named.get(item, item) if isinstance(item, str) else item for item in value]
-        return value
+    restrictions: list[Annotated[Restriction, BeforeValidator(_named)]] = Field(
+        default_factory=list, max_length=14
+    )
 
 
 class Schedule(BaseModel):
@@ -129,13 +127,9 @@ def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
-def _calendar(layer: Layer) -> bool:
-    return layer.shift % DAY == timedelta(0)
-
-
 def _boundary(layer: Layer, zone: ZoneInfo, n: int) -> datetime:
     """When shift ``n`` of the layer starts: same wall time for calendar shifts."""
-    if _calendar(layer):
+    if layer.shift % DAY == timedelta(0):  # calendar days
         wall = layer.start.astimezone(zone).replace(tzinfo=None) + n * layer.shift
         return wall.replace(tzinfo=zone).astimezone(UTC)
     return layer.start.astimezone(UTC) + n * layer.shift
@@ -151,10 +145,13 @@ def _index(layer: Layer, zone: ZoneInfo, at: datetime) -> int:
     return n
 
 
-def _windows(layer: Layer, zone: ZoneInfo, around: datetime) -> list[tuple[datetime, datetime]]:
-    """The layer's restriction windows starting within a week or so of ``around``."""
+def _windows(
+    layer: Layer, zone: ZoneInfo, around: datetime, before: int = 8, after: int = 8
+) -> list[tuple[datetime, datetime]]:
+    """The layer's restriction windows starting from ``before`` days before ``around`` to
+    ``after`` days after it: a week covers every weekday, so an edge on either side."""
     today = around.astimezone(zone).date()
-    days = [today + k * DAY for k in range(-8, 9)]
+    days = [today + k * DAY for k in range(-before, after + 1)]
     return sorted(w for r in layer.restrictions for day in days for w in r.windows(day, zone))
 
 
@@ -163,10 +160,14 @@ def _applies(layer: Layer, zone: ZoneInfo, at: datetime) -> bool:
         return False
     if not layer.restrictions:
         return True
-    return any(start <= at < end for start, end in _windows(layer, zone, at))
+    # A window lasts a day at most: the one holding ``at`` started today or yesterday.
+    return any(start <= at < end for start, end in _windows(layer, zone, at, 1, 0))
 
 
-def _source(schedule: Schedule, overrides: list[Override], at: datetime) -> tuple[str, int] | None:
+Source = tuple[str, int] | None  # who, and why: a layer's index, or -1 for an override
+
+
+def _source(schedule: Schedule, overrides: list[Override], at: datetime) -> Source:
     """Who is on call at ``at`` and why: (user, -1) for an override, else (user, layer index)."""
     for override in reversed(overrides):  # the latest override wins where they overlap
         if override.start <= at < override.end:
@@ -181,14 +182,14 @@ def _source(schedule: Schedule, overrides: list[Override], at: datetime) -> tupl
 
 def _edges(
     schedule: Schedule, overrides: list[Override], at: datetime, rotations: bool
-) -> list[datetime]:
-    """Every time near ``at`` where the answer may change, given who answers at ``at``:
-    override edges, then the activation edges (start, restrictions) of the layers that could
-    take over, and the answering layer's own handoffs (unless only coverage matters)."""
+) -> tuple[Source, list[datetime]]:
+    """Who answers at ``at``, and every time near it where the answer may change: override
+    edges, then the activation edges (start, restrictions) of the layers that could take over,
+    and the answering layer's own handoffs (unless only coverage matters)."""
     source = _source(schedule, overrides, at)
     edges = [t.astimezone(UTC) for o in overrides for t in (o.start, o.end)]
     if source is not None and source[1] == -1:
-        return edges
+        return source, edges
     zone = schedule.zone
     lowest = source[1] if source is not None else 0
     for above in schedule.layers[lowest:]:
@@ -198,37 +199,37 @@ def _edges(
     if answering is not None and rotations and len(set(answering.people)) > 1:
         n = _index(answering, zone, at)
         edges.extend((_boundary(answering, zone, n), _boundary(answering, zone, n + 1)))
-    return edges
+    return source, edges
 
 
 def _walk(
     schedule: Schedule, overrides: list[Override], start: datetime, end: datetime, rotations: bool
-) -> Iterator[tuple[datetime, datetime, tuple[str, int] | None]]:
+) -> Iterator[tuple[datetime, datetime, Source]]:
     """Consecutive stretches from ``start`` to ``end`` with one answer each (not merged)."""
     at = start.astimezone(UTC)
     end = end.astimezone(UTC)
     for _ in range(_MAX_STEPS):
         if at >= end:
             return
-        later = [t for t in _edges(schedule, overrides, at, rotations) if t > at]
-        following = min([end, *later])
-        yield at, following, _source(schedule, overrides, at)
+        source, edges = _edges(schedule, overrides, at, rotations)
+        following = min([end, *(t for t in edges if t > at)])
+        yield at, following, source
         at = following
 
 
 def _began(schedule: Schedule, overrides: list[Override], at: datetime) -> datetime:
     """When the stretch holding ``at`` began: the latest edge at or before it."""
     at = at.astimezone(UTC)
-    earlier = [t for t in _edges(schedule, overrides, at, True) if t <= at]
+    earlier = [t for t in _edges(schedule, overrides, at, True)[1] if t <= at]
     return max(earlier, default=at)
 
 
 def on_call(schedule: Schedule, overrides: list[Override], at: datetime) -> Shift | None:
     """Who is on call at ``at`` (None: a gap), for the shift that holds it."""
+    if _source(schedule, overrides, at.astimezone(UTC)) is None:
+        return None  # a gap: no walk to whoever comes next
     found = shifts(schedule, overrides, at, at + HORIZON, limit=1)
-    if not found or found[0].start > at.astimezone(UTC):
-        return None
-    return found[0]
+    return found[0] if found else None
 
 
 def shifts(
@@ -258,8 +259,7 @@ def shifts(
 
 
 def next_handoff(schedule: Schedule, overrides: list[Override], after: datetime) -> datetime | None:
-    """The first time after ``after`` when someone else (or nobody) is on call, within
-    ``HORIZON``; None if nothing changes in that long."""
+    """When someone else (or nobody) is on call next; None if nobody changes in HORIZON."""
     now = _source(schedule, overrides, after.astimezone(UTC))
     current = now[0] if now else None
     for at, _, source in _walk(schedule, overrides, after, after + HORIZON, True):
@@ -286,7 +286,7 @@ def coverage_warnings(
 ) -> list[str]:
     """A line per schedule that leaves nobody on call in the next ``ahead``, with the windows
     in its zone: the policy still loads (an override may fill them), but someone should know."""
-    warnings = []
+    warnings = []  # the first ten windows each: enough to see the pattern
     for name, schedule in schedules.items():
         windows = gaps(schedule, now, now + ahead)
         local = [(a.astimezone(schedule.zone), b.astimezone(schedule.zone)) for a, b in windows]
