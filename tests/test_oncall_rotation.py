@@ -96,10 +96,14 @@ class Rotation:
         state = await self.slack.state()
         return next(g["users"] for g in state["usergroups"] if g["handle"] == "oncall")
 
-    async def wait_for(self, count: int, text: str = ON_CALL, timeout: float = 30) -> list[Any]:
+    async def wait_for(
+        self, count: int, text: str = ON_CALL, timeout: float = 30, to: str | None = None
+    ) -> list[Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = [m for m in await self.dms() if m["text"].startswith(text)]
+            found = [
+                m for m in await self.dms() if m["text"].startswith(text) and to in (None, m["to"])
+            ]
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.2)
@@ -190,3 +194,16 @@ async def test_handoffs_overrides_and_a_missed_handoff_happening_once(rotation: 
     assert len(keys) == len(set(keys)), "no DM sent twice"
     roster = await handle.query(ScheduleWorkflow.roster)
     assert len(roster.definitions) == 1, "the same policy at restart changes nothing"
+
+    # The policy changes (only erin now): from now on, and the shifts already past stay.
+    past = roster.shifts(rotation.start, datetime.now(UTC))
+    edited = roster.written.model_copy(deep=True)
+    edited.layers[0].people = ["erin@example.com"]
+    await handle.execute_update(ScheduleWorkflow.set_schedule, edited)
+    await rotation.wait_for(1, ON_CALL, timeout=5, to="U0ERIN005")  # on call at once
+    roster = await handle.query(ScheduleWorkflow.roster)
+    assert [d.schedule.layers[0].people for d in roster.definitions] == [PEOPLE, ["U0ERIN005"]]
+    since = roster.definitions[1].since
+    assert [s for s in roster.shifts(rotation.start, since) if s.end <= past[-1].start] == [
+        s for s in past if s.end <= past[-1].start
+    ]

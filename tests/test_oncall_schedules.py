@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from workflows.escalation.deadlines import escalation_path
 from workflows.models import Impact, IncidentState
+from workflows.oncall.rotation import Definition, Roster
 from workflows.oncall.schedules import (
     Override,
     Schedule,
@@ -244,3 +245,78 @@ def test_an_override_must_end_after_it_starts() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(ValidationError, match="end after it starts"):
         Override(id="1", user="U0ALICE01", start=at, end=at)
+
+
+layered = st.builds(
+    lambda zone, shift, hours, days: Schedule.model_validate(
+        {
+            "timezone": zone,
+            "layers": [
+                {"people": PEOPLE, "shift": shift, "start": "2026-01-01T00:00:00"},
+                {
+                    "people": ["U0DAVE004", "U0ERIN005"],
+                    "shift": "1d",
+                    "start": "2026-02-01T00:00:00",
+                    "restrictions": [{"days": days, "start": hours[0], "end": hours[1]}],
+                },
+            ],
+        }
+    ),
+    st.sampled_from(ZONES),
+    st.sampled_from(["8h", "1d", "1w", "2d"]),
+    st.sampled_from([("09:00", "17:00"), ("22:00", "06:00"), ("00:00", "24:00")]),
+    st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=3),
+)
+moments = st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2026, 12, 1)).map(
+    lambda t: t.replace(tzinfo=UTC)
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    schedule=layered,
+    at=moments,
+    probes=st.lists(st.floats(0, 1, exclude_max=True), min_size=5, max_size=5),
+)
+def test_gaps_are_exactly_where_nobody_is_on_call(
+    schedule: Schedule, at: datetime, probes: list[float]
+) -> None:
+    week = timedelta(weeks=1)
+    found = gaps(schedule, at, at + week)
+    for fraction in probes:
+        t = at + week * fraction
+        in_gap = any(a <= t < b for a, b in found)
+        assert (on_call(schedule, [], t) is None) == in_gap
+
+
+@settings(max_examples=80, deadline=None)
+@given(schedule=layered, at=moments)
+def test_the_next_handoff_is_the_next_change_of_person(schedule: Schedule, at: datetime) -> None:
+    handoff = next_handoff(schedule, [], at)
+    assert handoff is not None and handoff > at
+    who = on_call(schedule, [], at)
+    just_before = on_call(schedule, [], handoff - timedelta(microseconds=1))
+    after = on_call(schedule, [], handoff)
+    assert (just_before.user if just_before else None) == (who.user if who else None)
+    assert (after.user if after else None) != (who.user if who else None)
+
+
+def test_an_edit_applies_from_when_it_is_made_and_never_changes_a_past_shift() -> None:
+    before = weekly("Europe/Paris", "2026-01-05T09:00:00")
+    after = weekly("Europe/Paris", "2026-01-05T09:00:00", people=["U0ERIN005"])
+    edited = datetime(2026, 1, 21, 12, tzinfo=UTC)  # mid-shift: Wednesday of week 3
+    roster = Roster(
+        name="payments-primary",
+        schedule=after,
+        written=after,
+        definitions=[
+            Definition(schedule=before, since=datetime(2026, 1, 1, tzinfo=UTC)),
+            Definition(schedule=after, since=edited),
+        ],
+        overrides=[],
+    )
+    start, end = datetime(2026, 1, 5, 8, tzinfo=UTC), datetime(2026, 2, 2, 8, tzinfo=UTC)
+    found = roster.shifts(start, end)
+    assert [s.user for s in found] == [*PEOPLE, "U0ERIN005"]
+    assert found[2].end == found[3].start == edited, "the shift in progress ends at the edit"
+    assert found[:2] == shifts(before, [], start, edited)[:2], "the past as it was"
