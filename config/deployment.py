@@ -30,6 +30,8 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowHistory,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkerDeploymentVersion, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -50,6 +52,7 @@ from workflows.oncall.rotation import (
     ScheduleWorkflow,
     schedule_workflow_id,
 )
+from workflows.oncall.schedules import Schedule as OncallSchedule
 from workflows.policy import Policy
 from workflows.resolution.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 
@@ -206,17 +209,11 @@ async def ensure_oncall_schedules(client: Client, task_queue: str, policy: Polic
     edit (which applies from now), and stopped when the policy no longer has the schedule.
     Runs once the worker polls: reading a schedule's definition is a query."""
     for name, schedule in policy.schedules.items():
-        handle = await client.start_workflow(
-            ScheduleWorkflow.run,
-            ScheduleInput(name=name, written=schedule),
-            id=schedule_workflow_id(name),
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        roster = await handle.query(ScheduleWorkflow.roster)
-        if roster.written != schedule:
-            await handle.execute_update(ScheduleWorkflow.set_schedule, schedule)
-            log.info("oncall_schedule_updated", schedule=name)
+        try:
+            await _keep_schedule(client, task_queue, name, schedule)
+        except (RPCError, WorkflowQueryFailedError, WorkflowUpdateFailedError) as error:
+            # One schedule Temporal cannot answer for now does not hold the others back.
+            log.error("oncall_schedule_not_kept", schedule=name, error=str(error))
     running = (
         f"WorkflowType = 'ScheduleWorkflow' AND ExecutionStatus = 'Running' "
         f"AND TaskQueue = '{task_queue}'"
@@ -226,3 +223,19 @@ async def ensure_oncall_schedules(client: Client, task_queue: str, policy: Polic
         if name not in policy.schedules:
             await client.get_workflow_handle(found.id).terminate("not in the policy any more")
             log.info("oncall_schedule_removed", schedule=name)
+
+
+async def _keep_schedule(
+    client: Client, task_queue: str, name: str, schedule: OncallSchedule
+) -> None:
+    handle = await client.start_workflow(
+        ScheduleWorkflow.run,
+        ScheduleInput(name=name, written=schedule),
+        id=schedule_workflow_id(name),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    roster = await handle.query(ScheduleWorkflow.roster)
+    if roster.written != schedule:
+        await handle.execute_update(ScheduleWorkflow.set_schedule, schedule)
+        log.info("oncall_schedule_updated", schedule=name)

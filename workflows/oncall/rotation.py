@@ -39,13 +39,15 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOW_PREFIX = "oncall-"
 CHECK_IN = timedelta(hours=1)  # an idle schedule wakes this often: a new build takes it over
-MAX_HISTORY = 2000  # events: past this the schedule continues as new
-MAX_DEFINITIONS = 50  # edits kept for past shifts; older ones fall off
+MAX_HISTORY, MAX_DEFINITIONS = 2000, 50  # events before continuing as new; edits kept
 MAX_OVERRIDE_LENGTH = timedelta(days=90)
+KEEP_PAST = timedelta(days=30)  # an override over stays this long: calendars still show it
 SLACK_CALL = timedelta(seconds=30)
 # A few minutes of Slack trouble: a handoff message later than that is noise, and waiting
-# longer would hold the next handoff.
+# longer would hold the next handoff. Resolving a schedule's people waits for Slack instead:
+# without ids nobody can be told anything.
 SLACK_RETRY = RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(seconds=30))
+PATIENT = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
 
 def schedule_workflow_id(name: str) -> str:
@@ -53,8 +55,7 @@ def schedule_workflow_id(name: str) -> str:
 
 
 class Definition(BaseModel):
-    """A schedule as it stood from ``since``: an edit applies from when it is made, so a shift
-    already past never changes."""
+    """A schedule from ``since``: an edit applies from when it is made, not to past shifts."""
 
     schedule: Schedule
     since: datetime
@@ -63,8 +64,7 @@ class Definition(BaseModel):
 class ScheduleInput(BaseModel):
     name: str
     written: Schedule  # as the policy says it (people as @handles, emails or ids)
-    # What a continued run carries: people resolved to ids, each edit from when it applied.
-    definitions: list[Definition] = Field(default_factory=list)
+    definitions: list[Definition] = Field(default_factory=list)  # resolved: a continued run
     overrides: list[Override] = Field(default_factory=list)
     announced: str | None = None  # who was last told they are on call (and put in the group)
     last_override: int = 0  # override ids are "1", "2"...: short enough to type in Slack
@@ -117,8 +117,7 @@ def _when(at: datetime, schedule: Schedule, now: datetime) -> str:
     """'Mon 09:00 Europe/Paris', with the date when it is more than a week away."""
     local = at.astimezone(schedule.zone)
     shape = "%a %H:%M" + (":%S" if local.second else "")
-    if at - now > timedelta(days=7):
-        shape = "%a %d %b %H:%M"
+    shape = "%a %d %b %H:%M" if at - now > timedelta(days=7) else shape
     return f"{local.strftime(shape)} {schedule.timezone}"
 
 
@@ -175,7 +174,7 @@ class ScheduleWorkflow:
             name=self.name,
             written=self.written,
             definitions=self.definitions,
-            overrides=[o for o in self.overrides if o.end > now],
+            overrides=[o for o in self.overrides if o.end > now - KEEP_PAST],
             announced=self.announced,
             last_override=self.last_override,
         )
@@ -184,12 +183,12 @@ class ScheduleWorkflow:
             initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )
 
-    async def _resolve(self, people: list[str]) -> list[str]:
+    async def _resolve(self, people: list[str], retry: RetryPolicy = PATIENT) -> list[str]:
         return await workflow.execute_activity_method(
             OncallActivities.resolve_people,
             ResolvePeople(people=people),
             start_to_close_timeout=SLACK_CALL,
-            retry_policy=SLACK_RETRY,
+            retry_policy=retry,
         )
 
     async def _define(self, written: Schedule, since: datetime) -> None:
@@ -245,7 +244,7 @@ class ScheduleWorkflow:
 
     @workflow.update
     async def add_override(self, request: AddOverride) -> Override:
-        user = (await self._resolve([request.user]))[0]
+        user = (await self._resolve([request.user], SLACK_RETRY))[0]  # the caller waits
         if not SLACK_USER_ID.match(user):
             raise ApplicationError(f"Slack does not know {request.user!r}", type="UnknownPerson")
         self.last_override += 1
@@ -256,7 +255,8 @@ class ScheduleWorkflow:
             end=request.end,
             by=request.by,
         )
-        self.overrides = [o for o in self.overrides if o.end > workflow.now()] + [override]
+        kept = [o for o in self.overrides if o.end > workflow.now() - KEEP_PAST]
+        self.overrides = [*kept, override]
         self.changes += 1
         return override
 
