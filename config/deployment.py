@@ -62,6 +62,7 @@ VERSION_TRIES = 300  # a minute of asking whether this version may become curren
 
 
 VERSION_RETRY_SECONDS = 0.2
+SCHEDULES_AT_ONCE = 50  # schedule workflows started and read side by side at worker start
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
@@ -208,12 +209,14 @@ async def ensure_oncall_schedules(client: Client, task_queue: str, policy: Polic
     """A schedule workflow for each schedule of the policy: started if missing, told of an
     edit (which applies from now), and stopped when the policy no longer has the schedule.
     Runs once the worker polls: reading a schedule's definition is a query."""
-    for name, schedule in policy.schedules.items():
-        try:
-            await _keep_schedule(client, task_queue, name, schedule)
-        except (RPCError, WorkflowQueryFailedError, WorkflowUpdateFailedError) as error:
-            # One schedule Temporal cannot answer for now does not hold the others back.
-            log.error("oncall_schedule_not_kept", schedule=name, error=str(error))
+    names = list(policy.schedules)
+    for batch in range(0, len(names), SCHEDULES_AT_ONCE):
+        await asyncio.gather(
+            *(
+                _keep_schedule(client, task_queue, name, policy.schedules[name])
+                for name in names[batch : batch + SCHEDULES_AT_ONCE]
+            )
+        )
     running = (
         f"WorkflowType = 'ScheduleWorkflow' AND ExecutionStatus = 'Running' "
         f"AND TaskQueue = '{task_queue}'"
@@ -228,6 +231,14 @@ async def ensure_oncall_schedules(client: Client, task_queue: str, policy: Polic
 async def _keep_schedule(
     client: Client, task_queue: str, name: str, schedule: OncallSchedule
 ) -> None:
+    try:
+        await _keep(client, task_queue, name, schedule)
+    except (RPCError, WorkflowQueryFailedError, WorkflowUpdateFailedError) as error:
+        # One schedule Temporal cannot answer for now does not hold the others back.
+        log.error("oncall_schedule_not_kept", schedule=name, error=str(error))
+
+
+async def _keep(client: Client, task_queue: str, name: str, schedule: OncallSchedule) -> None:
     handle = await client.start_workflow(
         ScheduleWorkflow.run,
         ScheduleInput(name=name, written=schedule),
