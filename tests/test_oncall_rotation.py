@@ -6,6 +6,7 @@ killed happens once when it is back."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import signal
 import time
@@ -16,7 +17,12 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.oncall import DirectMessage, OncallActivities, ResolvePeople, SetUserGroup
+from clients.slack_client import slack_client
+from localslack import BOT_TOKEN, SlackEmulator
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess, temporal_binary
 from workflows.oncall.rotation import AddOverride, RemoveOverride, ScheduleWorkflow
 from workflows.oncall.schedules import on_call
@@ -207,3 +213,28 @@ async def test_handoffs_overrides_and_a_missed_handoff_happening_once(rotation: 
     assert [s for s in roster.shifts(rotation.start, since) if s.end <= past[-1].start] == [
         s for s in past if s.end <= past[-1].start
     ]
+
+
+async def test_handoff_activities_resolve_people_message_once_and_set_the_group(
+    slack: SlackEmulator,
+) -> None:
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    oncall = OncallActivities(web)
+    env = ActivityEnvironment()
+    people = ["@alice", "bob@example.com", "U0CAROL03", "@nobody"]
+    resolved = await env.run(oncall.resolve_people, ResolvePeople(people=people))
+    assert resolved == [*PEOPLE, "@nobody"], "someone Slack does not know stays as written"
+
+    message = DirectMessage(user="U0DAVE004", text=f"{ON_CALL} until Mon 09:00.", key="k-1")
+    for attempt in (1, 2, 3):  # retries whose answers were lost
+        env.info = dataclasses.replace(env.info, attempt=attempt)
+        await env.run(oncall.direct_message, message)
+    opened = await web.conversations_open(users="U0DAVE004")
+    texts = [m["text"] for m in slack.messages(opened["channel"]["id"])]
+    assert texts == [message.text]
+
+    await env.run(oncall.set_user_group, SetUserGroup(handle="oncall", users=["U0CAROL03"]))
+    assert slack.workspace.user_groups["S0ONCALL1"].users == ("U0CAROL03",)
+    with pytest.raises(ApplicationError, match="no Slack user group @payments") as refused:
+        await env.run(oncall.set_user_group, SetUserGroup(handle="payments", users=PEOPLE))
+    assert refused.value.non_retryable
