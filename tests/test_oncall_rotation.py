@@ -1,7 +1,8 @@
 """On-call handoffs end to end: the dev server, ``python worker.py`` and the emulator as
 processes, a seconds-scale rotation from the policy file. Handoff DMs and the user group follow
 the rotation, an override wins, bad input is refused, and a handoff missed while the worker was
-killed happens once when it is back."""
+killed happens once when it is back. And the handoff activities on their own, against the
+in-process emulator."""
 
 from __future__ import annotations
 
