@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -214,6 +214,17 @@ async def test_handoffs_overrides_and_a_missed_handoff_happening_once(rotation: 
     assert [s for s in roster.shifts(rotation.start, since) if s.end <= past[-1].start] == [
         s for s in past if s.end <= past[-1].start
     ]
+
+    # Gone from the policy: the next worker to start stops the schedule's workflow.
+    rotation.worker.stop()
+    rotation.policy.write_text('[severities.sev1]\nescalation = [{after = "5m"}]\n')
+    await rotation.worker.started()
+    deadline = time.monotonic() + 20
+    while (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, "the schedule's workflow still runs"
+        await asyncio.sleep(0.2)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.TERMINATED
+    assert "not_kept" not in rotation.worker.log.read_text()
 
 
 async def test_handoff_activities_resolve_people_message_once_and_set_the_group(
