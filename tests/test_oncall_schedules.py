@@ -6,13 +6,16 @@ from __future__ import annotations
 import itertools
 import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
+from config import Settings
 from workflows.escalation.deadlines import escalation_path
 from workflows.models import Impact, IncidentState
 from workflows.oncall.rotation import Definition, Roster
@@ -320,3 +323,16 @@ def test_an_edit_applies_from_when_it_is_made_and_never_changes_a_past_shift() -
     assert [s.user for s in found] == [*PEOPLE, "U0ERIN005"]
     assert found[2].end == found[3].start == edited, "the shift in progress ends at the edit"
     assert found[:2] == shifts(before, [], start, edited)[:2], "the past as it was"
+
+
+def test_a_gap_in_the_next_four_weeks_is_logged_when_the_policy_loads(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        POLICY.replace('user_group = "payments-oncall"', 'restrictions = ["business_hours"]')
+    )
+    with capture_logs() as logs:
+        policy = Settings(policy_file=str(path)).policy
+    assert "payments-primary" in policy.schedules, "loaded: a gap is no refusal"
+    assert [entry["event"] for entry in logs] == ["oncall_gap"]
+    assert "schedule payments-primary: nobody on call" in logs[0]["warning"]
+    assert " 17:00 to " in logs[0]["warning"], "with the windows, in the schedule's zone"
