@@ -19,7 +19,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -59,7 +59,6 @@ from logs import configure_logging
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle.idempotency import IncidentKeyClaim
 from workflows.oncall.rotation import ScheduleWorkflow
-from workflows.oncall.schedules import coverage_warnings
 from workflows.resolution.digest import IncidentDigest
 
 log = structlog.get_logger()
@@ -163,8 +162,6 @@ async def main(settings: Settings) -> None:
     client = await connect(settings, runtime=runtime)
     await ensure_search_attributes(client, client.namespace)
     await ensure_digest_schedule(client, settings.task_queue, settings.policy)
-    for warning in coverage_warnings(settings.policy.schedules, datetime.now(UTC)):
-        log.warning("oncall_gap", warning=warning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

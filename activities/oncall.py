@@ -11,7 +11,8 @@ from temporalio import activity
 from activities import non_retryable
 from clients import Permanent
 from clients.slack_client import permanent_errors
-from clients.slack_people import SlackPeople, UnknownPerson
+from clients.slack_people import SlackPeople
+from workflows.text import SLACK_USER_ID
 
 HISTORY_SCAN = 20  # a handoff DM a lost answer hid is among the last few of the conversation
 MAX_PEOPLE = 100
@@ -42,16 +43,11 @@ class OncallActivities:
     async def resolve_people(self, request: ResolvePeople) -> list[str]:
         """Ids for people named as elsewhere in the policy; someone Slack does not know stays
         as written (never mentioned, never messaged) and is logged."""
-        ids: list[str] = []
-        for who in request.people:
-            try:
-                with non_retryable():
-                    async with permanent_errors("users lookup"):
-                        found = await self.people.user_ids(who) if "@" in who else [who]
-            except UnknownPerson:
-                log.warning("oncall_person_unknown", person=who)
-                found = [who]
-            ids.append(found[0] if len(found) == 1 else who)
+        with non_retryable():
+            ids = await self.people.mention_ids(request.people)
+        for given, found in zip(request.people, ids, strict=True):
+            if not SLACK_USER_ID.match(found):
+                log.warning("oncall_person_unknown", person=given)
         return ids
 
     @activity.defn(name="oncall_direct_message")

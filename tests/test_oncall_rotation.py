@@ -1,11 +1,13 @@
 """On-call handoffs end to end: the dev server, ``python worker.py`` and the emulator as
 processes, a seconds-scale rotation from the policy file. Handoff DMs and the user group follow
 the rotation, an override wins, bad input is refused, and a handoff missed while the worker was
-killed happens once when it is back."""
+killed happens once when it is back. And the handoff activities on their own, against the
+in-process emulator."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import signal
 import time
@@ -15,8 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.oncall import DirectMessage, OncallActivities, ResolvePeople, SetUserGroup
+from clients.slack_client import slack_client
+from localslack import BOT_TOKEN, SlackEmulator
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess, temporal_binary
 from workflows.oncall.rotation import AddOverride, RemoveOverride, ScheduleWorkflow
 from workflows.oncall.schedules import on_call
@@ -207,3 +214,39 @@ async def test_handoffs_overrides_and_a_missed_handoff_happening_once(rotation: 
     assert [s for s in roster.shifts(rotation.start, since) if s.end <= past[-1].start] == [
         s for s in past if s.end <= past[-1].start
     ]
+
+    # Gone from the policy: the next worker to start stops the schedule's workflow.
+    rotation.worker.stop()
+    rotation.policy.write_text('[severities.sev1]\nescalation = [{after = "5m"}]\n')
+    await rotation.worker.started()
+    deadline = time.monotonic() + 20
+    while (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, "the schedule's workflow still runs"
+        await asyncio.sleep(0.2)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.TERMINATED
+    assert "not_kept" not in rotation.worker.log.read_text()
+
+
+async def test_handoff_activities_resolve_people_message_once_and_set_the_group(
+    slack: SlackEmulator,
+) -> None:
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    oncall = OncallActivities(web)
+    env = ActivityEnvironment()
+    people = ["@alice", "bob@example.com", "U0CAROL03", "@nobody"]
+    resolved = await env.run(oncall.resolve_people, ResolvePeople(people=people))
+    assert resolved == [*PEOPLE, "@nobody"], "someone Slack does not know stays as written"
+
+    message = DirectMessage(user="U0DAVE004", text=f"{ON_CALL} until Mon 09:00.", key="k-1")
+    for attempt in (1, 2, 3):  # retries whose answers were lost
+        env.info = dataclasses.replace(env.info, attempt=attempt)
+        await env.run(oncall.direct_message, message)
+    opened = await web.conversations_open(users="U0DAVE004")
+    texts = [m["text"] for m in slack.messages(opened["channel"]["id"])]
+    assert texts == [message.text]
+
+    await env.run(oncall.set_user_group, SetUserGroup(handle="oncall", users=["U0CAROL03"]))
+    assert slack.workspace.user_groups["S0ONCALL1"].users == ("U0CAROL03",)
+    with pytest.raises(ApplicationError, match="no Slack user group @payments") as refused:
+        await env.run(oncall.set_user_group, SetUserGroup(handle="payments", users=PEOPLE))
+    assert refused.value.non_retryable

@@ -6,18 +6,22 @@ from __future__ import annotations
 import itertools
 import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
+from config import Settings
 from workflows.escalation.deadlines import escalation_path
 from workflows.models import Impact, IncidentState
 from workflows.oncall.rotation import Definition, Roster
 from workflows.oncall.schedules import (
     Override,
+    Restriction,
     Schedule,
     coverage_warnings,
     gaps,
@@ -320,3 +324,53 @@ def test_an_edit_applies_from_when_it_is_made_and_never_changes_a_past_shift() -
     assert [s.user for s in found] == [*PEOPLE, "U0ERIN005"]
     assert found[2].end == found[3].start == edited, "the shift in progress ends at the edit"
     assert found[:2] == shifts(before, [], start, edited)[:2], "the past as it was"
+
+
+def test_a_gap_in_the_next_four_weeks_is_logged_when_the_policy_loads(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        POLICY.replace('user_group = "payments-oncall"', 'restrictions = ["business_hours"]')
+    )
+    with capture_logs() as logs:
+        policy = Settings(policy_file=str(path)).policy
+    assert "payments-primary" in policy.schedules, "loaded: a gap is no refusal"
+    assert [entry["event"] for entry in logs] == ["oncall_gap"]
+    assert "schedule payments-primary: nobody on call" in logs[0]["warning"]
+    assert " 17:00 to " in logs[0]["warning"], "with the windows, in the schedule's zone"
+
+
+def read_directly(schedule: Schedule, at: datetime) -> str | None:
+    """The rules read off the wall clock, without the walk: the last layer that applies at
+    ``at`` answers people[n mod len], n the whole shifts of wall-clock time since its start."""
+    zone = ZoneInfo(schedule.timezone)
+    local = at.astimezone(zone)
+    for layer in reversed(schedule.layers):
+        start = layer.start.astimezone(zone)
+        if at < layer.start:
+            continue
+        if layer.restrictions and not any(within(r, local) for r in layer.restrictions):
+            continue
+        calendar = layer.shift % timedelta(days=1) == timedelta(0)
+        wall = local.replace(tzinfo=None) - start.replace(tzinfo=None)
+        n = (wall if calendar else at - layer.start) // layer.shift
+        return layer.people[n % len(layer.people)]
+    return None
+
+
+def within(restriction: Restriction, local: datetime) -> bool:
+    clock = local.strftime("%H:%M")
+    today, yesterday = local.weekday(), (local.weekday() - 1) % 7
+    if restriction.end <= restriction.start:  # overnight
+        return (today in restriction.days and clock >= restriction.start) or (
+            yesterday in restriction.days and clock < restriction.end
+        )
+    return today in restriction.days and restriction.start <= clock < restriction.end
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedule=layered, at=moments)
+def test_on_call_agrees_with_the_rules_read_off_the_wall_clock(
+    schedule: Schedule, at: datetime
+) -> None:
+    shift = on_call(schedule, [], at)
+    assert (shift.user if shift else None) == read_directly(schedule, at)
