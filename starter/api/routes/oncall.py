@@ -106,9 +106,9 @@ def _time(given: str, field: str, where: str = "body") -> datetime:
 
 
 async def _person(request: Request, given: str, field: str) -> str:
-    directory: SlackPeople = request.app.state.people
+    people: SlackPeople = request.app.state.people
     try:
-        return await directory.resolve(given)
+        return await people.resolve(given)
     except UnknownPerson as error:
         raise invalid(field, str(error)) from None
 
@@ -254,9 +254,9 @@ async def person_feed(
     start: Since = None,
     end: Until = None,
 ) -> Response:
-    directory: SlackPeople = request.app.state.people
+    people: SlackPeople = request.app.state.people
     window = _window(start, end, FEED_BEFORE, FEED_AFTER)
     with answering():
-        person = await directory.resolve(user)
+        person = await people.resolve(user)
         shifts = await oncall.person_shifts(person, *window)
     return _calendar(f"On call: {person}", [(f"On call for {s.user}", s) for s in shifts])
