@@ -184,8 +184,8 @@ class PublishStatus(SideEffect):
 
 
 class ReachOnCall(SideEffect):
-    """Tiers that name ``oncall:<schedule>``: who is on call at ``at`` (when they fired, an
-    override included) is asked, then the tiers' page, invitations and ``notice`` go to
+    """Tiers that name ``oncall:<schedule>``: who is on call at ``asked.at`` (when they fired,
+    an override included) is asked, then the tiers' page, invitations and ``notice`` go to
     them. A schedule that cannot be asked counts as nobody on call (the problem is noted). In
     the paging lane, so a later page (an acknowledgement) waits for the answer."""
 
