@@ -153,7 +153,7 @@ class EffectRunner:
     async def _post(self, post: fx.Post, audience: fx.Audience | None) -> None:
         if audience is fx.Audience.OWNER:  # a direct message to the person it names first
             if post.notice is fx.Notice.PAGED and not workflow.patched("page-direct-messages"):
-                return  # an incident that paged before pages came with a message replays so
+                return  # a history from before pages sent a message replays as it ran
             if post.mentions:
                 await self._send(post, post.mentions[0], f"remind <@{post.mentions[0]}>")
             return
@@ -186,9 +186,9 @@ class EffectRunner:
                 self._problem(opening.invite_failed(self.state, user, error, forget=True))
 
     async def _bookmark(self, effect: fx.BookmarkLinks, _: object) -> None:
-        if channel := self._channel_id():
+        if channel_id := self._channel_id():
             marks = rq.AddBookmarks(
-                incident_id=self.state.id, channel_id=channel, links=effect.links
+                incident_id=self.state.id, channel_id=channel_id, links=effect.links
             )
             await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
 
