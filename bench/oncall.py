@@ -8,7 +8,8 @@ daily rotations in several zones, half with a weekend layer, two overrides each)
 server, the emulator and two worker processes (``python -m bench.worker product`` and
 ``bare``): the product's ``ensure_oncall_schedules`` starts one ``ScheduleWorkflow`` per
 schedule (each announces its first handoff by DM) and the same number of ``BareTimer``
-workflows wait a week on the bare worker. Both workers are sampled while idle (RSS, CPU),
+workflows wait a week on the bare worker (its module passed through the sandbox, as the
+product's are). Both workers are sampled once settled and while idle (RSS, CPU),
 then "who is on call" is answered for every schedule through ``roster()`` queries.
 """
 
@@ -46,6 +47,7 @@ from workflows.policy import Policy
 
 QUEUE, BARE_QUEUE = "oncall-bench", "oncall-bare"
 ZONES = ("Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC")
+QUIET = 2.0  # percent of a core: a worker this busy is idle
 PEOPLE = ("U0ALICE01", "U0BOB0002", "U0CAROL03", "U0DAVE004", "U0ERIN005")
 
 
@@ -111,6 +113,15 @@ async def wait_count(
     raise TimeoutError(f"{what}: fewer than {wanted} within {timeout:.0f}s")
 
 
+async def settle(process: psutil.Process, timeout: float = 600.0) -> float:
+    """Seconds until the process uses under QUIET% of a core for three seconds running."""
+    began, calm = time.monotonic(), 0
+    while calm < 3 and time.monotonic() - began < timeout:
+        busy = await asyncio.to_thread(process.cpu_percent, 1.0)
+        calm = calm + 1 if busy < QUIET else 0
+    return time.monotonic() - began
+
+
 async def stack_phase(args: argparse.Namespace, logs: Path) -> None:
     count = args.schedules
     stack = Stack(logs)
@@ -125,7 +136,7 @@ async def stack_phase(args: argparse.Namespace, logs: Path) -> None:
         )
         bare = stack.start(
             "bare",
-            [PYTHON, "-m", "bench.worker", "bare"],
+            [PYTHON, "-m", "bench.worker", "bare", "--passthrough", "bench"],
             {**env, "INCIDENT_TASK_QUEUE": BARE_QUEUE},
         )
         await wait_for_line(product, "ready")
@@ -160,7 +171,9 @@ async def stack_phase(args: argparse.Namespace, logs: Path) -> None:
                 )
             )
         print(f"  {count} bare timer workflows started in {time.monotonic() - began:.1f} s")
-        await asyncio.sleep(5)  # their first workflow tasks
+        for name, pid in workers.items():  # until their first workflow tasks are done
+            settled = await settle(psutil.Process(pid))
+            print(f"  {name} worker settled (under {QUIET}% of a core) after {settled:.0f} s")
         async with Sampler(workers) as sampler:
             start = time.time()
             await asyncio.sleep(args.idle)
