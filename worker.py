@@ -2,8 +2,9 @@
 
 python worker.py          (configured from the environment, see docs/contract.md)
 
-It keeps the search attributes and the digest schedule in place; the archive's schema it only
-checks: `incident db upgrade` applies it (exit code 2 with that hint when it is behind).
+It keeps the search attributes, the digest schedule and a workflow per on-call schedule in
+place; the archive's schema it only checks: `incident db upgrade` applies it (exit code 2 with
+that hint when it is behind).
 
 It polls as one version of a Worker Deployment (INCIDENT_DEPLOYMENT_NAME, INCIDENT_BUILD_ID):
 an incident runs on the build it started on until it continues as new, and new incidents go to
@@ -30,11 +31,13 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.oncall import OncallActivities
 from activities.services import (
     ArchiveActivities,
     DocumentActivities,
     MailActivities,
     PagingActivities,
+    RosterActivities,
     status_page_activities,
 )
 from activities.slack import IncidentOpening, SlackActivities
@@ -49,11 +52,13 @@ from config.deployment import (
     CurrentVersion,
     deployment_version,
     ensure_digest_schedule,
+    ensure_oncall_schedules,
     ensure_search_attributes,
 )
 from logs import configure_logging
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle.idempotency import IncidentKeyClaim
+from workflows.oncall.rotation import ScheduleWorkflow
 from workflows.resolution.digest import IncidentDigest
 
 log = structlog.get_logger()
@@ -83,10 +88,11 @@ def build_worker(
     paging = PagingActivities(pager)
     archive = IncidentArchive(settings.database_url.get_secret_value())
     follow_up = follow_up_activities(settings, incident_slack, archive)
+    oncall = OncallActivities(web)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentKeyClaim, IncidentDigest],
+        workflows=[IncidentWorkflow, IncidentKeyClaim, IncidentDigest, ScheduleWorkflow],
         activities=[
             slack.open_channel,
             slack.set_topic,
@@ -98,11 +104,16 @@ def build_worker(
             IncidentOpening(incident_slack, archive).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
+            RosterActivities(client).who_is_on_call,
             *follow_up,
             *status_page_activities(settings, archive),
+            oncall.resolve_people,
+            oncall.direct_message,
+            oncall.set_user_group,
         ],
         # Pinned: a workflow runs on this build until it ends (an incident: until it continues
-        # as new), so the workflow code carries one path and no patches.
+        # as new), so the workflow code carries one path; its one patch (a page's direct
+        # messages) keeps the recorded histories of earlier builds replaying.
         deployment_config=WorkerDeploymentConfig(
             version=deployment_version(settings),
             use_worker_versioning=True,
@@ -130,6 +141,11 @@ def follow_up_activities(
         records.incident_metrics,
         records.post_digest,
     ]
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("oncall_schedules_not_kept", error=repr(task.exception()))
 
 
 def metrics_runtime(port: int | None) -> Runtime | None:
@@ -167,6 +183,11 @@ async def main(settings: Settings) -> None:
             metrics_port=settings.worker_metrics_port,
         )
         async with worker:
+            # Once it polls: keeping a schedule's workflow in place reads its definition.
+            schedules = asyncio.create_task(
+                ensure_oncall_schedules(client, settings.task_queue, settings.policy)
+            )
+            schedules.add_done_callback(_log_failure)
             await stop.wait()
             log.info("worker_stopping", grace_seconds=settings.worker_shutdown_grace)
     log.info("worker_stopped")

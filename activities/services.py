@@ -9,9 +9,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import structlog
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities import non_retryable
 from clients.archive import IncidentArchive
@@ -25,18 +28,24 @@ from clients.statuspage_webhooks import status_webhooks
 from config import Settings
 from workflows.effects import SendPage
 from workflows.models import IncidentState
+from workflows.oncall.rotation import ScheduleWorkflow, schedule_workflow_id
+from workflows.oncall.schedules import Override, on_call
 from workflows.requests import (
     DocumentFile,
     Email,
     Emails,
     Invitation,
+    OnCall,
     People,
     Sent,
     Upload,
     Uploaded,
+    WhoIsOnCall,
 )
 from workflows.resolution.metrics import IncidentMetrics
 from workflows.statuspage import PublicIncident
+
+log = structlog.get_logger()
 
 
 # The status page as Temporal activities, over ``clients.statuspage``.
@@ -163,3 +172,31 @@ class PagingActivities:
     async def send_webhook(self, request: SendPage) -> None:
         with non_retryable():
             await self.pager.send_webhook(request)
+
+
+# Who is on call, for a tier that names ``oncall:<schedule>``: one query of each schedule's
+# workflow (its definitions and overrides, an override made a second ago included), then the
+# pure shift arithmetic. A schedule whose workflow the worker has not started yet answers from
+# the incident's policy, without overrides: a tier is never held back for want of a roster.
+class RosterActivities:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @activity.defn(name="roster_who_is_on_call")
+    async def who_is_on_call(self, request: WhoIsOnCall) -> OnCall:
+        people: dict[str, str | None] = {}
+        for name, schedule in request.schedules.items():
+            overrides: list[Override] = []
+            handle = self.client.get_workflow_handle_for(
+                ScheduleWorkflow.run, schedule_workflow_id(name)
+            )
+            try:
+                roster = await handle.query(ScheduleWorkflow.roster)
+                schedule, overrides = roster.schedule, roster.overrides
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                log.warning("roster_not_running", schedule=name)
+            shift = on_call(schedule, overrides, request.at)
+            people[name] = shift.user if shift else None
+        return OnCall(people=people)

@@ -8,6 +8,7 @@ incident and a key, so a retried upload finds the share it already made.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,11 +18,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from clients.slack_client import permanent_errors, slack_error
+from workflows.oncall.schedules import Shift
 from workflows.requests import Emails, Invitation, People, Upload, Uploaded
 
 log = structlog.get_logger()
 HISTORY_SCAN = 200
 PRODUCT_ID = "-//incident-automation//retrospective//EN"
+FEED_ID = "-//incident-automation//on-call//EN"
 
 
 class SlackDocuments:
@@ -94,4 +97,25 @@ def invitation_ics(request: Invitation, organizer: str) -> str:
         attendee.params["rsvp"] = vText("TRUE")
         event.add("attendee", attendee, encode=False)
     calendar.add_component(event)
+    return str(calendar.to_ical().decode())
+
+
+def shifts_calendar(name: str, shifts: list[tuple[str, Shift]]) -> str:
+    """On-call shifts as an iCalendar feed, each with its summary. Times are in UTC, so every
+    reader places them right across daylight saving; the UID is stable, so a calendar app
+    reading the feed again updates a shift instead of adding it twice."""
+    calendar = Calendar()
+    calendar.add("prodid", FEED_ID)
+    calendar.add("version", "2.0")
+    calendar.add("x-wr-calname", name)
+    stamp, feed = datetime.now(UTC), hashlib.sha256(name.encode()).hexdigest()[:12]
+    for summary, shift in shifts:
+        event = Event()
+        start = shift.start.astimezone(UTC)
+        event.add("uid", f"{shift.user}-{start:%Y%m%dT%H%M%SZ}-{feed}@oncall")
+        event.add("dtstamp", stamp)
+        event.add("dtstart", start)
+        event.add("dtend", shift.end.astimezone(UTC))
+        event.add("summary", summary + (" (override)" if shift.override else ""))
+        calendar.add_component(event)
     return str(calendar.to_ical().decode())

@@ -101,6 +101,7 @@ def _headline(post: Post, brief: IncidentBrief) -> str:
         f"{channel_link(brief)}",
         Notice.UPDATE_DUE: f":alarm_clock: {label}: a status update is due",
         Notice.UPDATE_OVERDUE: f":warning: {label}: status update overdue · {channel_link(brief)}",
+        Notice.PAGED: f":pager: {label} needs you: *{title}* · {channel_link(brief)}",
     }.get(post.notice, f"{label}")
 
 
@@ -153,11 +154,7 @@ def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
         at = f" at {brief.resolved_at:%Y-%m-%d %H:%M} UTC" if brief.resolved_at else ""
         line = f":white_check_mark: *Resolved*{at} · <{incident_url}|Open in Temporal>"
         return [*blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}]
-    buttons = (
-        []
-        if brief.acknowledged_by
-        else [_button("Acknowledge", "incident_acknowledge", brief.id, "primary")]
-    )
+    buttons = [] if brief.acknowledged_by else [acknowledge_button(brief)]
     buttons += [
         _button("Update status", "incident_status_modal", brief.id),
         _button("Resolve", "incident_resolve_modal", brief.id, "danger"),
@@ -169,6 +166,16 @@ def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
         {"type": "actions", "elements": buttons},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]},
     ]
+
+
+def page_buttons(brief: IncidentBrief, incident_url: str) -> list[dict[str, Any]]:
+    """A page's direct message: the kickoff's Acknowledge (the same action), until someone has."""
+    ack = [] if brief.acknowledged_by else [acknowledge_button(brief)]
+    return [*ack, open_button(incident_url)]
+
+
+def acknowledge_button(brief: IncidentBrief) -> dict[str, Any]:
+    return _button("Acknowledge", "incident_acknowledge", brief.id, "primary")
 
 
 def open_button(incident_url: str) -> dict[str, Any]:
@@ -185,11 +192,12 @@ def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Bl
     headline = policy.drill_marked(_headline(post, brief), brief.drill)
     lines = [headline]
     # People's words are escaped; the mentions after them come only from ids.
-    said = " ".join(
-        part for part in [escape(post.text), *(mention(m) for m in post.mentions)] if part
-    )
+    plain = [mention(m) for m in post.mentions if m not in post.why]
+    said = " ".join(part for part in [escape(post.text), *plain] if part)
     if said:
         lines.append(said)
+    # Who was told because of what they are (on call), one a line: "<@U…>, on call for x".
+    lines += [f"{mention(m)}, {escape(post.why[m])}" for m in post.mentions if m in post.why]
     if post.actor and post.notice not in (Notice.ACKNOWLEDGED,):
         lines.append(f"_by {mention(post.actor)}_")
     text = "\n".join(lines)
@@ -198,6 +206,8 @@ def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Bl
         blocks += kickoff_blocks(brief, incident_url)
     elif post.notice is Notice.ANNOUNCEMENT:
         blocks.append({"type": "actions", "elements": [open_button(incident_url)]})
+    elif post.notice is Notice.PAGED:
+        blocks.append({"type": "actions", "elements": page_buttons(brief, incident_url)})
     if post.notice in (Notice.KICKOFF, Notice.ANNOUNCEMENT):
         text += f"\n{incident_url}"
     return text, blocks

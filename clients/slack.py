@@ -14,7 +14,7 @@ from clients import Permanent, messages
 from clients.messages import escape
 from clients.slack_channels import SlackChannels
 from clients.slack_client import permanent_errors, slack_error
-from clients.slack_people import SlackPeople
+from clients.slack_people import SlackPeople, UnknownPerson
 from workflows.effects import Audience, Notice, Post, PostMessage
 from workflows.requests import EditKickoff, Posted
 from workflows.resolution.metrics import IncidentMetrics, digest
@@ -44,6 +44,8 @@ class SlackPosts:
         """Post the notice unless an earlier try's copy is there, looked for in what the
         channel got since ``tried_since`` (None: nothing was tried before); pin it."""
         channel = request.channel_id or await self._broadcast()
+        if "@" in channel:  # a page's direct message to someone the policy names by handle
+            channel = await self._person(channel)
         if channel.startswith(("U", "W")):
             # A reminder to one person goes to their direct message with the app, whose id the
             # duplicate check below needs (Slack's history takes a channel, not a user).
@@ -56,7 +58,9 @@ class SlackPosts:
             already = await self._posted_before(channel, brief.id, post.key, tried_since)
         if already is None:
             mentions = await self.channels.people.mention_ids(post.mentions)
-            post = post.model_copy(update={"mentions": mentions})
+            pairs = zip(post.mentions, mentions, strict=True)
+            why = {new: post.why[old] for old, new in pairs if old in post.why}
+            post = post.model_copy(update={"mentions": mentions, "why": why})
             text, blocks = messages.render(post, brief, self.channels.incident_url(brief.id))
             async with permanent_errors("chat.postMessage"):
                 response = await self.channels.as_member(
@@ -83,6 +87,13 @@ class SlackPosts:
         if post.pin:
             await self._pin(channel, already)
         return Posted(channel_id=channel, ts=already)
+
+    async def _person(self, given: str) -> str:
+        try:
+            async with permanent_errors("users lookup"):
+                return (await self.channels.people.user_ids(given))[0]
+        except UnknownPerson as unknown:
+            raise Permanent(f"nobody answers to {given}: {unknown.code}", "SlackError") from None
 
     async def update_kickoff(self, request: EditKickoff) -> None:
         """Edit the pinned kickoff to show the incident as it is now; repeating is harmless."""

@@ -1,6 +1,7 @@
-"""What the worker keeps in place in Temporal before it polls: the incident search attributes,
-the digest schedule at the policy's cadence, and its build as the Worker Deployment's current
-version when there is none yet (docs/operations.md says when the operator decides instead)."""
+"""What the worker keeps in place in Temporal: the incident search attributes, the digest
+schedule at the policy's cadence, its build as the Worker Deployment's current version when
+there is none yet (docs/operations.md says when the operator decides instead), and one
+on-call schedule workflow per schedule of the policy."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowHistory,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkerDeploymentVersion
+from temporalio.common import WorkerDeploymentVersion, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     Plugin,
@@ -43,6 +46,13 @@ from temporalio.worker import (
 
 from config.settings import Settings
 from workflows.lifecycle.visibility import SEARCH_ATTRIBUTES
+from workflows.oncall.rotation import (
+    WORKFLOW_PREFIX,
+    ScheduleInput,
+    ScheduleWorkflow,
+    schedule_workflow_id,
+)
+from workflows.oncall.schedules import Schedule as OncallSchedule
 from workflows.policy import Policy
 from workflows.resolution.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 
@@ -52,6 +62,7 @@ VERSION_TRIES = 300  # a minute of asking whether this version may become curren
 
 
 VERSION_RETRY_SECONDS = 0.2
+SCHEDULES_AT_ONCE = 50  # schedule workflows started and read side by side at worker start
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
@@ -192,3 +203,50 @@ async def ensure_digest_schedule(
 
         await handle.update(update)
         log.info("digest_schedule_updated", schedule_id=schedule_id, every=str(policy.digest.every))
+
+
+async def ensure_oncall_schedules(client: Client, task_queue: str, policy: Policy) -> None:
+    """A schedule workflow for each schedule of the policy: started if missing, told of an
+    edit (which applies from now), and stopped when the policy no longer has the schedule.
+    Runs once the worker polls: reading a schedule's definition is a query."""
+    names = list(policy.schedules)
+    for batch in range(0, len(names), SCHEDULES_AT_ONCE):
+        await asyncio.gather(
+            *(
+                _keep_schedule(client, task_queue, name, policy.schedules[name])
+                for name in names[batch : batch + SCHEDULES_AT_ONCE]
+            )
+        )
+    running = (
+        f"WorkflowType = 'ScheduleWorkflow' AND ExecutionStatus = 'Running' "
+        f"AND TaskQueue = '{task_queue}'"
+    )
+    async for found in client.list_workflows(running):
+        name = found.id.removeprefix(WORKFLOW_PREFIX)
+        if name not in policy.schedules:
+            await client.get_workflow_handle(found.id).terminate("not in the policy any more")
+            log.info("oncall_schedule_removed", schedule=name)
+
+
+async def _keep_schedule(
+    client: Client, task_queue: str, name: str, schedule: OncallSchedule
+) -> None:
+    try:
+        await _keep(client, task_queue, name, schedule)
+    except (RPCError, WorkflowQueryFailedError, WorkflowUpdateFailedError) as error:
+        # One schedule Temporal cannot answer for now does not hold the others back.
+        log.error("oncall_schedule_not_kept", schedule=name, error=str(error))
+
+
+async def _keep(client: Client, task_queue: str, name: str, schedule: OncallSchedule) -> None:
+    handle = await client.start_workflow(
+        ScheduleWorkflow.run,
+        ScheduleInput(name=name, written=schedule),
+        id=schedule_workflow_id(name),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    roster = await handle.query(ScheduleWorkflow.roster)
+    if roster.written != schedule:
+        await handle.execute_update(ScheduleWorkflow.set_schedule, schedule)
+        log.info("oncall_schedule_updated", schedule=name)

@@ -230,9 +230,19 @@ class Settings(ApiTokens, SlackSigning):
 
     @cached_property
     def policy(self) -> Policy:
+        """The policy, loaded once; a schedule leaving nobody on call in the next four weeks
+        is logged with the windows (a warning, not a refusal: an override may fill them)."""
+        from datetime import UTC, datetime
+
+        import structlog
+
+        from workflows.oncall.schedules import coverage_warnings
         from workflows.policy import load_policy
 
-        return load_policy(self.policy_file)
+        policy = load_policy(self.policy_file)
+        for warning in coverage_warnings(policy.schedules, datetime.now(UTC)):
+            structlog.get_logger().warning("oncall_gap", warning=warning)
+        return policy
 
     def incident_url(self, incident_id: str) -> str:
         """Where an operator sees this incident in the Temporal Web UI."""

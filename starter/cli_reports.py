@@ -1,20 +1,32 @@
-"""incident report | stats | preview: what the incident CLI reads besides incidents.
+"""incident report | stats | preview | oncall: what the incident CLI reads besides incidents.
 
-The situation report and the archive's figures after resolution, and what the policy would
-do to an incident, declaring nothing. The commands after resolution (retro done, action
-add/assign/due/done/drop) are rows of the command table, generated in
-``starter.cli_commands``.
+The situation report and the archive's figures after resolution, what the policy would do to
+an incident, declaring nothing, and who is on call (with ``oncall override`` and ``remove``:
+WHEN reads as in Slack's ``/oncall override``, ``starter.command_words.window``, and goes to
+the API as two ISO times, so what the API records is what was meant here). The commands
+after resolution (retro done, action add/assign/due/done/drop) are rows of the command
+table, generated in ``starter.cli_commands``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from starter.cli_client import Api, IncidentArg, JsonFlag, incident_path, out, print_json
+from starter.cli_client import (
+    Api,
+    IncidentArg,
+    JsonFlag,
+    fail,
+    incident_path,
+    out,
+    print_json,
+    when,
+)
+from starter.command_words import WHEN_USAGE, window
 from workflows.resolution.report import duration
 
 
@@ -60,6 +72,7 @@ def register(app: typer.Typer) -> None:
     app.command()(report)
     app.command()(stats)
     app.command()(preview)
+    app.add_typer(oncall, name="oncall")
 
 
 def _offset(seconds: float) -> str:
@@ -106,4 +119,83 @@ def preview(
         who = ", ".join(step["who"])
         where = ", ".join(step["where"])
         table.add_row(_offset(step["after"]), step["what"], where, who, step["text"][:60])
+    out.print(table)
+
+
+# -- incident oncall --------------------------------------------------------------------------
+
+oncall = typer.Typer(
+    help="Who is on call, the shifts of a schedule, overrides.", invoke_without_command=True
+)
+Schedule = Annotated[str, typer.Argument(help="A schedule of the policy.")]
+
+
+@oncall.callback()
+def who(context: typer.Context, as_json: JsonFlag = False) -> None:
+    """Who is on call now for each schedule, until when, and who next."""
+    if context.invoked_subcommand is not None:
+        return
+    _, answer = Api().call("GET", "/oncall")
+    if as_json:
+        print_json(answer)
+        return
+    table = Table("schedule", "on call", "until", "next", box=None, pad_edge=False)
+    for s in answer["schedules"]:
+        table.add_row(s["name"], s["on_call"] or "nobody", when(s["until"]), s["next"] or "-")
+    out.print(table)
+
+
+@oncall.command()
+def override(
+    schedule: Schedule,
+    user: Annotated[str, typer.Argument(help="Slack user id, @handle or email.")],
+    words: Annotated[list[str], typer.Argument(metavar="WHEN...", help=WHEN_USAGE)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Put someone on call for a window: it reaches the next tier that fires."""
+    try:
+        start, end = window(" ".join(words), datetime.now(UTC))
+    except ValueError as error:
+        fail(str(error))
+    body = {"user": user, "start": start.isoformat(), "end": end.isoformat()}
+    _, made = Api().call("POST", f"/schedules/{schedule}/overrides", body)
+    if as_json:
+        print_json(made)
+        return
+    out.print(
+        f"Override {made['id']} on {schedule}: {made['user']} on call from "
+        f"{when(made['start'])} to {when(made['end'])}"
+    )
+
+
+@oncall.command()
+def remove(
+    schedule: Schedule,
+    override_id: Annotated[str, typer.Argument(metavar="ID", help="The override's id.")],
+) -> None:
+    """Take an override back."""
+    Api().call("DELETE", f"/schedules/{schedule}/overrides/{override_id}")
+    out.print(f"Override {override_id} on {schedule} removed.")
+
+
+@oncall.command()
+def shifts(
+    schedule: Schedule,
+    start: Annotated[
+        str | None, typer.Option("--from", help="ISO time with a zone; default now.")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Default a week after --from.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who is on call when, overrides applied."""
+    params = {"from": start, "to": end}
+    _, answer = Api().call("GET", f"/schedules/{schedule}/shifts", params=params)
+    if as_json:
+        print_json(answer)
+        return
+    table = Table("from", "to", "on call", "", box=None, pad_edge=False)
+    for s in answer["shifts"]:
+        table.add_row(
+            when(s["start"]), when(s["end"]), s["user"], "override" if s["override"] else ""
+        )
     out.print(table)

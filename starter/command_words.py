@@ -142,6 +142,49 @@ def write_up(rest: str) -> dict[str, Any] | None:
     return {"document_url": rest.strip("<>") or None}
 
 
+# -- an on-call window (`/oncall override`, `incident oncall override`) ------------------------
+
+# A time with its zone (a bare date or time is refused), this century or the last: only dates
+# that exist (a 29 February aside), and times whose arithmetic stays within a datetime's range.
+ISO_WITH_ZONE = (
+    r"^(19|20)\d{2}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)"
+    r"|02-(0[1-9]|[12]\d))T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+WHEN_USAGE = "`for 2h`, `until <time>`, `<time> for 8h` or `<time> <time>` (ISO, with a zone)"
+
+
+def window(words: str, now: datetime) -> tuple[datetime, datetime]:
+    """``for 2h``, ``until <time>``, ``<time> for 8h``, ``<time> <time>`` or ``<time> until
+    <time>``: a window from now or from a time, ISO with a zone; ``now`` is a time too."""
+    parts = words.split()
+    if parts and parts[0] in ("for", "until"):
+        parts.insert(0, "now")
+    if len(parts) == 3 and parts[1] in ("until", "to"):
+        parts.pop(1)
+    if len(parts) == 3 and parts[1] == "for":
+        start = _moment(parts[0], now)
+        return start, start + _stretch(parts[2])
+    if len(parts) == 2:
+        return _moment(parts[0], now), _moment(parts[1], now)
+    raise ValueError(f"say when: {WHEN_USAGE}")
+
+
+def _moment(word: str, now: datetime) -> datetime:
+    if word == "now":
+        return now
+    if not re.match(ISO_WITH_ZONE, word):
+        raise ValueError(f"{word!r} is not a time with a zone, like 2026-12-08T09:00+01:00")
+    return datetime.fromisoformat(word.replace("Z", "+00:00"))
+
+
+def _stretch(word: str) -> timedelta:
+    length = parse_duration(word)
+    if not isinstance(length, timedelta) or length <= timedelta(0):
+        raise ValueError(f"{word!r} is not a length of time, like 30m, 2h or 3d")
+    return length
+
+
 # -- the people named ---------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """Record workflow histories for the replay test: ``python -m tests.record_histories NAME``.
 
 With ``--one-run`` the incidents keep one run (the default policy); otherwise they continue
-as new once open, so both the opening run and the rest are recorded.
+as new once open, so both the opening run and the rest are recorded. ``--oncall`` records
+only an incident whose tiers reach whoever is on call (``incident_oncall``): a tier asking
+its schedule's workflow, an override winning, a gap, a page's direct message.
 
 The corpus stands for the incidents the current build runs: a change to the workflow code
 that would not replay them fails tests/test_replay.py. Worker Versioning keeps each incident
@@ -23,9 +25,11 @@ import httpx
 from temporalio.client import Client
 
 from config import Settings
+from config.deployment import ensure_oncall_schedules
 from localslack import SlackEmulator
 from starter.api.routes.alerts import GenericAlert
 from starter.desk import IncidentDesk
+from starter.oncall import OnCallDesk
 from tests.conftest import seconds_policy, start_dev_server
 from tests.support import every_run, upgrade_database
 from workflows.alerts.folding import AlertSignal
@@ -33,7 +37,7 @@ from workflows.alerts.routing import ResolvedAlert
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.idempotency import claim_id
 from workflows.models import Declaration, Link, Role, Status
-from workflows.policy import BusinessHours, EscalationTier
+from workflows.policy import BusinessHours, EscalationTier, Policy
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -82,13 +86,62 @@ async def lifecycle_scenario(desk: IncidentDesk) -> str:
     return state.id
 
 
-async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
-    incident = await lifecycle_scenario(desk)
-    written = []
-    recorded = [
-        (incident, "incident_lifecycle"),
-        (claim_id("alert-123"), "key_claim"),  # the scenario's idempotency key
+async def oncall_scenario(client: Client) -> str:
+    """Two tiers naming schedules: the first reaches the person an override put on call and
+    pages them, the second finds nobody on call and still reaches the rest of its list."""
+    start = datetime.now(UTC) - timedelta(days=1)
+    schedules = {
+        "record-primary": {
+            "timezone": "UTC",
+            "people": ["U0ALICE01"],
+            "shift": "1d",
+            "start": start,
+        },
+        "record-later": {
+            "timezone": "UTC",
+            "people": ["U0BOB0002"],
+            "shift": "1d",
+            "start": start + timedelta(days=9),
+        },
+    }
+    tiers = [
+        {"after": 0.5, "notify": ["oncall:record-primary"], "page": True},
+        {"after": 0.5, "notify": ["oncall:record-later", "U0ERIN005"]},
     ]
+    data = seconds_policy(archive_after=0.5).model_dump()
+    data["business_hours"] = {"start": "00:00", "end": "24:00", "days": list(range(7))}
+    for severity in data["severities"].values():
+        severity["escalation"] = tiers
+    policy = Policy.model_validate({**data, "schedules": schedules})
+    await ensure_oncall_schedules(client, "record", policy)
+    oncall = OnCallDesk(client, policy)
+    for name in schedules:  # each has resolved its people
+        for _ in range(200):
+            if (await oncall.roster(name)).definitions:
+                break
+            await asyncio.sleep(0.05)
+    now = datetime.now(UTC)
+    await oncall.add_override("record-primary", "U0CAROL03", now, now + timedelta(hours=1), None)
+    desk = IncidentDesk(client, "record", policy)
+    state, _ = await desk.declare(Declaration(title="Payments failing", severity="sev1"))
+    await asyncio.sleep(2.0)  # both tiers fire and reach whoever is on call
+    await desk.command(state.id, cmd.Acknowledge(by="U0CAROL03"))
+    await desk.command(state.id, cmd.Resolve(message="fixed"))
+    await asyncio.sleep(1.0)  # the retrospective draft goes out
+    await desk.command(state.id, cmd.CompleteRetrospective())
+    await desk.client.get_workflow_handle(state.id).result()
+    return state.id
+
+
+async def record(client: Client, desk: IncidentDesk, label: str, oncall: bool) -> list[Path]:
+    written = []
+    if oncall:
+        recorded = [(await oncall_scenario(client), "incident_oncall")]
+    else:
+        recorded = [
+            (await lifecycle_scenario(desk), "incident_lifecycle"),
+            (claim_id("alert-123"), "key_claim"),  # the scenario's idempotency key
+        ]
     HISTORIES.mkdir(exist_ok=True)  # re-recording starts from an empty corpus
     for workflow_id, name in recorded:
         runs = await every_run(client, workflow_id)
@@ -103,7 +156,7 @@ async def record(client: Client, desk: IncidentDesk, label: str) -> list[Path]:
     return written
 
 
-async def main(label: str, one_run: bool) -> None:
+async def main(label: str, one_run: bool, oncall: bool) -> None:
     policy = seconds_policy(
         update_every=1,
         escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
@@ -128,7 +181,8 @@ async def main(label: str, one_run: bool) -> None:
         from worker import build_worker
 
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-            for path in await record(env.client, IncidentDesk(env.client, "record", policy), label):
+            desk = IncidentDesk(env.client, "record", policy)
+            for path in await record(env.client, desk, label, oncall):
                 print(f"wrote {path}", file=sys.stderr)
     finally:
         await slack.stop()
@@ -137,4 +191,5 @@ async def main(label: str, one_run: bool) -> None:
 
 if __name__ == "__main__":
     names = [a for a in sys.argv[1:] if not a.startswith("--")]
-    asyncio.run(main(f"_{names[0]}" if names else "", one_run="--one-run" in sys.argv))
+    label = f"_{names[0]}" if names else ""
+    asyncio.run(main(label, one_run="--one-run" in sys.argv, oncall="--oncall" in sys.argv))

@@ -27,6 +27,18 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 8
 SEED = 20261205
 QUEUE = "incidents-fuzz"
+# The built-in severities and one schedule, named as the on-call routes' example names it.
+POLICY = """
+[severities.sev1]
+[severities.sev2]
+[severities.sev3]
+
+[schedules.payments]
+timezone = "Europe/Paris"
+people = ["U0ALICE01", "U0BOB0002"]
+shift = "1d"
+start = "2026-12-07T09:00:00+01:00"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +56,15 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         address = server.address
         slack = await EmulatorProcess(logs / "localslack.log").started()
         processes.track(slack)
+        # One on-call schedule, so the on-call routes answer from a running schedule workflow.
+        policy = logs / "policy.toml"
+        policy.write_text(POLICY)
         worker = WorkerProcess(
             logs / "worker.log",
             temporal_address=address,
             task_queue=QUEUE,
             slack_api_url=slack.base_url,
+            env={"INCIDENT_POLICY_FILE": str(policy)},
         )
         processes.track(worker)
         await worker.started()
@@ -62,6 +78,7 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "INCIDENT_DATABASE_URL": f"sqlite:///{logs}/incidents.db",
                 "INCIDENT_SMTP_HOST": "127.0.0.1",
                 "INCIDENT_SMTP_PORT": smtp["port"],
+                "INCIDENT_POLICY_FILE": str(policy),
             },
         )
         processes.track(api)

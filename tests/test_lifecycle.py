@@ -255,7 +255,9 @@ def test_declared_at_tier_two_pages_and_invites_as_each_tier_says_then_repeats_t
     assert Invite(users=["U0TIER001"]) in effects, "tier 2 pages without inviting"
     assert state.paged_at == T0
     sev1 = tiered_policy().severity("sev1")
-    assert escalation_tier(sev1, state.escalation_level + 1) == sev1.escalation[1], "its repeat"
+    assert escalation_tier(sev1.escalation, state.escalation_level + 1) == sev1.escalation[1], (
+        "its repeat"
+    )
     assert deadlines(state, tiered_policy())[Deadline.ESCALATION] == T0 + timedelta(minutes=10)
 
 

@@ -26,7 +26,7 @@ MANIFESTS = {
 SCHEMA = ROOT / "docs" / "slack" / "manifest.schema.json"
 METHOD_SCOPES = ROOT / "docs" / "slack" / "method-scopes.json"
 SCANNED = ("activities", "clients", "starter")
-COMMANDS = {"/incident", "/escalate", "/resolve"}
+COMMANDS = {"/incident", "/escalate", "/resolve", "/oncall"}
 # Bolt's helpers that call a Web API method on the listener's behalf.
 BOLT_HELPERS = {"say": "chat.postMessage"}
 # slack_sdk's helpers that call several Web API methods.

@@ -83,7 +83,7 @@ def test_repeat_counts_as_escalation_levels(tmp_path):
     path = tmp_path / "policy.toml"
     path.write_text(POLICY_TOML)
     sev1 = load_policy(path).severity("sev1")
-    tiers = [escalation_tier(sev1, level) for level in range(1, 6)]
+    tiers = [escalation_tier(sev1.escalation, level) for level in range(1, 6)]
     assert tiers[0].notify == ["U024BE7LH"]
     assert tiers[1] is tiers[2] is tiers[3]
     assert tiers[4] is None

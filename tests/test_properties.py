@@ -105,7 +105,7 @@ class IncidentLifecycle(RuleBasedStateMachine):
 
     def _tier_waited_its_turn(self) -> None:
         severity = POLICY.severity(self.state.severity)
-        tier = escalation_tier(severity, self.state.escalation_level + 1)
+        tier = escalation_tier(severity.escalation, self.state.escalation_level + 1)
         assert tier is not None
         assert self.now - self.last_escalation >= tier.after, "a tier fired before its time"
         self.last_escalation = self.now

@@ -13,7 +13,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from workflows.models import Channel, IncidentState, Link
-from workflows.requests import IncidentBrief, InviteResult, OpenChannel, Posted
+from workflows.policy import EscalationTier
+from workflows.requests import IncidentBrief, InviteResult, OpenChannel, Posted, WhoIsOnCall
 
 
 class Audience(StrEnum):
@@ -73,6 +74,7 @@ class Notice(StrEnum):
     RETROSPECTIVE_DONE = "retrospective_done"
     DOCUMENT = "document"  # a link to a report or draft shared in the incident channel
     PUBLIC_UPDATE = "public_update"  # the confirmation of an update on the status page
+    PAGED = "paged"  # a direct message to someone a tier pages, with an Acknowledge button
 
 
 class Post(SideEffect):
@@ -83,6 +85,8 @@ class Post(SideEffect):
     actor: str | None = None
     text: str = ""
     mentions: list[str] = Field(default_factory=list)
+    # Why a mentioned person is told, shown beside them: "on call for payments-primary".
+    why: dict[str, str] = Field(default_factory=dict)
     pin: bool = False
     # Look for an earlier copy even on a first attempt: another activity may have posted it.
     check_first: bool = False
@@ -179,6 +183,19 @@ class PublishStatus(SideEffect):
     kind: Literal["status_page"] = "status_page"
 
 
+class ReachOnCall(SideEffect):
+    """Tiers that name ``oncall:<schedule>``: who is on call at ``asked.at`` (when they fired,
+    an override included) is asked, then the tiers' page, invitations and ``notice`` go to
+    them. A schedule that cannot be asked counts as nobody on call (the problem is noted). In
+    the paging lane, so a later page (an acknowledgement) waits for the answer."""
+
+    lane = Lane.PAGING
+    kind: Literal["reach_on_call"] = "reach_on_call"
+    asked: WhoIsOnCall
+    tiers: list[EscalationTier]
+    notice: Post  # the escalation's notice; its mentions are completed with who is on call
+
+
 class PostMessage(BaseModel):
     """Post one notice in one channel; ``channel_id`` None means the broadcast channel."""
 
@@ -237,6 +254,7 @@ Effect = Annotated[
     | UpdateKickoff
     | PublishStatus
     | BookmarkLinks
-    | RetryOpening,
+    | RetryOpening
+    | ReachOnCall,
     Field(discriminator="kind"),
 ]

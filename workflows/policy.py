@@ -6,18 +6,20 @@ in each workflow's input, so editing the file never rewrites a running incident'
 
 from __future__ import annotations
 
-import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from workflows.alerts.routing import AlertPolicy
 from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
+from workflows.oncall.schedules import Schedule
+from workflows.text import Duration as Duration
 from workflows.text import Text, check_template
+from workflows.text import parse_duration as parse_duration
 
 # Drills: a practice incident runs the real workflow on a compressed clock, clearly marked.
 #
@@ -61,33 +63,6 @@ def drill_channel_name(name: str, limit: int) -> str:
 def drill_marked(text: str, is_drill: bool) -> str:
     """Nobody mistakes a drill for the real thing, whichever message they see first."""
     return f"{MESSAGE_MARKER} · {text}" if is_drill else text
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds as a number, or ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(
-                f"{value!r} is not a duration (use seconds or '90s', '15m', '2h', '3d')"
-            )
-        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    return value
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda d: d.total_seconds(), return_type=float),
-]
 
 
 class EscalationTier(BaseModel):
@@ -191,6 +166,17 @@ class ComponentPolicy(BaseModel):
 
     runbook: str | None = Field(default=None, pattern=r"^https?://\S+$")
     group: str = Field(default="", max_length=100)  # the status page lists components by group
+    team: str | None = None  # the team that owns it: its escalation path (see Policy.tiers_for)
+
+
+class Team(BaseModel):
+    """People who own components, and whom to reach, in turn, when one of them breaks."""
+
+    escalation: list[EscalationTier] = Field(default_factory=list, max_length=20)
+
+
+ONCALL = "oncall:"  # in a tier's notify: whoever is on call for the schedule when it fires
+SCHEDULE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
 class Policy(BaseModel):
@@ -203,6 +189,10 @@ class Policy(BaseModel):
     digest: DigestPolicy = Field(default_factory=DigestPolicy)
     drill: DrillPolicy = Field(default_factory=DrillPolicy)
     history: HistoryPolicy = Field(default_factory=HistoryPolicy)
+    schedules: dict[Annotated[str, Field(pattern=SCHEDULE_NAME)], Schedule] = Field(
+        default_factory=dict, max_length=5000
+    )
+    teams: dict[str, Team] = Field(default_factory=dict, max_length=1000)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:
@@ -221,7 +211,24 @@ class Policy(BaseModel):
         unknown = self.alerts.severities() - set(self.severities)
         if unknown:
             raise ValueError(f"alert rules name unknown severities {sorted(unknown)}")
+        self._check_oncall()
         return self
+
+    def _check_oncall(self) -> None:
+        """Every ``oncall:<name>`` names a schedule and every component's team exists, so a
+        typo fails when the policy loads, not when a tier fires in the night."""
+        paths = {f"severity {k!r}": v.escalation for k, v in self.severities.items()}
+        paths |= {f"team {k!r}": v.escalation for k, v in self.teams.items()}
+        for where, tiers in paths.items():
+            for target in (t for tier in tiers for t in tier.notify if t.startswith(ONCALL)):
+                if target.removeprefix(ONCALL) not in self.schedules:
+                    known = ", ".join(sorted(self.schedules)) or "none"
+                    raise ValueError(
+                        f"{where} notifies {target!r}: no such schedule (the policy has {known})"
+                    )
+        for name, component in self.components.items():
+            if component.team is not None and component.team not in self.teams:
+                raise ValueError(f"component {name!r} names unknown team {component.team!r}")
 
     @property
     def alert_severity(self) -> str:

@@ -18,13 +18,15 @@ from workflows.effects import (
     Page,
     Post,
     PublishReport,
+    ReachOnCall,
     SendRetrospective,
 )
 from workflows.escalation.deadlines import followup_deadlines as deadlines
-from workflows.escalation.tiers import fire
+from workflows.escalation.tiers import fire, on_call_schedules, reach
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states
 from workflows.models import Declaration, IncidentState, Status
+from workflows.oncall.schedules import Override, on_call
 from workflows.policy import Duration, Policy
 from workflows.resolution import followup
 
@@ -56,14 +58,10 @@ def _steps(effects: list[Effect], at: timedelta) -> list[Step]:
     for effect in effects:
         if isinstance(effect, Post):
             where = [a.value for a in effect.audience]
-            post = Step(
-                after=at,
-                what=effect.notice.value,
-                where=where,
-                who=effect.mentions,
-                text=effect.text,
-            )
-            steps.append(post)
+            why = [f"{who}, {effect.why[who]}" for who in effect.mentions if who in effect.why]
+            text = " · ".join([effect.text, *why]) if effect.text else " · ".join(why)
+            post = Step(after=at, what=effect.notice.value, where=where, who=effect.mentions)
+            steps.append(post.model_copy(update={"text": text}))
         elif isinstance(effect, Page):
             steps.append(Step(after=at, what=f"page ({effect.action.value})", who=effect.targets))
         elif isinstance(effect, Invite):
@@ -117,12 +115,40 @@ def _act(state: IncidentState, policy: Policy, s: Scenario, now: datetime) -> li
     return effects
 
 
-def preview(policy: Policy, scenario: Scenario) -> list[Step]:
+class Rosters(BaseModel):
+    """What the preview knows of who is on call: the schedules are read at ``at`` (the
+    simulated declaration, a real instant) with these overrides; None: not known (the
+    schedule alone is shown, said so in each answer)."""
+
+    at: datetime = START
+    overrides: dict[str, list[Override]] | None = None
+
+
+def _on_call(
+    state: IncidentState, policy: Policy, asked: ReachOnCall, rosters: Rosters, now: datetime
+) -> tuple[list[Effect], list[Step]]:
+    """A tier naming ``oncall:`` as it would fire at ``now``: who the schedules say, each
+    answer a step saying what it is based on."""
+    at = rosters.at + (now - START)
+    basis = "overrides not known" if rosters.overrides is None else "overrides included"
+    people: dict[str, str | None] = {}
+    steps = []
+    for name in on_call_schedules(asked.tiers):
+        shift = on_call(policy.schedules[name], (rosters.overrides or {}).get(name, []), at)
+        people[name] = shift.user if shift else None
+        who = [shift.user] if shift else []
+        text = f"{'on call' if shift else 'nobody on call'} for {name} ({basis})"
+        steps.append(Step(after=now - START, what="on call", who=who, text=text))
+    return reach(state, policy, asked, people, now), steps
+
+
+def preview(policy: Policy, scenario: Scenario, rosters: Rosters | None = None) -> list[Step]:
     """Every notice, page, invitation and the archive, in order, until the horizon."""
+    rosters = rosters or Rosters()
     policy.severity(scenario.severity)
     declaration = Declaration(title="Policy preview", severity=scenario.severity)
     state, effects = states.start(0, "incident-preview", declaration, policy, START)
-    steps = _steps(effects, timedelta(0))
+    steps = _resolved(state, policy, effects, rosters, START)
     end = START + scenario.horizon
     for _ in range(MAX_STEPS):
         due = deadlines(state, policy)
@@ -134,5 +160,19 @@ def preview(policy: Policy, scenario: Scenario) -> list[Step]:
         for deadline, at in deadlines(state, policy).items():
             if at <= now:
                 effects += fire(state, policy, deadline, now)
-        steps += _steps(effects, now - START)
+        steps += _resolved(state, policy, effects, rosters, now)
+    return steps
+
+
+def _resolved(
+    state: IncidentState, policy: Policy, effects: list[Effect], rosters: Rosters, now: datetime
+) -> list[Step]:
+    """The steps of ``effects``, a tier naming ``oncall:`` answered as the workflow would."""
+    steps: list[Step] = []
+    for effect in effects:
+        if isinstance(effect, ReachOnCall):
+            reached, answers = _on_call(state, policy, effect, rosters, now)
+            steps += [*answers, *_steps(reached, now - START)]
+        else:
+            steps += _steps([effect], now - START)
     return steps

@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from workflows.models import Channel, Impact, Link, Status
+from workflows.oncall.schedules import Schedule
 
 
 class DocumentFile(BaseModel):
@@ -141,3 +142,15 @@ class AddBookmarks(BaseModel):
     incident_id: str
     channel_id: str
     links: list[Link]
+
+
+class WhoIsOnCall(BaseModel):
+    """Who is on call for each schedule at ``at``, asked of the schedules' workflows; each
+    schedule as the incident's policy has it answers when its workflow does not run yet."""
+
+    schedules: dict[str, Schedule]
+    at: datetime
+
+
+class OnCall(BaseModel):
+    people: dict[str, str | None]  # by schedule: a user id, or None for nobody (a gap)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 # Slack channel names for incidents: ``^[a-z0-9_-]{1,80}$`` from a template.
 MAX_CHANNEL_NAME = 80
@@ -123,3 +123,31 @@ def slack_user_id(value: str) -> str:
     if not SLACK_USER_ID.match(value):
         raise ValueError(f"{value!r} is not a Slack user id (like U024BE7LH)")
     return value
+
+
+# Durations in the policy, as people write them.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds as a number, or ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a duration (use seconds or '90s', '15m', '2h', '3d')"
+            )
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: d.total_seconds(), return_type=float),
+]

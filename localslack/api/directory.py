@@ -1,5 +1,7 @@
 """auth.test, users.* and usergroups.*: who is who in the workspace."""
 
+from dataclasses import replace
+
 from ..errors import SlackError
 from ..seed import BOT_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
 from ..workspace import Workspace
@@ -53,3 +55,16 @@ def usergroups_users_list(ws: Workspace, args: Args) -> Body:
     if group is None:
         raise SlackError("no_such_subteam")
     return {"users": list(group.users)}
+
+
+@method("usergroups.users.update", usergroup="no_such_subteam", users="invalid_users")
+def usergroups_users_update(ws: Workspace, args: Args) -> Body:
+    """The group's members become exactly ``users`` (comma-separated ids), as in Slack."""
+    group = ws.user_groups.get(args.text("usergroup"))
+    if group is None:
+        raise SlackError("no_such_subteam")
+    users = tuple(dict.fromkeys(u.strip() for u in args.text("users").split(",") if u.strip()))
+    if not users or any(u not in ws.users for u in users):
+        raise SlackError("invalid_users")
+    ws.user_groups[group.id] = replace(group, users=users)
+    return {"usergroup": ws.user_groups[group.id].to_json(include_users=True)}

@@ -17,7 +17,7 @@ from config import Settings, connect
 from starter.api import errors, openapi
 from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
 from starter.api.metrics import router as watching
-from starter.api.routes import alerts, incidents, reports
+from starter.api.routes import alerts, incidents, oncall, reports
 from starter.desk import IncidentDesk
 from starter.slack.app import bot_client, install_slack, socket_mode
 from starter.status import page, subscribers, subscribing
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             {"name": "health", "description": "Liveness of the API and of Temporal."},
             {"name": "policy", "description": "What the policy in force would do."},
             {"name": "alerts", "description": "Monitoring declares incidents and feeds them."},
+            {"name": "on call", "description": "Who is on call, shifts, overrides, calendars."},
         ],
     )
     app.state.settings = settings
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(watching(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     app.include_router(reports.router)
+    app.include_router(oncall.router)
+    app.include_router(oncall.feeds)
     app.state.subscribe_budget = subscribing.subscribe_budget()
     for router in (page.public, page.operate, subscribers.router):
         app.include_router(router)

@@ -28,6 +28,7 @@ from clients.slack_client import slack_client
 from clients.slack_people import SlackPeople
 from config import ConfigError, Settings, reveal
 from starter.desk import IncidentDesk
+from starter.oncall import register_oncall
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
 from workflows.lifecycle import commands as cmd
@@ -112,6 +113,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     app.command("/incident")(incident)
     for alias in ALIASES:
         app.command(alias)(incident)
+    register_oncall(app, slack)
 
     @app.action("incident_acknowledge")
     async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from workflows.models import ActionItem, IncidentState, Status
-from workflows.policy import BusinessHours, EscalationTier, Policy, SeverityPolicy
+from workflows.policy import BusinessHours, EscalationTier, Policy
 
 # When a retrospective meeting can be held: the first slot inside business hours.
 #
@@ -74,28 +74,44 @@ class Deadline(StrEnum):
     ACTION_ITEM = "action_item"  # an open item fell due, or is due a reminder again
 
 
-def escalation_tier(severity: SeverityPolicy, level: int) -> EscalationTier | None:
+def escalation_path(policy: Policy, state: IncidentState) -> list[EscalationTier]:
+    """The tiers an incident escalates through. Its severity's own tiers when any of them
+    names someone: the severity says otherwise. Else the path of the team owning the first of
+    its components that has one, so an incident on ``checkout`` reaches checkout's owners;
+    else the severity's tiers as they are (the built-in ones page, naming nobody)."""
+    own = policy.severity(state.severity).escalation
+    if any(tier.notify for tier in own):
+        return own
+    for component in state.components:
+        owned = policy.components.get(component)
+        team = policy.teams.get(owned.team) if owned and owned.team else None
+        if team and team.escalation:
+            return team.escalation
+    return own
+
+
+def escalation_tier(tiers: list[EscalationTier], level: int) -> EscalationTier | None:
     """The tier that escalation level ``level`` (1-based) notifies; repeats count as levels."""
     seen = 0
-    for tier in severity.escalation:
+    for tier in tiers:
         seen += 1 + tier.repeat
         if level <= seen:
             return tier
     return None
 
 
-def start_level(severity: SeverityPolicy, tiers: int) -> int:
+def start_level(path: list[EscalationTier], tiers: int) -> int:
     """The level of an incident declared at tier ``tiers``: that tier's first firing, so the
     repeats of the tiers before it are skipped and its own still follow. Beyond the last tier:
     all of them."""
-    reached = severity.escalation[:tiers]
+    reached = path[:tiers]
     return sum(1 + tier.repeat for tier in reached[:-1]) + 1 if reached else 0
 
 
 def escalation_due(state: IncidentState, policy: Policy) -> datetime | None:
     if state.acknowledged_at is not None or state.status is Status.RESOLVED:
         return None
-    tier = escalation_tier(policy.severity(state.severity), state.escalation_level + 1)
+    tier = escalation_tier(escalation_path(policy, state), state.escalation_level + 1)
     if tier is None:
         return None
     return (state.escalated_at or state.declared_at) + tier.after

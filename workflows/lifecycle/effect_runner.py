@@ -22,11 +22,13 @@ with workflow.unsafe.imports_passed_through():
         DocumentActivities,
         MailActivities,
         PagingActivities,
+        RosterActivities,
         StatusPageActivities,
     )
     from activities.slack import IncidentOpening, SlackActivities
     from workflows import effects as fx
     from workflows import requests as rq
+    from workflows.escalation.tiers import reach
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import incident_brief
     from workflows.lifecycle.idempotency import release_key
@@ -44,8 +46,7 @@ T = TypeVar("T")
 SLACK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
-# Slack being down for longer than this must not hold back escalation and paging for ever.
-SLACK_GIVE_UP = timedelta(minutes=10)
+SLACK_GIVE_UP = timedelta(minutes=10)  # Slack down for longer must not hold paging back for ever
 STEP_TIMEOUT = timedelta(seconds=30)
 OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
 RETRY_AFTER = timedelta(minutes=1)  # what gave up for now (the opening) is tried this soon
@@ -85,6 +86,7 @@ class EffectRunner:
             fx.PublishStatus: self._publish_status,
             fx.BookmarkLinks: self._bookmark,
             fx.RetryOpening: self._retry_opening,
+            fx.ReachOnCall: self._reach_on_call,
         }
 
     def queue(self, effects: list[fx.Effect]) -> None:
@@ -117,8 +119,7 @@ class EffectRunner:
         return self._archivist is not None and not self._archivist.done()
 
     async def open(self) -> None:
-        """The channel, its topic, invitations, kickoff, bookmarks, the announcement and the
-        archive record, in one activity (``activities/slack.py``)."""
+        """Channel, topic, invitations, kickoff, bookmarks, announcement, record: one activity."""
         channel = opening.channel(self.state, self.policy)
         request, self.outbox = opening.request(
             self.state, self.policy, channel, self._brief(), self.outbox
@@ -151,6 +152,8 @@ class EffectRunner:
 
     async def _post(self, post: fx.Post, audience: fx.Audience | None) -> None:
         if audience is fx.Audience.OWNER:  # a direct message to the person it names first
+            if post.notice is fx.Notice.PAGED and not workflow.patched("page-direct-messages"):
+                return  # a history from before pages sent a message replays as it ran
             if post.mentions:
                 await self._send(post, post.mentions[0], f"remind <@{post.mentions[0]}>")
             return
@@ -202,6 +205,11 @@ class EffectRunner:
             self._call(PagingActivities.send_webhook, page, f"{what} to the webhook"),
         )
 
+    async def _reach_on_call(self, effect: fx.ReachOnCall, _: object) -> None:
+        asking = self._call(RosterActivities.who_is_on_call, effect.asked, "ask who is on call")
+        people = found.people if (found := await asking) else {}
+        self.queue(reach(self.state, self.policy, effect, people, workflow.now()))
+
     async def _release_key(self, _: fx.ReleaseKey, __: object) -> None:
         assert self.state.idempotency_key is not None
         await release_key(self.state.idempotency_key, self.state.number)
@@ -228,8 +236,7 @@ class EffectRunner:
             self.wake()  # the main loop waits for this record: to finish, or to start afresh
 
     async def _share(self, files: list[rq.DocumentFile], comment: str, key: str) -> str | None:
-        """Share files in the channel and link the first from the broadcast channel; the
-        comment (our words, no one's typed text) introduces both."""
+        """Files in the channel, the first linked from the broadcast with our words (not typed)."""
         channel_id = self._channel_id()
         if channel_id is None:
             return None
@@ -239,11 +246,9 @@ class EffectRunner:
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
         link = shared.permalinks[0] if shared and shared.permalinks else None
         if link:
-            text = f"{comment}: {link}"
-            post = fx.Post(
-                key=key, notice=fx.Notice.DOCUMENT, audience=[fx.Audience.BROADCAST], text=text
-            )
-            await self._post(post, fx.Audience.BROADCAST)
+            text, broadcast = f"{comment}: {link}", fx.Audience.BROADCAST
+            post = fx.Post(key=key, notice=fx.Notice.DOCUMENT, audience=[broadcast], text=text)
+            await self._post(post, broadcast)
         return link
 
     async def _publish_report(self, effect: fx.PublishReport, _: object) -> None:
@@ -253,9 +258,7 @@ class EffectRunner:
         if email is not None:
             await self._call(MailActivities.send, email, "email the report")
 
-    async def _send_retrospective(
-        self, effect: fx.SendRetrospective, _: fx.Audience | None
-    ) -> None:
+    async def _send_retrospective(self, effect: fx.SendRetrospective, _: object) -> None:
         s = self.state
         people = rq.People(users=effect.attendees)
         found = await self._call(DocumentActivities.emails, people, "look up emails")

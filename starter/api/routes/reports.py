@@ -12,7 +12,7 @@ these, in ``starter.cli_reports``.)
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -31,6 +31,7 @@ from starter.api.dependencies import (
 from starter.api.errors import invalid
 from starter.api.routes.incidents import incident_router
 from starter.desk import IncidentNotFound
+from starter.oncall import OnCallDesk
 from workflows.models import Status
 from workflows.policy import PagingSeverity
 from workflows.preview import Scenario, Step, preview
@@ -174,7 +175,9 @@ async def policy_preview(
     horizon: Annotated[str, Query(pattern=LENGTH, description="how far to look")] = "1d",
 ) -> Preview:
     """Runs the workflow's own deadline and command functions on a simulated clock: who is
-    notified and paged when, which reminders fire, when the retrospective and archive come."""
+    notified and paged when, which reminders fire, when the retrospective and archive come.
+    The incident is declared now: a tier naming ``oncall:`` reaches who the schedule says then,
+    overrides included when every schedule answered (each answer says which)."""
     given = {
         "severity": severity,
         "ack_after": ack_after,
@@ -190,8 +193,9 @@ async def policy_preview(
             for e in error.errors()
         ]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
+    rosters = await OnCallDesk(desk.client, desk.policy).rosters(datetime.now(UTC))
     try:
-        return Preview(scenario=scenario, steps=preview(desk.policy, scenario))
+        return Preview(scenario=scenario, steps=preview(desk.policy, scenario, rosters))
     except ValueError as error:  # a severity this policy does not know
         detail = [{"loc": ["query", "severity"], "msg": str(error), "type": "value_error"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
