@@ -1,5 +1,7 @@
 """auth.test, users.* and usergroups.*: who is who in the workspace."""
 
+from dataclasses import replace
+
 from ..errors import SlackError
 from ..seed import BOT_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME
 from ..workspace import Workspace
@@ -53,3 +55,18 @@ def usergroups_users_list(ws: Workspace, args: Args) -> Body:
     if group is None:
         raise SlackError("no_such_subteam")
     return {"users": list(group.users)}
+
+
+@method("usergroups.users.update", usergroup="no_such_subteam", users="no_users_provided")
+def usergroups_users_update(ws: Workspace, args: Args) -> Body:
+    """The group's whole membership becomes ``users`` (Slack cannot empty a group this way)."""
+    group = ws.user_groups.get(args.text("usergroup"))
+    if group is None:
+        raise SlackError("no_such_subteam")
+    users = list(dict.fromkeys(args.ids("users")))
+    if not users:
+        raise SlackError("no_users_provided")
+    if any(u not in ws.users or ws.users[u].is_bot for u in users):
+        raise SlackError("invalid_users")
+    ws.user_groups[group.id] = updated = replace(group, users=tuple(users))
+    return {"usergroup": updated.to_json(include_users=True)}
