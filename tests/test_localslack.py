@@ -439,7 +439,7 @@ async def test_a_direct_message_with_a_button_is_drawn_and_clicked_like_slack(
     received: list[dict[str, Any]] = []
 
     async def events(request: web.Request) -> web.Response:
-        received.append(json.loads((await request.post())["payload"]))
+        received.append(json.loads(str((await request.post())["payload"])))
         return web.Response(text="")
 
     app = web.Application()
@@ -458,7 +458,7 @@ async def test_a_direct_message_with_a_button_is_drawn_and_clicked_like_slack(
             "style": "primary",
             "text": {"type": "plain_text", "text": "Acknowledge"},
         }
-        blocks = [
+        blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": "*INC-7* pages you"}},
             {"type": "actions", "block_id": "page", "elements": [acknowledge]},
         ]
