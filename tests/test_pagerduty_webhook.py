@@ -195,3 +195,21 @@ async def test_resolved_in_pagerduty_is_noted_but_not_applied(
     assert noted == [
         "Resolved in PagerDuty by Earline Greenholt; not resolved here: people decide."
     ]
+
+
+async def test_pagerduty_echoing_what_was_done_here_adds_nothing(
+    client: Client, paging_worker: None, receiver: Receiver, api: httpx.AsyncClient
+) -> None:
+    """We tell PagerDuty when an incident is acknowledged or resolved here, and its webhook
+    then tells us back: neither echo is noted."""
+    desk, _, state = await paged(client, receiver, "Ledger")
+    echoes = {"summary": "Incident automation", "type": "service_reference"}
+    await desk.command(state.id, cmd.Acknowledge(by="U0ALICE01"))
+    body = webhook("incident.acknowledged", state.id, echoes)
+    assert (await deliver(api, body, signature(body))).status_code == 202
+    await desk.command(state.id, cmd.Resolve(message="rolled back", by="U0ALICE01"))
+    body = webhook("incident.resolved", state.id, echoes)
+    assert (await deliver(api, body, signature(body))).status_code == 202
+    after = await desk.get(state.id)
+    assert after.acknowledged_by == "U0ALICE01"
+    assert [e.text for e in after.timeline if "in PagerDuty" in e.text] == []

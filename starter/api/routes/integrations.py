@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from slack_sdk.errors import SlackApiError
 
 from clients.slack_people import SlackPeople, UnknownPerson
@@ -29,7 +29,7 @@ from starter.api.routes.alerts import body_of
 from starter.desk import IncidentDesk, IncidentNotFound
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import CommandRefused
-from workflows.models import parse_incident_ref
+from workflows.models import Status, parse_incident_ref
 from workflows.text import clean_line
 
 log = structlog.get_logger()
@@ -61,7 +61,7 @@ class PagerDutyEvent(BaseModel):
     id: str = Field(min_length=1, max_length=100)
     event_type: str = Field(max_length=100, examples=["incident.acknowledged"])
     resource_type: str = Field(default="", max_length=100)
-    occurred_at: datetime | None = None
+    occurred_at: AwareDatetime | None = None
     agent: PagerDutyReference | None = None
     # Its shape depends on ``event_type``; incident events are read as ``PagerDutyIncident``.
     data: dict[str, Any] = Field(default_factory=dict)
@@ -148,24 +148,28 @@ async def _acknowledge(
 ) -> str:
     user = await acknowledger(people, event, incident)
     name = agent_name(event)
-    # ``by`` must be a Slack user: someone PagerDuty knows and Slack does not is named on the
-    # timeline, and the incident is acknowledged by the integration.
-    who = f"<@{user}>" if user else name
-    note = cmd.AddTimelineEntry(
-        text=f"Acknowledged in PagerDuty by {who}.",
-        author=user,
-        at=event.occurred_at or datetime.now().astimezone(),
-    )
     key = f"pagerduty:{event.id}"  # PagerDuty delivers at least once: applied once
-    await desk.command(ref, note, request_key=key)
+    # First, so that PagerDuty echoing our own acknowledgement (we send one when someone
+    # acknowledges here) is refused as already acknowledged and leaves no note.
     await desk.command(ref, cmd.Acknowledge(by=user), request_key=key)
+    # ``by`` holds Slack users only: someone PagerDuty knows and Slack does not is named here,
+    # and the incident was acknowledged without a person.
+    note = cmd.AddTimelineEntry(
+        text=f"Acknowledged in PagerDuty by {f'<@{user}>' if user else name}.",
+        author=user,
+        at=event.occurred_at or datetime.now(UTC),
+    )
+    await desk.command(ref, note, request_key=key)
     return f"acknowledged as {'the Slack user ' + user if user else 'PagerDuty user ' + name}"
 
 
 async def _note_resolved(desk: IncidentDesk, ref: str, event: PagerDutyEvent) -> str:
+    state = await desk.get(ref)
+    if state.status is Status.RESOLVED:  # most likely PagerDuty echoing our own resolve
+        raise CommandRefused(f"{state.label} is already resolved here")
     note = cmd.AddTimelineEntry(
         text=f"Resolved in PagerDuty by {agent_name(event)}; not resolved here: people decide.",
-        at=event.occurred_at or datetime.now().astimezone(),
+        at=event.occurred_at or datetime.now(UTC),
     )
     await desk.command(ref, note, request_key=f"pagerduty:{event.id}")
     return "noted on the timeline; resolving is for people here"
