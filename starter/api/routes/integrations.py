@@ -41,9 +41,9 @@ _MARKUP = re.compile(r"[<>&]")
 
 
 class PagerDutyReference(BaseModel):
-    """A user (the agent, an assignee) as PagerDuty refers to it: ``summary`` is the name."""
+    """A user (the agent, an assignee) as PagerDuty refers to it: ``summary`` is the name;
+    ``email`` only where the account's references carry it."""
 
-    id: str = Field(default="", max_length=100)
     summary: str = Field(default="", max_length=200)
     email: str | None = Field(default=None, max_length=254)
 
@@ -51,9 +51,7 @@ class PagerDutyReference(BaseModel):
 class PagerDutyIncident(BaseModel):
     """``event.data`` of an incident event; ``incident_key`` is our ``dedup_key``."""
 
-    id: str = Field(default="", max_length=100)
     incident_key: str | None = Field(default=None, max_length=255)
-    html_url: str = Field(default="", max_length=2000)
     assignees: list[PagerDutyReference] = Field(default_factory=list, max_length=100)
 
 
@@ -131,7 +129,8 @@ async def acknowledger(
 ) -> str | None:
     """The Slack person who acknowledged: by the agent's email, else an assignee's."""
     agent = event.agent or PagerDutyReference()
-    for email in filter(None, [agent.email, *(a.email for a in incident.assignees)]):
+    emails = [agent.email, *(a.email for a in incident.assignees)]
+    for email in [e for e in emails if e and "@" in e]:  # a handle would match someone else
         try:
             return await people.resolve(email)
         except (UnknownPerson, SlackApiError):
