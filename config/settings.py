@@ -148,6 +148,11 @@ class Settings(ApiTokens, SlackSigning):
     paging_routing_key: SecretStr = Field(
         default=SecretStr(""), validation_alias=AliasChoices("INCIDENT_PAGING_ROUTING_KEY")
     )
+    # PagerDuty signs its v3 webhooks with this (X-PagerDuty-Signature); unset, the route
+    # /integrations/pagerduty answers 404: the integration is off.
+    pagerduty_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("INCIDENT_PAGERDUTY_WEBHOOK_SECRET")
+    )
     # A webhook's address is its credential (Slack's and most chat tools' carry a token).
     webhook_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("INCIDENT_WEBHOOK_URL", "webhook_url")

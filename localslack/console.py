@@ -102,11 +102,14 @@ class Console:
         self, ws: Workspace, user: str, channel_id: str, ts: str, action: dict[str, Any]
     ) -> Sent:
         """A button in message ``ts`` pressed: ``block_actions``."""
-        message = ws.channels[channel_id].by_ts.get(ts, {"ts": ts})
+        channel = ws.channels[channel_id]
+        message = channel.by_ts.get(ts, {"ts": ts})
+        # Slack names a direct message "directmessage" here, never after the person.
+        name = "directmessage" if channel.is_im else channel.name
         payload = {
             "type": "block_actions",
             **self._common(ws, user),
-            "channel": {"id": channel_id, "name": ws.channels[channel_id].name},
+            "channel": {"id": channel_id, "name": name},
             "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
             "message": message,
             "response_url": self._response_url(ws, user, channel_id),

@@ -109,7 +109,7 @@ def render(
         f"<h1>Local Slack: {escape(TEAM_NAME)} <small>({TEAM_ID})</small></h1>"
         f"{_console(ws, console, user, channel_id)}"
         f"<div id='modals' data-key='{escape(key, quote=True)}'>{modals}</div>"
-        f"<div id='live'>{replies}"
+        f"<div id='live'>{replies}{_user_groups(ws)}"
         f"<p class='meta'>{len(channels)} conversations, newest first; "
         f"this page refreshes every {REFRESH_SECONDS} seconds.</p>"
         f"{body}{tail}</div></body></html>"
@@ -141,6 +141,17 @@ def _console(ws: Workspace, console: Console | None, user: str, channel_id: str)
         "aria-label='slash command'> <button class='primary' type='submit'>Send</button></form>"
         f"<p class='meta'>{where}</p></section>"
     )
+
+
+def _user_groups(ws: Workspace) -> str:
+    """Who is in each user group now: what ``@handle`` reaches (usergroups.users.update)."""
+    rows = "".join(
+        f"<li><span class='mention'>@{escape(g.handle)}</span> {escape(g.name)} "
+        f"<small>{escape(g.id)}</small>: "
+        f"{', '.join(escape(_user(ws, u)) for u in g.users) or '<i>nobody</i>'}</li>"
+        for g in ws.user_groups.values()
+    )
+    return f"<section id='user-groups'><h2>User groups</h2><ol>{rows}</ol></section>"
 
 
 def _general(ws: Workspace) -> str:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ def dump(workspace: Workspace) -> dict[str, Any]:
         "ids": sorted(workspace._ids),
         "last_stamp": workspace._last_stamp,
         "canvases": workspace.canvases,
+        # The groups are the seed's; who is in them changes (usergroups.users.update).
+        "user_groups": {gid: list(g.users) for gid, g in workspace.user_groups.items()},
     }
 
 
@@ -57,6 +59,9 @@ def restore(workspace: Workspace, data: dict[str, Any]) -> None:
     workspace._ids = set(data["ids"])
     workspace._last_stamp = int(data["last_stamp"])
     workspace.canvases = data["canvases"]
+    for gid, users in data.get("user_groups", {}).items():  # absent from older snapshots
+        if gid in workspace.user_groups:
+            workspace.user_groups[gid] = replace(workspace.user_groups[gid], users=tuple(users))
 
 
 def save(workspace: Workspace, path: Path) -> None:

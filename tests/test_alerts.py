@@ -136,6 +136,30 @@ async def _folded(api: httpx.AsyncClient, ref: str, notifications: int) -> dict[
     raise AssertionError(f"the notifications never all reached {ref}: {digests}")
 
 
+async def test_a_real_alertmanager_resending_its_growing_group_reads_as_thirty_alerts(
+    api: httpx.AsyncClient,
+) -> None:
+    """Alertmanager 0.25's own notifications (tests/record_alertmanager.py): 3, 10, 30 and 30
+    firing instances of one group, then all resolved. Summed, that was "73 firing"."""
+    notifications = json.loads((FIXTURES / "alertmanager_growing_group.json").read_text())
+    receiver = f"incidents-{uuid.uuid4().hex[:8]}"  # a group of this test's own
+    answers = []
+    for n, notification in enumerate(notifications, start=1):
+        answer = await api.post("/alerts/alertmanager", json={**notification, "receiver": receiver})
+        assert answer.status_code in (200, 201), answer.text
+        answers.append(answer.json())
+        if n == 4:
+            digest = (await _folded(api, answers[0]["incident"], notifications=4))["timeline"]
+            assert [e for e in digest if e["kind"] == "alerts"][-1]["text"].startswith(
+                "Alerts: 30 firing, 0 resolved (4 notifications)"
+            )
+    ref: str = answers[0]["incident"]
+    assert {a["incident"] for a in answers} == {ref}
+    incident = await _folded(api, ref, notifications=5)
+    digests = [e["text"] for e in incident["timeline"] if e["kind"] == "alerts"]
+    assert digests[-1].startswith("Alerts: 0 firing, 30 resolved (5 notifications)")
+
+
 async def test_a_resolved_group_is_posted_once_and_moves_the_incident_to_monitoring(
     api: httpx.AsyncClient, slack: SlackEmulator
 ) -> None:

@@ -79,6 +79,8 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "INCIDENT_SMTP_HOST": "127.0.0.1",
                 "INCIDENT_SMTP_PORT": smtp["port"],
                 "INCIDENT_POLICY_FILE": str(policy),
+                # On, so its signature check (401) is what the fuzzers meet, not the 404.
+                "INCIDENT_PAGERDUTY_WEBHOOK_SECRET": "fuzz-pagerduty-signing-secret",
             },
         )
         processes.track(api)

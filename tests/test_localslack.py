@@ -1,6 +1,7 @@
 """The Slack emulator, driven by the real slack_sdk clients over HTTP."""
 
 import asyncio
+import json
 import signal
 import sys
 from typing import Any
@@ -16,6 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
 from localslack.console import signature
 from localslack.errors import method_scopes
+from localslack.snapshot import dump, restore
+from localslack.workspace import Workspace
 from tests.processes import free_port
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
@@ -28,12 +31,17 @@ ALL_SCOPES = {
     for scope in [*needs["scopes"], *needs.get("private", [])]
 }
 PUBLIC_WRITER = "xoxb-public-writer"  # chat:write.public: posts where the bot is no member
+GROUP_READER = "xoxb-group-reader"  # usergroups:read only
 
 
 @pytest.fixture(scope="session")
 async def running():
     emulator = SlackEmulator(
-        scoped_tokens={EVERY_SCOPE: ALL_SCOPES, PUBLIC_WRITER: {"chat:write", "chat:write.public"}}
+        scoped_tokens={
+            EVERY_SCOPE: ALL_SCOPES,
+            PUBLIC_WRITER: {"chat:write", "chat:write.public"},
+            GROUP_READER: {"usergroups:read"},
+        }
     )
     await emulator.start()
     yield emulator
@@ -387,6 +395,101 @@ async def test_people_and_groups_are_seeded(slack: AsyncWebClient):
     ]
     codes = [e.response["error"] for e in errors]
     assert codes == ["users_not_found", "user_not_found", "no_such_subteam"]
+
+
+async def test_usergroups_users_update_replaces_who_is_in_a_group(
+    emu: SlackEmulator, slack: AsyncWebClient
+):
+    answer = await slack.usergroups_users_update(usergroup="S0ONCALL1", users=[CAROL, BOB, CAROL])
+    group = answer["usergroup"]
+    assert group["handle"] == "oncall" and group["users"] == [CAROL, BOB]
+    assert group["user_count"] == 2
+    assert (await slack.usergroups_users_list(usergroup="S0ONCALL1"))["users"] == [CAROL, BOB]
+    listed = (await slack.usergroups_list(include_users=True))["usergroups"]
+    assert next(g for g in listed if g["id"] == "S0ONCALL1")["users"] == [CAROL, BOB]
+    # The page and a restarted emulator (its snapshot) see the same members.
+    restored = Workspace("incidents", False)
+    restore(restored, json.loads(json.dumps(dump(emu.workspace), default=str)))
+    assert restored.user_groups["S0ONCALL1"].users == (CAROL, BOB)
+
+    errors = [
+        await slack_error(slack.usergroups_users_update(usergroup="S0NOPE001", users=[ALICE])),
+        await slack_error(slack.usergroups_users_update(usergroup="S0ONCALL1", users="")),
+        await slack_error(
+            slack.usergroups_users_update(usergroup="S0ONCALL1", users=["U0NOBODY1"])
+        ),
+        await slack_error(
+            slack.usergroups_users_update(usergroup="S0ONCALL1", users=[BOT_USER_ID])
+        ),
+    ]
+    codes = [e.response["error"] for e in errors]
+    assert codes == ["no_such_subteam", "no_users_provided", "invalid_users", "invalid_users"]
+    reader = AsyncWebClient(base_url=emu.base_url, token=GROUP_READER)
+    refused = await slack_error(
+        reader.usergroups_users_update(usergroup="S0ONCALL1", users=[ALICE])
+    )
+    assert refused.response["error"] == "missing_scope"
+    assert refused.response["needed"] == "usergroups:write"
+    assert (await slack.usergroups_users_list(usergroup="S0ONCALL1"))["users"] == [CAROL, BOB]
+
+
+async def test_a_direct_message_with_a_button_is_drawn_and_clicked_like_slack(
+    emu: SlackEmulator, slack: AsyncWebClient
+):
+    received: list[dict[str, Any]] = []
+
+    async def events(request: web.Request) -> web.Response:
+        received.append(json.loads(str((await request.post())["payload"])))
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_post("/slack/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    emu.console.app_url = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        dm = (await slack.conversations_open(users=ALICE))["channel"]["id"]
+        acknowledge = {
+            "type": "button",
+            "action_id": "incident_acknowledge",
+            "value": "incident-7",
+            "style": "primary",
+            "text": {"type": "plain_text", "text": "Acknowledge"},
+        }
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*INC-7* pages you"}},
+            {"type": "actions", "block_id": "page", "elements": [acknowledge]},
+        ]
+        posted = await slack.chat_postMessage(channel=dm, text="INC-7 pages you", blocks=blocks)
+        history = (await slack.conversations_history(channel=dm))["messages"]
+        assert history[0]["blocks"][1]["elements"][0]["action_id"] == "incident_acknowledge"
+        root = emu.base_url.removesuffix("api/")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(root + "?as=" + ALICE) as page:
+                html = await page.text()
+            assert "Direct message with @alice" in html and "<b>INC-7</b> pages you" in html
+            assert f"name='channel' value='{dm}'" in html and ">Acknowledge</button>" in html
+            assert "<h2>User groups</h2>" in html and "@oncall" in html
+            assert "@alice, @bob" in html
+            click = {
+                "user": ALICE,
+                "channel": dm,
+                "ts": posted["ts"],
+                "action_id": "incident_acknowledge",
+                "block_id": "page",
+                "value": "incident-7",
+            }
+            async with http.post(root + "_emulator/click", json=click) as answer:
+                assert (await answer.json())["status"] == 200
+    finally:
+        emu.console.app_url = ""
+        await runner.cleanup()
+    (payload,) = received
+    assert payload["type"] == "block_actions" and payload["user"]["id"] == ALICE
+    assert payload["channel"] == {"id": dm, "name": "directmessage"}
+    assert payload["actions"][0]["value"] == "incident-7"
 
 
 async def test_join_is_idempotent_with_a_warning(emu: SlackEmulator, slack: AsyncWebClient):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
+from slack_sdk.web.async_client import AsyncWebClient
 
 from config import Settings
 from localslack import SlackEmulator
@@ -36,6 +37,7 @@ FLAGS = [
 # Someone no other test acts as, so every reply on the page is this test's.
 ERIN = "U0ERIN005"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ".data/screenshots"))
+HANDOFF_TOKEN = "xoxb-handoff"  # what a handoff and a page need, whatever the manifest says
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +138,37 @@ async def run_an_incident(page: Page, slack: SlackEmulator, desk: IncidentDesk) 
     await page.screenshot(path=str(SHOTS / "4-resolved.png"), full_page=False)
     final: Any = await desk.get(state.id)
     assert final.status.value == "resolved" and final.timeline[-1].actor == ERIN
+
+
+async def test_the_page_shows_user_groups_and_a_page_dm_with_its_button(browser: BrowserContext):
+    """What an on-call handoff and a page leave in Slack, as a person sees it."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    scopes = {"usergroups:write", "im:write", "chat:write"}
+    async with SlackEmulator(scoped_tokens={HANDOFF_TOKEN: scopes}) as emulator:
+        client = AsyncWebClient(base_url=emulator.base_url, token=HANDOFF_TOKEN)
+        await client.usergroups_users_update(usergroup="S0ONCALL1", users=["U0CAROL03"])
+        dm = (await client.conversations_open(users="U0CAROL03"))["channel"]["id"]
+        acknowledge = {
+            "type": "button",
+            "action_id": "incident_acknowledge",
+            "value": "incident-7",
+            "style": "primary",
+            "text": {"type": "plain_text", "text": "Acknowledge"},
+        }
+        text = ":pager: *INC-7 SEV1: Checkout failing* pages you"
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "actions", "block_id": "page", "elements": [acknowledge]},
+        ]
+        await client.chat_postMessage(channel=dm, text="INC-7 pages you", blocks=blocks)
+        page = await browser.new_page()
+        try:
+            await page.goto(emulator.base_url.removesuffix("api/") + "?as=U0CAROL03")
+            oncall = page.locator("#user-groups li").filter(has_text="@oncall")
+            assert "@carol" in await oncall.inner_text()
+            direct = page.locator(f"section:has(h2#{dm})")
+            assert "Direct message with @carol" in await direct.locator("h2").inner_text()
+            await direct.get_by_role("button", name="Acknowledge").wait_for(timeout=10_000)
+            await page.screenshot(path=str(SHOTS / "5-user-groups-and-page-dm.png"))
+        finally:
+            await page.close()

@@ -62,6 +62,7 @@ def test_the_secret_settings_are_typed_as_secrets() -> None:
         "slack_bot_token",
         "slack_app_token",
         "paging_routing_key",
+        "pagerduty_webhook_secret",
         "webhook_url",
         "smtp_password",
         "database_url",

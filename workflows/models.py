@@ -92,6 +92,10 @@ class AlertTally(BaseModel):
     """Alerts of the incident's group seen so far; the timeline holds a digest, not each one."""
 
     batches: int = 0
+    # Each distinct alert's latest status, by fingerprint (workflows.alerts.folding.identity):
+    # the counts below are read from it, so a group sent again counts once.
+    latest: dict[str, str] = Field(default_factory=dict)
+    untold: int = 0  # alerts of the group's latest notification that were not told apart
     firing: int = 0
     resolved: int = 0
     last_at: datetime | None = None

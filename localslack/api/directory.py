@@ -57,14 +57,16 @@ def usergroups_users_list(ws: Workspace, args: Args) -> Body:
     return {"users": list(group.users)}
 
 
-@method("usergroups.users.update", usergroup="no_such_subteam", users="invalid_users")
+@method("usergroups.users.update", usergroup="no_such_subteam", users="no_users_provided")
 def usergroups_users_update(ws: Workspace, args: Args) -> Body:
-    """The group's members become exactly ``users`` (comma-separated ids), as in Slack."""
+    """The group's whole membership becomes ``users`` (Slack cannot empty a group this way)."""
     group = ws.user_groups.get(args.text("usergroup"))
     if group is None:
         raise SlackError("no_such_subteam")
-    users = tuple(dict.fromkeys(u.strip() for u in args.text("users").split(",") if u.strip()))
-    if not users or any(u not in ws.users for u in users):
+    users = list(dict.fromkeys(args.ids("users")))
+    if not users:
+        raise SlackError("no_users_provided")
+    if any(u not in ws.users or ws.users[u].is_bot for u in users):
         raise SlackError("invalid_users")
-    ws.user_groups[group.id] = replace(group, users=users)
-    return {"usergroup": ws.user_groups[group.id].to_json(include_users=True)}
+    ws.user_groups[group.id] = updated = replace(group, users=tuple(users))
+    return {"usergroup": updated.to_json(include_users=True)}

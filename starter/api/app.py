@@ -17,7 +17,7 @@ from config import Settings, connect
 from starter.api import errors, openapi
 from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
 from starter.api.metrics import router as watching
-from starter.api.routes import alerts, incidents, oncall, reports
+from starter.api.routes import alerts, incidents, integrations, oncall, reports
 from starter.desk import IncidentDesk
 from starter.slack.app import bot_client, install_slack, socket_mode
 from starter.status import page, subscribers, subscribing
@@ -29,8 +29,9 @@ Declare and drive incidents. Each incident is one Temporal workflow; every comma
 workflow Update, answered with the incident as the workflow has it afterwards.
 
 Every route needs `Authorization: Bearer <token>`, with a token from `INCIDENT_API_TOKENS`,
-but `/healthz`, the public status page, `/slack/events` (Slack's signature) and `/alerts/*`
-(which also take a source's own token or HMAC signature from the policy). People are given
+but `/healthz`, the public status page, `/slack/events` (Slack's signature),
+`/integrations/pagerduty` (PagerDuty's signature) and `/alerts/*` (which also take a source's
+own token or HMAC signature from the policy). People are given
 as Slack user ids (like `U024BE7LH`), mentions
 (`<@U024BE7LH>`), handles (`@bob`) or emails, and resolved to ids; an unknown one gets 422
 naming it. Incident ids are
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             {"name": "policy", "description": "What the policy in force would do."},
             {"name": "alerts", "description": "Monitoring declares incidents and feeds them."},
             {"name": "on call", "description": "Who is on call, shifts, overrides, calendars."},
+            {"name": "integrations", "description": "Paging services report back (PagerDuty)."},
         ],
     )
     app.state.settings = settings
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(incidents.router)
     app.include_router(incidents.commanding)
     app.include_router(alerts.router)
+    app.include_router(integrations.router)
     app.include_router(watching(metrics))
     install_slack(app, settings, lambda: app.state.desk, app.state.people)
     app.include_router(reports.router)

@@ -107,7 +107,12 @@ async def no_worker_answered(request: Request, error: Exception) -> JSONResponse
 MAX_BODY_BYTES = 256 * 1024
 # Per path prefix, first match wins. Alertmanager sends a whole group in one notification: a
 # storm is megabytes. Subscribing takes an address and a few component names, from anyone.
-BODY_LIMITS = {"/alerts/": 8 * 1024 * 1024, "/status/subscribe": 16 * 1024}
+# PagerDuty sends one event of a few kilobytes per delivery.
+BODY_LIMITS = {
+    "/alerts/": 8 * 1024 * 1024,
+    "/status/subscribe": 16 * 1024,
+    "/integrations/": 64 * 1024,
+}
 ECHO_CHARS = 80
 
 

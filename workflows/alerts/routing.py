@@ -56,6 +56,7 @@ class AlertBatch(BaseModel):
     labels: Labels = Field(default_factory=dict)
     annotations: Labels = Field(default_factory=dict)
     events: list[AlertEvent] = Field(default_factory=list)
+    truncated: int = Field(default=0, ge=0)  # alerts of the group the sender left out
 
 
 def _template(value: str) -> str:

@@ -86,6 +86,7 @@ class AlertmanagerWebhook(BaseModel):
             labels=labels,
             annotations=self.commonAnnotations,
             events=[_event(alert) for alert in self.alerts],
+            truncated=self.truncatedAlerts,
         )
 
 
@@ -143,9 +144,11 @@ class GenericAlert(BaseModel):
         # The title travels as the "title" annotation, so a rule's template can use {title}.
         labels = {"alertname": self.title, **self.labels}
         annotations = {"title": self.title, "description": self.summary}
+        # One alert of the key's group per set of labels, as Alertmanager tells them apart.
+        identity = json.dumps([self.key, sorted(self.labels.items())]).encode()
         event = AlertEvent(
             status=self.status,
-            fingerprint=self.key[:200],
+            fingerprint=hashlib.sha256(identity).hexdigest()[:16],
             name=self.title,
             summary=self.summary[:1024],
             starts_at=self.occurred_at,
