@@ -152,8 +152,6 @@ class EffectRunner:
 
     async def _post(self, post: fx.Post, audience: fx.Audience | None) -> None:
         if audience is fx.Audience.OWNER:  # a direct message to the person it names first
-            if post.notice is fx.Notice.PAGED and not workflow.patched("page-direct-messages"):
-                return  # a history from before pages sent a message replays as it ran
             if post.mentions:
                 await self._send(post, post.mentions[0], f"remind <@{post.mentions[0]}>")
             return
