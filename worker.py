@@ -31,7 +31,6 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.oncall import OncallActivities
 from activities.services import (
     ArchiveActivities,
     DocumentActivities,
@@ -40,7 +39,7 @@ from activities.services import (
     RosterActivities,
     status_page_activities,
 )
-from activities.slack import IncidentOpening, SlackActivities
+from activities.slack import IncidentOpening, OncallActivities, SlackActivities
 from clients.archive import IncidentArchive, SchemaBehind
 from clients.documents import SlackDocuments
 from clients.mail import Mailer, smtp_server
@@ -88,7 +87,7 @@ def build_worker(
     paging = PagingActivities(pager)
     archive = IncidentArchive(settings.database_url.get_secret_value())
     follow_up = follow_up_activities(settings, incident_slack, archive)
-    oncall = OncallActivities(web)
+    oncall = OncallActivities(incident_slack)
     return Worker(
         client,
         task_queue=settings.task_queue,

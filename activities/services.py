@@ -1,6 +1,6 @@
 """The activities over the product's other services: paging, mail, the follow-up documents in
-Slack, the archive and the status page. Each is a thin Temporal wrapper over its ``clients``
-class, so the API's reads use the same code without an activity in between."""
+Slack, the archive, the status page and who is on call. Each is a thin Temporal wrapper over
+its ``clients`` class, so the API's reads use the same code without an activity in between."""
 
 from __future__ import annotations
 

@@ -26,14 +26,18 @@ from workflows.models import Channel
 from workflows.requests import (
     AddBookmarks,
     ChannelRef,
+    DirectMessage,
     EditKickoff,
     IncidentBrief,
     InviteResult,
     InviteUsers,
     OpenChannel,
     Posted,
+    ResolvePeople,
     SetTopic,
+    SetUserGroup,
 )
+from workflows.text import SLACK_USER_ID
 
 # A declaration's first minute in Slack, in one activity.
 #
@@ -264,3 +268,30 @@ class SlackActivities:
     async def update_kickoff(self, request: EditKickoff) -> None:
         with non_retryable():
             await self.slack.posts.update_kickoff(request)
+
+
+# On-call handoffs, for the schedules' workflows (``workflows/oncall/rotation.py``).
+class OncallActivities:
+    def __init__(self, slack: Slack) -> None:
+        self.people, self.handoffs = slack.people, slack.handoffs
+
+    @activity.defn(name="oncall_resolve_people")
+    async def resolve_people(self, request: ResolvePeople) -> list[str]:
+        """Ids for people named as elsewhere in the policy; someone Slack does not know stays
+        as written (never mentioned, never messaged) and is logged."""
+        with non_retryable():
+            ids = await self.people.mention_ids(request.people)
+        for given, found in zip(request.people, ids, strict=True):
+            if not SLACK_USER_ID.match(found):
+                log.warning("oncall_person_unknown", person=given)
+        return ids
+
+    @activity.defn(name="oncall_direct_message")
+    async def direct_message(self, message: DirectMessage) -> None:
+        with non_retryable():
+            await self.handoffs.tell(message, retried=activity.info().attempt > 1)
+
+    @activity.defn(name="oncall_set_user_group")
+    async def set_user_group(self, request: SetUserGroup) -> None:
+        with non_retryable():
+            await self.handoffs.fill_group(request.handle, request.users)

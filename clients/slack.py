@@ -14,7 +14,7 @@ from clients import Permanent, messages
 from clients.messages import escape
 from clients.slack_channels import SlackChannels
 from clients.slack_client import permanent_errors, slack_error
-from clients.slack_people import SlackPeople, UnknownPerson
+from clients.slack_people import SlackHandoffs, SlackPeople, UnknownPerson
 from workflows.effects import Audience, Notice, Post, PostMessage
 from workflows.requests import EditKickoff, Posted
 from workflows.resolution.metrics import IncidentMetrics, digest
@@ -205,3 +205,4 @@ class Slack:
         self.people = SlackPeople(client)
         self.channels = SlackChannels(client, self.people, incident_url)
         self.posts = SlackPosts(self.channels, broadcast_channel)
+        self.handoffs = SlackHandoffs(client)

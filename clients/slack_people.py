@@ -18,13 +18,16 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from clients import Permanent
 from clients.slack_client import permanent_errors, slack_error
+from workflows.requests import DirectMessage
 from workflows.text import MENTION, SLACK_USER_ID
 
 MAX_GIVEN = 254  # the longest email address; anything longer names nobody
 LIST_TTL = 60.0  # seconds a users.list snapshot answers handles
 MISS_REFRESH = 5.0
 PAGE_SIZE = 200
+HISTORY_SCAN = 20  # a handoff DM a lost answer hid is among the last few of the conversation
 USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 # Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
 LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
@@ -162,3 +165,45 @@ def _remember(handles: dict[str, str], member: dict[str, Any]) -> None:
     for name in (member.get("name"), profile.get("display_name")):
         if name:
             handles.setdefault(str(name).lower(), user_id)
+
+
+class SlackHandoffs:
+    """What an on-call handoff says in Slack: a direct message, sent once per key across
+    retries, and a user group (by its handle) set to whoever is on call."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def tell(self, message: DirectMessage, retried: bool) -> None:
+        async with permanent_errors("conversations.open"):
+            opened = await self.client.conversations_open(users=message.user)
+        channel, key = str(opened["channel"]["id"]), message.key
+        if retried and await self._told(channel, key):
+            return
+        async with permanent_errors("chat.postMessage"):
+            await self.client.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                metadata={"event_type": "oncall_handoff", "event_payload": {"key": key}},
+            )
+
+    async def _told(self, channel: str, key: str) -> bool:
+        async with permanent_errors("conversations.history"):
+            response = await self.client.conversations_history(
+                channel=channel, limit=HISTORY_SCAN, include_all_metadata=True
+            )
+        return any(
+            m.get("metadata", {}).get("event_payload", {}).get("key") == key
+            for m in response["messages"]
+        )
+
+    async def fill_group(self, handle: str, users: list[str]) -> None:
+        """The group holds exactly ``users`` (setting the same members twice is harmless, so
+        a retry needs no check)."""
+        async with permanent_errors("usergroups.list"):
+            listed = await self.client.usergroups_list()
+        group = next((g for g in listed["usergroups"] if g["handle"] == handle), None)
+        if group is None:
+            raise Permanent(f"no Slack user group @{handle}", "SlackError")
+        async with permanent_errors("usergroups.users.update"):
+            await self.client.usergroups_users_update(usergroup=group["id"], users=",".join(users))

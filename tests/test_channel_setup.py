@@ -4,10 +4,9 @@ kickoff follows, what the outbox keeps. No server needed."""
 from __future__ import annotations
 
 from tests.test_lifecycle import declared
-from workflows.effects import Audience, Lane, Notice, Post, RefreshTopic, UpdateKickoff
+from workflows.effects import Audience, Lane, Notice, Post, RefreshTopic, UpdateKickoff, lanes
 from workflows.lifecycle import channel as incident_channel
 from workflows.lifecycle import opening
-from workflows.lifecycle.outbox import lanes
 from workflows.models import Channel, Link
 from workflows.policy import Policy, default_policy
 

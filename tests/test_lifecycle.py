@@ -197,8 +197,7 @@ def test_paged_incident_sends_acknowledge_and_resolve_pages():
 
 
 def test_effects_run_in_lanes_that_keep_their_own_order():
-    from workflows.effects import Lane
-    from workflows.lifecycle.outbox import lanes
+    from workflows.effects import Lane, lanes
 
     state, effects = states.start(
         7, "incident-7", Declaration(title="x", severity="sev1", commander="U0ALICE01"), POLICY, T0

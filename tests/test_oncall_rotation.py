@@ -21,12 +21,14 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.oncall import DirectMessage, OncallActivities, ResolvePeople, SetUserGroup
+from activities.slack import OncallActivities
+from clients.slack import Slack
 from clients.slack_client import slack_client
 from localslack import BOT_TOKEN, SlackEmulator
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess, temporal_binary
 from workflows.oncall.rotation import AddOverride, RemoveOverride, ScheduleWorkflow
 from workflows.oncall.schedules import on_call
+from workflows.requests import DirectMessage, ResolvePeople, SetUserGroup
 
 TASK_QUEUE = "oncall-test"
 SHIFT = 6.0  # seconds: long enough for a loaded machine to hand off well inside a shift
@@ -231,7 +233,7 @@ async def test_handoff_activities_resolve_people_message_once_and_set_the_group(
     slack: SlackEmulator,
 ) -> None:
     web = slack_client(BOT_TOKEN, slack.base_url)
-    oncall = OncallActivities(web)
+    oncall = OncallActivities(Slack(web, "#incidents", str))
     env = ActivityEnvironment()
     people = ["@alice", "bob@example.com", "U0CAROL03", "@nobody"]
     resolved = await env.run(oncall.resolve_people, ResolvePeople(people=people))

@@ -2,6 +2,12 @@
 
 Handlers only change state and queue effects, so a command answers at once with the new
 snapshot while Slack is told in order, durably, by the workflow's main loop.
+
+Queued effects are grouped into lanes (``lanes``): inside a lane they keep their order (an
+invitation lands before the message that mentions the invited; the archive comes after the last
+post), while lanes run concurrently, so a status change reaches the incident channel, the
+broadcast channel and the topic in one round trip instead of three. Each effect names its lanes
+(``SideEffect.routes``), so nothing asks an effect its type.
 """
 
 from __future__ import annotations
@@ -258,3 +264,17 @@ Effect = Annotated[
     | ReachOnCall,
     Field(discriminator="kind"),
 ]
+
+Step = tuple[Effect, Audience | None]
+
+
+def lanes(effects: list[Effect]) -> dict[Lane, list[Step]]:
+    """Split a batch of effects into ordered lanes; of a ``newest_only`` kind, only the last."""
+    newest = {type(effect): index for index, effect in enumerate(effects) if effect.newest_only}
+    grouped: dict[Lane, list[Step]] = {}
+    for index, effect in enumerate(effects):
+        if effect.newest_only and newest[type(effect)] != index:
+            continue
+        for lane, audience in effect.routes():
+            grouped.setdefault(lane, []).append((effect, audience))
+    return grouped

@@ -154,3 +154,23 @@ class WhoIsOnCall(BaseModel):
 
 class OnCall(BaseModel):
     people: dict[str, str | None]  # by schedule: a user id, or None for nobody (a gap)
+
+
+# On-call handoffs (``workflows/oncall/rotation.py``): people resolved, a direct message to the
+# incoming and outgoing person, and the schedule's user group set to whoever is on call.
+MAX_ONCALL_PEOPLE = 100
+
+
+class ResolvePeople(BaseModel):
+    people: list[str] = Field(max_length=MAX_ONCALL_PEOPLE)  # ids, @handles, emails
+
+
+class DirectMessage(BaseModel):
+    user: str = Field(max_length=64)
+    text: str = Field(max_length=3000)  # already escaped: built from ids, names and times
+    key: str = Field(max_length=200)  # the same handoff's message is sent once, across retries
+
+
+class SetUserGroup(BaseModel):
+    handle: str = Field(max_length=80)
+    users: list[str] = Field(min_length=1, max_length=MAX_ONCALL_PEOPLE)

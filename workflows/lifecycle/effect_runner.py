@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle.channel import incident_brief
     from workflows.lifecycle.idempotency import release_key
     from workflows.lifecycle.notices import failure_reason
-    from workflows.lifecycle.outbox import Step, lanes
     from workflows.lifecycle.visibility import publish
     from workflows.models import IncidentState, MessageRef
     from workflows.policy import Policy, drill_marked
@@ -108,9 +107,9 @@ class EffectRunner:
     async def drain(self) -> None:
         while self.outbox:
             batch, self.outbox = self.outbox, []
-            await asyncio.gather(*(self._lane(steps) for steps in lanes(batch).values()))
+            await asyncio.gather(*(self._lane(steps) for steps in fx.lanes(batch).values()))
 
-    async def _lane(self, steps: list[Step]) -> None:
+    async def _lane(self, steps: list[fx.Step]) -> None:
         for effect, audience in steps:
             await self.handlers[type(effect)](effect, audience)
 

@@ -24,7 +24,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.oncall import DirectMessage, OncallActivities, ResolvePeople, SetUserGroup
+    from activities.slack import OncallActivities
     from workflows.oncall.schedules import (
         MAX_OVERRIDES,
         MAX_SHIFTS,
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         on_call,
         shifts,
     )
+    from workflows.requests import DirectMessage, ResolvePeople, SetUserGroup
     from workflows.text import SLACK_USER_ID
 
 WORKFLOW_PREFIX = "oncall-"
