@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from starter.cli_client import (
@@ -120,6 +121,8 @@ def preview(
         where = ", ".join(step["where"])
         table.add_row(_offset(step["after"]), step["what"], where, who, step["text"][:60])
     out.print(table)
+    for warning in answer.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 # -- incident oncall --------------------------------------------------------------------------

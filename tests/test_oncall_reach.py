@@ -246,13 +246,17 @@ async def test_an_override_wins_from_the_moment_it_is_answered(
 async def test_nobody_on_call_is_said_and_the_rest_of_the_tier_still_hears(
     stack: tuple[Client, Settings], slack: SlackEmulator, name: str
 ):
-    client, _ = stack
+    client, settings = stack
     later = datetime.now(UTC) + timedelta(days=2)  # the rotation has not begun: a gap
     policy = on_call_policy(
         {name: schedule([ALICE], later, "1d")},
         {"after": 1, "notify": [f"oncall:{name}", BOB], "page": True},
     )
     await start_schedules(client, policy)
+    async with await api_for(settings, IncidentDesk(client, TASK_QUEUE, policy)) as api:
+        preview = await api.get("/policy/preview", params={"severity": "sev1"}, headers=AUTH)
+    (warning,) = preview.json()["warnings"]
+    assert warning.startswith(f"schedule {name}: nobody on call ") and "(UTC)" in warning
     state = await declare(client, policy, "Gap")
 
     async def noted() -> list[str]:

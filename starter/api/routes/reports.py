@@ -33,6 +33,7 @@ from starter.api.routes.incidents import incident_router
 from starter.desk import IncidentNotFound
 from starter.oncall import OnCallDesk
 from workflows.models import Status
+from workflows.oncall.schedules import coverage_warnings
 from workflows.policy import PagingSeverity
 from workflows.preview import Scenario, Step, preview
 from workflows.resolution.metrics import IncidentMetrics, IncidentRecord
@@ -161,6 +162,11 @@ async def policy_severities(desk: Desk) -> Severities:
 class Preview(BaseModel):
     scenario: Scenario
     steps: list[Step]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="schedules leaving nobody on call in the next 4 weeks (overrides aside), "
+        "with the windows in their time zones",
+    )
 
 
 @policy.get("/preview", summary="What the policy would do to an incident, declaring nothing")
@@ -193,9 +199,12 @@ async def policy_preview(
             for e in error.errors()
         ]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
-    rosters = await OnCallDesk(desk.client, desk.policy).rosters(datetime.now(UTC))
+    now = datetime.now(UTC)
+    rosters = await OnCallDesk(desk.client, desk.policy).rosters(now)
+    warnings = coverage_warnings(desk.policy.schedules, now)
     try:
-        return Preview(scenario=scenario, steps=preview(desk.policy, scenario, rosters))
+        steps = preview(desk.policy, scenario, rosters)
+        return Preview(scenario=scenario, steps=steps, warnings=warnings)
     except ValueError as error:  # a severity this policy does not know
         detail = [{"loc": ["query", "severity"], "msg": str(error), "type": "value_error"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from None
