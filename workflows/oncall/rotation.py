@@ -44,9 +44,8 @@ MAX_HISTORY, MAX_DEFINITIONS = 2000, 50  # events before continuing as new; edit
 MAX_OVERRIDE_LENGTH = timedelta(days=90)
 KEEP_PAST = timedelta(days=30)  # an override over stays this long: calendars still show it
 SLACK_CALL = timedelta(seconds=30)
-# A few minutes of Slack trouble: a handoff message later than that is noise, and waiting
-# longer would hold the next handoff. Resolving a schedule's people waits for Slack instead:
-# without ids nobody can be told anything.
+# A few minutes of Slack trouble: a later handoff message is noise and would hold the next
+# handoff. Resolving people waits for Slack instead: without ids nobody can be told anything.
 SLACK_RETRY = RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(seconds=30))
 PATIENT = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
