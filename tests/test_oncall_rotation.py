@@ -11,6 +11,7 @@ import dataclasses
 import math
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -239,12 +240,17 @@ async def test_handoff_activities_resolve_people_message_once_and_set_the_group(
     resolved = await env.run(oncall.resolve_people, ResolvePeople(people=people))
     assert resolved == [*PEOPLE, "@nobody"], "someone Slack does not know stays as written"
 
-    message = DirectMessage(user="U0DAVE004", text=f"{ON_CALL} until Mon 09:00.", key="k-1")
+    key = f"handoff-{uuid.uuid4().hex}"  # the emulator is shared: others write to Dave too
+    message = DirectMessage(user="U0DAVE004", text=f"{ON_CALL} until Mon 09:00.", key=key)
     for attempt in (1, 2, 3):  # retries whose answers were lost
         env.info = dataclasses.replace(env.info, attempt=attempt)
         await env.run(oncall.direct_message, message)
     opened = await web.conversations_open(users="U0DAVE004")
-    texts = [m["text"] for m in slack.messages(opened["channel"]["id"])]
+    texts = [
+        m["text"]
+        for m in slack.messages(opened["channel"]["id"])
+        if m.get("metadata", {}).get("event_payload", {}).get("key") == key
+    ]
     assert texts == [message.text]
 
     await env.run(oncall.set_user_group, SetUserGroup(handle="oncall", users=["U0CAROL03"]))

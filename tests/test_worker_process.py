@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from workflows.models import Declaration
 from workflows.policy import default_policy
 
 TASK_QUEUE = "incidents"
+RESTART = timedelta(seconds=50)
 HOLD = 3.0  # seconds the slow Slack keeps the first conversations.create waiting
 
 
@@ -113,7 +115,8 @@ async def test_worker_serves_metrics_and_finishes_its_activity_on_sigterm(
 
         desk = IncidentDesk(await server.connect(), TASK_QUEUE, default_policy())
         declaring = asyncio.create_task(
-            desk.declare(Declaration(title="Checkout failing", severity="sev1"))
+            # Long enough for a worker to stop and another to start on a loaded machine.
+            desk.declare(Declaration(title="Checkout failing", severity="sev1"), wait=RESTART)
         )
         await eventually(lambda: proxy.held, timeout=30)
         assert isinstance(first, WorkerProcess) and first.popen is not None
