@@ -208,7 +208,8 @@ def _user(ws: Workspace, user_id: str) -> str:
 
 
 def _when(at: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(at))
+    # With its zone: messages name times in other zones ("until 09:00 Europe/Paris").
+    return time.strftime("%H:%M:%S %Z", time.localtime(at))
 
 
 def _channel(ws: Workspace, channel: Channel, user: str) -> str:

@@ -6,22 +6,32 @@ browser is ever downloaded. `make test` installs Chromium when it is missing and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
-from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.client import Client
 
 from config import Settings
+from config.deployment import ensure_oncall_schedules
 from localslack import SlackEmulator
+from localslack.posts import Channel
 from starter.desk import IncidentDesk
-from tests.support import serve_slack_app
+from tests.conftest import seconds_policy
+from tests.support import eventually, serve_slack_app
+from worker import build_worker
+from workflows.oncall.rotation import schedule_workflow_id
+from workflows.policy import Policy
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -37,7 +47,11 @@ FLAGS = [
 # Someone no other test acts as, so every reply on the page is this test's.
 ERIN = "U0ERIN005"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ".data/screenshots"))
-HANDOFF_TOKEN = "xoxb-handoff"  # what a handoff and a page need, whatever the manifest says
+# The on-call scenario: its own emulator, worker and task queue, so the page holds only it.
+ONCALL_QUEUE = "incidents-oncall-page"
+SCHEDULE = "payments-primary"
+SHIFT = 8.0  # seconds: a handoff, then a page well inside the incoming person's shift
+ALICE, BOB = "U0ALICE01", "U0BOB0002"
 
 
 @pytest.fixture(scope="module")
@@ -140,35 +154,106 @@ async def run_an_incident(page: Page, slack: SlackEmulator, desk: IncidentDesk) 
     assert final.status.value == "resolved" and final.timeline[-1].actor == ERIN
 
 
-async def test_the_page_shows_user_groups_and_a_page_dm_with_its_button(browser: BrowserContext):
-    """What an on-call handoff and a page leave in Slack, as a person sees it."""
+def paging_policy(start: datetime) -> Policy:
+    """A seconds-scale rotation of @alice then @bob keeping @oncall, and a tier that pages it."""
+    policy = seconds_policy().model_dump()
+    tier = {"after": 1, "notify": [f"oncall:{SCHEDULE}"], "page": True}
+    for severity in policy["severities"].values():
+        severity["escalation"] = [tier]
+    schedule = {
+        "timezone": "Europe/Paris",
+        "people": ["@alice", "@bob"],
+        "shift": SHIFT,
+        "start": start.isoformat(),
+        "user_group": "oncall",
+    }
+    return Policy.model_validate({**policy, "schedules": {SCHEDULE: schedule}})
+
+
+def dm_with(slack: SlackEmulator, user: str) -> Channel | None:
+    return next((c for c in slack.channels.values() if c.is_im and user in c.members), None)
+
+
+def texts(slack: SlackEmulator, user: str) -> list[str]:
+    channel = dm_with(slack, user)
+    return [str(m.get("text", "")) for m in channel.messages] if channel else []
+
+
+async def test_a_handoff_and_a_page_show_in_the_dm_of_whoever_is_on_call(
+    browser: BrowserContext, client: Client, settings: Settings
+):
+    """A real handoff (dev server, worker, API, emulator): @bob takes over from @alice, @oncall
+    follows, an incident pages whoever is on call, and the page shows it as Bob sees it."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    scopes = {"usergroups:write", "im:write", "chat:write"}
-    async with SlackEmulator(scoped_tokens={HANDOFF_TOKEN: scopes}) as emulator:
-        client = AsyncWebClient(base_url=emulator.base_url, token=HANDOFF_TOKEN)
-        await client.usergroups_users_update(usergroup="S0ONCALL1", users=["U0CAROL03"])
-        dm = (await client.conversations_open(users="U0CAROL03"))["channel"]["id"]
-        acknowledge = {
-            "type": "button",
-            "action_id": "incident_acknowledge",
-            "value": "incident-7",
-            "style": "primary",
-            "text": {"type": "plain_text", "text": "Acknowledge"},
-        }
-        text = ":pager: *INC-7 SEV1: Checkout failing* pages you"
-        blocks: list[dict[str, Any]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {"type": "actions", "block_id": "page", "elements": [acknowledge]},
-        ]
-        await client.chat_postMessage(channel=dm, text="INC-7 pages you", blocks=blocks)
-        page = await browser.new_page()
-        try:
-            await page.goto(emulator.base_url.removesuffix("api/") + "?as=U0CAROL03")
-            oncall = page.locator("#user-groups li").filter(has_text="@oncall")
-            assert "@carol" in await oncall.inner_text()
-            direct = page.locator(f"section:has(h2#{dm})")
-            assert "Direct message with @carol" in await direct.locator("h2").inner_text()
-            await direct.get_by_role("button", name="Acknowledge").wait_for(timeout=10_000)
-            await page.screenshot(path=str(SHOTS / "5-user-groups-and-page-dm.png"))
-        finally:
-            await page.close()
+    async with (
+        SlackEmulator(broadcast_channel="incidents") as slack,
+        httpx.AsyncClient() as http,
+    ):
+        stack = settings.model_copy(
+            update={
+                "slack_api_url": slack.base_url,
+                "task_queue": ONCALL_QUEUE,
+                # A deployment of its own: its version becomes current for this queue alone.
+                "deployment_name": "incidents-oncall-page",
+            }
+        )
+        async with build_worker(client, stack, http):
+            # Alice's shift began before the workflow starts and ends in 4 s: Bob takes over.
+            policy = paging_policy(datetime.now(UTC) - timedelta(seconds=SHIFT - 4))
+            desk = IncidentDesk(client, ONCALL_QUEUE, policy)
+            async with serve_slack_app(stack, desk, slack, "oncall-page-secret") as url:
+                await ensure_oncall_schedules(client, ONCALL_QUEUE, policy)
+                schedule = client.get_workflow_handle(schedule_workflow_id(SCHEDULE))
+                try:
+                    await handoff_page_and_acknowledge(browser, slack, desk, url)
+                finally:
+                    await schedule.terminate("the test is over")
+
+
+async def handoff_page_and_acknowledge(
+    browser: BrowserContext, slack: SlackEmulator, desk: IncidentDesk, url: str
+) -> None:
+    on_call = f"You are on call for {SCHEDULE} until "
+    await eventually(lambda: [t for t in texts(slack, BOB) if t.startswith(on_call)], timeout=20)
+    over = f"Your on-call shift for {SCHEDULE} is over: <@{BOB}> is on call now."
+    await eventually(lambda: over in texts(slack, ALICE), explain=lambda: texts(slack, ALICE))
+    await eventually(lambda: slack.workspace.user_groups["S0ONCALL1"].users == (BOB,))
+
+    async with httpx.AsyncClient(base_url=url) as api:
+        body = {"title": "Checkout failing", "severity": "sev1", "by": "@dave"}
+        declared = await api.post(
+            "/incidents", json=body, headers={"Authorization": "Bearer slack-test-token"}
+        )
+    assert declared.status_code in (201, 202), declared.text
+    label = declared.json()["label"]
+    await eventually(lambda: [t for t in texts(slack, BOB) if label in t], timeout=20)
+    assert not [t for t in texts(slack, ALICE) if label in t], "the page reached Bob only"
+    bob = dm_with(slack, BOB)
+    assert bob is not None
+
+    page = await browser.new_page()
+    try:
+        await page.goto(slack.base_url.removesuffix("api/") + "?as=" + BOB)
+        group = page.locator("#user-groups li").filter(has_text="@oncall")
+        assert (await group.inner_text()).endswith(": @bob")
+        direct = page.locator(f"section:has(h2#{bob.id})")
+        assert "Direct message with @bob" in await direct.locator("h2").inner_text()
+        shown = await direct.inner_text()
+        assert on_call in shown and "Europe/Paris" in shown and label in shown
+        assert f"@bob, on call for {SCHEDULE}" in shown, "the page says why Bob"
+        acknowledge = direct.get_by_role("button", name="Acknowledge")
+        await acknowledge.wait_for(timeout=10_000)
+        await page.locator("#user-groups").screenshot(path=str(SHOTS / "5-oncall-user-group.png"))
+        await direct.screenshot(path=str(SHOTS / "6-handoff-and-page-dm.png"))
+        alice = dm_with(slack, ALICE)
+        assert alice is not None
+        await page.locator(f"section:has(h2#{alice.id})").screenshot(
+            path=str(SHOTS / "7-handoff-told-to-the-outgoing.png")
+        )
+        await acknowledge.click()  # as Bob, from his DM: the incident is acknowledged
+        deadline = time.monotonic() + 30
+        while (await desk.get(declared.json()["id"])).acknowledged_by != BOB:
+            assert time.monotonic() < deadline, "the Acknowledge button did not acknowledge"
+            await asyncio.sleep(0.2)
+    finally:
+        await page.close()
