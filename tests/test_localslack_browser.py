@@ -50,7 +50,7 @@ SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ".data/screenshots"))
 # The on-call scenario: its own emulator, worker and task queue, so the page holds only it.
 ONCALL_QUEUE = "incidents-oncall-page"
 SCHEDULE = "payments-primary"
-SHIFT = 8.0  # seconds: a handoff, then a page well inside the incoming person's shift
+SHIFT = 20.0  # seconds: a handoff, then a page well inside the incoming person's shift
 ALICE, BOB = "U0ALICE01", "U0BOB0002"
 
 
@@ -198,8 +198,9 @@ async def test_a_handoff_and_a_page_show_in_the_dm_of_whoever_is_on_call(
             }
         )
         async with build_worker(client, stack, http):
-            # Alice's shift began before the workflow starts and ends in 4 s: Bob takes over.
-            policy = paging_policy(datetime.now(UTC) - timedelta(seconds=SHIFT - 4))
+            # Alice's shift began before the workflow starts and ends in 10 s (room for a slow
+            # machine to start the schedule inside it): Bob takes over.
+            policy = paging_policy(datetime.now(UTC) - timedelta(seconds=SHIFT - 10))
             desk = IncidentDesk(client, ONCALL_QUEUE, policy)
             async with serve_slack_app(stack, desk, slack, "oncall-page-secret") as url:
                 await ensure_oncall_schedules(client, ONCALL_QUEUE, policy)
