@@ -276,7 +276,7 @@ async def test_rename_edits_the_kickoff_and_topic_notes_it_and_keeps_the_channel
     else:
         pytest.fail(f"the archive does not know the new title: {archived.text}")
     again = await command(api, incident, "rename", title=new)
-    assert again.status_code == 409 and "already has that title" in again.json()["detail"]
+    assert again.status_code == 409 and f"is already called '{new}'" in again.json()["detail"]
     blank = await command(api, incident, "rename", title=" ")
     assert blank.status_code == 422 and blank.json()["detail"][0]["loc"] == ["body", "title"]
 

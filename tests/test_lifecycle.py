@@ -145,7 +145,7 @@ def test_severity_change_must_name_a_known_different_severity():
 
 def test_rename_changes_the_title_says_so_in_the_channel_and_refreshes_topic_and_kickoff():
     state = declared()
-    with pytest.raises(CommandRefused, match="INC-7 already has that title"):
+    with pytest.raises(CommandRefused, match="INC-7 is already called 'Checkout failing'"):
         states.check_rename(state, POLICY, cmd.Rename(title="  Checkout failing "))
     with pytest.raises(ValueError, match="must contain visible text"):
         cmd.Rename(title=" \u200b ")

@@ -188,8 +188,7 @@ def apply_set_severity(
 def check_rename(state: IncidentState, policy: Policy, c: cmd.Rename) -> None:
     require_open(state, "rename it")
     if c.title == state.title:
-        # The titles stay out of the refusal: Slack shows a refusal as it is, unescaped.
-        raise CommandRefused(f"{state.label} already has that title")
+        raise CommandRefused(f"{state.label} is already called '{c.title}'")
 
 
 def apply_rename(
