@@ -95,6 +95,7 @@ def _headline(post: Post, brief: IncidentBrief) -> str:
         Notice.UPDATE: f":memo: {label} update ({status}): {title}",
         Notice.SEVERITY_CHANGED: f":arrows_counterclockwise: {label} is now "
         f"*{brief.severity.upper()}*: {title} · {channel_link(brief)}",
+        Notice.RENAMED: f":pencil2: {label} renamed: *{title}* · {channel_link(brief)}",
         Notice.ESCALATED: f":rotating_light: {label} escalated to level {brief.escalation_level}",
         Notice.RESOLVED: f":white_check_mark: {label} resolved: *{title}* · {channel_link(brief)}",
         Notice.REOPENED: f":leftwards_arrow_with_hook: {label} reopened: *{title}* · "

@@ -127,6 +127,16 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         example="sev1 checkout down for everyone",
     ),
     CommandRow(
+        "rename",
+        cmd.Rename,
+        IncidentWorkflow.rename,
+        "rename",
+        "change the title (the channel keeps its name)",
+        Grammar(text="title", text_required=True),
+        prompt="what is it called now?",
+        example="Checkout fails for EU cards",
+    ),
+    CommandRow(
         "role",
         cmd.AssignRole,
         IncidentWorkflow.assign_role,

@@ -14,6 +14,7 @@ import pytest
 from config import Settings
 from starter.api import create_app
 from starter.desk import IncidentDesk
+from tests.support import eventually
 
 TOKEN = "test-token-api"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -240,6 +241,44 @@ async def test_full_lifecycle_from_acknowledge_to_reopen(api):
     assert done.status_code == 200 and done.json()["action_items"][0]["done_at"] is not None
     twice = await command(api, incident, f"action-items/{item['id']}/complete")
     assert twice.status_code == 409 and "already done" in twice.json()["detail"]
+
+
+async def test_rename_edits_the_kickoff_and_topic_notes_it_and_keeps_the_channel_name(api, slack):
+    incident = await declare(api, title=title("Checkout slow"))
+    channel = incident["channel"]
+    new = title("Checkout <fails> & EU cards")
+    renamed = await command(api, incident, "rename", title=new, by="U0BOB0002")
+    assert renamed.status_code == 200, renamed.text
+    state = renamed.json()
+    assert state["title"] == new and state["channel"]["name"] == channel["name"]
+    entry = state["timeline"][-1]
+    assert (entry["kind"], entry["actor"]) == ("renamed", "U0BOB0002")
+    assert entry["text"] == f"Renamed from '{incident['title']}' to '{new}'"
+    shown = new.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    def kickoff() -> str:
+        [message] = [
+            m
+            for m in slack.messages(channel["id"])
+            if m.get("metadata", {}).get("event_payload", {}).get("key") == "kickoff"
+        ]
+        return str(message.get("text", ""))
+
+    await eventually(lambda: shown in kickoff(), explain=kickoff)
+    await eventually(lambda: shown in slack.channels[channel["id"]].topic)
+    said = [m.get("text", "") for m in slack.messages(channel["id"])]
+    assert any("renamed" in t and f"Was: {incident['title']}" in t for t in said)
+    for _ in range(100):  # the archive hears of the new title from an activity, just after
+        archived = await api.get("/archive/incidents", params={"q": new.split()[-1]}, headers=AUTH)
+        if [i["title"] for i in archived.json()["incidents"]] == [new]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"the archive does not know the new title: {archived.text}")
+    again = await command(api, incident, "rename", title=new)
+    assert again.status_code == 409 and f"is already called '{new}'" in again.json()["detail"]
+    blank = await command(api, incident, "rename", title=" ")
+    assert blank.status_code == 422 and blank.json()["detail"][0]["loc"] == ["body", "title"]
 
 
 async def test_list_filters_by_severity_status_open_commander_and_text(api):

@@ -13,6 +13,7 @@ from workflows.escalation import tiers as escalation
 from workflows.escalation.deadlines import Deadline, deadlines, escalation_tier
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states
+from workflows.lifecycle.channel import changes_kickoff
 from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.policy import default_policy
@@ -142,6 +143,29 @@ def test_severity_change_must_name_a_known_different_severity():
     assert state.next_update_due == T0 + timedelta(minutes=30)
 
 
+def test_rename_changes_the_title_says_so_in_the_channel_and_refreshes_topic_and_kickoff():
+    state = declared()
+    with pytest.raises(CommandRefused, match="INC-7 is already called 'Checkout failing'"):
+        states.check_rename(state, POLICY, cmd.Rename(title="  Checkout failing "))
+    with pytest.raises(ValueError, match="must contain visible text"):
+        cmd.Rename(title=" \u200b ")
+    with pytest.raises(ValueError, match="at most 200"):
+        cmd.Rename(title="x" * 201)
+    renamed = cmd.Rename(title="Checkout fails for <EU> cards", by="U0BOB0002")
+    effects = states.apply_rename(state, POLICY, renamed, T0)
+    assert state.title == "Checkout fails for <EU> cards"
+    entry = state.timeline[-1]
+    assert (entry.kind, entry.actor) == ("renamed", "U0BOB0002")
+    assert entry.text == "Renamed from 'Checkout failing' to 'Checkout fails for <EU> cards'"
+    post = posts(effects)[0]
+    assert (post.notice, post.audience, post.text) == (
+        Notice.RENAMED,
+        [Audience.CHANNEL],
+        "Was: Checkout failing",
+    )
+    assert RefreshTopic() in effects and changes_kickoff(effects)
+
+
 def test_update_resets_the_cadence():
     state = declared()
     later = T0 + timedelta(minutes=10)
@@ -163,6 +187,7 @@ def test_commands_on_resolved_incident_say_reopen_first():
         (states.check_acknowledge, cmd.Acknowledge()),
         (escalation.check_escalate, cmd.Escalate()),
         (states.check_set_severity, cmd.SetSeverity(severity="sev2")),
+        (states.check_rename, cmd.Rename(title="Checkout fails")),
     ]
     for check, command in checks:
         with pytest.raises(CommandRefused, match="INC-7 is resolved; reopen it before"):

@@ -38,6 +38,14 @@ SEVERITIES = ["sev1", "sev2", "sev3"]
         ),
         ("update it is back", True, cmd.PostUpdate, {"message": "it is back"}, None),
         ("update 42 it is back", True, cmd.PostUpdate, {"message": "42 it is back"}, None),
+        ("rename 500s on checkout", True, cmd.Rename, {"title": "500s on checkout"}, None),
+        (
+            "rename 42 500s on checkout",
+            False,
+            cmd.Rename,
+            {"title": "500s on checkout"},
+            "incident-42",
+        ),
         (
             "severity sev1 worse",
             True,
@@ -144,6 +152,7 @@ def test_drill_declares_a_drill_anywhere():
         ("ack", False, "not an incident channel"),
         ("status", True, "which status?"),
         ("update", True, "say what is new"),
+        ("rename", True, "what is it called now"),
         ("role commander", True, "a role and one person"),
         ("role commander bob carol", True, "a role and one person"),
         ("action", True, "action add"),

@@ -66,6 +66,7 @@ class Notice(StrEnum):
     STATUS_CHANGED = "status_changed"
     UPDATE = "update"
     SEVERITY_CHANGED = "severity_changed"
+    RENAMED = "renamed"
     ROLE_ASSIGNED = "role_assigned"
     RESPONDERS_ADDED = "responders_added"
     ESCALATED = "escalated"

@@ -196,6 +196,14 @@ class IncidentWorkflow:
         self._check(c)
 
     @workflow.update
+    def rename(self, c: cmd.Rename) -> IncidentState:
+        return self._apply(c)
+
+    @rename.validator
+    def _rename_allowed(self, c: cmd.Rename) -> None:
+        self._check(c)
+
+    @workflow.update
     def assign_role(self, c: cmd.AssignRole) -> IncidentState:
         return self._apply(c)
 

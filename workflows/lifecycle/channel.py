@@ -76,6 +76,7 @@ SHOWN_ON_KICKOFF = frozenset(
         Notice.ACKNOWLEDGED,
         Notice.STATUS_CHANGED,
         Notice.SEVERITY_CHANGED,
+        Notice.RENAMED,
         Notice.ROLE_ASSIGNED,
         Notice.RESOLVED,
         Notice.REOPENED,

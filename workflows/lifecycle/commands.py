@@ -21,6 +21,7 @@ from workflows.models import (
     Impact,
     Role,
     Status,
+    Title,
     UserId,
 )
 from workflows.policy import Policy
@@ -108,6 +109,12 @@ class PostUpdate(Command):
 class SetSeverity(Command):
     severity: str
     reason: Text = Field(default="", max_length=3000)
+
+
+class Rename(Command):
+    """A new title; the channel keeps its name, so links to it stay good."""
+
+    title: Title
 
 
 class AssignRole(Command):

@@ -39,6 +39,7 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
     cmd.SetStatus: Rule(states.check_set_status, states.apply_set_status),
     cmd.PostUpdate: Rule(states.check_post_update, states.apply_post_update),
     cmd.SetSeverity: Rule(states.check_set_severity, states.apply_set_severity),
+    cmd.Rename: Rule(states.check_rename, states.apply_rename),
     cmd.AssignRole: Rule(states.check_assign_role, states.apply_assign_role),
     cmd.AddResponders: Rule(states.check_add_responders, states.apply_add_responders),
     cmd.Escalate: Rule(tiers.check_escalate, tiers.apply_escalate),

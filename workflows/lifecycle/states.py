@@ -185,6 +185,22 @@ def apply_set_severity(
     return [post, RefreshTopic()]
 
 
+def check_rename(state: IncidentState, policy: Policy, c: cmd.Rename) -> None:
+    require_open(state, "rename it")
+    if c.title == state.title:
+        raise CommandRefused(f"{state.label} is already called '{c.title}'")
+
+
+def apply_rename(
+    state: IncidentState, policy: Policy, c: cmd.Rename, now: datetime
+) -> list[Effect]:
+    check_rename(state, policy, c)
+    previous, state.title = state.title, c.title
+    post = post_notice(state, Notice.RENAMED, CHANNEL, c.by, f"Was: {previous}")
+    state.note(now, "renamed", c.by, f"Renamed from '{previous}' to '{c.title}'")
+    return [post, RefreshTopic()]
+
+
 def check_assign_role(state: IncidentState, policy: Policy, c: cmd.AssignRole) -> None:
     if state.roles.holder(c.role) == c.user:
         raise CommandRefused(

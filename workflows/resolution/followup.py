@@ -51,6 +51,7 @@ def record_signature(state: IncidentState) -> tuple[object, ...]:
     no item open) is the incident's completion."""
     open_items = sum(1 for item in state.action_items if item.is_open)
     return (
+        state.title,
         state.status,
         state.severity,
         state.acknowledged_at,
