@@ -100,5 +100,6 @@ def test_every_update_taking_a_command_has_its_row_and_every_row_its_update():
     assert set(taken) == set(rows)
     for name, model in taken.items():
         assert rows[name].model is model
+        assert getattr(IncidentWorkflow, name)._defn.name == name, "called by the name it has"
     verbs = [spelling for row in COMMANDS for spelling in (row.verb, *row.aliases)]
     assert len(verbs) == len(set(verbs)), "one spelling names one command"

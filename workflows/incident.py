@@ -11,8 +11,9 @@ contract between builds.
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -29,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import Declaration, IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup
+
+
+C = TypeVar("C", bound=cmd.Command)
 
 
 class IncidentInput(BaseModel):
@@ -49,6 +53,26 @@ class IncidentInput(BaseModel):
             return self.state, list(self.outbox)
         assert self.declaration is not None, "a new incident needs its declaration"
         return states.start(self.number, incident_id, self.declaration, self.policy, now)
+
+
+def command(kind: type[C]) -> workflow.UpdateMethodMultiParam[[IncidentWorkflow, C], IncidentState]:
+    """The Update for one command model, named after it (``SetStatus``: ``set_status``)."""
+
+    def apply(self: IncidentWorkflow, c: C) -> IncidentState:
+        return self._apply(c)
+
+    def check(self: IncidentWorkflow, c: C) -> None:
+        self._check(c)
+
+    # Real types, not the TypeVar: the SDK decodes the argument by them and requires the
+    # validator's parameters to be the handler's.
+    apply.__annotations__ = {"c": kind, "return": IncidentState}
+    check.__annotations__ = {"c": kind, "return": None}
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", kind.__name__).lower()
+    apply.__name__, check.__name__ = name, f"_{name}_allowed"
+    update = workflow.update(name=name)(apply)
+    update.validator(check)
+    return update
 
 
 @workflow.defn
@@ -163,146 +187,23 @@ class IncidentWorkflow:
         """Alerts of the incident's group: a signal, since monitoring waits for nobody."""
         self._changed(rules.on_alert(self.state, self.policy, signal, workflow.now()))
 
-    @workflow.update
-    def acknowledge(self, c: cmd.Acknowledge) -> IncidentState:
-        return self._apply(c)
-
-    @acknowledge.validator
-    def _acknowledge_allowed(self, c: cmd.Acknowledge) -> None:
-        self._check(c)
-
-    @workflow.update
-    def set_status(self, c: cmd.SetStatus) -> IncidentState:
-        return self._apply(c)
-
-    @set_status.validator
-    def _set_status_allowed(self, c: cmd.SetStatus) -> None:
-        self._check(c)
-
-    @workflow.update
-    def post_update(self, c: cmd.PostUpdate) -> IncidentState:
-        return self._apply(c)
-
-    @post_update.validator
-    def _post_update_allowed(self, c: cmd.PostUpdate) -> None:
-        self._check(c)
-
-    @workflow.update
-    def set_severity(self, c: cmd.SetSeverity) -> IncidentState:
-        return self._apply(c)
-
-    @set_severity.validator
-    def _set_severity_allowed(self, c: cmd.SetSeverity) -> None:
-        self._check(c)
-
-    @workflow.update
-    def rename(self, c: cmd.Rename) -> IncidentState:
-        return self._apply(c)
-
-    @rename.validator
-    def _rename_allowed(self, c: cmd.Rename) -> None:
-        self._check(c)
-
-    @workflow.update
-    def assign_role(self, c: cmd.AssignRole) -> IncidentState:
-        return self._apply(c)
-
-    @assign_role.validator
-    def _assign_role_allowed(self, c: cmd.AssignRole) -> None:
-        self._check(c)
-
-    @workflow.update
-    def add_responders(self, c: cmd.AddResponders) -> IncidentState:
-        return self._apply(c)
-
-    @add_responders.validator
-    def _add_responders_allowed(self, c: cmd.AddResponders) -> None:
-        self._check(c)
-
-    @workflow.update
-    def escalate(self, c: cmd.Escalate) -> IncidentState:
-        return self._apply(c)
-
-    @escalate.validator
-    def _escalate_allowed(self, c: cmd.Escalate) -> None:
-        self._check(c)
-
-    @workflow.update
-    def resolve(self, c: cmd.Resolve) -> IncidentState:
-        return self._apply(c)
-
-    @resolve.validator
-    def _resolve_allowed(self, c: cmd.Resolve) -> None:
-        self._check(c)
-
-    @workflow.update
-    def reopen(self, c: cmd.Reopen) -> IncidentState:
-        return self._apply(c)
-
-    @reopen.validator
-    def _reopen_allowed(self, c: cmd.Reopen) -> None:
-        self._check(c)
-
-    @workflow.update
-    def add_action_item(self, c: cmd.AddActionItem) -> IncidentState:
-        return self._apply(c)
-
-    @add_action_item.validator
-    def _add_action_item_allowed(self, c: cmd.AddActionItem) -> None:
-        self._check(c)
-
-    @workflow.update
-    def complete_action_item(self, c: cmd.CompleteActionItem) -> IncidentState:
-        return self._apply(c)
-
-    @complete_action_item.validator
-    def _complete_action_item_allowed(self, c: cmd.CompleteActionItem) -> None:
-        self._check(c)
-
-    @workflow.update
-    def add_timeline_entry(self, c: cmd.AddTimelineEntry) -> IncidentState:
-        return self._apply(c)
-
-    @add_timeline_entry.validator
-    def _add_timeline_entry_allowed(self, c: cmd.AddTimelineEntry) -> None:
-        self._check(c)
-
-    @workflow.update
-    def post_public_update(self, c: cmd.PostPublicUpdate) -> IncidentState:
-        return self._apply(c)
-
-    @post_public_update.validator
-    def _post_public_update_allowed(self, c: cmd.PostPublicUpdate) -> None:
-        self._check(c)
-
-    @workflow.update
-    def complete_retrospective(self, c: cmd.CompleteRetrospective) -> IncidentState:
-        return self._apply(c)
-
-    @complete_retrospective.validator
-    def _complete_retrospective_allowed(self, c: cmd.CompleteRetrospective) -> None:
-        self._check(c)
-
-    @workflow.update
-    def assign_action_item(self, c: cmd.AssignActionItem) -> IncidentState:
-        return self._apply(c)
-
-    @assign_action_item.validator
-    def _assign_action_item_allowed(self, c: cmd.AssignActionItem) -> None:
-        self._check(c)
-
-    @workflow.update
-    def set_action_item_due(self, c: cmd.SetActionItemDue) -> IncidentState:
-        return self._apply(c)
-
-    @set_action_item_due.validator
-    def _set_action_item_due_allowed(self, c: cmd.SetActionItemDue) -> None:
-        self._check(c)
-
-    @workflow.update
-    def drop_action_item(self, c: cmd.DropActionItem) -> IncidentState:
-        return self._apply(c)
-
-    @drop_action_item.validator
-    def _drop_action_item_allowed(self, c: cmd.DropActionItem) -> None:
-        self._check(c)
+    # The commands: each an Update named after its model, checked by its rule's check in the
+    # validator (a refusal writes nothing) and applied by its apply (``rules.RULES``).
+    acknowledge = command(cmd.Acknowledge)
+    set_status = command(cmd.SetStatus)
+    post_update = command(cmd.PostUpdate)
+    set_severity = command(cmd.SetSeverity)
+    rename = command(cmd.Rename)
+    assign_role = command(cmd.AssignRole)
+    add_responders = command(cmd.AddResponders)
+    escalate = command(cmd.Escalate)
+    resolve = command(cmd.Resolve)
+    reopen = command(cmd.Reopen)
+    add_action_item = command(cmd.AddActionItem)
+    complete_action_item = command(cmd.CompleteActionItem)
+    add_timeline_entry = command(cmd.AddTimelineEntry)
+    post_public_update = command(cmd.PostPublicUpdate)
+    complete_retrospective = command(cmd.CompleteRetrospective)
+    assign_action_item = command(cmd.AssignActionItem)
+    set_action_item_due = command(cmd.SetActionItemDue)
+    drop_action_item = command(cmd.DropActionItem)
