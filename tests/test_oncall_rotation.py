@@ -253,8 +253,12 @@ async def test_handoff_activities_resolve_people_message_once_and_set_the_group(
     ]
     assert texts == [message.text]
 
-    await env.run(oncall.set_user_group, SetUserGroup(handle="oncall", users=["U0CAROL03"]))
-    assert slack.workspace.user_groups["S0ONCALL1"].users == ("U0CAROL03",)
+    members = list(slack.workspace.user_groups["S0ONCALL1"].users)  # other tests notify them
+    try:
+        await env.run(oncall.set_user_group, SetUserGroup(handle="oncall", users=["U0CAROL03"]))
+        assert slack.workspace.user_groups["S0ONCALL1"].users == ("U0CAROL03",)
+    finally:
+        await env.run(oncall.set_user_group, SetUserGroup(handle="oncall", users=members))
     with pytest.raises(ApplicationError, match="no Slack user group @payments") as refused:
         await env.run(oncall.set_user_group, SetUserGroup(handle="payments", users=PEOPLE))
     assert refused.value.non_retryable
