@@ -67,6 +67,10 @@ def declare(
     template: Annotated[
         str | None, typer.Option(help="A policy template: it fills what you leave out.")
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--type", help="A type of the policy: its template, roles, severities."),
+    ] = None,
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: same key, same incident.")
     ] = None,
@@ -85,6 +89,7 @@ def declare(
         "commander": commander,
         "responders": responder,
         "template": template,
+        "type": kind,
         "idempotency_key": key,
         "drill": drill,
     }
