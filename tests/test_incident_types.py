@@ -195,7 +195,7 @@ async def test_a_typed_declaration_opens_with_its_roles_its_channel_and_its_type
     channel = slack.workspace.channels[incident["channel"]["id"]]
     assert channel.name == f"sec-{incident['number']}"
     assert {DAVE, OWNER, CAROL} <= set(channel.members)
-    topic = await eventually(lambda: "security" in channel.topic and channel.topic, timeout=10)
+    topic: str = await eventually(lambda: channel.topic if "security" in channel.topic else None)
     assert topic.startswith("SEV1 · security · Investigating") and f"<@{DAVE}>" in topic
     (kickoff,) = [m for m in slack.messages(channel.id) if "declared" in m.get("text", "")][:1]
     fields = [f["text"] for b in kickoff["blocks"] for f in b.get("fields", [])]
