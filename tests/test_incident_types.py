@@ -230,7 +230,7 @@ async def test_the_api_refuses_a_severity_the_type_does_not_allow_and_documents_
     assert kind["schema"]["anyOf"][0]["enum"] == ["security", "outage"]
 
 
-async def test_the_cli_declares_a_type(app: FastAPI) -> None:
+async def test_the_cli_declares_a_type_and_lists_by_it(app: FastAPI) -> None:
     async with serve_http(app) as url:
         done = await incident(
             "declare",
@@ -245,6 +245,10 @@ async def test_the_cli_declares_a_type(app: FastAPI) -> None:
         )
         assert done.code == 0, done.err
         assert done.json()["type"] == "outage" and done.json()["roles"]["tech_lead"] == ALICE
+        listed = await incident("list", "--type", "outage", "--json", url=url, token=TOKEN)
+        assert listed.code == 0, listed.err
+        assert done.json()["id"] in {i["id"] for i in listed.json()["incidents"]}
+        assert {i["type"] for i in listed.json()["incidents"]} == {"outage"}
 
 
 async def test_the_slack_form_offers_the_types_and_declares_one(

@@ -145,7 +145,8 @@ def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
 def _details(state: IncidentState, problem: str | None) -> str:
     lines = [
         f"**{summary(state)}**",
-        f"Status: **{state.status.value}** · Impact: {state.impact.value}",
+        f"Status: **{state.status.value}** · Impact: {state.impact.value}"
+        + (f" · Type: {state.type}" if state.type else ""),
         f"Commander: {state.roles.commander or 'unassigned'}",
         f"Channel: #{state.channel.name}" if state.channel else "Channel: not yet created",
         f"Escalation level: {state.escalation_level}"
