@@ -29,6 +29,7 @@ from workflows.lifecycle.visibility import INCIDENT_TYPE
 from workflows.models import Declaration, DeclarationRequest
 from workflows.policy import Policy, default_policy
 from workflows.requests import RoleHolders
+from workflows.resolution.followup import report_documents
 from workflows.resolution.report import situation_report
 
 T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
@@ -151,9 +152,11 @@ def test_the_answer_fills_each_role_and_says_why_and_nobody_leaves_the_declarer(
     assert "Tech lead: nobody found for S0LEADS01" in said
 
 
-def test_the_situation_report_names_the_type() -> None:
+def test_the_situation_report_names_the_type_and_goes_to_its_stakeholders() -> None:
     state, _ = states.start(8, "incident-8", complete(request(type="security"), POLICY), POLICY, T0)
     assert "Type security (Breaches, leaks, intrusions)" in situation_report(state, POLICY)
+    _, email = report_documents(state, POLICY, "report")
+    assert email is not None and email.to == ["ciso@example.com"]
     plain = Declaration(title="x", severity="sev2")
     state, _ = states.start(9, "incident-9", plain, POLICY, T0)
     assert "Type " not in situation_report(state, POLICY)
