@@ -88,6 +88,7 @@ def build_worker(
     archive = IncidentArchive(settings.database_url.get_secret_value())
     follow_up = follow_up_activities(settings, incident_slack, archive)
     oncall = OncallActivities(incident_slack)
+    roster = RosterActivities(client, incident_slack.people)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -103,7 +104,8 @@ def build_worker(
             IncidentOpening(incident_slack, archive).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
-            RosterActivities(client).who_is_on_call,
+            roster.who_is_on_call,
+            roster.role_holders,
             *follow_up,
             *status_page_activities(settings, archive),
             oncall.resolve_people,

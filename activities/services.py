@@ -22,6 +22,7 @@ from clients.documents import SlackDocuments, invitation_ics
 from clients.mail import Mailer, smtp_server
 from clients.paging import Pager
 from clients.slack import Slack
+from clients.slack_people import SlackPeople
 from clients.statuspage import StatusPagePublisher
 from clients.statuspage_store import StatusPageStore
 from clients.statuspage_webhooks import status_webhooks
@@ -37,9 +38,11 @@ from workflows.requests import (
     Invitation,
     OnCall,
     People,
+    RoleHolders,
     Sent,
     Upload,
     Uploaded,
+    WhoHoldsRoles,
     WhoIsOnCall,
 )
 from workflows.resolution.metrics import IncidentMetrics
@@ -178,9 +181,23 @@ class PagingActivities:
 # workflow (its definitions and overrides, an override made a second ago included), then the
 # pure shift arithmetic. A schedule whose workflow the worker has not started yet answers from
 # the incident's policy, without overrides: a tier is never held back for want of a roster.
+# The roles an incident type fills are answered the same way, and people it names otherwise
+# (a user group's first member, a handle, an email) through Slack's directory.
 class RosterActivities:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, people: SlackPeople | None = None) -> None:
         self.client = client
+        self.people = people or SlackPeople(None)
+
+    @activity.defn(name="roster_role_holders")
+    async def role_holders(self, request: WhoHoldsRoles) -> RoleHolders:
+        found = RoleHolders()
+        if request.on_call is not None:
+            found.on_call = (await self.who_is_on_call(request.on_call)).people
+        with non_retryable():
+            for given in request.people:
+                if user := await self.people.first_user(given):
+                    found.people[given] = user
+        return found
 
     @activity.defn(name="roster_who_is_on_call")
     async def who_is_on_call(self, request: WhoIsOnCall) -> OnCall:

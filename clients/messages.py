@@ -66,8 +66,9 @@ def cut(text: str, limit: int) -> str:
 
 
 def topic(brief: IncidentBrief) -> str:
+    kind = f"{escape(brief.type)} · " if brief.type else ""
     text = policy.drill_marked(
-        f"{brief.severity.upper()} · {brief.status.value.capitalize()} · "
+        f"{brief.severity.upper()} · {kind}{brief.status.value.capitalize()} · "
         f"IC {mention(brief.commander)} · {incident_label(brief.number)}: {escape(brief.title)}",
         brief.drill,
     )
@@ -113,6 +114,9 @@ def _kickoff_fields(brief: IncidentBrief) -> list[str]:
         f"*Impact*\n{brief.impact.value}",
         f"*Incident commander*\n{mention(brief.commander)}",
     ]
+    if brief.type:
+        described = f": {brief.type_description}" if brief.type_description else ""
+        fields.insert(1, f"*Type*\n{escape(brief.type + described)}")
     if brief.tech_lead or brief.comms_lead:
         fields.append(
             f"*Tech lead*\n{mention(brief.tech_lead)}\n*Comms lead*\n{mention(brief.comms_lead)}"

@@ -100,6 +100,16 @@ class SlackPeople:
             return [await self.resolve(target)]
         return [target]
 
+    async def first_user(self, target: str) -> str | None:
+        """The one person a role's holder names: a user (id, @handle, email) or a user group's
+        first member; None when Slack knows nobody by it."""
+        try:
+            async with permanent_errors("users lookup"):
+                found = await self.user_ids(target)
+        except UnknownPerson:
+            return None
+        return next((user for user in found if SLACK_USER_ID.match(user)), None)
+
     async def mention_ids(self, people: list[str]) -> list[str]:
         """Policy people named by ``@handle`` or email become ids, so they are mentioned
         for real; someone Slack does not know stays plain (escaped) text."""

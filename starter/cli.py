@@ -67,6 +67,10 @@ def declare(
     template: Annotated[
         str | None, typer.Option(help="A policy template: it fills what you leave out.")
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--type", help="A type of the policy: its template, roles, severities."),
+    ] = None,
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: same key, same incident.")
     ] = None,
@@ -85,6 +89,7 @@ def declare(
         "commander": commander,
         "responders": responder,
         "template": template,
+        "type": kind,
         "idempotency_key": key,
         "drill": drill,
     }
@@ -112,6 +117,7 @@ def list_incidents(
     ] = None,
     commander: Annotated[str | None, typer.Option(help="Only this commander.")] = None,
     text: Annotated[str | None, typer.Option(help="Only titles with these words.")] = None,
+    kind: Annotated[str | None, typer.Option("--type", help="Only this incident type.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     as_json: JsonFlag = False,
 ) -> None:
@@ -125,6 +131,7 @@ def list_incidents(
         "open": _flag(only_open),
         "commander": commander,
         "text": text,
+        "type": kind,
         "page_size": limit,
     }
     _, found = Api().call("GET", "/incidents", params=params)

@@ -160,7 +160,6 @@ class Intake:
         declaration = declaration.model_copy(update={"accepted_at": accepted_at})
         started = IncidentInput(number=number, policy=policy, declaration=declaration)
         now_state, _ = started.first_state(incident_id(number), accepted_at)
-        commander = declaration.commander or declaration.declared_by
         try:
             await self.client.start_workflow(
                 IncidentWorkflow.run,
@@ -171,7 +170,7 @@ class Intake:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=summary(now_state),
                 search_attributes=declared_search_attributes(
-                    number, declaration.severity, commander
+                    number, declaration.severity, now_state.roles.commander, declaration.type
                 ),
                 memo={MEMO_KEY: memo_of(now_state)},
             )

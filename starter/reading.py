@@ -9,7 +9,7 @@ pure ``IncidentInput.first_state`` the workflow will run (channel ``None``, noth
 Listing uses visibility alone: no query, no replay, per workflow. Each incident keeps its list
 view in its memo (``workflows.lifecycle.visibility``) and its status, severity and commander
 in search attributes, so one ``ListWorkflowExecutions`` call answers a page. Status, severity,
-commander and open/closed are visibility filters. Text (in the title) is filtered here, on
+commander, type and open/closed are visibility filters. Text (in the title) is filtered here, on
 the memo of each visibility page: the incident search attributes are keywords (exact match
 only), and substring matching on a Text attribute depends on the visibility store (SQLite,
 PostgreSQL and Elasticsearch differ), so the result would too.
@@ -36,6 +36,7 @@ from workflows.lifecycle.visibility import (
     INCIDENT_COMMANDER,
     INCIDENT_SEVERITY,
     INCIDENT_STATUS,
+    INCIDENT_TYPE,
     MEMO_KEY,
     IncidentSummary,
     incidents_where,
@@ -108,6 +109,7 @@ class ListFilter:
     commander: str | None = None
     text: str | None = None
     open: bool | None = None
+    type: str | None = None
 
     def query(self) -> str:
         clauses = [
@@ -121,6 +123,8 @@ class ListFilter:
             clauses.append(where(INCIDENT_SEVERITY, "=", self.severity))
         if self.commander is not None:
             clauses.append(where(INCIDENT_COMMANDER, "=", self.commander))
+        if self.type is not None:
+            clauses.append(where(INCIDENT_TYPE, "=", self.type))
         if self.open is True:
             clauses += [
                 where(INCIDENT_STATUS, "!=", Status.RESOLVED),

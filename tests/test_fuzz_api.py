@@ -27,11 +27,16 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 8
 SEED = 20261205
 QUEUE = "incidents-fuzz"
-# The built-in severities and one schedule, named as the on-call routes' example names it.
+# The built-in severities, one schedule, named as the on-call routes' example names it, and
+# one incident type that allows two of the severities and fills its commander from the rota.
 POLICY = """
 [severities.sev1]
 [severities.sev2]
 [severities.sev3]
+
+[types.security]
+severities = ["sev1", "sev2"]
+roles = { commander = "oncall:payments" }
 
 [schedules.payments]
 timezone = "Europe/Paris"

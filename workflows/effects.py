@@ -18,9 +18,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, IncidentState, Link
+from workflows.models import Channel, IncidentState, Link, Role
 from workflows.policy import EscalationTier
-from workflows.requests import IncidentBrief, InviteResult, OpenChannel, Posted, WhoIsOnCall
+from workflows.requests import (
+    IncidentBrief,
+    InviteResult,
+    OpenChannel,
+    Posted,
+    WhoHoldsRoles,
+    WhoIsOnCall,
+)
 
 
 class Audience(StrEnum):
@@ -203,6 +210,17 @@ class ReachOnCall(SideEffect):
     notice: Post  # the escalation's notice; its mentions are completed with who is on call
 
 
+class FillRoles(SideEffect):
+    """Roles an incident type fills with ``oncall:<schedule>``, a user group (its first member),
+    an @handle or an email (``roles``, as the type names them): asked when the incident opens,
+    before its kickoff is posted, then written by ``lifecycle.roles.fill``."""
+
+    lane = Lane.CHANNEL
+    kind: Literal["fill_roles"] = "fill_roles"
+    roles: dict[Role, str]
+    asked: WhoHoldsRoles
+
+
 class PostMessage(BaseModel):
     """Post one notice in one channel; ``channel_id`` None means the broadcast channel."""
 
@@ -262,7 +280,8 @@ Effect = Annotated[
     | PublishStatus
     | BookmarkLinks
     | RetryOpening
-    | ReachOnCall,
+    | ReachOnCall
+    | FillRoles,
     Field(discriminator="kind"),
 ]
 

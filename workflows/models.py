@@ -160,9 +160,10 @@ class DeclarationRequest(BaseModel):
     template: str | None = Field(
         default=None,
         max_length=100,
-        description="A template of the policy: fills the title, severity, impact, summary, "
-        "components and public start this request leaves out; what the request says wins.",
+        description="A template of the policy (default: the type's): fills the title, severity, "
+        "impact, summary, components and public start left out; what the request says wins.",
     )
+    type: str | None = Field(default=None, max_length=63, description="A type of the policy.")
     idempotency_key: str | None = Field(default=None, max_length=200)
     links: list[Link] = Field(default_factory=list, max_length=10)
     # `by`, as every command names who acts, is taken too.
@@ -265,6 +266,8 @@ class IncidentState(BaseModel):
     report_at: datetime | None = None  # the resolution the report was written for
     drill: bool = False
     public: PublicInfo | None = None  # on the status page
+    type: str | None = None  # a type of the policy
+    private: bool = False  # from its type; see docs/contract.md (incident types)
 
     @property
     def label(self) -> str:

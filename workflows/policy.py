@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.alerts.routing import AlertPolicy
+from workflows.incident_types import ONCALL as ONCALL
+from workflows.incident_types import TYPE_NAME, IncidentType, check_types
 from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
 from workflows.oncall.schedules import Schedule
 from workflows.text import Duration as Duration
@@ -175,7 +177,6 @@ class Team(BaseModel):
     escalation: list[EscalationTier] = Field(default_factory=list, max_length=20)
 
 
-ONCALL = "oncall:"  # in a tier's notify: whoever is on call for the schedule when it fires
 SCHEDULE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -193,6 +194,9 @@ class Policy(BaseModel):
         default_factory=dict, max_length=5000
     )
     teams: dict[str, Team] = Field(default_factory=dict, max_length=1000)
+    types: dict[Annotated[str, Field(pattern=TYPE_NAME)], IncidentType] = Field(
+        default_factory=dict, max_length=200
+    )
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:
@@ -212,6 +216,8 @@ class Policy(BaseModel):
         if unknown:
             raise ValueError(f"alert rules name unknown severities {sorted(unknown)}")
         self._check_oncall()
+        severities = {k: t.severity for k, t in self.templates.items()}
+        check_types(self.types, set(self.severities), severities, set(self.schedules))
         return self
 
     def _check_oncall(self) -> None:

@@ -92,6 +92,8 @@ class IncidentBrief(BaseModel):
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     drill: bool = False
+    type: str | None = None  # the incident's type, with the policy's description of it
+    type_description: str = ""
 
 
 class OpenChannel(BaseModel):
@@ -154,6 +156,19 @@ class WhoIsOnCall(BaseModel):
 
 class OnCall(BaseModel):
     people: dict[str, str | None]  # by schedule: a user id, or None for nobody (a gap)
+
+
+class WhoHoldsRoles(BaseModel):
+    """Who fills the roles an incident type names: each ``oncall:<schedule>`` as ``WhoIsOnCall``
+    answers, a user group's (S...) first member, an @handle's or an email's user."""
+
+    on_call: WhoIsOnCall | None = None
+    people: list[str] = Field(default_factory=list, max_length=10)
+
+
+class RoleHolders(BaseModel):
+    on_call: dict[str, str | None] = Field(default_factory=dict)  # by schedule, as OnCall
+    people: dict[str, str] = Field(default_factory=dict)  # by name as given: those Slack knows
 
 
 # On-call handoffs (``workflows/oncall/rotation.py``): people resolved, a direct message to the

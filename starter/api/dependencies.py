@@ -64,6 +64,19 @@ async def known_severity(
     return severity
 
 
+async def known_type(
+    desk: Annotated[IncidentDesk, Depends(get_desk)],
+    kind: Annotated[
+        str | None, Query(alias="type", max_length=63, description="like security")
+    ] = None,
+) -> str | None:
+    """A type the policy knows, or none: another could match nothing, so it is refused."""
+    if kind is not None and kind not in desk.policy.types:
+        known = ", ".join(desk.policy.types) or "none"
+        raise invalid("type", f"unknown type {kind!r}; this policy knows {known}", "query")
+    return kind
+
+
 def known_to_policy(desk: IncidentDesk, severity: str | None, where: str = "body") -> None:
     """A severity the policy lacks is a 422 naming the field, like FastAPI's own."""
     if severity is not None:
@@ -77,6 +90,7 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Desk = Annotated[IncidentDesk, Depends(get_desk)]
 IncidentRef = Annotated[str, Depends(incident_ref)]
 KnownSeverity = Annotated[str | None, Depends(known_severity)]
+KnownType = Annotated[str | None, Depends(known_type)]
 
 
 # Bearer-token auth, for every route but /healthz, the status page, /slack/events (Slack signs

@@ -140,6 +140,8 @@ def _fields(model: type[BaseModel], schema: Schema, policy: Policy) -> None:
             _strings(properties[name], {"enum": list(policy.severities)})
         elif name == "template":
             _strings(properties[name], {"enum": list(policy.templates)})
+        elif name == "type":
+            _strings(properties[name], {"enum": list(policy.types)})
         elif name == "components" and policy.components:
             _strings(properties[name], {"enum": list(policy.components)})
 
@@ -153,7 +155,7 @@ def _checks(annotation: Any) -> set[Any]:
 
 
 def _declaration(schema: Schema, policy: Policy) -> None:
-    """``title`` and ``severity`` are required unless the template gives them."""
+    """``title`` and ``severity`` are required unless the template (else the type's) gives them."""
     given = {"title": {"type": "string"}, "severity": {"type": "string"}}
     ways: list[Schema] = [{"required": ["title", "severity"], "properties": given}]
     for name, template in policy.templates.items():
@@ -164,6 +166,18 @@ def _declaration(schema: Schema, policy: Policy) -> None:
                 "properties": {"template": {"const": name}, **{f: given[f] for f in missing}},
             }
         )
+    for name, kind in policy.types.items():
+        own = policy.templates.get(kind.template or "")
+        if own is None:
+            continue  # a type without a template: title and severity are the request's
+        missing = [f for f in ("title", "severity") if getattr(own, f) is None]
+        properties = {"type": {"const": name}, "template": {"type": "null"}}
+        ways.append(
+            {
+                "required": ["type", *missing],
+                "properties": {**properties, **{f: given[f] for f in missing}},
+            }
+        )
     schema["anyOf"] = ways
     # A drill never goes on the status page.
     drill_in_public = {"const": True}
@@ -171,6 +185,24 @@ def _declaration(schema: Schema, policy: Policy) -> None:
         "required": ["drill", "public"],
         "properties": {"drill": drill_in_public, "public": {"type": "object"}},
     }
+    if refusals := list(_type_severities(policy)):
+        schema["allOf"] = refusals
+
+
+def _type_severities(policy: Policy) -> Iterator[Schema]:
+    """A type allows only its severities: the one given, else the named template's (a type's
+    own template is checked when the policy loads)."""
+    for name, kind in policy.types.items():
+        if kind.severities is None:
+            continue
+        kept = {"type": {"const": name}}
+        given = {"type": "string", "not": {"enum": kind.severities}}
+        yield {"not": {"required": ["type", "severity"], "properties": {**kept, "severity": given}}}
+        templates = policy.templates.items()
+        others = [t for t, o in templates if o.severity and not kind.allows(o.severity)]
+        if others:
+            by_template = {**kept, "template": {"enum": others}, "severity": {"type": "null"}}
+            yield {"not": {"required": ["type", "template"], "properties": by_template}}
 
 
 def _strings(schema: Schema, rule: Schema) -> None:
@@ -193,6 +225,8 @@ def _operation(operation: Schema, policy: Policy) -> None:
         name, schema = parameter["name"], parameter["schema"]
         if name == "severity":
             _strings(schema, {"enum": list(policy.severities)})
+        elif name == "type":
+            _strings(schema, {"enum": list(policy.types)})
 
 
 def _walk(node: Any) -> Iterator[Schema]:

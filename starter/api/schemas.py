@@ -81,6 +81,7 @@ class IncidentOut(BaseModel):
     report: str | None = Field(default=None, description="Situation report (Markdown).")
     url: str = Field(description="The incident's workflow in the Temporal Web UI.")
     drill: bool = Field(default=False, description="A practice run: no pages, no metrics.")
+    type: str | None = Field(default=None, description="The incident's type in the policy.")
 
     @classmethod
     def of(cls, state: IncidentState, url: str) -> IncidentOut:
@@ -107,6 +108,7 @@ class IncidentSummaryOut(BaseModel):
     archived_at: datetime | None
     url: str
     drill: bool = False
+    type: str | None = None
 
     @classmethod
     def of(cls, incident: IncidentSummary, url: str) -> IncidentSummaryOut:

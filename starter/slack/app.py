@@ -163,7 +163,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         try:
             slack.declaration(fields, user, body.get("trigger_id", ""))
         except ValueError as error:
-            errors = blocks.field_errors(error_text(error), ["title", "severity", "template"])
+            errors = blocks.field_errors(error_text(error), blocks.REFUSED_UNDER)
             await ack(response_action="errors", errors=errors)
             return
         await ack()

@@ -93,6 +93,7 @@ def declared_blocks(state: IncidentState, created: bool) -> list[dict[str, Any]]
 # -- modals ----------------------------------------------------------------------------------
 
 DECLARE = "incident_declare"
+REFUSED_UNDER = ["title", "severity", "template", "type"]  # the declare form's checked fields
 STATUS = "incident_status"
 RESOLVE = "incident_resolve"
 
@@ -152,19 +153,24 @@ def _modal(callback_id: str, title: str, submit: str, metadata: str, blocks: lis
 
 
 def declare_modal(policy: Policy, channel_id: str, title: str = "") -> View:
-    """Title, severity (with the policy's descriptions), impact, summary, components, template.
+    """Title, severity (with the policy's descriptions), impact, summary, components, template
+    and type.
 
-    With templates in the policy the template comes first, and title, severity and impact may
-    be left empty for it to fill (no preset choice, which would always win over it); what is
-    still missing after it is an error under its field."""
+    With templates or types in the policy they come first, and title, severity and impact may
+    be left empty for them to fill (no preset choice, which would always win over them, or
+    fall outside a type's severities); what is still missing after it is an error under its
+    field."""
     severities = [
         _option(name, name.upper(), severity.description)
         for name, severity in policy.severities.items()
     ]
     impacts = [_option(i.value, i.value.capitalize()) for i in Impact]
-    templated = bool(policy.templates)
+    templated = bool(policy.templates or policy.types)
     blocks: list[Any] = []
-    if templated:
+    if policy.types:
+        kinds = [_option(n, n, kind.description) for n, kind in list(policy.types.items())[:100]]
+        blocks.append(_input("type", "Type", _select(kinds), optional=True))
+    if policy.templates:
         templates = [_option(name, name) for name in list(policy.templates)[:100]]
         blocks.append(_input("template", "Template", _select(templates), optional=True))
     blocks += [
@@ -218,7 +224,7 @@ def declaration_fields(answers: dict[str, Any]) -> dict[str, Any]:
     """What the declare form says, as Declaration fields (only those given, so a template
     fills the rest)."""
     fields: dict[str, Any] = {}
-    for key in ("title", "severity", "impact", "template"):
+    for key in ("title", "severity", "impact", "template", "type"):
         if (answers.get(key) or "").strip():
             fields[key] = answers[key].strip()
     if (answers.get("summary") or "").strip():

@@ -113,4 +113,6 @@ def incident_brief(state: IncidentState, policy: Policy) -> IncidentBrief:
         acknowledged_by=state.acknowledged_by,
         acknowledged_at=state.acknowledged_at,
         drill=state.drill,
+        type=state.type,
+        type_description=kind.description if (kind := policy.types.get(state.type or "")) else "",
     )

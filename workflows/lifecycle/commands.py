@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from workflows.incident_types import IncidentType
 from workflows.models import (
     MAX_COMPONENTS,
     Component,
@@ -42,15 +43,28 @@ class InvalidDeclaration(ValueError):
         self.loc, self.message, self.kind = loc, message, kind
 
 
+def incident_type(request: DeclarationRequest, policy: Policy) -> IncidentType | None:
+    """The type the request names, if it names one."""
+    if request.type is None:
+        return None
+    kind = policy.types.get(request.type)
+    if kind is None:
+        known = ", ".join(policy.types) or "none"
+        raise InvalidDeclaration(("type",), f"unknown type {request.type!r}; known: {known}")
+    return kind
+
+
 def template_fields(request: DeclarationRequest, policy: Policy) -> dict[str, Any]:
-    """What the named template adds: the fields the request left out (or sent as null) that
-    the template has."""
-    if not request.template:
+    """What the named template (else the type's) adds: the fields the request left out (or
+    sent as null) that the template has."""
+    kind = incident_type(request, policy)
+    name = request.template or (kind.template if kind else None)
+    if not name:
         return {}
-    template = policy.templates.get(request.template)
+    template = policy.templates.get(name)
     if template is None:
         known = ", ".join(policy.templates) or "none"
-        message = f"unknown template {request.template!r}; known: {known}"
+        message = f"unknown template {name!r}; known: {known}"
         raise InvalidDeclaration(("template",), message)
     given = {f for f in request.model_fields_set if getattr(request, f) is not None}
     filled = {
@@ -77,6 +91,11 @@ def complete(request: DeclarationRequest, policy: Policy) -> Declaration:
         policy.severity(fields["severity"])
     except ValueError as error:
         raise InvalidDeclaration(("severity",), str(error)) from None
+    kind = incident_type(request, policy)
+    if kind is not None and not kind.allows(fields["severity"]):
+        allowed = ", ".join(kind.severities or [])
+        message = f"type {request.type!r} allows {allowed}, not {fields['severity']}"
+        raise InvalidDeclaration(("severity",), message)
     declaration = Declaration.model_validate(fields)
     public = declaration.public
     if public is not None and declaration.drill:

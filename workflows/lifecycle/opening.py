@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.effects import Effect, Invite, Opened, OpenIncident, Post, RefreshTopic, RetryOpening
+from workflows.effects import (
+    Effect,
+    FillRoles,
+    Invite,
+    Opened,
+    OpenIncident,
+    Post,
+    RefreshTopic,
+    RetryOpening,
+)
 from workflows.lifecycle.channel import declared_links
 from workflows.models import IncidentState, MessageRef
 from workflows.policy import Policy, drill_channel_name
@@ -35,9 +44,11 @@ OPENING_POSTS = ("kickoff", "announcement")
 
 
 def channel(state: IncidentState, policy: Policy) -> OpenChannel:
-    """The channel to create (or find again): its name from the policy's template."""
+    """The channel to create (or find again): its name from its type's template, else the
+    policy's."""
+    kind = policy.types.get(state.type) if state.type else None
     name = channel_name(
-        policy.channel.name_template,
+        (kind.channel_name_template if kind else None) or policy.channel.name_template,
         title=state.title,
         number=state.number,
         severity=state.severity,
@@ -48,6 +59,14 @@ def channel(state: IncidentState, policy: Policy) -> OpenChannel:
     return OpenChannel(
         incident_id=state.id, label=state.label, title=state.title, name=name, drill=state.drill
     )
+
+
+def take_roles(outbox: list[Effect]) -> list[FillRoles]:
+    """The roles a type fills, taken out of the outbox: the runner asks for them before the
+    opening (they are never left for its lanes), so the kickoff and invitations have them."""
+    fills = [effect for effect in outbox if isinstance(effect, FillRoles)]
+    outbox[:] = [effect for effect in outbox if not isinstance(effect, FillRoles)]
+    return fills
 
 
 def request(

@@ -25,7 +25,8 @@ from workflows.escalation.deadlines import refresh_deadlines
 from workflows.escalation.tiers import start_escalated
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import BOTH, CHANNEL, CommandRefused, post_notice, require_open
-from workflows.models import Declaration, IncidentState, Role, Roles, Status
+from workflows.lifecycle.roles import declared_roles
+from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.policy import Policy
 
 
@@ -40,6 +41,8 @@ def start(
     """
     now = declaration.declared_time(now)
     policy.severity(declaration.severity)
+    roles, asked = declared_roles(declaration, policy, now)
+    kind = policy.types.get(declaration.type) if declaration.type else None
     state = IncidentState(
         id=incident_id,
         number=number,
@@ -48,7 +51,7 @@ def start(
         severity=declaration.severity,
         impact=declaration.impact,
         components=declaration.components,
-        roles=Roles(commander=declaration.commander or declaration.declared_by),
+        roles=roles,
         responders=[u for u in declaration.responders if u != declaration.commander],
         declared_at=now,
         declared_by=declaration.declared_by,
@@ -58,6 +61,8 @@ def start(
         status_entered_at={Status.INVESTIGATING: now},
         drill=declaration.drill,
         last_update_at=now,
+        type=declaration.type,
+        private=kind.private if kind else False,
     )
     state.note(
         now,
@@ -67,8 +72,9 @@ def start(
         f"{declaration.title}",
     )
     refresh_deadlines(state, policy, now)
-    people = [p for p in [state.roles.commander, *state.responders] if p]
-    effects: list[Effect] = [RefreshTopic()]
+    leads = [roles.commander, roles.tech_lead, roles.comms_lead]
+    people = list(dict.fromkeys(p for p in [*leads, *state.responders] if p))
+    effects: list[Effect] = [*asked, RefreshTopic()]
     if people:
         effects.append(Invite(users=people))
     effects += [

@@ -42,6 +42,7 @@ class IncidentSummary(BaseModel):
     archived_at: datetime | None = None
     idempotency_key: str | None = None
     drill: bool = False
+    type: str | None = None
 
     @property
     def label(self) -> str:
@@ -56,10 +57,12 @@ def summarize(state: IncidentState) -> IncidentSummary:
 
 def memo_of(state: IncidentState) -> dict[str, Any]:
     """JSON-ready, so the memo decodes the same with any data converter. ``drill`` is there
-    only for drills: the memo of every other incident stays as recorded histories have it.
-    Dumped from the state itself (the same fields, in IncidentSummary's order): it runs on
-    every change and every replay, and a summary built first took three times as long."""
-    fields = set(IncidentSummary.model_fields) - (set() if state.drill else {"drill"})
+    only for drills, ``type`` only for a typed incident: the memo of every other incident stays
+    as recorded histories have it. Dumped from the state itself (the same fields, in
+    IncidentSummary's order): it runs on every change and every replay, and a summary built
+    first took three times as long."""
+    unset = {name for name, kept in (("drill", state.drill), ("type", state.type)) if not kept}
+    fields = set(IncidentSummary.model_fields) - unset
     view = state.model_dump(mode="json", include=fields)
     return {name: view[name] for name in IncidentSummary.model_fields if name in view}
 
@@ -69,12 +72,14 @@ INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
 INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
 INCIDENT_COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
 INCIDENT_CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
+INCIDENT_TYPE = SearchAttributeKey.for_keyword("IncidentType")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_NUMBER,
     INCIDENT_SEVERITY,
     INCIDENT_STATUS,
     INCIDENT_COMMANDER,
     INCIDENT_CHANNEL,
+    INCIDENT_TYPE,
 ]
 
 
@@ -111,7 +116,7 @@ def summary(state: IncidentState) -> str:
 
 
 def declared_search_attributes(
-    number: int, severity: str, commander: str | None
+    number: int, severity: str, commander: str | None, kind: str | None = None
 ) -> TypedSearchAttributes:
     """Set at start, so the incident is findable before its first workflow task runs."""
     pairs: list[SearchAttributePair[Any]] = [
@@ -121,6 +126,8 @@ def declared_search_attributes(
     ]
     if commander:
         pairs.append(SearchAttributePair(INCIDENT_COMMANDER, commander))
+    if kind:
+        pairs.append(SearchAttributePair(INCIDENT_TYPE, kind))
     return TypedSearchAttributes(pairs)
 
 
@@ -131,13 +138,15 @@ def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
         (INCIDENT_STATUS, state.status.value),
         (INCIDENT_COMMANDER, state.roles.commander),
         (INCIDENT_CHANNEL, state.channel.name if state.channel else None),
+        (INCIDENT_TYPE, state.type),
     ]
 
 
 def _details(state: IncidentState, problem: str | None) -> str:
     lines = [
         f"**{summary(state)}**",
-        f"Status: **{state.status.value}** · Impact: {state.impact.value}",
+        f"Status: **{state.status.value}** · Impact: {state.impact.value}"
+        + (f" · Type: {state.type}" if state.type else ""),
         f"Commander: {state.roles.commander or 'unassigned'}",
         f"Channel: #{state.channel.name}" if state.channel else "Channel: not yet created",
         f"Escalation level: {state.escalation_level}"

@@ -110,11 +110,14 @@ def send_retrospective(state: IncidentState, policy: Policy, now: datetime) -> l
 def report_documents(
     state: IncidentState, policy: Policy, key: str
 ) -> tuple[DocumentFile, Email | None]:
-    """The situation report as a file, and the email to the severity's stakeholders (if any)."""
+    """The situation report as a file, and the email to the stakeholders of its severity and
+    its type (if any)."""
     text = state.report or ""
     name = f"{state.id}-{key}.md"
     document = DocumentFile(filename=name, title=f"{state.label} situation report", content=text)
-    stakeholders = policy.severity(state.severity).stakeholders
+    kind = policy.types.get(state.type or "")
+    typed = kind.stakeholders if kind else []
+    stakeholders = list(dict.fromkeys([*policy.severity(state.severity).stakeholders, *typed]))
     if not stakeholders:
         return document, None
     subject = f"[{state.label}] Resolved: {state.title}"

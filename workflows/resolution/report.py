@@ -111,6 +111,14 @@ def _people(state: IncidentState) -> list[str]:
     return lines
 
 
+def _type(state: IncidentState, policy: Policy) -> list[str]:
+    """The incident's type, when it has one: ``Type security (Data leaks and breaches)``."""
+    if state.type is None:
+        return []
+    kind = policy.types.get(state.type)
+    return [f"Type {state.type}" + (f" ({kind.description})" if kind and kind.description else "")]
+
+
 def situation_report(state: IncidentState, policy: Policy) -> str:
     """The situation report, from the state the moment the incident is resolved."""
     declared_by = f" by {who(state.declared_by)}" if state.declared_by else ""
@@ -121,6 +129,7 @@ def situation_report(state: IncidentState, policy: Policy) -> str:
         "",
         f"Severity {state.severity.upper()} ({policy.severity(state.severity).description}) · "
         f"impact {state.impact.value} · status {state.status.value}",
+        *_type(state, policy),
         "",
         "## What was reported",
         "",

@@ -40,6 +40,7 @@ from starter.api.dependencies import (
     Desk,
     IncidentRef,
     KnownSeverity,
+    KnownType,
     PeopleRoute,
     known_to_policy,
     require_token,
@@ -175,8 +176,9 @@ one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
         },
         422: {
             "description": "Invalid, or incomplete after the template: `detail` names the "
-            "field (`title` or `severity` still missing, an unknown `template` or severity, "
-            "`public` on a drill, unknown `public.components`). Nothing is declared."
+            "field (`title` or `severity` still missing, an unknown `template`, `type` or "
+            "severity, a severity the type does not allow, `public` on a drill, unknown "
+            "`public.components`). Nothing is declared."
         },
         503: {"description": "Transient: retry after `Retry-After` seconds; `detail` says why."},
     },
@@ -241,6 +243,7 @@ async def list_incidents(
     desk: Desk,
     settings: AppSettings,
     severity: KnownSeverity,
+    kind: KnownType,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     commander: Annotated[
         str | None, Query(description="Slack user id", pattern=SLACK_USER_ID.pattern)
@@ -267,7 +270,7 @@ async def list_incidents(
     except ValueError:
         raise no_such_page from None
     filters = ListFilter(
-        status=status_, severity=severity, commander=commander, text=text, open=open_
+        status=status_, severity=severity, commander=commander, text=text, open=open_, type=kind
     )
     try:
         page = await desk.page(filters, page_size=page_size or limit, token=token)
