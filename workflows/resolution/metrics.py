@@ -85,7 +85,7 @@ def record_of(state: IncidentState, now: datetime) -> IncidentRecord:
     )
 
 
-class Figures(BaseModel):
+class IncidentFigures(BaseModel):
     """The figures of a group of incidents: all those chosen, or those of one severity."""
 
     incidents: int = 0
@@ -108,21 +108,21 @@ BREAKDOWNS: dict[str, Callable[[IncidentRecord], str]] = {
 }
 
 
-class IncidentMetrics(Figures):
+class IncidentMetrics(IncidentFigures):
     since: datetime | None = None
     severity: str | None = None
     by_severity: dict[str, int] = Field(default_factory=dict)  # incidents per severity
     recurring_components: dict[str, int] = Field(default_factory=dict)
     workload: dict[str, int] = Field(default_factory=dict)  # person -> incidents worked
     # Every figure again per group of each breakdown: {"severity": {"sev1": {...}}}.
-    breakdown: dict[str, dict[str, Figures]] = Field(default_factory=dict)
+    breakdown: dict[str, dict[str, IncidentFigures]] = Field(default_factory=dict)
 
 
 def _mean(values: list[float]) -> float | None:
     return fmean(values) if values else None
 
 
-def figures(records: list[IncidentRecord]) -> Figures:
+def figures(records: list[IncidentRecord]) -> IncidentFigures:
     resolved = [r for r in records if r.status is Status.RESOLVED]
     in_status: dict[str, float] = {}
     for phase in (status.value for status in phases.PHASES):
@@ -132,7 +132,7 @@ def figures(records: list[IncidentRecord]) -> Figures:
     acks = [r.time_to_acknowledge for r in records if r.time_to_acknowledge is not None]
     fixes = [r.time_to_resolve for r in records if r.time_to_resolve is not None]
     levels = [float(r.escalation_level) for r in records if r.escalation_level is not None]
-    return Figures(
+    return IncidentFigures(
         incidents=len(records),
         open=len(records) - len(resolved),
         mtta_seconds=_mean(acks),
