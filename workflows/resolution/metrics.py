@@ -92,12 +92,23 @@ class IncidentFigures(BaseModel):
     open: int = 0
     mtta_seconds: float | None = None  # mean time to acknowledge
     mttr_seconds: float | None = None  # mean time to resolve
-    # Per status, the mean over the resolved incidents that were ever in it: an open incident's
-    # time was measured when it was last recorded, and one never identified is no zero there.
-    mean_seconds_in_status: dict[str, float] = Field(default_factory=dict)
+    # Resolved incidents only: an open incident's time was measured when it was last recorded.
+    # Only those ever in a status count for it: one never identified is no zero there.
+    mean_seconds_in_status: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per status (investigating, identified, monitoring), the mean seconds spent "
+        "in it by the resolved incidents that were ever in it; a reopened incident's time "
+        "counts again from the reopening.",
+    )
     escalations: int = 0
-    escalations_per_incident: float | None = None
-    mean_escalation_level: float | None = None  # the level reached, where the record keeps it
+    escalations_per_incident: float | None = Field(
+        default=None, description="Escalations per incident, on average."
+    )
+    mean_escalation_level: float | None = Field(
+        default=None,
+        description="The escalation level reached, on average over the incidents whose "
+        "record keeps it.",
+    )
     missed_updates: int = 0
 
 
@@ -114,8 +125,10 @@ class IncidentMetrics(IncidentFigures):
     by_severity: dict[str, int] = Field(default_factory=dict)  # incidents per severity
     recurring_components: dict[str, int] = Field(default_factory=dict)
     workload: dict[str, int] = Field(default_factory=dict)  # person -> incidents worked
-    # Every figure again per group of each breakdown: {"severity": {"sev1": {...}}}.
-    breakdown: dict[str, dict[str, IncidentFigures]] = Field(default_factory=dict)
+    breakdown: dict[str, dict[str, IncidentFigures]] = Field(
+        default_factory=dict,
+        description='Every figure again per group: {"severity": {"sev1": {...}, ...}}.',
+    )
 
 
 def _mean(values: list[float]) -> float | None:
