@@ -66,7 +66,7 @@ def stats(
     out.print(table)
     # One table per breakdown the API answers (severity; type once incidents have one).
     for name, groups in figures["breakdown"].items():
-        columns = ["incidents", "open", "MTTA", "MTTR", *PHASES, "escalations"]
+        columns = ["incidents", "open", "MTTA", "MTTR", *PHASES, "escalations", "mean level"]
         by = Table(name, *columns, title=f"By {name}", title_justify="left")
         for group, f in groups.items():
             spent = [_seconds(f["mean_seconds_in_status"].get(phase)) for phase in PHASES]
@@ -77,7 +77,8 @@ def stats(
                 _seconds(f["mtta_seconds"]),
                 _seconds(f["mttr_seconds"]),
                 *spent,
-                _escalations(f),
+                str(f["escalations"]),
+                _level(f["mean_escalation_level"]),
             )
         out.print(by)
 
@@ -88,11 +89,17 @@ def _seconds(value: float | None) -> str:
 
 def _escalations(figures: dict[str, Any]) -> str:
     """``3 (0.8 per incident, mean level 0.5)``."""
-    per, level = figures["escalations_per_incident"], figures["mean_escalation_level"]
+    per = figures["escalations_per_incident"]
     if per is None:
         return str(figures["escalations"])
-    reached = f", mean level {level:.1f}" if level is not None else ""
-    return f"{figures['escalations']} ({per:.1f} per incident{reached})"
+    return (
+        f"{figures['escalations']} ({per:.1f} per incident, "
+        f"mean level {_level(figures['mean_escalation_level'])})"
+    )
+
+
+def _level(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
 
 
 def _counts(counts: dict[str, Any]) -> str:
