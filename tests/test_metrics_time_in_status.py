@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workflows.escalation import tiers
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states, timeline
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import default_policy
 from workflows.resolution import followup
@@ -101,6 +104,40 @@ def test_the_report_shows_the_time_in_each_status_and_says_a_reopening_counts_af
         "- Monitoring: never",
         "- Reopened 1 time: the time between a resolution and its reopening counts in no status",
     ]
+
+
+# A generated history: each step waits some minutes, then asks for a status (resolved too) or a
+# reopening; what the state machine refuses changes nothing, as in the workflow.
+STEPS = st.lists(
+    st.tuples(st.integers(0, 90), st.sampled_from([*Status, None])), min_size=0, max_size=12
+)
+
+
+@given(STEPS, st.integers(0, 90))
+def test_any_history_splits_its_open_time_exactly_between_the_statuses(steps, left) -> None:
+    """Counted by the test as it goes: the time in each status it was in, and none while
+    resolved; the derivation from the timeline must find exactly that."""
+    state, at = declared(), T0
+    expected: dict[Status, timedelta] = {}
+    for minutes, asked in steps:
+        if state.status is not Status.RESOLVED:
+            expected[state.status] = expected.get(state.status, timedelta()) + minutes * MIN
+        at += minutes * MIN
+        try:
+            if asked is None:
+                states.apply_reopen(state, POLICY, cmd.Reopen(), at)
+            else:
+                move(state, asked, at)
+        except CommandRefused:
+            continue
+        expected.setdefault(state.status, timedelta())
+    if state.status is not Status.RESOLVED:
+        expected[state.status] = expected.get(state.status, timedelta()) + left * MIN
+    expected.pop(Status.RESOLVED, None)
+    spent = time_in_status(state, at + left * MIN)
+    assert spent == {
+        s: expected[s] for s in (INVESTIGATING, IDENTIFIED, MONITORING) if s in expected
+    }
 
 
 def records() -> list:

@@ -21,6 +21,7 @@ from workflows.models import IncidentState, Status, TimelineEntry
 PHASES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
 # The timeline's words for a change of status, as ``lifecycle.states.apply_set_status`` writes
 # them ("Status: investigating → identified. <message>"): the status it moved to comes second.
+# The first match is ours, as people's message only ever follows it.
 STATUS_CHANGE = re.compile(r"Status: [a-z]+ → ([a-z]+)")
 
 
@@ -30,7 +31,7 @@ def entered(entry: TimelineEntry) -> Status | None:
         return Status.INVESTIGATING
     if entry.kind == "resolved":
         return Status.RESOLVED
-    if entry.kind == "status" and (change := STATUS_CHANGE.match(entry.text)):
+    if entry.kind == "status" and (change := STATUS_CHANGE.search(entry.text)):
         return next((s for s in Status if s.value == change.group(1)), None)
     return None
 
