@@ -105,13 +105,6 @@ def _timeline(state: IncidentState) -> list[str]:
     return ([f"- ({left_out} earlier entries left out)"] if left_out else []) + lines
 
 
-def _people(state: IncidentState) -> list[str]:
-    lines = [f"- {role.display}: {who(state.roles.holder(role))}" for role in Role]
-    if state.responders:
-        lines.append("- Responders: " + ", ".join(who(u) for u in state.responders))
-    return lines
-
-
 def _time_in_status(state: IncidentState) -> list[str]:
     """Written at resolution, so the status of the moment ends there."""
     spent = phases.time_in_status(state, state.resolved_at or state.last_update_at)
@@ -124,6 +117,13 @@ def _time_in_status(state: IncidentState) -> list[str]:
             f"- Reopened {reopened} time{'s' if reopened > 1 else ''}: the time between a "
             "resolution and its reopening counts in no status"
         )
+    return lines
+
+
+def _people(state: IncidentState) -> list[str]:
+    lines = [f"- {role.display}: {who(state.roles.holder(role))}" for role in Role]
+    if state.responders:
+        lines.append("- Responders: " + ", ".join(who(u) for u in state.responders))
     return lines
 
 
