@@ -28,7 +28,10 @@ from starter.cli_client import (
     when,
 )
 from starter.command_words import WHEN_USAGE, window
+from workflows.resolution import phases
 from workflows.resolution.report import duration
+
+PHASES = [status.value for status in phases.PHASES]
 
 
 def report(incident_id: IncidentArg) -> None:
@@ -42,7 +45,8 @@ def stats(
     severity: Annotated[str | None, typer.Option("--severity", "-s")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Incident figures from the archive: MTTA, MTTR, counts, recurring components, workload."""
+    """Incident figures from the archive: MTTA, MTTR, time in each status, escalations, counts,
+    recurring components, workload; then the same figures by severity."""
     _, figures = Api().call(
         "GET", "/metrics/incidents", params={"since": since, "severity": severity}
     )
@@ -53,16 +57,49 @@ def stats(
     table.add_row("Incidents", f"{figures['incidents']} ({figures['open']} open)")
     table.add_row("MTTA", _seconds(figures["mtta_seconds"]))
     table.add_row("MTTR", _seconds(figures["mttr_seconds"]))
-    table.add_row("By severity", _counts(figures["by_severity"]))
-    table.add_row("Escalations", str(figures["escalations"]))
+    for phase in PHASES:
+        table.add_row(f"Mean {phase}", _seconds(figures["mean_seconds_in_status"].get(phase)))
+    table.add_row("Escalations", _escalations(figures))
     table.add_row("Missed updates", str(figures["missed_updates"]))
     table.add_row("Recurring components", _counts(figures["recurring_components"]))
     table.add_row("Workload", _counts(figures["workload"]))
     out.print(table)
+    # One table per breakdown the API answers (severity; type once incidents have one).
+    for name, groups in figures["breakdown"].items():
+        columns = ["incidents", "open", "MTTA", "MTTR", *PHASES, "escalations", "mean level"]
+        by = Table(name, *columns, title=f"By {name}", title_justify="left")
+        for group, f in groups.items():
+            spent = [_seconds(f["mean_seconds_in_status"].get(phase)) for phase in PHASES]
+            by.add_row(
+                escape(group),
+                str(f["incidents"]),
+                str(f["open"]),
+                _seconds(f["mtta_seconds"]),
+                _seconds(f["mttr_seconds"]),
+                *spent,
+                str(f["escalations"]),
+                _level(f["mean_escalation_level"]),
+            )
+        out.print(by)
 
 
 def _seconds(value: float | None) -> str:
     return duration(timedelta(seconds=value) if value is not None else None)
+
+
+def _escalations(figures: dict[str, Any]) -> str:
+    """``3 (0.8 per incident, mean level 0.5)``."""
+    per = figures["escalations_per_incident"]
+    if per is None:
+        return str(figures["escalations"])
+    return (
+        f"{figures['escalations']} ({per:.1f} per incident, "
+        f"mean level {_level(figures['mean_escalation_level'])})"
+    )
+
+
+def _level(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
 
 
 def _counts(counts: dict[str, Any]) -> str:

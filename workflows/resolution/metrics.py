@@ -13,7 +13,7 @@ from statistics import fmean
 from pydantic import BaseModel, Field
 
 from workflows.models import IncidentState, Status
-from workflows.resolution import report
+from workflows.resolution import phases, report
 
 RECURRING = 2  # a component in this many incidents of the period is recurring
 
@@ -38,6 +38,7 @@ class IncidentRecord(BaseModel):
     time_to_resolve: float | None = None
     seconds_in_status: dict[str, float] = Field(default_factory=dict)
     escalations: int = 0
+    escalation_level: int | None = None  # reached; None in records archived before it was kept
     missed_updates: int = 0
     open_action_items: int = 0
     report: str | None = None
@@ -45,16 +46,10 @@ class IncidentRecord(BaseModel):
 
 
 def seconds_in_status(state: IncidentState, now: datetime) -> dict[str, float]:
-    """Each status lasts from when it was (last) entered until the next one was entered; the
-    current status runs until now, or until resolution for a resolved incident."""
-    entered = sorted(state.status_entered_at.items(), key=lambda item: item[1])
-    spans: dict[str, float] = {}
-    for index, (status, since) in enumerate(entered):
-        if status is Status.RESOLVED:
-            continue
-        until = entered[index + 1][1] if index + 1 < len(entered) else now
-        spans[status.value] = (until - since).total_seconds()
-    return spans
+    """Seconds in each status the incident was in (``phases.time_in_status``: a reopened
+    incident's time counts again from the reopening; an open one's status runs until now)."""
+    spent = phases.time_in_status(state, now)
+    return {status.value: span.total_seconds() for status, span in spent.items()}
 
 
 def _seconds(span: timedelta | None) -> float | None:
@@ -82,6 +77,7 @@ def record_of(state: IncidentState, now: datetime) -> IncidentRecord:
         time_to_resolve=_seconds(report.time_to_resolve(state)),
         seconds_in_status=seconds_in_status(state, now),
         escalations=report.escalations(state),
+        escalation_level=state.escalation_level,
         missed_updates=report.missed_updates(state),
         open_action_items=sum(1 for item in state.action_items if item.is_open),
         report=state.report,
@@ -89,18 +85,77 @@ def record_of(state: IncidentState, now: datetime) -> IncidentRecord:
     )
 
 
-class IncidentMetrics(BaseModel):
-    since: datetime | None = None
-    severity: str | None = None
+class IncidentFigures(BaseModel):
+    """The figures of a group of incidents: all those chosen, or those of one severity."""
+
     incidents: int = 0
     open: int = 0
     mtta_seconds: float | None = None  # mean time to acknowledge
     mttr_seconds: float | None = None  # mean time to resolve
-    by_severity: dict[str, int] = Field(default_factory=dict)
+    # Resolved incidents only: an open incident's time was measured when it was last recorded.
+    # Only those ever in a status count for it: one never identified is no zero there.
+    mean_seconds_in_status: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per status (investigating, identified, monitoring), the mean seconds spent "
+        "in it by the resolved incidents that were ever in it; a reopened incident's time "
+        "counts again from the reopening.",
+    )
     escalations: int = 0
+    escalations_per_incident: float | None = Field(
+        default=None, description="Escalations per incident, on average."
+    )
+    mean_escalation_level: float | None = Field(
+        default=None,
+        description="The escalation level reached, on average over the incidents whose "
+        "record keeps it.",
+    )
     missed_updates: int = 0
+
+
+# What the figures are broken down by, and what of a record each groups on: a breakdown is one
+# line here (the incident type joins as ``"type": lambda r: r.type or "none"``).
+BREAKDOWNS: dict[str, Callable[[IncidentRecord], str]] = {
+    "severity": lambda record: record.severity,
+}
+
+
+class IncidentMetrics(IncidentFigures):
+    since: datetime | None = None
+    severity: str | None = None
+    by_severity: dict[str, int] = Field(default_factory=dict)  # incidents per severity
     recurring_components: dict[str, int] = Field(default_factory=dict)
     workload: dict[str, int] = Field(default_factory=dict)  # person -> incidents worked
+    breakdown: dict[str, dict[str, IncidentFigures]] = Field(
+        default_factory=dict,
+        description='Every figure again per group: {"severity": {"sev1": {...}, ...}}.',
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return fmean(values) if values else None
+
+
+def figures(records: list[IncidentRecord]) -> IncidentFigures:
+    resolved = [r for r in records if r.status is Status.RESOLVED]
+    in_status: dict[str, float] = {}
+    for phase in (status.value for status in phases.PHASES):
+        spent = [r.seconds_in_status[phase] for r in resolved if phase in r.seconds_in_status]
+        if spent:
+            in_status[phase] = fmean(spent)
+    acks = [r.time_to_acknowledge for r in records if r.time_to_acknowledge is not None]
+    fixes = [r.time_to_resolve for r in records if r.time_to_resolve is not None]
+    levels = [float(r.escalation_level) for r in records if r.escalation_level is not None]
+    return IncidentFigures(
+        incidents=len(records),
+        open=len(records) - len(resolved),
+        mtta_seconds=_mean(acks),
+        mttr_seconds=_mean(fixes),
+        mean_seconds_in_status=in_status,
+        escalations=sum(r.escalations for r in records),
+        escalations_per_incident=_mean([float(r.escalations) for r in records]),
+        mean_escalation_level=_mean(levels),
+        missed_updates=sum(r.missed_updates for r in records),
+    )
 
 
 def aggregate(
@@ -113,22 +168,23 @@ def aggregate(
         and (since is None or r.declared_at >= since)
         and (severity in (None, r.severity))
     ]
-    acks = [r.time_to_acknowledge for r in chosen if r.time_to_acknowledge is not None]
-    fixes = [r.time_to_resolve for r in chosen if r.time_to_resolve is not None]
     components = Counter(c for r in chosen for c in dict.fromkeys(r.components))
     workload = Counter(p for r in chosen for p in r.people)
+    groups: dict[str, dict[str, list[IncidentRecord]]] = {name: {} for name in BREAKDOWNS}
+    for record in chosen:
+        for name, group_of in BREAKDOWNS.items():
+            groups[name].setdefault(group_of(record), []).append(record)
     return IncidentMetrics(
+        **figures(chosen).model_dump(),
         since=since,
         severity=severity,
-        incidents=len(chosen),
-        open=sum(1 for r in chosen if r.status is not Status.RESOLVED),
-        mtta_seconds=fmean(acks) if acks else None,
-        mttr_seconds=fmean(fixes) if fixes else None,
-        by_severity=dict(sorted(Counter(r.severity for r in chosen).items())),
-        escalations=sum(r.escalations for r in chosen),
-        missed_updates=sum(r.missed_updates for r in chosen),
+        by_severity={s: len(group) for s, group in sorted(groups["severity"].items())},
         recurring_components={c: n for c, n in components.most_common() if n >= RECURRING},
         workload=dict(workload.most_common()),
+        breakdown={
+            name: {key: figures(group) for key, group in sorted(by_key.items())}
+            for name, by_key in groups.items()
+        },
     )
 
 
@@ -143,6 +199,10 @@ def digest(metrics: IncidentMetrics, escape: Callable[[str], str] = str) -> str:
         f"MTTA {mtta} · MTTR {mttr} · escalations {metrics.escalations} · "
         f"missed updates {metrics.missed_updates}",
     ]
+    if metrics.mean_seconds_in_status:
+        spans = metrics.mean_seconds_in_status.items()
+        mean = " · ".join(f"{s} {report.duration(timedelta(seconds=v))}" for s, v in spans)
+        lines.append(f"Mean time in status: {mean}")
     if metrics.recurring_components:
         recurring = ", ".join(f"{escape(c)} ({n})" for c, n in metrics.recurring_components.items())
         lines.append(f"Recurring components: {recurring}")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from workflows.models import ActionItem, IncidentState, Role
 from workflows.policy import Policy
+from workflows.resolution import phases
 from workflows.text import MENTION
 
 TIMELINE_LIMIT = 200  # entries in a document; a longer incident says how many were left out
@@ -104,6 +105,21 @@ def _timeline(state: IncidentState) -> list[str]:
     return ([f"- ({left_out} earlier entries left out)"] if left_out else []) + lines
 
 
+def _time_in_status(state: IncidentState) -> list[str]:
+    """Written at resolution, so the status of the moment ends there."""
+    spent = phases.time_in_status(state, state.resolved_at or state.last_update_at)
+    lines = [
+        f"- {status.value.capitalize()}: {duration(spent[status]) if status in spent else 'never'}"
+        for status in phases.PHASES
+    ]
+    if reopened := phases.reopenings(state):
+        lines.append(
+            f"- Reopened {reopened} time{'s' if reopened > 1 else ''}: the time between a "
+            "resolution and its reopening counts in no status"
+        )
+    return lines
+
+
 def _people(state: IncidentState) -> list[str]:
     lines = [f"- {role.display}: {who(state.roles.holder(role))}" for role in Role]
     if state.responders:
@@ -140,6 +156,10 @@ def situation_report(state: IncidentState, policy: Policy) -> str:
         f"- Closed: {when(state.resolved_at)}",
         f"- Response time (acknowledged - declared): {duration(response_time(state))}",
         f"- Time to resolve: {duration(time_to_resolve(state))}",
+        "",
+        "## Time in each status",
+        "",
+        *_time_in_status(state),
         "",
         "## Who held which role",
         "",
