@@ -28,10 +28,10 @@ from starter.cli_client import (
     when,
 )
 from starter.command_words import WHEN_USAGE, window
-from workflows.resolution import phases
+from workflows.lifecycle import timeline
 from workflows.resolution.report import duration
 
-PHASES = [status.value for status in phases.PHASES]
+PHASES = [status.value for status in timeline.PHASES]
 
 
 def report(incident_id: IncidentArg) -> None:

@@ -1,5 +1,5 @@
 """Incident types: the policy refuses a type naming what it lacks; a declaration is completed
-and checked by its type (pure, workflows/lifecycle/commands.py and roles.py); then end to end
+and checked by its type (pure, workflows/lifecycle/commands.py and opening.py); then end to end
 through the API, the CLI and the Slack form to the session's worker and the emulator."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.support import eventually, serve_http, serve_slack_app
 from tests.test_cli import incident
 from tests.test_templates import open_view
 from workflows.effects import FillRoles, Invite
-from workflows.lifecycle import roles, states
+from workflows.lifecycle import opening, states
 from workflows.lifecycle.commands import InvalidDeclaration, complete
 from workflows.lifecycle.visibility import INCIDENT_TYPE
 from workflows.models import Declaration, DeclarationRequest
@@ -135,7 +135,7 @@ def test_the_answer_fills_each_role_and_says_why_and_nobody_leaves_the_declarer(
     state, effects = states.start(8, "incident-8", secure, POLICY, T0)
     (fill,) = [e for e in effects if isinstance(e, FillRoles)]
     found = RoleHolders(on_call={ROTA: DAVE}, people={"S0LEADS01": OWNER, "@carol": CAROL})
-    after = roles.fill(state, fill, found, T0)
+    after = opening.fill(state, fill, found, T0)
     assert (state.roles.commander, state.roles.tech_lead, state.roles.comms_lead) == (
         DAVE,
         OWNER,
@@ -145,7 +145,7 @@ def test_the_answer_fills_each_role_and_says_why_and_nobody_leaves_the_declarer(
     assert f"Incident commander: <@{DAVE}>, on call for {ROTA}" in [e.text for e in state.timeline]
 
     state, _ = states.start(9, "incident-9", secure, POLICY, T0)
-    roles.fill(state, fill, RoleHolders(on_call={ROTA: None}), T0)
+    opening.fill(state, fill, RoleHolders(on_call={ROTA: None}), T0)
     assert state.roles.commander == CAROL and state.roles.tech_lead is None
     said = [e.text for e in state.timeline]
     assert f"Incident commander: nobody on call for {ROTA}" in said

@@ -14,11 +14,11 @@ from workflows.escalation import tiers
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states, timeline
 from workflows.lifecycle.notices import CommandRefused
+from workflows.lifecycle.timeline import time_in_status
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import default_policy
 from workflows.resolution import followup
 from workflows.resolution.metrics import BREAKDOWNS, aggregate, digest, record_of
-from workflows.resolution.phases import time_in_status
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -213,7 +213,7 @@ class ReachOnCall(SideEffect):
 class FillRoles(SideEffect):
     """Roles an incident type fills with ``oncall:<schedule>``, a user group (its first member),
     an @handle or an email (``roles``, as the type names them): asked when the incident opens,
-    before its kickoff is posted, then written by ``lifecycle.roles.fill``."""
+    before its kickoff is posted, then written by ``lifecycle.opening.fill``."""
 
     lane = Lane.CHANNEL
     kind: Literal["fill_roles"] = "fill_roles"

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import effects as fx
     from workflows import requests as rq
     from workflows.escalation.tiers import reach
-    from workflows.lifecycle import opening, roles
+    from workflows.lifecycle import opening
     from workflows.lifecycle.channel import incident_brief
     from workflows.lifecycle.idempotency import release_key
     from workflows.lifecycle.notices import failure_reason
@@ -121,7 +121,7 @@ class EffectRunner:
         """Channel, topic, invitations, kickoff, bookmarks, announcement, record: one activity."""
         for fill in opening.take_roles(self.outbox):  # first: the kickoff shows who holds them
             found = await self._call(RosterActivities.role_holders, fill.asked, "ask for the roles")
-            self.outbox += roles.fill(self.state, fill, found or rq.RoleHolders(), workflow.now())
+            self.outbox += opening.fill(self.state, fill, found or rq.RoleHolders(), workflow.now())
         channel = opening.channel(self.state, self.policy)
         request, self.outbox = opening.request(
             self.state, self.policy, channel, self._brief(), self.outbox

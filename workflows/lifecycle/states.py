@@ -25,7 +25,7 @@ from workflows.escalation.deadlines import refresh_deadlines
 from workflows.escalation.tiers import start_escalated
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import BOTH, CHANNEL, CommandRefused, post_notice, require_open
-from workflows.lifecycle.roles import declared_roles
+from workflows.lifecycle.opening import declared_roles
 from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.policy import Policy
 

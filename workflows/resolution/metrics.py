@@ -12,8 +12,9 @@ from statistics import fmean
 
 from pydantic import BaseModel, Field
 
+from workflows.lifecycle import timeline
 from workflows.models import IncidentState, Status
-from workflows.resolution import phases, report
+from workflows.resolution import report
 
 RECURRING = 2  # a component in this many incidents of the period is recurring
 
@@ -46,9 +47,9 @@ class IncidentRecord(BaseModel):
 
 
 def seconds_in_status(state: IncidentState, now: datetime) -> dict[str, float]:
-    """Seconds in each status the incident was in (``phases.time_in_status``: a reopened
+    """Seconds in each status the incident was in (``timeline.time_in_status``: a reopened
     incident's time counts again from the reopening; an open one's status runs until now)."""
-    spent = phases.time_in_status(state, now)
+    spent = timeline.time_in_status(state, now)
     return {status.value: span.total_seconds() for status, span in spent.items()}
 
 
@@ -138,7 +139,7 @@ def _mean(values: list[float]) -> float | None:
 def figures(records: list[IncidentRecord]) -> IncidentFigures:
     resolved = [r for r in records if r.status is Status.RESOLVED]
     in_status: dict[str, float] = {}
-    for phase in (status.value for status in phases.PHASES):
+    for phase in (status.value for status in timeline.PHASES):
         spent = [r.seconds_in_status[phase] for r in resolved if phase in r.seconds_in_status]
         if spent:
             in_status[phase] = fmean(spent)

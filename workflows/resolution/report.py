@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from workflows.lifecycle import timeline
 from workflows.models import ActionItem, IncidentState, Role
 from workflows.policy import Policy
-from workflows.resolution import phases
 from workflows.text import MENTION
 
 TIMELINE_LIMIT = 200  # entries in a document; a longer incident says how many were left out
@@ -107,12 +107,12 @@ def _timeline(state: IncidentState) -> list[str]:
 
 def _time_in_status(state: IncidentState) -> list[str]:
     """Written at resolution, so the status of the moment ends there."""
-    spent = phases.time_in_status(state, state.resolved_at or state.last_update_at)
+    spent = timeline.time_in_status(state, state.resolved_at or state.last_update_at)
     lines = [
         f"- {status.value.capitalize()}: {duration(spent[status]) if status in spent else 'never'}"
-        for status in phases.PHASES
+        for status in timeline.PHASES
     ]
-    if reopened := phases.reopenings(state):
+    if reopened := timeline.reopenings(state):
         lines.append(
             f"- Reopened {reopened} time{'s' if reopened > 1 else ''}: the time between a "
             "resolution and its reopening counts in no status"
