@@ -169,9 +169,14 @@ def test_metrics_average_time_in_status_over_resolved_incidents_and_count_escala
     assert "Mean time in status: investigating 50m 00s · identified 20m 00s" in digest(figures)
 
 
-def test_every_figure_is_broken_down_by_severity():
+def test_every_figure_is_broken_down_by_severity_and_type():
+    typed = records()
+    typed[0].type = "security"
+    by_type = aggregate(typed).breakdown["type"]
+    assert (by_type["security"].incidents, by_type["none"].incidents) == (1, 2)
+    assert by_type["security"].mttr_seconds == 30 * 60
     figures = aggregate(records())
-    assert list(BREAKDOWNS) == ["severity"]
+    assert list(BREAKDOWNS) == ["severity", "type"]
     sev1, sev2 = figures.breakdown["severity"]["sev1"], figures.breakdown["severity"]["sev2"]
     assert (sev1.incidents, sev1.open, sev1.escalations, sev1.mean_escalation_level) == (1, 0, 1, 1)
     assert sev1.mean_seconds_in_status == {"investigating": 600, "identified": 1200}

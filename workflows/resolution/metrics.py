@@ -26,6 +26,7 @@ class IncidentRecord(BaseModel):
     number: int
     title: str
     severity: str
+    type: str | None = None  # the incident type, if it was declared with one
     status: Status
     impact: str
     components: list[str] = Field(default_factory=list)
@@ -65,6 +66,7 @@ def record_of(state: IncidentState, now: datetime) -> IncidentRecord:
         number=state.number,
         title=state.title,
         severity=state.severity,
+        type=state.type,
         status=state.status,
         impact=state.impact.value,
         components=state.components,
@@ -117,6 +119,7 @@ class IncidentFigures(BaseModel):
 # line here (the incident type joins as ``"type": lambda r: r.type or "none"``).
 BREAKDOWNS: dict[str, Callable[[IncidentRecord], str]] = {
     "severity": lambda record: record.severity,
+    "type": lambda record: record.type or "none",
 }
 
 
