@@ -71,6 +71,7 @@ class TimelineEntry(BaseModel):
     kind: str
     actor: str | None = None
     text: str
+    via: str | None = None  # the API token a command came through: "service-1", "tok_..."
 
 
 class ActionItem(BaseModel):
