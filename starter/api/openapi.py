@@ -4,7 +4,8 @@ FastAPI derives the document from the models, but some rules live elsewhere: the
 templates and components of the loaded policy, people given as Slack ids, text that must hold
 something visible, the statuses every route may answer (401 without a token, 403 without its
 scope, 400 for a body that is not UTF-8). They are written into the document here, once, from
-the same definitions the API validates with; the 405 answer names every method of its path in ``Allow``.
+the same definitions the API validates with; the 405 answer names every method of its path in
+``Allow``.
 """
 
 from __future__ import annotations
