@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from clients.archive import ApiTokenRow
@@ -55,6 +55,13 @@ def ordered(scopes: frozenset[Scope]) -> list[Scope]:
 PERSONAL = frozenset({Scope.READ, Scope.WRITE})
 DEFAULT_LIFETIME = timedelta(days=30)
 MAX_LIFETIME = timedelta(days=366)  # a token outliving a year is one nobody remembers making
+# Live tokens one person may hold: a laptop or two, scripts; more is tokens nobody tracks, and
+# bounds the table whoever asks (`/incident token` needs no admin).
+MAX_LIVE = 25
+
+
+class TooManyTokens(ValueError):
+    """The person holds MAX_LIVE live tokens already; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,15 @@ class TokenStore:
     def issue(
         self, user: str, scopes: frozenset[Scope], lifetime: timedelta, created_by: str
     ) -> tuple[PersonalToken, str]:
-        """A new token and its secret: the secret is answered once and kept nowhere."""
+        """A new token and its secret: the secret is answered once and kept nowhere;
+        ``TooManyTokens`` when the person holds ``MAX_LIVE`` live ones already."""
         secret = PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
+        live = select(func.count()).where(
+            ApiTokenRow.person == user,
+            ApiTokenRow.revoked_at.is_(None),
+            ApiTokenRow.expires_at > now,
+        )
         row = ApiTokenRow(
             id="tok_" + secrets.token_hex(8),
             digest=digest(secret),
@@ -114,6 +127,11 @@ class TokenStore:
             revoked_at=None,
         )
         with Session(self.engine) as session, session.begin():
+            if (session.scalar(live) or 0) >= MAX_LIVE:
+                raise TooManyTokens(
+                    f"{user} holds {MAX_LIVE} live tokens already: revoke one first "
+                    "(`incident logout`, or DELETE /tokens/{id})"
+                )
             session.add(row)
             issued = _token(row)
         log.info("api_token_issued", token_id=issued.id, user=user, by=created_by)

@@ -13,7 +13,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
-from clients.tokens import DEFAULT_LIFETIME, MAX_LIFETIME, PERSONAL, PersonalToken, Scope, ordered
+from clients.tokens import (
+    DEFAULT_LIFETIME,
+    MAX_LIFETIME,
+    PERSONAL,
+    PersonalToken,
+    Scope,
+    TooManyTokens,
+    ordered,
+)
 from starter.api.dependencies import UNAUTHORIZED, PeopleRoute, Verified
 from starter.api.identity import Caller, lacking, token_store
 from starter.api.openapi import PERSON
@@ -97,13 +105,19 @@ router = APIRouter(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Make a personal token for someone (admin); its secret is answered this once",
-    responses={422: {"description": "An unknown person, scope or lifetime; `detail` says."}},
+    responses={
+        409: {"description": "The person holds too many live tokens already; `detail` says."},
+        422: {"description": "An unknown person, scope or lifetime; `detail` says."},
+    },
 )
 async def create_token(body: TokenRequest, request: Request, caller: Admin) -> IssuedToken:
     lifetime = timedelta(seconds=body.expires_in)
     store, by = token_store(request.app), caller.user or caller.name
     scopes = frozenset(body.scopes)
-    made, secret = await asyncio.to_thread(store.issue, body.user, scopes, lifetime, by)
+    try:
+        made, secret = await asyncio.to_thread(store.issue, body.user, scopes, lifetime, by)
+    except TooManyTokens as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
     return IssuedToken(
         id=made.id,
         token=secret,
