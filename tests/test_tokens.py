@@ -155,12 +155,15 @@ async def test_a_personal_token_acts_as_its_person_only(api):
     assert update.status_code == 200 and update.json()["timeline"][-1]["actor"] == BOB
 
     mine = await api.post("/incidents", json={"title": "Bob's", "severity": "sev3"}, headers=bob)
-    assert mine.status_code == 202 and mine.json()["timeline"][0]["actor"] == BOB
+    assert mine.status_code == 202
+    first = mine.json()["timeline"][0]
+    assert (first["actor"], first["via"]) == (BOB, entry["via"])
 
 
 async def test_a_service_token_without_by_is_recorded_as_the_token(api):
     incident = await declared(api)
     path = f"/incidents/{incident['id']}"
+    assert incident["timeline"][0]["via"] == "service-2"
     acked = await api.post(f"{path}/acknowledge", headers=AS_SERVICE)
     assert acked.status_code == 200, acked.text
     entry = acked.json()["timeline"][-1]

@@ -171,6 +171,8 @@ class DeclarationRequest(BaseModel):
         default=None, validation_alias=AliasChoices("declared_by", "by")
     )
     source: str = "api"
+    # Set by the API: the token it came through (what a client sends is replaced).
+    via: str | None = Field(default=None, max_length=64, json_schema_extra={"readOnly": True})
     drill: bool = False  # a practice run: marked everywhere, compressed, no pages, no metrics
     escalation_level: int = Field(
         default=0,

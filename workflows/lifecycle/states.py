@@ -66,6 +66,7 @@ def start(
         f"Declared {'DRILL ' if declaration.drill else ''}{declaration.severity.upper()}: "
         f"{declaration.title}",
     )
+    state.timeline[-1].via = declaration.via  # the API token it came through, set by the API
     refresh_deadlines(state, policy, now)
     people = [p for p in [state.roles.commander, *state.responders] if p]
     effects: list[Effect] = [RefreshTopic()]

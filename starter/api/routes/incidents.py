@@ -219,7 +219,8 @@ async def declare(
     # model_copy keeps what the caller left unset unset, so the desk's completion from the
     # template fills the rest (``InvalidDeclaration`` is a 422 naming the field, see errors).
     declared_by = acting_for(caller, body.declared_by)
-    asked = body.model_copy(update={"source": "api", "declared_by": declared_by})
+    acting = {"declared_by": declared_by, "via": caller.name}
+    asked = body.model_copy(update={"source": "api", **acting})
     try:
         accepted = await desk.accept(asked, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:
