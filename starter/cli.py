@@ -170,7 +170,10 @@ def show(incident_id: IncidentArg, as_json: JsonFlag = False) -> None:
     timeline = Table("At", "What", "Who", "", box=None, title="Timeline", title_justify="left")
     for entry in incident["timeline"]:
         timeline.add_row(
-            when(entry["at"]), entry["kind"], entry["actor"] or "", Text(entry["text"])
+            when(entry["at"]),
+            entry["kind"],
+            entry["actor"] or entry.get("via") or "",  # nobody named: the token that acted
+            Text(entry["text"]),
         )
     out.print(timeline)
     for item in incident["action_items"]:

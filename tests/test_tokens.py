@@ -244,18 +244,20 @@ async def incident(*args: str, url: str, home: Path, **env: str) -> tuple[int, s
 
 
 async def test_the_cli_refuses_a_persons_command_when_nobody_is_logged_in(api, api_url, tmp_path):
-    number = str((await declared(api))["number"])
-    code, out, err = await incident(
-        "ack", number, url=api_url, home=tmp_path, INCIDENT_API_TOKEN=SERVICE
-    )
+    body = {"title": f"Tokens {uuid.uuid4().hex[:8]}", "severity": "sev3"}  # nobody's
+    number = str((await api.post("/incidents", json=body, headers=AS_SERVICE)).json()["number"])
+    service = {"INCIDENT_API_TOKEN": SERVICE}
+    code, out, err = await incident("ack", number, url=api_url, home=tmp_path, **service)
     assert code == 1 and out == ""
     assert "nobody is logged in" in err and "incident login" in err
-    code, _, err = await incident(
-        "declare", "Nobody's", "-s", "sev3", url=api_url, home=tmp_path, INCIDENT_API_TOKEN=SERVICE
-    )
+    declare = ("declare", "Nobody's", "-s", "sev3")
+    code, _, err = await incident(*declare, url=api_url, home=tmp_path, **service)
     assert code == 1 and "nobody is logged in" in err
     shown = await api.get(f"/incidents/incident-{number}", headers=AS_SERVICE)
     assert shown.json()["acknowledged_at"] is None
+    code, out, _ = await incident("show", number, url=api_url, home=tmp_path, **service)
+    declared_line = next(line for line in out.splitlines() if "declared" in line.split())
+    assert code == 0 and "service-2" in declared_line, "declared by nobody: the token is shown"
 
 
 async def test_incident_login_keeps_a_persons_token_and_acts_as_them(api, api_url, tmp_path):
