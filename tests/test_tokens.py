@@ -154,6 +154,12 @@ async def test_a_personal_token_acts_as_its_person_only(api):
     )
     assert update.status_code == 200 and update.json()["timeline"][-1]["actor"] == BOB
 
+    override = {"user": "@bob", "start": "2026-12-08T09:00Z", "end": "2026-12-08T17:00Z"}
+    as_alice = await api.post(
+        "/schedules/payments/overrides", json={**override, "by": "@alice"}, headers=bob
+    )
+    assert as_alice.status_code == 403, "an on-call override's `by` follows the same rule"
+
     mine = await api.post("/incidents", json={"title": "Bob's", "severity": "sev3"}, headers=bob)
     assert mine.status_code == 202
     first = mine.json()["timeline"][0]
