@@ -114,6 +114,21 @@ class DeliveryRow(Base):
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ApiTokenRow(Base):
+    """A personal API token: only the SHA-256 of its secret is kept (``clients.tokens``)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    person: Mapped[str] = mapped_column(String(32), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 log = structlog.get_logger()
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "incident db upgrade"

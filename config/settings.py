@@ -91,9 +91,10 @@ class CliSettings(ApiTokens):
     # You, recorded as who acted: a Slack user id or a handle.
     user: str | None = Field(default=None, validation_alias="INCIDENT_USER")
 
-    def bearer_token(self) -> str:
-        """INCIDENT_API_TOKEN, else the first of the API's own INCIDENT_API_TOKENS."""
-        return reveal(self.api_token) or next(iter(self.api_token_list), "")
+    def bearer_token(self, logged_in: str | None = None) -> str:
+        """INCIDENT_API_TOKEN, else the token of ``incident login`` (``logged_in``), else the
+        first of the API's own INCIDENT_API_TOKENS."""
+        return reveal(self.api_token) or logged_in or next(iter(self.api_token_list), "")
 
 
 class EmulatorSettings(SlackSigning):

@@ -1,11 +1,12 @@
 """incident: the command line for people, on top of the HTTP API (never Temporal directly),
 and for operators, ``incident db upgrade``.
 
-Configured from the environment (see ``starter.cli_client``). People are given as Slack user
-ids, @handles, bare handles (bob) or emails; the API resolves them. The commands on one
-incident are generated from the command table (``starter.cli_commands``) and what it reads
-besides incidents is in ``starter.cli_reports``; declaring, listing, showing, the database and
-the status page's maintenance are here (``incident public`` is a row of the command table).
+Configured from the environment and ``incident login`` (see ``starter.cli_client``,
+``starter.cli_login``). People are given as Slack user ids, @handles, bare handles (bob) or
+emails; the API resolves them. The commands on one incident are generated from the command
+table (``starter.cli_commands``) and what it reads besides incidents is in
+``starter.cli_reports``; declaring, listing, showing, the database and the status page's
+maintenance are here (``incident public`` is a row of the command table).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from starter import cli_commands, cli_reports
+from starter import cli_commands, cli_login, cli_reports
 from starter.cli_client import (
     STATUS_STYLE,
     Api,
@@ -37,7 +38,8 @@ from workflows.models import Status, incident_label
 
 app = typer.Typer(
     help="Declare and drive incidents through the incident API.",
-    epilog="Environment: INCIDENT_API_URL, INCIDENT_API_TOKEN, INCIDENT_USER (you: id or handle).",
+    epilog="Environment: INCIDENT_API_URL, INCIDENT_API_TOKEN, INCIDENT_USER (you: id or handle); "
+    "or `incident login` once.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -96,7 +98,9 @@ def declare(
     # Only what was given is sent, so a template fills the rest.
     body = {k: v for k, v in given.items() if v}
     # wait: the answer comes once the channel exists (202 if no worker made it in time).
-    code, incident = Api().call("POST", "/incidents", body, params={"wait": "true"})
+    api = Api()
+    api.acting()
+    code, incident = api.call("POST", "/incidents", body, params={"wait": "true"})
     if as_json:
         print_json(incident)
         return
@@ -173,7 +177,10 @@ def show(incident_id: IncidentArg, as_json: JsonFlag = False) -> None:
     timeline = Table("At", "What", "Who", "", box=None, title="Timeline", title_justify="left")
     for entry in incident["timeline"]:
         timeline.add_row(
-            when(entry["at"]), entry["kind"], entry["actor"] or "", Text(entry["text"])
+            when(entry["at"]),
+            entry["kind"],
+            entry["actor"] or entry.get("via") or "",  # nobody named: the token that acted
+            Text(entry["text"]),
         )
     out.print(timeline)
     for item in incident["action_items"]:
@@ -210,6 +217,7 @@ def db_upgrade() -> None:
 
 
 cli_reports.register(app)
+cli_login.register(app)
 
 
 @app.command()

@@ -1,16 +1,22 @@
 """The CLI's side of the HTTP API: the client, its errors for people, and how incidents print.
 
 Configured from the environment: INCIDENT_API_URL (default http://127.0.0.1:8000),
-INCIDENT_API_TOKEN (or the first of INCIDENT_API_TOKENS), INCIDENT_USER (you, recorded as who
-acted). Shared by every sub-command module of the ``incident`` CLI (``starter.cli``).
+INCIDENT_API_TOKEN (else the token of ``incident login``, else the first of
+INCIDENT_API_TOKENS), INCIDENT_USER (you, recorded as who acted). Shared by every sub-command
+module of the ``incident`` CLI (``starter.cli``).
+
+A login is kept per API URL in ``$XDG_CONFIG_HOME/incident/login.json`` (``~/.config``
+by default), readable by its owner only: the token of a person, and who that person is.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from urllib.parse import quote
 
@@ -39,17 +45,61 @@ IncidentArg = Annotated[str, typer.Argument(metavar="ID", help="INC-42, incident
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer as it is.")]
 
 
+NOBODY = (
+    "nobody is logged in, so nobody would be recorded as doing this: run `incident login "
+    "<token>` with the token `/incident token` gives you in Slack, or set INCIDENT_USER"
+)
+
+
 def fail(message: str) -> NoReturn:
     err.print(Text(message, style="red"))
     raise typer.Exit(1)
+
+
+def login_file() -> Path:
+    home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(home) / "incident" / "login.json"
+
+
+def logins() -> dict[str, dict[str, str]]:
+    """Each API URL's login: ``{"token": ..., "user": ..., "token_id": ...}``."""
+    try:
+        found = json.loads(login_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def keep_logins(kept: dict[str, dict[str, str]]) -> None:
+    """Written whole, readable by its owner only (it holds tokens)."""
+    path = login_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = path.with_suffix(".tmp")
+    with os.fdopen(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        json.dump(kept, out, indent=2)
+    fresh.replace(path)
 
 
 class Api:
     def __init__(self) -> None:
         settings = CliSettings()
         self.url = settings.api_url.rstrip("/")
-        self.token = settings.bearer_token()
+        self.login = logins().get(self.url)
+        self.token = settings.bearer_token(self.login["token"] if self.login else None)
         self.user = settings.user or None
+        # Who the API records when the body names nobody: the login's person, if it is used.
+        self.logged_in = (
+            self.login["user"] if self.login and self.token == self.login["token"] else None
+        )
+
+    def acting(self) -> None:
+        """A person's command needs a person: INCIDENT_USER, the login, or a token that is a
+        person's (asked of the API); a service token alone would be recorded as acting."""
+        if self.user or self.logged_in:
+            return
+        _, current = self.call("GET", "/tokens/current")
+        if not current.get("user"):
+            fail(NOBODY)
 
     def send(
         self,
@@ -102,7 +152,10 @@ class Api:
             detail = "; ".join(_field_error(e) for e in detail)
         detail = str(detail)
         if response.status_code == 401:
-            detail += " (set INCIDENT_API_TOKEN to one of the API's INCIDENT_API_TOKENS)"
+            detail += (
+                " (run `incident login`, or set INCIDENT_API_TOKEN to one of the API's "
+                "INCIDENT_API_TOKENS)"
+            )
         return detail
 
 
@@ -115,7 +168,9 @@ def _field_error(error: dict[str, Any]) -> str:
 
 def command(incident_id: str, action: str, body: dict[str, Any], as_json: bool) -> None:
     """Send one command and show what the incident says now."""
-    _, incident = Api().call("POST", f"{incident_path(incident_id)}/{action}", body)
+    api = Api()
+    api.acting()
+    _, incident = api.call("POST", f"{incident_path(incident_id)}/{action}", body)
     if as_json:
         print_json(incident)
         return

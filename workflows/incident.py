@@ -160,7 +160,7 @@ class IncidentWorkflow:
         # A worker that was down may get a fired timer and a later command in one activation,
         # handler first: a tier due before an acknowledgement must still notify.
         self._fire_due()
-        self._changed(rules.rule(command).apply(self.state, self.policy, command, workflow.now()))
+        self._changed(rules.carry_out(self.state, self.policy, command, workflow.now()))
         idempotency.remember(self.state)
         return self.state
 

@@ -71,6 +71,7 @@ class TimelineEntry(BaseModel):
     kind: str
     actor: str | None = None
     text: str
+    via: str | None = None  # the API token a command came through: "service-1", "tok_..."
 
 
 class ActionItem(BaseModel):
@@ -171,6 +172,8 @@ class DeclarationRequest(BaseModel):
         default=None, validation_alias=AliasChoices("declared_by", "by")
     )
     source: str = "api"
+    # Set by the API: the token it came through (what a client sends is replaced).
+    via: str | None = Field(default=None, max_length=64, json_schema_extra={"readOnly": True})
     drill: bool = False  # a practice run: marked everywhere, compressed, no pages, no metrics
     escalation_level: int = Field(
         default=0,

@@ -17,7 +17,7 @@ from config import Settings, connect
 from starter.api import errors, openapi
 from starter.api.metrics import ApiMetrics, RequestRecord, temporal_problem
 from starter.api.metrics import router as watching
-from starter.api.routes import alerts, incidents, integrations, oncall, reports
+from starter.api.routes import alerts, incidents, integrations, oncall, reports, tokens
 from starter.desk import IncidentDesk
 from starter.slack.app import bot_client, install_slack, socket_mode
 from starter.status import page, subscribers, subscribing
@@ -28,10 +28,14 @@ DESCRIPTION = """
 Declare and drive incidents. Each incident is one Temporal workflow; every command here is a
 workflow Update, answered with the incident as the workflow has it afterwards.
 
-Every route needs `Authorization: Bearer <token>`, with a token from `INCIDENT_API_TOKENS`,
-but `/healthz`, the public status page, `/slack/events` (Slack's signature),
-`/integrations/pagerduty` (PagerDuty's signature) and `/alerts/*` (which also take a source's
-own token or HMAC signature from the policy). People are given
+Every route needs `Authorization: Bearer <token>`: a service token from
+`INCIDENT_API_TOKENS` (every scope; may act for anyone), or a person's own token from
+`POST /tokens`, `/incident token` in Slack or `incident login` (its scopes; acts as its
+person only: a `by` naming someone else is 403). Reading needs `read`, anything else
+`write`, the token routes `admin`. Not needed by `/healthz`, the public status page,
+`/slack/events` (Slack's signature), `/integrations/pagerduty` (PagerDuty's signature) and
+`/alerts/*` (which take a service token, or a source's own token or HMAC signature from the
+policy). People are given
 as Slack user ids (like `U024BE7LH`), mentions
 (`<@U024BE7LH>`), handles (`@bob`) or emails, and resolved to ids; an unknown one gets 422
 naming it. Incident ids are
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             {"name": "alerts", "description": "Monitoring declares incidents and feeds them."},
             {"name": "on call", "description": "Who is on call, shifts, overrides, calendars."},
             {"name": "integrations", "description": "Paging services report back (PagerDuty)."},
+            {"name": "tokens", "description": "Personal API tokens: who acts, with what scopes."},
         ],
     )
     app.state.settings = settings
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(reports.router)
     app.include_router(oncall.router)
     app.include_router(oncall.feeds)
+    app.include_router(tokens.router)
     app.state.subscribe_budget = subscribing.subscribe_budget()
     for router in (page.public, page.operate, subscribers.router):
         app.include_router(router)

@@ -7,7 +7,6 @@ people named in them resolved to Slack user ids first (``PeopleRoute``).
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -22,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from clients.slack_people import SlackPeople, UnknownPerson
 from config import Settings
 from starter.api.errors import invalid
+from starter.api.identity import FORBIDDEN, Caller, caller_of, lacking, needed
+from starter.api.identity import same_secret as same_secret  # the alert sources' check too
 from starter.command_words import resolve_fields
 from starter.desk import IncidentDesk
 from workflows.models import parse_incident_ref
@@ -98,20 +99,19 @@ KnownType = Annotated[str | None, Depends(known_type)]
 # auto_error=False: HTTPBearer's own error is a 403 without a challenge; the contract wants 401
 # with WWW-Authenticate, raised below. The scheme still documents the auth in OpenAPI.
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token."}
+    401: {"description": "Missing or invalid bearer token."},
+    **FORBIDDEN,
 }
-bearer = HTTPBearer(auto_error=False, description="A token from INCIDENT_API_TOKENS.")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A service token from INCIDENT_API_TOKENS, or a person's own (`POST /tokens`).",
+)
 
 
 def _challenge(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
     )
-
-
-def same_secret(expected: str, given: str) -> bool:
-    """Constant-time, and as bytes: compare_digest refuses non-ASCII text, which anyone may send."""
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def known_token(given: str, tokens: frozenset[str]) -> bool:
@@ -122,21 +122,40 @@ def known_token(given: str, tokens: frozenset[str]) -> bool:
     return matched
 
 
-def authorized(request: Request) -> bool:
+async def identified(request: Request, given: str | None) -> Caller | str:
+    """The caller, found once per request (the people resolver asks before the route does)."""
+    if given is None:
+        return "missing bearer token: send Authorization: Bearer <token>"
+    found: Caller | str | None = getattr(request.state, "caller", None)
+    if found is None:
+        found = request.state.caller = await caller_of(request, given)
+    return found
+
+
+async def authorized(request: Request) -> bool:
     """What ``require_token`` decides, for code that runs before the route's dependencies."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    settings: Settings = request.app.state.settings
-    return scheme.lower() == "bearer" and known_token(given.strip(), settings.bearer_tokens)
+    if scheme.lower() != "bearer":
+        return False
+    caller = await identified(request, given.strip())
+    return isinstance(caller, Caller) and caller.may(needed(request.method))
 
 
 async def require_token(
-    settings: AppSettings,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    if credentials is None:
-        raise _challenge("missing bearer token: send Authorization: Bearer <token>")
-    if not known_token(credentials.credentials, settings.bearer_tokens):
-        raise _challenge("invalid bearer token")
+) -> Caller:
+    """The verified caller, holding the scope the method needs (reading: read; else write)."""
+    caller = await identified(request, credentials.credentials if credentials else None)
+    if not isinstance(caller, Caller):
+        raise _challenge(caller)
+    scope = needed(request.method)
+    if not caller.may(scope):
+        raise lacking(caller, scope)
+    return caller
+
+
+Verified = Annotated[Caller, Depends(require_token)]
 
 
 # Bodies read as their JSON schema says, with no guessing.
@@ -185,9 +204,9 @@ class PeopleRoute(APIRoute):
 
         async def resolving(request: Request) -> Response:
             model = _body_model(self)
-            # Without a good token the route answers 401 whatever the body says, so nobody
-            # is looked up in Slack for an unauthenticated request.
-            if model is None or not authorized(request):
+            # Without a good token (or its scope) the route answers 401 (403) whatever the body
+            # says, so nobody is looked up in Slack for a request that will be refused.
+            if model is None or not await authorized(request):
                 return await handle(request)
             raw = await request.body()
             try:

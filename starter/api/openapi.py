@@ -2,9 +2,10 @@
 
 FastAPI derives the document from the models, but some rules live elsewhere: the severities,
 templates and components of the loaded policy, people given as Slack ids, text that must hold
-something visible, the statuses every route may answer (401 without a token, 400 for a body
-that is not UTF-8). They are written into the document here, once, from the same definitions
-the API validates with; the 405 answer names every method of its path in ``Allow``.
+something visible, the statuses every route may answer (401 without a token, 403 without its
+scope, 400 for a body that is not UTF-8). They are written into the document here, once, from
+the same definitions the API validates with; the 405 answer names every method of its path in
+``Allow``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ VISIBLE = (
 )
 BODY_UNREADABLE = {"description": "The body could not be read (not UTF-8, or not a form)."}
 UNAUTHORIZED = {"description": "Missing or invalid bearer token."}
+FORBIDDEN = {"description": "The token lacks the scope this needs, or acts for someone else."}
 
 
 def install(app: FastAPI, policy: Policy) -> None:
@@ -219,6 +221,7 @@ def _operation(operation: Schema, policy: Policy) -> None:
     responses: Schema = operation["responses"]
     if operation.get("security"):
         responses.setdefault("401", UNAUTHORIZED)
+        responses.setdefault("403", FORBIDDEN)
     if "requestBody" in operation:
         responses.setdefault("400", BODY_UNREADABLE)
     for parameter in operation.get("parameters", []):

@@ -33,6 +33,9 @@ class TimelineEntryOut(BaseModel):
     kind: str
     actor: str | None
     text: str
+    via: str | None = Field(
+        default=None, description="The API token the command came through, when it came so."
+    )
 
 
 class ActionItemOut(BaseModel):

@@ -12,6 +12,7 @@ real result, ephemerally: the workflow itself posts what the channel should see.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from clients.slack_client import slack_client
 from clients.slack_people import SlackPeople
 from config import ConfigError, Settings, reveal
+from starter.api.identity import token_store
 from starter.desk import IncidentDesk
 from starter.oncall import register_oncall
 from starter.slack import blocks
@@ -243,13 +245,14 @@ def install_slack(
     """Serve /slack/events when a signing secret is set (Socket Mode starts in ``socket_mode``)."""
     client = bot_client(settings)
     api.state.slack_handler = None
+    tokens = functools.partial(token_store, api)  # `/incident token`
     if client is None:
         log.warning("slack_app_off", hint="set SLACK_BOT_TOKEN (or SLACK_API_URL to the emulator)")
     elif settings.slack_app_token:
-        api.state.slack_app = create_slack_app(SlackDesk(desk, people), client, None)
+        api.state.slack_app = create_slack_app(SlackDesk(desk, people, tokens), client, None)
     elif settings.slack_signing_secret:
         app = create_slack_app(
-            SlackDesk(desk, people), client, reveal(settings.slack_signing_secret)
+            SlackDesk(desk, people, tokens), client, reveal(settings.slack_signing_secret)
         )
         api.state.slack_handler = AsyncSlackRequestHandler(app)
     else:

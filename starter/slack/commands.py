@@ -11,6 +11,7 @@ command) comes back as an answer with the reason; nothing here lets a stack trac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from clients.slack_people import SlackPeople, UnknownPerson
+from clients.tokens import DEFAULT_LIFETIME, PERSONAL, TokenStore, ordered
 from starter.command_table import BY_VERB, COMMANDS, GROUPS, CommandRow, group_usage
 from starter.command_words import Malformed, resolve_fields
 from starter.desk import IncidentDesk, IncidentNotFound
@@ -39,7 +41,8 @@ def usage() -> str:
         "`declare [sev] <title>`  declare an incident (no title: a form opens)",
         "`drill [sev] <title>`  declare a drill: marked DRILL, on a faster clock, no pages",
         *(f"`{row.usage}`  {row.described}" for row in COMMANDS),
-        "`list`  open incidents  ·  `help`  this text",
+        "`list`  open incidents  ·  `token`  your own API token, for `incident login`  ·  "
+        "`help`  this text",
         "In an incident's channel the command is for that incident; elsewhere put its number "
         "first: `/incident ack 42`. `/escalate` and `/resolve` work as "
         "`/incident escalate|resolve`.",
@@ -73,8 +76,8 @@ def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
         return Asked("help")
     first = words[0].lower()
     rest = text.strip()[len(words[0]) :].strip()
-    if first == "list":
-        return Asked("list")
+    if first in ("list", "token"):
+        return Asked(first)
     if first == "declare":
         return _declare(rest, severities)
     if first == "drill":
@@ -176,9 +179,15 @@ class Where:
 class SlackDesk:
     """The desk and the people resolver, as the Slack listeners use them."""
 
-    def __init__(self, desk: Callable[[], IncidentDesk], people: SlackPeople) -> None:
+    def __init__(
+        self,
+        desk: Callable[[], IncidentDesk],
+        people: SlackPeople,
+        tokens: Callable[[], TokenStore] | None = None,
+    ) -> None:
         self._desk = desk
         self.people = people
+        self.tokens = tokens  # None: the API has no token store, so no personal tokens
 
     @property
     def desk(self) -> IncidentDesk:
@@ -204,10 +213,29 @@ class SlackDesk:
             return Answer(blocks.listing(await self.desk.list(open=True)))
         if asked.name == "declare":
             return await self._declare(asked, where, client)
+        if asked.name == "token":
+            return await self.personal_token(where.user)
         ref = asked.incident or here
         assert ref is not None and asked.model is not None  # parse demands both
         state = await self.command(ref, asked.model, {**asked.fields, "by": where.user})
         return Answer(blocks.result(state))
+
+    async def personal_token(self, user: str) -> Answer:
+        """A new token for the person typing, answered to them alone (the slash command's
+        answers are ephemeral): Slack has verified who they are, as the API cannot."""
+        if self.tokens is None:
+            raise Malformed("personal tokens are not available: the API has no database")
+        store = self.tokens()
+        made, secret = await asyncio.to_thread(
+            store.issue, user, PERSONAL, DEFAULT_LIFETIME, f"slack:{user}"
+        )
+        until = made.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        return Answer(
+            f"Your personal API token ({', '.join(ordered(made.scopes))}; until {until}), "
+            f"shown this once, to you alone: `{secret}`\n"
+            f"On the command line: `incident login {secret}`. It acts as you only; revoke it "
+            f"with `DELETE /tokens/{made.id}`."
+        )
 
     async def incident_here(self, channel_name: str) -> str | None:
         return await self.desk.in_channel(channel_name) if channel_name else None

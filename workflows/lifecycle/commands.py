@@ -109,7 +109,18 @@ def complete(request: DeclarationRequest, policy: Policy) -> Declaration:
 
 
 class Command(BaseModel):
-    by: UserId | None = Field(default=None, description="Who acts: U024BE7LH, @handle or email.")
+    by: UserId | None = Field(
+        default=None,
+        description="Who acts: U024BE7LH, @handle or email. A personal token acts as its own "
+        "person only and fills this in.",
+    )
+    # Set by the API from the verified token (what a client sends is replaced); None from Slack.
+    via: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The API token the command came through; the API sets it.",
+        json_schema_extra={"readOnly": True},
+    )
 
 
 class Acknowledge(Command):

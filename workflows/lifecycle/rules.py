@@ -72,6 +72,17 @@ def rule(command: cmd.Command) -> Rule[Any]:
     return RULES[type(command)]
 
 
+def carry_out(state: IncidentState, policy: Policy, c: cmd.Command, now: datetime) -> list[Effect]:
+    """The command applied; the timeline entries it wrote name the API token it came through."""
+    before = {id(entry) for entry in state.timeline}
+    effects = rule(c).apply(state, policy, c, now)
+    if c.via:
+        for entry in state.timeline:
+            if id(entry) not in before:
+                entry.via = c.via
+    return effects
+
+
 def on_alert(
     state: IncidentState, policy: Policy, signal: folding.AlertSignal, now: datetime
 ) -> list[Effect]:

@@ -71,6 +71,7 @@ def start(
         f"Declared {'DRILL ' if declaration.drill else ''}{declaration.severity.upper()}: "
         f"{declaration.title}",
     )
+    state.timeline[-1].via = declaration.via  # the API token it came through, set by the API
     refresh_deadlines(state, policy, now)
     leads = [roles.commander, roles.tech_lead, roles.comms_lead]
     people = list(dict.fromkeys(p for p in [*leads, *state.responders] if p))

@@ -42,10 +42,12 @@ from starter.api.dependencies import (
     KnownSeverity,
     KnownType,
     PeopleRoute,
+    Verified,
     known_to_policy,
     require_token,
 )
 from starter.api.errors import ONE_INCIDENT, invalid
+from starter.api.identity import Caller, acting_for
 from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
 from starter.command_table import COMMANDS, CommandRow
 from starter.desk import IncidentDesk
@@ -114,6 +116,7 @@ def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
         Parameter("ref", Parameter.KEYWORD_ONLY, annotation=IncidentRef),
         Parameter("desk", Parameter.KEYWORD_ONLY, annotation=Desk),
         Parameter("settings", Parameter.KEYWORD_ONLY, annotation=AppSettings),
+        Parameter("caller", Parameter.KEYWORD_ONLY, annotation=Verified),
         Parameter("body", Parameter.KEYWORD_ONLY, annotation=body),
     ]
     if "{item_id}" in row.path:
@@ -121,9 +124,18 @@ def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
         parameters.append(Parameter("item_id", Parameter.KEYWORD_ONLY, annotation=item))
 
     async def carry_out(
-        request: Request, ref: str, desk: IncidentDesk, settings: Settings, body: Any, **path: Any
+        request: Request,
+        ref: str,
+        desk: IncidentDesk,
+        settings: Settings,
+        caller: Caller,
+        body: Any,
+        **path: Any,
     ) -> IncidentOut:
-        command = body.model_copy(update=path) if path else body
+        # Every command goes through here: who acts is the verified caller's to say, and the
+        # token that asked goes on the timeline with it.
+        acting = {"by": acting_for(caller, body.by), "via": caller.name}
+        command = body.model_copy(update={**path, **acting})
         known_to_policy(desk, getattr(command, "severity", None))
         return await run(request, desk, settings, ref, command)
 
@@ -174,6 +186,7 @@ one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
             "description": "Declared: durable in Temporal, channel still to come (`channel` is "
             "null); poll `Location`.",
         },
+        403: {"description": "A personal token's `by` names someone else, or it lacks `write`."},
         422: {
             "description": "Invalid, or incomplete after the template: `detail` names the "
             "field (`title` or `severity` still missing, an unknown `template`, `type` or "
@@ -189,6 +202,7 @@ async def declare(
     response: Response,
     desk: Desk,
     settings: AppSettings,
+    caller: Verified,
     wait: Annotated[
         bool,
         Query(
@@ -206,7 +220,9 @@ async def declare(
     """
     # model_copy keeps what the caller left unset unset, so the desk's completion from the
     # template fills the rest (``InvalidDeclaration`` is a 422 naming the field, see errors).
-    asked = body.model_copy(update={"source": "api"})
+    declared_by = acting_for(caller, body.declared_by)
+    acting = {"declared_by": declared_by, "via": caller.name}
+    asked = body.model_copy(update={"source": "api", **acting})
     try:
         accepted = await desk.accept(asked, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:

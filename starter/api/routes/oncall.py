@@ -30,8 +30,16 @@ from pydantic import BaseModel, Field
 
 from clients.documents import shifts_calendar
 from clients.slack_people import SlackPeople, UnknownPerson
-from starter.api.dependencies import AppSettings, Desk, bearer, known_token, require_token
+from starter.api.dependencies import (
+    AppSettings,
+    Desk,
+    Verified,
+    bearer,
+    known_token,
+    require_token,
+)
 from starter.api.errors import RETRY_AFTER, invalid
+from starter.api.identity import acting_for
 from starter.api.openapi import PERSON
 from starter.command_words import ISO_WITH_ZONE
 from starter.oncall import (
@@ -138,6 +146,7 @@ async def add_override(
     body: OverrideRequest,
     request: Request,
     oncall: OnCall,
+    caller: Verified,
     key: Annotated[
         str | None,
         Header(
@@ -152,7 +161,7 @@ async def add_override(
     fires reaches them."""
     start, end = _time(body.start, "start"), _time(body.end, "end")
     user = await _person(request, body.user, "user")
-    by = await _person(request, body.by, "by") if body.by else None
+    by = acting_for(caller, await _person(request, body.by, "by") if body.by else None)
     with answering():
         return await oncall.add_override(name, user, start, end, by, key)
 
