@@ -42,8 +42,7 @@ from activities.services import (
 from activities.slack import IncidentOpening, OncallActivities, SlackActivities
 from clients.archive import IncidentArchive, SchemaBehind
 from clients.documents import SlackDocuments
-from clients.mail import Mailer, smtp_server
-from clients.paging import Pager
+from clients.outbound import Mailer, Pager, smtp_server
 from clients.slack import Slack
 from clients.slack_client import slack_client
 from config import ConfigError, Settings, connect, reveal

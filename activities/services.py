@@ -19,8 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import non_retryable
 from clients.archive import IncidentArchive
 from clients.documents import SlackDocuments, invitation_ics
-from clients.mail import Mailer, smtp_server
-from clients.paging import Pager
+from clients.outbound import Mailer, Pager, smtp_server
 from clients.slack import Slack
 from clients.slack_people import SlackPeople
 from clients.statuspage import StatusPagePublisher
@@ -148,7 +147,7 @@ class DocumentActivities:
         )
 
 
-# Email as a Temporal activity, over ``clients.mail``: a refused login or refused addresses
+# Email as a Temporal activity, over ``clients.outbound``: a refused login or refused addresses
 # are not retried.
 class MailActivities:
     def __init__(self, mailer: Mailer) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 from workflows import policy
 from workflows.effects import Notice, Post
-from workflows.models import Status, incident_label
+from workflows.models import Status
 from workflows.requests import IncidentBrief
-from workflows.text import SLACK_USER_ID
+from workflows.text import SLACK_USER_ID, incident_label
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 

@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 
 from clients import Permanent
-from clients.mail import Mailer
+from clients.outbound import Mailer
 from clients.statuspage_store import StatusPageStore, Subscriber
 from clients.statuspage_webhooks import StatusWebhooks, WebhookRefused
 from workflows.requests import Email

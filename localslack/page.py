@@ -13,9 +13,8 @@ from html import escape
 from typing import Any
 
 from .console import Console
-from .modals import hidden, modal, options
 from .posts import Channel, Message
-from .rendering import Button, blocks, mrkdwn
+from .rendering import Button, blocks, hidden, modal, mrkdwn, options
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
 from .workspace import Workspace
 

@@ -2,7 +2,7 @@
 and for operators, ``incident db upgrade``.
 
 Configured from the environment and ``incident login`` (see ``starter.cli_client``,
-``starter.cli_login``). People are given as Slack user ids, @handles, bare handles (bob) or
+``starter.cli_commands``). People are given as Slack user ids, @handles, bare handles (bob) or
 emails; the API resolves them. The commands on one incident are generated from the command
 table (``starter.cli_commands``) and what it reads besides incidents is in
 ``starter.cli_reports``; declaring, listing, showing, the database and the status page's
@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from starter import cli_commands, cli_login, cli_reports
+from starter import cli_commands, cli_reports
 from starter.cli_client import (
     STATUS_STYLE,
     Api,
@@ -34,7 +34,8 @@ from starter.cli_client import (
     severity_text,
     when,
 )
-from workflows.models import Status, incident_label
+from workflows.models import Status
+from workflows.text import incident_label
 
 app = typer.Typer(
     help="Declare and drive incidents through the incident API.",
@@ -217,7 +218,6 @@ def db_upgrade() -> None:
 
 
 cli_reports.register(app)
-cli_login.register(app)
 
 
 @app.command()

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from config import CliSettings
-from workflows.models import incident_label
+from workflows.text import incident_label
 
 # Declaring waits until the incident's Slack channel exists, which can take a few seconds.
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)

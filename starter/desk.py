@@ -23,14 +23,9 @@ from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
 from workflows.lifecycle.notices import CommandRefused
 from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
-from workflows.models import (
-    DeclarationRequest,
-    IncidentState,
-    Status,
-    incident_id,
-    parse_incident_ref,
-)
+from workflows.models import DeclarationRequest, IncidentState, Status
 from workflows.policy import Policy
+from workflows.text import incident_id, parse_incident_ref
 
 # What ``declare`` waits for the channel by default; the API waits only when asked.
 WAIT_FOR_CHANNEL = timedelta(seconds=10)

@@ -35,8 +35,9 @@ from workflows.lifecycle.visibility import (
     summary,
     where,
 )
-from workflows.models import Declaration, IncidentState, Status, incident_id, incident_label
+from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, compress
+from workflows.text import incident_id, incident_label
 
 # Temporal refuses payloads over 2 MB (the start input is the declaration and the policy); a
 # declaration far below that is already absurd, and its state must fit in a continue-as-new.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from clients import messages
-from clients.paging import pagerduty_event, webhook_event
+from clients.outbound import pagerduty_event, webhook_event
 from starter.intake import policy_for
 from workflows import policy as drill
 from workflows.effects import Audience, Invite, Notice, Page, PageAction, Post, SendPage

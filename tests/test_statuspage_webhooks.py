@@ -25,7 +25,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.services import StatusPageActivities
 from clients.archive import IncidentArchive
-from clients.mail import Mailer, SmtpServer
+from clients.outbound import Mailer, SmtpServer
 from clients.statuspage import StatusPagePublisher
 from clients.statuspage_store import StatusPageStore
 from clients.statuspage_webhooks import StatusWebhooks, WebhookRefused, reachable

@@ -1,7 +1,7 @@
 """The Web API methods the emulator answers, by name."""
 
-from . import chat, conversations, directory, files
+from . import chat, conversations, files
 from .registry import METHODS, Method
 
 # Importing the modules registers their methods.
-__all__ = ["METHODS", "Method", "chat", "conversations", "directory", "files"]
+__all__ = ["METHODS", "Method", "chat", "conversations", "files"]

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,12 +32,12 @@ from pydantic import BaseModel, ValidationError
 
 from clients.slack_people import SlackPeople, UnknownPerson
 from config import Settings
-from starter.api.errors import invalid
+from starter.api.errors import ONE_INCIDENT, invalid
 from starter.api.identity import FORBIDDEN, Caller, caller_of, lacking, needed
 from starter.api.identity import same_secret as same_secret  # the alert sources' check too
 from starter.command_words import resolve_fields
 from starter.desk import IncidentDesk
-from workflows.models import parse_incident_ref
+from workflows.text import parse_incident_ref
 
 
 async def get_settings(request: Request) -> Settings:
@@ -235,3 +247,32 @@ class PeopleRoute(APIRoute):
             return await handle(request)
 
         return resolving
+
+
+# Set per request by ``command_key``: the client's name for a command it may send again.
+COMMAND_KEY: ContextVar[str | None] = ContextVar("command_key", default=None)
+
+
+async def command_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key applies the command once, whatever happens.",
+        ),
+    ] = None,
+) -> None:
+    """Async, so the key set here is seen by the route (same task, same context)."""
+    COMMAND_KEY.set(idempotency_key)
+
+
+def incident_router(tags: list[str | Enum]) -> APIRouter:
+    """Routes on one incident: the same token, people by name and Idempotency-Key handling."""
+    return APIRouter(
+        prefix="/incidents/{incident_id}",
+        tags=tags,
+        dependencies=[Depends(require_token), Depends(command_key)],
+        responses={**UNAUTHORIZED, **ONE_INCIDENT},
+        route_class=PeopleRoute,
+    )

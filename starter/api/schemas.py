@@ -7,6 +7,7 @@ published shape of an incident, and the OpenAPI document is built from them.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -116,6 +117,19 @@ class IncidentSummaryOut(BaseModel):
     @classmethod
     def of(cls, incident: IncidentSummary, url: str) -> IncidentSummaryOut:
         return cls.model_validate({**incident.model_dump(), "label": incident.label, "url": url})
+
+
+PAGE_TOKEN = r"^p1\.[A-Za-z0-9_-]+$"  # "p1." and Temporal's page token in URL-safe base64
+
+
+def packed(token: bytes) -> str:
+    return "p1." + base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def unpacked(token: str) -> bytes:
+    """Temporal's token again; ``ValueError`` when the text cannot be one (``binascii.Error``)."""
+    data = token.removeprefix("p1.")
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
 class IncidentList(BaseModel):

@@ -29,7 +29,8 @@ from starter.slack import blocks
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
 from workflows.lifecycle.notices import CommandRefused
-from workflows.models import Declaration, DeclarationRequest, IncidentState, parse_incident_ref
+from workflows.models import Declaration, DeclarationRequest, IncidentState
+from workflows.text import parse_incident_ref
 
 MAX_TEXT = 3000  # Slack sends at most 4,000 characters; our longest field takes 3,000
 

@@ -20,7 +20,7 @@ from fastapi import Request, status
 from pydantic import BaseModel, Field, model_validator
 
 from clients import Permanent
-from clients.mail import Mailer, smtp_server
+from clients.outbound import Mailer, smtp_server
 from clients.statuspage import confirm_url, status_url, unsubscribe_url
 from clients.statuspage_store import StatusPageStore, Subscribed
 from clients.statuspage_webhooks import WebhookRefused, status_webhooks

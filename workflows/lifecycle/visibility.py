@@ -14,8 +14,9 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from workflows.models import Channel, Impact, IncidentState, Roles, Status, incident_label
+from workflows.models import Channel, Impact, IncidentState, Roles, Status
 from workflows.policy import Policy
+from workflows.text import incident_label
 
 # The list view of an incident, kept in its workflow's memo so listing needs no query.
 #

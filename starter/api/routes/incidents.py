@@ -11,10 +11,7 @@ the same way.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from enum import Enum
 from inspect import Parameter, Signature
 from typing import Annotated, Any
 
@@ -23,7 +20,6 @@ from fastapi import (
     APIRouter,
     Body,
     Depends,
-    Header,
     HTTPException,
     Path,
     Query,
@@ -35,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from starter.api.dependencies import (
+    COMMAND_KEY,
     UNAUTHORIZED,
     AppSettings,
     Desk,
@@ -43,12 +40,20 @@ from starter.api.dependencies import (
     KnownType,
     PeopleRoute,
     Verified,
+    incident_router,
     known_to_policy,
     require_token,
 )
 from starter.api.errors import ONE_INCIDENT, invalid
 from starter.api.identity import Caller, acting_for
-from starter.api.schemas import IncidentList, IncidentOut, IncidentSummaryOut
+from starter.api.schemas import (
+    PAGE_TOKEN,
+    IncidentList,
+    IncidentOut,
+    IncidentSummaryOut,
+    packed,
+    unpacked,
+)
 from starter.command_table import COMMANDS, CommandRow
 from starter.desk import IncidentDesk
 from starter.intake import DeclarationTooLarge
@@ -61,33 +66,6 @@ from workflows.text import SLACK_USER_ID
 log = structlog.get_logger()
 
 MAX_ITEM = 10_000  # far more action items than an incident holds: bounds the path's number
-# Set per request by ``command_key``: the client's name for a command it may send again.
-COMMAND_KEY: ContextVar[str | None] = ContextVar("command_key", default=None)
-
-
-async def command_key(
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            max_length=200,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Retrying with the same key applies the command once, whatever happens.",
-        ),
-    ] = None,
-) -> None:
-    """Async, so the key set here is seen by the route (same task, same context)."""
-    COMMAND_KEY.set(idempotency_key)
-
-
-def incident_router(tags: list[str | Enum]) -> APIRouter:
-    """Routes on one incident: the same token, people by name and Idempotency-Key handling."""
-    return APIRouter(
-        prefix="/incidents/{incident_id}",
-        tags=tags,
-        dependencies=[Depends(require_token), Depends(command_key)],
-        responses={**UNAUTHORIZED, **ONE_INCIDENT},
-        route_class=PeopleRoute,
-    )
 
 
 async def run(
@@ -157,10 +135,8 @@ for row in COMMANDS:
     )
 
 
-log = structlog.get_logger()
 # Page tokens this API hands out: "p1." and Temporal's token in URL-safe base64. One of that
 # shape that names no page (made up, or from another server) is answered 404: no such page.
-PAGE_TOKEN = r"^p1\.[A-Za-z0-9_-]+$"
 NO_SUCH_PAGE = "no such page: send a next_page_token from a previous answer, as it was"
 
 # Two routers: the collection, and one incident (which can answer 404).
@@ -238,16 +214,6 @@ async def declare(
         response.status_code = status.HTTP_201_CREATED
     response.headers["Location"] = str(request.url_for("get_incident", incident_id=state.id))
     return IncidentOut.of(state, settings.incident_url(state.id))
-
-
-def packed(token: bytes) -> str:
-    return "p1." + base64.urlsafe_b64encode(token).decode().rstrip("=")
-
-
-def unpacked(token: str) -> bytes:
-    """Temporal's token again; ``ValueError`` when the text cannot be one (``binascii.Error``)."""
-    data = token.removeprefix("p1.")
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
 @router.get(

@@ -1,7 +1,7 @@
 """POST /integrations/pagerduty: PagerDuty's v3 webhooks, so that a page acknowledged in
 PagerDuty acknowledges the incident here and escalation stops.
 
-We page PagerDuty with the incident id as ``dedup_key`` (clients/paging.py), which PagerDuty
+We page PagerDuty with the incident id as ``dedup_key`` (clients/outbound.py), which PagerDuty
 keeps as the incident's ``incident_key``; that is how an event finds its incident. PagerDuty
 signs each delivery with the subscription's secret (``X-PagerDuty-Signature: v1=<hex>``,
 several during a secret rotation) and retries any answer but 2xx, so whatever is not ours or
@@ -29,8 +29,8 @@ from starter.api.routes.alerts import body_of
 from starter.desk import IncidentDesk, IncidentNotFound
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import CommandRefused
-from workflows.models import Status, parse_incident_ref
-from workflows.text import clean_line
+from workflows.models import Status
+from workflows.text import clean_line, parse_incident_ref
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/integrations", tags=["integrations"])

@@ -26,10 +26,10 @@ from starter.api.dependencies import (
     Desk,
     IncidentRef,
     KnownSeverity,
+    incident_router,
     require_token,
 )
 from starter.api.errors import invalid
-from starter.api.routes.incidents import incident_router
 from starter.desk import IncidentNotFound
 from starter.oncall import OnCallDesk
 from workflows.models import Status
