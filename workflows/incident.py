@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import NoReturn, TypeVar
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -24,35 +23,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation.deadlines import followup_deadlines
     from workflows.escalation.tiers import fire
     from workflows.lifecycle import commands as cmd
-    from workflows.lifecycle import idempotency, rules, states
+    from workflows.lifecycle import idempotency, rules
     from workflows.lifecycle.effect_runner import EffectRunner
+    from workflows.lifecycle.rules import IncidentInput as IncidentInput
     from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish
-    from workflows.models import Declaration, IncidentState
-    from workflows.policy import Policy
+    from workflows.models import IncidentState
     from workflows.resolution import followup
 
 
 C = TypeVar("C", bound=cmd.Command)
-
-
-class IncidentInput(BaseModel):
-    """The declaration on first start; the whole state and outbox on continue-as-new."""
-
-    number: int
-    policy: Policy
-    declaration: Declaration | None = None
-    state: IncidentState | None = None
-    outbox: list[Effect] = []
-    opened: bool = False
-    recorded: bool = False  # the archive database has the state as carried
-
-    def first_state(self, incident_id: str, now: datetime) -> tuple[IncidentState, list[Effect]]:
-        """The state and outbox this run starts with: as declared (``states.start``), or as
-        carried over. Pure, so the desk answers it before any worker has run the workflow."""
-        if self.state is not None:
-            return self.state, list(self.outbox)
-        assert self.declaration is not None, "a new incident needs its declaration"
-        return states.start(self.number, incident_id, self.declaration, self.policy, now)
 
 
 def command(kind: type[C]) -> workflow.UpdateMethodMultiParam[[IncidentWorkflow, C], IncidentState]:

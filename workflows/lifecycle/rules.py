@@ -4,7 +4,10 @@ here, so a new command is one model (``commands.py``), one rule and one Update; 
 preview runs the same functions.
 
 Also pure: what a change brings with it wherever it came from (a command, a timer, an alert),
-so the workflow applies every change the same way.
+so the workflow applies every change the same way; and what a run starts from, ``IncidentInput``.
+It is here, not beside the workflow class: the SDK's default sandbox imports the workflow's
+module again for every instance, and a pydantic model defined there had its schema built
+again (and a TypeAdapter of its own) for every replay.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 from workflows import statuspage
 from workflows.alerts import folding
 from workflows.effects import Effect, UpdateKickoff
@@ -21,7 +26,7 @@ from workflows.escalation import tiers
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states, timeline
 from workflows.lifecycle.channel import alert_links, bookmark, changes_kickoff
-from workflows.models import IncidentState
+from workflows.models import Declaration, IncidentState
 from workflows.policy import Policy
 from workflows.resolution import followup
 
@@ -70,6 +75,26 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
 
 def rule(command: cmd.Command) -> Rule[Any]:
     return RULES[type(command)]
+
+
+class IncidentInput(BaseModel):
+    """The declaration on first start; the whole state and outbox on continue-as-new."""
+
+    number: int
+    policy: Policy
+    declaration: Declaration | None = None
+    state: IncidentState | None = None
+    outbox: list[Effect] = []
+    opened: bool = False
+    recorded: bool = False  # the archive database has the state as carried
+
+    def first_state(self, incident_id: str, now: datetime) -> tuple[IncidentState, list[Effect]]:
+        """The state and outbox this run starts with: as declared (``states.start``), or as
+        carried over. Pure, so the desk answers it before any worker has run the workflow."""
+        if self.state is not None:
+            return self.state, list(self.outbox)
+        assert self.declaration is not None, "a new incident needs its declaration"
+        return states.start(self.number, incident_id, self.declaration, self.policy, now)
 
 
 def carry_out(state: IncidentState, policy: Policy, c: cmd.Command, now: datetime) -> list[Effect]:
