@@ -97,11 +97,12 @@ class IncidentWorkflow:
         seen = self.changes
         due = [*followup_deadlines(self.state, self.policy).values(), *self.effects.retry_at()]
         timeout = max(min(due) - workflow.now(), timedelta(0)) if due else None
+        # No timeout_summary: the current details say when the next update is due, and a summary
+        # would cost every replay of the incident one more payload per timer.
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: bool(self.effects.outbox) or self.changes != seen,
                 timeout=timeout,
-                timeout_summary="next incident deadline",
             )
         self.effects.again()
         self._fire_due()

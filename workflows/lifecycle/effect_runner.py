@@ -166,7 +166,7 @@ class EffectRunner:
 
     async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
         message = fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
-        return await self._call(SlackActivities.post_message, message, what)
+        return await self._call(SlackActivities.post_message, message, what, shown=True)
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
         if self.state.kickoff is not None:
@@ -201,8 +201,8 @@ class EffectRunner:
         page = fx.SendPage(page=effect, brief=self._brief())
         what = f"send the {effect.action.value} page"
         await asyncio.gather(
-            self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty"),
-            self._call(PagingActivities.send_webhook, page, f"{what} to the webhook"),
+            self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty", shown=True),
+            self._call(PagingActivities.send_webhook, page, f"{what} to the webhook", shown=True),
         )
 
     async def _reach_on_call(self, effect: fx.ReachOnCall, _: object) -> None:
@@ -256,7 +256,7 @@ class EffectRunner:
         comment = f"Situation report of {self.state.label}"
         await self._share([document], comment, f"{effect.key}-link")
         if email is not None:
-            await self._call(MailActivities.send, email, "email the report")
+            await self._call(MailActivities.send, email, "email the report", shown=True)
 
     async def _send_retrospective(self, effect: fx.SendRetrospective, _: object) -> None:
         s = self.state
@@ -271,7 +271,7 @@ class EffectRunner:
         s.retrospective.document_url = link or s.retrospective.document_url
         if emails:
             email = followup.retrospective_email(s, effect, emails, files)
-            await self._call(MailActivities.send, email, "email the invitation")
+            await self._call(MailActivities.send, email, "email the invitation", shown=True)
 
     async def _call(
         self,
@@ -279,8 +279,11 @@ class EffectRunner:
         request: R,
         what: str,
         limit: timedelta = STEP_TIMEOUT,
+        shown: bool = False,
     ) -> T | None:
-        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up."""
+        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up.
+        ``shown``: the Temporal UI names the step ``what`` where its activity type does not say
+        which message, page or email it is (a summary is one more payload every replay)."""
         try:
             return await workflow.execute_activity_method(
                 activity,
@@ -288,7 +291,7 @@ class EffectRunner:
                 start_to_close_timeout=limit,
                 schedule_to_close_timeout=SLACK_GIVE_UP,
                 retry_policy=SLACK_RETRY,
-                summary=what,  # what the Temporal UI shows for this step
+                summary=what if shown else None,
             )
         except ActivityError as error:
             self._problem(f"could not {what}: {failure_reason(error)}")

@@ -164,11 +164,13 @@ def _details(state: IncidentState, problem: str | None) -> str:
 
 def publish(state: IncidentState, policy: Policy, problem: str | None = None) -> None:
     """Upsert only the search attributes that changed, and refresh the current details."""
-    current = workflow.info().typed_search_attributes
-    updates: list[SearchAttributeUpdate[Any]] = []
-    for key, value in _pairs(state):
-        if current.get(key) != value:
-            updates.append(key.value_set(value) if value is not None else key.value_unset())
+    # A dict: TypedSearchAttributes.get scans the pairs and raises KeyError for a missing key.
+    current = dict(workflow.info().typed_search_attributes)
+    updates: list[SearchAttributeUpdate[Any]] = [
+        key.value_set(value) if value is not None else key.value_unset()
+        for key, value in _pairs(state)
+        if current.get(key) != value
+    ]
     if updates:
         workflow.upsert_search_attributes(updates)
     workflow.set_current_details(_details(state, problem))
