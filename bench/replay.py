@@ -1,6 +1,6 @@
 """What one sticky-cache miss costs the worker: replaying a history from scratch.
 
-    python -m bench.replay [--reminders 1] [--times 200]
+    python -m bench.replay [--reminders 1] [--times 200] [--histories DIR]
 
 A worker whose cache cannot hold every open incident evicts the least recently used one;
 when that incident's timer fires, the worker rebuilds it: a new sandboxed instance (the
@@ -12,7 +12,8 @@ histories have as many workflow tasks, activities, timers and updates), then rep
 ``--times`` times with ``temporalio.worker.Replayer`` in this process and the worker's data
 converter, sandboxed, sandboxed with the workflow packages passed through (as the worker
 runs them), and unsandboxed, taking turns, and prints the median CPU time per replay. Every
-process started is stopped by its PID at the end.
+process started is stopped by its PID at the end. ``--histories`` replays the two histories
+a previous run saved instead (no server): two builds compared on the same histories.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def arguments() -> argparse.Namespace:
         "--continue-as-new-once-open", action="store_true", help="the policy's [history] option"
     )
     parser.add_argument("--logs", type=Path, default=Path(".data/bench/replay"))
+    parser.add_argument("--histories", type=Path, help="replay a previous run's saved histories")
     return parser.parse_args()
 
 
@@ -129,12 +131,22 @@ def shape(history: WorkflowHistory) -> tuple[int, ...]:
     return tuple(sum(e.event_type == kind for e in history.events) for kind in SHAPE)
 
 
+def saved(folder: Path) -> list[WorkflowHistory]:
+    """The incident's and the baseline's histories as a run saved them (``{workflow id}.json``)."""
+    incident, bare = next(folder.glob("incident-*.json")), folder / "bare-replay.json"
+    return [WorkflowHistory.from_json(path.stem, path.read_text()) for path in (incident, bare)]
+
+
 async def main(args: argparse.Namespace) -> None:
-    stack = Stack(args.logs)
-    try:
-        histories = await record(args, stack)
-    finally:
-        stack.close()
+    if args.histories:
+        histories = saved(args.histories)
+    else:
+        stack = Stack(args.logs)
+        try:
+            histories = await record(args, stack)
+        finally:
+            stack.close()
+    args.logs.mkdir(parents=True, exist_ok=True)
     # The histories take turns, ROUNDS times, and each keeps its median round: a machine shared
     # with other work slows whichever runs while it is busy, not one history for good.
     costs: dict[tuple[int, str], list[float]] = {}
