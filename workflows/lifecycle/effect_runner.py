@@ -1,8 +1,7 @@
 """EffectRunner: the incident's side effects, run as activities by the workflow that holds it.
 
-Runs queued effects lane by lane (in order inside one, lanes side by side), each through one
-table, ``{effect type: method}``: the opening, Slack, paging, the status page, the report, the
-retrospective, the archive. A failure retrying cannot fix goes on the timeline, not up.
+Runs queued effects lane by lane (in order inside one, lanes side by side) through one table,
+``{effect type: method}``: opening, Slack, paging, status page, report, retrospective, archive.
 """
 
 from __future__ import annotations
@@ -279,11 +278,9 @@ class EffectRunner:
         request: R,
         what: str,
         limit: timedelta = STEP_TIMEOUT,
-        shown: bool = False,
+        shown: bool = False,  # the UI shows ``what``: the type does not say which post, page, email
     ) -> T | None:
-        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up.
-        ``shown``: the Temporal UI names the step ``what`` where its activity type does not say
-        which message, page or email it is (a summary is one more payload every replay)."""
+        """Run one side effect; a failure retrying cannot fix goes on the timeline, not up."""
         try:
             return await workflow.execute_activity_method(
                 activity,
