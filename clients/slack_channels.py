@@ -90,6 +90,11 @@ class SlackChannels:
                     and not MARKED.search(purpose)
                     and existing.get("creator") == await self._bot_user()
                 ):
+                    # An earlier try may have lost this create's answer and gone on to a later
+                    # suffix that it did mark: that one is the incident's, this one an orphan.
+                    if marked := await self._marked(marker):
+                        log.info("channel_found_again", incident_id=request.incident_id, name=name)
+                        return Channel(id=marked["id"], name=marked["name"])
                     log.info("channel_adopted", incident_id=request.incident_id, name=name)
                     return await self._mark(request, existing["id"], existing["name"])
                 unknown = [n for n in unknown if n != name]
@@ -116,13 +121,19 @@ class SlackChannels:
         return self._bot_user_id
 
     async def named(self, name: str) -> dict[str, Any] | None:
+        return await self._first(lambda channel: channel["name"] == name)
+
+    async def _marked(self, marker: str) -> dict[str, Any] | None:
+        return await self._first(lambda c: c.get("purpose", {}).get("value", "").endswith(marker))
+
+    async def _first(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         async with permanent_errors("conversations.list"):
             # Incident and broadcast channels are public, so the app needs no groups:* scope.
             async for page in await self.client.conversations_list(
                 types="public_channel", limit=1000
             ):
                 for channel in page["channels"]:
-                    if channel["name"] == name:
+                    if wanted(channel):
                         found: dict[str, Any] = channel
                         return found
         return None

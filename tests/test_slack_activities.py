@@ -22,7 +22,7 @@ from workflows.effects import Audience, Notice, Post, PostMessage
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Impact, Status
 from workflows.policy import Policy, default_policy
-from workflows.requests import IncidentBrief, InviteUsers
+from workflows.requests import IncidentBrief, InviteUsers, OpenChannel
 
 
 def kickoff(slack: SlackEmulator, channel_id: str) -> dict[str, Any] | None:
@@ -263,3 +263,23 @@ async def test_channel_bookmarks_conference_temporal_runbooks_and_declared_links
     await eventually(lambda: len(channel.bookmarks) >= len(expected), timeout=20)
     assert {b["title"]: b["link"] for b in channel.bookmarks} == expected
     assert len(channel.bookmarks) == len(expected)
+
+
+async def test_a_retry_finds_the_marked_channel_past_an_orphan_an_earlier_try_left(
+    slack: SlackEmulator,
+) -> None:
+    """A try created the channel and lost the answer, and lost the note of it too; the next
+    try went on to ``-2`` and marked it. A later retry that knows of both names must find
+    ``-2`` again, not adopt the orphan as a second channel of the incident (seen in chaos)."""
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    channels = Slack(web, "incidents", lambda i: f"https://x/{i}").channels
+    request = OpenChannel(
+        incident_id="incident-99997", label="INC-99997", title="Orphan", name="inc-orphan-99997"
+    )
+    orphan = (await web.conversations_create(name=request.name))["channel"]["id"]
+    first = await channels.create(request, [], lambda names: None)
+    assert first.name == "inc-orphan-99997-2"
+    again = await channels.create(request, [request.name, first.name], lambda names: None)
+    assert again == first
+    purpose = slack.workspace.channels[orphan].purpose
+    assert "incident-99997" not in str(purpose), "the orphan stays unmarked"
