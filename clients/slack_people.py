@@ -15,6 +15,7 @@ import re
 import time
 from typing import Any
 
+import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -31,6 +32,8 @@ HISTORY_SCAN = 20  # a handoff DM a lost answer hid is among the last few of the
 USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 # Lookups that name a person Slack does not know; other failures (ratelimited) are retried.
 LOOKUP_MISSES = frozenset({"users_not_found", "user_not_found", "no_such_subteam"})
+
+log = structlog.get_logger()
 
 
 class UnknownPerson(ValueError):
@@ -64,6 +67,8 @@ class SlackPeople:
         self._emails: dict[str, str] = {}
         self._loaded_at = float("-inf")
         self._loading = asyncio.Lock()
+        self._groups: dict[str, list[str]] = {}  # members by group id and by "@handle"
+        self._groups_at = float("-inf")
 
     async def resolve(self, given: str) -> str:
         """The user id of whoever ``given`` names; ``UnknownPerson`` when nobody does."""
@@ -122,6 +127,43 @@ class SlackPeople:
                 found = [who]
             ids.append(found[0] if len(found) == 1 else who)
         return ids
+
+    async def answers_to(self, user: str, grantees: list[str]) -> list[str]:
+        """Those of the policy's ``grantees`` (an @handle or email, a user group by id or
+        @handle) that stand for ``user``: what the workflow cannot ask Slack itself."""
+        found = []
+        for grantee in grantees:
+            try:
+                if user in await self._standing_for(grantee):
+                    found.append(grantee)
+            except Exception as error:
+                # Whatever failed, a grant nobody could check is not given; the refusal then
+                # names the rule, and the log says why the grant was not found.
+                log.warning("permission_lookup_failed", grantee=grantee, error=str(error))
+        return found
+
+    async def _standing_for(self, grantee: str) -> list[str]:
+        if self.client is None:
+            return []
+        if USER_GROUP.match(grantee) or grantee.startswith("@"):
+            person = await self._by_handle(grantee[1:].lower()) if grantee[0] == "@" else None
+            return [person] if person else (await self._user_groups()).get(grantee.lower(), [])
+        return [await self.resolve(grantee)]
+
+    async def _user_groups(self) -> dict[str, list[str]]:
+        """Every user group's members, by id and by @handle, from one usergroups.list that
+        answers for ``ttl``: a group's members change, but not by the second."""
+        if time.monotonic() - self._groups_at > self.ttl:
+            assert self.client is not None
+            listed = await self.client.usergroups_list(include_users=True)
+            groups: dict[str, list[str]] = {}
+            found: list[dict[str, Any]] = listed.get("usergroups", [])
+            for group in found:
+                members = [str(user) for user in group.get("users") or []]
+                for name in (str(group["id"]), "@" + str(group["handle"])):
+                    groups[name.lower()] = members
+            self._groups, self._groups_at = groups, time.monotonic()
+        return self._groups
 
     async def _by_email(self, email: str, given: str) -> str:
         assert self.client is not None

@@ -14,14 +14,17 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.slack_people import SlackPeople
 from starter.command_table import row_of
 from starter.intake import Intake
 from starter.reading import ListFilter, Page, current_state, list_page
 from workflows.alerts.folding import AlertSignal
 from workflows.incident import IncidentWorkflow
+from workflows.incident_types import Action
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
-from workflows.lifecycle.notices import CommandRefused
+from workflows.lifecycle.notices import CommandRefused, PermissionRefused, require_permission
+from workflows.lifecycle.rules import permission
 from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
 from workflows.models import DeclarationRequest, IncidentState, Status
 from workflows.policy import Policy
@@ -42,13 +45,29 @@ class IncidentNotFound(LookupError):
     pass
 
 
+async def permit(policy: Policy, people: SlackPeople, action: Action, by: str | None) -> None:
+    """``PermissionRefused`` unless ``by`` may do ``action``, one done outside any incident
+    (declare, schedules, tokens), so no role counts; nobody (a service token's, an alert's) is
+    the product acting."""
+    permissions = policy.permissions
+    found = await people.answers_to(by, permissions.lookups(action)) if by else []
+    require_permission(permissions, action, by, found)
+
+
 class IncidentDesk:
     def __init__(
-        self, client: Client, task_queue: str, policy: Policy, intake: Intake | None = None
+        self,
+        client: Client,
+        task_queue: str,
+        policy: Policy,
+        intake: Intake | None = None,
+        people: SlackPeople | None = None,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.policy = policy
+        # Who stands for whom in the policy's [permissions]; without Slack, ids only.
+        self.people = people or SlackPeople(None)
         # Desks with different policies may share one intake, and so one run of numbers.
         self.intake = intake or Intake(client, task_queue, policy)
         self.wait_for_channel = WAIT_FOR_CHANNEL  # what the API's ``wait`` waits at most
@@ -68,9 +87,12 @@ class IncidentDesk:
         """Durable on return, worker or not; with ``wait``, also waits that long for the channel.
 
         Every entry point's request is completed from its template here (``complete``, the one
-        completion) and checked first (``InvalidDeclaration`` names the field), so a refused
-        declaration spends no incident number."""
-        taken = await self.intake.take(complete(request, self.policy), self.policy)
+        completion) and checked first (``InvalidDeclaration`` names the field; who declares
+        against ``[permissions] declare``), so a refused declaration spends no incident
+        number."""
+        declaration = complete(request, self.policy)
+        await permit(self.policy, self.people, "declare", declaration.declared_by)
+        taken = await self.intake.take(declaration, self.policy)
         ref = incident_id(taken.number)
         if wait is not None:
             try:
@@ -99,15 +121,24 @@ class IncidentDesk:
         """``request_key`` names a request its client may retry: it is applied once, even when
         the retry reaches a later run of the incident (``workflows.lifecycle.idempotency``)."""
         row = row_of(command)
+        command = command.model_copy(update={"answers_to": await self._answers_to(command)})
         handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, parse_incident_ref(ref))
         update_id = f"{row.name}:{request_key}" if request_key else None
         try:
             state: IncidentState = await handle.execute_update(row.update, command, id=update_id)
         except WorkflowUpdateFailedError as error:
-            raise CommandRefused(_reason(error)) from error
+            raise _refusal(error) from error
         except RPCError as error:
             raise self._rpc_error(ref, error) from error
         return state
+
+    async def _answers_to(self, command: cmd.Command) -> list[str]:
+        """What the workflow's permission check needs from Slack: the grantees that stand for
+        who acts (a client's own say is never taken)."""
+        action = permission(command)
+        if action is None or command.by is None:
+            return []
+        return await self.people.answers_to(command.by, self.policy.permissions.lookups(action))
 
     async def open_incident_for(self, idempotency_key: str) -> str | None:
         """The id of the open incident holding this key, if one does."""
@@ -168,8 +199,11 @@ class IncidentDesk:
         return error
 
 
-def _reason(error: WorkflowUpdateFailedError) -> str:
+def _refusal(error: WorkflowUpdateFailedError) -> CommandRefused:
+    """The workflow's refusal as it raised it: a permission's (403) or the incident's (409)."""
     cause = error.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or error)
+    if not isinstance(cause, ApplicationError):
+        return CommandRefused(str(cause or error))
+    if cause.type == "PermissionRefused":
+        return PermissionRefused(cause.message)
+    return CommandRefused(cause.message)

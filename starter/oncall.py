@@ -33,9 +33,12 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.slack_people import SlackPeople
 from starter.command_words import WHEN_USAGE, window
+from starter.desk import permit
 from starter.slack import blocks
 from starter.slack.commands import SlackDesk
+from workflows.lifecycle.notices import PermissionRefused
 from workflows.oncall.rotation import (
     AddOverride,
     RemoveOverride,
@@ -94,9 +97,9 @@ def current(roster: Roster, at: datetime) -> OnCallNow:
 class OnCallDesk:
     """The schedules of the policy in force, read and changed through their workflows."""
 
-    def __init__(self, client: Client, policy: Policy) -> None:
-        self.client = client
-        self.policy = policy
+    def __init__(self, client: Client, policy: Policy, people: SlackPeople | None = None) -> None:
+        self.client, self.policy = client, policy
+        self.people = people or SlackPeople(None)  # who stands for whom in [permissions]
 
     def _handle(self, name: str) -> WorkflowHandle[Any, Any]:
         if name not in self.policy.schedules:
@@ -165,6 +168,7 @@ class OnCallDesk:
     ) -> Override:
         """``key``: a retry with the same one gets the same override (the Update's id), for as
         long as the schedule's run lasts."""
+        await permit(self.policy, self.people, "schedules", by)
         request = AddOverride(user=user, start=start, end=end, by=by)
         update_id = f"add_override:{key}" if key else None
         override: Override = await self._update(
@@ -174,6 +178,7 @@ class OnCallDesk:
 
     async def remove_override(self, name: str, override_id: str, by: str | None) -> Override:
         """The override removed, as it was."""
+        await permit(self.policy, self.people, "schedules", by)
         overrides = (await self.roster(name)).overrides
         removed = next((o for o in overrides if o.id == override_id), None)
         if removed is None:
@@ -185,7 +190,7 @@ class OnCallDesk:
 
     async def swap(self, name: str, asker: str, other: str, now: datetime) -> list[Override]:
         """The asker's next shift (or the one they are on) goes to ``other`` and ``other``'s
-        next shift to the asker: two overrides, each a whole shift."""
+        next shift to the asker: two overrides, each a whole shift (and permitted as one)."""
         ahead = await self.shifts(name, now, now + FEED_AFTER)
         mine = next((s for s in ahead if s.user == asker), None)
         theirs = next((s for s in ahead if s.user == other), None)
@@ -228,7 +233,7 @@ USAGE = (
     "`/oncall remove <schedule> <override id>`: take an override back"
 )
 # What people are told the reason of (an unknown person and a refused override are ValueErrors).
-REFUSALS = (UnknownSchedule, UnknownOverride, ScheduleUnavailable, ValueError)
+REFUSALS = (UnknownSchedule, UnknownOverride, ScheduleUnavailable, PermissionRefused, ValueError)
 
 
 def _when(at: datetime | None) -> str:
@@ -261,7 +266,7 @@ def made(name: str, override: Override) -> str:
 async def answer(slack: SlackDesk, text: str, user: str) -> str:
     """The reply to ``/oncall <text>`` typed by ``user``."""
     desk = slack.desk
-    oncall = OnCallDesk(desk.client, desk.policy)
+    oncall = OnCallDesk(desk.client, desk.policy, desk.people)
     words, now = text.split(), datetime.now(UTC)
     verb = words[0].lower() if words else ""
     if not words:

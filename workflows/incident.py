@@ -132,7 +132,7 @@ class IncidentWorkflow:
 
     def _check(self, command: cmd.Command) -> None:
         if not idempotency.repeated(self.state):  # a repeat is answered, not checked again
-            rules.rule(command).check(self.state, self.policy, command)
+            rules.check(self.state, self.policy, command)
 
     def _apply(self, command: cmd.Command) -> IncidentState:
         if idempotency.repeated(self.state):
@@ -167,8 +167,9 @@ class IncidentWorkflow:
         """Alerts of the incident's group: a signal, since monitoring waits for nobody."""
         self._changed(rules.on_alert(self.state, self.policy, signal, workflow.now()))
 
-    # The commands: each an Update named after its model, checked by its rule's check in the
-    # validator (a refusal writes nothing) and applied by its apply (``rules.RULES``).
+    # The commands: each an Update named after its model, checked in the validator by its
+    # rule's permission and check (a refusal writes nothing), applied by its apply
+    # (``rules.RULES``).
     acknowledge = command(cmd.Acknowledge)
     set_status = command(cmd.SetStatus)
     post_update = command(cmd.PostUpdate)

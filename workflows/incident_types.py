@@ -1,19 +1,24 @@
-"""Incident types: the kinds of incident a policy knows (a security incident, a data leak), each
-with the severities it may have, the template it starts from, who fills its roles, its
-channel's name and who gets its report.
+"""Who the policy names for an incident: its types, and its permissions.
 
-Data, like the rest of the policy (``workflows.policy`` holds them under ``types``); a type
-naming an unknown template, severity or schedule refuses the policy when it loads, naming the
-type, so nobody learns of the typo while declaring in a hurry.
+Incident types are the kinds of incident a policy knows (a security incident, a data leak),
+each with the severities it may have, the template it starts from, who fills its roles, its
+channel's name and who gets its report. Permissions (``[permissions]``) say who may declare,
+acknowledge, change severity, resolve, reopen, go public, assign roles, and manage schedules
+and tokens.
+
+Data, like the rest of the policy (``workflows.policy`` holds them under ``types`` and
+``permissions``); a type naming an unknown template, severity or schedule refuses the policy
+when it loads, naming the type, so nobody learns of the typo while declaring in a hurry.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Collection
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflows.models import Role
+from workflows.models import IncidentState, Role
 from workflows.text import check_template
 
 ONCALL = "oncall:"  # whoever is on call for the schedule: in a tier's notify or a type's role
@@ -83,3 +88,100 @@ def check_types(
                     f"{where} fills a role with 'oncall:{schedule}': no such schedule "
                     f"(the policy has {known})"
                 )
+
+
+# Permissions: who may do what.
+#
+# Each permission is a list of who may: a person (user id, @handle, email), a Slack user group
+# (``S...``, or the group's @handle), a role in the incident (``role:commander``,
+# ``role:tech_lead``, ``role:comms_lead``, ``role:responder``: anyone on the incident) or
+# anyone (``*``, the default: the product as it was before permissions).
+ANYONE = "*"
+ROLE = "role:"
+RESPONDER = "role:responder"
+GRANTEE = (
+    r"^(\*|role:(commander|tech_lead|comms_lead|responder)|@\S+|[^@\s]+@[^@\s]+"
+    r"|[UWS][A-Z0-9]{2,20})$"
+)
+Grantees = Annotated[
+    list[Annotated[str, Field(max_length=254, pattern=GRANTEE)]],
+    Field(min_length=1, max_length=100),
+]
+Action = Literal[
+    "declare",
+    "acknowledge",
+    "severity",
+    "resolve",
+    "reopen",
+    "public_update",
+    "roles",
+    "schedules",
+    "tokens",
+]
+# Done where no incident is yet (or none at all): nobody holds a role there.
+OUTSIDE_INCIDENTS: tuple[Action, ...] = ("declare", "schedules", "tokens")
+
+
+class Permissions(BaseModel):
+    """``[permissions]``: for each action, who may. Checked where the action is taken: an
+    incident's commands in its workflow's Update validator (``rules.check``), the rest by the
+    desk that takes them; a command nobody acts for (a service token's own) is the product's."""
+
+    # A misspelt action would otherwise be ignored and leave it open to anyone.
+    model_config = ConfigDict(extra="forbid")
+
+    declare: Grantees = [ANYONE]
+    acknowledge: Grantees = [ANYONE]
+    severity: Grantees = [ANYONE]
+    resolve: Grantees = [ANYONE]  # also `status resolved`, which resolves
+    reopen: Grantees = [ANYONE]
+    public_update: Grantees = [ANYONE]  # post to the status page
+    roles: Grantees = [ANYONE]  # assign a role: else anyone could make themselves commander
+    schedules: Grantees = [ANYONE]  # on-call overrides and swaps
+    tokens: Grantees = [ANYONE]  # others' personal tokens (one's own is always one's own)
+
+    @model_validator(mode="after")
+    def _roles_within_incidents(self) -> Permissions:
+        for action in OUTSIDE_INCIDENTS:
+            roles = [g for g in self.allowed(action) if g.startswith(ROLE)]
+            if roles:
+                raise ValueError(
+                    f"permissions.{action} names {roles[0]!r}: roles are held in an incident, "
+                    f"and {action} is done outside one"
+                )
+        return self
+
+    def allowed(self, action: Action) -> list[str]:
+        grantees: list[str] = getattr(self, action)
+        return grantees
+
+    def lookups(self, action: Action) -> list[str]:
+        """What an entry point must ask Slack about ``action``'s grantees: people by @handle
+        or email and user groups (ids match as they are, roles from the incident); none when
+        anyone may."""
+        allowed = self.allowed(action)
+        if ANYONE in allowed:
+            return []
+        return [g for g in allowed if not g.startswith(ROLE) and ("@" in g or g.startswith("S"))]
+
+    def refusal(
+        self, action: Action, by: str | None, answers_to: Collection[str], holds: Collection[str]
+    ) -> str | None:
+        """Why ``by`` may not do ``action``, or None when they may. ``answers_to``: the
+        grantees that stand for them (their @handle, email or user group), as the entry point
+        found them, since the domain asks nobody; ``holds``: their roles in the incident."""
+        allowed = self.allowed(action)
+        if by is None or ANYONE in allowed or by in allowed:
+            return None
+        if set(allowed) & {*answers_to, *holds}:
+            return None
+        return f"{action} needs {' or '.join(allowed)} (policy [permissions] {action})"
+
+
+def holds(state: IncidentState, user: str | None) -> list[str]:
+    """The roles ``user`` holds in the incident, as permissions name them: a role holder is
+    on the incident too (``role:responder``)."""
+    if user is None:
+        return []
+    roles = [f"{ROLE}{role.value}" for role in Role if state.roles.holder(role) == user]
+    return [*roles, RESPONDER] if roles or user in state.responders else []

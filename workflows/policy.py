@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from workflows.alerts.routing import AlertPolicy
 from workflows.incident_types import ONCALL as ONCALL
-from workflows.incident_types import TYPE_NAME, IncidentType, check_types
+from workflows.incident_types import TYPE_NAME, IncidentType, Permissions, check_types
 from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
 from workflows.oncall.schedules import Schedule
 from workflows.text import Duration as Duration
@@ -197,6 +197,7 @@ class Policy(BaseModel):
     types: dict[Annotated[str, Field(pattern=TYPE_NAME)], IncidentType] = Field(
         default_factory=dict, max_length=200
     )
+    permissions: Permissions = Field(default_factory=Permissions)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:

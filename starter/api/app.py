@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
             # Lazily: the API starts (and /healthz says 503) while Temporal is still coming
             # up, as it may under `make run` or docker-compose, instead of crashing.
             client = await connect(settings, lazy=True)
-            app.state.desk = IncidentDesk(client, settings.task_queue, settings.policy)
+            app.state.desk = IncidentDesk(
+                client, settings.task_queue, settings.policy, people=app.state.people
+            )
             problem = await temporal_problem(client)
             if problem:
                 log.warning("temporal_unavailable", problem=problem, hint="/healthz answers 503")

@@ -1,7 +1,7 @@
 """What the API refuses, and how it says so: one place for every error answer.
 
-The desk's exceptions become HTTP answers, each with a ``detail`` for people (404, 409, 422,
-503 with Retry-After, 504). A body larger than the limit is refused with 413 before it is
+The desk's exceptions become HTTP answers, each with a ``detail`` for people (403, 404, 409,
+422, 503 with Retry-After, 504). A body larger than the limit is refused with 413 before it is
 read into memory, whether the client announced its length or streams it chunked. A 422 names
 the field and the problem but repeats at most a short prefix of what was sent: an error must
 not echo a 20 MB body back. Routes anyone may call without a token (subscribing) also count
@@ -27,7 +27,7 @@ from starter.desk import IncidentNotFound
 from starter.intake import Contended
 from starter.reading import NoWorkerAnswered
 from workflows.lifecycle.commands import InvalidDeclaration
-from workflows.lifecycle.notices import CommandRefused
+from workflows.lifecycle.notices import CommandRefused, PermissionRefused
 
 log = structlog.get_logger()
 
@@ -58,6 +58,13 @@ async def incident_not_found(request: Request, error: Exception) -> JSONResponse
 async def command_refused(request: Request, error: Exception) -> JSONResponse:
     log.info("incident_command_refused", reason=str(error))
     return _answer(status.HTTP_409_CONFLICT, str(error))
+
+
+async def permission_refused(request: Request, error: Exception) -> JSONResponse:
+    """The policy's [permissions] refuse who acts: 403 naming the rule, wherever it was checked
+    (the workflow's validator, or the desk for declaring, schedules and tokens)."""
+    log.info("permission_refused", reason=str(error))
+    return _answer(status.HTTP_403_FORBIDDEN, str(error))
 
 
 async def declaration_invalid(request: Request, error: Exception) -> JSONResponse:
@@ -238,6 +245,8 @@ def install(app: FastAPI, limit: int = MAX_BODY_BYTES) -> None:
     app.add_exception_handler(NoWorkerAnswered, no_worker_answered)
     app.add_exception_handler(IncidentNotFound, incident_not_found)
     app.add_exception_handler(CommandRefused, command_refused)
+    # A subclass of CommandRefused: Starlette picks the handler of the nearest class.
+    app.add_exception_handler(PermissionRefused, permission_refused)
     app.add_exception_handler(InvalidDeclaration, declaration_invalid)
     app.add_exception_handler(RPCTimeoutOrCancelledError, incident_timed_out)
     app.add_exception_handler(RPCError, temporal_unavailable)

@@ -27,7 +27,10 @@ from config import Settings
 EVERY_SCOPE = frozenset(Scope)
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
 FORBIDDEN: dict[int | str, dict[str, str]] = {
-    403: {"description": "The token lacks the scope this needs, or acts for someone else."}
+    403: {
+        "description": "The token lacks the scope this needs, or acts for someone else, or "
+        "the policy's [permissions] do not let who acts do this; `detail` names the rule."
+    }
 }
 
 

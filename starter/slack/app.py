@@ -29,11 +29,12 @@ from clients.slack_client import slack_client
 from clients.slack_people import SlackPeople
 from config import ConfigError, Settings, reveal
 from starter.api.identity import token_store
-from starter.desk import IncidentDesk
+from starter.desk import IncidentDesk, permit
 from starter.oncall import register_oncall
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
 from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import PermissionRefused
 from workflows.models import IncidentState, Status
 
 log = structlog.get_logger()
@@ -163,8 +164,9 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
         fields = blocks.declaration_fields(blocks.values(view))
         user = where(body).user
         try:
-            slack.declaration(fields, user, body.get("trigger_id", ""))
-        except ValueError as error:
+            declaration = slack.declaration(fields, user, body.get("trigger_id", ""))
+            await permit(slack.desk.policy, slack.people, "declare", declaration.declared_by)
+        except (ValueError, PermissionRefused) as error:
             errors = blocks.field_errors(error_text(error), blocks.REFUSED_UNDER)
             await ack(response_action="errors", errors=errors)
             return

@@ -121,6 +121,15 @@ class Command(BaseModel):
         description="The API token the command came through; the API sets it.",
         json_schema_extra={"readOnly": True},
     )
+    # Set by the desk (what a client sends is replaced): the policy's [permissions] entries
+    # that stand for ``by`` by @handle, email or user group, found in Slack, so the
+    # workflow's check needs no I/O (``rules.check``).
+    answers_to: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The permission entries that name `by`; the desk sets it.",
+        json_schema_extra={"readOnly": True},
+    )
 
 
 class Acknowledge(Command):

@@ -1,5 +1,5 @@
-"""What every part of the incident domain shares to speak and to refuse: numbered notices
-and the one refusal a command gets.
+"""What every part of the incident domain shares to speak and to refuse: numbered notices,
+the refusal a command gets and the one a person gets whom the policy does not permit.
 
 Its own module, so the state machine (``lifecycle``), public incidents, the follow-through and
 the deadline dispatch all post the same way without importing one another.
@@ -7,9 +7,12 @@ the deadline dispatch all post the same way without importing one another.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows.effects import Audience, Notice, Post
+from workflows.incident_types import Action, Permissions
 from workflows.models import IncidentState
 
 BOTH = [Audience.CHANNEL, Audience.BROADCAST]
@@ -24,8 +27,35 @@ class CommandRefused(ApplicationError):
     the Slack app ephemerally and the CLI prints the API's detail.
     """
 
+    def __init__(self, message: str, kind: str = "CommandRefused") -> None:
+        super().__init__(message, type=kind, non_retryable=True)
+
+
+class PermissionRefused(CommandRefused):
+    """The policy's ``[permissions]`` do not let who acts do this; the message names the rule.
+
+    A refusal like any other to the Slack app (ephemeral) and the CLI (prints it), but its own
+    type, which the desk keeps from the failed Update, so the API answers it 403, not 409.
+    """
+
     def __init__(self, message: str) -> None:
-        super().__init__(message, type="CommandRefused", non_retryable=True)
+        super().__init__(message, "PermissionRefused")
+
+    def __str__(self) -> str:
+        return self.message  # people read the rule, not the type's name before it
+
+
+def require_permission(
+    permissions: Permissions,
+    action: Action,
+    by: str | None,
+    answers_to: Collection[str] = (),
+    holds: Collection[str] = (),
+) -> None:
+    """``PermissionRefused`` naming the rule, unless ``by`` may do ``action``."""
+    refusal = permissions.refusal(action, by, answers_to, holds)
+    if refusal is not None:
+        raise PermissionRefused(refusal)
 
 
 def failure_reason(error: ActivityError) -> str:

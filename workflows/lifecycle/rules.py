@@ -1,7 +1,7 @@
-"""The rules table: for each command, the pure check that may refuse it and the pure apply
-that changes the state and returns the effects. The workflow's Updates look their command up
-here, so a new command is one model (``commands.py``), one rule and one Update; the policy
-preview runs the same functions.
+"""The rules table: for each command, the permission it needs, the pure check that may refuse
+it and the pure apply that changes the state and returns the effects. The workflow's Updates
+look their command up here, so a new command is one model (``commands.py``), one rule and one
+Update; the policy preview runs the same functions.
 
 Also pure: what a change brings with it wherever it came from (a command, a timer, an alert),
 so the workflow applies every change the same way; and what a run starts from, ``IncidentInput``.
@@ -23,33 +23,50 @@ from workflows import statuspage
 from workflows.alerts import folding
 from workflows.effects import Effect, UpdateKickoff
 from workflows.escalation import tiers
+from workflows.incident_types import Action, holds
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states, timeline
 from workflows.lifecycle.channel import alert_links, bookmark, changes_kickoff
-from workflows.models import Declaration, IncidentState
+from workflows.lifecycle.notices import require_permission
+from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy
 from workflows.resolution import followup
 
 C = TypeVar("C", bound=cmd.Command)
 
 
+def needs(action: Action) -> Callable[[cmd.Command], Action | None]:
+    return lambda c: action
+
+
+def open_to_all(c: cmd.Command) -> Action | None:
+    return None
+
+
+def resolving(c: cmd.SetStatus) -> Action | None:
+    """`status resolved` resolves: it needs what resolving needs, or it would go round it."""
+    return "resolve" if c.status is Status.RESOLVED else None
+
+
 @dataclass(frozen=True)
 class Rule(Generic[C]):
     check: Callable[[IncidentState, Policy, C], None]  # raises CommandRefused
     apply: Callable[[IncidentState, Policy, C, datetime], list[Effect]]  # checks again first
+    # The policy's [permissions] entry the command needs, if any (see ``check``).
+    permission: Callable[[C], Action | None] = open_to_all
 
 
 RULES: dict[type[cmd.Command], Rule[Any]] = {
-    cmd.Acknowledge: Rule(states.check_acknowledge, states.apply_acknowledge),
-    cmd.SetStatus: Rule(states.check_set_status, states.apply_set_status),
+    cmd.Acknowledge: Rule(states.check_acknowledge, states.apply_acknowledge, needs("acknowledge")),
+    cmd.SetStatus: Rule(states.check_set_status, states.apply_set_status, resolving),
     cmd.PostUpdate: Rule(states.check_post_update, states.apply_post_update),
-    cmd.SetSeverity: Rule(states.check_set_severity, states.apply_set_severity),
+    cmd.SetSeverity: Rule(states.check_set_severity, states.apply_set_severity, needs("severity")),
     cmd.Rename: Rule(states.check_rename, states.apply_rename),
-    cmd.AssignRole: Rule(states.check_assign_role, states.apply_assign_role),
+    cmd.AssignRole: Rule(states.check_assign_role, states.apply_assign_role, needs("roles")),
     cmd.AddResponders: Rule(states.check_add_responders, states.apply_add_responders),
     cmd.Escalate: Rule(tiers.check_escalate, tiers.apply_escalate),
-    cmd.Resolve: Rule(states.check_resolve, states.apply_resolve),
-    cmd.Reopen: Rule(states.check_reopen, states.apply_reopen),
+    cmd.Resolve: Rule(states.check_resolve, states.apply_resolve, needs("resolve")),
+    cmd.Reopen: Rule(states.check_reopen, states.apply_reopen, needs("reopen")),
     cmd.AddActionItem: Rule(timeline.check_add_action_item, timeline.apply_add_action_item),
     cmd.CompleteActionItem: Rule(
         timeline.check_complete_action_item, timeline.apply_complete_action_item
@@ -58,7 +75,9 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
         timeline.check_add_timeline_entry, timeline.apply_add_timeline_entry
     ),
     cmd.PostPublicUpdate: Rule(
-        statuspage.check_post_public_update, statuspage.apply_post_public_update
+        statuspage.check_post_public_update,
+        statuspage.apply_post_public_update,
+        needs("public_update"),
     ),
     cmd.CompleteRetrospective: Rule(
         followup.check_complete_retrospective, followup.apply_complete_retrospective
@@ -75,6 +94,22 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
 
 def rule(command: cmd.Command) -> Rule[Any]:
     return RULES[type(command)]
+
+
+def permission(command: cmd.Command) -> Action | None:
+    return rule(command).permission(command)
+
+
+def check(state: IncidentState, policy: Policy, c: cmd.Command) -> None:
+    """The Update's validator: may who acts do this (``[permissions]``), then may the incident
+    take it. ``c.by`` is the verified person (the API's token, Slack's signature) and
+    ``c.answers_to`` what the desk found of them in Slack, so every entry point is checked
+    here alike and no I/O is needed."""
+    action = permission(c)
+    if action is not None:
+        found = holds(state, c.by)
+        require_permission(policy.permissions, action, c.by, c.answers_to, found)
+    rule(c).check(state, policy, c)
 
 
 class IncidentInput(BaseModel):

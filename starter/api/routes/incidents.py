@@ -162,7 +162,10 @@ one = APIRouter(prefix="/{incident_id}", responses=ONE_INCIDENT)
             "description": "Declared: durable in Temporal, channel still to come (`channel` is "
             "null); poll `Location`.",
         },
-        403: {"description": "A personal token's `by` names someone else, or it lacks `write`."},
+        403: {
+            "description": "A personal token's `by` names someone else, or it lacks `write`, "
+            "or the policy's `[permissions] declare` does not name who declares."
+        },
         422: {
             "description": "Invalid, or incomplete after the template: `detail` names the "
             "field (`title` or `severity` still missing, an unknown `template`, `type` or "

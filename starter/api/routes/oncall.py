@@ -86,7 +86,7 @@ class Shifts(BaseModel):
 
 
 async def on_call_desk(desk: Desk) -> OnCallDesk:
-    return OnCallDesk(desk.client, desk.policy)
+    return OnCallDesk(desk.client, desk.policy, desk.people)
 
 
 OnCall = Annotated[OnCallDesk, Depends(on_call_desk)]
@@ -175,9 +175,10 @@ async def remove_override(
     name: ScheduleName,
     override_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
     oncall: OnCall,
+    caller: Verified,
 ) -> Override:
     with answering():
-        return await oncall.remove_override(name, override_id, None)
+        return await oncall.remove_override(name, override_id, acting_for(caller, None))
 
 
 Since = Annotated[

@@ -25,6 +25,7 @@ from clients.tokens import (
 from starter.api.dependencies import UNAUTHORIZED, PeopleRoute, Verified
 from starter.api.identity import Caller, lacking, token_store
 from starter.api.openapi import PERSON
+from starter.desk import IncidentDesk, permit
 from workflows.models import UserId
 from workflows.text import SLACK_USER_ID
 
@@ -95,6 +96,14 @@ async def admin(caller: Verified) -> Caller:
     return caller
 
 
+async def others_tokens(request: Request, caller: Caller, owner: str | None) -> None:
+    """A person managing someone else's tokens (or everyone's) needs ``[permissions] tokens``
+    as well as ``admin``; their own stay theirs, and a service token is the product's."""
+    if caller.user is not None and owner != caller.user:
+        desk: IncidentDesk = request.app.state.desk
+        await permit(desk.policy, desk.people, "tokens", caller.user)
+
+
 Admin = Annotated[Caller, Depends(admin)]
 router = APIRouter(
     prefix="/tokens", tags=["tokens"], responses=UNAUTHORIZED, route_class=PeopleRoute
@@ -111,6 +120,7 @@ router = APIRouter(
     },
 )
 async def create_token(body: TokenRequest, request: Request, caller: Admin) -> IssuedToken:
+    await others_tokens(request, caller, body.user)
     lifetime = timedelta(seconds=body.expires_in)
     store, by = token_store(request.app), caller.user or caller.name
     scopes = frozenset(body.scopes)
@@ -137,6 +147,7 @@ async def list_tokens(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> TokenList:
+    await others_tokens(request, caller, user)
     found = await asyncio.to_thread(token_store(request.app).listed, user, limit)
     return TokenList(tokens=[TokenOut.of(token) for token in found])
 
@@ -160,6 +171,7 @@ async def revoke_token(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no token {token_id}")
     if found.user != caller.user and not caller.may(Scope.ADMIN):
         raise lacking(caller, Scope.ADMIN)
+    await others_tokens(request, caller, found.user)
     revoked = await asyncio.to_thread(store.revoke, token_id)
     assert revoked is not None  # tokens are revoked, never deleted
     return TokenOut.of(revoked)
