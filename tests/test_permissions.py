@@ -180,6 +180,10 @@ async def test_resolving_needs_the_commander_and_a_bystander_gets_403_naming_the
         refused = await api.post(f"/incidents/{ref}/{path}", json=sent, headers=as_bob)
         assert refused.status_code == 403, refused.text
         assert refused.json()["detail"] == RESOLVE_RULE
+    # Who stands for whom is the desk's to find: a client claiming a group is not believed.
+    claimed = {"by": BOB, "answers_to": ["@incident-leads"]}
+    refused = await api.post(f"/incidents/{ref}/resolve", json=claimed, headers=AS_SERVICE)
+    assert refused.status_code == 403 and refused.json()["detail"] == RESOLVE_RULE
     assert (await api.get(f"/incidents/{ref}", headers=AS_SERVICE)).json()["status"] != "resolved"
     acked = await api.post(f"/incidents/{ref}/acknowledge", headers=as_bob)
     assert acked.status_code == 200, acked.text  # acknowledging stays anyone's
@@ -251,3 +255,29 @@ async def test_slack_answers_a_refused_resolve_ephemerally_naming_the_rule(slack
     assert (await slack_app.get(state.id)).status is not Status.RESOLVED
     reply = await carol.types(f"/incident resolve {state.number} rolled back")  # @incident-leads
     assert (await slack_app.get(state.id)).status is Status.RESOLVED, reply.text
+
+
+async def test_a_persons_admin_token_manages_only_their_own_tokens_unless_the_policy_says(api_of):
+    api = api_of(permitting(tokens=["@incident-leads"]))
+
+    async def admin_token(user: str) -> dict[str, str]:
+        body = {"user": user, "scopes": ["admin"]}
+        made = await api.post("/tokens", json=body, headers=AS_SERVICE)  # a service token may
+        assert made.status_code == 201, made.text
+        return {"Authorization": f"Bearer {made.json()['token']}"}
+
+    as_bob, as_carol = await admin_token("@bob"), await admin_token("@carol")
+    rule = "tokens needs @incident-leads (policy [permissions] tokens)"
+    for refused in (
+        await api.post("/tokens", json={"user": "@alice"}, headers=as_bob),
+        await api.get("/tokens", headers=as_bob),  # everyone's
+    ):
+        assert refused.status_code == 403 and refused.json()["detail"] == rule, refused.text
+    mine = await api.post("/tokens", json={"user": "@bob"}, headers=as_bob)
+    assert mine.status_code == 201, mine.text
+    assert (await api.get("/tokens", params={"user": BOB}, headers=as_bob)).status_code == 200
+    assert (await api.delete(f"/tokens/{mine.json()['id']}", headers=as_bob)).status_code == 200
+    theirs = await api.post("/tokens", json={"user": "@alice"}, headers=as_carol)
+    assert theirs.status_code == 201, theirs.text  # Carol is one of @incident-leads
+    revoked = await api.delete(f"/tokens/{theirs.json()['id']}", headers=as_bob)
+    assert revoked.status_code == 403 and revoked.json()["detail"] == rule
