@@ -239,7 +239,8 @@ async def test_an_override_outside_the_policy_is_403(api_of, client: Client):
 async def slack_app(
     client: Client, settings: Settings, worker: None, slack: SlackEmulator, directory: SlackPeople
 ) -> AsyncIterator[IncidentDesk]:
-    policy = permitting(resolve=["role:commander", "@incident-leads"])
+    rota = {"perm-slack": schedule([ALICE], datetime.now(UTC), "1d")}
+    policy = permitting(rota, resolve=["role:commander", "@incident-leads"], schedules=[ALICE])
     desk = IncidentDesk(client, TASK_QUEUE, policy, people=directory)
     async with serve_slack_app(settings, desk, slack, "permissions-secret"):
         yield desk
@@ -281,3 +282,8 @@ async def test_a_persons_admin_token_manages_only_their_own_tokens_unless_the_po
     assert theirs.status_code == 201, theirs.text  # Carol is one of @incident-leads
     revoked = await api.delete(f"/tokens/{theirs.json()['id']}", headers=as_bob)
     assert revoked.status_code == 403 and revoked.json()["detail"] == rule
+
+
+async def test_slack_answers_a_refused_override_ephemerally_naming_the_rule(slack_app, slack):
+    reply = await Person(slack, BOB).types("/oncall override perm-slack @carol for 2h")
+    assert f"schedules needs {ALICE} (policy [permissions] schedules)" in reply.text, reply.text
