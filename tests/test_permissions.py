@@ -23,7 +23,7 @@ from localslack import BOT_TOKEN, SlackEmulator
 from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
-from tests.support import serve_slack_app
+from tests.support import eventually, serve_slack_app
 from tests.test_oncall_reach import schedule, start_schedules
 from tests.test_slack_app import Person
 from workflows.incident_types import Permissions, holds
@@ -240,7 +240,8 @@ async def slack_app(
     client: Client, settings: Settings, worker: None, slack: SlackEmulator, directory: SlackPeople
 ) -> AsyncIterator[IncidentDesk]:
     rota = {"perm-slack": schedule([ALICE], datetime.now(UTC), "1d")}
-    policy = permitting(rota, resolve=["role:commander", "@incident-leads"], schedules=[ALICE])
+    leads = ["role:commander", "@incident-leads"]
+    policy = permitting(rota, resolve=leads, schedules=[ALICE], declare=["@incident-leads"])
     desk = IncidentDesk(client, TASK_QUEUE, policy, people=directory)
     async with serve_slack_app(settings, desk, slack, "permissions-secret"):
         yield desk
@@ -287,3 +288,21 @@ async def test_a_persons_admin_token_manages_only_their_own_tokens_unless_the_po
 async def test_slack_answers_a_refused_override_ephemerally_naming_the_rule(slack_app, slack):
     reply = await Person(slack, BOB).types("/oncall override perm-slack @carol for 2h")
     assert f"schedules needs {ALICE} (policy [permissions] schedules)" in reply.text, reply.text
+
+
+async def test_slack_refuses_a_declaration_outside_the_policy_in_its_answer_and_on_its_form(
+    slack_app, slack
+):
+    bob = Person(slack, BOB)
+    rule = "declare needs @incident-leads (policy [permissions] declare)"
+    reply = await bob.types(f"/incident declare sev3 {title('Bob declares')}")
+    assert rule in reply.text, reply.text
+    sent = await slack.console.slash(
+        slack.workspace, BOB, bob.channel_id("general"), "/incident declare"
+    )
+    assert sent.status == 200
+    view = await eventually(lambda: bob.open_view("incident_declare"), timeout=10)
+    answers = {"title": title("Bob's form"), "severity": "sev3"}
+    refused = await slack.console.submit(slack.workspace, view["id"], answers)
+    assert refused.json["response_action"] == "errors"
+    assert rule in refused.json["errors"].values(), refused.json
