@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from .posts import Channel, Message
 from .rendering import blocks, text_object
 from .workspace import Workspace
 
@@ -81,3 +82,31 @@ def _input(ws: Workspace, block: dict[str, Any], error: str) -> str:
 def _described(option: dict[str, Any]) -> str:
     description = (option.get("description") or {}).get("text")
     return f" — {description}" if description else ""
+
+
+QUICK_REACTIONS = ("pushpin", "eyes", "white_check_mark")  # offered on every message
+
+
+def reacting(channel: Channel, message: Message, user: str) -> str:
+    """Reactions as ``:name: count`` (no emoji font needed), each a toggle for the person
+    acting, a few common ones to add, and pin/unpin: the app hears each as an event."""
+    ts = str(message["ts"])
+    counts = {r["name"]: r["users"] for r in message.get("reactions", [])}
+    names = list(dict.fromkeys([*counts, *QUICK_REACTIONS]))
+    forms = []
+    for name in names:
+        mine = user in counts.get(name, [])
+        fields = hidden(user=user, channel=channel.id, ts=ts, name=name, on="0" if mine else "1")
+        label = f":{escape(name)}: {len(counts.get(name, []))}" if name in counts else f"+:{name}:"
+        forms.append(
+            f"<form class='inline' method='post' action='/_emulator/react'>{fields}"
+            f"<button class='shortcut{' primary' if mine else ''}'>{label}</button></form>"
+        )
+    on = "0" if ts in channel.pins else "1"
+    fields = hidden(user=user, channel=channel.id, ts=ts, on=on)
+    pin = "Unpin" if on == "0" else "Pin"
+    forms.append(
+        f"<form class='inline' method='post' action='/_emulator/pin'>{fields}"
+        f"<button class='shortcut'>{pin}</button></form>"
+    )
+    return " " + "".join(forms)

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from .console import Console
-from .modals import hidden, modal, options
+from .modals import hidden, modal, options, reacting
 from .posts import Channel, Message
 from .rendering import Button, blocks, mrkdwn
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
@@ -226,7 +226,14 @@ def _channel(ws: Workspace, channel: Channel, user: str) -> str:
         lines.append(f"<p class='meta'>Topic: {mrkdwn(ws, channel.topic)}</p>")
     if channel.purpose:
         lines.append(f"<p class='meta'>Purpose: {mrkdwn(ws, channel.purpose)}</p>")
-    lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}</p>")
+    join = ""
+    if user not in channel.members and channel.is_channel and not channel.is_private:
+        fields = hidden(user=user, channel=channel.id)
+        join = (
+            f" <form class='inline' method='post' action='/_emulator/join'>{fields}"
+            "<button class='shortcut'>Join</button></form>"
+        )
+    lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}{join}</p>")
     for bookmark in channel.bookmarks:
         link = escape(str(bookmark["link"]), quote=True)
         lines.append(
@@ -267,6 +274,7 @@ def _message(ws: Workspace, channel: Channel, message: Message, user: str) -> st
             f" <form class='inline' method='post' action='/_emulator/shortcut'>{fields}"
             "<button class='shortcut' type='submit'>Add to timeline</button></form>"
         )
+        shortcut += reacting(channel, message, user)
     return f"<li{pinned}><time>{when}</time> <b>{who}</b>{reply}{shortcut}<br>{content}</li>"
 
 
