@@ -22,7 +22,13 @@ from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
 from workflows.lifecycle.notices import CommandRefused
-from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
+from workflows.lifecycle.visibility import (
+    INCIDENT_CHANNEL,
+    INCIDENT_CHANNEL_ID,
+    IncidentSummary,
+    incidents_where,
+    where,
+)
 from workflows.models import (
     DeclarationRequest,
     IncidentState,
@@ -160,6 +166,13 @@ class IncidentDesk:
     async def in_channel(self, channel_name: str) -> str | None:
         """The id of the newest incident whose Slack channel has this name, if any."""
         query = incidents_where(where(INCIDENT_CHANNEL, "=", channel_name))
+        async for execution in self.client.list_workflows(query, limit=1):
+            return execution.id
+        return None
+
+    async def by_channel_id(self, channel_id: str) -> str | None:
+        """The id of the incident whose Slack channel this is (renamed or not), if any."""
+        query = incidents_where(where(INCIDENT_CHANNEL_ID, "=", channel_id))
         async for execution in self.client.list_workflows(query, limit=1):
             return execution.id
         return None

@@ -31,6 +31,7 @@ from starter.desk import IncidentDesk
 from starter.oncall import register_oncall
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
+from starter.slack.events import register_events
 from workflows.lifecycle import commands as cmd
 from workflows.models import IncidentState, Status
 
@@ -114,6 +115,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     for alias in ALIASES:
         app.command(alias)(incident)
     register_oncall(app, slack)
+    register_events(app, slack)
 
     @app.action("incident_acknowledge")
     async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
