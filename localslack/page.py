@@ -76,6 +76,7 @@ button { border: 1px solid #bbb; background: #fff; border-radius: 4px; padding: 
 button.primary { background: #007a5a; color: #fff; border-color: #007a5a; }
 button.danger { background: #e01e5a; color: #fff; border-color: #e01e5a; }
 button.shortcut { font-weight: 400; font-size: 11px; padding: 0 .4rem; color: #616061; }
+button.shortcut.primary { color: #fff; }  /* a reaction of the person acting */
 a.button { border: 1px solid #bbb; border-radius: 4px; padding: .2rem .7rem; text-decoration: none;
   color: #1d1c1d; font-weight: 600; margin-right: .3rem; }
 #console { background: #f8f8f8; position: sticky; top: 0; z-index: 1; }

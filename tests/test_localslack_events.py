@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
@@ -172,3 +173,32 @@ async def test_joins_by_invitation_and_by_a_person_are_events(emu: SlackEmulator
         (DAVE, None),
     ]
     assert {e["channel"] for e in joined} == {channel}
+
+
+async def test_the_page_reacts_pins_and_joins_as_the_person_acting(emu: SlackEmulator) -> None:
+    channel = general(emu)
+    ts = emu.console.say(emu.workspace, ALICE, channel, "from the page")
+    page = f"http://127.0.0.1:{emu.port}"
+    incidents = emu.channel_by_name("incidents")
+    assert incidents is not None
+    emu.channels[incidents.id].members.remove(DAVE)
+    async with aiohttp.ClientSession() as http:
+        html = await (await http.get(f"{page}/?as={BOB}")).text()
+        assert "+:pushpin:" in html and "action='/_emulator/react'" in html
+        form = {"user": BOB, "channel": channel, "ts": ts, "name": "pushpin", "on": "1"}
+        async with http.post(f"{page}/_emulator/react", data=form, allow_redirects=False) as r:
+            assert r.status == 303
+        async with http.post(f"{page}/_emulator/pin", data={**form}, allow_redirects=False) as r:
+            assert r.status == 303
+        joining = {"user": DAVE, "channel": incidents.id}
+        async with http.post(f"{page}/_emulator/join", data=joining, allow_redirects=False) as r:
+            assert r.status == 303
+        html = await (await http.get(f"{page}/?as={BOB}")).text()
+        assert ":pushpin: 1" in html and "Unpin" in html
+        again = {**form, "name": "pushpin", "on": "1"}
+        async with http.post(f"{page}/_emulator/react", data=again) as r:
+            assert r.status == 400 and "already_reacted" in await r.text()
+        crossed = {"Origin": "http://evil.example"}
+        async with http.post(f"{page}/_emulator/pin", data=form, headers=crossed) as r:
+            assert r.status == 403
+    assert emu.pins(channel) == [ts] and DAVE in emu.channels[incidents.id].members
