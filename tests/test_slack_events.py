@@ -197,3 +197,16 @@ async def test_the_app_answers_url_verification_and_refuses_unsigned_events(
     finally:
         console.signing_secret = SECRET
     assert forged.status == 401
+
+
+async def test_a_renamed_channel_is_still_the_incidents_for_its_commands(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state = await declared(alice, events_desk, "Renamed", "sev3")
+    assert state.channel is not None
+    channel = slack.channels[state.channel.id]
+    slack.workspace.rename(channel, f"{channel.name}-db", ALICE)
+    reply = await alice.types("/incident status identified bad index", channel.name)
+    assert "identified" in reply.text.lower()
+    state = await events_desk.get(state.id)
+    assert state.status.value == "identified"

@@ -201,7 +201,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     async def add_to_timeline(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         asker = where(body)
-        ref = await slack.incident_here(asker.channel_name)
+        ref = await slack.incident_here(asker)
         if ref is None:
             await say(respond, blocks.refused("not an incident channel"))
             return

@@ -79,7 +79,7 @@ class Heard:
     ) -> None:
         if context.bot_user_id in (event.get("user"), event.get("inviter")):
             return  # the incident's own doing (its channel, its invitations), already noted
-        ref = await self.slack.desk.by_channel_id(str(event.get("channel", "")))
+        ref = await self.slack.desk.in_channel(str(event.get("channel", "")))
         if ref is not None:
             await self._run(body, ref, cmd.JoinChannel, {"by": event.get("user")})
 
@@ -92,7 +92,7 @@ class Heard:
         mark: str,
         on: bool,
     ) -> None:
-        ref = await self.slack.desk.by_channel_id(channel)
+        ref = await self.slack.desk.in_channel(channel)
         if ref is None:
             return
         fields = {
