@@ -210,3 +210,27 @@ async def test_a_renamed_channel_is_still_the_incidents_for_its_commands(
     assert "identified" in reply.text.lower()
     state = await events_desk.get(state.id)
     assert state.status.value == "identified"
+
+
+async def test_an_acknowledging_reaction_on_the_escalation_notice_acknowledges_as_the_reactor(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state = await declared(alice, events_desk, "Noticed", "sev1")
+    assert state.channel is not None
+    channel = state.channel.id
+
+    def notice() -> str | None:
+        for message in slack.messages(channel):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if str(payload.get("key", "")).startswith("escalated-"):
+                return str(message["ts"])
+        return None
+
+    await eventually(lambda: notice() is not None, timeout=20)
+    ts = notice()
+    assert ts is not None
+    slack.console.react(slack.workspace, BOB, channel, ts, "thumbsup", True)  # not an ack
+    slack.console.react(slack.workspace, BOB, channel, ts, "white_check_mark", True)
+    await settled(slack)
+    state = await until(events_desk, state.id, lambda s: s.acknowledged_at is not None)
+    assert state.acknowledged_by == BOB
