@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from .api import chat
+from .events import EventDelivery
 from .seed import APP_ID, TEAM_DOMAIN, TEAM_ID
 from .workspace import Workspace
 
@@ -65,14 +67,46 @@ class Console:
     origin: str = ""  # the emulator's own http://host:port, set when it starts
     replies: list[Reply] = field(default_factory=list)
     _pending: dict[str, tuple[str, str]] = field(default_factory=dict)
+    events: EventDelivery = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = EventDelivery(self._post_event)
 
     # --- what people do -------------------------------------------------------------------
 
     def say(self, ws: Workspace, user: str, channel_id: str, text: str) -> str:
-        """A person posts a message (no app involved); its ts, for a shortcut to point at."""
+        """A person posts a message; its ts, for a shortcut or a reaction to point at."""
         message = {"type": "message", "ts": ws.next_ts(), "user": user, "text": text[:4000]}
         ws.channels[channel_id].add(message)
+        ws.posts.emit({**message, "channel": channel_id})
+        self.flush(ws)
         return str(message["ts"])
+
+    def react(
+        self, ws: Workspace, user: str, channel_id: str, ts: str, name: str, on: bool
+    ) -> None:
+        """A person adds (``on``) or takes back an emoji reaction on message ``ts``."""
+        chat.react(ws, ws.channel(channel_id, user), ts, user, name, on)
+        self.flush(ws)
+
+    def pin(self, ws: Workspace, user: str, channel_id: str, ts: str, on: bool) -> None:
+        channel = ws.channel(channel_id, user)
+        if on:
+            ws.posts.pin(channel, ts, user)
+        else:
+            ws.posts.unpin(channel, ts, user)
+        self.flush(ws)
+
+    def join(self, ws: Workspace, user: str, channel_id: str) -> None:
+        ws.join(ws.channel(channel_id, user), user)
+        self.flush(ws)
+
+    def flush(self, ws: Workspace) -> None:
+        """Deliver what happened in the workspace to the app; with no app, nobody hears it."""
+        if self.app_url:
+            self.events.flush(ws.events)
+        else:
+            ws.events.clear()
 
     # --- what Slack sends the app ---------------------------------------------------------
 
@@ -148,13 +182,31 @@ class Console:
         opened["errors"] = answer.get("errors", {})
         return sent
 
-    async def send(self, body: str, *, age: float = 0.0) -> Sent:
+    async def send(
+        self, body: str, *, age: float = 0.0, headers: dict[str, str] | None = None
+    ) -> Sent:
         """POST a signed request to the app; ``age`` back-dates it (stale requests get 401)."""
+        status, text, _ = await self._signed(body, headers or {}, age, TIMEOUT)
+        return Sent(status, text)
+
+    async def _post_event(
+        self, body: str, headers: dict[str, str], within: float
+    ) -> tuple[int, str]:
+        status, _, no_retry = await self._signed(
+            body, headers, 0.0, aiohttp.ClientTimeout(total=within)
+        )
+        return status, no_retry
+
+    async def _signed(
+        self, body: str, headers: dict[str, str], age: float, within: aiohttp.ClientTimeout
+    ) -> tuple[int, str, str]:
+        """The app's status, its answer and its X-Slack-No-Retry header."""
         if not self.app_url:
             raise ValueError("no app URL: set LOCALSLACK_APP_URL (like http://127.0.0.1:8000)")
         timestamp = str(int(time.time() - age))
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
+            **headers,
             "X-Slack-Request-Timestamp": timestamp,
             "X-Slack-Signature": signature(self.signing_secret, timestamp, body),
         }
@@ -162,10 +214,11 @@ class Console:
         if not url.endswith("/slack/events"):
             url += "/slack/events"
         async with (
-            aiohttp.ClientSession(timeout=TIMEOUT) as http,
+            aiohttp.ClientSession(timeout=within) as http,
             http.post(url, data=body.encode(), headers=headers) as response,
         ):
-            return Sent(response.status, await response.text())
+            text = await response.text()
+            return response.status, text, response.headers.get("X-Slack-No-Retry", "")
 
     # --- what the app sends back ----------------------------------------------------------
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import page
 from .console import Console
+from .errors import SlackError
 from .workspace import Workspace
 
 
@@ -36,6 +37,10 @@ def add_console_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/_emulator/shortcut", routes.shortcut)
     app.router.add_post("/_emulator/submit", routes.submit)
     app.router.add_post("/_emulator/close", routes.close)
+    app.router.add_post("/_emulator/react", routes.react)
+    app.router.add_post("/_emulator/pin", routes.pin)
+    app.router.add_post("/_emulator/join", routes.join)
+    app.router.add_get("/_emulator/deliveries", routes.deliveries)
     app.router.add_get("/_emulator/replies", routes.replies)
     app.router.add_get("/_emulator/views", routes.views)
     app.router.add_get("/_emulator/page.js", routes.script)
@@ -120,6 +125,39 @@ class ConsoleRoutes:
         except (KeyError, ValueError) as error:
             raise web.HTTPBadRequest(text=f"cannot send that: {error}") from None
         return self._answer(request, sent.status, sent.body, user, channel)
+
+    async def _do(self, request: web.Request, kind: str) -> web.Response:
+        """What a person does in Slack itself (react, pin, join): no app answers, but the
+        app hears of it as an event."""
+        form = await self._form(request)
+        ws, console = self.emulator.workspace, self.emulator.console
+        user, channel = str(form.get("user", "")), str(form.get("channel", ""))
+        on = str(form.get("on", "1")) == "1"
+        try:
+            if kind == "react":
+                console.react(ws, user, channel, str(form["ts"]), str(form["name"]), on)
+            elif kind == "pin":
+                console.pin(ws, user, channel, str(form["ts"]), on)
+            else:
+                console.join(ws, user, channel)
+        except KeyError as error:
+            raise web.HTTPBadRequest(text=f"cannot do that: missing {error}") from None
+        except SlackError as error:
+            raise web.HTTPBadRequest(text=f"Slack says {error.code}") from None
+        return self._answer(request, 200, "", user, channel)
+
+    async def react(self, request: web.Request) -> web.Response:
+        return await self._do(request, "react")
+
+    async def pin(self, request: web.Request) -> web.Response:
+        return await self._do(request, "pin")
+
+    async def join(self, request: web.Request) -> web.Response:
+        return await self._do(request, "join")
+
+    async def deliveries(self, request: web.Request) -> web.Response:
+        attempts = [a.to_json() for a in self.emulator.console.events.attempts]
+        return web.json_response({"deliveries": attempts})
 
     async def slash(self, request: web.Request) -> web.Response:
         return await self._send(request, "slash")

@@ -26,21 +26,31 @@ def method_scopes() -> Mapping[str, Mapping[str, list[str]]]:
 
 @cache
 def manifest_scopes() -> frozenset[str]:
-    """The bot scopes of the manifest (a list under ``oauth_config.scopes.bot``).
+    """The bot scopes of the manifest (a list under ``oauth_config.scopes.bot``)."""
+    return _manifest_list("bot:")
 
-    Read line by line rather than with a YAML parser, which the product does not depend on.
-    """
-    scopes: set[str] = set()
+
+@cache
+def manifest_events() -> frozenset[str]:
+    """The events the app subscribes to (``settings.event_subscriptions.bot_events``): Slack
+    delivers those and no others."""
+    return _manifest_list("bot_events:")
+
+
+def _manifest_list(key: str) -> frozenset[str]:
+    """A list under ``key`` in the manifest, read line by line rather than with a YAML parser,
+    which the product does not depend on."""
+    found: set[str] = set()
     inside = False
     for line in MANIFEST.read_text().splitlines():
         stripped = line.strip()
-        if stripped == "bot:":
+        if stripped == key:
             inside = True
         elif inside and stripped.startswith("- "):
-            scopes.add(stripped[2:].strip())
+            found.add(stripped[2:].strip())
         elif inside and stripped:
             break
-    return frozenset(scopes)
+    return frozenset(found)
 
 
 def check(method: str, granted: frozenset[str], private: bool) -> None:

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from .console import Console
+from .events import reacting
 from .posts import Channel, Message
 from .rendering import Button, blocks, hidden, modal, mrkdwn, options
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
@@ -75,6 +76,7 @@ button { border: 1px solid #bbb; background: #fff; border-radius: 4px; padding: 
 button.primary { background: #007a5a; color: #fff; border-color: #007a5a; }
 button.danger { background: #e01e5a; color: #fff; border-color: #e01e5a; }
 button.shortcut { font-weight: 400; font-size: 11px; padding: 0 .4rem; color: #616061; }
+button.shortcut.primary { color: #fff; }  /* a reaction of the person acting */
 a.button { border: 1px solid #bbb; border-radius: 4px; padding: .2rem .7rem; text-decoration: none;
   color: #1d1c1d; font-weight: 600; margin-right: .3rem; }
 #console { background: #f8f8f8; position: sticky; top: 0; z-index: 1; }
@@ -225,7 +227,14 @@ def _channel(ws: Workspace, channel: Channel, user: str) -> str:
         lines.append(f"<p class='meta'>Topic: {mrkdwn(ws, channel.topic)}</p>")
     if channel.purpose:
         lines.append(f"<p class='meta'>Purpose: {mrkdwn(ws, channel.purpose)}</p>")
-    lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}</p>")
+    join = ""
+    if user not in channel.members and channel.is_channel and not channel.is_private:
+        fields = hidden(user=user, channel=channel.id)
+        join = (
+            f" <form class='inline' method='post' action='/_emulator/join'>{fields}"
+            "<button class='shortcut'>Join</button></form>"
+        )
+    lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}{join}</p>")
     for bookmark in channel.bookmarks:
         link = escape(str(bookmark["link"]), quote=True)
         lines.append(
@@ -266,6 +275,7 @@ def _message(ws: Workspace, channel: Channel, message: Message, user: str) -> st
             f" <form class='inline' method='post' action='/_emulator/shortcut'>{fields}"
             "<button class='shortcut' type='submit'>Add to timeline</button></form>"
         )
+        shortcut += reacting(channel, message, user)
     return f"<li{pinned}><time>{when}</time> <b>{who}</b>{reply}{shortcut}<br>{content}</li>"
 
 

@@ -135,9 +135,12 @@ class Posts:
         next_ts: Callable[[], str],
         new_id: Callable[[str], str],
         per_channel_rate_limit: bool,
+        emit: Callable[[dict[str, Any]], None],
     ) -> None:
         self.next_ts = next_ts
         self.new_id = new_id
+        # What happened, as the Events API tells an app (the console delivers it).
+        self.emit = emit
         self.per_channel_rate_limit = per_channel_rate_limit
         self._budget: dict[str, tuple[float, float]] = {}
 
@@ -223,6 +226,28 @@ class Posts:
             raise SlackError("too_many_pins")
         channel.pins[ts] = Pin(int(time.time()), actor)
         message["pinned_to"] = [channel.id]
+        self._pin_event("pin_added", channel, message, actor)
+
+    def unpin(self, channel: Channel, ts: str, actor: str) -> None:
+        message = self.item(channel, ts)
+        if channel.pins.pop(ts, None) is None:
+            raise SlackError("no_pin")
+        message.pop("pinned_to", None)
+        self._pin_event("pin_removed", channel, message, actor)
+
+    def _pin_event(self, kind: str, channel: Channel, message: Message, actor: str) -> None:
+        item = {"type": "message", "channel": channel.id, "message": message}
+        self.emit({"type": kind, "user": actor, "channel_id": channel.id, "item": item})
+
+    def item(self, channel: Channel, ts: str) -> Message:
+        try:
+            stamp(ts)
+        except ValueError:
+            raise SlackError("bad_timestamp") from None
+        message = channel.by_ts.get(ts)
+        if message is None:
+            raise SlackError("message_not_found")
+        return message
 
     def add_bookmark(
         self, channel: Channel, actor: str, *, title: str, kind: str, link: str, emoji: str

@@ -162,6 +162,7 @@ class SlackEmulator:
         # The write happened; a commit-then-fail fault only loses the answer.
         fault = fault or (self._chaos.fault(name) if self._chaos else None)
         self._record(name, args, None)
+        self.console.flush(self.workspace)  # the events the call set off
         if fault is not None:
             return _fault_response(request, fault)
         return web.json_response(body, dumps=_dumps)

@@ -11,11 +11,12 @@ from typing import Any
 
 from .errors import SlackError
 from .posts import Channel, Posts, Setter, format_stamp, writable
-from .seed import BOT_USER_ID, HUMAN_IDS, OWNER_ID, USER_GROUPS, USERS, User, UserGroup
+from .seed import BOT_USER_ID, HUMAN_IDS, OWNER_ID, TEAM_ID, USER_GROUPS, USERS, User, UserGroup
 
 NAME_MAX = 80
 TOPIC_MAX = 250
 MAX_DIRECT_USERS = 8
+MAX_EVENTS = 1000  # undelivered events kept (no app listening: the oldest go)
 
 _NAME = re.compile(r"^[a-z0-9_-]+$")
 _ID_CHARS = string.ascii_uppercase + string.digits
@@ -46,7 +47,9 @@ class Workspace:
         self._ids: set[str] = set()
         self._last_stamp = 0
         # What is written into channels; it stamps and names things the workspace's way.
-        self.posts = Posts(self.next_ts, self.new_id, per_channel_rate_limit)
+        # Events an app would be told of, oldest first, until the console delivers them.
+        self.events: list[dict[str, Any]] = []
+        self.posts = Posts(self.next_ts, self.new_id, per_channel_rate_limit, self._emit)
         self.canvases: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}  # modals opened, by view id (views.*)
         self.triggers: dict[str, str] = {}  # trigger id -> the user whose action made it
@@ -85,6 +88,20 @@ class Workspace:
         """Wall-clock based, but strictly increasing even within one microsecond."""
         self._last_stamp = max(time.time_ns() // 1000, self._last_stamp + 1)
         return format_stamp(self._last_stamp)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.events.append({**event, "event_ts": self.next_ts()})
+        del self.events[:-MAX_EVENTS]
+
+    def joined(self, channel: Channel, user: str, inviter: str | None = None) -> None:
+        """Slack's notice in the channel and its ``member_joined_channel`` event."""
+        message = self.posts.system(
+            channel, user, "channel_join", f"<@{user}> has joined the channel"
+        )
+        event = {"type": "member_joined_channel", "user": user, "channel": channel.id}
+        if inviter:
+            message["inviter"] = event["inviter"] = inviter
+        self._emit({**event, "channel_type": "G" if channel.is_private else "C", "team": TEAM_ID})
 
     # --- lookups --------------------------------------------------------------------
 
@@ -133,7 +150,7 @@ class Workspace:
     def create_channel(self, name: str, actor: str, *, is_private: bool) -> Channel:
         self._check_name(name)
         channel = self._new_channel(name, actor, is_private=is_private)
-        self.posts.system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
+        self.joined(channel, actor)
         return channel
 
     def _named_channel(self, channel: Channel) -> None:
@@ -182,10 +199,7 @@ class Workspace:
             raise SlackError(errors[0]["error"], extra={"errors": errors})
         for user_id in invitable:
             channel.members.append(user_id)
-            message = self.posts.system(
-                channel, user_id, "channel_join", f"<@{user_id}> has joined the channel"
-            )
-            message["inviter"] = actor
+            self.joined(channel, user_id, inviter=actor)
 
     def _invite_error(self, channel: Channel, user_id: str, actor: str) -> str | None:
         if user_id == actor:
@@ -205,7 +219,7 @@ class Workspace:
         if actor in channel.members:
             return True
         channel.members.append(actor)
-        self.posts.system(channel, actor, "channel_join", f"<@{actor}> has joined the channel")
+        self.joined(channel, actor)
         return False
 
     def archive(self, channel: Channel, actor: str) -> None:

@@ -9,7 +9,7 @@ these rows: the API's routes (``starter.api.routes.incidents``), the CLI's sub-c
 
 Adding a command: its model in workflows/lifecycle/commands.py, its check/apply rule and its
 line in workflows/lifecycle/rules.py, its one-line Update handler on IncidentWorkflow, and one
-row here.
+row here (in ``HEARD`` for a command only Slack's events send).
 
 The verb is the command's one name for people (Slack and the CLI); the HTTP path is its name
 in the API contract, which clients already rely on. ``aliases`` are other spellings people may
@@ -267,7 +267,22 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
     ),
 )
 
-BY_MODEL: dict[type[cmd.Command], CommandRow[Any]] = {row.model: row for row in COMMANDS}
+# Commands only Slack's events send (``starter.slack.events``): no route, no CLI sub-command,
+# no `/incident` word, since each states what Slack saw happen; the desk runs them like any.
+HEARD: tuple[CommandRow[Any], ...] = (
+    CommandRow(
+        "",
+        cmd.MarkMessage,
+        IncidentWorkflow.mark_message,
+        "",
+        "a channel message pinned or given a timeline reaction, or no longer",
+    ),
+    CommandRow(
+        "", cmd.JoinChannel, IncidentWorkflow.join_channel, "", "someone joined the channel"
+    ),
+)
+
+BY_MODEL: dict[type[cmd.Command], CommandRow[Any]] = {row.model: row for row in (*COMMANDS, *HEARD)}
 # Every spelling people may type, aliases included, to its row.
 BY_VERB: dict[str, CommandRow[Any]] = {
     spelling: row for row in COMMANDS for spelling in (row.verb, *row.aliases)

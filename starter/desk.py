@@ -25,7 +25,13 @@ from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
 from workflows.lifecycle.notices import CommandRefused, PermissionRefused, require_permission
 from workflows.lifecycle.rules import permission
-from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
+from workflows.lifecycle.visibility import (
+    INCIDENT_CHANNEL,
+    INCIDENT_CHANNEL_ID,
+    IncidentSummary,
+    incidents_where,
+    where,
+)
 from workflows.models import DeclarationRequest, IncidentState, Status
 from workflows.policy import Policy
 from workflows.text import incident_id, parse_incident_ref
@@ -183,9 +189,16 @@ class IncidentDesk:
         )
         return (await self.page(filters, page_size=limit)).incidents
 
-    async def in_channel(self, channel_name: str) -> str | None:
-        """The id of the newest incident whose Slack channel has this name, if any."""
-        query = incidents_where(where(INCIDENT_CHANNEL, "=", channel_name))
+    async def in_channel(self, channel_id: str, channel_name: str = "") -> str | None:
+        """The id of the newest incident whose Slack channel this is: by the channel's id,
+        which a rename keeps and events carry, or by its name for an incident whose build
+        did not record the id."""
+        clauses = [where(INCIDENT_CHANNEL_ID, "=", channel_id)] if channel_id else []
+        if channel_name:
+            clauses.append(where(INCIDENT_CHANNEL, "=", channel_name))
+        if not clauses:
+            return None
+        query = incidents_where("(" + " OR ".join(clauses) + ")")
         async for execution in self.client.list_workflows(query, limit=1):
             return execution.id
         return None

@@ -656,10 +656,13 @@ async def test_chaos_fails_a_seeded_share_of_writes_after_they_commit(emu: Slack
 async def test_tokens_have_scopes_and_a_missing_one_is_named(emu: SlackEmulator):
     bot = AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN)  # the manifest's scopes
     channel = await new_channel(bot)
-    await bot.chat_postMessage(channel=channel, text="allowed: chat:write")
-    error = await slack_error(bot.pins_list(channel=channel))
+    posted = await bot.chat_postMessage(channel=channel, text="allowed: chat:write")
+    # The app hears reactions (reactions:read) but never adds one.
+    error = await slack_error(
+        bot.reactions_add(channel=channel, timestamp=posted["ts"], name="eyes")
+    )
     assert error.response["error"] == "missing_scope"
-    assert error.response["needed"] == "pins:read"
+    assert error.response["needed"] == "reactions:write"
     assert "chat:write" in error.response["provided"].split(",")
 
 

@@ -78,6 +78,28 @@ def methods_called(root: Path = ROOT) -> dict[str, set[str]]:
     return found
 
 
+def events_heard(root: Path = ROOT) -> set[str]:
+    """The Events API events the app listens to: ``app.event("name")`` in starter/."""
+    found: set[str] = set()
+    for path in sorted((root / "starter").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add(node.args[0].value)
+    return found
+
+
+def event_table() -> dict[str, dict[str, list[str]]]:
+    table: dict[str, dict[str, list[str]]] = json.loads(METHOD_SCOPES.read_text())["events"]
+    return table
+
+
 def uses_private_channels(root: Path = ROOT) -> bool:
     sources = (p.read_text() for f in SCANNED for p in (root / f).rglob("*.py"))
     return any("private_channel" in s or "is_private=True" in s for s in sources)
@@ -90,10 +112,15 @@ def needed_scopes() -> set[str]:
     assert unknown == [], f"add these methods' scopes to {METHOD_SCOPES.name}: {unknown}"
     private = uses_private_channels()
     scopes = {"commands"}  # slash commands and shortcuts, not a Web API method
-    for method in called:
-        scopes |= set(table[method]["scopes"])
+    needs = [table[method] for method in called]
+    events = event_table()
+    unknown = sorted(e for e in events_heard() if e not in events)
+    assert unknown == [], f"add these events' scopes to {METHOD_SCOPES.name}: {unknown}"
+    needs += [events[event] for event in events_heard()]
+    for need in needs:
+        scopes |= set(need["scopes"])
         if private:
-            scopes |= set(table[method].get("private", []))
+            scopes |= set(need.get("private", []))
     return scopes
 
 
@@ -136,6 +163,18 @@ def test_manifest_grants_exactly_the_scopes_the_code_calls_for(manifest: dict[st
     needed = needed_scopes()
     assert sorted(needed - granted) == [], "missing: the calls would get missing_scope"
     assert sorted(granted - needed) == [], "unused: least privilege says drop them"
+
+
+def test_manifest_subscribes_to_exactly_the_events_the_app_listens_to(
+    manifest: dict[str, Any],
+) -> None:
+    subscriptions = manifest["settings"]["event_subscriptions"]
+    assert sorted(subscriptions["bot_events"]) == sorted(events_heard())
+    assert events_heard() >= {"pin_added", "reaction_added", "member_joined_channel"}
+    if manifest["settings"]["socket_mode_enabled"]:
+        assert "request_url" not in subscriptions
+    else:
+        assert subscriptions["request_url"] == "https://YOUR-HOST/slack/events"
 
 
 def test_scan_finds_client_calls_api_call_and_bolt_helpers(tmp_path: Path) -> None:

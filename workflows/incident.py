@@ -188,3 +188,5 @@ class IncidentWorkflow:
     assign_action_item = command(cmd.AssignActionItem)
     set_action_item_due = command(cmd.SetActionItemDue)
     drop_action_item = command(cmd.DropActionItem)
+    mark_message = command(cmd.MarkMessage)
+    join_channel = command(cmd.JoinChannel)

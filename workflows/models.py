@@ -257,10 +257,11 @@ class IncidentState(BaseModel):
     next_update_due: datetime | None = None
     archived_at: datetime | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    marked: dict[str, list[str]] = {}  # channel message ts -> its pins and reactions that count
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     alerts: AlertTally = Field(default_factory=AlertTally)
-    # Update ids already applied, across runs: see workflows/lifecycle/idempotency.py.
+    # Update ids already applied, across runs (workflows/lifecycle/idempotency.py).
     applied_updates: list[str] = Field(default_factory=list)
     kickoff: MessageRef | None = None
     links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked

@@ -20,7 +20,7 @@ from workflows.incident_types import TYPE_NAME, IncidentType, Permissions, check
 from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
 from workflows.oncall.schedules import Schedule
 from workflows.text import Duration as Duration
-from workflows.text import Text, check_template
+from workflows.text import Emoji, Text, check_template
 from workflows.text import parse_duration as parse_duration
 
 # Drills: a practice incident runs the real workflow on a compressed clock, clearly marked.
@@ -121,6 +121,13 @@ class HistoryPolicy(BaseModel):
     continue_as_new_once_open: bool = False
 
 
+class SlackPolicy(BaseModel):
+    """Reactions that put a channel message on the timeline; reactions that acknowledge."""
+
+    timeline_reactions: list[Emoji] = Field(default=["pushpin"], max_length=20)
+    ack_reactions: list[Emoji] = Field(default=["eyes", "white_check_mark"], max_length=20)
+
+
 PagingSeverity = Literal["critical", "error", "warning", "info"]
 
 
@@ -190,6 +197,7 @@ class Policy(BaseModel):
     digest: DigestPolicy = Field(default_factory=DigestPolicy)
     drill: DrillPolicy = Field(default_factory=DrillPolicy)
     history: HistoryPolicy = Field(default_factory=HistoryPolicy)
+    slack: SlackPolicy = Field(default_factory=SlackPolicy)
     schedules: dict[Annotated[str, Field(pattern=SCHEDULE_NAME)], Schedule] = Field(
         default_factory=dict, max_length=5000
     )

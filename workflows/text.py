@@ -13,7 +13,7 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 
 # Slack channel names for incidents: ``^[a-z0-9_-]{1,80}$`` from a template.
 MAX_CHANNEL_NAME = 80
@@ -108,6 +108,8 @@ def clean_required_text(value: str) -> str:
 Line = Annotated[str, AfterValidator(clean_line)]
 Text = Annotated[str, AfterValidator(clean_text)]
 RequiredText = Annotated[str, AfterValidator(clean_required_text)]
+# An emoji by its Slack name, without colons: "pushpin", "white_check_mark", "+1".
+Emoji = Annotated[str, Field(pattern=r"^[a-z0-9_+'-]{1,100}$")]
 
 
 # People are Slack user ids everywhere; these are the one spelling of what one looks like.

@@ -1,6 +1,7 @@
 """chat.*, pins.* and bookmarks.*: what gets written into a channel; views.* and canvases.*:
 modals are remembered and the page draws the open ones as forms."""
 
+import re
 import time
 from typing import Any
 
@@ -12,6 +13,8 @@ from ..workspace import Workspace
 from .registry import Args, Body, method, pin_json
 
 MAX_VIEWS = 100  # modals kept for the page; older ones are forgotten
+MAX_REACTIONS = 23  # distinct emoji on one message; Slack answers too_many_reactions past it
+EMOJI = re.compile(r"^[a-z0-9_+'-]{1,100}$")
 
 
 def _destination(ws: Workspace, args: Args) -> Channel:
@@ -72,6 +75,65 @@ def pins_add(ws: Workspace, args: Args) -> Body:
     channel = ws.channel(args.text("channel"), args.actor)
     ws.posts.pin(channel, args.text("timestamp"), args.actor)
     return {}
+
+
+@method("pins.remove", channel="channel_not_found", timestamp="no_item_specified")
+def pins_remove(ws: Workspace, args: Args) -> Body:
+    channel = ws.channel(args.text("channel"), args.actor)
+    ws.posts.unpin(channel, args.text("timestamp"), args.actor)
+    return {}
+
+
+def react(ws: Workspace, channel: Channel, ts: str, actor: str, name: str, on: bool) -> None:
+    """reactions.add (``on``) and reactions.remove, with Slack's errors, told as events."""
+    if not EMOJI.match(name):
+        raise SlackError("invalid_name")
+    message = ws.posts.item(channel, ts)
+    if on and channel.is_archived:
+        raise SlackError("is_archived")
+    reactions: list[dict[str, Any]] = message.setdefault("reactions", [])
+    found = next((r for r in reactions if r["name"] == name), None)
+    if on and found is not None and actor in found["users"]:
+        raise SlackError("already_reacted")
+    if on and found is None and len(reactions) >= MAX_REACTIONS:
+        raise SlackError("too_many_reactions")
+    if not on and (found is None or actor not in found["users"]):
+        raise SlackError("no_reaction")
+    if found is None:
+        found = {"name": name, "users": [], "count": 0}
+        reactions.append(found)
+    found["users"].append(actor) if on else found["users"].remove(actor)
+    found["count"] = len(found["users"])
+    message["reactions"] = [r for r in reactions if r["users"]]
+    if not message["reactions"]:
+        del message["reactions"]
+    kind = "reaction_added" if on else "reaction_removed"
+    item = {"type": "message", "channel": channel.id, "ts": ts}
+    event = {"type": kind, "user": actor, "reaction": name, "item": item}
+    ws.posts.emit({**event, "item_user": message.get("user")})
+
+
+def _react(ws: Workspace, args: Args, on: bool) -> Body:
+    channel = ws.channel(args.text("channel"), args.actor)
+    react(ws, channel, args.text("timestamp"), args.actor, args.text("name"), on)
+    return {}
+
+
+@method(
+    "reactions.add", channel="no_item_specified", timestamp="no_item_specified", name="invalid_name"
+)
+def reactions_add(ws: Workspace, args: Args) -> Body:
+    return _react(ws, args, True)
+
+
+@method(
+    "reactions.remove",
+    channel="no_item_specified",
+    timestamp="no_item_specified",
+    name="invalid_name",
+)
+def reactions_remove(ws: Workspace, args: Args) -> Body:
+    return _react(ws, args, False)
 
 
 @method("pins.list", channel="channel_not_found")

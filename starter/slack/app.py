@@ -33,6 +33,7 @@ from starter.desk import IncidentDesk, permit
 from starter.oncall import register_oncall
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, Where, error_text
+from starter.slack.events import register_events
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import PermissionRefused
 from workflows.models import IncidentState, Status
@@ -117,6 +118,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     for alias in ALIASES:
         app.command(alias)(incident)
     register_oncall(app, slack)
+    register_events(app, slack)
 
     @app.action("incident_acknowledge")
     async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -203,7 +205,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     async def add_to_timeline(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         asker = where(body)
-        ref = await slack.incident_here(asker.channel_name)
+        ref = await slack.incident_here(asker)
         if ref is None:
             await say(respond, blocks.refused("not an incident channel"))
             return

@@ -206,7 +206,7 @@ class SlackDesk:
             return Answer(blocks.FAILED)
 
     async def _slash(self, text: str, where: Where, client: AsyncWebClient) -> Answer | None:
-        here = await self.incident_here(where.channel_name)
+        here = await self.incident_here(where)
         asked = parse(text, here is not None, list(self.desk.policy.severities))
         if asked.name == "help":
             return Answer(USAGE)
@@ -238,8 +238,8 @@ class SlackDesk:
             f"with `DELETE /tokens/{made.id}`."
         )
 
-    async def incident_here(self, channel_name: str) -> str | None:
-        return await self.desk.in_channel(channel_name) if channel_name else None
+    async def incident_here(self, where: Where) -> str | None:
+        return await self.desk.in_channel(where.channel_id, where.channel_name)
 
     async def command(self, ref: str, model: type[Any], fields: dict[str, Any]) -> IncidentState:
         """Resolve the people named, validate the command, run its Update."""

@@ -26,7 +26,7 @@ from workflows.models import (
     UserId,
 )
 from workflows.policy import Policy
-from workflows.text import RequiredText, Text
+from workflows.text import Emoji, RequiredText, Text
 
 
 # Templates complete declarations: a common kind of incident, declared in a few words.
@@ -196,6 +196,22 @@ class AddTimelineEntry(Command):
     text: RequiredText = Field(min_length=1, max_length=3000)
     author: UserId | None = None
     at: datetime = Field(description="When the message was posted (its Slack ts).")
+
+
+class MarkMessage(Command):
+    """A message in the incident's channel pinned or unpinned (``mark`` "pin"), or given or
+    taken back one of the policy's timeline reactions (``mark`` the emoji's name), by ``by``:
+    on the timeline while any such mark stays. Sent by Slack's events only."""
+
+    ts: str = Field(pattern=r"^\d{1,12}\.\d{1,6}$", description="The message's Slack ts.")
+    mark: Emoji  # or "pin"
+    on: bool
+    text: Text = Field(default="", max_length=3000)
+    author: UserId | None = None
+
+
+class JoinChannel(Command):
+    """``by`` joined the incident's channel: a responder from now on. Sent by Slack's events."""
 
 
 class CompleteRetrospective(Command):

@@ -74,6 +74,8 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
     cmd.AddTimelineEntry: Rule(
         timeline.check_add_timeline_entry, timeline.apply_add_timeline_entry
     ),
+    cmd.MarkMessage: Rule(timeline.check_mark_message, timeline.apply_mark_message),
+    cmd.JoinChannel: Rule(timeline.check_join_channel, timeline.apply_join_channel),
     cmd.PostPublicUpdate: Rule(
         statuspage.check_post_public_update,
         statuspage.apply_post_public_update,

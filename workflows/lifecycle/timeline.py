@@ -1,11 +1,13 @@
 """What people note on an incident as it runs: timeline entries by hand ("Add to timeline" in
-Slack) and action items as they come up (their follow-up is in ``followup.py``); and what the
-timeline tells afterwards, the time spent in each status (``time_in_status``). Pure."""
+Slack), messages of the channel pinned or given a timeline reaction (Slack's events), people
+joining the channel, and action items as they come up (their follow-up is in
+``followup.py``); and what the timeline tells afterwards, the time spent in each status
+(``time_in_status``). Pure."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from workflows.effects import Effect, Notice
 from workflows.lifecycle import commands as cmd
@@ -70,6 +72,72 @@ def apply_add_timeline_entry(
     entry = TimelineEntry(at=c.at, kind="message", actor=c.author, text=c.text)
     later = next((i for i, e in enumerate(state.timeline) if e.at > c.at), len(state.timeline))
     state.timeline.insert(later, entry)
+    return []
+
+
+MAX_MARKED = 500  # messages on the timeline by pins and reactions
+MAX_MARKS = 100  # pins and reactions counted on one message
+
+
+def _mark_key(c: cmd.MarkMessage) -> str:
+    """One pin per message, whoever pinned it; one reaction per emoji and person."""
+    return "pin" if c.mark == "pin" else f":{c.mark}:{c.by}"
+
+
+def check_mark_message(state: IncidentState, policy: Policy, c: cmd.MarkMessage) -> None:
+    """Refused when it changes nothing (a retried or repeated event): nothing is written."""
+    marks = state.marked.get(c.ts, [])
+    if c.on == (_mark_key(c) in marks):
+        raise CommandRefused("the message is already marked so" if c.on else "no such mark")
+    if c.on and not marks and len(state.marked) >= MAX_MARKED:
+        raise CommandRefused(f"{MAX_MARKED} messages are on the timeline already")
+    if c.on and len(marks) >= MAX_MARKS:
+        raise CommandRefused("that message has enough marks")
+
+
+def apply_mark_message(
+    state: IncidentState, policy: Policy, c: cmd.MarkMessage, now: datetime
+) -> list[Effect]:
+    """The message joins the timeline with its first mark, in its place by its own time, and
+    leaves it with its last."""
+    check_mark_message(state, policy, c)
+    key, marks = _mark_key(c), state.marked.get(c.ts, [])
+    at = datetime.fromtimestamp(float(c.ts), UTC)
+    if c.on:
+        state.marked[c.ts] = [*marks, key]
+        if not marks:
+            text = c.text or "(a message with no text)"
+            entry = TimelineEntry(at=at, kind="marked_message", actor=c.author, text=text)
+            later = next((i for i, e in enumerate(state.timeline) if e.at > at), None)
+            state.timeline.insert(len(state.timeline) if later is None else later, entry)
+        return []
+    state.marked[c.ts] = [m for m in marks if m != key]
+    if not state.marked[c.ts]:
+        del state.marked[c.ts]
+        state.timeline = [
+            e for e in state.timeline if not (e.kind == "marked_message" and e.at == at)
+        ]
+    return []
+
+
+def check_join_channel(state: IncidentState, policy: Policy, c: cmd.JoinChannel) -> None:
+    roles = state.roles
+    if c.by is None or c.by in {
+        *state.responders,
+        roles.commander,
+        roles.tech_lead,
+        roles.comms_lead,
+    }:
+        raise CommandRefused(f"already responding to {state.label}")
+
+
+def apply_join_channel(
+    state: IncidentState, policy: Policy, c: cmd.JoinChannel, now: datetime
+) -> list[Effect]:
+    check_join_channel(state, policy, c)
+    assert c.by is not None
+    state.responders.append(c.by)
+    state.note(now, "joined", c.by, f"<@{c.by}> joined")
     return []
 
 

@@ -74,6 +74,8 @@ INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
 INCIDENT_COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
 INCIDENT_CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
 INCIDENT_TYPE = SearchAttributeKey.for_keyword("IncidentType")
+# Slack's events name a channel by its id only, and a renamed channel keeps its id.
+INCIDENT_CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_NUMBER,
     INCIDENT_SEVERITY,
@@ -81,6 +83,7 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_COMMANDER,
     INCIDENT_CHANNEL,
     INCIDENT_TYPE,
+    INCIDENT_CHANNEL_ID,
 ]
 
 
@@ -140,6 +143,7 @@ def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
         (INCIDENT_COMMANDER, state.roles.commander),
         (INCIDENT_CHANNEL, state.channel.name if state.channel else None),
         (INCIDENT_TYPE, state.type),
+        (INCIDENT_CHANNEL_ID, state.channel.id if state.channel else None),
     ]
 
 

@@ -1,0 +1,151 @@
+"""What the app hears from Slack's Events API: pins and reactions in an incident's channel put a
+message on its timeline (and take it off again), joining the channel makes a responder, and an
+acknowledging reaction on an escalation notice or a page acknowledges, as the button does.
+
+Bolt acks every event at once (Slack wants a 2xx within 3 seconds) and runs the listener
+after, so a slow incident never makes Slack retry. Slack retries a delivery it thinks failed
+and now and then delivers one event twice; either way the ``event_id`` is the same, and it is
+the command's request key: the incident applies an Update id once, in whichever run it lands
+(``workflows.lifecycle.idempotency``). An incident's channel is found by its id (the
+``IncidentChannelId`` search attribute), which events carry and a rename keeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from starter.slack.commands import REFUSALS, SlackDesk, error_text
+from workflows.effects import Notice
+from workflows.lifecycle import commands as cmd
+from workflows.text import parse_incident_ref
+
+log = structlog.get_logger()
+
+# The events the app subscribes to; the manifests list exactly these (tests/test_manifest.py).
+EVENTS = ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "member_joined_channel")
+# Messages a reaction acknowledges from: the metadata key of an escalation notice and a page DM.
+ACKNOWLEDGED_FROM = (f"{Notice.ESCALATED.value}-", f"{Notice.PAGED.value}-")
+MAX_TEXT = 3000  # a pinned message's text on the timeline, as "Add to timeline" keeps it
+
+
+def register_events(app: AsyncApp, slack: SlackDesk) -> None:
+    heard = Heard(slack)
+    app.event("reaction_added")(heard.reaction)
+    app.event("reaction_removed")(heard.reaction)
+    app.event("pin_added")(heard.pin)
+    app.event("pin_removed")(heard.pin)
+    app.event("member_joined_channel")(heard.joined)
+
+
+class Heard:
+    def __init__(self, slack: SlackDesk) -> None:
+        self.slack = slack
+
+    async def reaction(
+        self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        item = event.get("item") or {}
+        if item.get("type") != "message":
+            return  # a reaction on a file
+        name, channel, ts = str(event.get("reaction", "")), str(item["channel"]), str(item["ts"])
+        policy = self.slack.desk.policy.slack
+        on = event["type"] == "reaction_added"
+        wanted = (on and name in policy.ack_reactions) or name in policy.timeline_reactions
+        if not wanted:
+            return
+        message = await _message(client, channel, ts)
+        if message is None:
+            return
+        if on and name in policy.ack_reactions:
+            await self._acknowledge(body, event, message)
+        if name in policy.timeline_reactions:
+            await self._mark(body, event, channel, message, name, on)
+
+    async def pin(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        message = item.get("message")
+        if item.get("type") != "message" or not isinstance(message, dict):
+            return  # a pinned file
+        channel = str(event.get("channel_id") or item.get("channel", ""))
+        await self._mark(body, event, channel, message, "pin", event["type"] == "pin_added")
+
+    async def joined(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if context.bot_user_id in (event.get("user"), event.get("inviter")):
+            return  # the incident's own doing (its channel, its invitations), already noted
+        ref = await self.slack.desk.in_channel(str(event.get("channel", "")))
+        if ref is not None:
+            await self._run(body, ref, cmd.JoinChannel, {"by": event.get("user")})
+
+    async def _mark(
+        self,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        channel: str,
+        message: dict[str, Any],
+        mark: str,
+        on: bool,
+    ) -> None:
+        ref = await self.slack.desk.in_channel(channel)
+        if ref is None:
+            return
+        fields = {
+            "ts": str(message.get("ts", "")),
+            "mark": mark,
+            "on": on,
+            "text": str(message.get("text") or "")[:MAX_TEXT],
+            "author": message.get("user"),
+            "by": event.get("user"),
+        }
+        await self._run(body, ref, cmd.MarkMessage, fields)
+
+    async def _acknowledge(
+        self, body: dict[str, Any], event: dict[str, Any], message: dict[str, Any]
+    ) -> None:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        if not str(payload.get("key", "")).startswith(ACKNOWLEDGED_FROM):
+            return
+        try:
+            ref = parse_incident_ref(str(payload.get("incident_id", "")))
+        except ValueError:
+            return
+        await self._run(body, ref, cmd.Acknowledge, {"by": event.get("user")})
+
+    async def _run(
+        self, body: dict[str, Any], ref: str, model: type[cmd.Command], fields: dict[str, Any]
+    ) -> None:
+        """The command, applied once per event however often Slack delivers it."""
+        event_id = str(body.get("event_id", ""))
+        kind = (body.get("event") or {}).get("type")
+        try:
+            command = model.model_validate(fields)
+            await self.slack.desk.command(ref, command, request_key=f"slack-event-{event_id}")
+            log.info("slack_event_applied", slack_event=kind, incident_id=ref, event_id=event_id)
+        except REFUSALS as error:
+            # Already so (a second pin, a repeated join), or the incident is closed.
+            log.info(
+                "slack_event_refused", slack_event=kind, incident_id=ref, reason=error_text(error)
+            )
+        except Exception:
+            log.exception(
+                "slack_event_failed", slack_event=kind, incident_id=ref, event_id=event_id
+            )
+
+
+async def _message(client: AsyncWebClient, channel: str, ts: str) -> dict[str, Any] | None:
+    """The message a reaction is on, with its metadata; None if the bot cannot read it."""
+    try:
+        found = await client.conversations_history(
+            channel=channel, latest=ts, inclusive=True, limit=1, include_all_metadata=True
+        )
+    except SlackApiError as error:
+        log.info("slack_event_message_unreadable", error=error.response.get("error"))
+        return None
+    messages = found.get("messages") or []
+    return messages[0] if messages and messages[0].get("ts") == ts else None

@@ -1,0 +1,236 @@
+"""Slack's Events API end to end: people react, pin and join on the emulator, which delivers the
+events to the API's Bolt app signed and, when the answer is late, again with Slack's retry
+headers; the session's worker runs the incidents. Every assertion is on the incident or on
+what the emulator saw."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from config import Settings
+from localslack import SlackEmulator
+from starter.desk import IncidentDesk
+from tests.conftest import TASK_QUEUE, seconds_policy
+from tests.support import eventually, serve_slack_app
+from tests.test_slack_app import Person, declared
+from workflows.models import IncidentState
+
+SECRET = "events-signing-secret"
+ALICE, BOB, CAROL, DAVE, ERIN = "U0ALICE01", "U0BOB0002", "U0CAROL03", "U0DAVE004", "U0ERIN005"
+# sev1 pages Carol after a second and would tell Erin five seconds later; sev3 never escalates.
+TIERS = {
+    "escalation": [
+        {"after": 1, "notify": [CAROL], "page": True},
+        {"after": 6, "notify": [ERIN], "page": False},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def events_desk(client: Client, worker: None) -> IncidentDesk:
+    policy = seconds_policy().model_dump()
+    policy["severities"]["sev1"].update(TIERS)
+    return IncidentDesk(client, TASK_QUEUE, type(seconds_policy()).model_validate(policy))
+
+
+@pytest.fixture(scope="module")
+async def app_url(
+    settings: Settings, events_desk: IncidentDesk, slack: SlackEmulator
+) -> AsyncIterator[str]:
+    async with serve_slack_app(settings, events_desk, slack, SECRET) as url:
+        yield url
+
+
+@pytest.fixture
+def alice(slack: SlackEmulator, app_url: str) -> Person:
+    return Person(slack, ALICE)
+
+
+@pytest.fixture
+def late_answers(slack: SlackEmulator) -> Iterator[Any]:
+    """The app's first answer to each delivery arrives after Slack stopped waiting, so every
+    event is delivered again as a retry (the app got the first one all the same)."""
+    events = slack.console.events
+    post, within, delays = events.post, events.answer_within, events.retry_delays
+
+    async def slow(body: str, headers: dict[str, str], wait: float) -> tuple[int, str]:
+        answer = await post(body, headers, wait)
+        if int(headers.get("X-Slack-Retry-Num", "0")) < 2:
+            await asyncio.sleep(wait + 0.2)  # the answer is late: Slack retries
+        return answer
+
+    events.post, events.answer_within, events.retry_delays = slow, 0.5, (0.0, 0.1, 0.1)
+    try:
+        yield events
+    finally:
+        events.post, events.answer_within, events.retry_delays = post, within, delays
+
+
+def marked(state: IncidentState) -> list[Any]:
+    return [e for e in state.timeline if e.kind == "marked_message"]
+
+
+async def settled(slack: SlackEmulator) -> None:
+    await asyncio.wait_for(slack.console.events.settled(), 30)
+
+
+async def until(
+    desk: IncidentDesk, ref: str, test: Callable[[IncidentState], bool], timeout: float = 20
+) -> IncidentState:
+    found: list[IncidentState] = []
+
+    async def check() -> bool:
+        found[:] = [await desk.get(ref)]
+        return test(found[0])
+
+    await eventually_async(check, timeout)
+    return found[0]
+
+
+async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_pinned_or_reacted_message_is_on_the_timeline_once_until_the_last_mark_goes(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator, late_answers: Any
+) -> None:
+    state = await declared(alice, events_desk, "Pins", "sev3")
+    assert state.channel is not None
+    console, ws, channel = slack.console, slack.workspace, state.channel.id
+    for person in (BOB, CAROL, DAVE):
+        console.join(ws, person, channel)
+    said = "primary <db-1> failed over & replicas lag"
+    ts = console.say(ws, BOB, channel, said)
+    # Three people mark it, one of them twice (pin and reaction); each event is retried.
+    console.react(ws, ALICE, channel, ts, "pushpin", True)
+    console.react(ws, CAROL, channel, ts, "pushpin", True)
+    console.pin(ws, DAVE, channel, ts, True)
+    console.react(ws, DAVE, channel, ts, "thumbsup", True)  # not a timeline reaction
+    await settled(slack)
+    first = console.events.sent[-4]
+    assert first["event"]["type"] == "reaction_added" and first["type"] == "event_callback"
+    tries = [a for a in console.events.attempts if a.event_id == first["event_id"]]
+    assert [(a.retry, a.reason) for a in tries] == [
+        (0, "http_timeout"),
+        (1, "http_timeout"),
+        (2, None),
+    ]
+    await console.events.redeliver(first["event_id"])  # and once more, not as a retry
+    state = await until(events_desk, state.id, lambda s: len(s.marked.get(ts, [])) == 3)
+    [entry] = marked(state)
+    assert (entry.text, entry.actor) == (said, BOB)
+    assert entry.at == datetime.fromtimestamp(float(ts), UTC)
+    ids = [u for u in state.applied_updates if u.startswith("mark_message:")]
+    assert len(ids) == len(set(ids)) == 3
+
+    # Taking marks back: the message stays while any is left, and goes with the last.
+    console.react(ws, ALICE, channel, ts, "pushpin", False)
+    console.pin(ws, DAVE, channel, ts, False)
+    await settled(slack)
+    state = await until(events_desk, state.id, lambda s: len(s.marked.get(ts, [])) == 1)
+    assert len(marked(state)) == 1
+    console.react(ws, CAROL, channel, ts, "pushpin", False)
+    await settled(slack)
+    state = await until(events_desk, state.id, lambda s: ts not in s.marked)
+    assert marked(state) == []
+
+
+async def test_someone_joining_the_channel_becomes_a_responder(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state = await declared(alice, events_desk, "Joins", "sev3")
+    assert state.channel is not None and DAVE not in state.responders
+    slack.console.join(slack.workspace, DAVE, state.channel.id)
+    await settled(slack)
+    state = await until(events_desk, state.id, lambda s: DAVE in s.responders)
+    assert [e.text for e in state.timeline if e.kind == "joined"] == [f"<@{DAVE}> joined"]
+    assert ALICE not in state.responders  # the commander, invited by the incident itself
+
+
+def _paged_dm(slack: SlackEmulator, incident_id: str, user: str) -> tuple[str, str] | None:
+    for channel in slack.channels.values():
+        if not channel.is_im or user not in channel.members:
+            continue
+        for message in channel.messages:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("incident_id") == incident_id and payload["key"].startswith("paged-"):
+                return channel.id, message["ts"]
+    return None
+
+
+async def test_an_acknowledging_reaction_on_the_page_acknowledges_and_stops_the_next_tier(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state = await declared(alice, events_desk, "Reacted", "sev1")
+    await eventually(lambda: _paged_dm(slack, state.id, CAROL) is not None, timeout=20)
+    found = _paged_dm(slack, state.id, CAROL)
+    assert found is not None
+    dm, ts = found
+    slack.console.react(slack.workspace, CAROL, dm, ts, "eyes", True)
+    await settled(slack)
+    state = await until(events_desk, state.id, lambda s: s.acknowledged_at is not None)
+    assert state.acknowledged_by == CAROL and state.escalation_level == 1
+    await asyncio.sleep(7)  # past the second tier
+    state = await events_desk.get(state.id)
+    assert state.escalation_level == 1 and state.channel is not None
+    assert ERIN not in slack.channels[state.channel.id].members  # the second tier invites
+
+
+async def test_the_app_answers_url_verification_and_refuses_unsigned_events(
+    alice: Person, slack: SlackEmulator
+) -> None:
+    console, json_body = slack.console, {"Content-Type": "application/json"}
+    sent = await console.send(console.events.url_verification("3eZbrw1aB"), headers=json_body)
+    assert sent.status == 200 and "3eZbrw1aB" in sent.body
+    console.signing_secret = "not-the-secret"
+    try:
+        forged = await console.send(console.events.url_verification("x"), headers=json_body)
+    finally:
+        console.signing_secret = SECRET
+    assert forged.status == 401
+
+
+async def test_a_renamed_channel_is_still_the_incidents_for_its_commands(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state = await declared(alice, events_desk, "Renamed", "sev3")
+    assert state.channel is not None
+    channel = slack.channels[state.channel.id]
+    slack.workspace.rename(channel, f"{channel.name}-db", ALICE)
+    reply = await alice.types("/incident status identified bad index", channel.name)
+    assert "identified" in reply.text.lower()
+    state = await events_desk.get(state.id)
+    assert state.status.value == "identified"
+
+
+async def test_an_acknowledging_reaction_on_the_escalation_notice_acknowledges_as_the_reactor(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    state = await declared(alice, events_desk, "Noticed", "sev1")
+    assert state.channel is not None
+    channel = state.channel.id
+
+    def notice() -> str | None:
+        for message in slack.messages(channel):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if str(payload.get("key", "")).startswith("escalated-"):
+                return str(message["ts"])
+        return None
+
+    await eventually(lambda: notice() is not None, timeout=20)
+    ts = notice()
+    assert ts is not None
+    slack.console.react(slack.workspace, BOB, channel, ts, "thumbsup", True)  # not an ack
+    slack.console.react(slack.workspace, BOB, channel, ts, "white_check_mark", True)
+    await settled(slack)
+    state = await until(events_desk, state.id, lambda s: s.acknowledged_at is not None)
+    assert state.acknowledged_by == BOB
