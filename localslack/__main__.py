@@ -8,7 +8,7 @@ from pathlib import Path
 
 from config import EmulatorSettings, reveal
 
-from . import snapshot
+from . import control
 from .server import SlackEmulator
 
 
@@ -44,9 +44,9 @@ async def _serve(args: argparse.Namespace, settings: EmulatorSettings) -> None:
     )
     saver = None
     if args.snapshot is not None:
-        if snapshot.load(emulator.workspace, args.snapshot):
+        if control.load(emulator.workspace, args.snapshot):
             print(f"localslack: workspace restored from {args.snapshot}", file=sys.stderr)
-        saver = asyncio.create_task(snapshot.Snapshots(emulator, args.snapshot).run())
+        saver = asyncio.create_task(control.Snapshots(emulator, args.snapshot).run())
     emulator.console.app_url = args.app_url
     emulator.console.signing_secret = reveal(settings.slack_signing_secret) or ""
     stopping = asyncio.Event()

@@ -1,8 +1,11 @@
 """The one way a Slack method fails (an error code, as Slack spells it), and the scopes check
-that makes a method fail the way a real workspace would."""
+that makes a method fail the way a real workspace would.
+And what a message may contain: Slack's limits on text, blocks, attachments, metadata.
+"""
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -100,3 +103,130 @@ class SlackError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"ok": False, "error": self.code, **self.extra}
+
+
+POST_TEXT_LIMIT = 40_000
+# chat.update's reference documents a tighter limit than chat.postMessage; keep it,
+# so code that edits messages learns about it here rather than in production.
+UPDATE_TEXT_LIMIT = 4_000
+MARKDOWN_TEXT_LIMIT = 12_000
+MAX_BLOCKS = 50
+MAX_ATTACHMENTS = 100
+SECTION_TEXT_LIMIT = 3_000
+HEADER_TEXT_LIMIT = 150
+MAX_FIELDS = 10
+FIELD_TEXT_LIMIT = 2_000
+BUTTON_TEXT_LIMIT = 75
+ACTION_ID_LIMIT = 255
+URL_LIMIT = 3_000
+
+
+@dataclass(frozen=True)
+class Content:
+    """Message fields a caller supplied; None means "not given" (chat.update keeps it)."""
+
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    attachments: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+
+    def fields(self) -> dict[str, Any]:
+        given = {
+            "text": self.text,
+            "blocks": self.blocks,
+            "attachments": self.attachments,
+            "metadata": self.metadata,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+def read_content(args: Mapping[str, Any], text_limit: int) -> Content:
+    text = _text(args, text_limit)
+    blocks = _blocks(args.get("blocks"))
+    attachments = _attachments(args.get("attachments"))
+    if not (text or blocks or attachments):
+        raise SlackError("no_text")
+    return Content(text, blocks, attachments, _metadata(args.get("metadata")))
+
+
+def _text(args: Mapping[str, Any], limit: int) -> str | None:
+    text = args.get("text")
+    markdown = args.get("markdown_text")
+    if markdown is not None:
+        if text is not None or args.get("blocks") is not None:
+            raise SlackError("markdown_text_conflict")
+        text, limit = markdown, MARKDOWN_TEXT_LIMIT
+    if text is None:
+        return None
+    text = str(text)
+    if len(text) > limit:
+        raise SlackError("msg_too_long")
+    return text
+
+
+def _blocks(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+        raise SlackError("invalid_blocks_format")
+    if len(value) > MAX_BLOCKS or not all(_block_ok(b) for b in value):
+        raise SlackError("invalid_blocks")
+    return value
+
+
+def _block_ok(block: dict[str, Any]) -> bool:
+    kind = block.get("type")
+    if not isinstance(kind, str) or not kind:
+        return False
+    limit = {"section": SECTION_TEXT_LIMIT, "header": HEADER_TEXT_LIMIT}.get(kind)
+    text = block.get("text")
+    if limit is not None and text is not None and not _text_ok(text, limit):
+        return False
+    fields = block.get("fields")
+    if fields is not None and (
+        not isinstance(fields, list)
+        or len(fields) > MAX_FIELDS
+        or not all(_text_ok(f, FIELD_TEXT_LIMIT) for f in fields)
+    ):
+        return False
+    elements = block.get("elements", []) if kind == "actions" else []
+    accessory = block.get("accessory")
+    elements = [*elements, accessory] if accessory is not None else elements
+    return isinstance(elements, list) and all(_element_ok(e) for e in elements)
+
+
+def _text_ok(text: Any, limit: int) -> bool:
+    return isinstance(text, dict) and len(str(text.get("text", ""))) <= limit
+
+
+def _element_ok(element: Any) -> bool:
+    """Buttons and other interactive elements: Slack's limits on label, action_id, url."""
+    if not isinstance(element, dict):
+        return False
+    if len(str(element.get("action_id", ""))) > ACTION_ID_LIMIT:
+        return False
+    if len(str(element.get("url", ""))) > URL_LIMIT:
+        return False
+    label = element.get("text")
+    return element.get("type") != "button" or _text_ok(label, BUTTON_TEXT_LIMIT)
+
+
+def _attachments(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
+        raise SlackError("invalid_attachments")
+    if len(value) > MAX_ATTACHMENTS:
+        raise SlackError("too_many_attachments")
+    return value
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = value.get("event_type"), value.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": event_type, "event_payload": payload}

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .content import Content
-from .errors import SlackError
+from .errors import Content, SlackError
 from .seed import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID
 
 # A conversation and its messages, kept in the order Slack serves them.

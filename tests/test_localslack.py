@@ -16,8 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
 from localslack.console import signature
+from localslack.control import dump, restore
 from localslack.errors import method_scopes
-from localslack.snapshot import dump, restore
 from localslack.workspace import Workspace
 from tests.processes import free_port
 

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from localslack import BOT_TOKEN
-from localslack.snapshot import load
+from localslack.control import load
 from localslack.workspace import Workspace
 from tests.processes import EmulatorProcess
 

@@ -5,8 +5,7 @@ import re
 import time
 from typing import Any
 
-from ..content import POST_TEXT_LIMIT, UPDATE_TEXT_LIMIT, read_content
-from ..errors import SlackError
+from ..errors import POST_TEXT_LIMIT, UPDATE_TEXT_LIMIT, SlackError, read_content
 from ..posts import Channel
 from ..seed import APP_ID, BOT_ID, TEAM_ID
 from ..workspace import Workspace

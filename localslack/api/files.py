@@ -9,8 +9,7 @@ import json
 import time
 from typing import Any
 
-from ..content import Content
-from ..errors import SlackError
+from ..errors import Content, SlackError
 from ..seed import TEAM_DOMAIN
 from ..workspace import Workspace
 from .registry import Args, Body, method
