@@ -22,7 +22,12 @@ from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
 from workflows.lifecycle.notices import CommandRefused
-from workflows.lifecycle.visibility import INCIDENT_CHANNEL, IncidentSummary, incidents_where, where
+from workflows.lifecycle.visibility import (
+    INCIDENT_CHANNEL_ID,
+    IncidentSummary,
+    incidents_where,
+    where,
+)
 from workflows.models import (
     DeclarationRequest,
     IncidentState,
@@ -157,9 +162,10 @@ class IncidentDesk:
         )
         return (await self.page(filters, page_size=limit)).incidents
 
-    async def in_channel(self, channel_name: str) -> str | None:
-        """The id of the newest incident whose Slack channel has this name, if any."""
-        query = incidents_where(where(INCIDENT_CHANNEL, "=", channel_name))
+    async def in_channel(self, channel_id: str) -> str | None:
+        """The id of the newest incident whose Slack channel this is (by its id, which stays
+        when the channel is renamed and is all Slack says of a private one), if any."""
+        query = incidents_where(where(INCIDENT_CHANNEL_ID, "=", channel_id))
         async for execution in self.client.list_workflows(query, limit=1):
             return execution.id
         return None

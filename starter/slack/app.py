@@ -73,7 +73,6 @@ def where(body: dict[str, Any]) -> Where:
     return Where(
         user=str(user),
         channel_id=str(body.get("channel_id") or channel.get("id", "")),
-        channel_name=str(body.get("channel_name") or channel.get("name", "")),
         trigger_id=str(body.get("trigger_id", "")),
     )
 
@@ -199,7 +198,7 @@ def register(app: AsyncApp, slack: SlackDesk) -> None:
     async def add_to_timeline(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         asker = where(body)
-        ref = await slack.incident_here(asker.channel_name)
+        ref = await slack.incident_here(asker.channel_id)
         if ref is None:
             await say(respond, blocks.refused("not an incident channel"))
             return

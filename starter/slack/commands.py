@@ -169,7 +169,6 @@ class Where:
 
     user: str
     channel_id: str
-    channel_name: str
     trigger_id: str = ""
 
 
@@ -196,7 +195,7 @@ class SlackDesk:
             return Answer(blocks.FAILED)
 
     async def _slash(self, text: str, where: Where, client: AsyncWebClient) -> Answer | None:
-        here = await self.incident_here(where.channel_name)
+        here = await self.incident_here(where.channel_id)
         asked = parse(text, here is not None, list(self.desk.policy.severities))
         if asked.name == "help":
             return Answer(USAGE)
@@ -209,8 +208,8 @@ class SlackDesk:
         state = await self.command(ref, asked.model, {**asked.fields, "by": where.user})
         return Answer(blocks.result(state))
 
-    async def incident_here(self, channel_name: str) -> str | None:
-        return await self.desk.in_channel(channel_name) if channel_name else None
+    async def incident_here(self, channel_id: str) -> str | None:
+        return await self.desk.in_channel(channel_id) if channel_id else None
 
     async def command(self, ref: str, model: type[Any], fields: dict[str, Any]) -> IncidentState:
         """Resolve the people named, validate the command, run its Update."""

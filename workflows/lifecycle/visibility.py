@@ -72,6 +72,8 @@ INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
 INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
 INCIDENT_COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
 INCIDENT_CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
+# The channel's id: what Slack sends from a private or renamed channel, whose name may differ.
+INCIDENT_CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
 INCIDENT_TYPE = SearchAttributeKey.for_keyword("IncidentType")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_NUMBER,
@@ -80,6 +82,7 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_COMMANDER,
     INCIDENT_CHANNEL,
     INCIDENT_TYPE,
+    INCIDENT_CHANNEL_ID,
 ]
 
 
@@ -139,6 +142,7 @@ def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
         (INCIDENT_COMMANDER, state.roles.commander),
         (INCIDENT_CHANNEL, state.channel.name if state.channel else None),
         (INCIDENT_TYPE, state.type),
+        (INCIDENT_CHANNEL_ID, state.channel.id if state.channel else None),
     ]
 
 
