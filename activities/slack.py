@@ -20,8 +20,8 @@ from activities import non_retryable
 from clients import Permanent
 from clients.archive import IncidentArchive
 from clients.slack import Slack
-from workflows.effects import Audience, Opened, OpenIncident, Post, PostMessage
-from workflows.lifecycle.channel import conference, unique
+from workflows.effects import Audience, Opened, OpenIncident, PostMessage
+from workflows.lifecycle import opening
 from workflows.models import Channel
 from workflows.requests import (
     AddBookmarks,
@@ -51,9 +51,11 @@ from workflows.text import SLACK_USER_ID
 # details keep what is done, so a retry skips it; and a retry checks for a post an attempt
 # made whose answer was lost. A step that retrying cannot fix becomes a problem in the result
 # (the workflow puts it on the timeline) and the others go on; anything else fails the attempt.
+# Optional steps (topic, bookmarks, pin) never hold the channel or a timer: OPTIONAL_GRACE.
 T = TypeVar("T")
 STEP_TRIES = 3  # tries of one step inside an attempt, before the attempt fails
 STEP_BACKOFF = 0.5  # seconds before the second try; doubled for the third
+OPTIONAL_GRACE = 1.0  # seconds they may take after the others; then they are the workflow's
 log = structlog.get_logger()
 
 
@@ -80,6 +82,8 @@ class Attempt:
         if info.heartbeat_details:
             self.progress = Progress.model_validate(info.heartbeat_details[0])
         self.opened = self.progress.opened
+        self.opened.left.clear()  # this attempt's say
+        self.optional: dict[asyncio.Task[None], str] = {}  # running, by step name
 
     def record(self, unknown: list[str] | None = None) -> None:
         if unknown is not None:
@@ -88,11 +92,9 @@ class Attempt:
 
     async def step(self, name: str, what: str, work: Callable[[bool], Awaitable[T]]) -> T | None:
         """Run ``work`` unless an earlier attempt finished it; a permanent failure is noted.
-
         A transient failure is tried again here a few times before it fails the attempt, so a
-        step that keeps failing does not hold the other lanes to the activity's growing
-        backoff. ``work`` is told whether an earlier try may have done it (and lost the answer).
-        """
+        step that keeps failing does not hold the other lanes to the activity's growing backoff.
+        ``work`` is told whether an earlier try may have done it (and lost the answer)."""
         if name in self.progress.done:
             return None
         result: T | None = None
@@ -132,38 +134,53 @@ class Attempt:
         ]
         lanes.append(self.keep_record(channel))
         if channel is not None:
-            lanes += [
-                self.topic(channel, brief),
-                self.invite_then_kickoff(channel, brief),
-                self.bookmark(channel),
-            ]
+            lanes.append(self.invite_then_kickoff(channel, brief))
+            channels, topic = self.slack.channels, SetTopic(channel_id=channel.id, brief=brief)
+            if request.topic:
+                self.aside("topic", "set the topic", lambda _: channels.set_topic(topic))
+            marks = (channel.id, request.brief.id, opening.bookmarks(request, channel))
+            self.aside("bookmarks", "bookmark the links", lambda _: channels.bookmark(*marks))
         outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        if self.optional:
+            await asyncio.wait(self.optional, timeout=OPTIONAL_GRACE)
+            late = [task for task in self.optional if task.cancel()]  # left to the workflow
+            self.opened.left += [self.optional[task] for task in late]
+            await asyncio.gather(*late, return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
             raise failures[0]  # every lane has finished and recorded what it did
         return self.opened
 
+    def aside(self, name: str, what: str, work: Callable[[bool], Awaitable[object]]) -> None:
+        """An optional step beside the rest; one still failing is left to the workflow too."""
+
+        async def optional() -> None:
+            try:
+                await self.step(name, what, work)
+            except Exception as error:
+                log.info("opening_step_left", step=name, error=type(error).__name__)
+                self.opened.left.append(name)
+
+        self.optional[asyncio.create_task(optional())] = name
+
     async def post(self, message: PostMessage) -> None:
         post = message.post
         what = f"post the {post.notice.value} message"
+        unpinned = message.model_copy(update={"post": post.model_copy(update={"pin": False})})
 
         def send(maybe_posted: bool) -> Awaitable[Posted]:
             # A retried opening (a new activity) looks first too: one before may have posted,
             # at the earliest when the incident was declared.
             tried = maybe_posted or post.check_first
-            return self.slack.posts.post(message, message.brief.declared_at if tried else None)
+            return self.slack.posts.post(unpinned, message.brief.declared_at if tried else None)
 
         posted = await self.step(f"post:{post.key}", what, send)
         if posted is not None:
             self.opened.posted[post.key] = posted
             self.record()
-
-    async def topic(self, channel: Channel, brief: IncidentBrief) -> None:
-        if self.request.topic:
-            topic = SetTopic(channel_id=channel.id, brief=brief)
-            await self.step(
-                "topic", "set the topic", lambda _: self.slack.channels.set_topic(topic)
-            )
+        if post.pin and (done := self.opened.posted.get(post.key)):
+            pin, pinning = self.slack.posts.pin, f"pin the {post.notice.value} message"
+            self.aside(f"pin:{post.key}", pinning, lambda _: pin(done))
 
     async def invite_then_kickoff(self, channel: Channel, brief: IncidentBrief) -> None:
         """The kickoff mentions the invited, so it follows them."""
@@ -175,10 +192,7 @@ class Attempt:
             if invited is not None:
                 self.opened.invited = invited
                 self.record()
-        channel_posts: list[Post] = [
-            post for post in self.request.posts if Audience.CHANNEL in post.audience
-        ]
-        for post in channel_posts:
+        for post in [post for post in self.request.posts if Audience.CHANNEL in post.audience]:
             await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
 
     async def keep_record(self, channel: Channel | None) -> None:
@@ -195,17 +209,6 @@ class Attempt:
         self.opened.recorded = True
         self.progress.done.append("record")
         self.record()
-
-    async def bookmark(self, channel: Channel) -> None:
-        request = self.request
-        template, number = request.conference_url, request.brief.number
-        calls = [conference(template, channel.name, number)] if template else []
-        links = unique([*calls, *request.links])
-        await self.step(
-            "bookmarks",
-            "bookmark the links",
-            lambda _: self.slack.channels.bookmark(channel.id, request.brief.id, links),
-        )
 
 
 class IncidentOpening:

@@ -66,7 +66,8 @@ class SlackDocuments:
         found = Emails()
         for user in dict.fromkeys(request.users):
             try:
-                response = await self.client.users_info(user=user)
+                async with permanent_errors("users.info", "user_not_found", "users_not_found"):
+                    response = await self.client.users_info(user=user)
             except SlackApiError as error:
                 if slack_error(error) in ("user_not_found", "users_not_found"):
                     continue

@@ -84,9 +84,10 @@ class SlackPosts:
             )
         else:
             log.info("notice_found_again", incident_id=brief.id, key=post.key, channel_id=channel)
+        posted = Posted(channel_id=channel, ts=already)
         if post.pin:
-            await self._pin(channel, already)
-        return Posted(channel_id=channel, ts=already)
+            await self.pin(posted)
+        return posted
 
     async def _person(self, given: str) -> str:
         try:
@@ -142,9 +143,10 @@ class SlackPosts:
             for m in response["messages"]
         )
 
-    async def _pin(self, channel: str, ts: str) -> None:
+    async def pin(self, posted: Posted) -> None:
+        channel, ts = posted.channel_id, posted.ts
         try:
-            async with permanent_errors("pins.add"):
+            async with permanent_errors("pins.add", "already_pinned"):
                 await self.channels.as_member(
                     channel, lambda: self.client.pins_add(channel=channel, timestamp=ts)
                 )
@@ -190,7 +192,8 @@ class SlackPosts:
                 if found is None:
                     raise Permanent(f"broadcast channel #{wanted} does not exist", "SlackError")
                 if not found.get("is_member", True):
-                    await self.client.conversations_join(channel=found["id"])
+                    async with permanent_errors("conversations.join"):
+                        await self.client.conversations_join(channel=found["id"])
                 self._broadcast_id = str(found["id"])
         return self._broadcast_id
 

@@ -17,7 +17,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from clients import Permanent, messages
 from clients.messages import escape
-from clients.slack_client import PERMANENT_ERRORS, permanent_errors, slack_error
+from clients.slack_client import is_transient, permanent_errors, refused, slack_error
 from clients.slack_people import SlackPeople, UnknownPerson
 from workflows.models import Channel, Link
 from workflows.requests import InviteResult, InviteUsers, OpenChannel, SetTopic
@@ -74,7 +74,7 @@ class SlackChannels:
             name = with_suffix(request.name, attempt)
             record([*unknown, name])
             try:
-                async with permanent_errors("conversations.create"):
+                async with permanent_errors("conversations.create", "name_taken"):
                     response = await self.client.conversations_create(name=name)
             except SlackApiError as error:
                 if slack_error(error) != "name_taken":
@@ -149,7 +149,7 @@ class SlackChannels:
 
     async def archive(self, channel_id: str) -> None:
         try:
-            async with permanent_errors("conversations.archive"):
+            async with permanent_errors("conversations.archive", "already_archived"):
                 await self.client.conversations_archive(channel=channel_id)
         except SlackApiError as error:
             if slack_error(error) != "already_archived":
@@ -199,9 +199,9 @@ class SlackChannels:
         if code in USER_ERRORS:
             result.failed[user] = code
             return
-        if code in PERMANENT_ERRORS:
-            raise Permanent(f"Slack conversations.invite: {code}", "SlackError") from error
-        raise error
+        if is_transient(error):
+            raise error
+        raise refused("conversations.invite", error) from error
 
     async def bookmark(self, channel: str, incident_id: str, links: list[Link]) -> None:
         """The incident in the Temporal UI, then ``links``; only what the channel lacks, so a

@@ -31,34 +31,11 @@ from clients import Permanent
 # The last part of a method name that only reads (conversations.history, users.lookupByEmail).
 READ_VERBS = frozenset({"test", "list", "info", "history", "replies", "members", "lookupByEmail"})
 
-# Errors a retry cannot fix; anything else (5xx, timeouts, ratelimited) is retried.
-PERMANENT_ERRORS = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "missing_scope",
-        "channel_not_found",
-        "is_archived",
-        "user_not_found",
-        "users_not_found",
-        "user_disabled",
-        "invalid_name",
-        "invalid_name_specials",
-        "invalid_name_maxlength",
-        "invalid_name_required",
-        "invalid_name_punctuation",
-        "restricted_action",
-        "msg_too_long",
-        "no_text",
-        "invalid_blocks",
-        "too_long",
-        "not_allowed_token_type",
-        "method_not_supported_for_channel_type",
-        "no_such_subteam",
-        "too_many_bookmarks",
-    }
+# What a retry can fix: Slack busy or failing on its side. Every other error fails at once,
+# so one Slack has added since (a new ``*_not_allowed``) cannot retry for as long as an
+# activity allows; an HTTP 5xx (no error code) and a dropped connection are retried too.
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 
 
@@ -113,12 +90,29 @@ def slack_error(error: SlackApiError) -> str:
     return str(error.response.get("error", "unknown_error"))
 
 
+def is_transient(error: SlackApiError) -> bool:
+    """Whether trying again may help: Slack's own trouble, a 429 or a 5xx answer."""
+    response = error.response
+    # A body slack_sdk could not read leaves the aiohttp response itself (``status``): a
+    # proxy's page, say, which says nothing of the call.
+    status = int(getattr(response, "status_code", 0) or getattr(response, "status", 0) or 0)
+    if status == 429 or status >= 500 or not hasattr(response, "get"):
+        return True
+    return slack_error(error) in TRANSIENT_ERRORS
+
+
+def refused(method: str, error: SlackApiError) -> Permanent:
+    """An error a retry cannot fix, naming the method and Slack's error."""
+    return Permanent(f"Slack {method}: {slack_error(error)}", "SlackError")
+
+
 @asynccontextmanager
-async def permanent_errors(method: str) -> AsyncIterator[None]:
+async def permanent_errors(method: str, *handled: str) -> AsyncIterator[None]:
+    """Every Slack error but the transient ones becomes a ``Permanent`` naming ``method``;
+    the ``handled`` errors (``name_taken``, ``already_pinned``) reach the caller as they are."""
     try:
         yield
     except SlackApiError as error:
-        code = slack_error(error)
-        if code in PERMANENT_ERRORS:
-            raise Permanent(f"Slack {method}: {code}", "SlackError") from error
-        raise
+        if is_transient(error) or slack_error(error) in handled:
+            raise
+        raise refused(method, error) from error

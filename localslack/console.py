@@ -121,7 +121,7 @@ class Console:
             "team_id": TEAM_ID,
             "team_domain": TEAM_DOMAIN,
             "channel_id": channel_id,
-            "channel_name": channel.name,
+            "channel_name": "privategroup" if channel.is_private else channel.name,  # as Slack
             "user_id": user,
             "user_name": ws.users[user].name if user in ws.users else user,
             "command": command,

@@ -46,7 +46,9 @@ class Fault:
     edge does; otherwise the call gets `{"ok": false, "error": error}` with HTTP 200.
 
     `commit` first does the call for real and then fails it anyway: Slack did the work and
-    the answer was lost. `drop` closes the connection instead of answering.
+    the answer was lost. `drop` closes the connection instead of answering. `delay` holds
+    the answer that many seconds first, as a Slack that hangs does; alone, the call then
+    answers as usual.
     """
 
     method: str
@@ -56,14 +58,15 @@ class Fault:
     times: int = 1
     commit: bool = False
     drop: bool = False
+    delay: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.error is None and self.status is None and not self.drop:
-            raise ValueError("a fault needs an error, a status, a drop or some of them")
+        if self.error is None and self.status is None and not self.drop and not self.delay:
+            raise ValueError("a fault needs an error, a status, a drop, a delay or some of them")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error status, not {self.status}")
-        if self.times < 1 or self.retry_after < 0:
-            raise ValueError("times must be >= 1 and retry_after >= 0")
+        if self.times < 1 or self.retry_after < 0 or not 0 <= self.delay <= 300:
+            raise ValueError("times must be >= 1, retry_after >= 0, delay 0 to 300 s")
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> "Fault":
@@ -72,6 +75,10 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         return cls(**body)
+
+    @property
+    def only_delays(self) -> bool:
+        return self.error is None and self.status is None and not self.drop
 
     @property
     def is_server_error(self) -> bool:

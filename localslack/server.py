@@ -1,5 +1,6 @@
 """The emulator over HTTP: Slack's transport rules, auth, faults, and the control surface."""
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -151,6 +152,9 @@ class SlackEmulator:
         form_token = args.pop("token", None)
         token = _bearer(request) or form_token
         fault = self._faults.take(name)
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+            fault = None if fault.only_delays else fault
         if fault is not None and not fault.commit:
             self._record(name, args, fault.code)
             return _fault_response(request, fault)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -10,6 +13,7 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import eventually, every_run, every_run_history, until
 from tests.test_lifecycle import declared
+from tests.test_timers import MARGIN, declare, escalating_policy, notices, posted_after, tier
 from workflows.effects import (
     Audience,
     Effect,
@@ -156,3 +160,35 @@ async def test_by_default_an_incident_keeps_one_run_after_opening(
     assert not await until(lambda: every_run(client, state.id), lambda r: len(r) > 1, 3)
     description = await handle.describe()
     assert description.raw_description.workflow_execution_info.first_run_id == description.run_id
+
+
+# Each optional step of the opening fails in turn: refused for good, refused with an error this
+# code has never heard of, or never answered. The channel still reaches the incident with the
+# declaration, and the first escalation of a sev1 fires on time.
+OPTIONAL_METHODS = ["conversations.setTopic", "bookmarks.list", "bookmarks.add", "pins.add"]
+FAULTS: dict[str, dict[str, Any]] = {
+    "refused": {"error": "restricted_action"},
+    "unknown": {"error": "some_new_error_not_allowed"},
+    "hangs": {"delay": 20.0},
+}
+ESCALATE_AFTER = 3.0
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("method", OPTIONAL_METHODS)
+async def test_an_optional_step_that_fails_holds_back_neither_the_channel_nor_escalation(
+    client: Client, worker: None, slack: SlackEmulator, method: str, fault: str
+) -> None:
+    slack.inject(Fault(method=method, **FAULTS[fault]))
+    policy = escalating_policy(tier(ESCALATE_AFTER, "U0BOB0002"))
+    _, state = await declare(client, policy, f"Optional {method} {fault}")
+    assert state.channel is not None and state.kickoff is not None
+    if fault != "hangs":  # failed at once, said on the timeline with the method and the error
+        problems = [e.text for e in state.timeline if e.kind == "problem"]
+        assert any(f"Slack {method}: {FAULTS[fault]['error']}" in p for p in problems), problems
+    escalated = await eventually(lambda: notices(slack, state, "escalated"), timeout=15)
+    assert posted_after(slack, state, escalated[0]) < ESCALATE_AFTER + MARGIN
+    if fault == "hangs":  # done after all, in the background
+        channel = slack.workspace.channels[state.channel.id]
+        await eventually(lambda: channel.topic and slack.pins(channel.id), timeout=30)
+        await eventually(lambda: len(channel.bookmarks) >= 1, timeout=30)

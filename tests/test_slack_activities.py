@@ -7,11 +7,14 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from slack_sdk.errors import SlackApiError
 from temporalio.testing import ActivityEnvironment
 
 from activities.slack import SlackActivities
+from clients import Permanent
 from clients.slack import Slack
-from clients.slack_client import slack_client
+from clients.slack_client import permanent_errors, slack_client
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
 from localslack.seed import User
 from starter.desk import IncidentDesk
@@ -283,3 +286,41 @@ async def test_a_retry_finds_the_marked_channel_past_an_orphan_an_earlier_try_le
     assert again == first
     purpose = slack.workspace.channels[orphan].purpose
     assert "incident-99997" not in str(purpose), "the orphan stays unmarked"
+
+
+# Only what a retry can fix is retried: Slack's own trouble, a 429, a 5xx, a lost connection.
+# Any other error, one this code has never heard of included, fails at once as a Permanent
+# that names the method and the error.
+TRANSIENT = [
+    {"error": "internal_error"},
+    {"error": "fatal_error"},
+    {"error": "service_unavailable"},
+    {"error": "request_timeout"},
+    {"status": 503},
+    {"status": 500},
+]
+PERMANENT = ["channel_not_found", "unknown_method", "posting_to_channel_not_allowed", "x_new"]
+
+
+@pytest.mark.parametrize("fault", TRANSIENT)
+async def test_a_transient_slack_error_is_left_for_a_retry(
+    slack: SlackEmulator, fault: dict[str, Any]
+) -> None:
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    slack.inject(Fault(method="chat.postMessage", **fault))
+    with pytest.raises(SlackApiError):
+        async with permanent_errors("chat.postMessage"):
+            await web.chat_postMessage(channel="general", text="hello")
+
+
+@pytest.mark.parametrize("error", PERMANENT)
+async def test_any_other_slack_error_fails_at_once_naming_method_and_error(
+    slack: SlackEmulator, error: str
+) -> None:
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    slack.inject(Fault(method="chat.postMessage", error=error))
+    with pytest.raises(Permanent) as refused:
+        async with permanent_errors("chat.postMessage"):
+            await web.chat_postMessage(channel="general", text="hello")
+    assert refused.value.message == f"Slack chat.postMessage: {error}"
+    assert refused.value.kind == "SlackError"

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from clients.slack_client import slack_client
 from config import Settings
-from localslack import SlackEmulator
+from localslack import BOT_TOKEN, SlackEmulator
 from localslack.console import Reply, Sent
 from starter.desk import IncidentDesk
 from tests.support import eventually, serve_slack_app
@@ -315,3 +316,15 @@ async def test_incident_public_puts_the_incident_on_the_status_page(alice, desk,
     assert await eventually(confirmed)  # escaped in the channel
     missing = await alice.types(f"/incident public {state.number}", "general")
     assert "say what is new" in missing.text
+
+
+async def test_status_in_a_renamed_channel_still_updates_its_incident(alice, desk, slack):
+    # The incident is found by its channel's id: a rename keeps the id, not the name (and Slack
+    # names any private channel "privategroup").
+    state = await declared(alice, desk, "Renamed channel")
+    web = slack_client(BOT_TOKEN, slack.base_url)
+    renamed = f"war-room-{state.number}"
+    await web.conversations_rename(channel=state.channel.id, name=renamed)
+    assert "identified" in (await alice.types("/incident status identified cache", renamed)).text
+    updated = await desk.get(state.id)
+    assert updated.status.value == "identified" and updated.channel.id == state.channel.id

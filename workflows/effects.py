@@ -41,7 +41,7 @@ class Lane(StrEnum):
 
     CHANNEL = "channel"  # the opening, posts in the incident channel, invitations, the archive
     BROADCAST = "broadcast"
-    TOPIC = "topic"
+    TOPIC = "topic"  # and the bookmarks: they only dress the channel, so no timer waits on them
     PAGING = "paging"
     KEYS = "keys"  # the idempotency key's claim
     KICKOFF = "kickoff"
@@ -185,7 +185,7 @@ class RecordIncident(SideEffect):
 class BookmarkLinks(SideEffect):
     """Bookmark links the incident learnt after its channel was made (later alerts' runbooks)."""
 
-    lane = Lane.CHANNEL
+    lane = Lane.TOPIC
     kind: Literal["bookmarks"] = "bookmarks"
     links: list[Link]
 
@@ -235,8 +235,7 @@ class SendPage(BaseModel):
 
 
 class OpenIncident(BaseModel):
-    """What Slack sees of a declaration, in one activity: the channel, then side by side its
-    topic, the invitations and pinned kickoff, the announcement and the bookmarks."""
+    """What Slack sees of a declaration, in one activity (``activities.slack.Attempt``)."""
 
     channel: OpenChannel
     brief: IncidentBrief  # without the channel, which the activity fills in once it exists
@@ -254,6 +253,7 @@ class Opened(BaseModel):
     invited: InviteResult = Field(default_factory=InviteResult)
     problems: list[str] = Field(default_factory=list)  # what retrying could not fix
     recorded: bool = False  # the archive has ``record``
+    left: list[str] = Field(default_factory=list)  # optional steps not done in time, by name
 
 
 class RetryOpening(SideEffect):

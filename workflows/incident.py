@@ -76,7 +76,7 @@ class IncidentWorkflow:
             self._changed([])  # the archive hears of a new (or continued) incident
         while True:
             await self.effects.drain()
-            if followup.is_finished(self.state) and not self.effects.archiving:
+            if followup.is_finished(self.state) and not any(self.effects.aside.values()):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.effects.outbox:
                     return self.state
@@ -85,7 +85,7 @@ class IncidentWorkflow:
                 # Open, announced, recorded: it waits now, often for hours, and a worker without
                 # it in cache replays a few events instead of the opening's dozens.
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self.effects.outbox and not self.effects.archiving:
+                if not self.effects.outbox and not any(self.effects.aside.values()):
                     self._continue_as_new(recorded=True)
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -114,11 +114,13 @@ class IncidentWorkflow:
                 self._changed(fire(self.state, self.policy, name, now))
 
     def _continue_as_new(self, recorded: bool = False) -> NoReturn:
+        # What was still running in the background runs again (each is idempotent).
+        background = [effect for steps in self.effects.aside.values() for effect, _ in steps]
         carried = IncidentInput(
             number=self.state.number,
             policy=self.policy,
             state=self.state,
-            outbox=[*self.effects.later, *self.effects.outbox],
+            outbox=[*self.effects.later, *self.effects.outbox, *background],
             opened=self.effects.opened,
             recorded=recorded,
         )

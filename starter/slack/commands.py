@@ -173,7 +173,7 @@ class Where:
 
     user: str
     channel_id: str
-    channel_name: str
+    channel_name: str = ""  # only for incidents from builds that did not record the channel's id
     trigger_id: str = ""
 
 

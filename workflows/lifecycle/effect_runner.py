@@ -1,7 +1,7 @@
 """EffectRunner: the incident's side effects, run as activities by the workflow that holds it.
 
 Runs queued effects lane by lane (in order inside one, lanes side by side) through one table,
-``{effect type: method}``: opening, Slack, paging, status page, report, retrospective, archive.
+``{effect type: method}``; the archive and the channel's topic and bookmarks in the background.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ SLACK_GIVE_UP = timedelta(minutes=10)  # Slack down for longer must not hold pag
 STEP_TIMEOUT = timedelta(seconds=30)
 OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
 RETRY_AFTER = timedelta(minutes=1)  # what gave up for now (the opening) is tried this soon
+ASIDE = (fx.Lane.ARCHIVE, fx.Lane.TOPIC)  # a slow or lost call there holds nothing back
 Handler = Callable[[Any, fx.Audience | None], Awaitable[None]]
 
 
@@ -68,8 +69,7 @@ class EffectRunner:
         # What the archive database last heard of (None: nothing yet in this run).
         self.recorded = followup.record_signature(state) if recorded else None
         self.wake = wake  # the workflow's main loop looks again
-        self._record_wanted = False
-        self._archivist: asyncio.Task[None] | None = None
+        self.aside: dict[fx.Lane, list[fx.Step]] = {}  # queued or running in the background
         self.handlers: dict[type[Any], Handler] = {
             fx.Post: self._post,
             fx.RefreshTopic: self._set_topic,
@@ -105,16 +105,28 @@ class EffectRunner:
 
     async def drain(self) -> None:
         while self.outbox:
-            batch, self.outbox = self.outbox, []
-            await asyncio.gather(*(self._lane(steps) for steps in fx.lanes(batch).values()))
+            lanes, self.outbox = fx.lanes(self.outbox), []
+            self.put_aside(lanes)
+            await asyncio.gather(*(self._lane(steps) for steps in lanes.values()))
+
+    def put_aside(self, lanes: dict[fx.Lane, list[fx.Step]]) -> None:
+        """The background lanes' steps, one at a time in order; one already waiting runs once."""
+        for lane in ASIDE:
+            queue, steps = self.aside.setdefault(lane, []), lanes.pop(lane, [])
+            if steps and not queue:
+                asyncio.create_task(self._run_aside(queue))  # noqa: RUF006 (held by what it awaits)
+            queue += [s for i, s in enumerate(steps) if s not in steps[:i] and s not in queue[1:]]
+
+    async def _run_aside(self, queue: list[fx.Step]) -> None:
+        while queue:
+            await self._lane(queue[:1])
+            del queue[0]
+        if self.state.archived_at is not None or self.policy.history.continue_as_new_once_open:
+            self.wake()  # the main loop waits for the background: to finish, or to start afresh
 
     async def _lane(self, steps: list[fx.Step]) -> None:
         for effect, audience in steps:
             await self.handlers[type(effect)](effect, audience)
-
-    @property
-    def archiving(self) -> bool:
-        return self._archivist is not None and not self._archivist.done()
 
     async def open(self) -> None:
         """Channel, topic, invitations, kickoff, bookmarks, announcement, record: one activity."""
@@ -143,6 +155,7 @@ class EffectRunner:
             self.recorded = recording
         for problem in opening.apply(self.state, opened, workflow.now()):
             self._problem(problem)
+        self.put_aside({fx.Lane.TOPIC: opening.left(request, opened)})
         publish(self.state, self.policy)
 
     def _brief(self) -> rq.IncidentBrief:
@@ -186,10 +199,9 @@ class EffectRunner:
 
     async def _bookmark(self, effect: fx.BookmarkLinks, _: object) -> None:
         if channel_id := self._channel_id():
-            marks = rq.AddBookmarks(
-                incident_id=self.state.id, channel_id=channel_id, links=effect.links
-            )
-            await self._call(SlackActivities.add_bookmarks, marks, "bookmark the alerts' links")
+            links = effect.links
+            marks = rq.AddBookmarks(incident_id=self.state.id, channel_id=channel_id, links=links)
+            await self._call(SlackActivities.add_bookmarks, marks, "bookmark the links")
 
     async def _archive_channel(self, _: fx.ArchiveChannel, __: object) -> None:
         if channel_id := self._channel_id():
@@ -221,23 +233,11 @@ class EffectRunner:
             await self._call(StatusPageActivities.notify_subscribers, incident, what)
 
     async def _record(self, _: fx.RecordIncident, __: object) -> None:
-        """The archive database is told in the background, one upsert at a time, newest state
-        last: a slow or lost database call never holds back Slack, paging or a timer."""
-        self._record_wanted = True
-        if not self.archiving:
-            self._archivist = asyncio.create_task(self._tell_archive())
-
-    async def _tell_archive(self) -> None:
-        while self._record_wanted:
-            self._record_wanted = False
-            await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
-        if self.state.archived_at is not None or self.policy.history.continue_as_new_once_open:
-            self.wake()  # the main loop waits for this record: to finish, or to start afresh
+        await self._call(ArchiveActivities.record_incident, self.state, "record the incident")
 
     async def _share(self, files: list[rq.DocumentFile], comment: str, key: str) -> str | None:
         """Files in the channel, the first linked from the broadcast with our words (not typed)."""
-        channel_id = self._channel_id()
-        if channel_id is None:
+        if (channel_id := self._channel_id()) is None:
             return None
         # The link's post below is marked as a drill by its rendering; the file's comment is not.
         marked = drill_marked(comment, self.state.drill)

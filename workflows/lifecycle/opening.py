@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows.effects import (
+    Audience,
+    BookmarkLinks,
     Effect,
     FillRoles,
     Invite,
@@ -21,11 +23,12 @@ from workflows.effects import (
     Post,
     RefreshTopic,
     RetryOpening,
+    Step,
     UpdateKickoff,
 )
 from workflows.incident_types import ONCALL
-from workflows.lifecycle.channel import declared_links
-from workflows.models import Declaration, IncidentState, MessageRef, Role, Roles
+from workflows.lifecycle.channel import conference, declared_links, unique
+from workflows.models import Channel, Declaration, IncidentState, Link, MessageRef, Role, Roles
 from workflows.policy import Policy, drill_channel_name
 from workflows.requests import IncidentBrief, OpenChannel, RoleHolders, WhoHoldsRoles, WhoIsOnCall
 from workflows.text import MAX_CHANNEL_NAME, SLACK_USER_ID, channel_name
@@ -175,3 +178,26 @@ def again(opening: OpenIncident) -> RetryOpening:
     """The opening to run again; the archive hears of the incident from its own effect then."""
     posts = [post.model_copy(update={"check_first": True}) for post in opening.posts]
     return RetryOpening(request=opening.model_copy(update={"posts": posts, "record": None}))
+
+
+def bookmarks(opening: OpenIncident, channel: Channel) -> list[Link]:
+    """The channel's bookmarks: the conference (its address may name the channel), the links."""
+    template, number = opening.conference_url, opening.brief.number
+    calls = [conference(template, channel.name, number)] if template else []
+    return unique([*calls, *opening.links])
+
+
+def left(opening: OpenIncident, opened: Opened) -> list[Step]:
+    """The optional steps the opening left (not done in time, or Slack still failing), for the
+    workflow to run in the background: the topic, the bookmarks, a post's pin (the post is
+    found again, not posted twice, then pinned)."""
+    steps: list[Step] = []
+    for name in opened.left:
+        if name == "topic":
+            steps.append((RefreshTopic(), None))
+        elif name == "bookmarks" and opened.channel is not None:
+            steps.append((BookmarkLinks(links=bookmarks(opening, opened.channel)), None))
+        for post in opening.posts:
+            if name == f"pin:{post.key}":
+                steps.append((post.model_copy(update={"check_first": True}), Audience.CHANNEL))
+    return steps

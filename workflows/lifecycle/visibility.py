@@ -73,6 +73,8 @@ INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
 INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
 INCIDENT_COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
 INCIDENT_CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
+# The channel's id: what Slack sends from a private or renamed channel, whose name may differ.
+INCIDENT_CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
 INCIDENT_TYPE = SearchAttributeKey.for_keyword("IncidentType")
 # Slack's events name a channel by its id only, and a renamed channel keeps its id.
 INCIDENT_CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
