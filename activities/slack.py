@@ -16,7 +16,7 @@ import structlog
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities import non_retryable
+from activities import non_retryable, recall
 from clients import Permanent
 from clients.archive import IncidentArchive
 from clients.slack import Slack
@@ -115,6 +115,7 @@ class Attempt:
 
     async def run(self) -> Opened:
         request = self.request
+        self.recalled = asyncio.ensure_future(self.recall())  # the archive, beside Slack
         if self.opened.channel is None:
 
             def create(_: bool) -> Awaitable[Channel]:  # the names of unknown outcome so far
@@ -137,7 +138,7 @@ class Attempt:
                 self.invite_then_kickoff(channel, brief),
                 self.bookmark(channel),
             ]
-        outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        outcomes = await asyncio.gather(*lanes, self.recalled, return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
             raise failures[0]  # every lane has finished and recorded what it did
@@ -178,6 +179,9 @@ class Attempt:
         channel_posts: list[Post] = [
             post for post in self.request.posts if Audience.CHANNEL in post.audience
         ]
+        await self.recalled  # the kickoff lists the similar incidents, if found in time
+        if similar := self.opened.similar:
+            brief = brief.model_copy(update={"similar": similar.closest})
         for post in channel_posts:
             await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
 
@@ -195,6 +199,11 @@ class Attempt:
         self.opened.recorded = True
         self.progress.done.append("record")
         self.record()
+
+    async def recall(self) -> None:
+        if self.archive is not None and self.opened.similar is None:
+            self.opened.similar = await recall(self.archive, self.request.brief)
+            self.record()
 
     async def bookmark(self, channel: Channel) -> None:
         request = self.request

@@ -9,6 +9,7 @@ the status page's tables included, is Alembic's (``clients/migrations``): one co
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,22 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
     create_engine,
+    delete,
+    func,
+    insert,
+    literal_column,
     select,
+    table,
 )
+from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from workflows.models import IncidentState
+from workflows.requests import Recurrences
 from workflows.resolution.metrics import IncidentMetrics, IncidentRecord, aggregate, record_of
 
 
@@ -67,6 +77,14 @@ class IncidentRow(Base):
     report: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# SQLite's full-text index of the incidents (migration 0004): rowid is the incident's number.
+# PostgreSQL's is the generated column ``incidents.words``.
+WORDS = table("incident_words", column("rowid", Integer), column("title"), column("components"))
+CLOSEST = 3  # similar incidents on a kickoff
+MAX_WORDS = 64  # of a title and its components, searched for
 
 
 # The status page's tables.
@@ -188,9 +206,14 @@ class IncidentArchive:
             report=record.report,
             updated_at=datetime.now(UTC),
             drill=record.drill,
+            private=record.private,
         )
         with Session(self.engine) as session, session.begin():
             session.merge(row)
+            if self.engine.dialect.name == "sqlite":
+                session.execute(delete(WORDS).where(WORDS.c.rowid == record.number))
+                words = {"title": record.title, "components": " ".join(record.components)}
+                session.execute(insert(WORDS).values(rowid=record.number, **words))
 
     def records(self, severity: str | None = None) -> list[IncidentRecord]:
         query = select(IncidentRow.record).order_by(IncidentRow.number)
@@ -225,6 +248,38 @@ class IncidentArchive:
 
     def metrics(self, since: datetime | None, severity: str | None) -> IncidentMetrics:
         return aggregate(self.records(severity), since=since, severity=severity)
+
+    def similar(
+        self, incident_id: str, title: str, components: list[str], before: datetime
+    ) -> Recurrences:
+        """Incidents declared before ``before`` that share any word of the title or components,
+        best ranked first (the engine's stemming and stop words); never the incident itself, a
+        private incident or a drill."""
+        words = list(dict.fromkeys(re.findall(r"[^\W_]+", f"{title} {' '.join(components)}")))
+        if not words:
+            return Recurrences()
+        query = select(IncidentRow.record).where(
+            IncidentRow.id != incident_id,
+            IncidentRow.private.is_(False),
+            IncidentRow.drill.is_(False),
+            IncidentRow.declared_at < before,
+        )
+        if self.engine.dialect.name == "postgresql":
+            found = func.to_tsquery("english", " | ".join(words[:MAX_WORDS]).lower())
+            vector: ColumnElement[Any] = literal_column("incidents.words")
+            query = query.where(vector.op("@@")(found)).order_by(func.ts_rank(vector, found).desc())
+        else:
+            match = " OR ".join(f'"{word}"' for word in words[:MAX_WORDS])
+            query = query.join(WORDS, WORDS.c.rowid == IncidentRow.number)
+            query = query.where(sql("incident_words MATCH :match").bindparams(match=match))
+            query = query.order_by(sql("bm25(incident_words, 2.0, 1.0)"))
+        query = query.order_by(IncidentRow.declared_at.desc())
+        counted = select(func.count()).select_from(query.order_by(None).subquery())
+        with Session(self.engine) as session:
+            closest = session.scalars(query.limit(CLOSEST)).all()
+            total = session.scalar(counted) or 0
+        records = [IncidentRecord.model_validate(r) for r in closest]
+        return Recurrences(closest=[r.similar() for r in records], total=total)
 
 
 def _alembic() -> Config:

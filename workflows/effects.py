@@ -25,6 +25,7 @@ from workflows.requests import (
     InviteResult,
     OpenChannel,
     Posted,
+    Recurrences,
     WhoHoldsRoles,
     WhoIsOnCall,
 )
@@ -254,6 +255,7 @@ class Opened(BaseModel):
     invited: InviteResult = Field(default_factory=InviteResult)
     problems: list[str] = Field(default_factory=list)  # what retrying could not fix
     recorded: bool = False  # the archive has ``record``
+    similar: Recurrences | None = None  # None: the archive did not answer in time
 
 
 class RetryOpening(SideEffect):
