@@ -115,7 +115,7 @@ class Attempt:
 
     async def run(self) -> Opened:
         request = self.request
-        self.recalled = asyncio.ensure_future(self.recall())  # the archive, beside Slack
+        self.recalled = asyncio.ensure_future(recall(self.archive, request.brief))  # beside Slack
         if self.opened.channel is None:
 
             def create(_: bool) -> Awaitable[Channel]:  # the names of unknown outcome so far
@@ -142,7 +142,7 @@ class Attempt:
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
             raise failures[0]  # every lane has finished and recorded what it did
-        return self.opened
+        return self.opened.model_copy(update={"similar": self.recalled.result()})
 
     async def post(self, message: PostMessage) -> None:
         post = message.post
@@ -179,8 +179,7 @@ class Attempt:
         channel_posts: list[Post] = [
             post for post in self.request.posts if Audience.CHANNEL in post.audience
         ]
-        await self.recalled  # the kickoff lists the similar incidents, if found in time
-        if similar := self.opened.similar:
+        if similar := await self.recalled:  # the kickoff lists them, if found in time
             brief = brief.model_copy(update={"similar": similar.closest})
         for post in channel_posts:
             await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
@@ -199,11 +198,6 @@ class Attempt:
         self.opened.recorded = True
         self.progress.done.append("record")
         self.record()
-
-    async def recall(self) -> None:
-        if self.archive is not None and self.opened.similar is None:
-            self.opened.similar = await recall(self.archive, self.request.brief)
-            self.record()
 
     async def bookmark(self, channel: Channel) -> None:
         request = self.request

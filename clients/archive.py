@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     column,
     create_engine,
-    delete,
+    event,
     func,
     insert,
     literal_column,
@@ -40,7 +40,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql import ColumnElement
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from workflows.models import IncidentState
@@ -81,7 +80,6 @@ class IncidentRow(Base):
 
 
 # SQLite's full-text index of the incidents (migration 0004): rowid is the incident's number.
-# PostgreSQL's is the generated column ``incidents.words``.
 WORDS = table("incident_words", column("rowid", Integer), column("title"), column("components"))
 CLOSEST = 3  # similar incidents on a kickoff
 MAX_WORDS = 64  # of a title and its components, searched for
@@ -156,6 +154,8 @@ class IncidentArchive:
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _write_ahead)
 
     def upgrade(self) -> str:
         """Bring the schema to the newest migration (idempotent); the revision it is at."""
@@ -211,9 +211,9 @@ class IncidentArchive:
         with Session(self.engine) as session, session.begin():
             session.merge(row)
             if self.engine.dialect.name == "sqlite":
-                session.execute(delete(WORDS).where(WORDS.c.rowid == record.number))
                 words = {"title": record.title, "components": " ".join(record.components)}
-                session.execute(insert(WORDS).values(rowid=record.number, **words))
+                replace = insert(WORDS).prefix_with("OR REPLACE")  # FTS5 replaces by rowid
+                session.execute(replace.values(rowid=record.number, **words))
 
     def records(self, severity: str | None = None) -> list[IncidentRecord]:
         query = select(IncidentRow.record).order_by(IncidentRow.number)
@@ -266,7 +266,7 @@ class IncidentArchive:
         )
         if self.engine.dialect.name == "postgresql":
             found = func.to_tsquery("english", " | ".join(words[:MAX_WORDS]).lower())
-            vector: ColumnElement[Any] = literal_column("incidents.words")
+            vector = literal_column("incidents.words", Text())  # generated: migration 0004
             query = query.where(vector.op("@@")(found)).order_by(func.ts_rank(vector, found).desc())
         else:
             match = " OR ".join(f'"{word}"' for word in words[:MAX_WORDS])
@@ -280,6 +280,12 @@ class IncidentArchive:
             total = session.scalar(counted) or 0
         records = [IncidentRecord.model_validate(r) for r in closest]
         return Recurrences(closest=[r.similar() for r in records], total=total)
+
+
+def _write_ahead(connection: Any, _: object) -> None:
+    """SQLite's write-ahead log: searches for similar incidents and records never wait on each
+    other (the opening does both at once, and so do other incidents)."""
+    connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _alembic() -> Config:
