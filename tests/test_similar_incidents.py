@@ -6,6 +6,8 @@ an archive of its own, the Slack emulator over HTTP, the API over HTTP).
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from activities import SIMILAR_WAIT, recall
 from clients.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
@@ -22,8 +25,9 @@ from starter.api import create_app
 from starter.desk import IncidentDesk
 from tests.support import serve_http, until, upgrade_database
 from workflows.lifecycle import commands as cmd
-from workflows.models import Declaration, IncidentState, Status, incident_id
+from workflows.models import Declaration, Impact, IncidentState, Status, incident_id
 from workflows.policy import Policy, default_policy
+from workflows.requests import IncidentBrief
 from workflows.resolution.metrics import IncidentRecord
 
 QUEUE = "incidents-similar"
@@ -118,6 +122,26 @@ def test_people_words_cannot_break_the_full_text_query(tmp_path: Path) -> None:
     archive.upsert(archived(1, 'Quotes " and NEAR(stars*) OR AND NOT ^col:umn', 1))
     found = archive.similar("incident-2", 'x" OR "y NEAR(stars*) col:umn', [], AT + timedelta(2))
     assert [s.label for s in found.closest] == ["INC-1"]
+
+
+async def test_an_archive_that_does_not_answer_holds_the_kickoff_back_no_longer_than_the_bound():
+    brief = IncidentBrief(
+        **{"id": "incident-5", "number": 5, "title": TITLE, "summary": "", "severity": "sev1"},
+        **{"severity_description": "", "impact": Impact.MAJOR, "status": Status.INVESTIGATING},
+        **{"components": [], "commander": None, "tech_lead": None, "comms_lead": None},
+        **{"channel": None, "escalation_level": 0, "next_update_due": None},
+        **{"declared_at": AT, "resolved_at": None},
+    )
+    # A database host that takes the connection and never says a word.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        archive = IncidentArchive(f"postgresql+psycopg://incidents@127.0.0.1:{port}/incidents")
+        began = time.monotonic()
+        assert await recall(archive, brief) is None
+        assert time.monotonic() - began < SIMILAR_WAIT + 0.2
+    assert await recall(None, brief) is None  # a worker without an archive
 
 
 # -- end to end ----------------------------------------------------------------------------------
