@@ -7,7 +7,6 @@ workflow passes ``workflow.now()``); no model reads the clock itself.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -15,6 +14,9 @@ from typing import Annotated
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
 from workflows.text import Line, RequiredText, Text, slack_user_id
+from workflows.text import incident_id as incident_id  # names, there; importable here too
+from workflows.text import incident_label as incident_label
+from workflows.text import parse_incident_ref as parse_incident_ref
 
 UserId = Annotated[str, AfterValidator(slack_user_id)]
 
@@ -293,21 +295,3 @@ class IncidentState(BaseModel):
 
     def note(self, at: datetime, kind: str, actor: str | None, text: str) -> None:
         self.timeline.append(TimelineEntry(at=at, kind=kind, actor=actor, text=text))
-
-
-def incident_id(number: int) -> str:
-    """The incident id is the workflow id, so the API, Slack and the Temporal UI agree."""
-    return f"incident-{number}"
-
-
-def incident_label(number: int) -> str:
-    """What people call an incident: ``INC-42``."""
-    return f"INC-{number}"
-
-
-def parse_incident_ref(ref: str) -> str:
-    """Accept what people type: ``incident-42``, ``INC-42``, ``inc42`` or ``42``."""
-    match = re.fullmatch(r"(?:incident-|inc-?)?(\d+)", ref.strip().lower())
-    if not match:
-        raise ValueError(f"{ref!r} is not an incident id (like INC-42 or incident-42)")
-    return incident_id(int(match.group(1)))

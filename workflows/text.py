@@ -151,3 +151,22 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(lambda d: d.total_seconds(), return_type=float),
 ]
+
+
+# What an incident is called, and what people may type to name one.
+def incident_id(number: int) -> str:
+    """The incident id is the workflow id, so the API, Slack and the Temporal UI agree."""
+    return f"incident-{number}"
+
+
+def incident_label(number: int) -> str:
+    """What people call an incident: ``INC-42``."""
+    return f"INC-{number}"
+
+
+def parse_incident_ref(ref: str) -> str:
+    """Accept what people type: ``incident-42``, ``INC-42``, ``inc42`` or ``42``."""
+    match = re.fullmatch(r"(?:incident-|inc-?)?(\d+)", ref.strip().lower())
+    if not match:
+        raise ValueError(f"{ref!r} is not an incident id (like INC-42 or incident-42)")
+    return incident_id(int(match.group(1)))
