@@ -262,7 +262,7 @@ class IncidentArchive:
             IncidentRow.id != incident_id,
             IncidentRow.private.is_(False),
             IncidentRow.drill.is_(False),
-            IncidentRow.declared_at < before,
+            IncidentRow.declared_at < before.astimezone(UTC),  # as stored: SQLite keeps no zone
         )
         if self.engine.dialect.name == "postgresql":
             found = func.to_tsquery("english", " | ".join(words[:MAX_WORDS]).lower())
