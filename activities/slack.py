@@ -16,7 +16,7 @@ import structlog
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities import non_retryable
+from activities import non_retryable, recall
 from clients import Permanent
 from clients.archive import IncidentArchive
 from clients.slack import Slack
@@ -41,11 +41,9 @@ from workflows.text import SLACK_USER_ID
 
 # A declaration's first minute in Slack, in one activity.
 #
-# Opening an incident is the latency people feel: from `/incident declare` to the channel and
-# the announcement in #incidents. Run as separate activities it costs a workflow task per
-# step; run here it costs one, like a hand-written script would, and the steps that do not
-# depend on each other go side by side once the channel exists: the topic, the invitations
-# followed by the pinned kickoff (which mentions the invited), the announcement, the bookmarks.
+# Opening an incident is the latency people feel. Run as separate activities it costs a
+# workflow task per step; here it costs one, and the steps go side by side once the channel
+# exists: the topic, the invitations then the pinned kickoff, the announcement, the bookmarks.
 #
 # Every step is the same idempotent client code the single-step activities run. The heartbeat
 # details keep what is done, so a retry skips it; and a retry checks for a post an attempt
@@ -117,6 +115,7 @@ class Attempt:
 
     async def run(self) -> Opened:
         request = self.request
+        self.recalled = asyncio.ensure_future(recall(self.archive, request.brief))  # beside Slack
         if self.opened.channel is None:
 
             def create(_: bool) -> Awaitable[Channel]:  # the names of unknown outcome so far
@@ -140,7 +139,7 @@ class Attempt:
                 self.aside("topic", "set the topic", lambda _: channels.set_topic(topic))
             marks = (channel.id, request.brief.id, opening.bookmarks(request, channel))
             self.aside("bookmarks", "bookmark the links", lambda _: channels.bookmark(*marks))
-        outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        outcomes = await asyncio.gather(*lanes, self.recalled, return_exceptions=True)
         if self.optional:
             await asyncio.wait(self.optional, timeout=OPTIONAL_GRACE)
             late = [task for task in self.optional if task.cancel()]  # left to the workflow
@@ -149,7 +148,7 @@ class Attempt:
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
             raise failures[0]  # every lane has finished and recorded what it did
-        return self.opened
+        return self.opened.model_copy(update={"similar": self.recalled.result()})
 
     def aside(self, name: str, what: str, work: Callable[[bool], Awaitable[object]]) -> None:
         """An optional step beside the rest; one still failing is left to the workflow too."""
@@ -192,6 +191,8 @@ class Attempt:
             if invited is not None:
                 self.opened.invited = invited
                 self.record()
+        if similar := await self.recalled:  # the kickoff lists them, if found in time
+            brief = brief.model_copy(update={"similar": similar.closest})
         for post in [post for post in self.request.posts if Audience.CHANNEL in post.audience]:
             await self.post(PostMessage(channel_id=channel.id, post=post, brief=brief))
 
@@ -280,8 +281,7 @@ class OncallActivities:
 
     @activity.defn(name="oncall_resolve_people")
     async def resolve_people(self, request: ResolvePeople) -> list[str]:
-        """Ids for people named as elsewhere in the policy; someone Slack does not know stays
-        as written (never mentioned, never messaged) and is logged."""
+        """Ids for people named as in the policy; someone Slack does not know stays as written."""
         with non_retryable():
             ids = await self.people.mention_ids(request.people)
         for given, found in zip(request.people, ids, strict=True):

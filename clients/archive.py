@@ -9,6 +9,7 @@ the status page's tables included, is Alembic's (``clients/migrations``): one co
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,21 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
     create_engine,
+    event,
+    func,
+    insert,
+    literal_column,
     select,
+    table,
 )
+from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from workflows.models import IncidentState
+from workflows.requests import Recurrences
 from workflows.resolution.metrics import IncidentMetrics, IncidentRecord, aggregate, record_of
 
 
@@ -67,6 +76,13 @@ class IncidentRow(Base):
     report: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# SQLite's full-text index of the incidents (migration 0004): rowid is the incident's number.
+WORDS = table("incident_words", column("rowid", Integer), column("title"), column("components"))
+CLOSEST = 3  # similar incidents on a kickoff
+MAX_WORDS = 64  # of a title and its components, searched for
 
 
 # The status page's tables.
@@ -114,21 +130,6 @@ class DeliveryRow(Base):
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ApiTokenRow(Base):
-    """A personal API token: only the SHA-256 of its secret is kept (``clients.tokens``)."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    person: Mapped[str] = mapped_column(String(32), index=True)
-    scopes: Mapped[list[str]] = mapped_column(JSON)
-    created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
 log = structlog.get_logger()
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "incident db upgrade"
@@ -153,6 +154,8 @@ class IncidentArchive:
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _write_ahead)
 
     def upgrade(self) -> str:
         """Bring the schema to the newest migration (idempotent); the revision it is at."""
@@ -203,9 +206,14 @@ class IncidentArchive:
             report=record.report,
             updated_at=datetime.now(UTC),
             drill=record.drill,
+            private=record.private,
         )
         with Session(self.engine) as session, session.begin():
             session.merge(row)
+            if self.engine.dialect.name == "sqlite":
+                words = {"title": record.title, "components": " ".join(record.components)}
+                replace = insert(WORDS).prefix_with("OR REPLACE")  # FTS5 replaces by rowid
+                session.execute(replace.values(rowid=record.number, **words))
 
     def records(self, severity: str | None = None) -> list[IncidentRecord]:
         query = select(IncidentRow.record).order_by(IncidentRow.number)
@@ -240,6 +248,44 @@ class IncidentArchive:
 
     def metrics(self, since: datetime | None, severity: str | None) -> IncidentMetrics:
         return aggregate(self.records(severity), since=since, severity=severity)
+
+    def similar(
+        self, incident_id: str, title: str, components: list[str], before: datetime
+    ) -> Recurrences:
+        """Incidents declared before ``before`` that share any word of the title or components,
+        best ranked first (the engine's stemming and stop words); never the incident itself, a
+        private incident or a drill."""
+        words = list(dict.fromkeys(re.findall(r"[^\W_]+", f"{title} {' '.join(components)}")))
+        if not words:
+            return Recurrences()
+        query = select(IncidentRow.record).where(
+            IncidentRow.id != incident_id,
+            IncidentRow.private.is_(False),
+            IncidentRow.drill.is_(False),
+            IncidentRow.declared_at < before.astimezone(UTC),  # as stored: SQLite keeps no zone
+        )
+        if self.engine.dialect.name == "postgresql":
+            found = func.to_tsquery("english", " | ".join(words[:MAX_WORDS]).lower())
+            vector = literal_column("incidents.words", Text())  # generated: migration 0004
+            query = query.where(vector.op("@@")(found)).order_by(func.ts_rank(vector, found).desc())
+        else:
+            match = " OR ".join(f'"{word}"' for word in words[:MAX_WORDS])
+            query = query.join(WORDS, WORDS.c.rowid == IncidentRow.number)
+            query = query.where(sql("incident_words MATCH :match").bindparams(match=match))
+            query = query.order_by(sql("bm25(incident_words, 2.0, 1.0)"))
+        query = query.order_by(IncidentRow.declared_at.desc())
+        counted = select(func.count()).select_from(query.order_by(None).subquery())
+        with Session(self.engine) as session:
+            closest = session.scalars(query.limit(CLOSEST)).all()
+            total = session.scalar(counted) or 0
+        records = [IncidentRecord.model_validate(r) for r in closest]
+        return Recurrences(closest=[r.similar() for r in records], total=total)
+
+
+def _write_ahead(connection: Any, _: object) -> None:
+    """SQLite's write-ahead log: searches for similar incidents and records never wait on each
+    other (the opening does both at once, and so do other incidents)."""
+    connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _alembic() -> Config:

@@ -133,6 +133,17 @@ def _kickoff_fields(brief: IncidentBrief) -> list[str]:
     return fields
 
 
+def similar(brief: IncidentBrief) -> str:
+    """The earlier incidents like this one, each with how it was resolved (people's words,
+    escaped); within one section's 3,000 characters."""
+    lines = ["*Similar earlier incidents*"]
+    for seen in brief.similar:
+        parts = [f"*{seen.label}* {escape(seen.title)}", escape(", ".join(seen.components))]
+        how = f"{seen.status.value}: {escape(seen.resolution)}" if seen.resolution else ""
+        lines.append(" · ".join(part for part in [*parts, how or seen.status.value] if part))
+    return cut("\n".join(lines), 3000)
+
+
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
     button = {
         "type": "button",
@@ -155,6 +166,8 @@ def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
             ],
         }
     ]
+    if brief.similar:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": similar(brief)}})
     if brief.status is Status.RESOLVED:
         at = f" at {brief.resolved_at:%Y-%m-%d %H:%M} UTC" if brief.resolved_at else ""
         line = f":white_check_mark: *Resolved*{at} · <{incident_url}|Open in Temporal>"

@@ -21,12 +21,28 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, DateTime, Engine, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from clients.archive import ApiTokenRow
+from clients.archive import Base
 
 log = structlog.get_logger()
+
+
+class ApiTokenRow(Base):
+    """A personal API token: only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    person: Mapped[str] = mapped_column(String(32), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
 
 PREFIX = "inc_"
 # Longer than any token this store makes: a longer one is refused before it is hashed.

@@ -22,6 +22,7 @@ import pytest
 from clients.archive import IncidentArchive
 from tests.support import upgrade_database
 from tests.test_followup import scripted_week
+from tests.test_similar_incidents import assert_finds_the_closest_earlier_incidents
 
 psycopg = pytest.importorskip("psycopg", reason="PostgreSQL needs the psycopg driver")
 
@@ -103,3 +104,12 @@ def test_archive_on_postgresql_migrates_upserts_and_aggregates(postgres_url: str
     assert stored.seconds_in_status == week[1].seconds_in_status
     assert [r.id for r in archive.search(text="INCIDENT 2")] == ["incident-2"]
     assert archive.search(text="incident_") == []
+
+
+def test_similar_incidents_on_postgresql(postgres_url: str) -> None:
+    """The same scenario as on SQLite, over PostgreSQL's full-text search (``english``)."""
+    archive = IncidentArchive(postgres_url)
+    upgrade_database(postgres_url)
+    with archive.engine.begin() as connection:  # the first test's incidents are not history here
+        connection.exec_driver_sql("DELETE FROM incidents")
+    assert_finds_the_closest_earlier_incidents(archive)

@@ -1,12 +1,10 @@
 """Side effects the workflow asks for, queued in order in its outbox and run as activities.
 
 Handlers only change state and queue effects, so a command answers at once with the new
-snapshot while Slack is told in order, durably, by the workflow's main loop.
-
-Queued effects are grouped into lanes (``lanes``): inside a lane they keep their order (an
-invitation lands before the message that mentions the invited; the archive comes after the last
-post), while lanes run concurrently, so a status change reaches the incident channel, the
-broadcast channel and the topic in one round trip instead of three. Each effect names its lanes
+snapshot while Slack is told in order, durably, by the workflow's main loop. Queued effects are
+grouped into lanes (``lanes``): in order inside a lane (an invitation before the message that
+mentions the invited), lanes side by side, so a status change reaches the incident channel, the
+broadcast channel and the topic in one round trip. Each effect names its lanes
 (``SideEffect.routes``), so nothing asks an effect its type.
 """
 
@@ -25,6 +23,7 @@ from workflows.requests import (
     InviteResult,
     OpenChannel,
     Posted,
+    Recurrences,
     WhoHoldsRoles,
     WhoIsOnCall,
 )
@@ -254,6 +253,7 @@ class Opened(BaseModel):
     problems: list[str] = Field(default_factory=list)  # what retrying could not fix
     recorded: bool = False  # the archive has ``record``
     left: list[str] = Field(default_factory=list)  # optional steps not done in time, by name
+    similar: Recurrences | None = None  # None: the archive did not answer in time
 
 
 class RetryOpening(SideEffect):

@@ -219,6 +219,17 @@ class PublicInfo(BaseModel):
     published_status: Status | None = None  # the incident status the page last heard of
 
 
+class SimilarIncident(BaseModel):
+    """An earlier incident like this one (the archive's full-text search), on the kickoff."""
+
+    id: str
+    label: str
+    title: str
+    components: list[str] = Field(default_factory=list)
+    status: Status
+    resolution: str = ""  # its resolution's message, else its latest status update
+
+
 class MessageRef(BaseModel):
     """A message we posted, to edit it later (the kickoff follows the incident)."""
 
@@ -271,6 +282,9 @@ class IncidentState(BaseModel):
     public: PublicInfo | None = None  # on the status page
     type: str | None = None  # a type of the policy
     private: bool = False  # from its type; see docs/contract.md (incident types)
+    # Found when it opened: the closest (up to three), and how many in all (None: not known).
+    similar: list[SimilarIncident] = Field(default_factory=list)
+    recurrences: int | None = None
 
     @property
     def label(self) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, Link, Status
+from workflows.models import Channel, Impact, Link, SimilarIncident, Status
 from workflows.oncall.schedules import Schedule
 
 
@@ -94,6 +94,15 @@ class IncidentBrief(BaseModel):
     drill: bool = False
     type: str | None = None  # the incident's type, with the policy's description of it
     type_description: str = ""
+    similar: list[SimilarIncident] = Field(default_factory=list)  # the kickoff's only
+
+
+class Recurrences(BaseModel):
+    """Earlier incidents like this one in the archive: the closest, best first, and how many
+    in all (any shared word counts; private incidents and drills never do)."""
+
+    closest: list[SimilarIncident] = Field(default_factory=list)
+    total: int = 0
 
 
 class OpenChannel(BaseModel):

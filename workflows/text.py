@@ -155,9 +155,7 @@ Duration = Annotated[
 ]
 
 
-# Identifiers and labels of an incident.
-
-
+# What an incident is called, and what people may type to name one.
 def incident_id(number: int) -> str:
     """The incident id is the workflow id, so the API, Slack and the Temporal UI agree."""
     return f"incident-{number}"

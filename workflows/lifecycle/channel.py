@@ -88,8 +88,9 @@ def changes_kickoff(effects: list[Effect]) -> bool:
     return any(isinstance(e, Post) and e.notice in SHOWN_ON_KICKOFF for e in effects)
 
 
-def incident_brief(state: IncidentState, policy: Policy) -> IncidentBrief:
-    """The part of the incident that messages, topics and pages are rendered from."""
+def incident_brief(state: IncidentState, policy: Policy, kickoff: bool = False) -> IncidentBrief:
+    """The part of the incident that messages, topics and pages are rendered from; the kickoff's
+    also lists the similar earlier incidents (no other message shows them)."""
     return IncidentBrief(
         id=state.id,
         number=state.number,
@@ -115,4 +116,5 @@ def incident_brief(state: IncidentState, policy: Policy) -> IncidentBrief:
         drill=state.drill,
         type=state.type,
         type_description=kind.description if (kind := policy.types.get(state.type or "")) else "",
+        similar=state.similar if kickoff else [],
     )

@@ -158,8 +158,8 @@ class EffectRunner:
         self.put_aside({fx.Lane.TOPIC: opening.left(request, opened)})
         publish(self.state, self.policy)
 
-    def _brief(self) -> rq.IncidentBrief:
-        return incident_brief(self.state, self.policy)
+    def _brief(self, kickoff: bool = False) -> rq.IncidentBrief:
+        return incident_brief(self.state, self.policy, kickoff)
 
     def _channel_id(self) -> str | None:
         return self.state.channel.id if self.state.channel else None
@@ -182,7 +182,7 @@ class EffectRunner:
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
         if self.state.kickoff is not None:
-            edit = rq.EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief())
+            edit = rq.EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief(True))
             await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
 
     async def _set_topic(self, _: fx.RefreshTopic, __: object) -> None:

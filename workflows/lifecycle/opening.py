@@ -169,6 +169,8 @@ def apply(state: IncidentState, opened: Opened, now: datetime) -> list[str]:
     kickoff = opened.posted.get("kickoff")
     if kickoff is not None:
         state.kickoff = MessageRef(channel_id=kickoff.channel_id, ts=kickoff.ts)
+    if opened.similar is not None:
+        state.similar, state.recurrences = opened.similar.closest, opened.similar.total
     for user, error in opened.invited.failed.items():
         problems.append(invite_failed(state, user, error, forget=True))
     return problems

@@ -13,10 +13,12 @@ from statistics import fmean
 from pydantic import BaseModel, Field
 
 from workflows.lifecycle import timeline
-from workflows.models import IncidentState, Status
+from workflows.models import IncidentState, SimilarIncident, Status
 from workflows.resolution import report
+from workflows.text import incident_label
 
 RECURRING = 2  # a component in this many incidents of the period is recurring
+MAX_RESOLUTION = 300  # characters of how a similar incident was resolved, on a kickoff
 
 
 class IncidentRecord(BaseModel):
@@ -45,6 +47,14 @@ class IncidentRecord(BaseModel):
     open_action_items: int = 0
     report: str | None = None
     drill: bool = False  # kept in the archive, left out of every figure
+    private: bool = False  # never listed as similar to another incident
+    resolution: str | None = None  # its resolution's message, else its latest status update
+
+    def similar(self) -> SimilarIncident:
+        """As the kickoff of a later incident like it lists it."""
+        said = (self.resolution or "")[:MAX_RESOLUTION]
+        kept = self.model_dump(include={"id", "title", "components", "status"})
+        return SimilarIncident(**kept, label=incident_label(self.number), resolution=said)
 
 
 def seconds_in_status(state: IncidentState, now: datetime) -> dict[str, float]:
@@ -85,6 +95,8 @@ def record_of(state: IncidentState, now: datetime) -> IncidentRecord:
         open_action_items=sum(1 for item in state.action_items if item.is_open),
         report=state.report,
         drill=state.drill,
+        private=state.private,
+        resolution=report.how_resolved(state),
     )
 
 

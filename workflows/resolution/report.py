@@ -70,6 +70,24 @@ def resolution(state: IncidentState) -> str:
     return "Resolved"
 
 
+def how_resolved(state: IncidentState) -> str | None:
+    """The latest resolution's message, else the latest status update (an open incident's too):
+    what the kickoff of a similar incident says of this one."""
+    for entry in reversed(state.timeline):
+        said = entry.kind == "resolved" and entry.text != "Resolved"
+        if said or entry.kind in ("update", "status"):
+            return entry.text
+    return None
+
+
+def recurrences(state: IncidentState) -> list[str]:
+    """How many earlier incidents were like this one when it opened, and the closest."""
+    if state.recurrences is None:
+        return ["- Not known: the archive did not answer when the incident opened"]
+    closest = [f"- {s.label} {s.title} ({s.status.value})" for s in state.similar]
+    return [f"Similar earlier incidents: {state.recurrences}", *([""] if closest else []), *closest]
+
+
 def resolution_notice(state: IncidentState) -> str:
     """Normal operations restored: what support tells affected users."""
     components = ", ".join(state.components) or "none named"
@@ -179,6 +197,10 @@ def situation_report(state: IncidentState, policy: Policy) -> str:
         "",
         f"- Escalations: {escalations(state)} (highest level {state.escalation_level})",
         f"- Missed status updates: {missed_updates(state)}",
+        "",
+        "## Recurrences",
+        "",
+        *recurrences(state),
         "",
         "## Open action items",
         "",

@@ -32,10 +32,11 @@ from starter.api.dependencies import (
 from starter.api.errors import invalid
 from starter.desk import IncidentNotFound
 from starter.oncall import OnCallDesk
-from workflows.models import Status
+from workflows.models import IncidentState, Status
 from workflows.oncall.schedules import coverage_warnings
 from workflows.policy import PagingSeverity
 from workflows.preview import Scenario, Step, preview
+from workflows.requests import Recurrences
 from workflows.resolution.metrics import IncidentMetrics, IncidentRecord
 
 # -- after resolution ------------------------------------------------------------------------
@@ -89,6 +90,24 @@ async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTex
     if report is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
     return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
+
+
+@one.get(
+    "/similar",
+    summary="Similar earlier incidents: up to three, best first, and how many",
+    responses={503: {"description": "No worker answered; retry after `Retry-After` seconds."}},
+)
+async def get_similar(ref: IncidentRef, desk: Desk, archive: Archive) -> Recurrences:
+    """Full-text search of the archive with the incident's title and components, as its kickoff
+    lists them: any shared word counts; never the incident itself, a private one or a drill."""
+    incident: IncidentState | IncidentRecord | None
+    try:
+        incident = await desk.get(ref)
+    except IncidentNotFound:
+        if (incident := await asyncio.to_thread(archive.get, ref)) is None:
+            raise
+    found = (incident.id, incident.title, incident.components, incident.declared_at)
+    return await asyncio.to_thread(archive.similar, *found)
 
 
 @metrics.get("/incidents", summary="Incident figures from the archive")
