@@ -31,6 +31,7 @@ log = structlog.get_logger()
 EVENTS = ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "member_joined_channel")
 # Messages a reaction acknowledges from: the metadata key of an escalation notice and a page DM.
 ACKNOWLEDGED_FROM = (f"{Notice.ESCALATED.value}-", f"{Notice.PAGED.value}-")
+MAX_REF = 40  # the Join button's value: an incident's id
 MAX_TEXT = 3000  # a pinned message's text on the timeline, as "Add to timeline" keeps it
 
 
@@ -93,7 +94,7 @@ class Heard:
         await ack()
         user = str((body.get("user") or {}).get("id", ""))
         try:
-            state = await self.slack.desk.get(str(body["actions"][0].get("value", "")))
+            state = await self.slack.desk.get(str(body["actions"][0].get("value", ""))[:MAX_REF])
         except REFUSALS as error:
             return await _tell(respond, f"Cannot join: {error_text(error)}")
         if state.channel is None or state.private or not state.is_open:
@@ -109,6 +110,8 @@ class Heard:
             await self.slack.command(state.id, cmd.JoinChannel, {"by": user})
         except REFUSALS as error:  # already a responder: joining is what mattered
             log.info("slack_join_refused", incident_id=state.id, reason=error_text(error))
+        except Exception:  # in the channel all the same; the timeline misses the join
+            log.exception("slack_join_not_noted", incident_id=state.id)
         await _tell(respond, f"Added you to {here}.")
 
     async def _mark(
