@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
 from localslack.control import Fault
 from localslack.posts import in_history
+from localslack.seed import BOT_TOKEN
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually, serve_slack_app
@@ -103,8 +106,8 @@ async def test_the_incident_s_course_is_in_the_announcement_s_thread_which_shows
 
     await threads_desk.command(state.id, cmd.Resolve(message="rolled back", by=CAROL))
     await eventually(lambda: "resolved after" in current(), timeout=30)
+    await eventually(lambda: any(k.startswith("resolved-") for k in replied()), timeout=30)
     assert len([m for m in broadcast(slack, state.id) if in_history(m)]) == 1
-    assert any(k.startswith("resolved-") for k in replied())
 
 
 async def test_a_severity_with_broadcast_replies_also_shows_them_in_the_channel(
@@ -176,3 +179,32 @@ async def test_a_reply_whose_answer_was_lost_is_in_the_thread_once(
     assert first["thread_ts"] == state.announcement.ts
     assert [len(copies()), len(in_channel())] == [2, 2]
     assert len([m for m in broadcast(slack, state.id) if in_history(m)]) == 1
+
+
+async def test_the_emulator_pages_a_thread_like_slack(slack: SlackEmulator) -> None:
+    web = AsyncWebClient(token=BOT_TOKEN, base_url=slack.base_url)
+    incidents, general = slack.channel_by_name("incidents"), slack.channel_by_name("general")
+    assert incidents is not None and general is not None
+    channel = incidents.id
+    parent = (await web.chat_postMessage(channel=channel, text="parent"))["ts"]
+    replies = [
+        (await web.chat_postMessage(channel=channel, text=f"r{n}", thread_ts=parent))["ts"]
+        for n in range(3)
+    ]
+    first = await web.conversations_replies(channel=channel, ts=parent, limit=2)
+    assert [m["ts"] for m in first["messages"]] == [parent, *replies[:2]]
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = await web.conversations_replies(channel=channel, ts=parent, cursor=cursor)
+    assert [m["ts"] for m in rest["messages"]] == replies[2:] and rest["has_more"] is False
+    after = await web.conversations_replies(channel=channel, ts=parent, oldest=replies[0])
+    assert [m["ts"] for m in after["messages"]] == [parent, *replies[1:]]
+    history = await web.conversations_history(channel=channel, oldest=parent, inclusive=True)
+    assert [m["ts"] for m in history["messages"]] == [parent]  # replies stay in the thread
+    for ts, wanted, where in (
+        ("1.000001", "thread_not_found", channel),
+        (parent, "not_in_channel", general.id),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await web.conversations_replies(channel=where, ts=ts)
+        assert refused.value.response["error"] == wanted
