@@ -13,6 +13,7 @@ from workflows import policy
 from workflows.effects import Notice, Post
 from workflows.models import Status
 from workflows.requests import IncidentBrief
+from workflows.resolution.report import duration
 from workflows.text import SLACK_USER_ID, incident_label
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -186,6 +187,26 @@ def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
     ]
 
 
+def announcement_facts(brief: IncidentBrief) -> str:
+    """What the broadcast announcement keeps current: status, severity, commander, how long."""
+    if brief.resolved_at is not None:
+        took = f"resolved after {duration(brief.resolved_at - brief.declared_at)}"
+    else:  # Slack shows the time since in each reader's terms, and keeps it current
+        at = brief.declared_at
+        took = f"declared <!date^{int(at.timestamp())}^{{ago}}|{at:%H:%M} UTC>"
+    status = f"{STATUS_EMOJI[brief.status]} *{brief.status.value.capitalize()}*"
+    return f"{status} · {brief.severity.upper()} · IC {mention(brief.commander)} · {took}"
+
+
+def announcement_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
+    """The announcement's facts and its buttons: Join (its channel, while open and public)."""
+    facts = {"type": "context", "elements": [{"type": "mrkdwn", "text": announcement_facts(brief)}]}
+    buttons = [open_button(incident_url)]
+    if brief.channel and not brief.private and brief.status is not Status.RESOLVED:
+        buttons.insert(0, _button("Join", "incident_join", brief.id, "primary"))
+    return [facts, {"type": "actions", "elements": buttons}]
+
+
 def page_buttons(brief: IncidentBrief, incident_url: str) -> list[dict[str, Any]]:
     """A page's direct message: the kickoff's Acknowledge (the same action), until someone has."""
     ack = [] if brief.acknowledged_by else [acknowledge_button(brief)]
@@ -223,7 +244,8 @@ def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Bl
     if post.notice is Notice.KICKOFF:
         blocks += kickoff_blocks(brief, incident_url)
     elif post.notice is Notice.ANNOUNCEMENT:
-        blocks.append({"type": "actions", "elements": [open_button(incident_url)]})
+        blocks += announcement_blocks(brief, incident_url)
+        text += f"\n{announcement_facts(brief)}"
     elif post.notice is Notice.PAGED:
         blocks.append({"type": "actions", "elements": page_buttons(brief, incident_url)})
     if post.notice in (Notice.KICKOFF, Notice.ANNOUNCEMENT):

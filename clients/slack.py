@@ -53,9 +53,12 @@ class SlackPosts:
                 opened = await self.client.conversations_open(users=channel)
             channel = str(opened["channel"]["id"])
         post, brief = request.post, request.brief
+        # The broadcast channel keeps one message per incident: the rest replies in its thread.
+        thread = brief.announcement if request.channel_id is None else None
+        thread_ts = thread.ts if thread and post.key != "announcement" else None
         already = None
         if tried_since is not None:
-            already = await self._posted_before(channel, brief.id, post.key, tried_since)
+            already = await self._posted_before(channel, brief.id, post.key, tried_since, thread_ts)
         if already is None:
             mentions = await self.channels.people.mention_ids(post.mentions)
             pairs = zip(post.mentions, mentions, strict=True)
@@ -71,6 +74,8 @@ class SlackPosts:
                         blocks=blocks,
                         unfurl_links=False,
                         metadata=messages.metadata(brief.id, post.key),
+                        thread_ts=thread_ts,
+                        reply_broadcast=brief.broadcast_replies if thread_ts else None,
                     ),
                 )
             already = str(response["ts"])
@@ -97,12 +102,13 @@ class SlackPosts:
             raise Permanent(f"nobody answers to {given}: {unknown.code}", "SlackError") from None
 
     async def update_kickoff(self, request: EditKickoff) -> None:
-        """Edit the pinned kickoff to show the incident as it is now; repeating is harmless."""
-        brief = request.brief
+        """Edit the pinned kickoff (or the broadcast announcement) to show the incident as it is
+        now; repeating is harmless."""
+        brief, announcement = request.brief, request.announcement
         post = Post(
-            key="kickoff",
-            notice=Notice.KICKOFF,
-            audience=[Audience.CHANNEL],
+            key="announcement" if announcement else "kickoff",
+            notice=Notice.ANNOUNCEMENT if announcement else Notice.KICKOFF,
+            audience=[Audience.BROADCAST if announcement else Audience.CHANNEL],
             actor=brief.declared_by,
             text=brief.summary,
         )
@@ -155,20 +161,33 @@ class SlackPosts:
                 raise
 
     async def _posted_before(
-        self, channel: str, incident_id: str, key: str, since: datetime
+        self, channel: str, incident_id: str, key: str, since: datetime, thread_ts: str | None
     ) -> str | None:
-        """The ts of this notice if an earlier try posted it after all."""
+        """The ts of this notice if an earlier try posted it after all: in the channel's
+        history, or a reply in the thread of ``thread_ts`` (history leaves replies out)."""
         oldest = f"{(since - CLOCK_SKEW).timestamp():.6f}"
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
-            async with permanent_errors("conversations.history"):
-                response = await self.client.conversations_history(
-                    channel=channel,
-                    oldest=oldest,
-                    limit=HISTORY_PAGE,
-                    cursor=cursor,
-                    include_all_metadata=True,
-                )
+            async with permanent_errors(
+                "conversations.replies" if thread_ts else "conversations.history"
+            ):
+                if thread_ts:
+                    response = await self.client.conversations_replies(
+                        channel=channel,
+                        ts=thread_ts,
+                        oldest=oldest,
+                        limit=HISTORY_PAGE,
+                        cursor=cursor,
+                        include_all_metadata=True,
+                    )
+                else:
+                    response = await self.client.conversations_history(
+                        channel=channel,
+                        oldest=oldest,
+                        limit=HISTORY_PAGE,
+                        cursor=cursor,
+                        include_all_metadata=True,
+                    )
             for message in response["messages"]:
                 payload = message.get("metadata", {}).get("event_payload", {})
                 if payload.get("incident_id") == incident_id and payload.get("key") == key:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .console import Console
 from .events import reacting
-from .posts import Channel, Message
+from .posts import Channel, Message, in_history
 from .rendering import Button, blocks, hidden, modal, mrkdwn, options
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
 from .workspace import Workspace
@@ -63,6 +63,7 @@ ol { list-style: none; padding: 0; margin: .4rem 0; }
 li { margin: .45rem 0; padding: .2rem .3rem; }
 time, .notice, .context { color: #868686; font-size: 12px; }
 .pinned { background: #fff8e1; }
+ol.thread { border-left: 3px solid #ddd; margin-left: 1rem; padding-left: .5rem; }
 .mention { background: #e8f5fa; color: #1264a3; border-radius: 3px; padding: 0 2px; }
 code { background: #f6f6f6; border: 1px solid #ddd; border-radius: 3px; padding: 0 3px;
   color: #e01e5a; }
@@ -244,7 +245,9 @@ def _channel(ws: Workspace, channel: Channel, user: str) -> str:
     if pinned:
         items = "".join(_message(ws, channel, m, user) for m in pinned)
         lines.append(f"<p class='meta'>Pinned</p><ol>{items}</ol>")
-    recent = [m for m in channel.messages[-SHOWN_MESSAGES:] if m["ts"] not in channel.pins]
+    # The channel's own messages; replies show in their parent's thread, as Slack shows them.
+    shown = [m for m in channel.messages if in_history(m)][-SHOWN_MESSAGES:]
+    recent = [m for m in shown if m["ts"] not in channel.pins]
     if recent:
         items = "".join(_message(ws, channel, m, user) for m in reversed(recent))
         lines.append(f"<ol>{items}</ol>")
@@ -276,7 +279,14 @@ def _message(ws: Workspace, channel: Channel, message: Message, user: str) -> st
             "<button class='shortcut' type='submit'>Add to timeline</button></form>"
         )
         shortcut += reacting(channel, message, user)
-    return f"<li{pinned}><time>{when}</time> <b>{who}</b>{reply}{shortcut}<br>{content}</li>"
+    thread = ""
+    if message.get("thread_ts") == message["ts"]:  # a parent: its latest replies beneath it
+        replies = [m for m in channel.messages if m.get("thread_ts") == message["ts"]][1:]
+        items = "".join(_message(ws, channel, m, user) for m in replies[-SHOWN_MESSAGES:])
+        thread = f"<ol class='thread'>{items}</ol>"
+    return (
+        f"<li{pinned}><time>{when}</time> <b>{who}</b>{reply}{shortcut}<br>{content}{thread}</li>"
+    )
 
 
 def _text(message: Message) -> str:

@@ -231,7 +231,8 @@ class SimilarIncident(BaseModel):
 
 
 class MessageRef(BaseModel):
-    """A message we posted, to edit it later (the kickoff follows the incident)."""
+    """A message we posted, to edit it later (the kickoff and the announcement follow the
+    incident) or to reply in its thread (the broadcast channel's replies)."""
 
     channel_id: str
     ts: str
@@ -275,6 +276,7 @@ class IncidentState(BaseModel):
     # Update ids already applied, across runs (workflows/lifecycle/idempotency.py).
     applied_updates: list[str] = Field(default_factory=list)
     kickoff: MessageRef | None = None
+    announcement: MessageRef | None = None  # in the broadcast channel; its thread has the rest
     links: list[Link] = Field(default_factory=list)  # given at declaration, bookmarked
     report: str | None = None  # the situation report (Markdown), written at resolution
     report_at: datetime | None = None  # the resolution the report was written for

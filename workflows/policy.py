@@ -143,6 +143,7 @@ class SeverityPolicy(BaseModel):
     action_item_remind_every: Duration = timedelta(days=1)  # after an item falls due
     # What a page of this severity says to PagerDuty (its Events API v2 severities).
     paging_severity: PagingSeverity = "error"
+    broadcast_replies: bool = False  # the announcement's thread replies show in #incidents too
 
 
 class ChannelPolicy(BaseModel):

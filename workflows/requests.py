@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, Link, SimilarIncident, Status
+from workflows.models import Channel, Impact, Link, MessageRef, SimilarIncident, Status
 from workflows.oncall.schedules import Schedule
 
 
@@ -95,6 +95,11 @@ class IncidentBrief(BaseModel):
     type: str | None = None  # the incident's type, with the policy's description of it
     type_description: str = ""
     similar: list[SimilarIncident] = Field(default_factory=list)  # the kickoff's only
+    private: bool = False  # its channel is: the announcement offers no Join
+    # Broadcast posts reply in the announcement's thread; also in the channel if the severity's
+    # ``broadcast_replies`` says so (Slack's ``reply_broadcast``).
+    announcement: MessageRef | None = None
+    broadcast_replies: bool = False
 
 
 class Recurrences(BaseModel):
@@ -140,11 +145,13 @@ class ChannelRef(BaseModel):
 
 
 class EditKickoff(BaseModel):
-    """Render the kickoff again from the brief and put it in place of the posted one."""
+    """Render the kickoff (or the broadcast announcement) again from the brief and put it in
+    place of the posted one."""
 
     channel_id: str
     ts: str
     brief: IncidentBrief
+    announcement: bool = False
 
 
 class AddBookmarks(BaseModel):

@@ -126,16 +126,34 @@ def _cursor_stamp(ts: str) -> int:
 
 @method("conversations.replies", channel="channel_not_found", ts="thread_not_found")
 def replies(ws: Workspace, args: Args) -> Body:
+    """The parent, then its replies oldest first between ``oldest`` and ``latest``, paged."""
     channel = _channel(ws, args)
+    if args.actor not in channel.members:
+        raise SlackError("not_in_channel")
     ts = args.text("ts")
     parent = channel.by_ts.get(ts)
     if parent is None:
         raise SlackError("thread_not_found")
-    with_metadata = args.flag("include_all_metadata")
-    thread = [parent] + [
-        m for m in channel.messages if m.get("thread_ts") == ts and m is not parent
+    limit = args.number("limit", 1000, high=1000)
+    after, before = _bound(args, "oldest"), _bound(args, "latest")
+    cursor = args.optional("cursor")
+    if cursor:
+        after = _cursor_stamp(decode_cursor(cursor, "next_ts:")) - 1
+    thread = [
+        m
+        for m in channel.messages
+        if m.get("thread_ts") == ts
+        and m is not parent
+        and (after is None or stamp(m["ts"]) > after)
+        and (before is None or stamp(m["ts"]) < before)
     ]
-    return {"messages": [history_message(m, with_metadata) for m in thread], "has_more": False}
+    with_metadata = args.flag("include_all_metadata")
+    shown = ([] if cursor else [parent]) + thread[:limit]
+    body: Body = {"messages": [history_message(m, with_metadata) for m in shown]}
+    body["has_more"] = len(thread) > limit
+    if body["has_more"]:
+        body["response_metadata"] = {"next_cursor": encode_cursor("next_ts:" + thread[limit]["ts"])}
+    return body
 
 
 @method("conversations.setTopic", channel="channel_not_found", topic="invalid_arguments")

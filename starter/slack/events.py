@@ -1,6 +1,7 @@
 """What the app hears from Slack's Events API: pins and reactions in an incident's channel put a
 message on its timeline (and take it off again), joining the channel makes a responder, and an
-acknowledging reaction on an escalation notice or a page acknowledges, as the button does.
+acknowledging reaction on an escalation notice or a page acknowledges, as the button does. The
+broadcast announcement's Join button adds who clicks it to the channel, a responder as a join is.
 
 Bolt acks every event at once (Slack wants a 2xx within 3 seconds) and runs the listener
 after, so a slow incident never makes Slack retry. Slack retries a delivery it thinks failed
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -30,6 +31,7 @@ log = structlog.get_logger()
 EVENTS = ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "member_joined_channel")
 # Messages a reaction acknowledges from: the metadata key of an escalation notice and a page DM.
 ACKNOWLEDGED_FROM = (f"{Notice.ESCALATED.value}-", f"{Notice.PAGED.value}-")
+MAX_REF = 40  # the Join button's value: an incident's id
 MAX_TEXT = 3000  # a pinned message's text on the timeline, as "Add to timeline" keeps it
 
 
@@ -40,6 +42,7 @@ def register_events(app: AsyncApp, slack: SlackDesk) -> None:
     app.event("pin_added")(heard.pin)
     app.event("pin_removed")(heard.pin)
     app.event("member_joined_channel")(heard.joined)
+    app.action("incident_join")(heard.join)
 
 
 class Heard:
@@ -82,6 +85,34 @@ class Heard:
         ref = await self.slack.desk.in_channel(str(event.get("channel", "")))
         if ref is not None:
             await self._run(body, ref, cmd.JoinChannel, {"by": event.get("user")})
+
+    async def join(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """The announcement's Join: the bot invites who clicked into the incident's channel, and
+        they become a responder (the bot's own invitations are not heard as joins)."""
+        await ack()
+        user = str((body.get("user") or {}).get("id", ""))
+        try:
+            state = await self.slack.desk.get(str(body["actions"][0].get("value", ""))[:MAX_REF])
+        except REFUSALS as error:
+            return await _tell(respond, f"Cannot join: {error_text(error)}")
+        if state.channel is None or state.private or not state.is_open:
+            return await _tell(respond, f"{state.label} has no channel open to join.")
+        here = f"<#{state.channel.id}>"
+        try:
+            await client.conversations_invite(channel=state.channel.id, users=user)
+        except SlackApiError as error:
+            code = str(error.response.get("error"))
+            said = "You are already in" if code == "already_in_channel" else f"{code}: not added to"
+            return await _tell(respond, f"{said} {here}.")
+        try:
+            await self.slack.command(state.id, cmd.JoinChannel, {"by": user})
+        except REFUSALS as error:  # already a responder: joining is what mattered
+            log.info("slack_join_refused", incident_id=state.id, reason=error_text(error))
+        except Exception:  # in the channel all the same; the timeline misses the join
+            log.exception("slack_join_not_noted", incident_id=state.id)
+        await _tell(respond, f"Added you to {here}.")
 
     async def _mark(
         self,
@@ -136,6 +167,12 @@ class Heard:
             log.exception(
                 "slack_event_failed", slack_event=kind, incident_id=ref, event_id=event_id
             )
+
+
+async def _tell(respond: AsyncRespond, text: str) -> None:
+    """Only the person who clicked sees the answer."""
+    if respond.response_url:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
 
 
 async def _message(client: AsyncWebClient, channel: str, ts: str) -> dict[str, Any] | None:

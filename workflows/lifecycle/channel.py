@@ -7,7 +7,7 @@ from workflows.alerts.routing import AlertBatch
 from workflows.effects import BookmarkLinks, Effect, Notice, Post
 from workflows.models import IncidentState, Link
 from workflows.policy import Policy
-from workflows.requests import IncidentBrief
+from workflows.requests import EditKickoff, IncidentBrief
 
 # Well under Slack's per-channel limit (bookmarks.add answers too_many_bookmarks past it),
 # leaving room for people's own; later alerts' links count against it too.
@@ -117,4 +117,24 @@ def incident_brief(state: IncidentState, policy: Policy, kickoff: bool = False) 
         type=state.type,
         type_description=kind.description if (kind := policy.types.get(state.type or "")) else "",
         similar=state.similar if kickoff else [],
+        private=state.private,
+        announcement=state.announcement,
+        broadcast_replies=policy.severity(state.severity).broadcast_replies,
     )
+
+
+def edits(state: IncidentState, policy: Policy) -> list[tuple[EditKickoff, str]]:
+    """The kickoff and the broadcast announcement as the incident is now (those posted), each
+    with what its edit is called on the timeline if it fails."""
+    return [
+        (
+            EditKickoff(
+                **ref.model_dump(),
+                brief=incident_brief(state, policy, kickoff=not announcement),
+                announcement=announcement,
+            ),
+            f"update the {'announcement' if announcement else 'kickoff'}",
+        )
+        for ref, announcement in ((state.kickoff, False), (state.announcement, True))
+        if ref is not None
+    ]

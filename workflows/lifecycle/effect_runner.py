@@ -29,11 +29,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import requests as rq
     from workflows.escalation.tiers import reach
     from workflows.lifecycle import opening
-    from workflows.lifecycle.channel import incident_brief
+    from workflows.lifecycle.channel import edits, incident_brief
     from workflows.lifecycle.idempotency import release_key
     from workflows.lifecycle.notices import failure_reason
     from workflows.lifecycle.visibility import publish
-    from workflows.models import IncidentState, MessageRef
+    from workflows.models import IncidentState
     from workflows.policy import Policy, drill_marked
     from workflows.resolution import followup, report
     from workflows.statuspage import public_incident
@@ -172,18 +172,17 @@ class EffectRunner:
         target = self._channel_id() if audience is fx.Audience.CHANNEL else None
         if audience is fx.Audience.CHANNEL and target is None:
             return  # no channel: the problem creating it is on the timeline already
-        posted = await self._send(post, target, f"post the {post.notice.value} message")
-        if posted and post.key == "kickoff":
-            self.state.kickoff = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
+        if posted := await self._send(post, target, f"post the {post.notice.value} message"):
+            opening.remember(self.state, post.key, posted)
 
     async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
         message = fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
         return await self._call(SlackActivities.post_message, message, what, shown=True)
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
-        if self.state.kickoff is not None:
-            edit = rq.EditKickoff(**self.state.kickoff.model_dump(), brief=self._brief(True))
-            await self._call(SlackActivities.update_kickoff, edit, "update the kickoff")
+        """The pinned kickoff and the broadcast announcement, side by side, as it is now."""
+        edit = SlackActivities.update_kickoff
+        await asyncio.gather(*(self._call(edit, e, w) for e, w in edits(self.state, self.policy)))
 
     async def _set_topic(self, _: fx.RefreshTopic, __: object) -> None:
         if channel_id := self._channel_id():

@@ -30,7 +30,14 @@ from workflows.incident_types import ONCALL
 from workflows.lifecycle.channel import conference, declared_links, unique
 from workflows.models import Channel, Declaration, IncidentState, Link, MessageRef, Role, Roles
 from workflows.policy import Policy, drill_channel_name
-from workflows.requests import IncidentBrief, OpenChannel, RoleHolders, WhoHoldsRoles, WhoIsOnCall
+from workflows.requests import (
+    IncidentBrief,
+    OpenChannel,
+    Posted,
+    RoleHolders,
+    WhoHoldsRoles,
+    WhoIsOnCall,
+)
 from workflows.text import MAX_CHANNEL_NAME, SLACK_USER_ID, channel_name
 
 
@@ -84,7 +91,11 @@ def fill(state: IncidentState, asked: FillRoles, found: RoleHolders, now: dateti
         state.roles.commander = state.declared_by
         filled.append(state.declared_by)
     effects: list[Effect] = [Invite(users=list(dict.fromkeys(filled)))] if filled else []
-    return [*effects, RefreshTopic(), *([UpdateKickoff()] if state.kickoff else [])]
+    return [
+        *effects,
+        RefreshTopic(),
+        *([UpdateKickoff()] if state.kickoff or state.announcement else []),
+    ]
 
 
 # What an invitation that failed changes: pure, so it is unit-tested without a server.
@@ -166,14 +177,23 @@ def apply(state: IncidentState, opened: Opened, now: datetime) -> list[str]:
     if opened.channel is not None:
         state.channel = opened.channel
         state.note(now, "channel", None, f"Channel #{opened.channel.name}")
-    kickoff = opened.posted.get("kickoff")
-    if kickoff is not None:
-        state.kickoff = MessageRef(channel_id=kickoff.channel_id, ts=kickoff.ts)
+    for key, posted in opened.posted.items():
+        remember(state, key, posted)
     if opened.similar is not None:
         state.similar, state.recurrences = opened.similar.closest, opened.similar.total
     for user, error in opened.invited.failed.items():
         problems.append(invite_failed(state, user, error, forget=True))
     return problems
+
+
+def remember(state: IncidentState, key: str, posted: Posted) -> None:
+    """The kickoff and the announcement are edited in place later, and the announcement's
+    thread takes the broadcast channel's replies: their messages are kept."""
+    ref = MessageRef(channel_id=posted.channel_id, ts=posted.ts)
+    if key == "kickoff":
+        state.kickoff = ref
+    elif key == "announcement":
+        state.announcement = ref
 
 
 def again(opening: OpenIncident) -> RetryOpening:
