@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from .console import Console
-from .events import reacting
+from .events import home, reacting
 from .posts import Channel, Message
 from .rendering import Button, blocks, hidden, modal, mrkdwn, options
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
@@ -110,7 +110,7 @@ def render(
         f"<h1>Local Slack: {escape(TEAM_NAME)} <small>({TEAM_ID})</small></h1>"
         f"{_console(ws, console, user, channel_id)}"
         f"<div id='modals' data-key='{escape(key, quote=True)}'>{modals}</div>"
-        f"<div id='live'>{replies}{_user_groups(ws)}"
+        f"<div id='live'>{home(ws, user, _buttons(user, '', ''))}{replies}{_user_groups(ws)}"
         f"<p class='meta'>{len(channels)} conversations, newest first; "
         f"this page refreshes every {REFRESH_SECONDS} seconds.</p>"
         f"{body}{tail}</div></body></html>"
