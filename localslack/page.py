@@ -85,6 +85,8 @@ a.button { border: 1px solid #bbb; border-radius: 4px; padding: .2rem .7rem; tex
 .modal label { display: block; font-weight: 700; margin-top: .5rem; }
 .modal input, .modal textarea, .modal select { width: 100%; box-sizing: border-box; }
 .error { color: #e01e5a; }
+#home .header { margin-top: .7rem; } #home .section { margin: .35rem 0; }
+#home .section form { margin-left: .5rem; }
 .ephemeral { background: #f4ede4; border-left: 4px solid #d4a373; }
 """
 
