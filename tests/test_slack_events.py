@@ -320,10 +320,16 @@ async def test_the_app_home_shows_incidents_by_role_action_items_with_done_and_n
     assert state.timeline[-1].actor == BOB
     homes = slack.workspace.homes
     await eventually(lambda: homes[BOB]["hash"] != before, timeout=20)
-    assert done_buttons(homes[BOB]) == [] and "No open action item is yours." in home_text(
-        homes[BOB]
-    )
+    assert done_buttons(homes[BOB]) == []
+    assert "No open action item is yours." in home_text(homes[BOB])
     assert not [a for a in slack.calls_to("views.publish") if a.error], "every publish was accepted"
+
+    # The same Done again (an older tab): refused, and the refusal tops the tab.
+    before = homes[BOB]["hash"]
+    assert (await slack.console.click(slack.workspace, BOB, "", "", action)).status == 200
+    await eventually(lambda: homes[BOB]["hash"] != before, timeout=20)
+    note = homes[BOB]["blocks"][0]
+    assert note["type"] == "context" and note["elements"][0]["text"].startswith(":no_entry: ")
 
 
 async def test_the_app_home_on_the_page_as_a_person_sees_it(

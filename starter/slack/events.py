@@ -21,6 +21,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.service import RPCError
 
 from starter.oncall import OnCallDesk, ScheduleUnavailable
 from starter.reading import NoWorkerAnswered
@@ -222,7 +223,7 @@ class Home:
             async with gate:
                 try:
                     return await desk.get(ref)
-                except (*REFUSALS, NoWorkerAnswered):
+                except (*REFUSALS, NoWorkerAnswered, RPCError):
                     return None  # one incident that cannot answer leaves the others shown
 
         running = [s.id for s in listed if s.archived_at is None]
