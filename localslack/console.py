@@ -101,6 +101,10 @@ class Console:
         ws.join(ws.channel(channel_id, user), user)
         self.flush(ws)
 
+    def home(self, ws: Workspace, user: str) -> None:
+        ws.home_opened(user)
+        self.flush(ws)
+
     def flush(self, ws: Workspace) -> None:
         """Deliver what happened in the workspace to the app; with no app, nobody hears it."""
         if self.app_url:
@@ -135,18 +139,25 @@ class Console:
     async def click(
         self, ws: Workspace, user: str, channel_id: str, ts: str, action: dict[str, Any]
     ) -> Sent:
-        """A button in message ``ts`` pressed: ``block_actions``."""
-        channel = ws.channels[channel_id]
-        message = channel.by_ts.get(ts, {"ts": ts})
-        # Slack names a direct message "directmessage" here, never after the person.
-        name = "directmessage" if channel.is_im else channel.name
+        """A button in message ``ts`` pressed (with no channel, one of the person's App Home):
+        ``block_actions``."""
+        if channel_id:
+            channel = ws.channels[channel_id]
+            # Slack names a direct message "directmessage" here, never after the person.
+            name = "directmessage" if channel.is_im else channel.name
+            where = {
+                "channel": {"id": channel_id, "name": name},
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
+                "message": channel.by_ts.get(ts, {"ts": ts}),
+                "response_url": self._response_url(ws, user, channel_id),
+            }
+        else:  # the Home tab: no channel, no response_url; the view it was pressed in
+            home = ws.homes.get(user, {})
+            where = {"container": {"type": "view", "view_id": home.get("id", "")}, "view": home}
         payload = {
             "type": "block_actions",
             **self._common(ws, user),
-            "channel": {"id": channel_id, "name": name},
-            "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
-            "message": message,
-            "response_url": self._response_url(ws, user, channel_id),
+            **where,
             "actions": [{**action, "type": "button", "action_ts": f"{time.time():.6f}"}],
         }
         return await self.send(urlencode({"payload": json.dumps(payload)}))

@@ -40,6 +40,7 @@ def add_console_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/_emulator/react", routes.react)
     app.router.add_post("/_emulator/pin", routes.pin)
     app.router.add_post("/_emulator/join", routes.join)
+    app.router.add_post("/_emulator/home", routes.home)
     app.router.add_get("/_emulator/deliveries", routes.deliveries)
     app.router.add_get("/_emulator/replies", routes.replies)
     app.router.add_get("/_emulator/views", routes.views)
@@ -127,8 +128,8 @@ class ConsoleRoutes:
         return self._answer(request, sent.status, sent.body, user, channel)
 
     async def _do(self, request: web.Request, kind: str) -> web.Response:
-        """What a person does in Slack itself (react, pin, join): no app answers, but the
-        app hears of it as an event."""
+        """What a person does in Slack itself (react, pin, join, open the app's Home): no app
+        answers, but the app hears of it as an event."""
         form = await self._form(request)
         ws, console = self.emulator.workspace, self.emulator.console
         user, channel = str(form.get("user", "")), str(form.get("channel", ""))
@@ -138,6 +139,8 @@ class ConsoleRoutes:
                 console.react(ws, user, channel, str(form["ts"]), str(form["name"]), on)
             elif kind == "pin":
                 console.pin(ws, user, channel, str(form["ts"]), on)
+            elif kind == "home":
+                console.home(ws, user)
             else:
                 console.join(ws, user, channel)
         except KeyError as error:
@@ -154,6 +157,9 @@ class ConsoleRoutes:
 
     async def join(self, request: web.Request) -> web.Response:
         return await self._do(request, "join")
+
+    async def home(self, request: web.Request) -> web.Response:
+        return await self._do(request, "home")
 
     async def deliveries(self, request: web.Request) -> web.Response:
         attempts = [a.to_json() for a in self.emulator.console.events.attempts]

@@ -40,6 +40,17 @@ def manifest_events() -> frozenset[str]:
     return _manifest_list("bot_events:")
 
 
+MAX_VIEW_BYTES = 250_000  # a view's JSON: Slack answers view_too_large past 250 kB
+
+
+def home_error(view: Mapping[str, Any]) -> str | None:
+    """Why Slack refuses to publish this home view: ``not_enabled`` when the manifest does not
+    turn the Home tab on (``features.app_home.home_tab_enabled``), or its size."""
+    if "home_tab_enabled: true" not in MANIFEST.read_text():
+        return "not_enabled"
+    return "view_too_large" if len(json.dumps(view)) > MAX_VIEW_BYTES else None
+
+
 def _manifest_list(key: str) -> frozenset[str]:
     """A list under ``key`` in the manifest, read line by line rather than with a YAML parser,
     which the product does not depend on."""

@@ -26,8 +26,9 @@ import aiohttp
 
 from .errors import manifest_events
 from .posts import Channel, Message
-from .rendering import hidden
+from .rendering import Button, blocks, hidden
 from .seed import APP_ID, BOT_USER_ID, TEAM_ID
+from .workspace import Workspace
 
 RETRY_DELAYS = (0.0, 1.0, 5.0)  # before retry 1, 2 and 3
 ANSWER_WITHIN = 3.0  # seconds Slack waits for the app's 2xx
@@ -180,3 +181,17 @@ def reacting(channel: Channel, message: Message, user: str) -> str:
         f"<button class='shortcut'>{pin}</button></form>"
     )
     return " " + "".join(forms)
+
+
+def home(ws: Workspace, user: str, button: Button) -> str:
+    """The person's App Home: what the app last published for them (views.publish), and the
+    control that opens it, as clicking the app in Slack's sidebar does (``app_home_opened``)."""
+    shown = ws.homes.get(user)
+    verb = "Refresh" if shown else "Open"
+    opener = (
+        f"<form class='inline' method='post' action='/_emulator/home'>{hidden(user=user)}"
+        f"<button class='primary'>{verb} App Home</button></form>"
+    )
+    body = blocks(ws, shown.get("blocks", []), button) if shown else ""
+    name = escape(ws.users[user].name) if user in ws.users else escape(user)
+    return f"<section id='home'><h2>Home of @{name} {opener}</h2>{body}</section>"

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from .console import Console
-from .events import reacting
+from .events import home, reacting
 from .posts import Channel, Message, in_history
 from .rendering import Button, blocks, hidden, modal, mrkdwn, options
 from .seed import HUMAN_IDS, OWNER_ID, TEAM_ID, TEAM_NAME
@@ -86,6 +86,8 @@ a.button { border: 1px solid #bbb; border-radius: 4px; padding: .2rem .7rem; tex
 .modal label { display: block; font-weight: 700; margin-top: .5rem; }
 .modal input, .modal textarea, .modal select { width: 100%; box-sizing: border-box; }
 .error { color: #e01e5a; }
+#home .header { margin-top: .7rem; } #home .section { margin: .35rem 0; }
+#home .section form { margin-left: .5rem; }
 .ephemeral { background: #f4ede4; border-left: 4px solid #d4a373; }
 """
 
@@ -111,7 +113,7 @@ def render(
         f"<h1>Local Slack: {escape(TEAM_NAME)} <small>({TEAM_ID})</small></h1>"
         f"{_console(ws, console, user, channel_id)}"
         f"<div id='modals' data-key='{escape(key, quote=True)}'>{modals}</div>"
-        f"<div id='live'>{replies}{_user_groups(ws)}"
+        f"<div id='live'>{home(ws, user, _buttons(user, '', ''))}{replies}{_user_groups(ws)}"
         f"<p class='meta'>{len(channels)} conversations, newest first; "
         f"this page refreshes every {REFRESH_SECONDS} seconds.</p>"
         f"{body}{tail}</div></body></html>"

@@ -52,6 +52,7 @@ class Workspace:
         self.posts = Posts(self.next_ts, self.new_id, per_channel_rate_limit, self._emit)
         self.canvases: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}  # modals opened, by view id (views.*)
+        self.homes: dict[str, dict[str, Any]] = {}  # each person's App Home (views.publish)
         self.triggers: dict[str, str] = {}  # trigger id -> the user whose action made it
         self.files: dict[str, dict[str, Any]] = {}  # uploads, by file id (api/files.py)
         self.upload_base = ""  # where upload URLs point; the server sets it once it listens
@@ -102,6 +103,12 @@ class Workspace:
         if inviter:
             message["inviter"] = event["inviter"] = inviter
         self._emit({**event, "channel_type": "G" if channel.is_private else "C", "team": TEAM_ID})
+
+    def home_opened(self, user: str) -> None:
+        """``app_home_opened``: the person opened the app's Home tab (with what it showed)."""
+        channel = self.open_direct(BOT_USER_ID, [user])  # Slack names the app's DM with them
+        event = {"type": "app_home_opened", "user": user, "channel": channel.id, "tab": "home"}
+        self._emit({**event, **({"view": self.homes[user]} if user in self.homes else {})})
 
     # --- lookups --------------------------------------------------------------------
 

@@ -236,13 +236,6 @@ USAGE = (
 REFUSALS = (UnknownSchedule, UnknownOverride, ScheduleUnavailable, PermissionRefused, ValueError)
 
 
-def _when(at: datetime | None) -> str:
-    """A time each reader sees in their own zone (Slack's date token), UTC as the fallback."""
-    if at is None:
-        return "for now"
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
-
-
 def _who(user: str | None) -> str:
     return f"<@{user}>" if user else "nobody"
 
@@ -251,7 +244,7 @@ def listing(schedules: list[OnCallNow]) -> str:
     if not schedules:
         return "The policy has no on-call schedules."
     return "\n".join(
-        f"*{s.name}*: {_who(s.on_call)} until {_when(s.until)}, then {_who(s.next)}"
+        f"*{s.name}*: {_who(s.on_call)} until {blocks.when(s.until)}, then {_who(s.next)}"
         for s in schedules
     )
 
@@ -259,7 +252,7 @@ def listing(schedules: list[OnCallNow]) -> str:
 def made(name: str, override: Override) -> str:
     return (
         f"Override {override.id} on *{name}*: {_who(override.user)} on call from "
-        f"{_when(override.start)} to {_when(override.end)}"
+        f"{blocks.when(override.start)} to {blocks.when(override.end)}"
     )
 
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
@@ -37,7 +38,10 @@ class App:
         headers = dict(request.headers)
         stamp = headers["X-Slack-Request-Timestamp"]
         assert headers["X-Slack-Signature"] == signature(SECRET, stamp, body)
-        self.received.append((headers, json.loads(body)))
+        # Events come as JSON, interactions (a Home button) as a form with a JSON payload.
+        self.received.append(
+            (headers, json.loads(body) if body[:1] == "{" else dict(parse_qsl(body)))
+        )
         status, late = self.answers.pop(0) if self.answers else (200, 0.0)
         await asyncio.sleep(late)
         extra = {"X-Slack-No-Retry": "1"} if self.no_retry else {}
@@ -202,3 +206,46 @@ async def test_the_page_reacts_pins_and_joins_as_the_person_acting(emu: SlackEmu
         async with http.post(f"{page}/_emulator/pin", data=form, headers=crossed) as r:
             assert r.status == 403
     assert emu.pins(channel) == [ts] and DAVE in emu.channels[incidents.id].members
+
+
+async def test_the_app_home_opens_from_the_page_and_views_publish_answers_like_slack(
+    emu: SlackEmulator, app: App
+) -> None:
+    bot = AsyncWebClient(base_url=emu.base_url, token=BOT_TOKEN)
+    done = {"type": "button", "text": {"type": "plain_text", "text": "Done"}}
+    done |= {"action_id": "home_action_done", "value": "INC-7 1"}
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "*INC-7* #1 rotate <keys>"}}
+    view = {"type": "home", "blocks": [{**section, "accessory": done}]}
+    modal = {**view, "type": "modal", "title": {"type": "plain_text", "text": "x"}}
+    assert await error_of(bot.views_publish(user_id=BOB, view=modal)) == "invalid_arguments"
+    assert await error_of(bot.views_publish(user_id="U0NOBODY1", view=view)) == "invalid_arguments"
+    huge = {**view, "blocks": [section] * 100, "private_metadata": "x" * 250_000}
+    assert await error_of(bot.views_publish(user_id=BOB, view=huge)) == "view_too_large"
+    published = (await bot.views_publish(user_id=BOB, view=view))["view"]
+    assert published["type"] == "home" and published["id"].startswith("V")
+    stale = bot.views_publish(user_id=BOB, view=view, hash="not-the-hash")
+    assert await error_of(stale) == "hash_conflict"
+    again = await bot.views_publish(user_id=BOB, view=view, hash=published["hash"])
+    assert again["view"]["id"] == published["id"] and again["view"]["hash"] != published["hash"]
+
+    page = f"http://127.0.0.1:{emu.port}"
+    async with aiohttp.ClientSession() as http:
+        html = await (await http.get(f"{page}/?as={BOB}")).text()
+        assert "Home of @bob" in html and "rotate &lt;keys&gt;" in html and ">Done<" in html
+        opening = {"user": BOB}
+        async with http.post(f"{page}/_emulator/home", data=opening, allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == f"/?as={BOB}"
+        await emu.console.events.settled()
+        [(_, body)] = app.received
+        opened = body["event"]
+        assert (opened["type"], opened["user"], opened["tab"]) == ("app_home_opened", BOB, "home")
+        assert opened["channel"].startswith("D") and opened["view"]["id"] == published["id"]
+        click = {"user": BOB, "channel": "", "ts": "", "action_id": "home_action_done"}
+        click |= {"block_id": "", "value": "INC-7 1"}
+        async with http.post(f"{page}/_emulator/click", data=click, allow_redirects=False) as r:
+            assert r.status == 303
+    payload = json.loads(app.received[-1][1]["payload"])
+    assert payload["type"] == "block_actions" and payload["user"]["id"] == BOB
+    assert payload["container"] == {"type": "view", "view_id": published["id"]}
+    assert "response_url" not in payload and "channel" not in payload
+    assert payload["actions"][0]["value"] == "INC-7 1"

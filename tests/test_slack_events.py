@@ -1,13 +1,15 @@
 """Slack's Events API end to end: people react, pin and join on the emulator, which delivers the
 events to the API's Bolt app signed and, when the answer is late, again with Slack's retry
 headers; the session's worker runs the incidents. Every assertion is on the incident or on
-what the emulator saw."""
+what the emulator saw. The App Home too: opened on the emulator, published by the app, its Done
+buttons pressed over HTTP and, with Debian's Chromium, from the emulator's page."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +20,12 @@ from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually, serve_slack_app
+from tests.test_localslack_browser import SHOTS, browser  # noqa: F401 (a fixture)
+from tests.test_oncall_reach import start_schedules
 from tests.test_slack_app import Person, declared
-from workflows.models import IncidentState
+from workflows.lifecycle import commands as cmd
+from workflows.models import IncidentState, Role
+from workflows.oncall.rotation import schedule_workflow_id
 
 SECRET = "events-signing-secret"
 ALICE, BOB, CAROL, DAVE, ERIN = "U0ALICE01", "U0BOB0002", "U0CAROL03", "U0DAVE004", "U0ERIN005"
@@ -32,10 +38,18 @@ TIERS = {
 }
 
 
+# Bob, Dave and Carol take hour-long turns on call, Bob first: their next shifts are on their
+# App Home.
+HOME_SCHEDULE = f"home-{uuid.uuid4().hex[:8]}"
+HOURLY = {"timezone": "UTC", "people": [BOB, DAVE, CAROL], "shift": 3600.0}
+
+
 @pytest.fixture(scope="module")
 def events_desk(client: Client, worker: None) -> IncidentDesk:
     policy = seconds_policy().model_dump()
     policy["severities"]["sev1"].update(TIERS)
+    start = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    policy["schedules"] = {HOME_SCHEDULE: {**HOURLY, "start": start}}
     return IncidentDesk(client, TASK_QUEUE, type(seconds_policy()).model_validate(policy))
 
 
@@ -234,3 +248,117 @@ async def test_an_acknowledging_reaction_on_the_escalation_notice_acknowledges_a
     await settled(slack)
     state = await until(events_desk, state.id, lambda s: s.acknowledged_at is not None)
     assert state.acknowledged_by == BOB
+
+
+@pytest.fixture(scope="module")
+async def home_schedule(client: Client, events_desk: IncidentDesk) -> AsyncIterator[str]:
+    await start_schedules(client, events_desk.policy)
+    yield HOME_SCHEDULE
+    await client.get_workflow_handle(schedule_workflow_id(HOME_SCHEDULE)).terminate("test over")
+
+
+def home_text(view: dict[str, Any]) -> str:
+    """What the Home tab says, block by block."""
+    said = []
+    for block in view["blocks"]:
+        texts = [block.get("text") or {}, *block.get("elements", [])]
+        said += [str(t.get("text", "")) for t in texts if isinstance(t, dict)]
+    return "\n".join(said)
+
+
+def done_buttons(view: dict[str, Any]) -> list[str]:
+    return [
+        str(b["accessory"]["value"])
+        for b in view["blocks"]
+        if (b.get("accessory") or {}).get("action_id") == "home_action_done"
+    ]
+
+
+async def opened_home(slack: SlackEmulator, user: str) -> dict[str, Any]:
+    """The person opens the app's Home tab; what the app publishes for it (a new hash)."""
+    before = (slack.workspace.homes.get(user) or {}).get("hash")
+    slack.console.home(slack.workspace, user)
+    await settled(slack)
+    homes = slack.workspace.homes
+    await eventually(lambda: user in homes and homes[user]["hash"] != before, timeout=20)
+    return dict(homes[user])
+
+
+async def test_the_app_home_shows_incidents_by_role_action_items_with_done_and_next_shifts(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator, home_schedule: str
+) -> None:
+    led = await declared(alice, events_desk, "Home led", "sev3")
+    tech_lead = cmd.AssignRole(role=Role.TECH_LEAD, user=BOB, by=ALICE)
+    await events_desk.command(led.id, tech_lead)
+    task = cmd.AddActionItem(text="Rotate the <db> keys", owner=BOB, by=ALICE)
+    item = (await events_desk.command(led.id, task)).action_items[-1]
+    commanded = await declared(alice, events_desk, "Home commanded", "sev3")
+    handover = cmd.AssignRole(role=Role.COMMANDER, user=BOB, by=ALICE)  # Alice hands it over
+    await events_desk.command(commanded.id, handover)
+    others = await declared(alice, events_desk, "Home not Bob's", "sev3")
+
+    home = await opened_home(slack, BOB)
+    text = home_text(home)
+    assert f"*{led.label}* SEV3" in text and f"*{commanded.label}* SEV3" in text
+    assert others.label not in text
+    blurbs = text.split("\n")
+    assert (
+        "You are *tech lead*" in blurbs[blurbs.index(next(b for b in blurbs if led.label in b)) + 1]
+    )
+    assert "You are *commander*" in text
+    assert f"#{item.id} Rotate the &lt;db&gt; keys" in text
+    assert done_buttons(home) == [f"{led.id} {item.id}"]
+    shifts = [line for line in blurbs if line.startswith(f"*{home_schedule}*: <!date^")]
+    assert len(shifts) == 5, text  # Bob's next five, from the schedule's workflow
+
+    # Done, pressed in the Home tab: the item is done, by Bob, and the tab shows it gone.
+    before = home["hash"]
+    action = {"action_id": "home_action_done", "block_id": "", "value": f"{led.id} {item.id}"}
+    sent = await slack.console.click(slack.workspace, BOB, "", "", action)
+    assert sent.status == 200
+    state = await until(events_desk, led.id, lambda s: s.action_items[-1].done_at is not None)
+    assert state.timeline[-1].actor == BOB
+    homes = slack.workspace.homes
+    await eventually(lambda: homes[BOB]["hash"] != before, timeout=20)
+    assert done_buttons(homes[BOB]) == []
+    assert "No open action item is yours." in home_text(homes[BOB])
+    assert not [a for a in slack.calls_to("views.publish") if a.error], "every publish was accepted"
+
+    # The same Done again (an older tab): refused, and the refusal tops the tab.
+    before = homes[BOB]["hash"]
+    assert (await slack.console.click(slack.workspace, BOB, "", "", action)).status == 200
+    await eventually(lambda: homes[BOB]["hash"] != before, timeout=20)
+    note = homes[BOB]["blocks"][0]
+    assert note["type"] == "context" and note["elements"][0]["text"].startswith(":no_entry: ")
+
+
+async def test_the_app_home_on_the_page_as_a_person_sees_it(
+    browser: Any,  # noqa: F811
+    alice: Person,
+    events_desk: IncidentDesk,
+    slack: SlackEmulator,
+    home_schedule: str,
+) -> None:
+    """Dave's App Home in Chromium: his incident and role, his action item's Done pressed from
+    the page, his next shifts."""
+    state = await declared(alice, events_desk, "Checkout latency", "sev2")
+    await events_desk.command(state.id, cmd.AssignRole(role=Role.COMMS_LEAD, user=DAVE, by=ALICE))
+    task = cmd.AddActionItem(text="Tell support the <ETA>", owner=DAVE, by=ALICE)
+    await events_desk.command(state.id, task)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = await browser.new_page()
+    try:
+        await page.goto(slack.base_url.removesuffix("api/") + "?as=" + DAVE)
+        home = page.locator("#home")
+        await home.get_by_role("button", name="Open App Home").click()
+        await home.get_by_text("Your open incidents").wait_for(timeout=20_000)
+        shown = await home.inner_text()
+        assert state.label in shown and "You are comms lead" in shown
+        assert "Tell support the <ETA>" in shown and f"{home_schedule}: " in shown
+        await home.screenshot(path=str(SHOTS / "8-app-home.png"))
+        await home.get_by_role("button", name="Done").first.click()
+        await home.get_by_text("No open action item is yours.").wait_for(timeout=20_000)
+    finally:
+        await page.close()
+    done = await events_desk.get(state.id)
+    assert done.action_items[-1].done_at is not None

@@ -1,11 +1,12 @@
-"""chat.*, pins.* and bookmarks.*: what gets written into a channel; views.* and canvases.*:
-modals are remembered and the page draws the open ones as forms."""
+"""chat.*, pins.* and bookmarks.*: what gets written into a channel; views.*: modals are
+remembered and the page draws the open ones as forms, and each person's App Home (views.publish)
+as their Home."""
 
 import re
 import time
 from typing import Any
 
-from ..errors import POST_TEXT_LIMIT, UPDATE_TEXT_LIMIT, SlackError, read_content
+from ..errors import POST_TEXT_LIMIT, UPDATE_TEXT_LIMIT, SlackError, home_error, read_content
 from ..posts import Channel
 from ..seed import APP_ID, BOT_ID, TEAM_ID
 from ..workspace import Workspace
@@ -275,16 +276,20 @@ def views_update(ws: Workspace, args: Args) -> Body:
     return {"view": found["view"]}
 
 
-@method("canvases.create")
-def canvases_create(ws: Workspace, args: Args) -> Body:
-    channel_id = args.optional("channel_id")
-    if channel_id:
-        ws.channel(channel_id, args.actor)
-    canvas_id = ws.new_id("F")
-    ws.canvases[canvas_id] = {
-        "id": canvas_id,
-        "title": args.text("title"),
-        "document_content": args.raw.get("document_content"),
-        "channel_id": channel_id,
-    }
-    return {"canvas_id": canvas_id}
+@method("views.publish", user_id="invalid_arguments", view="invalid_arguments")
+def views_publish(ws: Workspace, args: Args) -> Body:
+    """The Home tab of ``user_id``, replaced whole; a given ``hash`` must be the current one."""
+    view, user = _modal(args), args.text("user_id")
+    if view["type"] != "home" or user not in ws.users:
+        raise SlackError("invalid_arguments")  # a modal is views.open's; or no such person
+    error = home_error(view)
+    if error:
+        raise SlackError(error)
+    shown = ws.homes.get(user)
+    if shown and args.optional("hash") not in (None, shown["hash"]):
+        raise SlackError("hash_conflict")
+    view_id = shown["id"] if shown else ws.new_id("V")
+    base: Body = {"id": view_id, "team_id": TEAM_ID, "state": {"values": {}}, "app_id": APP_ID}
+    ws.homes[user] = {**base, "bot_id": BOT_ID, "private_metadata": "", **view}
+    ws.homes[user]["hash"] = ws.new_id("h")
+    return {"view": ws.homes[user]}

@@ -1,4 +1,5 @@
-"""files.getUploadURLExternal and files.completeUploadExternal: Slack's external upload flow.
+"""files.getUploadURLExternal and files.completeUploadExternal: Slack's external upload flow;
+and canvases.create (a canvas is a file, its id an ``F...``).
 
 The client asks for an upload URL, sends the bytes there (the emulator's ``/upload/v1/{id}``),
 then completes the upload, which shares the file in a channel as a message carrying ``files``.
@@ -104,3 +105,18 @@ def complete_upload(ws: Workspace, args: Args) -> Body:
         message["upload"] = True
         message["files"] = [_file_json(ws, f) for f in files]
     return {"files": [_file_json(ws, f) for f in files]}
+
+
+@method("canvases.create")
+def canvases_create(ws: Workspace, args: Args) -> Body:
+    channel_id = args.optional("channel_id")
+    if channel_id:
+        ws.channel(channel_id, args.actor)
+    canvas_id = ws.new_id("F")
+    ws.canvases[canvas_id] = {
+        "id": canvas_id,
+        "title": args.text("title"),
+        "document_content": args.raw.get("document_content"),
+        "channel_id": channel_id,
+    }
+    return {"canvas_id": canvas_id}

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from clients.messages import escape
 from workflows import policy
 from workflows.lifecycle.visibility import IncidentSummary
-from workflows.models import Impact, IncidentState, Status
+from workflows.models import ActionItem, Impact, IncidentState, Status
+from workflows.oncall.schedules import Shift
 from workflows.policy import Policy
 from workflows.text import USER_ID
 
@@ -63,6 +65,13 @@ def listing(incidents: Sequence[IncidentState | IncidentSummary]) -> str:
     return "*Open incidents*\n" + "\n".join(lines)
 
 
+def when(at: datetime | None) -> str:
+    """A time each reader sees in their own zone (Slack's date token), UTC as the fallback."""
+    if at is None:
+        return "for now"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
+
+
 def refused(reason: str) -> str:
     return f":no_entry: {escape(reason)}"
 
@@ -88,6 +97,47 @@ def declared_blocks(state: IncidentState, created: bool) -> list[dict[str, Any]]
     ]
     text = {"type": "mrkdwn", "text": declared(state, created)}
     return [{"type": "section", "text": text}, {"type": "actions", "elements": actions}]
+
+
+# -- App Home: what one person has open ------------------------------------------------------
+
+HOME_DONE = "home_action_done"  # a Done button's value: "<incident id> <item id>"
+
+
+def home_view(
+    incidents: Sequence[tuple[IncidentState, list[str]]],
+    items: Sequence[tuple[IncidentState, ActionItem]],
+    shifts: Sequence[Shift] | None,
+    note: str = "",
+) -> dict[str, Any]:
+    """The Home tab: at most ``MAX_LISTED`` of each (Slack takes 100 blocks); ``shifts`` None
+    when the schedules did not answer."""
+    out: list[dict[str, Any]] = [_context(note)] if note else []
+    out.append({"type": "header", "text": _plain("Your open incidents")})
+    out += [_section(f"{headline(s)}\nYou are *{', '.join(r)}*") for s, r in incidents[:MAX_LISTED]]
+    out += [] if incidents else [_context("No open incident has you in a role or as a responder.")]
+    out.append({"type": "header", "text": _plain("Your open action items")})
+    for state, item in items[:MAX_LISTED]:
+        due = f" · due {when(item.due_at)}" if item.due_at else ""
+        done = _button("Done", HOME_DONE, f"{state.id} {item.id}", "primary")
+        text = f"*{state.label}* #{item.id} {escape(item.text[:2000])}{due}"
+        out.append({**_section(text), "accessory": done})
+    out += [] if items else [_context("No open action item is yours.")]
+    out.append({"type": "header", "text": _plain("Your next on-call shifts")})
+    for shift in (shifts or [])[:MAX_LISTED]:  # each shift's user is its schedule's name
+        out.append(_section(f"*{escape(shift.user)}*: {when(shift.start)} to {when(shift.end)}"))
+    if not shifts:
+        unread = "The schedules did not answer; open this tab again in a moment."
+        out.append(_context(unread if shifts is None else "No on-call shift in the next 14 days."))
+    return {"type": "home", "blocks": out}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 # -- modals ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What the app hears from Slack's Events API: pins and reactions in an incident's channel put a
-message on its timeline (and take it off again), joining the channel makes a responder, and an
-acknowledging reaction on an escalation notice or a page acknowledges, as the button does. The
-broadcast announcement's Join button adds who clicks it to the channel, a responder as a join is.
+message on its timeline (and take it off again), joining the channel makes a responder, an
+acknowledging reaction on an escalation notice or a page acknowledges, as the button does, the
+broadcast announcement's Join button adds who clicks it to the channel, and opening the app
+shows the person their App Home (``Home``).
 
 Bolt acks every event at once (Slack wants a 2xx within 3 seconds) and runs the listener
 after, so a slow incident never makes Slack retry. Slack retries a delivery it thinks failed
@@ -13,22 +14,37 @@ the command's request key: the incident applies an Update id once, in whichever 
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.service import RPCError
 
+from starter.oncall import OnCallDesk, ScheduleUnavailable
+from starter.reading import NoWorkerAnswered
+from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, error_text
 from workflows.effects import Notice
 from workflows.lifecycle import commands as cmd
+from workflows.models import IncidentState, Role, Status
+from workflows.oncall.schedules import Shift
 from workflows.text import parse_incident_ref
 
 log = structlog.get_logger()
 
 # The events the app subscribes to; the manifests list exactly these (tests/test_manifest.py).
-EVENTS = ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "member_joined_channel")
+EVENTS = (
+    "reaction_added",
+    "reaction_removed",
+    "pin_added",
+    "pin_removed",
+    "member_joined_channel",
+    "app_home_opened",
+)
 # Messages a reaction acknowledges from: the metadata key of an escalation notice and a page DM.
 ACKNOWLEDGED_FROM = (f"{Notice.ESCALATED.value}-", f"{Notice.PAGED.value}-")
 MAX_REF = 40  # the Join button's value: an incident's id
@@ -43,6 +59,9 @@ def register_events(app: AsyncApp, slack: SlackDesk) -> None:
     app.event("pin_removed")(heard.pin)
     app.event("member_joined_channel")(heard.joined)
     app.action("incident_join")(heard.join)
+    home = Home(slack)
+    app.event("app_home_opened")(home.opened)
+    app.action(blocks.HOME_DONE)(home.done)
 
 
 class Heard:
@@ -186,3 +205,82 @@ async def _message(client: AsyncWebClient, channel: str, ts: str) -> dict[str, A
         return None
     messages = found.get("messages") or []
     return messages[0] if messages and messages[0].get("ts") == ts else None
+
+
+# -- App Home ----------------------------------------------------------------------------------
+
+HOME_INCIDENTS = 50  # the newest incidents one home reads (each its state: roles, action items)
+AT_ONCE = 10  # incidents asked side by side
+SHIFTS_AHEAD = timedelta(days=14)
+HOME_SHIFTS = 5
+
+
+class Home:
+    """One person's open incidents with their roles, their open action items (Done completes
+    one as them) and their next on-call shifts, published with ``views.publish``.
+
+    It is built when they open the tab (Slack sends ``app_home_opened`` each time) and again
+    after a Done from it, so what they see is never older than their last look. Responders and
+    roles other than the commander are not search attributes: the states of the newest
+    ``HOME_INCIDENTS`` incidents whose channel is not archived are read, so an action item of a
+    resolved incident still in its follow-up shows too."""
+
+    def __init__(self, slack: SlackDesk) -> None:
+        self.slack = slack
+
+    async def opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab") == "home":
+            await self.publish(client, str(event.get("user", "")))
+
+    async def done(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user = str((body.get("user") or {}).get("id", ""))
+        ref, _, item = str(body["actions"][0].get("value", "")).partition(" ")
+        note = ""
+        try:
+            fields = {"item_id": int(item), "by": user}
+            await self.slack.command(ref, cmd.CompleteActionItem, fields)
+        except REFUSALS as error:
+            note = blocks.refused(error_text(error))
+        await self.publish(client, user, note)
+
+    async def publish(self, client: AsyncWebClient, user: str, note: str = "") -> None:
+        try:
+            view = await self.view(user, note)
+            await client.views_publish(user_id=user, view=view)
+        except Exception:  # Temporal or Slack down: the tab keeps what it showed last
+            log.exception("slack_home_failed", user=user)
+
+    async def view(self, user: str, note: str = "") -> dict[str, Any]:
+        desk = self.slack.desk
+        listed = await desk.list(limit=HOME_INCIDENTS)
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def state(ref: str) -> IncidentState | None:
+            async with gate:
+                try:
+                    return await desk.get(ref)
+                except (*REFUSALS, NoWorkerAnswered, RPCError):
+                    return None  # one incident that cannot answer leaves the others shown
+
+        running = [s.id for s in listed if s.archived_at is None]
+        states = [s for s in await asyncio.gather(*map(state, running)) if s is not None]
+        mine = [(s, roles_of(s, user)) for s in states if s.status != Status.RESOLVED]
+        items = [(s, i) for s in states for i in s.action_items if i.is_open and i.owner == user]
+        return blocks.home_view([m for m in mine if m[1]], items, await self.shifts(user), note)
+
+    async def shifts(self, user: str) -> list[Shift] | None:
+        """The person's next shifts across every schedule; None when one did not answer."""
+        desk, now = self.slack.desk, datetime.now(UTC)
+        oncall = OnCallDesk(desk.client, desk.policy, desk.people)
+        try:
+            return (await oncall.person_shifts(user, now, now + SHIFTS_AHEAD))[:HOME_SHIFTS]
+        except ScheduleUnavailable:
+            return None
+
+
+def roles_of(state: IncidentState, user: str) -> list[str]:
+    """The person's roles in the incident by their names: commander, tech lead, comms lead,
+    responder."""
+    held = [r.value.replace("_", " ") for r in Role if state.roles.holder(r) == user]
+    return held + ["responder"] * (user in state.responders)
