@@ -80,7 +80,7 @@ async def serve_slack_app(
     settings: Settings, desk: IncidentDesk, slack: SlackEmulator, secret: str
 ) -> AsyncIterator[str]:
     """The API with its Slack app, the emulator's console pointed at it as `make run` does."""
-    from starter.api import create_app
+    from starter.api.app import create_app
 
     api_settings = settings.model_copy(
         update={"slack_signing_secret": secret, "api_tokens": "slack-test-token"}

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import Inbox, eventually, local_smtp, serve_http, until, upgrade_database
 from workflows.lifecycle import commands as cmd

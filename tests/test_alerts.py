@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
 from tests.support import eventually, incident_ids

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import eventually
 

@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import Client
 
 from config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.cli_client import styles_of
 from starter.desk import IncidentDesk
 from tests.support import serve_http

@@ -14,7 +14,7 @@ import typer.main
 from temporalio import workflow
 
 from config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.cli import app as cli_app
 from starter.command_table import COMMANDS, HEARD, CommandRow
 from starter.slack.commands import USAGE, parse

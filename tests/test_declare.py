@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import temporal_binary
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess

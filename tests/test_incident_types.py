@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import eventually, serve_http, serve_slack_app

@@ -24,7 +24,7 @@ from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy
 from tests.support import serve_http, until, upgrade_database

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.api.routes.integrations import signed
 from starter.desk import IncidentDesk
 from tests.test_paging import TASK_QUEUE, Receiver, at_least, paging_worker, receiver

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from clients.slack_people import SlackPeople
 from config import Settings
 from localslack import BOT_TOKEN, SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import eventually, serve_slack_app

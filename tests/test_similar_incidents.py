@@ -21,7 +21,7 @@ from activities import SIMILAR_WAIT, recall
 from clients.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import serve_http, until, upgrade_database
 from workflows.lifecycle import commands as cmd

@@ -289,7 +289,7 @@ async def test_the_slack_app_is_served_the_way_the_settings_say(settings, desk):
     import httpx
     from slack_bolt.async_app import AsyncApp
 
-    from starter.api import create_app
+    from starter.api.app import create_app
 
     socket = create_app(settings.model_copy(update={"slack_app_token": "xapp-1-test"}), desk)
     assert isinstance(socket.state.slack_app, AsyncApp) and socket.state.slack_handler is None

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from clients.archive import IncidentArchive
 from clients.statuspage_store import StatusPageStore
 from config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from starter.status.subscribing import SUBSCRIPTIONS_PER_CLIENT
 from tests.support import Inbox, eventually, local_smtp, serve_http, upgrade_database

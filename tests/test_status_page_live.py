@@ -27,7 +27,7 @@ from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import Inbox, eventually, local_smtp, serve_http, until, upgrade_database
 from tests.test_after_resolution import API_TOKEN, cli

@@ -31,7 +31,7 @@ from clients.statuspage_store import StatusPageStore
 from clients.statuspage_webhooks import StatusWebhooks, WebhookRefused, reachable
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import Inbox, eventually, every_run_history, local_smtp, until, upgrade_database
 from workflows.models import Impact, PublicUpdate, Status

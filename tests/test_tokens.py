@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from config import Settings
 from localslack import SlackEmulator
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import eventually, serve_http, serve_slack_app
 

@@ -1,5 +1,2 @@
-"""The HTTP API: ``python -m starter.api`` (docs/contract.md), or ``create_app`` in tests."""
-
-from starter.api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API: ``python -m starter.api`` (docs/contract.md), or ``starter.api.app.create_app``
+in tests. Nothing is imported here, so importing one of its modules never builds the app."""

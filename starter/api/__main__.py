@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from clients.archive import IncidentArchive, SchemaBehind
 from config import ConfigError, Settings
 from logs import configure_logging
-from starter.api import create_app
+from starter.api.app import create_app
 
 
 def main() -> None:
