@@ -37,15 +37,14 @@ class IncidentType(BaseModel):
     severities: list[str] | None = Field(default=None, min_length=1, max_length=50)  # None: all
     template: str | None = None  # fills what the declaration leaves out, unless it names one
     roles: dict[Role, RoleHolder] = Field(default_factory=dict)
-    # Stored only (state and policy): what a private incident hides is another part's work.
-    private: bool = False
+    private: bool = False  # its incidents are private (see docs/contract.md)
     channel_name_template: str | None = None  # default: the policy's channel.name_template
     stakeholders: list[str] = Field(default_factory=list, max_length=100)  # emails, as severities'
 
     @model_validator(mode="after")
     def _known_fields(self) -> IncidentType:
         if self.channel_name_template is not None:
-            check_template(self.channel_name_template)
+            check_template(self.channel_name_template, private=self.private)
         return self
 
     def allows(self, severity: str) -> bool:
