@@ -6,6 +6,8 @@ Real parts: the session's dev server, worker and emulator, the API over ASGI."""
 
 from __future__ import annotations
 
+import io
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,15 +15,21 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client
 
 from config import Settings
 from localslack import SlackEmulator
+from logs import configure_logging
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually
+from tests.support import eventually, until
+from workflows.incident_types import members
 from workflows.lifecycle.notices import heard
 from workflows.lifecycle.opening import channel as channel_to_open
 from workflows.lifecycle.states import start
+from workflows.lifecycle.visibility import INCIDENT_COMMANDER
 from workflows.models import Declaration
 from workflows.policy import default_policy
 
@@ -88,3 +96,77 @@ async def test_a_private_incident_gets_a_private_channel_and_nothing_in_the_broa
     body = {"title": title, "severity": "sev2", "private": True, "public": {"message": "Down"}}
     refused = await api.post("/incidents", json=body, headers=ADMIN)
     assert refused.status_code == 422 and "private incident never goes" in refused.text
+
+
+async def test_temporal_shows_no_title_people_or_text_of_a_private_incident(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    title = secret_title()
+    body = {"title": title, "severity": "sev2", "by": ALICE, "private": True, "commander": BOB}
+    body |= {"summary": "Salaries of wombatkin exposed", "responders": [CAROL]}
+    answer = await api.post("/incidents", params={"wait": "true"}, json=body, headers=ADMIN)
+    assert answer.status_code == 201, answer.text
+    incident = answer.json()
+    handle = client.get_workflow_handle(incident["id"])
+    assert await until(handle.describe, lambda d: not d.raw_description.pending_activities)
+    described = await handle.describe()
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    memo = await described.memo()
+    seen = " ".join([str(described.raw_description), str(metadata), str(memo)])
+    for secret in ("zebracorn", "wombatkin", ALICE, BOB, CAROL):
+        assert secret not in seen, f"{secret} is in Temporal's describe output"
+    assert await described.static_summary() == f"Private incident {incident['label']}"
+    assert memo["incident"]["title"] == f"Private incident {incident['label']}"
+    assert memo["incident"]["private"] is True
+    assert described.typed_search_attributes.get(INCIDENT_COMMANDER) is None
+    assert "not shown (private)" in metadata.current_details
+
+
+async def test_reads_answer_a_private_incident_to_members_and_admins_only(
+    api: httpx.AsyncClient, desk: IncidentDesk
+) -> None:
+    title = secret_title()
+    incident = await declare_private(api, title)
+    ref = incident["id"]
+    outsider, member = await personal(api, "@bob"), await personal(api, ALICE)
+    for caller, known in ((outsider, False), (member, True), (ADMIN, True)):
+        got = await api.get(f"/incidents/{ref}", headers=caller)
+        assert got.status_code == (200 if known else 404), got.text
+        if not known:
+            assert got.json()["detail"] == f"no incident {ref}", "as if it did not exist"
+        else:
+            assert got.json()["title"] == title
+        listed = await api.get("/incidents", params={"limit": 1000}, headers=caller)
+        found = [i for i in listed.json()["incidents"] if i["id"] == ref]
+        assert [i["title"] for i in found] == ([title] if known else [])
+        report = await api.get(f"/incidents/{ref}/report", headers=caller)
+        assert report.status_code == 404
+        assert ("until resolved" in report.text) is known
+    slack_list = await desk.list(open=True, sees=lambda state: BOB in members(state))
+    assert ref not in {i.id for i in slack_list}
+    mine = await desk.list(open=True, sees=lambda state: ALICE in members(state))
+    assert ref in {i.id for i in mine}
+
+
+async def test_no_log_line_carries_a_private_title_at_debug_level(
+    api: httpx.AsyncClient, settings: Settings, slack: SlackEmulator
+) -> None:
+    root = logging.getLogger()
+    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
+    configure_logging(settings.model_copy(update={"log_level": "debug"}))
+    lines = io.StringIO()
+    root.handlers[0].setStream(lines)  # type: ignore[attr-defined]
+    try:
+        incident = await declare_private(api, "Payroll leak zebracorn in the logs")
+        channel = incident["channel"]["id"]
+        await eventually(lambda: len(slack.messages(channel)) >= 1)
+        acknowledge = f"/incidents/{incident['id']}/acknowledge"
+        await api.post(acknowledge, json={"by": ALICE}, headers=ADMIN)
+        await eventually(lambda: "incident_command" in lines.getvalue())
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
+    logged = lines.getvalue()
+    assert "incident_declared" in logged and "DEBUG" in logged.upper(), "debug lines were kept"
+    assert "zebracorn" not in logged.lower()

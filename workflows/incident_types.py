@@ -184,3 +184,11 @@ def holds(state: IncidentState, user: str | None) -> list[str]:
         return []
     roles = [f"{ROLE}{role.value}" for role in Role if state.roles.holder(role) == user]
     return [*roles, RESPONDER] if roles or user in state.responders else []
+
+
+def members(state: IncidentState) -> set[str]:
+    """Who may read a private incident besides admins: its role holders, its responders and
+    whoever declared it (they know its title). Its channel's other members are not asked: a
+    person joins the channel by invitation, and the incident's invitations make responders."""
+    holders = {state.roles.holder(role) for role in Role}
+    return {p for p in (*holders, *state.responders, state.declared_by) if p}

@@ -288,7 +288,7 @@ class EffectRunner:
                 start_to_close_timeout=limit,
                 schedule_to_close_timeout=SLACK_GIVE_UP,
                 retry_policy=SLACK_RETRY,
-                summary=what if shown else None,
+                summary=what if shown and not self.state.private else None,
             )
         except ActivityError as error:
             self._problem(f"could not {what}: {failure_reason(error)}")
