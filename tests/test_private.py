@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -31,7 +32,8 @@ from workflows.lifecycle.opening import channel as channel_to_open
 from workflows.lifecycle.states import start
 from workflows.lifecycle.visibility import INCIDENT_COMMANDER
 from workflows.models import Declaration
-from workflows.policy import default_policy
+from workflows.policy import Policy, default_policy
+from workflows.resolution.followup import report_documents
 
 T0 = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 SERVICE = "test-token-private"
@@ -50,6 +52,22 @@ def test_a_private_channel_name_carries_no_word_of_the_title() -> None:
     assert opening.private and opening.name.endswith("-7") and "payroll" not in opening.name
     kept = [str(getattr(effect, "audience", "")) for effect in heard(state, effects)]
     assert kept and not [a for a in kept if "broadcast" in a]
+
+
+def test_a_private_report_is_emailed_only_where_its_type_says() -> None:
+    policy = default_policy().model_dump()
+    policy["severities"]["sev2"]["stakeholders"] = ["everyone@example.com"]
+    policy["types"] = {"breach": {"private": True, "stakeholders": ["ciso@example.com"]}}
+    typed = Policy.model_validate(policy)
+    for fields, told in (
+        ({}, ["everyone@example.com"]),
+        ({"private": True}, None),
+        ({"type": "breach"}, ["ciso@example.com"]),
+    ):
+        declaration = Declaration(title="Payroll leak", severity="sev2", **fields)
+        state, _ = start(7, "incident-x", declaration, typed, T0)
+        _, email = report_documents(state, typed, "report")
+        assert (email.to if email else None) == told
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +160,24 @@ async def test_reads_answer_a_private_incident_to_members_and_admins_only(
         report = await api.get(f"/incidents/{ref}/report", headers=caller)
         assert report.status_code == 404
         assert ("until resolved" in report.text) is known
+    # The admin and the member first: the outsider's answer counts once the record exists.
+    for caller, known in ((ADMIN, True), (member, True), (outsider, False)):
+        answered = partial(search, api, title, caller)
+        assert await until(answered, partial(lists, ref, known)), f"listed: {known}"
     slack_list = await desk.list(open=True, sees=lambda state: BOB in members(state))
     assert ref not in {i.id for i in slack_list}
     mine = await desk.list(open=True, sees=lambda state: ALICE in members(state))
     assert ref in {i.id for i in mine}
+
+
+async def search(api: httpx.AsyncClient, title: str, caller: dict[str, str]) -> str:
+    found = await api.get("/archive/incidents", params={"q": title}, headers=caller)
+    assert found.status_code == 200, found.text
+    return found.text
+
+
+def lists(ref: str, known: bool, text: str) -> bool:
+    return (ref in text) is known
 
 
 async def test_no_log_line_carries_a_private_title_at_debug_level(
