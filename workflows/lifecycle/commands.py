@@ -72,8 +72,8 @@ def template_fields(request: DeclarationRequest, policy: Policy) -> dict[str, An
         for field in type(template).model_fields
         if field not in given and getattr(template, field) not in (None, [], "")
     }
-    if request.drill:
-        filled.pop("public", None)  # a drill never goes on the status page, whatever its kind
+    if request.drill or request.private or (kind and kind.private):
+        filled.pop("public", None)  # a drill or private one never goes on the status page
     return filled
 
 
