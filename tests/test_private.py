@@ -25,7 +25,7 @@ from localslack import SlackEmulator
 from logs import configure_logging
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually, until
+from tests.support import eventually, serve_slack_app, until
 from workflows.incident_types import members
 from workflows.lifecycle.notices import heard
 from workflows.lifecycle.opening import channel as channel_to_open
@@ -202,3 +202,41 @@ async def test_no_log_line_carries_a_private_title_at_debug_level(
     logged = lines.getvalue()
     assert "incident_declared" in logged and "DEBUG" in logged.upper(), "debug lines were kept"
     assert "zebracorn" not in logged.lower()
+
+
+async def test_slack_lists_a_private_incident_to_its_members_and_finds_it_from_its_channel(
+    settings: Settings, desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    declaration = Declaration(
+        title=secret_title(), severity="sev3", private=True, commander=ALICE, declared_by=ALICE
+    )
+    state, _ = await desk.declare(declaration)
+    channel = slack.channels[await eventually(lambda: _channel_id(slack, state.label))]
+    assert channel.is_private and ALICE in channel.members and BOB not in channel.members
+    async with serve_slack_app(settings, desk, slack, "test-signing-secret-private"):
+        listed = {
+            user: await _slash(slack, user, "general", "/incident list") for user in (ALICE, BOB)
+        }
+        assert f"*{state.label}*" in listed[ALICE] and state.title in listed[ALICE]
+        assert f"*{state.label}*" not in listed[BOB] and state.title not in listed[BOB]
+        acked = await _slash(slack, ALICE, channel.id, "/incident ack")
+        assert "acknowledged" in acked.lower(), acked
+    assert (await desk.get(state.id)).acknowledged_by == ALICE
+
+
+def _channel_id(slack: SlackEmulator, label: str) -> str | None:
+    """The private channel the bot made for ``label`` (its purpose names the incident)."""
+    for channel in slack.channels.values():
+        if channel.is_private and label in str(channel.purpose):
+            return channel.id
+    return None
+
+
+async def _slash(slack: SlackEmulator, user: str, channel: str, text: str) -> str:
+    """A slash command typed by ``user`` in ``channel`` (a name or id): the ephemeral answer."""
+    found = slack.channel_by_name(channel)
+    seen = len(slack.console.replies)
+    sent = await slack.console.slash(slack.workspace, user, found.id if found else channel, text)
+    assert sent.status == 200, sent.body
+    await eventually(lambda: len(slack.console.replies) > seen, timeout=30)
+    return str(slack.console.replies[seen].text)
