@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from fastapi import FastAPI
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
@@ -25,7 +26,8 @@ from localslack import SlackEmulator
 from logs import configure_logging
 from starter.api import create_app
 from starter.desk import IncidentDesk
-from tests.support import eventually, serve_slack_app, until
+from tests.support import eventually, serve_http, serve_slack_app, until
+from tests.test_cli import incident
 from workflows.incident_types import members
 from workflows.lifecycle.notices import heard
 from workflows.lifecycle.opening import channel as channel_to_open
@@ -71,8 +73,12 @@ def test_a_private_report_is_emailed_only_where_its_type_says() -> None:
 
 
 @pytest.fixture(scope="module")
-async def api(settings: Settings, desk: IncidentDesk) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"api_tokens": SERVICE}), desk=desk)
+def app(settings: Settings, desk: IncidentDesk) -> FastAPI:
+    return create_app(settings.model_copy(update={"api_tokens": SERVICE}), desk=desk)
+
+
+@pytest.fixture(scope="module")
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=60) as http:
         yield http
@@ -240,3 +246,15 @@ async def _slash(slack: SlackEmulator, user: str, channel: str, text: str) -> st
     assert sent.status == 200, sent.body
     await eventually(lambda: len(slack.console.replies) > seen, timeout=30)
     return str(slack.console.replies[seen].text)
+
+
+async def test_the_cli_declares_a_private_incident(app: FastAPI, slack: SlackEmulator) -> None:
+    async with serve_http(app) as url:
+        title = secret_title()
+        done = await incident(
+            "declare", title, "-s", "sev3", "--private", "--json", url=url, token=SERVICE
+        )
+        assert done.code == 0, done.err
+        declared = done.json()
+        assert declared["private"] is True and declared["title"] == title
+        assert slack.channels[declared["channel"]["id"]].is_private
