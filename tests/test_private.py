@@ -258,3 +258,36 @@ async def test_the_cli_declares_a_private_incident(app: FastAPI, slack: SlackEmu
         declared = done.json()
         assert declared["private"] is True and declared["title"] == title
         assert slack.channels[declared["channel"]["id"]].is_private
+
+
+async def test_the_slack_form_declares_a_private_incident(
+    settings: Settings, desk: IncidentDesk, slack: SlackEmulator
+) -> None:
+    title = secret_title()
+    general = slack.channel_by_name("general")
+    assert general is not None
+    async with serve_slack_app(settings, desk, slack, "test-signing-secret-private"):
+        sent = await slack.console.slash(slack.workspace, ALICE, general.id, "/incident declare")
+        assert sent.status == 200
+        view = await eventually(lambda: _open_view(slack, ALICE))
+        (seen_by,) = [b for b in view["blocks"] if b["block_id"] == "private"]
+        assert [o["value"] for o in seen_by["element"]["options"]] == ["everyone", "private"]
+        answers = {"title": title, "severity": "sev3", "private": "private"}
+        done = await slack.console.submit(slack.workspace, view["id"], answers)
+        assert done.status == 200 and done.json is None, done.body
+        channel = await eventually(lambda: _made_for(slack, title), timeout=30)
+    assert channel.is_private and "zebracorn" not in channel.name
+
+
+def _made_for(slack: SlackEmulator, title: str) -> Any:
+    """The channel whose purpose (set by the bot) names ``title``."""
+    return next((c for c in slack.channels.values() if title in c.purpose), None)
+
+
+def _open_view(slack: SlackEmulator, user: str) -> dict[str, Any] | None:
+    views = [
+        v["view"]
+        for v in slack.workspace.views.values()
+        if v["open"] and v["user"] == user and v["view"]["callback_id"] == "incident_declare"
+    ]
+    return views[-1] if views else None
