@@ -120,6 +120,12 @@ async def test_a_private_incident_gets_a_private_channel_and_nothing_in_the_broa
     body = {"title": title, "severity": "sev2", "private": True, "public": {"message": "Down"}}
     refused = await api.post("/incidents", json=body, headers=ADMIN)
     assert refused.status_code == 422 and "private incident never goes" in refused.text
+    for page in ("/status", "/status.json", "/status/feed.atom"):
+        shown = await api.get(page)
+        assert shown.status_code == 200 and "zebracorn" not in shown.text, page
+    figures = await api.get("/metrics/incidents", headers=ADMIN)
+    assert figures.status_code == 200 and "zebracorn" not in figures.text
+    assert figures.json()["incidents"] >= 1, "counted, without its name"
 
 
 async def test_temporal_shows_no_title_people_or_text_of_a_private_incident(
