@@ -150,6 +150,9 @@ async def test_temporal_shows_no_title_people_or_text_of_a_private_incident(
     assert memo["incident"]["private"] is True
     assert described.typed_search_attributes.get(INCIDENT_COMMANDER) is None
     assert "not shown (private)" in metadata.current_details
+    # Each activity's summary, as the Web UI shows it in the history (its input is not shown).
+    shown = [str(e.user_metadata) async for e in handle.fetch_history_events()]
+    assert not [s for s in shown if any(x in s for x in ("zebracorn", ALICE, BOB, CAROL))]
 
 
 async def test_reads_answer_a_private_incident_to_members_and_admins_only(
