@@ -150,7 +150,6 @@ async def test_temporal_shows_no_title_people_or_text_of_a_private_incident(
     assert memo["incident"]["private"] is True
     assert described.typed_search_attributes.get(INCIDENT_COMMANDER) is None
     assert "not shown (private)" in metadata.current_details
-    # Each activity's summary, as the Web UI shows it in the history (its input is not shown).
     shown = [str(e.user_metadata) async for e in handle.fetch_history_events()]
     assert not [s for s in shown if any(x in s for x in ("zebracorn", ALICE, BOB, CAROL))]
 
@@ -288,8 +287,7 @@ async def test_the_slack_form_declares_a_private_incident(
     assert channel.is_private and "zebracorn" not in channel.name
 
 
-def _made_for(slack: SlackEmulator, title: str) -> Any:
-    """The channel whose purpose (set by the bot) names ``title``."""
+def _made_for(slack: SlackEmulator, title: str) -> Any:  # its purpose (the bot's) names it
     return next((c for c in slack.channels.values() if title in c.purpose), None)
 
 
