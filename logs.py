@@ -119,3 +119,20 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    handler.addFilter(without_slack_bodies)
+    # Bolt's debug lines carry whole requests: what people typed, a private incident's title.
+    logging.getLogger("slack_bolt").setLevel(max(root.level, logging.INFO))
+
+
+# What slack_sdk's debug lines say of a call's arguments and of its answer's body.
+_SENT = re.compile(r"params: .*?, proxy: ", re.S)
+_RECEIVED = re.compile(r"body: .*", re.S)
+
+
+def without_slack_bodies(record: logging.LogRecord) -> bool:
+    """slack_sdk's debug lines keep the method, status and (redacted) headers, but not the
+    arguments or the answer: those are people's text, a private incident's title among them."""
+    if record.name.startswith("slack_sdk") and record.levelno <= logging.DEBUG:
+        text = _SENT.sub("params, files, data, json: [not logged], proxy: ", record.getMessage())
+        record.msg, record.args = _RECEIVED.sub("body: [not logged]", text), ()
+    return True

@@ -75,7 +75,9 @@ class SlackChannels:
             record([*unknown, name])
             try:
                 async with permanent_errors("conversations.create", "name_taken"):
-                    response = await self.client.conversations_create(name=name)
+                    response = await self.client.conversations_create(
+                        name=name, is_private=request.private
+                    )
             except SlackApiError as error:
                 if slack_error(error) != "name_taken":
                     raise
@@ -128,9 +130,9 @@ class SlackChannels:
 
     async def _first(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         async with permanent_errors("conversations.list"):
-            # Incident and broadcast channels are public, so the app needs no groups:* scope.
+            # A private incident's channel too (groups:read), which the bot made so is in.
             async for page in await self.client.conversations_list(
-                types="public_channel", limit=1000
+                types="public_channel,private_channel", limit=1000
             ):
                 for channel in page["channels"]:
                     if wanted(channel):

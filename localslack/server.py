@@ -23,7 +23,7 @@ from .workspace import Workspace
 
 # Arguments Slack takes as JSON text inside form posts (slack_sdk sends dicts as JSON).
 JSON_ARGS = ("blocks", "attachments", "metadata", "view", "document_content")
-
+PRIVATE = {"1", "true", "private_channel"}  # is_private=true, or types naming private channels
 _dumps = functools.partial(json.dumps, separators=(",", ":"))
 _SERVER_ERROR_PAGE = "<html><body><h1>{status}</h1><p>Slack is having trouble.</p></body></html>"
 
@@ -184,8 +184,10 @@ class SlackEmulator:
         return method.invoke(self.workspace, args, BOT_USER_ID, granted)
 
     def _is_private(self, args: dict[str, Any]) -> bool:
+        """On a private channel, or making or listing one: Slack asks for groups:* then."""
+        asked = {str(args.get("is_private")).lower(), *str(args.get("types")).split(",")}
         channel = self.workspace.channels.get(str(args.get("channel") or args.get("channel_id")))
-        return channel is not None and channel.is_private
+        return bool(asked & PRIVATE) or (channel is not None and channel.is_private)
 
     def _record(self, method: str, args: dict[str, Any], error: str | None) -> None:
         self.calls.append(Call(method, args, error is None, error, time.time()))

@@ -80,6 +80,9 @@ def declare(
     drill: Annotated[
         bool, typer.Option("--drill", help="A practice run: marked, faster clock, no pages.")
     ] = False,
+    private: Annotated[
+        bool, typer.Option("--private", help="A private channel; shown to its members only.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Declare an incident: a channel is opened and the incident announced."""
@@ -95,6 +98,7 @@ def declare(
         "type": kind,
         "idempotency_key": key,
         "drill": drill,
+        "private": private,
     }
     # Only what was given is sent, so a template fills the rest.
     body = {k: v for k, v in given.items() if v}

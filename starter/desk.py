@@ -7,6 +7,7 @@ Slack) any other way, so they all answer with the same real state.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,6 +31,7 @@ from workflows.lifecycle.visibility import (
     INCIDENT_CHANNEL_ID,
     IncidentSummary,
     incidents_where,
+    summarize,
     where,
 )
 from workflows.models import DeclarationRequest, IncidentState, Status
@@ -49,6 +51,13 @@ class Accepted:
 
 class IncidentNotFound(LookupError):
     pass
+
+
+Sees = Callable[[IncidentState], bool]  # whether a reader may see this private incident
+
+
+def nobody(_: IncidentState) -> bool:
+    return False
 
 
 async def permit(policy: Policy, people: SlackPeople, action: Action, by: str | None) -> None:
@@ -168,10 +177,24 @@ class IncidentDesk:
             raise self._rpc_error(ref, error) from error
 
     async def page(
-        self, filters: ListFilter, page_size: int = 100, token: bytes | None = None
+        self,
+        filters: ListFilter,
+        page_size: int = 100,
+        token: bytes | None = None,
+        sees: Sees = nobody,
     ) -> Page:
-        """One page, newest first within it, from visibility alone (memo + search attributes)."""
-        return await list_page(self.client, filters, page_size, token)
+        """One page, newest first within it, from visibility alone (memo + search attributes);
+        a private incident (its memo a stand-in) read from itself, shown only if ``sees`` it."""
+        page = await list_page(self.client, filters, page_size, token)
+        private = [incident.id for incident in page.incidents if incident.private]
+        if private:
+            states = dict(zip(private, await asyncio.gather(*map(self.get, private)), strict=True))
+            page.incidents = [
+                summarize(states[i.id]) if i.private else i
+                for i in page.incidents
+                if not i.private or sees(states[i.id])
+            ]
+        return page
 
     async def list(
         self,
@@ -182,12 +205,13 @@ class IncidentDesk:
         commander: str | None = None,
         text: str | None = None,
         limit: int = 100,
+        sees: Sees = nobody,
     ) -> list[IncidentSummary]:
         """The first page: what most callers (the CLI, Slack) want."""
         filters = ListFilter(
             status=status, severity=severity, commander=commander, text=text, open=open
         )
-        return (await self.page(filters, page_size=limit)).incidents
+        return (await self.page(filters, page_size=limit, sees=sees)).incidents
 
     async def in_channel(self, channel_id: str, channel_name: str = "") -> str | None:
         """The id of the newest incident whose Slack channel this is: by the channel's id,

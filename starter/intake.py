@@ -171,7 +171,10 @@ class Intake:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=summary(now_state),
                 search_attributes=declared_search_attributes(
-                    number, declaration.severity, now_state.roles.commander, declaration.type
+                    number,
+                    declaration.severity,
+                    None if now_state.private else now_state.roles.commander,
+                    declaration.type,
                 ),
                 memo={MEMO_KEY: memo_of(now_state)},
             )

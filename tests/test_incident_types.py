@@ -272,8 +272,13 @@ async def test_the_slack_form_offers_the_types_and_declares_one(
         before = {c.id for c in slack.channels.values()}
         done = await slack.console.submit(slack.workspace, view["id"], {"type": "security"})
         assert done.status == 200 and done.json is None
+        # Once its people are in: the (now private) channel exists a moment before invitations.
         made = await eventually(
-            lambda: [c for c in slack.channels.values() if c.id not in before and "sec-" in c.name],
+            lambda: [
+                c
+                for c in slack.channels.values()
+                if c.id not in before and "sec-" in c.name and len(c.members) > 1
+            ],
             timeout=30,
         )
         assert len(made) == 1 and DAVE in made[0].members

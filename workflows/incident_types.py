@@ -37,15 +37,14 @@ class IncidentType(BaseModel):
     severities: list[str] | None = Field(default=None, min_length=1, max_length=50)  # None: all
     template: str | None = None  # fills what the declaration leaves out, unless it names one
     roles: dict[Role, RoleHolder] = Field(default_factory=dict)
-    # Stored only (state and policy): what a private incident hides is another part's work.
-    private: bool = False
+    private: bool = False  # its incidents are private (see docs/contract.md)
     channel_name_template: str | None = None  # default: the policy's channel.name_template
     stakeholders: list[str] = Field(default_factory=list, max_length=100)  # emails, as severities'
 
     @model_validator(mode="after")
     def _known_fields(self) -> IncidentType:
         if self.channel_name_template is not None:
-            check_template(self.channel_name_template)
+            check_template(self.channel_name_template, private=self.private)
         return self
 
     def allows(self, severity: str) -> bool:
@@ -185,3 +184,11 @@ def holds(state: IncidentState, user: str | None) -> list[str]:
         return []
     roles = [f"{ROLE}{role.value}" for role in Role if state.roles.holder(role) == user]
     return [*roles, RESPONDER] if roles or user in state.responders else []
+
+
+def members(state: IncidentState) -> set[str]:
+    """Who may read a private incident besides admins: its role holders, its responders and
+    whoever declared it (they know its title). Its channel's other members are not asked: a
+    person joins the channel by invitation, and the incident's invitations make responders."""
+    holders = {state.roles.holder(role) for role in Role}
+    return {p for p in (*holders, *state.responders, state.declared_by) if p}

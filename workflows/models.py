@@ -186,6 +186,7 @@ class DeclarationRequest(BaseModel):
         default=None,
         description="Start on the status page with this first public update (not for drills).",
     )
+    private: bool = False  # members and admins only (or its type's); see docs/contract.md
 
 
 class Declaration(DeclarationRequest):
@@ -283,7 +284,7 @@ class IncidentState(BaseModel):
     drill: bool = False
     public: PublicInfo | None = None  # on the status page
     type: str | None = None  # a type of the policy
-    private: bool = False  # from its type; see docs/contract.md (incident types)
+    private: bool = False  # declared so or by its type: hidden from non-members
     # Found when it opened: the closest (up to three), and how many in all (None: not known).
     similar: list[SimilarIncident] = Field(default_factory=list)
     recurrences: int | None = None

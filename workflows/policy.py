@@ -148,13 +148,14 @@ class SeverityPolicy(BaseModel):
 
 class ChannelPolicy(BaseModel):
     name_template: str = "inc-{yymmdd}-{slug}"
-    # Bookmarked in every incident channel; {channel} is the channel's name, {number} the
-    # incident's, so each incident gets a meeting room of its own.
+    private_name_template: str = "inc-{yymmdd}-{number}"
+    # Bookmarked in each channel: {channel} its name, {number} the incident's (a room each).
     conference_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
     @model_validator(mode="after")
     def _known_fields(self) -> ChannelPolicy:
         check_template(self.name_template)
+        check_template(self.private_name_template, private=True)
         return self
 
 

@@ -118,6 +118,7 @@ class OpenChannel(BaseModel):
     title: str
     name: str
     drill: bool = False
+    private: bool = False  # a private channel (Slack's groups:* scopes)
 
 
 class SetTopic(BaseModel):

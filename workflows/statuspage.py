@@ -30,6 +30,10 @@ REOPENED_MESSAGE = "The problem is back; we are investigating it again."
 def check_post_public_update(state: IncidentState, policy: Policy, c: cmd.PostPublicUpdate) -> None:
     if state.drill:
         raise CommandRefused(f"{state.label} is a drill; drills never go on the status page")
+    if state.private:
+        raise CommandRefused(
+            f"{state.label} is private; a private incident never goes on the status page"
+        )
     if state.public and len(state.public.updates) >= MAX_PUBLIC_UPDATES:
         raise CommandRefused(f"{state.label} has {MAX_PUBLIC_UPDATES} public updates already")
     unknown = sorted(set(c.components or []) - set(policy.components))

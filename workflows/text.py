@@ -21,8 +21,11 @@ TEMPLATE_FIELDS = frozenset({"yymmdd", "yyyymmdd", "hhmm", "number", "slug", "se
 _NOT_ALLOWED = re.compile(r"[^a-z0-9_-]+")
 
 
-def check_template(template: str) -> None:
+def check_template(template: str, *, private: bool = False) -> None:
+    """A private incident's template names no word of its title: {slug} is refused there."""
     used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    if private and "slug" in used:
+        raise ValueError("a private incident's channel name template may not use {slug}")
     unknown = used - TEMPLATE_FIELDS
     if unknown:
         known = ", ".join(sorted(TEMPLATE_FIELDS))

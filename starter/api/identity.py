@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -110,3 +111,9 @@ def acting_for(caller: Caller, named: str | None) -> str | None:
             f"and the body names {named} (leave out `by`, or use a service token)"
         )
     return named
+
+
+def sees(caller: Caller, private: bool, members: Collection[str]) -> bool:
+    """Whether ``caller`` may read an incident: a private one only its members and admins
+    (service tokens are admins); to anyone else it does not exist (404, not 403)."""
+    return not private or caller.may(Scope.ADMIN) or caller.user in members

@@ -86,6 +86,7 @@ class IncidentOut(BaseModel):
     url: str = Field(description="The incident's workflow in the Temporal Web UI.")
     drill: bool = Field(default=False, description="A practice run: no pages, no metrics.")
     type: str | None = Field(default=None, description="The incident's type in the policy.")
+    private: bool = Field(default=False, description="Shown only to its members and admins.")
 
     @classmethod
     def of(cls, state: IncidentState, url: str) -> IncidentOut:
@@ -113,6 +114,7 @@ class IncidentSummaryOut(BaseModel):
     url: str
     drill: bool = False
     type: str | None = None
+    private: bool = False
 
     @classmethod
     def of(cls, incident: IncidentSummary, url: str) -> IncidentSummaryOut:

@@ -143,6 +143,7 @@ def _context(text: str) -> dict[str, Any]:
 # -- modals ----------------------------------------------------------------------------------
 
 DECLARE = "incident_declare"
+PRIVATE = "private"  # the declare form's answer for a private incident
 REFUSED_UNDER = ["title", "severity", "template", "type"]  # the declare form's checked fields
 STATUS = "incident_status"
 RESOLVE = "incident_resolve"
@@ -237,6 +238,12 @@ def declare_modal(policy: Policy, channel_id: str, title: str = "") -> View:
     components = _text(500)
     components["placeholder"] = _plain("checkout, payments")
     blocks.append(_input("components", "Affected components", components, optional=True))
+    # A select, not a checkbox: the same element every other field of the form uses.
+    seen_by = [
+        _option("everyone", "Everyone"),
+        _option(PRIVATE, "Its members only: a private channel"),
+    ]
+    blocks.append(_input("private", "Who may see it", _select(seen_by), optional=True))
     return _modal(DECLARE, "Declare an incident", "Declare", channel_id, blocks)
 
 
@@ -279,6 +286,8 @@ def declaration_fields(answers: dict[str, Any]) -> dict[str, Any]:
             fields[key] = answers[key].strip()
     if (answers.get("summary") or "").strip():
         fields["summary"] = answers["summary"].strip()
+    if answers.get("private") == PRIVATE:
+        fields["private"] = True  # else what its type says
     components = answers.get("components")
     if isinstance(components, str):
         components = [c.strip() for c in components.split(",") if c.strip()]

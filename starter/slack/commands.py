@@ -26,6 +26,7 @@ from starter.command_table import BY_VERB, COMMANDS, GROUPS, CommandRow, group_u
 from starter.command_words import Malformed, resolve_fields
 from starter.desk import IncidentDesk, IncidentNotFound
 from starter.slack import blocks
+from workflows.incident_types import members
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
 from workflows.lifecycle.notices import CommandRefused
@@ -211,7 +212,9 @@ class SlackDesk:
         if asked.name == "help":
             return Answer(USAGE)
         if asked.name == "list":
-            return Answer(blocks.listing(await self.desk.list(open=True)))
+            # Slack has no admins: a private incident is listed to its members only.
+            listed = await self.desk.list(open=True, sees=lambda s: where.user in members(s))
+            return Answer(blocks.listing(listed))
         if asked.name == "declare":
             return await self._declare(asked, where, client)
         if asked.name == "token":

@@ -72,8 +72,8 @@ def template_fields(request: DeclarationRequest, policy: Policy) -> dict[str, An
         for field in type(template).model_fields
         if field not in given and getattr(template, field) not in (None, [], "")
     }
-    if request.drill:
-        filled.pop("public", None)  # a drill never goes on the status page, whatever its kind
+    if request.drill or request.private or (kind and kind.private):
+        filled.pop("public", None)  # a drill or private one never goes on the status page
     return filled
 
 
@@ -96,10 +96,13 @@ def complete(request: DeclarationRequest, policy: Policy) -> Declaration:
         allowed = ", ".join(kind.severities or [])
         message = f"type {request.type!r} allows {allowed}, not {fields['severity']}"
         raise InvalidDeclaration(("severity",), message)
+    if kind is not None and kind.private:
+        fields["private"] = True  # a type's privacy is not the declarer's to waive
     declaration = Declaration.model_validate(fields)
     public = declaration.public
-    if public is not None and declaration.drill:
-        raise InvalidDeclaration(("public",), "a drill never goes on the status page")
+    if public is not None and (declaration.drill or declaration.private):
+        what = "a drill" if declaration.drill else "a private incident"
+        raise InvalidDeclaration(("public",), f"{what} never goes on the status page")
     unknown = sorted(set(public.components or []) - set(policy.components)) if public else []
     if policy.components and unknown:
         known = ", ".join(sorted(policy.components))

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import edits, incident_brief
     from workflows.lifecycle.idempotency import release_key
-    from workflows.lifecycle.notices import failure_reason
+    from workflows.lifecycle.notices import failure_reason, heard
     from workflows.lifecycle.visibility import publish
     from workflows.models import IncidentState
     from workflows.policy import Policy, drill_marked
@@ -63,7 +63,7 @@ class EffectRunner:
         wake: Callable[[], None],
     ) -> None:
         self.state, self.policy = state, policy
-        self.outbox = outbox  # queued, not yet run: continue-as-new carries it
+        self.outbox = heard(state, outbox)  # queued, not yet run: continue-as-new carries it
         self.opened = opened  # the opening ran (or gave up for now, and is queued again)
         self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
         # What the archive database last heard of (None: nothing yet in this run).
@@ -93,7 +93,7 @@ class EffectRunner:
         if signature != self.recorded:
             self.recorded = signature
             effects = [*effects, fx.RecordIncident()]
-        self.outbox.extend(effects)
+        self.outbox.extend(heard(self.state, effects))
 
     def retry_at(self) -> list[datetime]:
         """When what gave up for now is tried again, if anything did."""
@@ -243,7 +243,7 @@ class EffectRunner:
         upload = rq.Upload(channel_id=channel_id, files=files, comment=marked)
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
         link = shared.permalinks[0] if shared and shared.permalinks else None
-        if link:
+        if link and not self.state.private:  # nothing of a private incident is broadcast
             text, broadcast = f"{comment}: {link}", fx.Audience.BROADCAST
             post = fx.Post(key=key, notice=fx.Notice.DOCUMENT, audience=[broadcast], text=text)
             await self._post(post, broadcast)
@@ -287,7 +287,7 @@ class EffectRunner:
                 start_to_close_timeout=limit,
                 schedule_to_close_timeout=SLACK_GIVE_UP,
                 retry_policy=SLACK_RETRY,
-                summary=what if shown else None,
+                summary=what if shown and not self.state.private else None,
             )
         except ActivityError as error:
             self._problem(f"could not {what}: {failure_reason(error)}")

@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows.effects import Audience, Notice, Post
+from workflows.effects import Audience, Effect, Notice, Post
 from workflows.incident_types import Action, Permissions
 from workflows.models import IncidentState
 
@@ -99,3 +99,19 @@ def require_open(state: IncidentState, action: str) -> None:
     if state.is_open:
         return
     raise CommandRefused(f"{state.label} is resolved; reopen it before you {action}")
+
+
+def heard(state: IncidentState, effects: list[Effect]) -> list[Effect]:
+    """The effects as the incident may make them heard: a private incident's posts lose the
+    broadcast channel (the whole organisation reads it), and one meant only for it is dropped."""
+    if not state.private:
+        return effects
+    kept: list[Effect] = []
+    for effect in effects:
+        if isinstance(effect, Post) and Audience.BROADCAST in effect.audience:
+            audience = [a for a in effect.audience if a is not Audience.BROADCAST]
+            if not audience:
+                continue
+            effect = effect.model_copy(update={"audience": audience})
+        kept.append(effect)
+    return kept

@@ -117,11 +117,13 @@ OPENING_POSTS = ("kickoff", "announcement")
 
 def channel(state: IncidentState, policy: Policy) -> OpenChannel:
     """The channel to create (or find again): its name from its type's template, else the
-    policy's."""
+    policy's (its private one for a private incident, whose title is never in the name)."""
     kind = policy.types.get(state.type) if state.type else None
+    names = policy.channel
+    default = names.private_name_template if state.private else names.name_template
     name = channel_name(
-        (kind.channel_name_template if kind else None) or policy.channel.name_template,
-        title=state.title,
+        (kind.channel_name_template if kind else None) or default,
+        title="" if state.private else state.title,
         number=state.number,
         severity=state.severity,
         at=state.declared_at,
@@ -129,7 +131,12 @@ def channel(state: IncidentState, policy: Policy) -> OpenChannel:
     if state.drill:
         name = drill_channel_name(name, MAX_CHANNEL_NAME - 3)
     return OpenChannel(
-        incident_id=state.id, label=state.label, title=state.title, name=name, drill=state.drill
+        incident_id=state.id,
+        label=state.label,
+        title=state.title,
+        name=name,
+        drill=state.drill,
+        private=state.private,
     )
 
 

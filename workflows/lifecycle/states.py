@@ -62,7 +62,7 @@ def start(
         drill=declaration.drill,
         last_update_at=now,
         type=declaration.type,
-        private=kind.private if kind else False,
+        private=declaration.private or bool(kind and kind.private),
     )
     state.note(
         now,

@@ -44,6 +44,7 @@ class IncidentSummary(BaseModel):
     idempotency_key: str | None = None
     drill: bool = False
     type: str | None = None
+    private: bool = False  # then its title is a stand-in and its roles and components unset
 
     @property
     def label(self) -> str:
@@ -62,9 +63,14 @@ def memo_of(state: IncidentState) -> dict[str, Any]:
     as recorded histories have it. Dumped from the state itself (the same fields, in
     IncidentSummary's order): it runs on every change and every replay, and a summary built
     first took three times as long."""
-    unset = {name for name, kept in (("drill", state.drill), ("type", state.type)) if not kept}
+    kept = (("drill", state.drill), ("type", state.type), ("private", state.private))
+    unset = {name for name, keep in kept if not keep}
+    if state.private:  # Temporal's operators are not its members: no title, people or text
+        unset |= {"roles", "components"}
     fields = set(IncidentSummary.model_fields) - unset
     view = state.model_dump(mode="json", include=fields)
+    if state.private:
+        view["title"] = summary(state)
     return {name: view[name] for name in IncidentSummary.model_fields if name in view}
 
 
@@ -116,8 +122,11 @@ def search_attribute_specs() -> list[str]:
 
 
 def summary(state: IncidentState) -> str:
-    """The static summary the UI lists the workflow under: ``INC-42 SEV1 Checkout failing``."""
+    """The static summary the UI lists the workflow under: ``INC-42 SEV1 Checkout failing``;
+    ``Private incident INC-42`` when it is private."""
     drill = "DRILL " if state.drill else ""
+    if state.private:
+        return f"{drill}Private incident {state.label}"
     return f"{drill}{state.label} {state.severity.upper()} {state.title}"
 
 
@@ -142,7 +151,7 @@ def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
         (INCIDENT_NUMBER, state.number),
         (INCIDENT_SEVERITY, state.severity),
         (INCIDENT_STATUS, state.status.value),
-        (INCIDENT_COMMANDER, state.roles.commander),
+        (INCIDENT_COMMANDER, None if state.private else state.roles.commander),
         (INCIDENT_CHANNEL, state.channel.name if state.channel else None),
         (INCIDENT_TYPE, state.type),
         (INCIDENT_CHANNEL_ID, state.channel.id if state.channel else None),
@@ -150,11 +159,15 @@ def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
 
 
 def _details(state: IncidentState, problem: str | None) -> str:
+    if state.private:  # no people, and a problem's text may name them
+        commander, problem = "not shown (private)", None
+    else:
+        commander = state.roles.commander or "unassigned"
     lines = [
         f"**{summary(state)}**",
         f"Status: **{state.status.value}** · Impact: {state.impact.value}"
         + (f" · Type: {state.type}" if state.type else ""),
-        f"Commander: {state.roles.commander or 'unassigned'}",
+        f"Commander: {commander}",
         f"Channel: #{state.channel.name}" if state.channel else "Channel: not yet created",
         f"Escalation level: {state.escalation_level}"
         + (" (acknowledged)" if state.acknowledged_at else ""),

@@ -111,13 +111,15 @@ def report_documents(
     state: IncidentState, policy: Policy, key: str
 ) -> tuple[DocumentFile, Email | None]:
     """The situation report as a file, and the email to the stakeholders of its severity and
-    its type (if any)."""
+    its type (if any); of a private incident, only to its type's: the severity's stakeholders
+    are everyone's, and a private incident's type says who may hear of it."""
     text = state.report or ""
     name = f"{state.id}-{key}.md"
     document = DocumentFile(filename=name, title=f"{state.label} situation report", content=text)
     kind = policy.types.get(state.type or "")
     typed = kind.stakeholders if kind else []
-    stakeholders = list(dict.fromkeys([*policy.severity(state.severity).stakeholders, *typed]))
+    everyone = [] if state.private else policy.severity(state.severity).stakeholders
+    stakeholders = list(dict.fromkeys([*everyone, *typed]))
     if not stakeholders:
         return document, None
     subject = f"[{state.label}] Resolved: {state.title}"

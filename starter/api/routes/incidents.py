@@ -45,7 +45,7 @@ from starter.api.dependencies import (
     require_token,
 )
 from starter.api.errors import ONE_INCIDENT, invalid
-from starter.api.identity import Caller, acting_for
+from starter.api.identity import Caller, acting_for, sees
 from starter.api.schemas import (
     PAGE_TOKEN,
     IncidentList,
@@ -55,9 +55,10 @@ from starter.api.schemas import (
     unpacked,
 )
 from starter.command_table import COMMANDS, CommandRow
-from starter.desk import IncidentDesk
+from starter.desk import IncidentDesk, IncidentNotFound
 from starter.intake import DeclarationTooLarge
 from starter.reading import ListFilter
+from workflows.incident_types import members
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import CommandRefused
 from workflows.models import DeclarationRequest, Status
@@ -227,6 +228,7 @@ async def declare(
 async def list_incidents(
     desk: Desk,
     settings: AppSettings,
+    caller: Verified,
     severity: KnownSeverity,
     kind: KnownType,
     status_: Annotated[Status | None, Query(alias="status")] = None,
@@ -258,7 +260,12 @@ async def list_incidents(
         status=status_, severity=severity, commander=commander, text=text, open=open_, type=kind
     )
     try:
-        page = await desk.page(filters, page_size=page_size or limit, token=token)
+        page = await desk.page(
+            filters,
+            page_size=page_size or limit,
+            token=token,
+            sees=lambda state: sees(caller, state.private, members(state)),
+        )
     except RPCError as error:
         # Temporal cannot parse a made-up token (it says INVALID_ARGUMENT, or UNKNOWN).
         if token and error.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
@@ -275,9 +282,14 @@ async def list_incidents(
     summary="One incident, as its workflow has it now",
     responses={503: {"description": "No worker answered; retry after `Retry-After` seconds."}},
 )
-async def get_incident(ref: IncidentRef, desk: Desk, settings: AppSettings) -> IncidentOut:
-    """Answers even before a worker has run the incident: then as declared, `channel` null."""
+async def get_incident(
+    ref: IncidentRef, desk: Desk, settings: AppSettings, caller: Verified
+) -> IncidentOut:
+    """Answers even before a worker has run the incident: then as declared, `channel` null.
+    A private incident only to its members and admins: to anyone else, 404."""
     state = await desk.get(ref)
+    if not sees(caller, state.private, members(state)):
+        raise IncidentNotFound(f"no incident {ref}")
     return IncidentOut.of(state, settings.incident_url(state.id))
 
 

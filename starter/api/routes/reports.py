@@ -26,12 +26,15 @@ from starter.api.dependencies import (
     Desk,
     IncidentRef,
     KnownSeverity,
+    Verified,
     incident_router,
     require_token,
 )
 from starter.api.errors import invalid
+from starter.api.identity import Caller, sees
 from starter.desk import IncidentNotFound
 from starter.oncall import OnCallDesk
+from workflows.incident_types import members
 from workflows.models import IncidentState, Status
 from workflows.oncall.schedules import coverage_warnings
 from workflows.policy import PagingSeverity
@@ -79,15 +82,18 @@ ISO_WITH_ZONE = (
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/markdown": {}}}},
 )
-async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTextResponse:
+async def get_report(
+    ref: IncidentRef, desk: Desk, archive: Archive, caller: Verified
+) -> PlainTextResponse:
+    incident: IncidentState | IncidentRecord | None
     try:
-        report = (await desk.get(ref)).report
+        incident = await desk.get(ref)
     except IncidentNotFound:
-        record = await asyncio.to_thread(archive.get, ref)
-        if record is None:
+        if (incident := await asyncio.to_thread(archive.get, ref)) is None:
             raise
-        report = record.report
-    if report is None:
+    if not readable(caller, incident):
+        raise IncidentNotFound(f"no incident {ref}")
+    if (report := incident.report) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
     return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
 
@@ -97,7 +103,9 @@ async def get_report(ref: IncidentRef, desk: Desk, archive: Archive) -> PlainTex
     summary="Similar earlier incidents: up to three, best first, and how many",
     responses={503: {"description": "No worker answered; retry after `Retry-After` seconds."}},
 )
-async def get_similar(ref: IncidentRef, desk: Desk, archive: Archive) -> Recurrences:
+async def get_similar(
+    ref: IncidentRef, desk: Desk, archive: Archive, caller: Verified
+) -> Recurrences:
     """Full-text search of the archive with the incident's title and components, as its kickoff
     lists them: any shared word counts; never the incident itself, a private one or a drill."""
     incident: IncidentState | IncidentRecord | None
@@ -106,6 +114,8 @@ async def get_similar(ref: IncidentRef, desk: Desk, archive: Archive) -> Recurre
     except IncidentNotFound:
         if (incident := await asyncio.to_thread(archive.get, ref)) is None:
             raise
+    if not readable(caller, incident):
+        raise IncidentNotFound(f"no incident {ref}")
     found = (incident.id, incident.title, incident.components, incident.declared_at)
     return await asyncio.to_thread(archive.similar, *found)
 
@@ -133,6 +143,7 @@ class ArchivedIncidents(BaseModel):
 @archived.get("/incidents", summary="Search the incident archive (kept past Temporal's retention)")
 async def search_archive(
     archive: Archive,
+    caller: Verified,
     severity: KnownSeverity,
     q: Annotated[str | None, Query(max_length=200, description="Words of the title")] = None,
     status: Annotated[Status | None, Query()] = None,
@@ -141,7 +152,14 @@ async def search_archive(
     found = await asyncio.to_thread(
         archive.search, q, severity, status.value if status else None, limit
     )
-    return ArchivedIncidents(incidents=found)
+    return ArchivedIncidents(incidents=[record for record in found if readable(caller, record)])
+
+
+def readable(caller: Caller, incident: IncidentState | IncidentRecord) -> bool:
+    """A private incident, live or archived, only to its members and admins."""
+    if isinstance(incident, IncidentState):
+        return sees(caller, incident.private, members(incident))
+    return sees(caller, incident.private, {p for p in [incident.commander, *incident.people] if p})
 
 
 # -- the policy in force ---------------------------------------------------------------------
