@@ -258,3 +258,103 @@ async def handoff_page_and_acknowledge(
             await asyncio.sleep(0.2)
     finally:
         await page.close()
+
+
+# The flow scenario: its own emulator, worker and task queue, so its screenshots hold only it.
+FLOW_QUEUE = "incidents-flow-page"
+CAROL, DAVE = "U0CAROL03", "U0DAVE004"
+
+
+def escalating_policy() -> Policy:
+    """sev1 tells Carol in the incident's channel after 2 s unless someone acknowledges."""
+    policy = seconds_policy().model_dump()
+    policy["severities"]["sev1"]["escalation"] = [{"after": 2, "notify": [CAROL], "page": False}]
+    return Policy.model_validate(policy)
+
+
+async def test_a_pin_a_reaction_and_a_thread_run_an_incident_from_the_page(
+    browser: BrowserContext, client: Client, settings: Settings
+):
+    """Dev server, worker, API, emulator: Erin posts in the incident's channel and pins it from
+    the page (on the timeline once), reacts :eyes: to the escalation notice (acknowledged as
+    her), and a status change shows as a reply in the announcement's thread in #incidents."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with (
+        SlackEmulator(broadcast_channel="incidents") as slack,
+        httpx.AsyncClient() as http,
+    ):
+        # A deployment of its own too: its version becomes current for this queue alone.
+        update = {"slack_api_url": slack.base_url, "task_queue": FLOW_QUEUE}
+        stack = settings.model_copy(update={**update, "deployment_name": FLOW_QUEUE})
+        async with build_worker(client, stack, http):
+            desk = IncidentDesk(client, FLOW_QUEUE, escalating_policy())
+            async with serve_slack_app(stack, desk, slack, "flow-page-secret") as url:
+                page = await browser.new_page()
+                try:
+                    await pin_react_and_follow_the_thread(page, slack, desk, url)
+                except Exception:
+                    await page.screenshot(path=str(SHOTS / "failed-flow.png"), full_page=True)
+                    raise
+                finally:
+                    await page.close()
+
+
+async def until(desk: IncidentDesk, ref: str, test: Any, failure: str) -> Any:
+    """The incident once ``test`` holds of it, within 20 s."""
+    deadline = time.monotonic() + 20
+    while not test(state := await desk.get(ref)):
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.2)
+    return state
+
+
+def marked(state: Any) -> list[Any]:
+    return [e for e in state.timeline if e.kind == "marked_message"]
+
+
+async def pin_react_and_follow_the_thread(
+    page: Page, slack: SlackEmulator, desk: IncidentDesk, url: str
+) -> None:
+    token = {"Authorization": "Bearer slack-test-token"}
+    async with httpx.AsyncClient(base_url=url, headers=token) as api:
+        body = {"title": "Checkout failing", "severity": "sev1", "by": "@dave"}
+        declared = await api.post("/incidents", json=body)
+        assert declared.status_code in (201, 202), declared.text
+        ref = declared.json()["id"]
+        state = await until(desk, ref, lambda s: s.announcement and s.channel, "not announced")
+        channel = state.channel.id
+
+        await page.goto(slack.base_url.removesuffix("api/") + "?as=" + ERIN)
+        room = page.locator(f"section:has(h2#{channel})")
+        await room.get_by_role("button", name="Join").click()  # Erin joins, as in Slack
+        said = "primary <db-1> failed over & replicas lag"
+        await page.fill("input[name=text]", said)  # a plain message, not a command
+        await page.select_option("#console select[name=channel]", channel)
+        await page.click("#console button.primary")
+        mine = room.locator("li").filter(has_text=said)
+        await mine.get_by_role("button", name="Pin", exact=True).click()
+        await room.locator("li.pinned").filter(has_text=said).wait_for(timeout=10_000)
+        state = await until(desk, ref, marked, "the pin never reached the timeline")
+        [entry] = marked(state)
+        assert (entry.text, entry.actor) == (said, ERIN)
+
+        notice = room.locator("li").filter(has_text="Escalated to level 1")
+        await notice.get_by_role("button", name="+:eyes:").click(timeout=15_000)
+        state = await until(
+            desk, ref, lambda s: s.acknowledged_by == ERIN, "the :eyes: did not acknowledge"
+        )
+        assert len(marked(state)) == 1, "the pin is on the timeline once"
+        await notice.get_by_role("button", name=":eyes: 1").wait_for(timeout=10_000)
+        await room.screenshot(path=str(SHOTS / "9-pinned-on-timeline.png"))
+
+        message = "bad deploy found, rolling back"
+        status = {"status": "identified", "message": message, "by": "@dave"}
+        changed = await api.post(f"/incidents/{ref}/status", json=status)
+        assert changed.status_code == 200, changed.text
+    incidents = slack.channel_by_name("incidents")
+    assert incidents is not None and state.announcement is not None
+    broadcast = page.locator(f"section:has(h2#{incidents.id})")
+    await broadcast.locator("ol.thread").get_by_text(message).wait_for(timeout=15_000)
+    top = [m for m in incidents.messages if m.get("thread_ts", m["ts"]) == m["ts"]]
+    assert [m["ts"] for m in top] == [state.announcement.ts], "one message per incident"
+    await broadcast.screenshot(path=str(SHOTS / "10-broadcast-thread.png"))
