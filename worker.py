@@ -54,10 +54,9 @@ from config.deployment import (
     ensure_search_attributes,
 )
 from logs import configure_logging
-from workflows.incident import IncidentWorkflow
+from workflows.incident import IncidentDigest, IncidentWorkflow
 from workflows.lifecycle.idempotency import IncidentKeyClaim
 from workflows.oncall.rotation import ScheduleWorkflow
-from workflows.resolution.digest import IncidentDigest
 
 log = structlog.get_logger()
 

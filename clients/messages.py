@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workflows import policy
 from workflows.effects import Notice, Post
 from workflows.models import Status
 from workflows.requests import IncidentBrief
 from workflows.resolution.report import duration
-from workflows.text import SLACK_USER_ID, incident_label
+from workflows.text import SLACK_USER_ID, drill_marked, incident_label
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -68,7 +67,7 @@ def cut(text: str, limit: int) -> str:
 
 def topic(brief: IncidentBrief) -> str:
     kind = f"{escape(brief.type)} · " if brief.type else ""
-    text = policy.drill_marked(
+    text = drill_marked(
         f"{brief.severity.upper()} · {kind}{brief.status.value.capitalize()} · "
         f"IC {mention(brief.commander)} · {incident_label(brief.number)}: {escape(brief.title)}",
         brief.drill,
@@ -80,7 +79,7 @@ def purpose(incident_id: str, label: str, title: str, is_drill: bool = False) ->
     """The channel purpose also marks the channel as this incident's, for retries: the
     marker at its end survives however long the title is."""
     marker = f" [{incident_id}]"
-    text = policy.drill_marked(f"{label}: {escape(title)}", is_drill)
+    text = drill_marked(f"{label}: {escape(title)}", is_drill)
     return cut(text, PURPOSE_LIMIT - len(marker)) + marker
 
 
@@ -228,7 +227,7 @@ def open_button(incident_url: str) -> dict[str, Any]:
 
 def render(post: Post, brief: IncidentBrief, incident_url: str) -> tuple[str, Blocks]:
     """The fallback text and the blocks of one notice."""
-    headline = policy.drill_marked(_headline(post, brief), brief.drill)
+    headline = drill_marked(_headline(post, brief), brief.drill)
     lines = [headline]
     # People's words are escaped; the mentions after them come only from ids.
     plain = [mention(m) for m in post.mentions if m not in post.why]

@@ -45,6 +45,7 @@ from temporalio.worker import (
 )
 
 from config.settings import Settings
+from workflows.incident import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 from workflows.lifecycle.visibility import SEARCH_ATTRIBUTES
 from workflows.oncall.rotation import (
     WORKFLOW_PREFIX,
@@ -54,7 +55,6 @@ from workflows.oncall.rotation import (
 )
 from workflows.oncall.schedules import Schedule as OncallSchedule
 from workflows.policy import Policy
-from workflows.resolution.digest import DIGEST_SCHEDULE_ID, DigestInput, IncidentDigest
 
 log = structlog.get_logger()
 

@@ -17,7 +17,7 @@ from workflows.models import Declaration, IncidentState
 from workflows.policy import DrillPolicy, EscalationTier, Policy, default_policy
 from workflows.resolution import report
 from workflows.resolution.metrics import aggregate, record_of
-from workflows.text import MAX_CHANNEL_NAME
+from workflows.text import MAX_CHANNEL_NAME, drill_channel_name
 
 MINUTE = timedelta(minutes=1)
 
@@ -37,7 +37,7 @@ def test_every_duration_of_the_policy_is_compressed() -> None:
 
 def test_a_drill_channel_is_named_as_one_within_slacks_limit() -> None:
     name = "inc-261124-" + "x" * 66
-    marked = drill.drill_channel_name(name, MAX_CHANNEL_NAME - 3)
+    marked = drill_channel_name(name, MAX_CHANNEL_NAME - 3)
     assert marked.startswith("drill-inc-261124-")
     assert len(marked) <= MAX_CHANNEL_NAME - 3
 

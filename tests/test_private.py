@@ -24,7 +24,7 @@ from temporalio.client import Client
 from config import Settings
 from localslack import SlackEmulator
 from logs import configure_logging
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import eventually, serve_http, serve_slack_app, until
 from tests.test_cli import incident

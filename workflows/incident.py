@@ -5,7 +5,8 @@ Each command is an Update whose validator and handler hand it to the rules table
 The run method is one loop: drain the outbox, continue as new when Temporal suggests it,
 sleep until the earliest deadline or the next change. A run finishes on the build it started
 on; a new run starts on the current build (Worker Versioning), so ``IncidentInput`` is the
-contract between builds.
+contract between builds. IncidentDigest, the small workflow the digest schedule starts,
+ends the module.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import re
 from datetime import timedelta
 from typing import NoReturn, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.services import ArchiveActivities, MetricsQuery
     from workflows.alerts.folding import AlertSignal
     from workflows.effects import Effect
     from workflows.escalation.deadlines import followup_deadlines
@@ -29,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish
     from workflows.models import IncidentState
     from workflows.resolution import followup
+    from workflows.resolution.metrics import IncidentMetrics
 
 
 C = TypeVar("C", bound=cmd.Command)
@@ -192,3 +197,37 @@ class IncidentWorkflow:
     drop_action_item = command(cmd.DropActionItem)
     mark_message = command(cmd.MarkMessage)
     join_channel = command(cmd.JoinChannel)
+
+
+# -- the digest: a small workflow a Temporal Schedule starts (weekly by default) -------------
+#
+# It reads the archive's figures for the period since the previous digest and posts them in
+# the broadcast channel. The schedule, not cron, keeps the cadence (see config/deployment.py).
+
+DIGEST_SCHEDULE_ID = "incident-digest"
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+class DigestInput(BaseModel):
+    period_seconds: float
+
+
+@workflow.defn
+class IncidentDigest:
+    @workflow.run
+    async def run(self, input: DigestInput) -> IncidentMetrics:
+        since = workflow.now() - timedelta(seconds=input.period_seconds)
+        metrics = await workflow.execute_activity_method(
+            ArchiveActivities.incident_metrics,
+            MetricsQuery(since=since),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+        )
+        await workflow.execute_activity_method(
+            ArchiveActivities.post_digest,
+            metrics,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RETRY,
+        )
+        return metrics

@@ -285,9 +285,8 @@ class IncidentState(BaseModel):
     public: PublicInfo | None = None  # on the status page
     type: str | None = None  # a type of the policy
     private: bool = False  # declared so or by its type: hidden from non-members
-    # Found when it opened: the closest (up to three), and how many in all (None: not known).
-    similar: list[SimilarIncident] = Field(default_factory=list)
-    recurrences: int | None = None
+    similar: list[SimilarIncident] = Field(default_factory=list)  # the closest, when it opened
+    recurrences: int | None = None  # how many similar in all (None: not known)
 
     @property
     def label(self) -> str:

@@ -29,9 +29,6 @@ from workflows.text import parse_duration as parse_duration
 # by the drill factor, so escalations, reminders, the retrospective and the archive all come
 # sooner without a single special case in the deadline code.
 M = TypeVar("M", bound=BaseModel)
-MARKER = "DRILL"
-CHANNEL_PREFIX = "drill-"
-MESSAGE_MARKER = f":construction: {MARKER}"  # leads every message and topic of a drill
 
 
 class DrillPolicy(BaseModel):
@@ -55,16 +52,6 @@ def compress(model: M, factor: float) -> M:
     """A copy of ``model`` with every duration in it, however deep, multiplied by ``factor``."""
     changed = {name: _scaled(getattr(model, name), factor) for name in type(model).model_fields}
     return model.model_copy(update=changed)
-
-
-def drill_channel_name(name: str, limit: int) -> str:
-    """The drill's channel says what it is in its name, within Slack's length limit."""
-    return (CHANNEL_PREFIX + name)[:limit].strip("-_")
-
-
-def drill_marked(text: str, is_drill: bool) -> str:
-    """Nobody mistakes a drill for the real thing, whichever message they see first."""
-    return f"{MESSAGE_MARKER} · {text}" if is_drill else text
 
 
 class EscalationTier(BaseModel):
@@ -148,7 +135,7 @@ class SeverityPolicy(BaseModel):
 
 class ChannelPolicy(BaseModel):
     name_template: str = "inc-{yymmdd}-{slug}"
-    private_name_template: str = "inc-{yymmdd}-{number}"
+    private_name_template: str = "inc-{yymmdd}-{number}"  # no word of the title
     # Bookmarked in each channel: {channel} its name, {number} the incident's (a room each).
     conference_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
 

@@ -175,3 +175,19 @@ def parse_incident_ref(ref: str) -> str:
     if not match:
         raise ValueError(f"{ref!r} is not an incident id (like INC-42 or incident-42)")
     return incident_id(int(match.group(1)))
+
+
+# Drills (see workflows/policy.py): marked in every name and message.
+DRILL_MARKER = "DRILL"
+DRILL_CHANNEL_PREFIX = "drill-"
+DRILL_MESSAGE_MARKER = f":construction: {DRILL_MARKER}"  # leads every message and topic
+
+
+def drill_channel_name(name: str, limit: int) -> str:
+    """The drill's channel says what it is in its name, within Slack's length limit."""
+    return (DRILL_CHANNEL_PREFIX + name)[:limit].strip("-_")
+
+
+def drill_marked(text: str, is_drill: bool) -> str:
+    """Nobody mistakes a drill for the real thing, whichever message they see first."""
+    return f"{DRILL_MESSAGE_MARKER} · {text}" if is_drill else text

@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from clients.messages import escape
-from workflows import policy
 from workflows.lifecycle.visibility import IncidentSummary
 from workflows.models import ActionItem, Impact, IncidentState, Status
 from workflows.oncall.schedules import Shift
 from workflows.policy import Policy
-from workflows.text import USER_ID
+from workflows.text import USER_ID, drill_marked
 
 # -- answers ---------------------------------------------------------------------------------
 MAX_LISTED = 20
@@ -30,7 +29,7 @@ FAILED = ":warning: That did not work this time (the incident service's log says
 
 def headline(state: IncidentState | IncidentSummary) -> str:
     channel = f" · <#{state.channel.id}>" if state.channel else ""
-    return policy.drill_marked(
+    return drill_marked(
         f"*{state.label}* {state.severity.upper()} · {state.status.value}"
         f" — {escape(state.title)}{channel}",
         state.drill,
@@ -166,13 +165,8 @@ def _input(
     block_id: str, label: str, element: dict[str, Any], optional: bool = False
 ) -> dict[str, Any]:
     element = {"action_id": block_id, **element}
-    return {
-        "type": "input",
-        "block_id": block_id,
-        "label": _plain(label),
-        "element": element,
-        "optional": optional,
-    }
+    fields = {"block_id": block_id, "label": _plain(label), "element": element}
+    return {"type": "input", **fields, "optional": optional}
 
 
 def _text(max_length: int, multiline: bool = False, initial: str = "") -> dict[str, Any]:
@@ -239,10 +233,7 @@ def declare_modal(policy: Policy, channel_id: str, title: str = "") -> View:
     components["placeholder"] = _plain("checkout, payments")
     blocks.append(_input("components", "Affected components", components, optional=True))
     # A select, not a checkbox: the same element every other field of the form uses.
-    seen_by = [
-        _option("everyone", "Everyone"),
-        _option(PRIVATE, "Its members only: a private channel"),
-    ]
+    seen_by = [_option("everyone", "Everyone"), _option(PRIVATE, "Its members only (private)")]
     blocks.append(_input("private", "Who may see it", _select(seen_by), optional=True))
     return _modal(DECLARE, "Declare an incident", "Declare", channel_id, blocks)
 

@@ -34,9 +34,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle.notices import failure_reason, heard
     from workflows.lifecycle.visibility import publish
     from workflows.models import IncidentState
-    from workflows.policy import Policy, drill_marked
+    from workflows.policy import Policy
     from workflows.resolution import followup, report
     from workflows.statuspage import public_incident
+    from workflows.text import drill_marked
 
 R = TypeVar("R")
 T = TypeVar("T")

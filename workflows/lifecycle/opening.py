@@ -29,7 +29,7 @@ from workflows.effects import (
 from workflows.incident_types import ONCALL
 from workflows.lifecycle.channel import conference, declared_links, unique
 from workflows.models import Channel, Declaration, IncidentState, Link, MessageRef, Role, Roles
-from workflows.policy import Policy, drill_channel_name
+from workflows.policy import Policy
 from workflows.requests import (
     IncidentBrief,
     OpenChannel,
@@ -38,7 +38,7 @@ from workflows.requests import (
     WhoHoldsRoles,
     WhoIsOnCall,
 )
-from workflows.text import MAX_CHANNEL_NAME, SLACK_USER_ID, channel_name
+from workflows.text import MAX_CHANNEL_NAME, SLACK_USER_ID, channel_name, drill_channel_name
 
 
 # The roles an incident type fills at declaration. A person the type names by id holds the role
