@@ -1,7 +1,8 @@
-"""Personal API tokens: each bound to one person, with scopes, an expiry and a revocation.
+"""Personal API tokens: each bound to one person, with scopes, an expiry and a revocation;
+and the audit log of who made and revoked them, was refused, or read a private incident.
 
 Synchronous SQLAlchemy on the incident archive's engine, in the archive's migration chain
-(``api_tokens``), like the status page's store; the API calls it in a thread.
+(``api_tokens``, ``audit_events``), like the status page's store; the API calls it in a thread.
 
 A token is ``inc_`` and 32 random bytes (256 bits, URL-safe base64). Only its SHA-256 is
 stored. A password needs a slow hash (bcrypt, argon2) because people choose guessable ones and
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import JSON, DateTime, Engine, String, func, select
+from sqlalchemy import JSON, DateTime, Engine, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from clients.archive import Base
@@ -189,3 +190,105 @@ class TokenStore:
             revoked = _token(row)
         log.info("api_token_revoked", token_id=token_id)
         return revoked
+
+
+class AuditKind(StrEnum):
+    TOKEN_CREATED = "token_created"
+    TOKEN_REVOKED = "token_revoked"
+    REFUSED = "refused"  # a 403: a scope lacking, someone else's `by`, the policy's permissions
+    PRIVATE_READ = "private_read"  # an admin, none of its members, read a private incident
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    person: Mapped[str | None] = mapped_column(String(32))
+    via: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who did or tried what (``kind``) to what (``subject``: a token id, an incident id, a
+    method and path): the person (none for a service token), the API token it came through
+    (``via``: none from Slack) and where it came in (``source``: api, cli, slack), as the
+    timeline names them."""
+
+    kind: AuditKind
+    person: str | None
+    via: str | None
+    source: str
+    subject: str
+    detail: str = ""
+    at: datetime | None = None  # when it was recorded
+    id: int = 0
+
+
+def made_event(
+    token: PersonalToken, person: str | None, via: str | None, source: str
+) -> AuditEvent:
+    """A token made, for the audit log: whose, with what scopes, until when."""
+    detail = (
+        f"for {token.user}: {', '.join(ordered(token.scopes))}, until {token.expires_at:%Y-%m-%d}"
+    )
+    return AuditEvent(AuditKind.TOKEN_CREATED, person, via, source, token.id, detail)
+
+
+class AuditLog:
+    """Written as things happen, read by admins (``GET /audit``), newest first."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, events: list[AuditEvent]) -> None:
+        """Kept, each cut to its columns' size. Never raises: what it records has happened (or
+        been refused) already, and a database failing here must not fail that."""
+        now = datetime.now(UTC)
+        rows = [
+            AuditRow(
+                at=now,
+                kind=event.kind.value,
+                person=event.person[:32] if event.person else None,
+                via=event.via[:64] if event.via else None,
+                source=event.source[:64],
+                subject=event.subject[:200],
+                detail=event.detail[:500],
+            )
+            for event in events
+        ]
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add_all(rows)
+        except Exception as error:  # whatever the driver raises: logged, and the request goes on
+            kinds = sorted({event.kind.value for event in events})
+            log.warning("audit_not_recorded", kinds=kinds, error=type(error).__name__)
+
+    def listed(
+        self,
+        kind: AuditKind | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Newest first; ``before`` an event's id, to go on from there (the cursor)."""
+        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(AuditRow.kind == kind.value)
+        if since is not None:
+            query = query.where(AuditRow.at >= since.astimezone(UTC))  # as written: UTC
+        if before is not None:
+            query = query.where(AuditRow.id < before)
+        with Session(self.engine) as session:
+            return [_event(row) for row in session.scalars(query)]
+
+
+def _event(row: AuditRow) -> AuditEvent:
+    fields = ("person", "via", "source", "subject", "detail", "id")
+    return AuditEvent(
+        kind=AuditKind(row.kind), at=_aware(row.at), **{f: getattr(row, f) for f in fields}
+    )

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from config import CliSettings
-from workflows.text import incident_label
+from workflows.text import CLIENT_HEADER, incident_label
 
 # Declaring waits until the incident's Slack channel exists, which can take a few seconds.
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
@@ -112,7 +112,9 @@ class Api:
         if body is not None and self.user:
             body.setdefault("by", self.user)
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {CLIENT_HEADER: "cli"}  # the timeline says the command came in by the CLI
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         return httpx.request(
             method, self.url + path, json=body, params=query, headers=headers, timeout=TIMEOUT
         )

@@ -40,9 +40,10 @@ from starter.cli_client import (
 from starter.command_table import COMMANDS, GROUPS, CommandRow
 from starter.command_words import placeholder, plain
 
-# Not options: who acts comes from INCIDENT_USER or the login (and the token, `via`; the
-# desk finds `answers_to`), an item's number is an argument.
-UNTYPED = {"by", "via", "answers_to", "item_id"}
+# Not options: who acts comes from INCIDENT_USER or the login (and the token, `via`, and the
+# entry point, `source`, from the API; the desk finds `answers_to`), an item's number is an
+# argument.
+UNTYPED = {"by", "via", "source", "answers_to", "item_id"}
 
 
 def _kind(row: CommandRow[Any], name: str) -> Any:

@@ -71,6 +71,7 @@ class TimelineEntry(BaseModel):
     actor: str | None = None
     text: str
     via: str | None = None  # the API token a command came through: "service-1", "tok_..."
+    source: str | None = None  # where it came in (``text.EntryPoint``): api, cli, slack...
 
 
 class ActionItem(BaseModel):
@@ -232,8 +233,7 @@ class SimilarIncident(BaseModel):
 
 
 class MessageRef(BaseModel):
-    """A message we posted, to edit it later (the kickoff and the announcement follow the
-    incident) or to reply in its thread (the broadcast channel's replies)."""
+    """A message we posted: to edit (the kickoff, the announcement) or reply to in its thread."""
 
     channel_id: str
     ts: str

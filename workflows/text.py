@@ -113,6 +113,13 @@ Text = Annotated[str, AfterValidator(clean_text)]
 RequiredText = Annotated[str, AfterValidator(clean_required_text)]
 # An emoji by its Slack name, without colons: "pushpin", "white_check_mark", "+1".
 Emoji = Annotated[str, Field(pattern=r"^[a-z0-9_+'-]{1,100}$")]
+# Where a command or a declaration came in: the API, the CLI (through the API), the Slack app,
+# or an alert source or paging service ("alert:grafana", "alert:pagerduty"). Each entry point
+# sets it itself; the API replaces what a body says, so it is never a caller's claim.
+EntryPoint = Annotated[str, Field(pattern=r"^(api|cli|slack|alert:[a-z0-9_-]{1,58})$")]
+# The HTTP header the CLI names itself in; it acts with its person's own token, so claiming
+# to be the CLI gains nothing, and any other value (or none) is the API.
+CLIENT_HEADER = "Incident-Client"
 
 
 # People are Slack user ids everywhere; these are the one spelling of what one looks like.

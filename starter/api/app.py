@@ -32,7 +32,7 @@ Every route needs `Authorization: Bearer <token>`: a service token from
 `INCIDENT_API_TOKENS` (every scope; may act for anyone), or a person's own token from
 `POST /tokens`, `/incident token` in Slack or `incident login` (its scopes; acts as its
 person only: a `by` naming someone else is 403). Reading needs `read`, anything else
-`write`, the token routes `admin`. Not needed by `/healthz`, the public status page,
+`write`, the token routes and `/audit` `admin`. Not needed by `/healthz`, the public status page,
 `/slack/events` (Slack's signature), `/integrations/pagerduty` (PagerDuty's signature) and
 `/alerts/*` (which take a service token, or a source's own token or HMAC signature from the
 policy). People are given
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
     app.include_router(oncall.router)
     app.include_router(oncall.feeds)
     app.include_router(tokens.router)
+    app.include_router(tokens.audit)
     app.state.subscribe_budget = subscribing.subscribe_budget()
     for router in (page.public, page.operate, subscribers.router):
         app.include_router(router)

@@ -8,7 +8,7 @@ people named in them resolved to Slack user ids first (``PeopleRoute``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, TypeVar
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from clients.slack_people import SlackPeople, UnknownPerson
 from config import Settings
 from starter.api.errors import ONE_INCIDENT, invalid
-from starter.api.identity import FORBIDDEN, Caller, caller_of, lacking, needed
+from starter.api.identity import FORBIDDEN, Caller, Reading, caller_of, lacking, needed
 from starter.api.identity import same_secret as same_secret  # the alert sources' check too
 from starter.command_words import resolve_fields
 from starter.desk import IncidentDesk
@@ -168,6 +168,16 @@ async def require_token(
 
 
 Verified = Annotated[Caller, Depends(require_token)]
+
+
+async def reading(request: Request, caller: Verified) -> AsyncIterator[Reading]:
+    """The route's reads of private incidents; an admin's, none of their members, audited."""
+    shown = Reading(caller)
+    yield shown
+    await shown.audit(request)
+
+
+Readings = Annotated[Reading, Depends(reading)]
 
 
 # Bodies read as their JSON schema says, with no guessing.

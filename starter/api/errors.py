@@ -17,12 +17,16 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.tokens import AuditKind
+from starter.api.identity import Caller, audit_event, audited
 from starter.desk import IncidentNotFound
 from starter.intake import Contended
 from starter.reading import NoWorkerAnswered
@@ -60,11 +64,29 @@ async def command_refused(request: Request, error: Exception) -> JSONResponse:
     return _answer(status.HTTP_409_CONFLICT, str(error))
 
 
+async def refusal_audited(request: Request, detail: str) -> None:
+    """A 403 kept in the audit log, with who was refused; nobody verified is a 401, not here."""
+    caller = getattr(request.state, "caller", None)
+    if isinstance(caller, Caller):
+        subject = f"{request.method} {request.url.path}"
+        await audited(request, [audit_event(request, caller, AuditKind.REFUSED, subject, detail)])
+
+
 async def permission_refused(request: Request, error: Exception) -> JSONResponse:
     """The policy's [permissions] refuse who acts: 403 naming the rule, wherever it was checked
     (the workflow's validator, or the desk for declaring, schedules and tokens)."""
     log.info("permission_refused", reason=str(error))
+    await refusal_audited(request, str(error))
     return _answer(status.HTTP_403_FORBIDDEN, str(error))
+
+
+async def http_refused(request: Request, error: Exception) -> Response:
+    """FastAPI's own answer; a 403 (a scope lacking, a `by` naming someone else) audited
+    first. ``openapi.every_method_allowed``, the handler of them all, answers with this."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == status.HTTP_403_FORBIDDEN:
+        await refusal_audited(request, str(error.detail))
+    return await http_exception_handler(request, error)
 
 
 async def declaration_invalid(request: Request, error: Exception) -> JSONResponse:

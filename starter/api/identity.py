@@ -17,13 +17,18 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException, Request, status
+from sqlalchemy import Engine
 
 from clients.archive import IncidentArchive
-from clients.tokens import Scope, TokenStore, ordered
+from clients.tokens import AuditEvent, AuditKind, AuditLog, Scope, TokenStore, ordered
 from config import Settings
+from workflows.incident_types import members
+from workflows.models import IncidentState
+from workflows.resolution.metrics import IncidentRecord
+from workflows.text import CLIENT_HEADER
 
 EVERY_SCOPE = frozenset(Scope)
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -62,15 +67,19 @@ def service_caller(given: str, tokens: list[str]) -> Caller | None:
     return Caller(f"service-{matched}", EVERY_SCOPE) if matched else None
 
 
-def token_store(app: FastAPI) -> TokenStore:
-    """The token store, on the archive's engine (opened on first use, shared with the archive's
-    routes: ``app.state.archive``)."""
+def archive_engine(app: FastAPI) -> Engine:
+    """The archive's engine, for the token store and the audit log (opened on first use,
+    shared with the archive's routes: ``app.state.archive``)."""
     archive: IncidentArchive | None = getattr(app.state, "archive", None)
     if archive is None:
         settings: Settings = app.state.settings
         archive = IncidentArchive(settings.database_url.get_secret_value())
         app.state.archive = archive
-    return TokenStore(archive.engine)
+    return archive.engine
+
+
+def token_store(app: FastAPI) -> TokenStore:
+    return TokenStore(archive_engine(app))
 
 
 async def caller_of(request: Request, given: str) -> Caller | str:
@@ -83,6 +92,24 @@ async def caller_of(request: Request, given: str) -> Caller | str:
     if found is None:
         return "invalid bearer token (or one expired or revoked)"
     return Caller(found.id, found.scopes, found.user)
+
+
+def entry_point(request: Request) -> str:
+    """Where a request came in, for the timeline (``workflows.text.EntryPoint``): cli or api."""
+    return "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
+
+
+def audit_event(
+    request: Request, caller: Caller, kind: AuditKind, subject: str, detail: str = ""
+) -> AuditEvent:
+    """What ``caller`` did or tried in this request, for the audit log."""
+    return AuditEvent(kind, caller.user, caller.name, entry_point(request), subject, detail)
+
+
+async def audited(request: Request, events: list[AuditEvent]) -> None:
+    """Kept in the audit log (``GET /audit``); never fails the request it records."""
+    if events:
+        await asyncio.to_thread(AuditLog(archive_engine(request.app)).record, events)
 
 
 def needed(method: str) -> Scope:
@@ -117,3 +144,29 @@ def sees(caller: Caller, private: bool, members: Collection[str]) -> bool:
     """Whether ``caller`` may read an incident: a private one only its members and admins
     (service tokens are admins); to anyone else it does not exist (404, not 403)."""
     return not private or caller.may(Scope.ADMIN) or caller.user in members
+
+
+@dataclass
+class Reading:
+    """What one request shows its caller of private incidents. ``admits`` decides each, as
+    ``sees`` does; those an admin sees without being one of their members are noted, for the
+    audit log (``dependencies.reading`` records them once the route has answered)."""
+
+    caller: Caller
+    by_admin: list[str] = field(default_factory=list)
+
+    def admits(self, incident: IncidentState | IncidentRecord) -> bool:
+        if isinstance(incident, IncidentState):
+            people = members(incident)
+        else:
+            people = {p for p in [incident.commander, *incident.people] if p}
+        shown = sees(self.caller, incident.private, people)
+        if shown and incident.private and self.caller.user not in people:
+            self.by_admin.append(incident.id)
+        return shown
+
+    async def audit(self, request: Request) -> None:
+        subject = f"{request.method} {request.url.path}"
+        kind = AuditKind.PRIVATE_READ
+        events = [audit_event(request, self.caller, kind, i, subject) for i in self.by_admin]
+        await audited(request, events)

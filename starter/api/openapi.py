@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any, get_args
 
 from fastapi import FastAPI, Request, Response, status
-from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from starter.api.errors import http_refused
 from starter.command_table import BY_MODEL
 from starter.command_words import person_fields
 from starter.status.subscribing import Subscription
@@ -250,10 +250,11 @@ def _rewrite_refs(document: Schema) -> None:
 
 
 async def every_method_allowed(request: Request, error: Exception) -> Response:
-    """FastAPI's own answer, but a 405 names every method of its path in ``Allow`` (Starlette
-    names those of the first route on the path only, and a path may have several)."""
+    """FastAPI's own answer (a 403 audited first: ``errors.http_refused``), but a 405 names
+    every method of its path in ``Allow`` (Starlette names those of the first route on the path
+    only, and a path may have several)."""
     assert isinstance(error, StarletteHTTPException)
-    answer = await http_exception_handler(request, error)
+    answer = await http_refused(request, error)
     if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         allowed: set[str] = set()
         for route in request.app.router.routes:

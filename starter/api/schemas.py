@@ -37,6 +37,11 @@ class TimelineEntryOut(BaseModel):
     via: str | None = Field(
         default=None, description="The API token the command came through, when it came so."
     )
+    source: str | None = Field(
+        default=None,
+        description="Where it came in: api, cli, slack or alert:<source> (none: the incident's "
+        "own doing, like an escalation, or recorded before entry points were).",
+    )
 
 
 class ActionItemOut(BaseModel):

@@ -21,7 +21,14 @@ from pydantic import BaseModel, ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from clients.slack_people import SlackPeople, UnknownPerson
-from clients.tokens import DEFAULT_LIFETIME, PERSONAL, TokenStore, ordered
+from clients.tokens import (
+    DEFAULT_LIFETIME,
+    PERSONAL,
+    AuditLog,
+    TokenStore,
+    made_event,
+    ordered,
+)
 from starter.command_table import BY_VERB, COMMANDS, GROUPS, CommandRow, group_usage
 from starter.command_words import Malformed, resolve_fields
 from starter.desk import IncidentDesk, IncidentNotFound
@@ -233,6 +240,8 @@ class SlackDesk:
         made, secret = await asyncio.to_thread(
             store.issue, user, PERSONAL, DEFAULT_LIFETIME, f"slack:{user}"
         )
+        audit = AuditLog(store.engine)  # never fails the token it records
+        await asyncio.to_thread(audit.record, [made_event(made, user, None, "slack")])
         until = made.expires_at.strftime("%Y-%m-%d %H:%M UTC")
         return Answer(
             f"Your personal API token ({', '.join(ordered(made.scopes))}; until {until}), "
@@ -245,9 +254,9 @@ class SlackDesk:
         return await self.desk.in_channel(where.channel_id, where.channel_name)
 
     async def command(self, ref: str, model: type[Any], fields: dict[str, Any]) -> IncidentState:
-        """Resolve the people named, validate the command, run its Update."""
+        """Resolve the people named, validate the command, run its Update (come in by Slack)."""
         data = await resolve_fields(self.people, model, fields)
-        command: cmd.Command = model.model_validate(data)
+        command: cmd.Command = model.model_validate({**data, "source": "slack"})
         log.info("slack_command", command=type(command).__name__, incident_id=ref)
         return await self.desk.command(ref, command)
 

@@ -174,7 +174,7 @@ class Heard:
         event_id = str(body.get("event_id", ""))
         kind = (body.get("event") or {}).get("type")
         try:
-            command = model.model_validate(fields)
+            command = model.model_validate({**fields, "source": "slack"})
             await self.slack.desk.command(ref, command, request_key=f"slack-event-{event_id}")
             log.info("slack_event_applied", slack_event=kind, incident_id=ref, event_id=event_id)
         except REFUSALS as error:

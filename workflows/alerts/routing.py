@@ -160,7 +160,7 @@ def declaration_for(rule: AlertRule, batch: AlertBatch, severity: str) -> Declar
         components=rule.components,
         commander=rule.commander,
         idempotency_key=idempotency_key(batch),
-        source=batch.source,
+        source=f"alert:{batch.source}",
         escalation_level=rule.escalation_level,
         links=list({link.url: link for link in links}.values())[:10],
     )

@@ -26,7 +26,7 @@ from workflows.models import (
     UserId,
 )
 from workflows.policy import Policy
-from workflows.text import Emoji, RequiredText, Text
+from workflows.text import Emoji, EntryPoint, RequiredText, Text
 
 
 # Templates complete declarations: a common kind of incident, declared in a few words.
@@ -122,6 +122,12 @@ class Command(BaseModel):
         default=None,
         max_length=64,
         description="The API token the command came through; the API sets it.",
+        json_schema_extra={"readOnly": True},
+    )
+    source: EntryPoint | None = Field(
+        default=None,
+        description="Where the command came in (api, cli, slack, alert:<source>); each entry "
+        "point sets it.",
         json_schema_extra={"readOnly": True},
     )
     # Set by the desk (what a client sends is replaced): the policy's [permissions] entries

@@ -135,21 +135,27 @@ class IncidentInput(BaseModel):
 
 
 def carry_out(state: IncidentState, policy: Policy, c: cmd.Command, now: datetime) -> list[Effect]:
-    """The command applied; the timeline entries it wrote name the API token it came through."""
+    """The command applied; the timeline entries it wrote name the API token it came through
+    and where it came in."""
     before = {id(entry) for entry in state.timeline}
     effects = rule(c).apply(state, policy, c, now)
-    if c.via:
+    if c.via or c.source:
         for entry in state.timeline:
             if id(entry) not in before:
-                entry.via = c.via
+                entry.via, entry.source = c.via, c.source
     return effects
 
 
 def on_alert(
     state: IncidentState, policy: Policy, signal: folding.AlertSignal, now: datetime
 ) -> list[Effect]:
-    """Alerts of the incident's group: folded, and links the channel lacks bookmarked."""
+    """Alerts of the incident's group: folded, and links the channel lacks bookmarked; what
+    they wrote on the timeline came in from their source."""
+    before = {id(entry) for entry in state.timeline}
     effects = folding.fold(state, policy, signal, now)
+    for entry in state.timeline:
+        if id(entry) not in before:
+            entry.source = f"alert:{signal.batch.source}"
     links = alert_links(state, policy, signal.batch)
     return effects + (bookmark(state, links) if links else [])
 

@@ -71,7 +71,8 @@ def start(
         f"Declared {'DRILL ' if declaration.drill else ''}{declaration.severity.upper()}: "
         f"{declaration.title}",
     )
-    state.timeline[-1].via = declaration.via  # the API token it came through, set by the API
+    declared = state.timeline[-1]  # the API token and entry point it came through, set by these
+    declared.via, declared.source = declaration.via, declaration.source
     refresh_deadlines(state, policy, now)
     leads = [roles.commander, roles.tech_lead, roles.comms_lead]
     people = list(dict.fromkeys(p for p in [*leads, *state.responders] if p))

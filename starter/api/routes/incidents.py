@@ -39,13 +39,14 @@ from starter.api.dependencies import (
     KnownSeverity,
     KnownType,
     PeopleRoute,
+    Readings,
     Verified,
     incident_router,
     known_to_policy,
     require_token,
 )
 from starter.api.errors import ONE_INCIDENT, invalid
-from starter.api.identity import Caller, acting_for, sees
+from starter.api.identity import Caller, acting_for, entry_point
 from starter.api.schemas import (
     PAGE_TOKEN,
     IncidentList,
@@ -58,7 +59,6 @@ from starter.command_table import COMMANDS, CommandRow
 from starter.desk import IncidentDesk, IncidentNotFound
 from starter.intake import DeclarationTooLarge
 from starter.reading import ListFilter
-from workflows.incident_types import members
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.notices import CommandRefused
 from workflows.models import DeclarationRequest, Status
@@ -112,8 +112,9 @@ def carrying_out(row: CommandRow[Any]) -> Callable[..., Awaitable[IncidentOut]]:
         **path: Any,
     ) -> IncidentOut:
         # Every command goes through here: who acts is the verified caller's to say, and the
-        # token that asked goes on the timeline with it.
+        # token that asked and where it came in go on the timeline with it.
         acting = {"by": acting_for(caller, body.by), "via": caller.name}
+        acting["source"] = entry_point(request)
         command = body.model_copy(update={**path, **acting})
         known_to_policy(desk, getattr(command, "severity", None))
         return await run(request, desk, settings, ref, command)
@@ -201,8 +202,8 @@ async def declare(
     # model_copy keeps what the caller left unset unset, so the desk's completion from the
     # template fills the rest (``InvalidDeclaration`` is a 422 naming the field, see errors).
     declared_by = acting_for(caller, body.declared_by)
-    acting = {"declared_by": declared_by, "via": caller.name}
-    asked = body.model_copy(update={"source": "api", **acting})
+    acting = {"declared_by": declared_by, "via": caller.name, "source": entry_point(request)}
+    asked = body.model_copy(update=acting)
     try:
         accepted = await desk.accept(asked, wait=desk.wait_for_channel if wait else None)
     except DeclarationTooLarge as error:
@@ -228,7 +229,7 @@ async def declare(
 async def list_incidents(
     desk: Desk,
     settings: AppSettings,
-    caller: Verified,
+    reading: Readings,
     severity: KnownSeverity,
     kind: KnownType,
     status_: Annotated[Status | None, Query(alias="status")] = None,
@@ -264,7 +265,7 @@ async def list_incidents(
             filters,
             page_size=page_size or limit,
             token=token,
-            sees=lambda state: sees(caller, state.private, members(state)),
+            sees=reading.admits,
         )
     except RPCError as error:
         # Temporal cannot parse a made-up token (it says INVALID_ARGUMENT, or UNKNOWN).
@@ -283,12 +284,13 @@ async def list_incidents(
     responses={503: {"description": "No worker answered; retry after `Retry-After` seconds."}},
 )
 async def get_incident(
-    ref: IncidentRef, desk: Desk, settings: AppSettings, caller: Verified
+    ref: IncidentRef, desk: Desk, settings: AppSettings, reading: Readings
 ) -> IncidentOut:
     """Answers even before a worker has run the incident: then as declared, `channel` null.
-    A private incident only to its members and admins: to anyone else, 404."""
+    A private incident only to its members and admins (an admin's read audited): to anyone
+    else, 404."""
     state = await desk.get(ref)
-    if not sees(caller, state.private, members(state)):
+    if not reading.admits(state):
         raise IncidentNotFound(f"no incident {ref}")
     return IncidentOut.of(state, settings.incident_url(state.id))
 

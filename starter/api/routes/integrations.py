@@ -37,6 +37,7 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 
 SIGNATURE_HEADER = "X-PagerDuty-Signature"
 MAX_SIGNATURES = 10  # one per signing secret; PagerDuty sends two while rotating
+PAGERDUTY = "alert:pagerduty"  # the entry point its commands came in by, on the timeline
 _MARKUP = re.compile(r"[<>&]")
 
 
@@ -150,13 +151,14 @@ async def _acknowledge(
     key = f"pagerduty:{event.id}"  # PagerDuty delivers at least once: applied once
     # First, so that PagerDuty echoing our own acknowledgement (we send one when someone
     # acknowledges here) is refused as already acknowledged and leaves no note.
-    await desk.command(ref, cmd.Acknowledge(by=user), request_key=key)
+    await desk.command(ref, cmd.Acknowledge(by=user, source=PAGERDUTY), request_key=key)
     # ``by`` holds Slack users only: someone PagerDuty knows and Slack does not is named here,
     # and the incident was acknowledged without a person.
     note = cmd.AddTimelineEntry(
         text=f"Acknowledged in PagerDuty by {f'<@{user}>' if user else name}.",
         author=user,
         at=event.occurred_at or datetime.now(UTC),
+        source=PAGERDUTY,
     )
     await desk.command(ref, note, request_key=key)
     return f"acknowledged as {'the Slack user ' + user if user else 'PagerDuty user ' + name}"
@@ -169,6 +171,7 @@ async def _note_resolved(desk: IncidentDesk, ref: str, event: PagerDutyEvent) ->
     note = cmd.AddTimelineEntry(
         text=f"Resolved in PagerDuty by {agent_name(event)}; not resolved here: people decide.",
         at=event.occurred_at or datetime.now(UTC),
+        source=PAGERDUTY,
     )
     await desk.command(ref, note, request_key=f"pagerduty:{event.id}")
     return "noted on the timeline; resolving is for people here"

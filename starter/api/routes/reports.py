@@ -26,15 +26,13 @@ from starter.api.dependencies import (
     Desk,
     IncidentRef,
     KnownSeverity,
-    Verified,
+    Readings,
     incident_router,
     require_token,
 )
 from starter.api.errors import invalid
-from starter.api.identity import Caller, sees
 from starter.desk import IncidentNotFound
 from starter.oncall import OnCallDesk
-from workflows.incident_types import members
 from workflows.models import IncidentState, Status
 from workflows.oncall.schedules import coverage_warnings
 from workflows.policy import PagingSeverity
@@ -83,7 +81,7 @@ ISO_WITH_ZONE = (
     responses={200: {"content": {"text/markdown": {}}}},
 )
 async def get_report(
-    ref: IncidentRef, desk: Desk, archive: Archive, caller: Verified
+    ref: IncidentRef, desk: Desk, archive: Archive, reading: Readings
 ) -> PlainTextResponse:
     incident: IncidentState | IncidentRecord | None
     try:
@@ -91,7 +89,7 @@ async def get_report(
     except IncidentNotFound:
         if (incident := await asyncio.to_thread(archive.get, ref)) is None:
             raise
-    if not readable(caller, incident):
+    if not reading.admits(incident):
         raise IncidentNotFound(f"no incident {ref}")
     if (report := incident.report) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
@@ -104,7 +102,7 @@ async def get_report(
     responses={503: {"description": "No worker answered; retry after `Retry-After` seconds."}},
 )
 async def get_similar(
-    ref: IncidentRef, desk: Desk, archive: Archive, caller: Verified
+    ref: IncidentRef, desk: Desk, archive: Archive, reading: Readings
 ) -> Recurrences:
     """Full-text search of the archive with the incident's title and components, as its kickoff
     lists them: any shared word counts; never the incident itself, a private one or a drill."""
@@ -114,7 +112,7 @@ async def get_similar(
     except IncidentNotFound:
         if (incident := await asyncio.to_thread(archive.get, ref)) is None:
             raise
-    if not readable(caller, incident):
+    if not reading.admits(incident):
         raise IncidentNotFound(f"no incident {ref}")
     found = (incident.id, incident.title, incident.components, incident.declared_at)
     return await asyncio.to_thread(archive.similar, *found)
@@ -143,7 +141,7 @@ class ArchivedIncidents(BaseModel):
 @archived.get("/incidents", summary="Search the incident archive (kept past Temporal's retention)")
 async def search_archive(
     archive: Archive,
-    caller: Verified,
+    reading: Readings,
     severity: KnownSeverity,
     q: Annotated[str | None, Query(max_length=200, description="Words of the title")] = None,
     status: Annotated[Status | None, Query()] = None,
@@ -152,14 +150,7 @@ async def search_archive(
     found = await asyncio.to_thread(
         archive.search, q, severity, status.value if status else None, limit
     )
-    return ArchivedIncidents(incidents=[record for record in found if readable(caller, record)])
-
-
-def readable(caller: Caller, incident: IncidentState | IncidentRecord) -> bool:
-    """A private incident, live or archived, only to its members and admins."""
-    if isinstance(incident, IncidentState):
-        return sees(caller, incident.private, members(incident))
-    return sees(caller, incident.private, {p for p in [incident.commander, *incident.people] if p})
+    return ArchivedIncidents(incidents=[record for record in found if reading.admits(record)])
 
 
 # -- the policy in force ---------------------------------------------------------------------

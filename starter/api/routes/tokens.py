@@ -17,14 +17,27 @@ from clients.tokens import (
     DEFAULT_LIFETIME,
     MAX_LIFETIME,
     PERSONAL,
+    AuditKind,
+    AuditLog,
     PersonalToken,
     Scope,
     TooManyTokens,
+    made_event,
     ordered,
 )
 from starter.api.dependencies import UNAUTHORIZED, PeopleRoute, Verified
-from starter.api.identity import Caller, lacking, token_store
+from starter.api.errors import invalid
+from starter.api.identity import (
+    Caller,
+    archive_engine,
+    audit_event,
+    audited,
+    entry_point,
+    lacking,
+    token_store,
+)
 from starter.api.openapi import PERSON
+from starter.api.routes.reports import ISO_WITH_ZONE
 from starter.desk import IncidentDesk, permit
 from workflows.models import UserId
 from workflows.text import SLACK_USER_ID
@@ -128,6 +141,7 @@ async def create_token(body: TokenRequest, request: Request, caller: Admin) -> I
         made, secret = await asyncio.to_thread(store.issue, body.user, scopes, lifetime, by)
     except TooManyTokens as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+    await audited(request, [made_event(made, caller.user, caller.name, entry_point(request))])
     return IssuedToken(
         id=made.id,
         token=secret,
@@ -174,4 +188,67 @@ async def revoke_token(
     await others_tokens(request, caller, found.user)
     revoked = await asyncio.to_thread(store.revoke, token_id)
     assert revoked is not None  # tokens are revoked, never deleted
+    kind, detail = AuditKind.TOKEN_REVOKED, f"{revoked.user}'s"
+    await audited(request, [audit_event(request, caller, kind, token_id, detail)])
     return TokenOut.of(revoked)
+
+
+# -- the audit log ------------------------------------------------------------------------------
+
+CURSOR = r"^[1-9][0-9]{0,17}$"  # an event's id, as an answer's next_cursor gives it
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: datetime
+    kind: AuditKind
+    person: str | None = Field(description="Who acted: a Slack user id; null for a service token.")
+    via: str | None = Field(description="The API token: service-1 or tok_...; null from Slack.")
+    source: str = Field(description="Where it came in: api, cli or slack.")
+    subject: str = Field(
+        description="The token made or revoked, the private incident read, or the refused "
+        "request's method and path."
+    )
+    detail: str = Field(description="The token's person and scopes, or the rule that refused.")
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventOut] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass it back as `cursor` for older events; null at the end."
+    )
+
+
+audit = APIRouter(prefix="/audit", tags=["tokens"], responses=UNAUTHORIZED)
+
+
+@audit.get(
+    "",
+    summary="The audit log, newest first (admin): tokens made and revoked, refusals (403), "
+    "admins reading private incidents",
+)
+async def audit_log(
+    request: Request,
+    caller: Admin,
+    kind: AuditKind | None = None,
+    since: Annotated[
+        str | None,
+        Query(pattern=ISO_WITH_ZONE, description="ISO timestamp with a zone", max_length=40),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR, description="From the previous page's next_cursor.")
+    ] = None,
+) -> AuditPage:
+    """Kept in the archive database. A page holds `limit` events at most: only a null
+    `next_cursor` means the end."""
+    try:
+        when = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        raise invalid("since", "not a timestamp with a zone", "query") from None
+    log = AuditLog(archive_engine(request.app))
+    before = int(cursor) if cursor else None
+    found = await asyncio.to_thread(log.listed, kind, when, before, limit)
+    events = [AuditEventOut.model_validate(event, from_attributes=True) for event in found]
+    more = str(found[-1].id) if len(found) == limit else None
+    return AuditPage(events=events, next_cursor=more)
