@@ -1,15 +1,26 @@
-"""The token store on both databases it runs on: SQLite and PostgreSQL (the latter started as
-tests/test_archive_postgres.py does, or INCIDENT_TEST_POSTGRES_URL; skipped when neither)."""
+"""The token store and the audit log on both databases they run on: SQLite and PostgreSQL (the
+latter started as tests/test_archive_postgres.py does, or INCIDENT_TEST_POSTGRES_URL; skipped
+when neither)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from clients.archive import IncidentArchive
-from clients.tokens import MAX_LIVE, PERSONAL, Scope, TokenStore, TooManyTokens
+from clients.tokens import (
+    MAX_LIVE,
+    PERSONAL,
+    AuditEvent,
+    AuditKind,
+    AuditLog,
+    Scope,
+    TokenStore,
+    TooManyTokens,
+    made_event,
+)
 from tests.support import upgrade_database
 from tests.test_archive_postgres import postgres_url  # noqa: F401  (a fixture)
 
@@ -55,3 +66,31 @@ def test_a_person_holds_a_bounded_number_of_live_tokens(store: TokenStore):
     store.revoke(made[0].id)
     store.issue("U0DAVE004", PERSONAL, HOUR, "service-1")
     assert len(store.listed("U0DAVE004", limit=1000)) == MAX_LIVE + 1
+
+
+def test_the_audit_log_keeps_events_newest_first_cut_to_size_and_paged(store: TokenStore):
+    audit = AuditLog(store.engine)
+    since = datetime.now(UTC)
+    made, _ = store.issue("U0ERIN005", PERSONAL, HOUR, "service-1")
+    audit.record([made_event(made, None, "service-1", "api")])
+    refused = AuditEvent(AuditKind.REFUSED, "U0BOB0002", made.id, "cli", "POST /x", "no " * 400)
+    audit.record([refused, AuditEvent(AuditKind.PRIVATE_READ, None, "service-1", "api", "i-1")])
+    newest = audit.listed(since=since)
+    assert [e.kind for e in newest[:3]] == [
+        AuditKind.PRIVATE_READ,
+        AuditKind.REFUSED,
+        AuditKind.TOKEN_CREATED,
+    ]
+    assert newest[1].detail == ("no " * 400)[:500] and newest[1].person == "U0BOB0002"
+    assert newest[2].subject == made.id and newest[2].detail.startswith("for U0ERIN005: read")
+    assert newest[0].at is not None and newest[0].at >= since - timedelta(seconds=1)
+    (only,) = audit.listed(AuditKind.REFUSED, since=since)
+    assert only.id == newest[1].id
+    assert [e.id for e in audit.listed(since=since, before=newest[0].id, limit=1)] == [newest[1].id]
+    in_paris = (datetime.now(UTC) + HOUR).astimezone(timezone(timedelta(hours=1)))
+    assert audit.listed(since=in_paris) == [], "since compares instants, whatever the zone"
+
+
+def test_an_audit_log_that_cannot_be_written_says_so_and_raises_nothing(tmp_path: Path):
+    unmigrated = IncidentArchive(f"sqlite:///{tmp_path}/empty.db").engine
+    AuditLog(unmigrated).record([AuditEvent(AuditKind.REFUSED, None, "service-1", "api", "x")])
