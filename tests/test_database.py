@@ -16,7 +16,7 @@ from sqlalchemy import inspect
 from clients.archive import MIGRATIONS, IncidentArchive
 from devrun import OWN_SETTINGS, REPO
 
-HEAD = "0005"  # the newest migration in clients/migrations/versions
+HEAD = "0006"  # the newest migration in clients/migrations/versions
 TABLES = {"incidents", "public_incidents", "status_components", "status_subscribers"}
 
 
