@@ -27,7 +27,9 @@ from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE
 from tests.support import serve_http, serve_slack_app, until
 from tests.test_permissions import permitting
+from tests.test_slack_app import Person
 from tests.test_tokens import incident as run_cli
+from workflows.models import Declaration
 
 SERVICE = "test-token-audit"
 AS_SERVICE = {"Authorization": f"Bearer {SERVICE}"}
@@ -236,11 +238,11 @@ async def test_refusals_are_in_the_audit_log_with_the_rule(api):
     assert "acts as its person only" in events[1]["detail"]
 
 
-async def test_a_refusal_by_the_policys_permissions_is_in_the_audit_log(
+async def test_refusals_by_the_policys_permissions_are_in_the_audit_log_from_api_and_slack(
     client: Client, settings: Settings, worker: None, slack: SlackEmulator
 ):
     people = SlackPeople(AsyncWebClient(base_url=slack.base_url, token=BOT_TOKEN))
-    policy = permitting(declare=["@incident-leads"])
+    policy = permitting(declare=["@incident-leads"], resolve=["role:commander"])
     desk = IncidentDesk(client, TASK_QUEUE, policy, people=people)
     app = create_app(settings.model_copy(update={"api_tokens": SERVICE}), desk=desk)
     transport = httpx.ASGITransport(app=app)
@@ -250,12 +252,20 @@ async def test_a_refusal_by_the_policys_permissions_is_in_the_audit_log(
         refused = await api.post("/incidents", json=body, headers=AS_SERVICE)
         assert refused.status_code == 403
         (event,) = await audit(api, since, kind="refused")
-    assert (event["person"], event["via"], event["subject"]) == (
-        None,
-        "service-1",
-        "POST /incidents",
-    )
-    assert event["detail"] == "declare needs @incident-leads (policy [permissions] declare)"
+        assert (event["person"], event["via"]) == (None, "service-1"), "a service token's own"
+        assert (event["subject"], event["source"]) == ("POST /incidents", "api")
+        assert event["detail"] == "declare needs @incident-leads (policy [permissions] declare)"
+
+        state, _ = await desk.declare(
+            Declaration(title="Slack resolve", severity="sev3", commander=ALICE, declared_by=CAROL)
+        )
+        since = datetime.now(UTC)
+        async with serve_slack_app(settings, desk, slack, "audit-signing-secret"):
+            reply = await Person(slack, BOB).types(f"/incident resolve {state.number} done")
+        (event,) = await audit(api, since, kind="refused")
+    assert event["detail"] in reply.text
+    assert (event["person"], event["via"], event["source"]) == (BOB, None, "slack")
+    assert event["subject"] == f"Resolve {state.id}"
 
 
 async def test_an_admins_read_of_a_private_incident_is_in_the_audit_log_a_members_is_not(api):

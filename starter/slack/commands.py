@@ -24,6 +24,8 @@ from clients.slack_people import SlackPeople, UnknownPerson
 from clients.tokens import (
     DEFAULT_LIFETIME,
     PERSONAL,
+    AuditEvent,
+    AuditKind,
     AuditLog,
     TokenStore,
     made_event,
@@ -36,7 +38,7 @@ from starter.slack import blocks
 from workflows.incident_types import members
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle.commands import complete
-from workflows.lifecycle.notices import CommandRefused
+from workflows.lifecycle.notices import CommandRefused, PermissionRefused
 from workflows.models import Declaration, DeclarationRequest, IncidentState
 from workflows.text import parse_incident_ref
 
@@ -257,8 +259,15 @@ class SlackDesk:
         """Resolve the people named, validate the command, run its Update (come in by Slack)."""
         data = await resolve_fields(self.people, model, fields)
         command: cmd.Command = model.model_validate({**data, "source": "slack"})
+        what = f"{type(command).__name__} {ref}"
         log.info("slack_command", command=type(command).__name__, incident_id=ref)
-        return await self.desk.command(ref, command)
+        try:
+            return await self.desk.command(ref, command)
+        except PermissionRefused as error:
+            if self.tokens is not None:  # in the audit log, as the API's refusals are
+                event = AuditEvent(AuditKind.REFUSED, command.by, None, "slack", what, str(error))
+                await asyncio.to_thread(AuditLog(self.tokens().engine).record, [event])
+            raise
 
     async def _declare(self, asked: Asked, where: Where, client: AsyncWebClient) -> Answer | None:
         if asked.model is None:
