@@ -40,6 +40,11 @@ as Slack user ids (like `U024BE7LH`), mentions
 (`<@U024BE7LH>`), handles (`@bob`) or emails, and resolved to ids; an unknown one gets 422
 naming it. Incident ids are
 `incident-42`; `INC-42` and `42` are accepted too.
+
+The timeline names, for each command, who acted (`actor`), the token (`via`) and where it came
+in (`source`: `api`; `cli` when the request carries `Incident-Client: cli`, as the `incident`
+CLI's do). Token changes, refusals (403) and admins' reads of private incidents are in
+`GET /audit`.
 """
 
 
