@@ -37,7 +37,7 @@ from starter.api.identity import (
     token_store,
 )
 from starter.api.openapi import PERSON
-from starter.api.routes.reports import ISO_WITH_ZONE
+from starter.command_words import ISO_WITH_ZONE
 from starter.desk import IncidentDesk, permit
 from workflows.models import UserId
 from workflows.text import SLACK_USER_ID
