@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -240,9 +241,11 @@ def made_event(
 
 
 class AuditLog:
-    """Written as things happen, read by admins (``GET /audit``), newest first."""
+    """Written as things happen, read by admins (``GET /audit``), newest first. ``engine``
+    opens the archive's engine when needed, so that an archive that cannot even be opened
+    fails no write either."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Callable[[], Engine]) -> None:
         self.engine = engine
 
     def record(self, events: list[AuditEvent]) -> None:
@@ -262,9 +265,9 @@ class AuditLog:
             for event in events
         ]
         try:
-            with Session(self.engine) as session, session.begin():
+            with Session(self.engine()) as session, session.begin():
                 session.add_all(rows)
-        except Exception as error:  # whatever the driver raises: logged, and the request goes on
+        except Exception as error:  # whatever opening or writing raised: logged, and on we go
             kinds = sorted({event.kind.value for event in events})
             log.warning("audit_not_recorded", kinds=kinds, error=type(error).__name__)
 
@@ -283,7 +286,7 @@ class AuditLog:
             query = query.where(AuditRow.at >= since.astimezone(UTC))  # as written: UTC
         if before is not None:
             query = query.where(AuditRow.id < before)
-        with Session(self.engine) as session:
+        with Session(self.engine()) as session:
             return [_event(row) for row in session.scalars(query)]
 
 

@@ -318,22 +318,32 @@ async def test_the_audit_log_is_paged_and_filtered(api):
         assert (await api.get("/audit", params=bad, headers=AS_SERVICE)).status_code == 422
 
 
+@pytest.mark.parametrize(
+    "archive",
+    [
+        "sqlite:///{tmp}/unmigrated.db",  # no audit table: every write fails
+        "sqlite:////proc/no-archive/incidents.db",  # cannot even be opened
+    ],
+)
 async def test_an_audit_log_that_cannot_be_written_fails_nothing(
-    settings, desk, tmp_path, capsys, caplog
+    client: Client, settings: Settings, worker: None, tmp_path: Path, capsys, archive: str
 ):
-    # A database without the audit's table (never migrated): every write to it fails.
-    broken = SecretStr(f"sqlite:///{tmp_path}/unmigrated.db")
-    app = create_app(
-        settings.model_copy(update={"api_tokens": SERVICE, "database_url": broken}), desk=desk
-    )
+    policy = permitting(declare=["@incident-leads"])
+    desk = IncidentDesk(client, TASK_QUEUE, policy)
+    broken = SecretStr(archive.format(tmp=tmp_path))
+    changed = {"api_tokens": SERVICE, "database_url": broken}
+    app = create_app(settings.model_copy(update=changed), desk=desk)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=60) as api:
-        secret = await declared(api, private=True)
-        read = await api.get(f"/incidents/{secret['id']}", headers=AS_SERVICE)
-        assert read.status_code == 200, "an admin's read is answered though not audited"
-        body = {"by": ALICE, "source": "cli"}
-        acked = await api.post(
-            f"/incidents/{secret['id']}/acknowledge", json=body, headers=AS_SERVICE
+        refused = await api.post("/incidents", json={"title": "x", "severity": "sev3", "by": BOB})
+        assert refused.status_code == 401
+        refused = await api.post(
+            "/incidents", json={"title": "x", "severity": "sev3", "by": BOB}, headers=AS_SERVICE
         )
-        assert acked.status_code == 200
-    assert "audit_not_recorded" in capsys.readouterr().out
+        assert refused.status_code == 403, "refused as ever, though not audited"
+        assert refused.json()["detail"].startswith("declare needs @incident-leads")
+        secret = await declared(api, private=True, by=None)
+        read = await api.get(f"/incidents/{secret['id']}", headers=AS_SERVICE)
+        assert read.status_code == 200, "an admin's read is answered, though not audited"
+    logged = capsys.readouterr().out
+    assert logged.count("audit_not_recorded") == 2, logged

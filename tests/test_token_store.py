@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from clients.archive import IncidentArchive
 from clients.tokens import (
@@ -69,7 +70,7 @@ def test_a_person_holds_a_bounded_number_of_live_tokens(store: TokenStore):
 
 
 def test_the_audit_log_keeps_events_newest_first_cut_to_size_and_paged(store: TokenStore):
-    audit = AuditLog(store.engine)
+    audit = AuditLog(lambda: store.engine)
     since = datetime.now(UTC)
     made, _ = store.issue("U0ERIN005", PERSONAL, HOUR, "service-1")
     audit.record([made_event(made, None, "service-1", "api")])
@@ -91,6 +92,12 @@ def test_the_audit_log_keeps_events_newest_first_cut_to_size_and_paged(store: To
     assert audit.listed(since=in_paris) == [], "since compares instants, whatever the zone"
 
 
-def test_an_audit_log_that_cannot_be_written_says_so_and_raises_nothing(tmp_path: Path):
+def test_an_audit_log_that_cannot_be_opened_or_written_raises_nothing(tmp_path: Path):
     unmigrated = IncidentArchive(f"sqlite:///{tmp_path}/empty.db").engine
-    AuditLog(unmigrated).record([AuditEvent(AuditKind.REFUSED, None, "service-1", "api", "x")])
+
+    def unopenable() -> Engine:
+        raise PermissionError("no archive here")
+
+    event = AuditEvent(AuditKind.REFUSED, None, "service-1", "api", "x")
+    for engine in (lambda: unmigrated, unopenable):
+        AuditLog(engine).record([event])

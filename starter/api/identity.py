@@ -15,6 +15,7 @@ need ``admin``. Refusals are 403 naming the rule, so the caller knows what to as
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ def token_store(app: FastAPI) -> TokenStore:
     return TokenStore(archive_engine(app))
 
 
+def audit_log(app: FastAPI) -> AuditLog:
+    return AuditLog(functools.partial(archive_engine, app))
+
+
 async def caller_of(request: Request, given: str) -> Caller | str:
     """The caller a bearer token names, or why it names none (said in the 401)."""
     settings: Settings = request.app.state.settings
@@ -109,7 +114,7 @@ def audit_event(
 async def audited(request: Request, events: list[AuditEvent]) -> None:
     """Kept in the audit log (``GET /audit``); never fails the request it records."""
     if events:
-        await asyncio.to_thread(AuditLog(archive_engine(request.app)).record, events)
+        await asyncio.to_thread(audit_log(request.app).record, events)
 
 
 def needed(method: str) -> Scope:

@@ -242,7 +242,7 @@ class SlackDesk:
         made, secret = await asyncio.to_thread(
             store.issue, user, PERSONAL, DEFAULT_LIFETIME, f"slack:{user}"
         )
-        audit = AuditLog(store.engine)  # never fails the token it records
+        audit = AuditLog(lambda: store.engine)  # never fails the token it records
         await asyncio.to_thread(audit.record, [made_event(made, user, None, "slack")])
         until = made.expires_at.strftime("%Y-%m-%d %H:%M UTC")
         return Answer(
@@ -264,9 +264,9 @@ class SlackDesk:
         try:
             return await self.desk.command(ref, command)
         except PermissionRefused as error:
-            if self.tokens is not None:  # in the audit log, as the API's refusals are
+            if (tokens := self.tokens) is not None:  # audited, as the API's refusals are
                 event = AuditEvent(AuditKind.REFUSED, command.by, None, "slack", what, str(error))
-                await asyncio.to_thread(AuditLog(self.tokens().engine).record, [event])
+                await asyncio.to_thread(AuditLog(lambda: tokens().engine).record, [event])
             raise
 
     async def _declare(self, asked: Asked, where: Where, client: AsyncWebClient) -> Answer | None:

@@ -18,7 +18,6 @@ from clients.tokens import (
     MAX_LIFETIME,
     PERSONAL,
     AuditKind,
-    AuditLog,
     PersonalToken,
     Scope,
     TooManyTokens,
@@ -29,8 +28,8 @@ from starter.api.dependencies import UNAUTHORIZED, PeopleRoute, Verified
 from starter.api.errors import invalid
 from starter.api.identity import (
     Caller,
-    archive_engine,
     audit_event,
+    audit_log,
     audited,
     entry_point,
     lacking,
@@ -227,7 +226,7 @@ audit = APIRouter(prefix="/audit", tags=["tokens"], responses=UNAUTHORIZED)
     summary="The audit log, newest first (admin): tokens made and revoked, refusals (403), "
     "admins reading private incidents",
 )
-async def audit_log(
+async def list_audit(
     request: Request,
     caller: Admin,
     kind: AuditKind | None = None,
@@ -246,9 +245,8 @@ async def audit_log(
         when = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
     except ValueError:
         raise invalid("since", "not a timestamp with a zone", "query") from None
-    log = AuditLog(archive_engine(request.app))
     before = int(cursor) if cursor else None
-    found = await asyncio.to_thread(log.listed, kind, when, before, limit)
+    found = await asyncio.to_thread(audit_log(request.app).listed, kind, when, before, limit)
     events = [AuditEventOut.model_validate(event, from_attributes=True) for event in found]
     more = str(found[-1].id) if len(found) == limit else None
     return AuditPage(events=events, next_cursor=more)
