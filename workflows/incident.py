@@ -27,10 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation.deadlines import followup_deadlines
     from workflows.escalation.tiers import fire
     from workflows.lifecycle import commands as cmd
-    from workflows.lifecycle import idempotency, rules
+    from workflows.lifecycle import rules
     from workflows.lifecycle.effect_runner import EffectRunner
     from workflows.lifecycle.rules import IncidentInput as IncidentInput
-    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish
+    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish, remember, repeated
     from workflows.models import IncidentState
     from workflows.resolution import followup
     from workflows.resolution.metrics import IncidentMetrics
@@ -138,17 +138,17 @@ class IncidentWorkflow:
         )
 
     def _check(self, command: cmd.Command) -> None:
-        if not idempotency.repeated(self.state):  # a repeat is answered, not checked again
+        if not repeated(self.state):  # a repeat is answered, not checked again
             rules.check(self.state, self.policy, command)
 
     def _apply(self, command: cmd.Command) -> IncidentState:
-        if idempotency.repeated(self.state):
+        if repeated(self.state):
             return self.state  # applied in an earlier run: answered, not applied twice
         # A worker that was down may get a fired timer and a later command in one activation,
         # handler first: a tier due before an acknowledgement must still notify.
         self._fire_due()
         self._changed(rules.carry_out(self.state, self.policy, command, workflow.now()))
-        idempotency.remember(self.state)
+        remember(self.state)
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:

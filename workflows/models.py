@@ -274,7 +274,7 @@ class IncidentState(BaseModel):
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     alerts: AlertTally = Field(default_factory=AlertTally)
-    # Update ids already applied, across runs (workflows/lifecycle/idempotency.py).
+    # Update ids already applied, across runs (workflows/lifecycle/visibility.py).
     applied_updates: list[str] = Field(default_factory=list)
     kickoff: MessageRef | None = None
     announcement: MessageRef | None = None  # in the broadcast channel; its thread has the rest

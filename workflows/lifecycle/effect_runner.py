@@ -30,9 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation.tiers import reach
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import edits, incident_brief
-    from workflows.lifecycle.idempotency import release_key
     from workflows.lifecycle.notices import failure_reason, heard
-    from workflows.lifecycle.visibility import publish
+    from workflows.lifecycle.visibility import publish, release_key
     from workflows.models import IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup, report
