@@ -169,7 +169,7 @@ class EffectRunner:
             if post.mentions:
                 await self._send(post, post.mentions[0], f"remind <@{post.mentions[0]}>")
             return
-        target = self._channel_id() if audience is fx.Audience.CHANNEL else None
+        target = self._channel_id() if audience is fx.Audience.CHANNEL else post.channel
         if audience is fx.Audience.CHANNEL and target is None:
             return  # no channel: the problem creating it is on the timeline already
         if posted := await self._send(post, target, f"post the {post.notice.value} message"):
