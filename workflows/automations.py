@@ -17,7 +17,7 @@ import string
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio import workflow
 
 from workflows.text import SLACK_USER_ID, Duration
@@ -167,6 +167,14 @@ class Automation(BaseModel):
                     f"automation {data.get('name')!r}: unknown {what} field {sorted(unknown)}; "
                     f"known: {', '.join(sorted(known))}"
                 )
+        for number, step in enumerate(steps, start=1):
+            try:
+                Step.model_validate(step)
+            except ValidationError as error:  # said again naming the rule and the step
+                problem = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+                raise ValueError(
+                    f"automation {data.get('name')!r}: step {number}: {problem}"
+                ) from None
         return data
 
     @model_validator(mode="after")
