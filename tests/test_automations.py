@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from workflows.alerts.routing import AlertBatch
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, IncidentState, Role, Status
-from workflows.policy import Policy, load_policy
+from workflows.policy import Policy, default_policy, load_policy
+from workflows.preview import Scenario, preview
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
 TRIGGERS = [
@@ -248,3 +249,29 @@ def _toml(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return "'" + value + "'" if '"' in value else f'"{value}"'
+
+
+def test_the_preview_shows_which_rules_fire_and_when():
+    rule = {
+        "name": "page the secondary",
+        "on": "declared",
+        "after": "30m",
+        "unless": "incident.acknowledged",
+        "do": [{"page": BOB}, {"post": {"channel": "#payments", "text": "{label} unanswered"}}],
+    }
+    policy = Policy.model_validate({**default_policy().model_dump(), "automations": [rule]})
+
+    def shown(ack_after: str) -> list[tuple[timedelta, str]]:
+        scenario = Scenario(severity="sev1", ack_after=ack_after, horizon="1h")
+        return [(s.after, s.text) for s in preview(policy, scenario) if s.what == "automation"]
+
+    late, early = shown("40m"), shown("20m")
+    assert late[:3] == [
+        (timedelta(0), "Automation 'page the secondary' waits 0:30:00"),
+        (timedelta(minutes=30), "Automation 'page the secondary': paged <@U0BOB0002>"),
+        (timedelta(minutes=30), "Automation 'page the secondary': posted in #payments"),
+    ]
+    assert early[-1] == (
+        timedelta(minutes=30),
+        "Automation 'page the secondary' called off: unless held",
+    )

@@ -179,6 +179,8 @@ class Automation(BaseModel):
 
     @model_validator(mode="after")
     def _expressions_compile(self) -> Automation:
+        if workflow.in_workflow():
+            return self  # checked when the policy was loaded: a replay need not compile again
         for which, source in (("if", self.if_), ("unless", self.unless)):
             if source is not None:
                 check_expression(source, self.on, f"automation {self.name!r}: {which}")

@@ -1,8 +1,9 @@
 """Policy preview: the timeline a policy would produce for an incident, without declaring one.
 
 It runs the workflow's own pure functions (``states.start``, the ``apply_*`` commands, the
-follow-through's deadlines, ``followup.on_resolved`` and ``tiers.fire``) on a simulated clock,
-so what it shows is what the deadline loop would do: a team checks a policy before it ships.
+follow-through's deadlines, ``followup.on_resolved``, ``automating.fire`` and the policy's
+automations, ``automating.automate``) on a simulated clock, so what it shows is what the
+deadline loop would do, which rules fire and when: a team checks a policy before it ships.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from workflows.effects import (
     SendRetrospective,
 )
 from workflows.escalation.deadlines import followup_deadlines as deadlines
-from workflows.escalation.tiers import fire, on_call_schedules, reach
+from workflows.escalation.tiers import on_call_schedules, reach
+from workflows.lifecycle import automating, states
 from workflows.lifecycle import commands as cmd
-from workflows.lifecycle import states
+from workflows.lifecycle.automating import Moment
 from workflows.models import Declaration, IncidentState, Status
 from workflows.oncall.schedules import Override, on_call
 from workflows.policy import Duration, Policy
@@ -57,7 +59,9 @@ def _steps(effects: list[Effect], at: timedelta) -> list[Step]:
     steps = []
     for effect in effects:
         if isinstance(effect, Post):
-            where = [a.value for a in effect.audience]
+            where = [
+                (effect.channel or a) if a is Audience.NAMED else a.value for a in effect.audience
+            ]
             why = [f"{who}, {effect.why[who]}" for who in effect.mentions if who in effect.why]
             text = " · ".join([effect.text, *why]) if effect.text else " · ".join(why)
             post = Step(after=at, what=effect.notice.value, where=where, who=effect.mentions)
@@ -148,7 +152,8 @@ def preview(policy: Policy, scenario: Scenario, rosters: Rosters | None = None) 
     policy.severity(scenario.severity)
     declaration = Declaration(title="Policy preview", severity=scenario.severity)
     state, effects = states.start(0, "incident-preview", declaration, policy, START)
-    steps = _resolved(state, policy, effects, rosters, START)
+    effects, moment = _automate(state, policy, effects, None, START)
+    steps = [*_said(state, 0, START), *_resolved(state, policy, effects, rosters, START)]
     end = START + scenario.horizon
     for _ in range(MAX_STEPS):
         due = deadlines(state, policy)
@@ -156,12 +161,36 @@ def preview(policy: Policy, scenario: Scenario, rosters: Rosters | None = None) 
         now = min([*due.values(), *([acted] if acted else [])], default=None)
         if now is None or now > end or state.archived_at is not None:
             break
+        seen = len(state.timeline)
         effects = _act(state, policy, scenario, now)
+        effects, moment = _automate(state, policy, effects, moment, now)
         for deadline, at in deadlines(state, policy).items():
             if at <= now:
-                effects += fire(state, policy, deadline, now)
-        steps += _resolved(state, policy, effects, rosters, now)
+                effects += automating.fire(state, policy, deadline, now)
+        effects, moment = _automate(state, policy, effects, moment, now)
+        steps += [*_said(state, seen, now), *_resolved(state, policy, effects, rosters, now)]
     return steps
+
+
+def _automate(
+    state: IncidentState,
+    policy: Policy,
+    effects: list[Effect],
+    before: Moment | None,
+    now: datetime,
+) -> tuple[list[Effect], Moment | None]:
+    """The rules the change triggers, as the workflow's ``_changed`` runs them."""
+    if not policy.automations:
+        return effects, before
+    more, moment = automating.automate(state, policy, before, now)
+    return [*effects, *more], moment
+
+
+def _said(state: IncidentState, seen: int, now: datetime) -> list[Step]:
+    """What the rules did, began waiting for or were called off since the timeline's ``seen``
+    entries: one step each, as the timeline says it."""
+    said = [e for e in state.timeline[seen:] if e.text.startswith("Automation '")]
+    return [Step(after=now - START, what="automation", text=e.text) for e in said]
 
 
 def _resolved(
