@@ -12,21 +12,29 @@ Pure; CEL is the ``common-expression-language`` package (a Rust extension, deter
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from temporalio import workflow
 
 from workflows.text import SLACK_USER_ID, Duration
 
 with workflow.unsafe.imports_passed_through():
     import cel
-
-if TYPE_CHECKING:  # the state holds the rules' waits, so it imports this module
-    from workflows.models import IncidentState
 
 Trigger = Literal[
     "declared",
@@ -59,7 +67,19 @@ LITERAL = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'")
 ONCALL = "oncall:"
 # Who a step names: a user id, an @handle, an email, a user group or ``oncall:<schedule>``.
 PERSON = r"^(oncall:\S+|@\S+|[^@\s]+@[^@\s]+|[UWS][A-Z0-9]{2,20})$"
-Person = Field(max_length=254, pattern=PERSON)
+
+
+def _person(given: str) -> str:
+    if not re.match(PERSON, given):
+        raise ValueError(f"{given!r} is not a user id, @handle, email or oncall:<name>")
+    return given
+
+
+Person = Annotated[str, Field(max_length=254), AfterValidator(_person)]
+# One person or a list: ``page = "oncall:payments"`` or ``invite = ["@bob", "@carol"]``.
+People = Annotated[
+    list[Person], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(max_length=50)
+]
 
 
 class Post(BaseModel):
@@ -71,7 +91,7 @@ class Post(BaseModel):
 
 class DirectMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str = Person
+    to: Person
     text: str = Field(min_length=1, max_length=2000)
 
 
@@ -102,8 +122,8 @@ class Step(BaseModel):
     """One thing a rule does: exactly one of these keys, ``{ page = "oncall:payments" }``."""
 
     model_config = ConfigDict(extra="forbid")
-    invite: list[str] | None = Field(default=None, min_length=1, max_length=50)
-    page: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    invite: People | None = None
+    page: People | None = None
     assign: Assign | None = None
     post: Post | None = None
     dm: DirectMessage | None = None
@@ -111,23 +131,11 @@ class Step(BaseModel):
     action_item: ActionItemStep | None = None
     set: SetField | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _one_person_or_many(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in ("invite", "page"):
-                if isinstance(data.get(key), str):
-                    data = {**data, key: [data[key]]}
-        return data
-
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
         given = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        if len(given) != 1:
+        if len(given) != 1 or [] in (self.invite, self.page):
             raise ValueError(f"a step does one thing, not {given or 'nothing'}")
-        for person in (*(self.invite or []), *(self.page or [])):
-            if not re.match(PERSON, person):
-                raise ValueError(f"{person!r} is not a user id, @handle, email or oncall:<name>")
         return self
 
     @property
@@ -141,7 +149,8 @@ class Step(BaseModel):
 class Automation(BaseModel):
     """``[[automations]]``: one rule. Its expressions are compiled when the policy loads."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Written and carried as ``if`` (a Python keyword, hence the field's name).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^'\n]+$")
     on: Trigger
     if_: str | None = Field(default=None, alias="if", max_length=2000)
@@ -152,35 +161,35 @@ class Automation(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        """An unknown key (``iff``, a step ``pgae``) refused naming the rule, not its index."""
-        if not isinstance(data, dict):
-            return data
-        given = data.get("do")
-        steps: list[Any] = given if isinstance(given, list) else []
-        keys = {"rule": set(data), "step": {k for s in steps if isinstance(s, dict) for k in s}}
-        for what, known in (
-            ("rule", {"name", "on", "if", "after", "unless", "do"}),
-            ("step", set(Step.model_fields)),
-        ):
-            if unknown := keys[what] - known:
-                raise ValueError(
-                    f"automation {data.get('name')!r}: unknown {what} field {sorted(unknown)}; "
-                    f"known: {', '.join(sorted(known))}"
-                )
-        for number, step in enumerate(steps, start=1):
-            try:
-                Step.model_validate(step)
-            except ValidationError as error:  # said again naming the rule and the step
-                problem = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
-                raise ValueError(
-                    f"automation {data.get('name')!r}: step {number}: {problem}"
-                ) from None
+        """An unknown key (``iff``) refused naming the rule, not its index."""
+        known = {"name", "on", "if", "if_", "after", "unless", "do"}
+        if isinstance(data, dict) and (unknown := set(data) - known):
+            raise ValueError(
+                f"automation {data.get('name')!r}: unknown rule field {sorted(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         return data
+
+    @field_validator("do", mode="wrap")
+    @classmethod
+    def _steps_named(cls, steps: Any, handler: ValidatorFunctionWrapHandler, info: Any) -> Any:
+        """A step refused naming the rule and the step (``name`` is validated before)."""
+        try:
+            return handler(steps)
+        except ValidationError as error:
+            said = []
+            for e in error.errors():
+                loc = [str(part) for part in e["loc"]]
+                where = f"step {int(loc[0]) + 1}" if loc and loc[0].isdigit() else "do"
+                if e["type"] == "extra_forbidden":
+                    said.append(f"{where}: unknown step field {loc[1:]}")
+                else:
+                    said.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+            name = info.data.get("name")
+            raise ValueError(f"automation {name!r}: {'; '.join(said)}") from None
 
     @model_validator(mode="after")
     def _expressions_compile(self) -> Automation:
-        if workflow.in_workflow():
-            return self  # checked when the policy was loaded: a replay need not compile again
         for which, source in (("if", self.if_), ("unless", self.unless)):
             if source is not None:
                 check_expression(source, self.on, f"automation {self.name!r}: {which}")
@@ -210,24 +219,39 @@ class Unevaluable(ValueError):
 
 def check_expression(source: str, trigger: str, where: str) -> None:
     """Compiled, its fields known, and true or false on a sample of the view; else refused."""
+    if problem := expression_problem(source, trigger):
+        raise ValueError(f"{where}: {problem}")
+
+
+# Pure functions of their arguments, remembered per process: a policy is validated again each
+# time a workflow's input is decoded (a replay from scratch, every continue-as-new), and its
+# expressions need compiling once. What they hold never depends on an incident.
+@functools.lru_cache(maxsize=4096)
+def expression_problem(source: str, trigger: str) -> str | None:
     try:
-        cel.compile(source)
+        program(source)
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        return str(error)
     for root, name in NAMED.findall(LITERAL.sub('""', source)):
         known = INCIDENT_FIELDS if root == "incident" else EVENT_FIELDS
         if name not in known:
-            raise ValueError(f"{where}: unknown field {root}.{name}; known: {', '.join(known)}")
+            return f"unknown field {root}.{name}; known: {', '.join(known)}"
     try:
         holds(source, sample_view(trigger))
     except Unevaluable as error:
-        raise ValueError(f"{where}: {error}") from None
+        return str(error)
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def program(source: str) -> cel.Program:
+    return cel.compile(source)
 
 
 def holds(source: str, view: dict[str, Any]) -> bool:
     """The expression's answer on ``view``; ``Unevaluable`` when it has none, or not a bool."""
     try:
-        answer = cel.compile(source).execute(view)
+        answer = program(source).execute(view)
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise Unevaluable(f"{source!r} cannot be evaluated: {error}") from None
     if not isinstance(answer, bool):
@@ -266,32 +290,3 @@ def event(kind: str, **given: Any) -> dict[str, Any]:
 def sample_view(trigger: str) -> dict[str, Any]:
     """Every field with a value of its type, to try an expression on when the policy loads."""
     return {"incident": dict(INCIDENT_FIELDS), "event": event(trigger)}
-
-
-def incident_view(state: IncidentState, now: datetime) -> dict[str, Any]:
-    """``incident`` as the expressions read it (docs/contract.md lists each field)."""
-    roles = state.roles
-    return {
-        "id": state.id,
-        "number": state.number,
-        "label": state.label,
-        "title": state.title,
-        "summary": state.summary,
-        "severity": state.severity,
-        "status": state.status.value,
-        "impact": state.impact.value,
-        "components": list(state.components),
-        "type": state.type or "",
-        "private": state.private,
-        "drill": state.drill,
-        "commander": roles.commander or "",
-        "tech_lead": roles.tech_lead or "",
-        "comms_lead": roles.comms_lead or "",
-        "responders": list(state.responders),
-        "acknowledged": state.acknowledged_at is not None,
-        "escalation_level": state.escalation_level,
-        "age_seconds": (now - state.declared_at).total_seconds(),
-        "public": state.public is not None,
-        "alerts_firing": state.alerts.firing,
-        "open_action_items": sum(1 for item in state.action_items if item.is_open),
-    }

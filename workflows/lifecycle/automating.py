@@ -30,6 +30,35 @@ from workflows.policy import EscalationTier, Policy
 ROLE_NAMES = ("commander", "tech_lead", "comms_lead")
 
 
+def incident_view(state: IncidentState, now: datetime) -> dict[str, Any]:
+    """``incident`` as the expressions read it (docs/contract.md lists each field)."""
+    roles = state.roles
+    return {
+        "id": state.id,
+        "number": state.number,
+        "label": state.label,
+        "title": state.title,
+        "summary": state.summary,
+        "severity": state.severity,
+        "status": state.status.value,
+        "impact": state.impact.value,
+        "components": list(state.components),
+        "type": state.type or "",
+        "private": state.private,
+        "drill": state.drill,
+        "commander": roles.commander or "",
+        "tech_lead": roles.tech_lead or "",
+        "comms_lead": roles.comms_lead or "",
+        "responders": list(state.responders),
+        "acknowledged": state.acknowledged_at is not None,
+        "escalation_level": state.escalation_level,
+        "age_seconds": (now - state.declared_at).total_seconds(),
+        "public": state.public is not None,
+        "alerts_firing": state.alerts.firing,
+        "open_action_items": sum(1 for item in state.action_items if item.is_open),
+    }
+
+
 class Moment(NamedTuple):
     """What the triggers compare before and after a change: small, no copy of the state."""
 
@@ -99,11 +128,17 @@ def automate(
     effects: list[Effect] = []
     for happened in events(before, state):
         for rule in (r for r in policy.automations if r.on == happened["kind"]):
-            view = {"incident": auto.incident_view(state, now), "event": happened}
+            view = {"incident": incident_view(state, now), "event": happened}
             if not _answer(state, rule, rule.if_, view, now):
                 continue
             if rule.after is not None:
-                _wait(state, rule, happened, now + rule.after, now)
+                state.notices_posted += 1  # numbers the wait, so a commander can name it
+                number, due = str(state.notices_posted), now + rule.after
+                wait = auto.AutomationWait(
+                    id=number, rule=rule.name, event=happened, due_at=due, while_open=state.is_open
+                )
+                state.automations.append(wait)
+                state.note(now, "automation", None, f"Automation '{rule.name}' waits {rule.after}")
             elif not (rule.unless and _answer(state, rule, rule.unless, view, now, True)):
                 effects += _run(state, policy, rule, now)
         if happened["kind"] == "resolved":
@@ -111,33 +146,6 @@ def automate(
     if state.archived_at is not None and state.automations:
         _call_off(state, now, state.automations, "the channel is archived")
     return effects, moment(state)
-
-
-def _wait(
-    state: IncidentState,
-    rule: auto.Automation,
-    happened: dict[str, Any],
-    due: datetime,
-    now: datetime,
-) -> None:
-    state.notices_posted += 1  # numbers the wait, so a commander can name it
-    wait = auto.AutomationWait(
-        id=str(state.notices_posted),
-        rule=rule.name,
-        event=happened,
-        due_at=due,
-        while_open=state.is_open,
-    )
-    state.automations.append(wait)
-    seconds = int((due - now).total_seconds())
-    state.note(
-        now, "automation", None, f"Automation '{rule.name}' waits {timedelta(seconds=seconds)}"
-    )
-
-
-def due(state: IncidentState) -> datetime | None:
-    """When the first waiting rule's wait ends: the loop's ``Deadline.AUTOMATION``."""
-    return min((wait.due_at for wait in state.automations), default=None)
 
 
 def waiting(state: IncidentState) -> str:
@@ -156,7 +164,7 @@ def fire(state: IncidentState, policy: Policy, deadline: Deadline, now: datetime
     effects: list[Effect] = []
     for wait in ended:
         rule = next(r for r in policy.automations if r.name == wait.rule)
-        view = {"incident": auto.incident_view(state, now), "event": wait.event}
+        view = {"incident": incident_view(state, now), "event": wait.event}
         if rule.unless and _answer(state, rule, rule.unless, view, now, True):
             state.note(now, "automation", None, f"Automation '{rule.name}' called off: unless held")
             continue
