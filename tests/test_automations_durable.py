@@ -6,6 +6,7 @@ on carries the rule's name, which the Web UI shows."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -26,6 +27,7 @@ from tests.test_timers import declare
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Status
 from workflows.policy import Policy
+from workflows.preview import dry_run
 
 start_stack = test_durability.start_stack  # its own dev server, emulator and worker processes
 RULE = {
@@ -115,3 +117,26 @@ async def test_a_rule_whose_unless_holds_does_not_fire_after_continue_as_new(cli
         15,
     )
     assert ran([e.text for e in done.timeline]) == []
+
+
+async def test_the_dry_run_reproduces_what_a_live_run_did(client, worker, slack):
+    rules = [
+        RULE,
+        {"name": "comms", "on": "severity_changed", "if": 'event.to == "sev1"',
+         "do": [{"assign": {"role": "comms_lead", "user": "U0CAROL03"}}]},
+        {"name": "late", "on": "acknowledged", "after": 30, "do": [{"escalate": ""}]},
+        {"name": "note", "on": "resolved", "do": [{"action_item": {"text": "customer note"}}]},
+    ]  # fmt: skip
+    policy = Policy.model_validate({**seconds_policy().model_dump(), "automations": rules})
+    desk, state = await declare(client, policy, "Live, then dry")
+    await desk.command(state.id, cmd.SetSeverity(severity="sev2"))
+    await desk.command(state.id, cmd.SetSeverity(severity="sev1"))
+    await settled(lambda: desk.get(state.id), lambda s: bool(ran([e.text for e in s.timeline])))
+    await desk.command(state.id, cmd.Acknowledge(by=ALICE))
+    await desk.command(state.id, cmd.Resolve(message="done"))
+    live = await desk.get(state.id)
+    said = [(e.at - live.declared_at, e.text) for e in live.timeline if "Automation '" in e.text]
+    dry = [(s.after, s.text) for s in dry_run(policy, live, datetime.now(UTC))]
+    print("\n".join(["", *(f"{after} {text}" for after, text in dry)]))
+    assert [text for _, text in dry] == [text for _, text in said]
+    assert "Automation 'late' called off: resolved" in [text for _, text in dry]

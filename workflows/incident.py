@@ -122,7 +122,10 @@ class IncidentWorkflow:
         now = workflow.now()
         for name, at in followup_deadlines(self.state, self.policy).items():
             if at <= now:
-                self._changed(automating.fire(self.state, self.policy, name, now))
+                effects = automating.fire(self.state, self.policy, name, now)
+                if name is Deadline.AUTOMATION:  # a rule's steps trigger no rule, as at once
+                    self.moment = automating.moment(self.state)
+                self._changed(effects)
 
     def _continue_as_new(self, recorded: bool = False) -> NoReturn:
         # What was still running in the background runs again (each is idempotent).
