@@ -11,10 +11,11 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 
-from tests import test_durability
+from tests import test_cli, test_durability
 from tests.conftest import seconds_policy
 from tests.support import every_run
 from tests.test_automations import ALICE, settled
+from tests.test_cli import incident
 from tests.test_durability import (
     STICKY_TIMEOUT,
     StartStack,
@@ -30,6 +31,7 @@ from workflows.policy import Policy
 from workflows.preview import dry_run
 
 start_stack = test_durability.start_stack  # its own dev server, emulator and worker processes
+api_url = test_cli.api_url  # the API in front of the session's worker
 RULE = {
     "name": "page the secondary",
     "on": "declared",
@@ -140,3 +142,21 @@ async def test_the_dry_run_reproduces_what_a_live_run_did(client, worker, slack)
     print("\n".join(["", *(f"{after} {text}" for after, text in dry)]))
     assert [text for _, text in dry] == [text for _, text in said]
     assert "Automation 'late' called off: resolved" in [text for _, text in dry]
+
+
+async def test_the_cli_tries_a_policy_files_rules_on_a_past_incident(
+    client, worker, api_url, tmp_path
+):
+    desk, state = await declare(client, seconds_policy(), "Tried from the command line")
+    await desk.command(state.id, cmd.Resolve(message="done"))
+    rules = tmp_path / "policy.toml"
+    rules.write_text(
+        '[severities.sev1]\n\n[[automations]]\nname = "note"\non = "resolved"\n'
+        'do = [{ action_item = { text = "customer note" } }]\n'
+    )
+    tried = await incident("automations", "test", str(rules), "--incident", state.id, url=api_url)
+    assert tried.code == 0, tried.err
+    assert "Automation 'note': action item 'customer note'" in tried.out
+    rules.write_text(rules.read_text().replace('"resolved"', '"resolvd"'))
+    refused = await incident("automations", "test", str(rules), "--incident", "1", url=api_url)
+    assert refused.code == 1 and "automations.0.on" in refused.err
