@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -18,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.slack_people import SlackPeople
 from starter.command_table import row_of
 from starter.intake import Intake
-from starter.reading import ListFilter, Page, current_state, list_page
+from starter.reading import ListFilter, NoWorkerAnswered, Page, current_state, list_page
 from workflows.alerts.folding import AlertSignal
 from workflows.incident import IncidentWorkflow
 from workflows.incident_types import Action
@@ -37,6 +38,8 @@ from workflows.lifecycle.visibility import (
 from workflows.models import DeclarationRequest, IncidentState, Status
 from workflows.policy import Policy
 from workflows.text import incident_id, parse_incident_ref
+
+log = structlog.get_logger()
 
 # What ``declare`` waits for the channel by default; the API waits only when asked.
 WAIT_FOR_CHANNEL = timedelta(seconds=10)
@@ -188,13 +191,23 @@ class IncidentDesk:
         page = await list_page(self.client, filters, page_size, token)
         private = [incident.id for incident in page.incidents if incident.private]
         if private:
-            states = dict(zip(private, await asyncio.gather(*map(self.get, private)), strict=True))
+            states = await asyncio.gather(*map(self._readable, private))
+            readable = {s.id: s for s in states if s is not None}
+            # Fail closed: a private incident that cannot say who its members are right now
+            # (its worker down) is left out of this page rather than failing the whole list.
             page.incidents = [
-                summarize(states[i.id]) if i.private else i
+                summarize(readable[i.id]) if i.private else i
                 for i in page.incidents
-                if not i.private or sees(states[i.id])
+                if not i.private or (i.id in readable and sees(readable[i.id]))
             ]
         return page
+
+    async def _readable(self, ref: str) -> IncidentState | None:
+        try:
+            return await self.get(ref)
+        except (RPCError, NoWorkerAnswered, IncidentNotFound, CommandRefused) as error:
+            log.warning("private_incident_unreadable", incident=ref, error=str(error))
+            return None
 
     async def list(
         self,

@@ -237,6 +237,19 @@ class Chaos:
         self.figures.duplicates += [
             f"{k[1]} posted {k[2]} {n} times" for k, n in keys.items() if n > 1
         ]
+        # The broadcast channel stays readable: one message per incident, the rest in its thread.
+        broadcast = next(c for c in channels if c["name"] == "incidents")
+        tops = Counter(
+            m["metadata"]["event_payload"]["incident_id"]
+            for m in broadcast["messages"]
+            if "incident_id" in ((m.get("metadata") or {}).get("event_payload") or {})
+            and m.get("thread_ts", m["ts"]) == m["ts"]
+        )
+        self.figures.duplicates += [
+            f"{ref} has {tops[ref]} messages in the broadcast channel"
+            for ref in states
+            if tops[ref] != 1
+        ]
 
     async def slack_figures(self) -> None:
         async with httpx.AsyncClient(timeout=30) as http:

@@ -298,3 +298,24 @@ def _open_view(slack: SlackEmulator, user: str) -> dict[str, Any] | None:
         if v["open"] and v["user"] == user and v["view"]["callback_id"] == "incident_declare"
     ]
     return views[-1] if views else None
+
+
+async def test_a_private_incident_nobody_can_read_now_is_left_out_not_the_whole_list(
+    client: Client, settings: Settings, desk: IncidentDesk
+) -> None:
+    """Its worker is gone, so who its members are cannot be asked: the list still answers,
+    without it (fail closed), instead of failing for every incident."""
+    from worker import build_worker
+
+    queue = f"gone-{uuid.uuid4().hex[:8]}"
+    gone = IncidentDesk(client, queue, default_policy())
+    declaration = Declaration(
+        title=secret_title(), severity="sev2", declared_by=ALICE, private=True
+    )
+    its_settings = settings.model_copy(update={"task_queue": queue})
+    async with httpx.AsyncClient() as http, build_worker(client, its_settings, http):
+        declared, _ = await gone.declare(declaration)
+        assert declared.channel is not None, "a worker ran it, then went"
+    listed = await desk.list(limit=1000, sees=lambda state: True)
+    assert declared.id not in {i.id for i in listed}
+    assert listed, "the readable incidents are still listed"
