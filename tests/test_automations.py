@@ -229,6 +229,7 @@ BAD_RULES = {
     "unknown severity": ({"do": [{"set": {"severity": "sev9"}}]}, "unknown severity 'sev9'"),
     "unknown person": ({"do": [{"invite": ["bob"]}]}, "'bob' is not a user id"),
     "unknown text field": ({"do": [{"post": {"text": "{secret}"}}]}, "text uses ['secret']"),
+    "format spec": ({"do": [{"dm": {"to": BOB, "text": "{title:>9999}"}}]}, "named plainly"),
 }
 
 

@@ -37,17 +37,9 @@ with workflow.unsafe.imports_passed_through():
     import cel
 
 Trigger = Literal[
-    "declared",
-    "status_changed",
-    "severity_changed",
-    "acknowledged",
-    "updated",
-    "resolved",
-    "reopened",
-    "role_assigned",
-    "action_item_overdue",
-    "alert",
-]
+    "declared", "status_changed", "severity_changed", "acknowledged", "updated", "resolved",
+    "reopened", "role_assigned", "action_item_overdue", "alert",
+]  # fmt: skip
 # The view an expression reads: every key always present, "" or 0 where nothing applies, so
 # ``incident.type == "security"`` needs no null check. docs/contract.md describes each.
 INCIDENT_FIELDS = {
@@ -194,13 +186,22 @@ class Automation(BaseModel):
             if source is not None:
                 check_expression(source, self.on, f"automation {self.name!r}: {which}")
         for text in (t for step in self.do for t in step.texts()):
-            used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-            if unknown := used - TEXT_FIELDS:
-                known = ", ".join(sorted(TEXT_FIELDS))
-                raise ValueError(
-                    f"automation {self.name!r}: text uses {sorted(unknown)}; known: {known}"
-                )
+            if problem := text_problem(text):
+                raise ValueError(f"automation {self.name!r}: {problem}")
         return self
+
+
+def text_problem(text: str) -> str | None:
+    """A step's text names known fields only, plainly: no format spec (``{title:>9999}``)."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f]
+    except ValueError as error:  # a lone brace
+        return f"text {text[:40]!r}: {error}"
+    if unknown := {f for f, _, _ in fields} - TEXT_FIELDS:
+        return f"text uses {sorted(unknown)}; known: {', '.join(sorted(TEXT_FIELDS))}"
+    if any(spec or conv for _, spec, conv in fields):
+        return f"text {text[:40]!r}: fields are named plainly, like {{label}}"
+    return None
 
 
 class AutomationWait(BaseModel):

@@ -80,6 +80,8 @@ class IncidentWorkflow:
         publish(self.state, self.policy)
         if not self.effects.opened:
             await self.effects.open()
+            if self.policy.automations:  # the roles its type filled as it opened
+                self.effects.queue(self._automate())
         if self.effects.recorded is None:
             self._changed([])  # the archive hears of a new (or continued) incident
         while True:
