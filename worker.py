@@ -55,7 +55,7 @@ from config.deployment import (
 )
 from logs import configure_logging
 from workflows.incident import IncidentDigest, IncidentWorkflow
-from workflows.lifecycle.idempotency import IncidentKeyClaim
+from workflows.lifecycle.visibility import IncidentKeyClaim
 from workflows.oncall.rotation import ScheduleWorkflow
 
 log = structlog.get_logger()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-HARNESSES = ("declare", "intake", "listing", "timers", "replay", "oncall")
+HARNESSES = ("declare", "intake", "listing", "timers", "replay", "oncall", "automations")
 
 
 def usage(name: str) -> str:

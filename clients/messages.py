@@ -104,6 +104,7 @@ def _headline(post: Post, brief: IncidentBrief) -> str:
         Notice.UPDATE_DUE: f":alarm_clock: {label}: a status update is due",
         Notice.UPDATE_OVERDUE: f":warning: {label}: status update overdue · {channel_link(brief)}",
         Notice.PAGED: f":pager: {label} needs you: *{title}* · {channel_link(brief)}",
+        Notice.AUTOMATION: f":robot_face: {label}: *{title}*",
     }.get(post.notice, f"{label}")
 
 

@@ -39,11 +39,14 @@ class SlackPosts:
         self.client = channels.client
         self.broadcast_channel = broadcast_channel
         self._broadcast_id: str | None = None
+        self._joined_ids: dict[str, str] = {}  # other channels named, by name
 
     async def post(self, request: PostMessage, tried_since: datetime | None) -> Posted:
         """Post the notice unless an earlier try's copy is there, looked for in what the
         channel got since ``tried_since`` (None: nothing was tried before); pin it."""
         channel = request.channel_id or await self._broadcast()
+        if channel.startswith("#"):  # a channel an automation names: found and joined once
+            channel = await self._joined(channel)
         if "@" in channel:  # a page's direct message to someone the policy names by handle
             channel = await self._person(channel)
         if channel.startswith(("U", "W")):
@@ -203,18 +206,23 @@ class SlackPosts:
     async def _broadcast(self) -> str:
         """The broadcast channel's id, from its name once per worker; joined if need be."""
         if self._broadcast_id is None:
-            wanted = self.broadcast_channel.lstrip("#")
-            if CHANNEL_ID.match(wanted):
-                self._broadcast_id = wanted
-            else:
-                found = await self.channels.named(wanted)
-                if found is None:
-                    raise Permanent(f"broadcast channel #{wanted} does not exist", "SlackError")
-                if not found.get("is_member", True):
-                    async with permanent_errors("conversations.join"):
-                        await self.client.conversations_join(channel=found["id"])
-                self._broadcast_id = str(found["id"])
+            self._broadcast_id = await self._joined(self.broadcast_channel, "broadcast channel")
         return self._broadcast_id
+
+    async def _joined(self, name: str, what: str = "channel") -> str:
+        """A channel's id from its name (or id), once per worker; joined if need be."""
+        wanted = name.lstrip("#")
+        if CHANNEL_ID.match(wanted):
+            return wanted
+        if wanted not in self._joined_ids:
+            found = await self.channels.named(wanted)
+            if found is None:
+                raise Permanent(f"{what} #{wanted} does not exist", "SlackError")
+            if not found.get("is_member", True):
+                async with permanent_errors("conversations.join"):
+                    await self.client.conversations_join(channel=found["id"])
+            self._joined_ids[wanted] = str(found["id"])
+        return self._joined_ids[wanted]
 
 
 class Slack:

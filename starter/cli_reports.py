@@ -1,4 +1,5 @@
-"""incident report | stats | preview | oncall: what the incident CLI reads besides incidents.
+"""incident report | stats | preview | automations test | oncall: what the incident CLI reads
+besides incidents.
 
 The situation report and the archive's figures after resolution, what the policy would do to
 an incident, declaring nothing, and who is on call (with ``oncall override`` and ``remove``:
@@ -11,11 +12,13 @@ table, generated in ``starter.cli_commands``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from starter.cli_client import (
     Api,
@@ -29,6 +32,9 @@ from starter.cli_client import (
 )
 from starter.command_words import WHEN_USAGE, window
 from workflows.lifecycle import timeline
+from workflows.models import IncidentState
+from workflows.policy import load_policy
+from workflows.preview import dry_run
 from workflows.resolution.report import duration
 
 PHASES = [status.value for status in timeline.PHASES]
@@ -111,6 +117,7 @@ def register(app: typer.Typer) -> None:
     app.command()(stats)
     app.command()(preview)
     app.add_typer(oncall, name="oncall")
+    app.add_typer(automations, name="automations")
 
 
 def _offset(seconds: float) -> str:
@@ -160,6 +167,32 @@ def preview(
     out.print(table)
     for warning in answer.get("warnings", []):
         out.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+automations = typer.Typer(help="The policy's automations, tried without acting.")
+
+
+@automations.command("test")
+def try_rules(
+    policy_file: Annotated[Path, typer.Argument(help="A policy file with [[automations]].")],
+    incident: Annotated[str, typer.Option(help="A past incident: INC-42, incident-42 or 42.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """What the file's automations would have done over a past incident's recorded timeline,
+    acting on nothing: the incident workflow's own functions, run here."""
+    try:
+        policy = load_policy(policy_file)
+    except (OSError, ValueError) as error:  # a refused rule is named in the error
+        fail(f"{policy_file}: {error}")
+    _, answer = Api().call("GET", incident_path(incident))
+    steps = dry_run(policy, IncidentState.model_validate(answer), datetime.now(UTC))
+    if as_json:
+        print_json([step.model_dump(mode="json") for step in steps])
+        return
+    for step in steps:
+        out.print(Text(f"{_offset(step.after.total_seconds()):>10}  {step.text}"))
+    if not steps:
+        out.print("No rule of the file would have done anything.")
 
 
 # -- incident oncall --------------------------------------------------------------------------

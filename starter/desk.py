@@ -137,7 +137,7 @@ class IncidentDesk:
         self, ref: str, command: cmd.Command, request_key: str | None = None
     ) -> IncidentState:
         """``request_key`` names a request its client may retry: it is applied once, even when
-        the retry reaches a later run of the incident (``workflows.lifecycle.idempotency``)."""
+        the retry reaches a later run of the incident (``workflows.lifecycle.visibility``)."""
         row = row_of(command)
         command = command.model_copy(update={"answers_to": await self._answers_to(command)})
         handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, parse_incident_ref(ref))

@@ -5,7 +5,7 @@ conflict policy of FAIL and a reuse policy of REJECT_DUPLICATE), so a start eith
 raises ``WorkflowAlreadyStartedError`` and the next number is tried. Each API process keeps a
 hint of the next free number, read from visibility once, so several processes step past each
 other instead of queueing behind one workflow's Update limit. A key is claimed the same way,
-by starting ``incident-key-<hash>`` (see ``workflows.lifecycle.idempotency``). The start is
+by starting ``incident-key-<hash>`` (see ``workflows.lifecycle.visibility``). The start is
 durable the moment Temporal answers, whether or not a worker is running.
 """
 
@@ -24,11 +24,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
-from workflows.lifecycle.idempotency import MEMO_NUMBER, IncidentKeyClaim, claim_id
 from workflows.lifecycle.visibility import (
     INCIDENT_NUMBER,
     INCIDENT_STATUS,
     MEMO_KEY,
+    MEMO_NUMBER,
+    IncidentKeyClaim,
+    claim_id,
     declared_search_attributes,
     incidents_where,
     memo_of,

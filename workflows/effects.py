@@ -33,6 +33,7 @@ class Audience(StrEnum):
     CHANNEL = "channel"  # the incident's own channel
     BROADCAST = "broadcast"  # the organisation-wide #incidents channel
     OWNER = "owner"  # a direct message to the person the post mentions first
+    NAMED = "named"  # a channel the policy names (``Post.channel``): an automation's post
 
 
 class Lane(StrEnum):
@@ -88,6 +89,7 @@ class Notice(StrEnum):
     DOCUMENT = "document"  # a link to a report or draft shared in the incident channel
     PUBLIC_UPDATE = "public_update"  # the confirmation of an update on the status page
     PAGED = "paged"  # a direct message to someone a tier pages, with an Acknowledge button
+    AUTOMATION = "automation"  # a step of one of the policy's automations
 
 
 class Post(SideEffect):
@@ -100,6 +102,7 @@ class Post(SideEffect):
     mentions: list[str] = Field(default_factory=list)
     # Why a mentioned person is told, shown beside them: "on call for payments-primary".
     why: dict[str, str] = Field(default_factory=dict)
+    channel: str | None = None  # "#payments": where a post to ``Audience.NAMED`` goes
     pin: bool = False
     # Look for an earlier copy even on a first attempt: another activity may have posted it.
     check_first: bool = False
@@ -197,10 +200,9 @@ class PublishStatus(SideEffect):
 
 
 class ReachOnCall(SideEffect):
-    """Tiers that name ``oncall:<schedule>``: who is on call at ``asked.at`` (when they fired,
-    an override included) is asked, then the tiers' page, invitations and ``notice`` go to
-    them. A schedule that cannot be asked counts as nobody on call (the problem is noted). In
-    the paging lane, so a later page (an acknowledgement) waits for the answer."""
+    """Tiers naming ``oncall:<schedule>``: who is on call at ``asked.at`` (overrides included; a
+    schedule that cannot be asked counts as nobody, noted) is asked, then the tiers' page,
+    invitations and ``notice`` go to them. In the paging lane: a later page waits for it."""
 
     lane = Lane.PAGING
     kind: Literal["reach_on_call"] = "reach_on_call"
@@ -210,9 +212,8 @@ class ReachOnCall(SideEffect):
 
 
 class FillRoles(SideEffect):
-    """Roles an incident type fills with ``oncall:<schedule>``, a user group (its first member),
-    an @handle or an email (``roles``, as the type names them): asked when the incident opens,
-    before its kickoff is posted, then written by ``lifecycle.opening.fill``."""
+    """Roles a type fills with ``oncall:<schedule>``, a user group (its first member), an
+    @handle or an email: asked before the kickoff is posted, then ``lifecycle.opening.fill``."""
 
     lane = Lane.CHANNEL
     kind: Literal["fill_roles"] = "fill_roles"
@@ -257,9 +258,8 @@ class Opened(BaseModel):
 
 
 class RetryOpening(SideEffect):
-    """The opening gave up (Slack refused for longer than an opening may take): the same
-    request, run again by the same activity at the incident's next turn. Its posts look for
-    an earlier copy first, and the channel is found again by the incident id in its purpose."""
+    """The opening gave up (Slack refused for longer than it may take): run again at the next
+    turn, its posts looking for an earlier copy first, the channel found by its purpose."""
 
     kind: Literal["opening"] = "opening"
     lane = Lane.CHANNEL

@@ -24,13 +24,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.services import ArchiveActivities, MetricsQuery
     from workflows.alerts.folding import AlertSignal
     from workflows.effects import Effect
-    from workflows.escalation.deadlines import followup_deadlines
-    from workflows.escalation.tiers import fire
+    from workflows.escalation.deadlines import Deadline, followup_deadlines
+    from workflows.lifecycle import automating, rules
     from workflows.lifecycle import commands as cmd
-    from workflows.lifecycle import idempotency, rules
     from workflows.lifecycle.effect_runner import EffectRunner
     from workflows.lifecycle.rules import IncidentInput as IncidentInput
-    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish
+    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish, remember, repeated
     from workflows.models import IncidentState
     from workflows.resolution import followup
     from workflows.resolution.metrics import IncidentMetrics
@@ -68,6 +67,10 @@ class IncidentWorkflow:
         self.fresh_start = input.state is None
         self.state, outbox = input.first_state(workflow.info().workflow_id, workflow.now())
         self.changes = 0
+        # The state the policy's automations tell the next change's events from; none before
+        # a new incident's first, so its rules hear ``declared``.
+        self.moment = None if self.fresh_start else automating.moment(self.state)
+        outbox += self._automate() if self.fresh_start else []
         self.effects = EffectRunner(
             self.state, self.policy, outbox, input.opened, input.recorded, self._wake
         )
@@ -77,6 +80,8 @@ class IncidentWorkflow:
         publish(self.state, self.policy)
         if not self.effects.opened:
             await self.effects.open()
+            if self.policy.automations:  # the roles its type filled as it opened
+                self.effects.queue(self._automate())
         if self.effects.recorded is None:
             self._changed([])  # the archive hears of a new (or continued) incident
         while True:
@@ -100,14 +105,17 @@ class IncidentWorkflow:
 
     async def _sleep_until_due(self) -> None:
         seen = self.changes
-        due = [*followup_deadlines(self.state, self.policy).values(), *self.effects.retry_at()]
+        deadlines = followup_deadlines(self.state, self.policy)
+        due = [*deadlines.values(), *self.effects.retry_at()]
         timeout = max(min(due) - workflow.now(), timedelta(0)) if due else None
-        # No timeout_summary: the current details say when the next update is due, and a summary
-        # would cost every replay of the incident one more payload per timer.
+        # A summary only for a rule's wait (the Web UI names the rule): the current details say
+        # when the next update is due, and each summary costs every replay one more payload.
+        waiting = due and min(due) == deadlines.get(Deadline.AUTOMATION)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: bool(self.effects.outbox) or self.changes != seen,
                 timeout=timeout,
+                timeout_summary=automating.waiting(self.state) if waiting else None,
             )
         self.effects.again()
         self._fire_due()
@@ -116,7 +124,10 @@ class IncidentWorkflow:
         now = workflow.now()
         for name, at in followup_deadlines(self.state, self.policy).items():
             if at <= now:
-                self._changed(fire(self.state, self.policy, name, now))
+                effects = automating.fire(self.state, self.policy, name, now)
+                if name is Deadline.AUTOMATION:  # a rule's steps trigger no rule, as at once
+                    self.moment = automating.moment(self.state)
+                self._changed(effects)
 
     def _continue_as_new(self, recorded: bool = False) -> NoReturn:
         # What was still running in the background runs again (each is idempotent).
@@ -138,23 +149,32 @@ class IncidentWorkflow:
         )
 
     def _check(self, command: cmd.Command) -> None:
-        if not idempotency.repeated(self.state):  # a repeat is answered, not checked again
+        if not repeated(self.state):  # a repeat is answered, not checked again
             rules.check(self.state, self.policy, command)
 
     def _apply(self, command: cmd.Command) -> IncidentState:
-        if idempotency.repeated(self.state):
+        if repeated(self.state):
             return self.state  # applied in an earlier run: answered, not applied twice
         # A worker that was down may get a fired timer and a later command in one activation,
         # handler first: a tier due before an acknowledgement must still notify.
         self._fire_due()
         self._changed(rules.carry_out(self.state, self.policy, command, workflow.now()))
-        idempotency.remember(self.state)
+        remember(self.state)
         return self.state
 
     def _changed(self, effects: list[Effect]) -> None:
+        effects = [*effects, *self._automate()]
         self.effects.queue(rules.follow_on(self.state, self.policy, effects, workflow.now()))
         self.changes += 1
         publish(self.state, self.policy)
+
+    def _automate(self) -> list[Effect]:
+        """The policy's rules this change triggers (none without rules: nothing is read)."""
+        if not self.policy.automations:
+            return []
+        now = workflow.now()
+        effects, self.moment = automating.automate(self.state, self.policy, self.moment, now)
+        return effects
 
     def _wake(self) -> None:
         self.changes += 1

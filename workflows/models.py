@@ -1,18 +1,18 @@
 """The incident domain: what an incident is, as the workflow keeps it.
 
-Everything here is plain pydantic, deterministic and free of I/O, so the workflow sandbox can
-use it and continue-as-new can carry it whole. Times are always set by the caller (the
-workflow passes ``workflow.now()``); no model reads the clock itself.
+Plain pydantic, deterministic and free of I/O, so the workflow sandbox can use it and
+continue-as-new can carry it whole; times are set by the caller (``workflow.now()``), never read.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, cast
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
+from workflows.automations import AutomationWait
 from workflows.text import Line, RequiredText, Text, incident_label, slack_user_id
 
 UserId = Annotated[str, AfterValidator(slack_user_id)]
@@ -56,8 +56,7 @@ class Roles(BaseModel):
     comms_lead: str | None = None
 
     def holder(self, role: Role) -> str | None:
-        value: str | None = getattr(self, role.value)
-        return value
+        return cast("str | None", getattr(self, role.value))
 
 
 class Channel(BaseModel):
@@ -274,7 +273,7 @@ class IncidentState(BaseModel):
     action_items: list[ActionItem] = Field(default_factory=list)
     retrospective: Retrospective = Field(default_factory=Retrospective)
     alerts: AlertTally = Field(default_factory=AlertTally)
-    # Update ids already applied, across runs (workflows/lifecycle/idempotency.py).
+    # Update ids already applied, across runs (workflows/lifecycle/visibility.py).
     applied_updates: list[str] = Field(default_factory=list)
     kickoff: MessageRef | None = None
     announcement: MessageRef | None = None  # in the broadcast channel; its thread has the rest
@@ -287,6 +286,7 @@ class IncidentState(BaseModel):
     private: bool = False  # declared so or by its type: hidden from non-members
     similar: list[SimilarIncident] = Field(default_factory=list)  # the closest, when it opened
     recurrences: int | None = None  # how many similar in all (None: not known)
+    automations: list[AutomationWait] = Field(default_factory=list)  # rules waiting (after)
 
     @property
     def label(self) -> str:

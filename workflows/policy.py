@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.alerts.routing import AlertPolicy
+from workflows.automations import Automation, check_automations
 from workflows.incident_types import ONCALL as ONCALL
 from workflows.incident_types import TYPE_NAME, IncidentType, Permissions, check_types
 from workflows.models import MAX_COMPONENTS, Component, Impact, PublicStart, Title
@@ -195,6 +196,7 @@ class Policy(BaseModel):
         default_factory=dict, max_length=200
     )
     permissions: Permissions = Field(default_factory=Permissions)
+    automations: list[Automation] = Field(default_factory=list, max_length=200)
 
     @model_validator(mode="after")
     def _templates_name_known_severities(self) -> Policy:
@@ -216,6 +218,7 @@ class Policy(BaseModel):
         self._check_oncall()
         severities = {k: t.severity for k, t in self.templates.items()}
         check_types(self.types, set(self.severities), severities, set(self.schedules))
+        check_automations(self.automations, set(self.severities), set(self.schedules))
         return self
 
     def _check_oncall(self) -> None:

@@ -1,12 +1,14 @@
 """Policy preview: the timeline a policy would produce for an incident, without declaring one.
 
 It runs the workflow's own pure functions (``states.start``, the ``apply_*`` commands, the
-follow-through's deadlines, ``followup.on_resolved`` and ``tiers.fire``) on a simulated clock,
-so what it shows is what the deadline loop would do: a team checks a policy before it ships.
+follow-through's deadlines, ``followup.on_resolved``, ``automating.fire`` and the policy's
+automations, ``automating.automate``) on a simulated clock, so what it shows is what the
+deadline loop would do, which rules fire and when: a team checks a policy before it ships.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -21,14 +23,18 @@ from workflows.effects import (
     ReachOnCall,
     SendRetrospective,
 )
+from workflows.escalation.deadlines import Deadline
 from workflows.escalation.deadlines import followup_deadlines as deadlines
-from workflows.escalation.tiers import fire, on_call_schedules, reach
+from workflows.escalation.tiers import on_call_schedules, reach
+from workflows.lifecycle import automating, states
 from workflows.lifecycle import commands as cmd
-from workflows.lifecycle import states
-from workflows.models import Declaration, IncidentState, Status
+from workflows.lifecycle.automating import Moment
+from workflows.lifecycle.timeline import entered
+from workflows.models import Declaration, IncidentState, Role, Roles, Status, TimelineEntry
 from workflows.oncall.schedules import Override, on_call
 from workflows.policy import Duration, Policy
 from workflows.resolution import followup
+from workflows.text import MENTION
 
 START = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: only offsets are shown
 MAX_STEPS = 1000
@@ -57,7 +63,9 @@ def _steps(effects: list[Effect], at: timedelta) -> list[Step]:
     steps = []
     for effect in effects:
         if isinstance(effect, Post):
-            where = [a.value for a in effect.audience]
+            where = [
+                (effect.channel or a) if a is Audience.NAMED else a.value for a in effect.audience
+            ]
             why = [f"{who}, {effect.why[who]}" for who in effect.mentions if who in effect.why]
             text = " · ".join([effect.text, *why]) if effect.text else " · ".join(why)
             post = Step(after=at, what=effect.notice.value, where=where, who=effect.mentions)
@@ -148,7 +156,8 @@ def preview(policy: Policy, scenario: Scenario, rosters: Rosters | None = None) 
     policy.severity(scenario.severity)
     declaration = Declaration(title="Policy preview", severity=scenario.severity)
     state, effects = states.start(0, "incident-preview", declaration, policy, START)
-    steps = _resolved(state, policy, effects, rosters, START)
+    effects, moment = _automate(state, policy, effects, None, START)
+    steps = [*_said(state, 0, START), *_resolved(state, policy, effects, rosters, START)]
     end = START + scenario.horizon
     for _ in range(MAX_STEPS):
         due = deadlines(state, policy)
@@ -156,12 +165,38 @@ def preview(policy: Policy, scenario: Scenario, rosters: Rosters | None = None) 
         now = min([*due.values(), *([acted] if acted else [])], default=None)
         if now is None or now > end or state.archived_at is not None:
             break
+        seen = len(state.timeline)
         effects = _act(state, policy, scenario, now)
+        effects, moment = _automate(state, policy, effects, moment, now)
         for deadline, at in deadlines(state, policy).items():
             if at <= now:
-                effects += fire(state, policy, deadline, now)
-        steps += _resolved(state, policy, effects, rosters, now)
+                effects += automating.fire(state, policy, deadline, now)
+                if deadline is Deadline.AUTOMATION:  # as the workflow: its steps trigger none
+                    moment = automating.moment(state)
+                effects, moment = _automate(state, policy, effects, moment, now)
+        steps += [*_said(state, seen, now), *_resolved(state, policy, effects, rosters, now)]
     return steps
+
+
+def _automate(
+    state: IncidentState,
+    policy: Policy,
+    effects: list[Effect],
+    before: Moment | None,
+    now: datetime,
+) -> tuple[list[Effect], Moment | None]:
+    """The rules the change triggers, as the workflow's ``_changed`` runs them."""
+    if not policy.automations:
+        return effects, before
+    more, moment = automating.automate(state, policy, before, now)
+    return [*effects, *more], moment
+
+
+def _said(state: IncidentState, seen: int, now: datetime) -> list[Step]:
+    """What the rules did, began waiting for or were called off since the timeline's ``seen``
+    entries: one step each, as the timeline says it."""
+    said = [e for e in state.timeline[seen:] if e.text.startswith("Automation '")]
+    return [Step(after=now - START, what="automation", text=e.text) for e in said]
 
 
 def _resolved(
@@ -176,3 +211,86 @@ def _resolved(
         else:
             steps += _steps([effect], now - START)
     return steps
+
+
+# -- the dry run: the policy's automations over a past incident's recorded timeline ----------
+
+SEVERITY_NAMED = re.compile(r"(?:Declared (?:DRILL )?|→ )(\S+?)(?::|\.|$)")
+ROLE_SHOWN = {role.display: role for role in Role}
+
+
+def dry_run(policy: Policy, recorded: IncidentState, now: datetime) -> list[Step]:
+    """What the policy's automations would have done over a past incident, acting on nothing.
+
+    A copy of the incident goes through what its timeline recorded (declaration, status,
+    severity, acknowledgement, roles, updates, alerts, archiving; its action items falling
+    due), the rules run on it as the workflow runs them (``automating.automate``, a wait ending
+    in ``automating.fire``), and each thing they would have done, waited for or been called
+    off is a step, worded as the timeline would have it. Entries the incident's own rules
+    wrote are not followed: the copy's rules write their own."""
+    entries = [e for e in recorded.timeline if not e.text.startswith("Automation '")]
+    due = [(i.due_at, i.id) for i in recorded.action_items if i.due_at and i.reminders_sent]
+    happened: list[tuple[datetime, TimelineEntry | int]] = [*((e.at, e) for e in entries), *due]
+    happened.sort(key=lambda pair: pair[0])
+    sim = _rewound(recorded)
+    moment: Moment | None = None
+    for at, entry in happened:
+        while sim.automations and (wait := min(w.due_at for w in sim.automations)) <= at:
+            automating.fire(sim, policy, Deadline.AUTOMATION, wait)
+            moment = automating.moment(sim)
+        _follow(sim, entry, at)
+        _, moment = automating.automate(sim, policy, moment, at)  # the first: ``declared``
+    while sim.automations and (wait := min(w.due_at for w in sim.automations)) <= now:
+        automating.fire(sim, policy, Deadline.AUTOMATION, wait)
+    said = [e for e in sim.timeline if e.text.startswith("Automation '")]
+    return [Step(after=e.at - recorded.declared_at, what="automation", text=e.text) for e in said]
+
+
+def _rewound(recorded: IncidentState) -> IncidentState:
+    """The incident as declared, as far as its timeline tells: later roles and items not due."""
+    first = next((e for e in recorded.timeline if e.kind == "declared"), None)
+    named = SEVERITY_NAMED.search(first.text) if first else None
+    assigned = {
+        ROLE_SHOWN.get(e.text.partition(":")[0]) for e in recorded.timeline if e.kind == "role"
+    }
+    roles = {r.value: recorded.roles.holder(r) for r in Role if r not in assigned}
+    items = [i.model_copy(update={"reminders_sent": 0}) for i in recorded.action_items]
+    return recorded.model_copy(
+        deep=True,
+        update={
+            "status": Status.INVESTIGATING,
+            "severity": named.group(1).lower() if named else recorded.severity,
+            "acknowledged_at": None,
+            "resolved_at": None,
+            "archived_at": None,
+            "roles": Roles.model_validate(roles),
+            "timeline": [],
+            "automations": [],
+            "action_items": items,
+            "alerts": recorded.alerts.model_copy(update={"batches": 0}),
+        },
+    )
+
+
+def _follow(sim: IncidentState, entry: TimelineEntry | int, at: datetime) -> None:
+    """What one recorded entry (or an action item falling due, by its number) changed."""
+    if isinstance(entry, int):
+        item = next(i for i in sim.action_items if i.id == entry)
+        item.reminders_sent = max(item.reminders_sent, 1)
+        return
+    kind, text = entry.kind, entry.text
+    if kind == "acknowledged":
+        sim.acknowledged_at = sim.acknowledged_at or at
+    elif kind in ("status", "resolved", "reopened") and (status := entered(entry)):
+        sim.status = status
+    elif kind == "severity" and (named := SEVERITY_NAMED.search(text)):
+        sim.severity = named.group(1).lower()
+    elif kind == "role" and (role := ROLE_SHOWN.get(text.partition(":")[0])):
+        person = MENTION.search(text)
+        setattr(sim.roles, role.value, person.group(1) if person else None)
+    elif kind == "update":
+        sim.note(at, kind, entry.actor, text)
+    elif kind == "alerts":
+        sim.alerts.batches += 1
+    elif kind == "archived":
+        sim.archived_at = at

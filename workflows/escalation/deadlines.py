@@ -72,6 +72,7 @@ class Deadline(StrEnum):
     RETROSPECTIVE = "retrospective"  # the draft and the invitation go out
     RETROSPECTIVE_REMINDER = "retrospective_reminder"
     ACTION_ITEM = "action_item"  # an open item fell due, or is due a reminder again
+    AUTOMATION = "automation"  # a rule of the policy's [[automations]] ends its wait
 
 
 def escalation_path(policy: Policy, state: IncidentState) -> list[EscalationTier]:
@@ -183,6 +184,7 @@ def followup_deadlines(state: IncidentState, policy: Policy) -> dict[Deadline, d
         Deadline.RETROSPECTIVE: retrospective_due(state),
         Deadline.RETROSPECTIVE_REMINDER: retrospective_reminder_due(state, policy),
         Deadline.ACTION_ITEM: min((at for at in items if at is not None), default=None),
+        Deadline.AUTOMATION: min((wait.due_at for wait in state.automations), default=None),
     }
     return {name: at for name, at in due.items() if at is not None}
 

@@ -30,9 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation.tiers import reach
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import edits, incident_brief
-    from workflows.lifecycle.idempotency import release_key
     from workflows.lifecycle.notices import failure_reason, heard
-    from workflows.lifecycle.visibility import publish
+    from workflows.lifecycle.visibility import publish, release_key
     from workflows.models import IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup, report
@@ -170,7 +169,7 @@ class EffectRunner:
             if post.mentions:
                 await self._send(post, post.mentions[0], f"remind <@{post.mentions[0]}>")
             return
-        target = self._channel_id() if audience is fx.Audience.CHANNEL else None
+        target = self._channel_id() if audience is fx.Audience.CHANNEL else post.channel
         if audience is fx.Audience.CHANNEL and target is None:
             return  # no channel: the problem creating it is on the timeline already
         if posted := await self._send(post, target, f"post the {post.notice.value} message"):
