@@ -130,7 +130,8 @@ async def test_a_canvas_of_its_own_is_shared_with_a_channel_by_its_access(emu, w
     assert await slack_error(level) == "invalid_arguments"
     unknown = web.canvases_access_set(canvas_id="F0NONE", access_level="read", user_ids=["U1"])
     assert await slack_error(unknown) == "canvas_not_found"
-    await web.canvases_access_set(canvas_id=canvas_id, access_level="read", channel_ids=[channel_id])
+    shared = {"canvas_id": canvas_id, "access_level": "read", "channel_ids": [channel_id]}
+    await web.canvases_access_set(**shared)
     assert emu.workspace.canvases[canvas_id]["access"] == {channel_id: "read"}
     listed = await web.files_list(channel=channel_id)
     assert [f["id"] for f in listed["files"]] == [canvas_id]
