@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -89,7 +90,7 @@ async def test_upload_arguments_are_checked_like_slack(emu, web):
     assert raised.value.response["error"] == "channel_not_found"
 
 
-async def slack_error(call) -> str:  # type: ignore[no-untyped-def]
+async def slack_error(call: Awaitable[Any]) -> str:
     with pytest.raises(SlackApiError) as raised:
         await call
     return str(raised.value.response["error"])
