@@ -357,6 +357,11 @@ async def pin_react_and_follow_the_thread(
         )
         assert len(marked(state)) == 1, "the pin is on the timeline once"
         await notice.get_by_role("button", name=":eyes: 1").wait_for(timeout=10_000)
+        # The kickoff then says who acknowledged and offers no Acknowledge, as after the button.
+        kickoff = room.locator("li.pinned").filter(has_text="SEV1 declared")
+        button = kickoff.get_by_role("button", name="Acknowledge", exact=True)
+        await button.wait_for(state="detached", timeout=15_000)
+        assert "Acknowledged\nby @erin" in await kickoff.inner_text()
         await room.screenshot(path=str(SHOTS / "9-pinned-on-timeline.png"))
 
         message = "bad deploy found, rolling back"
