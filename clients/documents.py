@@ -10,7 +10,7 @@ the situation report a canvas of its own (``canvases.create``) that the channel 
 (``canvases.access.set``). A workspace may allow neither (a free plan, canvases turned off, a
 token or scope it will not take): ``CANVAS_REFUSED`` says so, and the file goes instead. A
 create whose answer was lost is found again among the bot's files (``files.list``): its
-title, made no earlier than the document was written.
+title, made since the upload was first asked for.
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ class SlackDocuments:
     async def upload(
         self, request: Upload, check_first: bool, since: datetime | None = None
     ) -> Uploaded:
-        """The first file as a canvas where asked and allowed, in the channel with a message
-        linking it (the other files' or one of its own); else the files as they are. ``since``
-        (when the upload was first asked for) bounds where a retry looks for its canvas."""
+        """The first file as a canvas where it asks and Slack allows, linked in the channel (by
+        the other files' comment, or a message of its own); else every file as a file.
+        ``since`` (when the upload was first asked for) bounds where a retry looks for it."""
         asked = since or datetime.now(UTC)
         made, refused = (
             await self._canvas(request, check_first, asked)

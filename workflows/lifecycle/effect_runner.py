@@ -242,7 +242,7 @@ class EffectRunner:
         marked = drill_marked(comment, self.state.drill)  # the link's post: by its rendering
         upload = rq.Upload(channel_id=channel_id, files=files, comment=marked)
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
-        if link := next(iter(shared.permalinks if shared else []), None):  # where it went:
+        if link := next(iter(shared.permalinks if shared else []), None):  # noted where it went
             self.state.note(workflow.now(), "document", None, report.shared_where(files[0], shared))
         if link and not self.state.private:  # nothing of a private incident is broadcast
             text, broadcast = f"{comment}: {link}", fx.Audience.BROADCAST
