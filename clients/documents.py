@@ -51,6 +51,7 @@ CANVAS_REFUSED = frozenset(
         "unknown_method",  # a Slack (or an emulator) without canvases
     }
 )
+CANVAS_TYPES = ("quip", "canvas")  # a canvas's ``filetype`` in Slack's file objects
 FILES_PAGES = 5  # pages of the bot's files a retry looks through for its canvas
 CLOCK_SKEW = timedelta(minutes=5)  # Slack's clock may be behind the worker's
 
@@ -134,8 +135,8 @@ class SlackDocuments:
                 response = await self.client.files_list(
                     user=bot["user_id"], ts_from=after, page=page
                 )
-            for file in response.get("files") or []:
-                if file.get("title") == title:
+            for file in response.get("files") or []:  # a canvas: not the file of that title
+                if file.get("title") == title and file.get("filetype") in CANVAS_TYPES:
                     return str(file["id"])
             if page >= int((response.get("paging") or {}).get("pages", 1)):
                 return None
