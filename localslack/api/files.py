@@ -245,8 +245,10 @@ def _canvas_json(canvas: dict[str, Any]) -> dict[str, Any]:
 def files_list(ws: Workspace, args: Args) -> Body:
     """Files and canvases the caller can see, newest first, filtered as Slack filters them."""
     user, channel = args.optional("user"), args.optional("channel")
-    ts_from = float(args.text("ts_from") or 0)
-    ts_to = float(args.text("ts_to") or "inf")
+    try:
+        ts_from, ts_to = float(args.text("ts_from") or 0), float(args.text("ts_to") or "inf")
+    except ValueError:
+        raise SlackError("invalid_arguments") from None
     count = args.number("count", 100, high=1000, error="invalid_arguments")
     page = args.number("page", 1, high=100_000, error="invalid_arguments")
     uploaded = [_file_json(ws, f) for f in ws.files.values() if f["content"] is not None]
