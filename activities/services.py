@@ -122,7 +122,7 @@ class ArchiveActivities:
 
 
 # An incident's documents as Temporal activities, over ``clients.documents``: a retried
-# upload looks for the share an earlier attempt made.
+# upload looks for the share (and the canvas) an earlier attempt made.
 class DocumentActivities:
     def __init__(self, documents: SlackDocuments, organizer: str) -> None:
         self.documents = documents
@@ -131,7 +131,8 @@ class DocumentActivities:
     @activity.defn(name="documents_upload")
     async def upload(self, request: Upload) -> Uploaded:
         with non_retryable():
-            return await self.documents.upload(request, activity.info().attempt > 1)
+            info = activity.info()  # first scheduled: a retry's canvas was made after it
+            return await self.documents.upload(request, info.attempt > 1, info.scheduled_time)
 
     @activity.defn(name="documents_emails")
     async def emails(self, request: People) -> Emails:

@@ -172,6 +172,8 @@ def kickoff_blocks(brief: IncidentBrief, incident_url: str) -> Blocks:
     if brief.status is Status.RESOLVED:
         at = f" at {brief.resolved_at:%Y-%m-%d %H:%M} UTC" if brief.resolved_at else ""
         line = f":white_check_mark: *Resolved*{at} · <{incident_url}|Open in Temporal>"
+        if url := brief.retrospective_url:  # a link, whatever a person typed in it
+            line += f" · <{escape(url).replace('|', '%7C')}|Retrospective>"
         return [*blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}]
     buttons = [] if brief.acknowledged_by else [acknowledge_button(brief)]
     buttons += [

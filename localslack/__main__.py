@@ -23,6 +23,13 @@ def _arguments(settings: EmulatorSettings) -> argparse.Namespace:
         help="answer 429 beyond Slack's one message per second per channel",
     )
     parser.add_argument(
+        "--canvases",
+        choices=("paid", "free", "off"),
+        default="paid",
+        help="which canvases the workspace allows: all (paid), one tab a channel and no "
+        "standalone canvas (free), none (off); POST /_emulator/canvases changes it later",
+    )
+    parser.add_argument(
         "--snapshot",
         type=Path,
         metavar="FILE",
@@ -47,6 +54,7 @@ async def _serve(args: argparse.Namespace, settings: EmulatorSettings) -> None:
         if control.load(emulator.workspace, args.snapshot):
             print(f"localslack: workspace restored from {args.snapshot}", file=sys.stderr)
         saver = asyncio.create_task(control.Snapshots(emulator, args.snapshot).run())
+    emulator.workspace.canvas_plan = args.canvases
     emulator.console.app_url = args.app_url
     emulator.console.signing_secret = reveal(settings.slack_signing_secret) or ""
     stopping = asyncio.Event()

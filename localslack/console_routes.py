@@ -8,14 +8,17 @@ commands to the app. Clients that are not browsers (tests, curl) send neither an
 from __future__ import annotations
 
 import json
+from html import escape
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlparse
 
 from aiohttp import web
 
 from . import page
+from .api.files import canvas_url
 from .console import Console
 from .errors import SlackError
+from .rendering import markdown
 from .workspace import Workspace
 
 
@@ -27,6 +30,12 @@ class Emulator(Protocol):
 
 
 MAX_FORM = 16_384
+CANVAS_STYLE = (
+    "body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 48rem; }"
+    ".meta { color: #616061; font-size: 12px; } li { margin: .2rem 0 .2rem 1rem; }"
+    "code { background: #f6f6f6; padding: 0 3px; } q { display: block; border-left: 4px solid #ddd;"
+    " padding-left: .5rem; }"
+)
 
 
 def add_console_routes(app: web.Application, emulator: Emulator) -> None:
@@ -45,6 +54,8 @@ def add_console_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_get("/_emulator/replies", routes.replies)
     app.router.add_get("/_emulator/views", routes.views)
     app.router.add_get("/_emulator/page.js", routes.script)
+    app.router.add_get("/_emulator/canvas/{canvas_id}", routes.canvas)
+    app.router.add_post("/_emulator/canvases", routes.canvas_plan)
 
 
 def cross_site(request: web.Request) -> bool:
@@ -193,3 +204,32 @@ class ConsoleRoutes:
 
     async def script(self, request: web.Request) -> web.Response:
         return web.Response(text=page.SCRIPT, content_type="text/javascript")
+
+    async def canvas(self, request: web.Request) -> web.Response:
+        """A canvas as a person reads it: its Markdown rendered, every character escaped."""
+        canvas = self.emulator.workspace.canvases.get(request.match_info["canvas_id"])
+        if canvas is None:
+            return web.Response(status=404, text="canvas_not_found")
+        kind = "Channel canvas" if canvas["channel_canvas"] else "Canvas"
+        where = ", ".join(
+            escape(page.channel_name(self.emulator.workspace, c))
+            for c in [canvas["channel_id"], *canvas["access"]]
+            if c and c[0] in "CG"
+        )
+        return web.Response(
+            text="<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{escape(canvas['title'])}</title><style>{CANVAS_STYLE}</style></head><body>"
+            f"<p class='meta'>{kind} {escape(canvas['id'])} in {where or 'no channel'} · "
+            f"{escape(canvas_url(canvas['id']))}</p><h1>{escape(canvas['title'])}</h1>"
+            f"<article>{markdown(canvas['markdown'])}</article></body></html>",
+            content_type="text/html",
+        )
+
+    async def canvas_plan(self, request: web.Request) -> web.Response:
+        """Which canvases the workspace allows: "paid" (all), "free" (one tab a channel, no
+        standalone canvas) or "off" (disabled, as an admin may): the app then falls back."""
+        plan = str((await self._form(request)).get("plan", ""))
+        if plan not in ("paid", "free", "off"):
+            raise web.HTTPBadRequest(text="plan is paid, free or off")
+        self.emulator.workspace.canvas_plan = plan
+        return web.json_response({"plan": plan})

@@ -12,6 +12,7 @@ import time
 from html import escape
 from typing import Any
 
+from .api.files import in_channel
 from .console import Console
 from .events import home, reacting
 from .posts import Channel, Message, in_history
@@ -168,7 +169,7 @@ def _replies(ws: Workspace, console: Console, user: str) -> str:
         return ""
     items = "".join(
         f"<li class='ephemeral'><span class='context'>Only visible to you · "
-        f"{escape(_channel_name(ws, r.channel))} · {_when(r.at)}</span><br>"
+        f"{escape(channel_name(ws, r.channel))} · {_when(r.at)}</span><br>"
         f"{blocks(ws, r.blocks, _buttons(user, r.channel, '')) if r.blocks else mrkdwn(ws, r.text)}"
         "</li>"
         for r in reversed(mine)
@@ -201,7 +202,7 @@ def _buttons(user: str, channel_id: str, ts: str) -> Button:
     return button
 
 
-def _channel_name(ws: Workspace, channel_id: str) -> str:
+def channel_name(ws: Workspace, channel_id: str) -> str:
     channel = ws.channels.get(channel_id)
     return "#" + channel.name if channel else channel_id
 
@@ -238,11 +239,12 @@ def _channel(ws: Workspace, channel: Channel, user: str) -> str:
             "<button class='shortcut'>Join</button></form>"
         )
     lines.append(f"<p class='meta'>Members ({len(channel.members)}): {members}{join}</p>")
-    for bookmark in channel.bookmarks:
-        link = escape(str(bookmark["link"]), quote=True)
-        lines.append(
-            f"<p class='meta'>Bookmark: <a href='{link}'>{escape(bookmark['title'])}</a></p>"
-        )
+    links = [("Bookmark", str(b["link"]), str(b["title"])) for b in channel.bookmarks]
+    for canvas in in_channel(ws, channel.id):  # each links to the page showing it
+        links.append(("Canvas", f"/_emulator/canvas/{canvas['id']}", canvas["title"]))
+    for kind, href, label in links:
+        link = f"<a href='{escape(href, quote=True)}'>{escape(label)}</a>"
+        lines.append(f"<p class='meta'>{kind}: {link}</p>")
     pinned = [channel.by_ts[ts] for ts in channel.pins if ts in channel.by_ts]
     if pinned:
         items = "".join(_message(ws, channel, m, user) for m in pinned)

@@ -278,3 +278,22 @@ def _input(ws: Workspace, block: dict[str, Any], error: str) -> str:
 def _described(option: dict[str, Any]) -> str:
     description = (option.get("description") or {}).get("text")
     return f" — {description}" if description else ""
+
+
+MD_LINE = re.compile(r"^(?:(#{1,5}) |[-*] (?:\[([ xX])\] )?)?(.*)$")
+
+
+def markdown(text: str) -> str:
+    """A canvas's Markdown as safe HTML (headings, lists, checklists, paragraphs, mrkdwn's
+    inline formats): every character of it is escaped, so none becomes markup of its own."""
+    out: list[str] = []
+    for line in text.splitlines():
+        heading, box, rest = MD_LINE.match(line).groups()  # type: ignore[union-attr]
+        inline = _plain(escape(rest, quote=False))
+        if heading:
+            out.append(f"<h{len(heading) + 1}>{inline}</h{len(heading) + 1}>")
+        elif line[:2] in ("- ", "* "):
+            out.append(f"<li>{'' if box is None else '☐☑'[box != ' '] + ' '}{inline}</li>")
+        elif rest.strip():
+            out.append(f"<p>{inline}</p>")
+    return "".join(out)

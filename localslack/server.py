@@ -84,9 +84,9 @@ class SlackEmulator:
         return self._chaos
 
     def reset(self) -> None:
-        upload_base = self.workspace.upload_base
+        kept = self.workspace.upload_base, self.workspace.canvas_plan  # its address and plan
         self.workspace = Workspace(self.broadcast_channel, self.per_channel_rate_limit)
-        self.workspace.upload_base = upload_base
+        self.workspace.upload_base, self.workspace.canvas_plan = kept
         self.calls.clear()
         self._faults.clear()
         self._chaos = None

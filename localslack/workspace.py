@@ -50,7 +50,8 @@ class Workspace:
         # Events an app would be told of, oldest first, until the console delivers them.
         self.events: list[dict[str, Any]] = []
         self.posts = Posts(self.next_ts, self.new_id, per_channel_rate_limit, self._emit)
-        self.canvases: dict[str, dict[str, Any]] = {}
+        self.canvases: dict[str, dict[str, Any]] = {}  # by canvas id (api/files.py)
+        self.canvas_plan = "paid"  # or "free" (one canvas tab a channel), "off" (disabled)
         self.views: dict[str, dict[str, Any]] = {}  # modals opened, by view id (views.*)
         self.homes: dict[str, dict[str, Any]] = {}  # each person's App Home (views.publish)
         self.triggers: dict[str, str] = {}  # trigger id -> the user whose action made it

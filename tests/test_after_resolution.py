@@ -9,6 +9,7 @@ The policy is seconds-scale; timing is asserted from what Slack and the mail ser
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -25,6 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.archive import IncidentArchive
 from config import Settings
 from localslack import SlackEmulator
+from localslack.api.files import canvas_url, channel_canvas
+from localslack.control import Fault
 from starter.api.app import create_app
 from starter.desk import IncidentDesk
 from tests.support import Inbox, eventually, local_smtp, serve_http, until, upgrade_database
@@ -137,8 +140,16 @@ async def resolved_incident(desk: IncidentDesk, title: str) -> tuple[IncidentSta
     return state, resolved
 
 
+@pytest.fixture
+def canvases_refused(slack: SlackEmulator) -> Iterator[None]:
+    """A workspace with canvases turned off: the documents go as Markdown files."""
+    slack.workspace.canvas_plan = "off"
+    yield
+    slack.workspace.canvas_plan = "paid"
+
+
 async def test_resolution_notice_report_retrospective_reminders_archive_and_record(
-    client, slack, inbox, after_worker, archive_url
+    client, slack, inbox, after_worker, archive_url, canvases_refused
 ):
     desk = IncidentDesk(client, QUEUE, follow_up_policy())
     state, resolved = await resolved_incident(desk, "Checkout failing after deploy")
@@ -186,6 +197,13 @@ async def test_resolution_notice_report_retrospective_reminders_archive_and_reco
     assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=30)
     (draft,) = shared_files(slack, channel, "-retrospective-5.md")
     assert "## Root cause and contributing factors" in file_text(slack, draft)
+    where = [e.text for e in latest.timeline if e.kind == "document"]
+    refused = "(Slack refused a canvas: canvas_disabled_user_team)"
+    assert where == [
+        f"{state.label} situation report: file {shared['permalink']} {refused}",
+        f"Retrospective: {state.label} Checkout failing after deploy (draft): file "
+        f"{draft['permalink']} {refused}",
+    ]
     invited = await eventually(lambda: inbox.with_subject("Retrospective"))
     assert sorted(invited[0][0]) == attendees
 
@@ -207,6 +225,85 @@ async def test_resolution_notice_report_retrospective_reminders_archive_and_reco
     assert record is not None and record.status is Status.RESOLVED
     assert record.archived_at == done.archived_at
     assert record.time_to_acknowledge == pytest.approx(response.total_seconds())
+
+
+def canvases_titled(slack: SlackEmulator, title: str) -> list[dict]:
+    return [c for c in slack.workspace.canvases.values() if c["title"] == title]
+
+
+async def test_report_and_retrospective_are_canvases_made_once_when_slack_loses_answers(
+    client, slack, after_worker
+):
+    # Each canvas call does its work, then its answer is lost: the retries find their canvas.
+    for method in ("canvases.create", "canvases.access.set", "conversations.canvases.create"):
+        slack.inject(Fault(method, status=503, commit=True))
+    slack.inject(Fault("files.completeUploadExternal", drop=True, commit=True))
+    desk = IncidentDesk(client, QUEUE, follow_up_policy(archive_after=600))
+    title = "Card payments declined"
+    state, resolved = await resolved_incident(desk, title)
+    assert state.channel is not None
+    channel = state.channel.id
+
+    # The report: a canvas of its own the channel reads, linked once there and in #incidents.
+    named = f"{state.label} situation report"
+    (report,) = await eventually(lambda: [c for c in canvases_titled(slack, named) if c["access"]])
+    assert report["markdown"] == resolved.report and not report["channel_canvas"]
+    assert report["access"] == {channel: "read"}
+    url = canvas_url(report["id"])
+    (link,) = await eventually(lambda: [m for m in slack.messages(channel) if url in m["text"]])
+    assert link["text"] == f"Situation report of {state.label}: {url}"
+    await eventually(lambda: any(url in t for t in broadcast_texts(slack, state.id)))
+
+    # The retrospective draft: the channel's canvas; the invitation a file that links it.
+    draft = await eventually(lambda: channel_canvas(slack.workspace, channel), timeout=10)
+    assert draft["title"] == f"Retrospective: {state.label} {title} (draft)"
+    assert "## Root cause and contributing factors" in draft["markdown"]
+    draft_url = canvas_url(draft["id"])
+    await eventually(lambda: shared_files(slack, channel, ".ics"))
+    (shared,) = [m for m in slack.messages(channel) if m.get("files")]
+    assert draft_url in shared["text"] and shared_files(slack, channel, ".md") == []
+    # The kickoff, edited in place (still one message), links the draft.
+    await eventually(lambda: draft_url in json.dumps(keyed(slack, channel, "kickoff")[0]["blocks"]))
+    assert len(keyed(slack, channel, "kickoff")) == 1
+
+    # Exactly once, though every create lost its answer; the timeline says where each went.
+    assert len(canvases_titled(slack, draft["title"])) == 1
+    assert len(canvases_titled(slack, report["title"])) == 1
+    assert slack.calls_to("files.list")  # the retries looked before making another
+    latest = await desk.get(state.id)
+    assert [e.text for e in latest.timeline if e.kind == "document"] == [
+        f"{state.label} situation report: canvas {url}",
+        f"{draft['title']}: canvas {draft_url}",
+    ]
+    assert latest.retrospective.document_url == draft_url
+    await client.get_workflow_handle(state.id).terminate("test done: stop the reminders")
+
+
+async def test_a_free_workspace_gets_the_report_as_a_file_and_the_draft_as_the_channel_canvas(
+    client, slack, after_worker
+):
+    slack.workspace.canvas_plan = "free"  # one canvas tab a channel, no standalone canvas
+    try:
+        desk = IncidentDesk(client, QUEUE, follow_up_policy(archive_after=600))
+        state, resolved = await resolved_incident(desk, "Free plan outage")
+        assert state.channel is not None
+        channel = state.channel.id
+        (report,) = await eventually(lambda: shared_files(slack, channel, "-report-"))
+        assert file_text(slack, report) == resolved.report
+        draft = await eventually(lambda: channel_canvas(slack.workspace, channel), timeout=10)
+        assert await until(
+            lambda: desk.get(state.id),
+            lambda s: len([e for e in s.timeline if e.kind == "document"]) == 2,
+        )
+        latest = await desk.get(state.id)
+        where = [e.text for e in latest.timeline if e.kind == "document"]
+        assert where[0].endswith(
+            "(Slack refused a canvas: free_teams_cannot_create_standalone_canvases)"
+        )
+        assert where[1].endswith(f"canvas {canvas_url(draft['id'])}")
+        await client.get_workflow_handle(state.id).terminate("test done: stop the reminders")
+    finally:
+        slack.workspace.canvas_plan = "paid"
 
 
 async def test_action_item_reminds_its_owner_at_the_due_time_and_keeps_the_workflow_open(

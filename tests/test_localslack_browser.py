@@ -151,7 +151,19 @@ async def run_an_incident(page: Page, slack: SlackEmulator, desk: IncidentDesk) 
     await page.locator("#replies li").first.get_by_text("resolved").wait_for(timeout=30_000)
     await page.screenshot(path=str(SHOTS / "4-resolved.png"), full_page=False)
     final: Any = await desk.get(state.id)
-    assert final.status.value == "resolved" and final.timeline[-1].actor == ERIN
+    # The resolution by the person on the page (the report's place is noted after it).
+    resolution = [entry for entry in final.timeline if entry.kind == "resolved"][-1]
+    assert final.status.value == "resolved" and resolution.actor == ERIN
+
+    # The situation report: a canvas the channel reads, linked there; its page shows it escaped.
+    room = page.locator(f"section:has(h2#{state.channel.id})")
+    canvas = room.get_by_role("link", name=f"{state.label} situation report")
+    await canvas.wait_for(timeout=30_000)
+    await room.screenshot(path=str(SHOTS / "11-channel-with-canvas.png"))
+    await canvas.click()
+    await page.get_by_role("heading", name="Who held which role").wait_for(timeout=10_000)
+    assert await page.locator("h1").inner_text() == f"{state.label} situation report"
+    await page.screenshot(path=str(SHOTS / "12-report-canvas.png"), full_page=True)
 
 
 def paging_policy(start: datetime) -> Policy:
@@ -345,6 +357,11 @@ async def pin_react_and_follow_the_thread(
         )
         assert len(marked(state)) == 1, "the pin is on the timeline once"
         await notice.get_by_role("button", name=":eyes: 1").wait_for(timeout=10_000)
+        # The kickoff then says who acknowledged and offers no Acknowledge, as after the button.
+        kickoff = room.locator("li.pinned").filter(has_text="SEV1 declared")
+        button = kickoff.get_by_role("button", name="Acknowledge", exact=True)
+        await button.wait_for(state="detached", timeout=15_000)
+        assert "Acknowledged\nby @erin" in await kickoff.inner_text()
         await room.screenshot(path=str(SHOTS / "9-pinned-on-timeline.png"))
 
         message = "bad deploy found, rolling back"

@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.slack import SlackActivities
 from clients import Permanent
+from clients.documents import SlackDocuments
 from clients.slack import Slack
 from clients.slack_client import permanent_errors, slack_client
 from localslack import BOT_TOKEN, BOT_USER_ID, Fault, SlackEmulator
@@ -25,7 +26,7 @@ from workflows.effects import Audience, Notice, Post, PostMessage
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Impact, Status
 from workflows.policy import Policy, default_policy
-from workflows.requests import IncidentBrief, InviteUsers, OpenChannel
+from workflows.requests import DocumentFile, IncidentBrief, InviteUsers, OpenChannel, Upload
 
 
 def kickoff(slack: SlackEmulator, channel_id: str) -> dict[str, Any] | None:
@@ -324,3 +325,27 @@ async def test_any_other_slack_error_fails_at_once_naming_method_and_error(
             await web.chat_postMessage(channel="general", text="hello")
     assert refused.value.message == f"Slack chat.postMessage: {error}"
     assert refused.value.kind == "SlackError"
+
+
+async def test_a_retried_share_finds_its_file_not_a_canvas_when_canvases_are_refused(
+    slack: SlackEmulator,
+) -> None:
+    """The draft went as a file (canvases off) and the answer was lost: the retry finds that
+    file, although it bears the canvas's title, and makes neither a canvas nor a copy."""
+    documents = SlackDocuments(slack_client(BOT_TOKEN, slack.base_url))
+    channel = await slack_client(BOT_TOKEN, slack.base_url).conversations_create(name="retro-x")
+    draft = DocumentFile(filename="i-retro.md", title="Retrospective: X", content="# X\n")
+    upload = Upload(
+        channel_id=channel["channel"]["id"], files=[draft.model_copy(update={"canvas": "channel"})]
+    )
+    slack.workspace.canvas_plan = "off"
+    try:
+        slack.inject(Fault("files.completeUploadExternal", drop=True, commit=True))
+        with pytest.raises(Exception):  # noqa: B017 (the connection dropped: any error)
+            await documents.upload(upload, check_first=False)
+        again = await documents.upload(upload, check_first=True)
+    finally:
+        slack.workspace.canvas_plan = "paid"
+    assert not again.canvas and again.refused == "canvas_disabled_user_team"
+    shared = [m for m in slack.messages(upload.channel_id) if m.get("files")]
+    assert len(shared) == 1 and again.permalinks == [shared[0]["files"][0]["permalink"]]

@@ -145,7 +145,7 @@ async def test_writes_that_commit_then_fail_happen_exactly_once(
             assert await until(fetch, lambda s: s.channel is not None, timeout=300)
             states[i] = await fetch()
         in_channel = ["kickoff", "resolved-3", "status_changed-1", "update-2"]
-        # The situation report is shared in the channel as a file and linked from #incidents.
+        # The situation report is shared in the channel and linked from #incidents.
         in_broadcast = [
             "announcement",
             "report-4-link",
@@ -171,6 +171,11 @@ async def test_writes_that_commit_then_fail_happen_exactly_once(
             return gaps
 
         await eventually(lambda: not missing(), timeout=300, interval=0.5, explain=missing)
+        # Each report is a canvas the channel reads, made once though its calls lost answers.
+        for s in states:
+            assert s.channel is not None
+            made = [c for c in slack.workspace.canvases.values() if s.channel.id in c["access"]]
+            assert [c["title"] for c in made] == [f"{s.label} situation report"]
     finally:
         slack.chaos(0)
     assert chaos.hits >= 20

@@ -7,11 +7,14 @@ Plain data shared by the workflow and the activities (Slack, documents, mail, th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from workflows.models import Channel, Impact, Link, MessageRef, SimilarIncident, Status
 from workflows.oncall.schedules import Schedule
+
+CanvasKind = Literal["channel", "own"] | None
 
 
 class DocumentFile(BaseModel):
@@ -19,10 +22,14 @@ class DocumentFile(BaseModel):
     title: str
     content: str
     mime: str = "text/markdown"
+    # In Slack, a canvas where the workspace allows: the channel's own (the retrospective
+    # draft), or one of its own the channel reads (the situation report); else this file.
+    canvas: CanvasKind = None
 
 
 class Upload(BaseModel):
-    """Share files in a channel with Slack's external upload flow; a retry finds its share."""
+    """Share files in a channel with Slack's external upload flow (the first as a canvas if it
+    asks and Slack allows); a retry finds its share."""
 
     channel_id: str
     files: list[DocumentFile]
@@ -30,7 +37,9 @@ class Upload(BaseModel):
 
 
 class Uploaded(BaseModel):
-    permalinks: list[str] = Field(default_factory=list)
+    permalinks: list[str] = Field(default_factory=list)  # the canvas's first, when one was made
+    canvas: bool = False
+    refused: str = ""  # Slack's answer when the workspace allowed no canvas: a file went instead
 
 
 class People(BaseModel):
@@ -100,6 +109,7 @@ class IncidentBrief(BaseModel):
     # ``broadcast_replies`` says so (Slack's ``reply_broadcast``).
     announcement: MessageRef | None = None
     broadcast_replies: bool = False
+    retrospective_url: str | None = None  # the draft (the channel's canvas, or a file), linked
 
 
 class Recurrences(BaseModel):

@@ -120,6 +120,7 @@ def incident_brief(state: IncidentState, policy: Policy, kickoff: bool = False) 
         private=state.private,
         announcement=state.announcement,
         broadcast_replies=policy.severity(state.severity).broadcast_replies,
+        retrospective_url=state.retrospective.document_url,
     )
 
 

@@ -238,11 +238,11 @@ class EffectRunner:
         """Files in the channel, the first linked from the broadcast with our words (not typed)."""
         if (channel_id := self._channel_id()) is None:
             return None
-        # The link's post below is marked as a drill by its rendering; the file's comment is not.
-        marked = drill_marked(comment, self.state.drill)
+        marked = drill_marked(comment, self.state.drill)  # the link's post: by its rendering
         upload = rq.Upload(channel_id=channel_id, files=files, comment=marked)
         shared = await self._call(DocumentActivities.upload, upload, "share documents")
-        link = shared.permalinks[0] if shared and shared.permalinks else None
+        if link := next(iter(shared.permalinks if shared else []), None):  # noted where it went
+            self.state.note(workflow.now(), "document", None, report.shared_where(files[0], shared))
         if link and not self.state.private:  # nothing of a private incident is broadcast
             text, broadcast = f"{comment}: {link}", fx.Audience.BROADCAST
             post = fx.Post(key=key, notice=fx.Notice.DOCUMENT, audience=[broadcast], text=text)
@@ -257,16 +257,16 @@ class EffectRunner:
             await self._call(MailActivities.send, email, "email the report", shown=True)
 
     async def _send_retrospective(self, effect: fx.SendRetrospective, _: object) -> None:
-        s = self.state
-        people = rq.People(users=effect.attendees)
+        s, people = self.state, rq.People(users=effect.attendees)
         found = await self._call(DocumentActivities.emails, people, "look up emails")
         emails = list(found.by_user.values()) if found else []
         invitation = followup.retrospective_invitation(s, effect, emails)
         ics = await self._call(DocumentActivities.invitation, invitation, "make the invitation")
         files = followup.retrospective_files(s, effect, ics)
         comment = f"{s.label} retrospective proposed for {report.when(effect.meeting_at)}"
-        link = await self._share(files, comment, f"{effect.key}-link")
-        s.retrospective.document_url = link or s.retrospective.document_url
+        if link := await self._share(files, comment, f"{effect.key}-link"):
+            s.retrospective.document_url = link  # and the kickoff links it from now on
+            await self._update_kickoff(fx.UpdateKickoff(), None)
         if emails:
             email = followup.retrospective_email(s, effect, emails, files)
             await self._call(MailActivities.send, email, "email the invitation", shown=True)

@@ -110,12 +110,13 @@ def send_retrospective(state: IncidentState, policy: Policy, now: datetime) -> l
 def report_documents(
     state: IncidentState, policy: Policy, key: str
 ) -> tuple[DocumentFile, Email | None]:
-    """The situation report as a file, and the email to the stakeholders of its severity and
-    its type (if any); of a private incident, only to its type's: the severity's stakeholders
-    are everyone's, and a private incident's type says who may hear of it."""
+    """The situation report (a canvas, else a file), and the email to the stakeholders of its
+    severity and its type (if any); of a private incident, only to its type's: the severity's
+    stakeholders are everyone's, and a private incident's type says who may hear of it."""
     text = state.report or ""
     name = f"{state.id}-{key}.md"
-    document = DocumentFile(filename=name, title=f"{state.label} situation report", content=text)
+    title = f"{state.label} situation report"
+    document = DocumentFile(filename=name, title=title, content=text, canvas="own")
     kind = policy.types.get(state.type or "")
     typed = kind.stakeholders if kind else []
     everyone = [] if state.private else policy.severity(state.severity).stakeholders
@@ -149,9 +150,10 @@ def retrospective_invitation(
 def retrospective_files(
     state: IncidentState, effect: SendRetrospective, ics: DocumentFile | None
 ) -> list[DocumentFile]:
-    """The draft (Markdown), and the invitation (.ics) when one could be made."""
+    """The draft (the channel's canvas, else Markdown), and the invitation (.ics) if made."""
     title = f"{retrospective_title(state)} (draft)"
-    draft = DocumentFile(filename=f"{state.id}-{effect.key}.md", title=title, content=effect.draft)
+    name = f"{state.id}-{effect.key}.md"
+    draft = DocumentFile(filename=name, title=title, content=effect.draft, canvas="channel")
     return [draft, *([ics] if ics else [])]
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from workflows.lifecycle import timeline
 from workflows.models import ActionItem, IncidentState, Role
 from workflows.policy import Policy
+from workflows.requests import DocumentFile, Uploaded
 from workflows.text import MENTION
 
 TIMELINE_LIMIT = 200  # entries in a document; a longer incident says how many were left out
@@ -277,6 +278,13 @@ def _cause_or_lesson(state: IncidentState) -> list[str]:
             PLACEHOLDER,
         ]
     return ["## Root cause and contributing factors", "", PLACEHOLDER]
+
+
+def shared_where(document: DocumentFile, shared: Uploaded | None) -> str:
+    """Where a document went, for the timeline: a canvas, or a file (and why not a canvas)."""
+    link, canvas = (shared.permalinks[0], shared.canvas) if shared else ("", False)
+    why = f" (Slack refused a canvas: {shared.refused})" if shared and shared.refused else ""
+    return f"{document.title}: {'canvas' if canvas else 'file'} {link}{why}"
 
 
 def attendees(state: IncidentState) -> list[str]:
