@@ -8,7 +8,8 @@
   and, when it fires, runs one activity that posts to Slack with the product's own slack_sdk
   client (``clients.slack_client.slack_client``): a text message whose metadata carries the
   key. With ``TimerInput.opening`` (bench.replay) it first runs one no-op activity and its
-  ``opening`` update answers after it, as an incident's opening activity and update do.
+  ``opening`` update answers after it, as an incident's opening activity and update do; that
+  activity takes an input (what a channel is opened with), as the incident's does.
 """
 
 from __future__ import annotations
@@ -39,8 +40,16 @@ class BarePost:
     due: float  # the timer's due time (epoch seconds), so lateness needs no other lookup
 
 
+@dataclass
+class BareIncidentInput:
+    name: str  # channel name
+    commander: str
+    broadcast_channel: str
+
+
 @activity.defn(name="bare_noop")
-async def noop() -> None:
+async def noop(request: BareIncidentInput | None = None) -> None:
+    """Does nothing; ``BareTimer``'s opening hands it what an opening needs to know."""
     return None
 
 
@@ -102,7 +111,12 @@ class BareTimer:
     @workflow.run
     async def run(self, input: TimerInput) -> None:
         if not self.opened:
-            await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=30))
+            # With an input, as the incident's opening has: the SDK visits each payload of a
+            # command, which an activity without arguments is spared.
+            opening = BareIncidentInput(f"bare-{workflow.info().workflow_id}", "", input.channel_id)
+            await workflow.execute_activity(
+                noop, opening, start_to_close_timeout=timedelta(seconds=30)
+            )
             self.opened = True
         start = self.start
         n = 0
@@ -123,13 +137,6 @@ class BareTimer:
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
             )
-
-
-@dataclass
-class BareIncidentInput:
-    name: str  # channel name
-    commander: str
-    broadcast_channel: str
 
 
 class BareIncidentActivities:
