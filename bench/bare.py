@@ -8,7 +8,9 @@
   and, when it fires, runs one activity that posts to Slack with the product's own slack_sdk
   client (``clients.slack_client.slack_client``): a text message whose metadata carries the
   key. With ``TimerInput.opening`` (bench.replay) it first runs one no-op activity and its
-  ``opening`` update answers after it, as an incident's opening activity and update do.
+  ``opening`` update answers after it, as an incident's opening activity and update do; that
+  activity takes an input (what a channel is opened with), as the incident's does.
+- ``IncidentShape`` (for bench.replay): a standard incident's commands without its code.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
 
 if TYPE_CHECKING:  # the sandbox re-imports this module for every workflow: keep it light
     from slack_sdk.web.async_client import AsyncWebClient
+
+# The incident's (workflows/lifecycle/visibility.py), named here: this module stays light.
+CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
+CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
 
 
 @dataclass
@@ -39,8 +46,16 @@ class BarePost:
     due: float  # the timer's due time (epoch seconds), so lateness needs no other lookup
 
 
+@dataclass
+class BareIncidentInput:
+    name: str  # channel name
+    commander: str
+    broadcast_channel: str
+
+
 @activity.defn(name="bare_noop")
-async def noop() -> None:
+async def noop(request: BareIncidentInput | None = None) -> None:
+    """Does nothing; ``BareTimer``'s opening hands it what an opening needs to know."""
     return None
 
 
@@ -102,7 +117,12 @@ class BareTimer:
     @workflow.run
     async def run(self, input: TimerInput) -> None:
         if not self.opened:
-            await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=30))
+            # With an input, as the incident's opening has: the SDK visits each payload of a
+            # command, which an activity without arguments is spared.
+            opening = BareIncidentInput(f"bare-{workflow.info().workflow_id}", "", input.channel_id)
+            await workflow.execute_activity(
+                noop, opening, start_to_close_timeout=timedelta(seconds=30)
+            )
             self.opened = True
         start = self.start
         n = 0
@@ -123,13 +143,6 @@ class BareTimer:
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
             )
-
-
-@dataclass
-class BareIncidentInput:
-    name: str  # channel name
-    commander: str
-    broadcast_channel: str
 
 
 class BareIncidentActivities:
@@ -167,3 +180,43 @@ class BareIncident:
         await workflow.execute_activity(
             "bare_open_incident", request, start_to_close_timeout=timedelta(seconds=30)
         )
+
+
+@workflow.defn(name="IncidentWorkflow")
+class IncidentShape:
+    """A standard incident's commands with none of the product's code (bench.replay): replayed
+    against the incident's history, it is what the SDK spends on those commands and payloads
+    alone, apart from what the incident's own code spends. Its payloads are plain JSON: the
+    opening and the post with their inputs (the post with its Web UI summary), the search
+    attributes and memo the channel brings, the opening update answered once open."""
+
+    @workflow.init
+    def __init__(self, input: dict[str, Any]) -> None:
+        self.opened = False
+
+    @workflow.update
+    async def opening(self) -> dict[str, Any]:
+        await workflow.wait_condition(lambda: self.opened)
+        return {"opened": True}
+
+    @workflow.run
+    async def run(self, input: dict[str, Any]) -> None:
+        timeout = timedelta(seconds=60)
+        await workflow.execute_activity(
+            "slack_open_incident", input, start_to_close_timeout=timeout
+        )
+        channel = "C0SHAPE"
+        workflow.upsert_search_attributes(
+            [CHANNEL.value_set(channel), CHANNEL_ID.value_set(channel)]
+        )
+        workflow.upsert_memo({"incident": {"channel": channel}})
+        self.opened = True
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: False, timeout=timedelta(seconds=10))
+            await workflow.execute_activity(
+                "slack_post_message",
+                {"channel_id": channel},
+                start_to_close_timeout=timeout,
+                summary="post the update_due message",
+            )

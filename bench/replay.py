@@ -13,13 +13,17 @@ histories have as many workflow tasks, activities, timers and updates), then rep
 converter, sandboxed, sandboxed with the workflow packages passed through (as the worker
 runs them), and unsandboxed, taking turns, and prints the median CPU time per replay. Every
 process started is stopped by its PID at the end. ``--histories`` replays the two histories
-a previous run saved instead (no server): two builds compared on the same histories.
+a previous run saved instead (no server): two builds compared on the same histories. A third
+row replays the incident's history with ``IncidentShape``: its commands and payloads without
+its code, so the ratio splits into what the SDK spends on what the incident writes and what
+the incident's own code spends.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +35,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.bare import BareTimer, TimerInput
+from bench.bare import BareTimer, IncidentShape, TimerInput
 from bench.stack import PYTHON, Stack, connect, run, wait_for_line
 from bench.timer_plan import cadence_policy
 from config.temporal import data_converter
@@ -108,10 +112,14 @@ RUNNERS: dict[str, WorkflowRunner] = {
 }
 
 
-async def replay(history: WorkflowHistory, times: int, runner: WorkflowRunner) -> float:
-    """CPU seconds per replay (this process is otherwise idle)."""
+async def replay(
+    history: WorkflowHistory, times: int, runner: WorkflowRunner, shape_only: bool = False
+) -> float:
+    """CPU seconds per replay (this process is otherwise idle); NaN when the history is not the
+    shape ``IncidentShape`` replays (another number of tasks, or a continued run)."""
+    workflow = IncidentShape if shape_only else IncidentWorkflow
     replayer = Replayer(
-        workflows=[IncidentWorkflow, BareTimer],
+        workflows=[workflow, BareTimer],
         data_converter=data_converter(),  # the worker's (config.connect)
         workflow_runner=runner,
     )
@@ -121,8 +129,9 @@ async def replay(history: WorkflowHistory, times: int, runner: WorkflowRunner) -
             yield history
 
     began = time.process_time()
-    results = await replayer.replay_workflows(copies(), raise_on_replay_failure=True)
-    assert len(results.replay_failures) == 0
+    results = await replayer.replay_workflows(copies(), raise_on_replay_failure=not shape_only)
+    if results.replay_failures:
+        return math.nan
     return (time.process_time() - began) / times
 
 
@@ -149,31 +158,38 @@ async def main(args: argparse.Namespace) -> None:
     args.logs.mkdir(parents=True, exist_ok=True)
     # The histories take turns, ROUNDS times, and each keeps its median round: a machine shared
     # with other work slows whichever runs while it is busy, not one history for good.
+    # The third: the incident's history replayed by IncidentShape, its commands without its code.
+    subjects = [(histories[0], False), (histories[1], False), (histories[0], True)]
     costs: dict[tuple[int, str], list[float]] = {}
     for name, runner in RUNNERS.items():
         for _ in range(ROUNDS):
-            for i, history in enumerate(histories):
-                cost = await replay(history, max(args.times // ROUNDS, 1), runner)
+            for i, (history, shape_only) in enumerate(subjects):
+                cost = await replay(history, max(args.times // ROUNDS, 1), runner, shape_only)
                 costs.setdefault((i, name), []).append(cost)
     print(f"\nreplay of one history, CPU ms per replay ({args.times} replays, one process)")
     head = f"{'history':<34}{'events':>7}{'tasks':>6}{'bytes':>8}"
     print(head + "".join(f"{r:>13}" for r in RUNNERS))
     medians: list[list[float]] = []
-    for i, history in enumerate(histories):
+    for i, (history, shape_only) in enumerate(subjects):
         (args.logs / f"{history.workflow_id}.json").write_text(history.to_json())
         events = len(history.events)
         tasks = sum(e.event_type == TASK for e in history.events)
         size = sum(e.ByteSize() for e in history.events)
         label = f"{history.workflow_id} ({args.reminders} reminder)"
+        label = f"{history.workflow_id}, commands only" if shape_only else label
         medians.append([statistics.median(costs[i, name]) * 1000 for name in RUNNERS])
         row = f"{label:<34}{events:>7}{tasks:>6}{size:>8}"
         print(row + "".join(f"{c:>13.1f}" for c in medians[-1]))
-    ratios = [incident / bare for incident, bare in zip(*medians, strict=True)]
-    print(f"{'incident / bare':<55}" + "".join(f"{r:>12.2f}x" for r in ratios))
+    incident, bare, commands_only = medians
+    for label, costs_of in (("incident / bare", incident), ("commands only / bare", commands_only)):
+        ratios = [cost / base for cost, base in zip(costs_of, bare, strict=True)]
+        print(f"{label:<55}" + "".join(f"{r:>12.2f}x" for r in ratios))
     print(
         "sandboxed: the SDK's default sandbox; passthrough: the same sandbox taking the\n"
         "workflows and bench packages as they are, not imported again per instance (close to\n"
         "build_worker, which passes every module through); unsandboxed: no sandbox at all.\n"
+        "Commands only: IncidentShape (bench/bare.py) replaying the incident's history, its\n"
+        "commands and payloads with none of its code (nan: not that shape).\n"
         "The incident's history is its current run's (with --continue-as-new-once-open, a new\n"
         f"run). The histories are in {args.logs}."
     )
