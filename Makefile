@@ -7,6 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
+# make test runs the suite on this many processes, each with its own dev server and emulator:
+# most tests wait on seconds-scale timers, so two processes fit two cores.
+TEST_PROCESSES ?= 2
 
 .PHONY: venv run test lint bench chaos clean
 
@@ -26,7 +29,7 @@ run: venv
 
 test: venv
 	@.ci/ensure-test-tools
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
