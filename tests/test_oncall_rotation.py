@@ -137,7 +137,10 @@ async def test_handoffs_overrides_and_a_missed_handoff_happening_once(rotation: 
     first = (await rotation.wait_for(1))[0]
     roster = await handle.query(ScheduleWorkflow.roster)
     assert roster.schedule.layers[0].people == PEOPLE
-    assert first["to"] == rotation.expected(float(first["ts"]))
+    # Sent as the worker starts the schedule: on a loaded machine it may land just after the
+    # next handoff, whose own DM then follows it.
+    at = float(first["ts"])
+    assert first["to"] in (rotation.expected(at), rotation.expected(at - SHIFT))
 
     # Three handoffs: each incoming person told, on time; the outgoing told who took over.
     announced = await rotation.wait_for(4)
