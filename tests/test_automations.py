@@ -19,12 +19,14 @@ from pydantic import ValidationError
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
-from tests.support import eventually
+from tests.support import eventually, serve_slack_app
 from tests.test_oncall_reach import direct_messages
+from tests.test_slack_app import SECRET, Person
 from workflows.alerts.folding import AlertSignal
 from workflows.alerts.routing import AlertBatch
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.policy import Policy, default_policy, load_policy
 from workflows.preview import Scenario, preview
@@ -276,3 +278,33 @@ def test_the_preview_shows_which_rules_fire_and_when():
         timedelta(minutes=30),
         "Automation 'page the secondary' called off: unless held",
     )
+
+
+async def test_slack_lists_the_rules_and_only_the_commander_skips_a_waiting_one(
+    client, worker, slack, settings
+):
+    rules = [
+        {"name": "say hello", "on": "declared", "do": [SAID]},
+        {"name": "page the <secondary>", "on": "declared", "after": 60, "do": [{"escalate": ""}]},
+    ]
+    desk, state = await declare(client, policy_with(*rules), "Listed and skipped")
+    async with serve_slack_app(settings, desk, slack, SECRET):
+        found = await settled(lambda: desk.get(state.id), lambda s: s.channel is not None)
+        assert found.channel is not None
+        room, wait = found.channel.name, found.automations[0].id
+        alice, bob = Person(slack, ALICE), Person(slack, BOB)
+        await settled(lambda: automation_log(desk, state.id), lambda f: len(f) >= 2)
+        listing = (await alice.types("/incident automations", room)).text
+        print(f"\n{listing}")
+        assert f"• #{wait} *page the &lt;secondary&gt;* fires <!date^" in listing
+        assert "Automation 'say hello': posted in the incident channel" in listing
+        refused = (await bob.types(f"/incident automations skip {wait}", room)).text
+        assert "automations needs role:commander" in refused
+        await alice.types(f"/incident automations skip {wait}", room)
+        after = (await alice.types(f"/incident automations {state.number}", "general")).text
+        print(after)
+    assert "fires" not in after
+    assert "Automation 'page the &lt;secondary&gt;' skipped by <@U0ALICE01>" in after
+    assert (await desk.get(state.id)).automations == []
+    with pytest.raises(CommandRefused, match=f"no automation #{wait} waits"):
+        await desk.command(state.id, cmd.SkipAutomation(wait=int(wait), by=ALICE))

@@ -207,6 +207,7 @@ def text_problem(text: str) -> str | None:
 class AutomationWait(BaseModel):
     """A rule waiting for its ``after``: due at ``due_at``, when ``unless`` is asked."""
 
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # the API publishes ``id`` as a number
     id: str  # "<number of the run>": what a commander names to skip it
     rule: str
     event: dict[str, Any]  # the triggering event as the rule's expressions saw it
