@@ -283,7 +283,7 @@ def test_the_preview_shows_which_rules_fire_and_when():
 async def test_slack_lists_the_rules_and_only_the_commander_skips_a_waiting_one(
     client, worker, slack, settings
 ):
-    rules = [
+    rules: list[dict[str, Any]] = [
         {"name": "say hello", "on": "declared", "do": [SAID]},
         {"name": "page the <secondary>", "on": "declared", "after": 60, "do": [{"escalate": ""}]},
     ]
