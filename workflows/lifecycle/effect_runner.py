@@ -41,15 +41,11 @@ with workflow.unsafe.imports_passed_through():
 R = TypeVar("R")
 T = TypeVar("T")
 
-SLACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
+SLACK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))  # from 1 s, doubling
 SLACK_GIVE_UP = timedelta(minutes=10)  # Slack down for longer must not hold paging back for ever
 STEP_TIMEOUT = timedelta(seconds=30)
 OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
 RETRY_AFTER = timedelta(minutes=1)  # what gave up for now (the opening) is tried this soon
-ASIDE = (fx.Lane.ARCHIVE, fx.Lane.TOPIC)  # a slow or lost call there holds nothing back
-Handler = Callable[[Any, fx.Audience | None], Awaitable[None]]
 
 
 class EffectRunner:
@@ -70,7 +66,7 @@ class EffectRunner:
         self.recorded = followup.record_signature(state) if recorded else None
         self.wake = wake  # the workflow's main loop looks again
         self.aside: dict[fx.Lane, list[fx.Step]] = {}  # queued or running in the background
-        self.handlers: dict[type[Any], Handler] = {
+        self.handlers: dict[type[Any], Callable[[Any, fx.Audience | None], Awaitable[None]]] = {
             fx.Post: self._post,
             fx.RefreshTopic: self._set_topic,
             fx.Invite: self._invite,
@@ -85,6 +81,7 @@ class EffectRunner:
             fx.BookmarkLinks: self._bookmark,
             fx.RetryOpening: self._retry_opening,
             fx.ReachOnCall: self._reach_on_call,
+            fx.CallWebhook: self._call_webhook,
         }
 
     def queue(self, effects: list[fx.Effect]) -> None:
@@ -111,7 +108,7 @@ class EffectRunner:
 
     def put_aside(self, lanes: dict[fx.Lane, list[fx.Step]]) -> None:
         """The background lanes' steps, one at a time in order; one already waiting runs once."""
-        for lane in ASIDE:
+        for lane in fx.ASIDE:
             queue, steps = self.aside.setdefault(lane, []), lanes.pop(lane, [])
             if steps and not queue:
                 asyncio.create_task(self._run_aside(queue))  # noqa: RUF006 (held by what it awaits)
@@ -214,6 +211,9 @@ class EffectRunner:
             self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty", shown=True),
             self._call(PagingActivities.send_webhook, page, f"{what} to the webhook", shown=True),
         )
+
+    async def _call_webhook(self, effect: fx.CallWebhook, _: object) -> None:
+        await self._call(PagingActivities.call_webhook, effect.call, effect.doing, shown=True)
 
     async def _reach_on_call(self, effect: fx.ReachOnCall, _: object) -> None:
         asking = self._call(RosterActivities.who_is_on_call, effect.asked, "ask who is on call")
