@@ -107,6 +107,14 @@ async def test_a_waiting_rule_fires_once_after_continue_as_new(client, worker, s
     ]
     assert timers, "the rule's wait is a timer of the new run"
     assert b"page the secondary" in timers[0].data
+    # So is the activity of its step.
+    steps = [
+        e.user_metadata.summary.data
+        for e in runs[-1].events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.HasField("user_metadata")
+    ]
+    assert any(b"post the automation 'page the secondary' message" in s for s in steps), steps
 
 
 async def test_a_rule_whose_unless_holds_does_not_fire_after_continue_as_new(client, worker, slack):

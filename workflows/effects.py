@@ -51,9 +51,6 @@ class Lane(StrEnum):
     WEBHOOK = "webhook"  # automations' webhooks: a slow receiver holds up no page or post
 
 
-ASIDE = (Lane.ARCHIVE, Lane.TOPIC)  # run in the background: a slow or lost call holds nothing back
-
-
 class SideEffect(BaseModel):
     """An effect knows its lane, so the outbox groups effects without asking their type."""
 
@@ -67,6 +64,7 @@ class SideEffect(BaseModel):
 
 
 AUDIENCE_LANE = {Audience.CHANNEL: Lane.CHANNEL, Audience.BROADCAST: Lane.BROADCAST}
+ASIDE = (Lane.ARCHIVE, Lane.TOPIC)  # run in the background: a slow or lost call holds nothing back
 
 
 class Notice(StrEnum):
@@ -106,6 +104,7 @@ class Post(SideEffect):
     # Why a mentioned person is told, shown beside them: "on call for payments-primary".
     why: dict[str, str] = Field(default_factory=dict)
     channel: str | None = None  # "#payments": where a post to ``Audience.NAMED`` goes
+    rule: str | None = None  # the automation whose step it is: the Web UI names it
     pin: bool = False
     # Look for an earlier copy even on a first attempt: another activity may have posted it.
     check_first: bool = False

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from workflows import automations as auto
-from workflows.effects import Audience, CallWebhook, Effect, Notice, RefreshTopic
+from workflows.effects import Audience, CallWebhook, Effect, Notice, Post, RefreshTopic
 from workflows.escalation import tiers
 from workflows.escalation.deadlines import Deadline
 from workflows.incident_types import members
@@ -201,6 +201,8 @@ def _run(
             state.note(now, "problem", None, text)
             continue
         state.note(now, "automation", None, f"Automation '{rule.name}': {done}")
+        for post in (e for e in more if isinstance(e, Post) and e.notice is Notice.AUTOMATION):
+            post.rule = rule.name  # its activity names the rule in the Web UI
         effects += more
     return effects
 

@@ -169,7 +169,8 @@ class EffectRunner:
         target = self._channel_id() if audience is fx.Audience.CHANNEL else post.channel
         if audience is fx.Audience.CHANNEL and target is None:
             return  # no channel: the problem creating it is on the timeline already
-        if posted := await self._send(post, target, f"post the {post.notice.value} message"):
+        said = f"automation '{post.rule}'" if post.rule else post.notice.value
+        if posted := await self._send(post, target, f"post the {said} message"):
             opening.remember(self.state, post.key, posted)
 
     async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
