@@ -152,13 +152,13 @@ def _declare(rest: str, severities: list[str], drill: bool) -> Asked:
 def automations(state: IncidentState) -> str:
     """`/incident automations`: the rules waiting (each with its number, to skip it, and when it
     fires) and the newest lines the rules wrote on the timeline; rule names escaped."""
+    waiting = sorted(state.automations, key=lambda w: w.due_at)[: blocks.MAX_LISTED]
+    ran = [e for e in state.timeline if e.text.startswith("Automation '")][-blocks.MAX_LISTED :]
     lines = [f"*Automations of {state.label}*"]
-    for wait in sorted(state.automations, key=lambda w: w.due_at)[: blocks.MAX_LISTED]:
-        lines.append(f"• #{wait.id} *{escape(wait.rule)}* fires {blocks.when(wait.due_at)}")
-    if state.automations:
-        lines.append("Skip one (the commander): `/incident automations skip <n>`")
-    ran = [e for e in state.timeline if e.text.startswith("Automation '")]
-    lines += [f"{blocks.when(e.at)} {blocks.timeline_text(e.text)}" for e in ran[-20:]]
+    lines += ["*Waiting* (the commander skips: `/incident automations skip <n>`)"] * bool(waiting)
+    lines += [f"• #{w.id} *{escape(w.rule)}* fires {blocks.when(w.due_at)}" for w in waiting]
+    lines += ["*Ran*"] * bool(ran)
+    lines += [f"• {blocks.when(e.at)} {blocks.timeline_text(e.text)}" for e in ran]
     return "\n".join(lines if len(lines) > 1 else [*lines, "No rule has run or waits here."])
 
 
