@@ -37,6 +37,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
+from workflows.incident_types import members
 from workflows.lifecycle.visibility import (
     INCIDENT_COMMANDER,
     INCIDENT_SEVERITY,
@@ -210,10 +211,11 @@ Items = list[tuple[IncidentState, ActionItem]]
 def person_home(
     reading: HomeReading, user: str, steady: bool = False
 ) -> tuple[Roles, Items, list[Shift] | None]:
-    """Their open incidents with their roles, their open action items, their next shifts.
+    """Their open incidents with their roles, their open action items, their next shifts; a
+    private incident only to its members (as ``/incident list`` shows it).
     ``steady``: a shift under way starts at the reading's time, which tells nothing new, so
     it starts at the epoch instead (to tell whether a Home changed, not to show)."""
-    states = reading.states
+    states = [s for s in reading.states if not s.private or user in members(s)]
     mine = [(s, roles_of(s, user)) for s in states if s.status != Status.RESOLVED]
     items = [(s, i) for s in states for i in s.action_items if i.is_open and i.owner == user]
     at, rosters = reading.at, reading.rosters

@@ -24,7 +24,7 @@ from tests.test_localslack_browser import SHOTS, browser  # noqa: F401 (a fixtur
 from tests.test_oncall_reach import start_schedules
 from tests.test_slack_app import Person, declared
 from workflows.lifecycle import commands as cmd
-from workflows.models import IncidentState, Role
+from workflows.models import DeclarationRequest, IncidentState, Role
 from workflows.oncall.rotation import schedule_workflow_id
 
 SECRET = "events-signing-secret"
@@ -401,6 +401,22 @@ async def test_an_opened_app_home_is_kept_current_without_opening_it_again(
     first = next_shifts()
     assert len(first) == 5, shown()
     await eventually(lambda: next_shifts()[0] != first[0], timeout=20)  # a handoff went by
+
+    # A private incident: on its commander's Home; not on Bob's, though he owns an item of it.
+    secret = DeclarationRequest(
+        title=f"Payroll {uuid.uuid4().hex[:6]}",
+        severity="sev3",
+        private=True,
+        declared_by=ALICE,
+        commander=ERIN,
+    )
+    hidden, _ = await events_desk.declare(secret)
+    leak = cmd.AddActionItem(text="Rotate the payroll keys", owner=BOB, by=ERIN)
+    await events_desk.command(hidden.id, leak)
+    await eventually(lambda: f"*{hidden.label}*" in shown(), timeout=20)
+    await asyncio.sleep(2)  # two more readings
+    bob = home_text(homes[BOB])
+    assert hidden.label not in bob and "payroll" not in bob.casefold()
 
     # Bob's Home (opened in an earlier test) shows nothing new: read every second, not sent.
     def published_to(user: str) -> int:
