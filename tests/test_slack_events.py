@@ -425,3 +425,5 @@ async def test_an_opened_app_home_is_kept_current_without_opening_it_again(
     before = published_to(BOB)
     await asyncio.sleep(3)
     assert published_to(BOB) == before
+    # Carol's shifts changed as often as Erin's, but she never opened her Home: none is sent.
+    assert published_to(CAROL) == 0

@@ -231,6 +231,7 @@ class Home:
         if event.get("tab") == "home":
             user = str(event.get("user", ""))
             self.shown.pop(user, None)  # the latest to open it: kept longest
+            self.shown[user] = ""  # not yet published: the next round tries if this fails
             await self.publish(client, user)
             if not self.slack.background:
                 self.slack.background.add(asyncio.create_task(self.keep_current(client)))
@@ -261,8 +262,13 @@ class Home:
             try:
                 reading = await self.read()
                 for user, shown in list(self.shown.items()):
-                    if self.digest(reading, user) != shown:
+                    if self.digest(reading, user) == shown:
+                        continue
+                    try:
                         await self._publish(client, user, reading)
+                    except SlackApiError as error:  # refused for them (gone, say): until they
+                        self.shown.pop(user, None)  # open it again, so the others still get theirs
+                        log.info("slack_home_dropped", user=user, error=error.response.get("error"))
             except Exception:  # Temporal or Slack down: the next round tries again
                 log.exception("slack_home_not_kept_current")
 
