@@ -148,7 +148,10 @@ class OnCallDesk:
 
     async def person_shifts(self, user: str, start: datetime, end: datetime) -> list[Shift]:
         """One person's shifts across every schedule, each named in ``user`` as the schedule."""
-        return person_shifts(await self.every_roster(), user, start, end) if end > start else []
+        if end <= start:
+            return []
+        rosters = await self.every_roster()
+        return person_shifts({n: r.shifts(start, end) for n, r in rosters.items()}, user)
 
     async def add_override(
         self,

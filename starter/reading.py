@@ -197,11 +197,20 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass
 class HomeReading:
-    """The running incidents' states and every schedule's roster (None: one did not answer)."""
+    """The running incidents' states and every schedule's shifts from ``at`` on, by schedule
+    (None: one did not answer), read once for everyone's Home."""
 
     states: tuple[IncidentState, ...]
-    rosters: dict[str, Roster] | None
+    shifts: dict[str, list[Shift]] | None
     at: datetime
+
+    @classmethod
+    def of(
+        cls, states: tuple[IncidentState, ...], rosters: dict[str, Roster] | None, at: datetime
+    ) -> HomeReading:
+        ahead = at + SHIFTS_AHEAD
+        shifts = None if rosters is None else {n: r.shifts(at, ahead) for n, r in rosters.items()}
+        return cls(states, shifts, at)
 
 
 Roles = list[tuple[IncidentState, list[str]]]
@@ -218,8 +227,8 @@ def person_home(
     states = [s for s in reading.states if not s.private or user in members(s)]
     mine = [(s, roles_of(s, user)) for s in states if s.status != Status.RESOLVED]
     items = [(s, i) for s in states for i in s.action_items if i.is_open and i.owner == user]
-    at, rosters = reading.at, reading.rosters
-    shifts = None if rosters is None else person_shifts(rosters, user, at, at + SHIFTS_AHEAD)
+    at = reading.at
+    shifts = None if reading.shifts is None else person_shifts(reading.shifts, user)
     if shifts is not None and steady:
         shifts = [s.model_copy(update={"start": EPOCH}) if s.start <= at else s for s in shifts]
     return [m for m in mine if m[1]], items, None if shifts is None else shifts[:HOME_SHIFTS]
@@ -232,14 +241,12 @@ def roles_of(state: IncidentState, user: str) -> list[str]:
     return held + ["responder"] * (user in state.responders)
 
 
-def person_shifts(
-    rosters: dict[str, Roster], user: str, start: datetime, end: datetime
-) -> list[Shift]:
-    """One person's shifts across every schedule, each named in ``user`` as the schedule."""
+def person_shifts(shifts: dict[str, list[Shift]], user: str) -> list[Shift]:
+    """One person's shifts among every schedule's, each named in ``user`` as the schedule."""
     found = [
         shift.model_copy(update={"user": name})
-        for name, roster in rosters.items()
-        for shift in roster.shifts(start, end)
+        for name, listed in shifts.items()
+        for shift in listed
         if shift.user == user
     ]
     return sorted(found, key=lambda s: s.start)

@@ -287,7 +287,7 @@ class Home:
             rosters = await OnCallDesk(desk.client, desk.policy, desk.people).every_roster()
         except ScheduleUnavailable:
             rosters = None
-        return HomeReading(states, rosters, datetime.now(UTC))
+        return HomeReading.of(states, rosters, datetime.now(UTC))
 
     def view(self, reading: HomeReading, user: str, note: str = "") -> dict[str, Any]:
         return blocks.home_view(*person_home(reading, user), note)
