@@ -198,6 +198,7 @@ class SlackDesk:
         self._desk = desk
         self.people = people
         self.tokens = tokens  # None: the API has no token store, so no personal tokens
+        self.background: set[asyncio.Task[None]] = set()  # beside requests; ends with the API
 
     @property
     def desk(self) -> IncidentDesk:
