@@ -375,3 +375,15 @@ async def pin_react_and_follow_the_thread(
     top = [m for m in incidents.messages if m.get("thread_ts", m["ts"]) == m["ts"]]
     assert [m["ts"] for m in top] == [state.announcement.ts], "one message per incident"
     await broadcast.screenshot(path=str(SHOTS / "10-broadcast-thread.png"))
+
+    # Resolved: the report's timeline carries the pinned message, escaped, as Erin wrote it.
+    async with httpx.AsyncClient(base_url=url, headers=token) as api:
+        body = {"message": "rolled back", "by": "@dave"}
+        resolved = await api.post(f"/incidents/{ref}/resolve", json=body)
+        assert resolved.status_code == 200, resolved.text
+    canvas = room.get_by_role("link", name=f"{state.label} situation report")
+    await canvas.wait_for(timeout=30_000)
+    await canvas.click()
+    timeline = page.locator("li").filter(has_text="marked_message").filter(has_text=said)
+    await timeline.wait_for(timeout=10_000)
+    await page.screenshot(path=str(SHOTS / "13-timeline-from-pins.png"), full_page=True)

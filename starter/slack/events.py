@@ -218,14 +218,14 @@ class Home:
     Built when they open the tab, after a Done from it, and kept current for whoever opened it
     (the latest ``HOME_KEPT``, in this process): every ``[slack] home_refresh_every`` one
     ``HomeReading`` serves them all, and a tab is published again only where what it shows
-    changed (a role, a status, an item, a handoff), so a burst of changes publishes once and
-    nothing loops. Responders and roles but the commander are not search attributes: the states
-    of the newest ``HOME_INCIDENTS`` incidents whose channel is not archived are read, so an
-    action item of a resolved incident still in its follow-up shows too."""
+    changed (a role, a status, an item, a handoff): a burst of changes publishes once, nothing
+    loops. Roles but the commander's are not search attributes, so the states of the newest
+    ``HOME_INCIDENTS`` unarchived incidents are read (an item of a resolved one too)."""
 
     def __init__(self, slack: SlackDesk) -> None:
         self.slack = slack
         self.shown: OrderedDict[str, str] = OrderedDict()  # person: what their tab shows (digest)
+        self.read_at: dict[str, datetime] = {}  # person: when what their tab shows was read
 
     async def opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab") == "home":
@@ -263,12 +263,15 @@ class Home:
                 reading = await self.read()
                 for user, shown in list(self.shown.items()):
                     await asyncio.sleep(0)  # requests go on between people (~0.3 ms each)
-                    if self.digest(reading, user) == shown:
+                    # An opening or a Done published a newer reading meanwhile: not undone.
+                    newer = self.read_at.get(user, reading.at) > reading.at
+                    if newer or self.digest(reading, user) == shown:
                         continue
                     try:
                         await self._publish(client, user, reading)
                     except SlackApiError as error:  # refused for them (gone, say): until they
-                        self.shown.pop(user, None)  # open it again, so the others still get theirs
+                        self.shown.pop(user, None)  # open it again, so the others get theirs
+                        self.read_at.pop(user, None)
                         log.info("slack_home_dropped", user=user, error=error.response.get("error"))
             except Exception:  # Temporal or Slack down: the next round tries again
                 log.exception("slack_home_not_kept_current")
@@ -277,9 +280,9 @@ class Home:
         self, client: AsyncWebClient, user: str, reading: HomeReading, note: str = ""
     ) -> None:
         await client.views_publish(user_id=user, view=self.view(reading, user, note))
-        self.shown[user] = self.digest(reading, user)
+        self.shown[user], self.read_at[user] = self.digest(reading, user), reading.at
         while len(self.shown) > HOME_KEPT:
-            self.shown.popitem(last=False)
+            self.read_at.pop(self.shown.popitem(last=False)[0], None)
 
     async def read(self) -> HomeReading:
         desk = self.slack.desk
