@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import commands as cmd
     from workflows.lifecycle.effect_runner import EffectRunner
     from workflows.lifecycle.rules import IncidentInput as IncidentInput
-    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish, remember, repeated
+    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, remember, repeated
     from workflows.models import IncidentState
     from workflows.resolution import followup
     from workflows.resolution.metrics import IncidentMetrics
@@ -77,7 +77,7 @@ class IncidentWorkflow:
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        publish(self.state, self.policy)
+        self.effects.shown.publish(self.state)
         if not self.effects.opened:
             await self.effects.open()
             if self.policy.automations:  # the roles its type filled as it opened
@@ -166,7 +166,7 @@ class IncidentWorkflow:
         effects = [*effects, *self._automate()]
         self.effects.queue(rules.follow_on(self.state, self.policy, effects, workflow.now()))
         self.changes += 1
-        publish(self.state, self.policy)
+        self.effects.shown.publish(self.state)
 
     def _automate(self) -> list[Effect]:
         """The policy's rules this change triggers (none without rules: nothing is read)."""

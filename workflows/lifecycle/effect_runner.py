@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import edits, incident_brief
     from workflows.lifecycle.notices import failure_reason, heard
-    from workflows.lifecycle.visibility import publish, release_key
+    from workflows.lifecycle.visibility import Shown, release_key
     from workflows.models import IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup, report
@@ -69,6 +69,7 @@ class EffectRunner:
         # What the archive database last heard of (None: nothing yet in this run).
         self.recorded = followup.record_signature(state) if recorded else None
         self.wake = wake  # the workflow's main loop looks again
+        self.shown = Shown()  # what this run last showed in Temporal (``publish``)
         self.aside: dict[fx.Lane, list[fx.Step]] = {}  # queued or running in the background
         self.handlers: dict[type[Any], Handler] = {
             fx.Post: self._post,
@@ -156,7 +157,7 @@ class EffectRunner:
         for problem in opening.apply(self.state, opened, workflow.now()):
             self._problem(problem)
         self.put_aside({fx.Lane.TOPIC: opening.left(request, opened)})
-        publish(self.state, self.policy)
+        self.shown.publish(self.state)
 
     def _brief(self, kickoff: bool = False) -> rq.IncidentBrief:
         return incident_brief(self.state, self.policy, kickoff)
@@ -296,4 +297,4 @@ class EffectRunner:
     def _problem(self, text: str) -> None:
         workflow.logger.warning("incident side effect failed: %s", text)
         self.state.note(workflow.now(), "problem", None, text)
-        publish(self.state, self.policy, problem=text)
+        self.shown.publish(self.state, problem=text)
