@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
 from pydantic import BaseModel
@@ -118,11 +118,13 @@ class IncidentWorkflow:
                 timeout_summary=automating.waiting(self.state) if waiting else None,
             )
         self.effects.again()
-        self._fire_due()
+        # Only a change (a command, an alert, a woken loop) moves a deadline: the background
+        # lanes that may still run meanwhile (archive, topic) write none of what they count from.
+        self._fire_due(deadlines if self.changes == seen else None)
 
-    def _fire_due(self) -> None:
+    def _fire_due(self, deadlines: dict[Deadline, datetime] | None = None) -> None:
         now = workflow.now()
-        for name, at in followup_deadlines(self.state, self.policy).items():
+        for name, at in (deadlines or followup_deadlines(self.state, self.policy)).items():
             if at <= now:
                 effects = automating.fire(self.state, self.policy, name, now)
                 if name is Deadline.AUTOMATION:  # a rule's steps trigger no rule, as at once
