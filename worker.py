@@ -102,6 +102,7 @@ def build_worker(
             IncidentOpening(incident_slack, archive).open_incident,
             paging.send_pagerduty,
             paging.send_webhook,
+            paging.call_webhook,
             roster.who_is_on_call,
             roster.role_holders,
             *follow_up,

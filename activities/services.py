@@ -41,6 +41,7 @@ from workflows.requests import (
     Sent,
     Upload,
     Uploaded,
+    WebhookCall,
     WhoHoldsRoles,
     WhoIsOnCall,
 )
@@ -160,8 +161,8 @@ class MailActivities:
             return await self.mailer.send(email)
 
 
-# Paging: one activity per destination, and a destination's refusal (a 4xx other than 429)
-# is not retried.
+# Paging, and automations' webhooks: one activity per destination, and a destination's refusal
+# (a 4xx other than 429; for a webhook, also not 408) is not retried.
 class PagingActivities:
     def __init__(self, pager: Pager) -> None:
         self.pager = pager
@@ -175,6 +176,11 @@ class PagingActivities:
     async def send_webhook(self, request: SendPage) -> None:
         with non_retryable():
             await self.pager.send_webhook(request)
+
+    @activity.defn(name="automation_webhook")
+    async def call_webhook(self, call: WebhookCall) -> None:
+        with non_retryable():
+            await self.pager.call_webhook(call)
 
 
 # Who is on call, for a tier that names ``oncall:<schedule>``: one query of each schedule's

@@ -7,12 +7,16 @@ retried after a lost answer is recognisably the same message to every mail clien
 
 Paging: PagerDuty Events API v2 compatible events and a generic JSON webhook. ``dedup_key`` is
 the incident id, so a retried trigger and the later acknowledge and resolve all land on the
-same alert at the receiving end.
+same alert at the receiving end. And an automation's ``webhook`` step, by the same client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
+import os
 import smtplib
 from dataclasses import dataclass
 from email import policy
@@ -25,7 +29,7 @@ import structlog
 from clients import Permanent
 from config import Settings, reveal
 from workflows.effects import PageAction, SendPage
-from workflows.requests import Email, IncidentBrief, Sent
+from workflows.requests import Email, IncidentBrief, Sent, WebhookCall
 from workflows.text import incident_label
 
 SMTP_TIMEOUT = 20.0
@@ -176,6 +180,27 @@ class Pager:
             url = self.incident_url(request.brief.id)
             await self._post(self.webhook_url, webhook_event(request, url))
             self._sent("webhook", request)
+
+    async def call_webhook(self, call: WebhookCall) -> None:
+        """POSTed as JSON, with its delivery id, signed when the step names a secret. A server
+        error, 408, 429 or no answer fails (to be tried again); any other refusal is for good.
+        Neither the URL's path nor the secret is logged or told: the path may hold a token."""
+        body = json.dumps(call.body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "X-Incident-Delivery": call.key}
+        if call.secret_env:
+            secret = os.environ.get(call.secret_env)
+            if not secret:
+                raise Permanent(f"{call.secret_env} is not set: nothing to sign with", "NoSecret")
+            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-Incident-Signature"] = f"sha256={digest}"
+        host = httpx.URL(call.url).host
+        response = await self.http.post(call.url, content=body, headers=headers, timeout=10)
+        status = response.status_code
+        if status >= 500 or status in (408, 429):
+            raise RuntimeError(f"{host} answered HTTP {status}")
+        if not response.is_success:
+            raise Permanent(f"{host} refused the webhook: HTTP {status}", "WebhookRefused")
+        log.info("webhook_sent", rule=call.rule, host=host, delivery=call.key)
 
     @staticmethod
     def _sent(destination: str, request: SendPage) -> None:

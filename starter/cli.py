@@ -194,7 +194,7 @@ def show(incident_id: IncidentArg, as_json: JsonFlag = False) -> None:
         out.print(Text(f"[{done}] #{item['id']} {item['text']}{owner}"))
 
 
-cli_commands.register(app)
+cli_commands.register(app, {"automations": cli_reports.automations})
 
 
 db = typer.Typer(

@@ -113,9 +113,11 @@ def sending(row: CommandRow[Any]) -> Callable[..., None]:
     return send
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, own: dict[str, typer.Typer]) -> None:
+    """``own``: a group's Typer that has sub-commands of its own (``automations list``)."""
     groups = {
-        group: typer.Typer(
+        group: own.get(group)
+        or typer.Typer(
             help=f"{group} " + "|".join(r.verb.split()[1] for r in COMMANDS if r.group == group),
             no_args_is_help=True,
         )

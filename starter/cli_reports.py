@@ -1,4 +1,4 @@
-"""incident report | stats | preview | automations test | oncall: what the incident CLI reads
+"""incident report | stats | preview | automations list|test | oncall: what the incident CLI reads
 besides incidents.
 
 The situation report and the archive's figures after resolution, what the policy would do to
@@ -117,7 +117,6 @@ def register(app: typer.Typer) -> None:
     app.command()(stats)
     app.command()(preview)
     app.add_typer(oncall, name="oncall")
-    app.add_typer(automations, name="automations")
 
 
 def _offset(seconds: float) -> str:
@@ -169,7 +168,28 @@ def preview(
         out.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
-automations = typer.Typer(help="The policy's automations, tried without acting.")
+# Also the command table's `automations skip` (``starter.cli_commands`` adds it to this group).
+automations = typer.Typer(
+    help="The policy's automations: what ran and waits on an incident, skip one, try a file.",
+    no_args_is_help=True,
+)
+
+
+@automations.command("list")
+def listed(incident_id: IncidentArg, as_json: JsonFlag = False) -> None:
+    """The rules that ran on an incident, and those waiting with their numbers (to skip)."""
+    _, answer = Api().call("GET", incident_path(incident_id))
+    waiting = answer["automations"]
+    ran = [e for e in answer["timeline"] if e["text"].startswith("Automation '")]
+    if as_json:
+        print_json({"waiting": waiting, "ran": ran})
+        return
+    for wait in waiting:
+        out.print(Text(f"#{wait['id']}  {wait['rule']}  fires {when(wait['due_at'])}"))
+    for entry in ran:
+        out.print(Text(f"{when(entry['at'])}  {entry['text']}"))
+    if not waiting and not ran:
+        out.print("No rule has run or waits on this incident.")
 
 
 @automations.command("test")

@@ -1,19 +1,10 @@
 """The command table: every command on one incident, defined once, one row each.
 
-A row names the command's model (``workflows.lifecycle.commands``), the IncidentWorkflow
-Update that carries it (a typed method reference, so tools can follow the call), its verb, its
-one line of help, its HTTP path and how its words read. Every entry point is generated from
-these rows: the API's routes (``starter.api.routes.incidents``), the CLI's sub-commands
-(``starter.cli_commands``), the Slack ``/incident`` sub-commands and their usage texts
-(``starter.slack.commands``), and the commands' section of docs/contract.md (a test holds it).
-
-Adding a command: its model in workflows/lifecycle/commands.py, its check/apply rule and its
-line in workflows/lifecycle/rules.py, its one-line Update handler on IncidentWorkflow, and one
-row here (in ``HEARD`` for a command only Slack's events send).
-
-The verb is the command's one name for people (Slack and the CLI); the HTTP path is its name
-in the API contract, which clients already rely on. ``aliases`` are other spellings people may
-type (Slack and the CLI take them; docs list them).
+A row names the command's model (``workflows.lifecycle.commands``), the IncidentWorkflow Update
+that carries it (a typed method reference), its verb (its name for people), its help, its HTTP
+path (its name in the API) and how its words read. The API's routes, the CLI's sub-commands,
+Slack's ``/incident`` sub-commands and usage, and the docs' command tables (a test holds them)
+are all made from these rows. Adding a command: docs/architecture.md ("Adding a command").
 """
 
 from __future__ import annotations
@@ -41,7 +32,7 @@ class CommandRow(Generic[C]):
     path: str  # POST /incidents/{incident_id}/<path>
     help: str  # one line: the CLI's help, the route's summary, the usage text, the docs
     grammar: Grammar = field(default_factory=Grammar)
-    aliases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # other spellings people may type
     prompt: str = ""  # said before the usage when the words do not fit: "which status?"
     # The words after the verb, as in the docs; a test parses each into the row's model.
     example: str = ""
@@ -264,6 +255,15 @@ COMMANDS: tuple[CommandRow[Any], ...] = (
         shown="[link to the write-up]",
         flags={"document_url": "--url"},
         example="<https://docs.example.com/retro>",
+    ),
+    CommandRow(
+        "automations skip",
+        cmd.SkipAutomation,
+        IncidentWorkflow.skip_automation,
+        "automations/skip",
+        "call off a rule waiting for its `after` (`automations` lists them; the commander's)",
+        Grammar(("wait",)),
+        example="4",
     ),
 )
 

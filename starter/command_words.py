@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ValidationError
 
 from clients.slack_people import SlackPeople, UnknownPerson
 from workflows.policy import parse_duration
@@ -30,11 +30,23 @@ from workflows.text import MENTION, slack_user_id
 OWNER = re.compile(rf"^({MENTION.pattern}|@[\w.\-]+|[^\s@]+@[^\s@]+\.[^\s@]+)$")
 DUE = re.compile(r"^(?P<text>.*?)\s+due\s+(?P<when>\S+)$", re.IGNORECASE)
 # How a field's place shows in a usage line, when its name alone says too little.
-SHOWN = {"item_id": "n", "severity": "sev", "due": "when", "users": "@user ..."}
+SHOWN = {"item_id": "n", "wait": "n", "severity": "sev", "due": "when", "users": "@user ..."}
 
 
 class Malformed(ValueError):
     """Text that is no command; the message is the reason, with the usage that fits."""
+
+
+def error_text(error: Exception) -> str:
+    """A refusal for a person: a pydantic validation error as one line per field."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)
 
 
 @dataclass(frozen=True)

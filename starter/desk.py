@@ -226,6 +226,23 @@ class IncidentDesk:
         )
         return (await self.page(filters, page_size=limit, sees=sees)).incidents
 
+    async def running_states(self, limit: int, at_once: int = 10) -> tuple[IncidentState, ...]:
+        """The states of the newest ``limit`` incidents whose channel is not archived, private
+        ones too (the caller shows each only to its members), ``at_once`` asked side by side;
+        one that cannot answer is left out rather than failing the others."""
+        gate = asyncio.Semaphore(at_once)
+
+        async def state(ref: str) -> IncidentState | None:
+            async with gate:
+                try:
+                    return await self.get(ref)
+                except (RPCError, NoWorkerAnswered, IncidentNotFound, CommandRefused):
+                    return None
+
+        listed = await self.list(limit=limit, sees=lambda _: True)
+        found = await asyncio.gather(*(state(s.id) for s in listed if s.archived_at is None))
+        return tuple(s for s in found if s is not None)
+
     async def in_channel(self, channel_id: str, channel_name: str = "") -> str | None:
         """The id of the newest incident whose Slack channel this is: by the channel's id,
         which a rename keeps and events carry, or by its name for an incident whose build

@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.slack_people import SlackPeople
 from starter.command_words import WHEN_USAGE, window
 from starter.desk import permit
+from starter.reading import person_shifts
 from starter.slack import blocks
 from starter.slack.commands import SlackDesk
 from workflows.lifecycle.notices import PermissionRefused
@@ -149,13 +150,8 @@ class OnCallDesk:
         """One person's shifts across every schedule, each named in ``user`` as the schedule."""
         if end <= start:
             return []
-        found = [
-            shift.model_copy(update={"user": name})
-            for name, roster in (await self.every_roster()).items()
-            for shift in roster.shifts(start, end)
-            if shift.user == user
-        ]
-        return sorted(found, key=lambda s: s.start)
+        rosters = await self.every_roster()
+        return person_shifts({n: r.shifts(start, end) for n, r in rosters.items()}, user)
 
     async def add_override(
         self,

@@ -13,13 +13,18 @@ commander, type and open/closed are visibility filters. Text (in the title) is f
 the memo of each visibility page: the incident search attributes are keywords (exact match
 only), and substring matching on a Text attribute depends on the visibility store (SQLite,
 PostgreSQL and Elasticsearch differ), so the result would too.
+
+What one person's App Home holds is derived here too, from one ``HomeReading`` that serves
+everyone's (``starter.slack.events.Home`` reads it and publishes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -32,6 +37,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
+from workflows.incident_types import members
 from workflows.lifecycle.visibility import (
     INCIDENT_COMMANDER,
     INCIDENT_SEVERITY,
@@ -43,7 +49,9 @@ from workflows.lifecycle.visibility import (
     summarize,
     where,
 )
-from workflows.models import IncidentState, Status
+from workflows.models import ActionItem, IncidentState, Role, Status
+from workflows.oncall.rotation import Roster
+from workflows.oncall.schedules import Shift
 
 # -- one incident --------------------------------------------------------------------------
 
@@ -178,3 +186,72 @@ async def _summary(client: Client, execution: WorkflowExecution) -> IncidentSumm
     except RPCError:  # a listing must not fail because one old incident cannot answer
         return None
     return summarize(state)
+
+
+# -- one person's App Home ------------------------------------------------------------------
+
+SHIFTS_AHEAD = timedelta(days=14)
+HOME_SHIFTS = 5
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class HomeReading:
+    """The running incidents' states and every schedule's shifts from ``at`` on, by schedule
+    (None: one did not answer), read once for everyone's Home."""
+
+    states: tuple[IncidentState, ...]
+    shifts: dict[str, list[Shift]] | None
+    at: datetime
+
+    @classmethod
+    def of(
+        cls, states: tuple[IncidentState, ...], rosters: dict[str, Roster] | None, at: datetime
+    ) -> HomeReading:
+        ahead = at + SHIFTS_AHEAD
+        shifts = None if rosters is None else {n: r.shifts(at, ahead) for n, r in rosters.items()}
+        return cls(states, shifts, at)
+
+
+Roles = list[tuple[IncidentState, list[str]]]
+Items = list[tuple[IncidentState, ActionItem]]
+
+
+def person_home(
+    reading: HomeReading, user: str, steady: bool = False
+) -> tuple[Roles, Items, list[Shift] | None]:
+    """Their open incidents with their roles, their open action items, their next shifts; a
+    private incident only to its members (as ``/incident list`` shows it).
+    ``steady``: a shift under way starts at the reading's time, which tells nothing new, so
+    it starts at the epoch instead (to tell whether a Home changed, not to show)."""
+    states = [s for s in reading.states if not s.private or user in members(s)]
+    mine = [(s, roles_of(s, user)) for s in states if s.status != Status.RESOLVED]
+    items = [(s, i) for s in states for i in s.action_items if i.is_open and i.owner == user]
+    at = reading.at
+    shifts = None if reading.shifts is None else person_shifts(reading.shifts, user)
+    if shifts is not None and steady:
+        shifts = [s.model_copy(update={"start": EPOCH}) if s.start <= at else s for s in shifts]
+    return [m for m in mine if m[1]], items, None if shifts is None else shifts[:HOME_SHIFTS]
+
+
+def roles_of(state: IncidentState, user: str) -> list[str]:
+    """The person's roles in the incident by their names: commander, tech lead, comms lead,
+    responder."""
+    held = [r.value.replace("_", " ") for r in Role if state.roles.holder(r) == user]
+    return held + ["responder"] * (user in state.responders)
+
+
+def person_shifts(shifts: dict[str, list[Shift]], user: str) -> list[Shift]:
+    """One person's shifts among every schedule's, each named in ``user`` as the schedule."""
+    found = [
+        shift.model_copy(update={"user": name})
+        for name, listed in shifts.items()
+        for shift in listed
+        if shift.user == user
+    ]
+    return sorted(found, key=lambda s: s.start)
+
+
+def shown_digest(view: dict[str, Any]) -> str:
+    """What a view shows, to tell whether it changed since it was published."""
+    return hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()

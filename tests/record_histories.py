@@ -3,7 +3,8 @@
 With ``--one-run`` the incidents keep one run (the default policy); otherwise they continue
 as new once open, so both the opening run and the rest are recorded. ``--oncall`` records
 only an incident whose tiers reach whoever is on call (``incident_oncall``): a tier asking
-its schedule's workflow, an override winning, a gap, a page's direct message.
+its schedule's workflow, an override winning, a gap, a page's direct message. The lifecycle's
+policy has one automation that waits (``CUSTOMER_NOTE``), then posts.
 
 The corpus stands for the incidents the current build runs: a change to the workflow code
 that would not replay them fails tests/test_replay.py. Worker Versioning keeps each incident
@@ -40,6 +41,13 @@ from workflows.models import Declaration, Link, Role, Status
 from workflows.policy import BusinessHours, EscalationTier, Policy
 
 HISTORIES = Path(__file__).parent / "histories"
+CUSTOMER_NOTE = {
+    "name": "customer note",
+    "on": "declared",
+    "after": 1.0,
+    "unless": 'incident.status == "resolved"',
+    "do": [{"post": {"text": "{label}: time for the customer note"}}],
+}
 
 
 async def lifecycle_scenario(desk: IncidentDesk) -> str:
@@ -167,6 +175,8 @@ async def main(label: str, one_run: bool, oncall: bool) -> None:
     for severity in policy.severities.values():
         severity.retrospective.remind_every = timedelta(seconds=0.6)
         severity.action_item_remind_every = timedelta(seconds=0.4)
+    # A rule's wait, a deadline of the loop carried across continue-as-new, and its step.
+    policy = Policy.model_validate({**policy.model_dump(), "automations": [CUSTOMER_NOTE]})
     env = await start_dev_server()
     slack = SlackEmulator()
     await slack.start(host="127.0.0.1", port=0)

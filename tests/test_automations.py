@@ -7,6 +7,10 @@ when the policy loads, naming the rule."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import hmac
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,17 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 
 from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import TASK_QUEUE, seconds_policy
-from tests.support import eventually
+from tests.support import eventually, serve_http, serve_slack_app
 from tests.test_oncall_reach import direct_messages
+from tests.test_slack_app import SECRET, Person
 from workflows.alerts.folding import AlertSignal
 from workflows.alerts.routing import AlertBatch
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
+from workflows.lifecycle.notices import CommandRefused
 from workflows.models import Declaration, IncidentState, Role, Status
 from workflows.policy import Policy, default_policy, load_policy
 from workflows.preview import Scenario, preview
@@ -230,6 +237,7 @@ BAD_RULES = {
     "unknown person": ({"do": [{"invite": ["bob"]}]}, "'bob' is not a user id"),
     "unknown text field": ({"do": [{"post": {"text": "{secret}"}}]}, "text uses ['secret']"),
     "format spec": ({"do": [{"dm": {"to": BOB, "text": "{title:>9999}"}}]}, "named plainly"),
+    "not http": ({"do": [{"webhook": {"url": "file:///etc/passwd"}}]}, "should match pattern"),
 }
 
 
@@ -276,3 +284,90 @@ def test_the_preview_shows_which_rules_fire_and_when():
         timedelta(minutes=30),
         "Automation 'page the secondary' called off: unless held",
     )
+
+
+async def test_slack_lists_the_rules_and_only_the_commander_skips_a_waiting_one(
+    client, worker, slack, settings
+):
+    rules: list[dict[str, Any]] = [
+        {"name": "say hello", "on": "declared", "do": [SAID]},
+        {"name": "page the <secondary>", "on": "declared", "after": 60, "do": [{"escalate": ""}]},
+    ]
+    desk, state = await declare(client, policy_with(*rules), "Listed and skipped")
+    async with serve_slack_app(settings, desk, slack, SECRET):
+        found = await settled(lambda: desk.get(state.id), lambda s: s.channel is not None)
+        assert found.channel is not None
+        room, wait = found.channel.name, found.automations[0].id
+        alice, bob = Person(slack, ALICE), Person(slack, BOB)
+        await settled(lambda: automation_log(desk, state.id), lambda f: len(f) >= 2)
+        listing = (await alice.types("/incident automations", room)).text
+        print(f"\n{listing}")
+        assert f"• #{wait} *page the &lt;secondary&gt;* fires <!date^" in listing
+        assert "Automation 'say hello': posted in the incident channel" in listing
+        refused = (await bob.types(f"/incident automations skip {wait}", room)).text
+        assert "automations needs role:commander" in refused
+        await alice.types(f"/incident automations skip {wait}", room)
+        after = (await alice.types(f"/incident automations {state.number}", "general")).text
+        print(after)
+    assert "fires" not in after
+    assert "Automation 'page the &lt;secondary&gt;' skipped by <@U0ALICE01>" in after
+    assert (await desk.get(state.id)).automations == []
+    with pytest.raises(CommandRefused, match=f"no automation #{wait} waits"):
+        await desk.command(state.id, cmd.SkipAutomation(wait=int(wait), by=ALICE))
+
+
+async def test_a_webhook_is_signed_retried_after_a_500_and_a_400_is_noted(
+    client, worker, slack, monkeypatch
+):
+    monkeypatch.setenv("INCIDENT_TEST_HOOK_SECRET", "s3cret")  # the worker runs in this process
+    got, receiver = list[tuple[str, Any, bytes]](), FastAPI()
+
+    @receiver.post("/{name}/{token}")
+    async def hook(name: str, request: Request) -> Response:
+        """`flaky`: a server error on each delivery's first attempt; `refusing`: always 400."""
+        delivery = request.headers["x-incident-delivery"]
+        first = all(h["x-incident-delivery"] != delivery for _, h, _ in got)
+        got.append((name, request.headers, await request.body()))
+        return Response(status_code={"flaky": 500 if first else 200, "refusing": 400}[name])
+
+    async with serve_http(receiver) as url:
+        steps = [
+            {"webhook": {"url": f"{url}/flaky/t0k3n", "secret_env": "INCIDENT_TEST_HOOK_SECRET"}},
+            {"webhook": {"url": f"{url}/refusing/t0k3n"}},
+            {"escalate": "after the webhooks"},
+        ]
+        policy = policy_with({"name": "bridge", "on": "declared", "do": steps})
+        desk, state = await declare(client, policy, "Webhooks")
+        _, private = await declare(client, policy, "Secret merger leak", private=True)
+        for incident in (state, private):
+            await settled(
+                functools.partial(desk.get, incident.id),
+                lambda s: any("HTTP 400" in e.text for e in s.timeline),
+            )
+    found = await desk.get(state.id)
+    print("\n".join(["", *(f"{e.kind}: {e.text}" for e in found.timeline)]))
+    sent = [(name, h, json.loads(body), body) for name, h, body in got]
+    flaky = [(h, body, raw) for name, h, body, raw in sent if name == "flaky"]
+    mine = [(h, raw) for h, body, raw in flaky if body["incident"]["id"] == state.id]
+    assert len(mine) == 2, "a server error is tried again, and delivered once"
+    assert mine[0][0]["x-incident-delivery"] == mine[1][0]["x-incident-delivery"]
+    signed = hmac.new(b"s3cret", mine[1][1], hashlib.sha256).hexdigest()
+    assert mine[1][0]["x-incident-signature"] == f"sha256={signed}"
+    body = json.loads(mine[1][1])
+    assert body["rule"] == "bridge" and body["event"]["kind"] == "declared"
+    assert body["incident"]["title"] == "Webhooks"
+    refusals = [b for name, _, b, _ in sent if name == "refusing"]
+    assert [b["incident"]["id"] for b in refusals].count(state.id) == 1, "a 400 is not retried"
+    texts = [e.text for e in found.timeline]
+    assert texts.count("Automation 'bridge': called the webhook at 127.0.0.1") == 2
+    noted = [t for t in texts if t.startswith("could not call the webhook of automation 'bridge'")]
+    assert len(noted) == 1 and noted[0].endswith("127.0.0.1 refused the webhook: HTTP 400")
+    assert found.escalation_level == 1 and not any("t0k3n" in t for t in texts)
+    hidden = next(b for _, _, b, _ in sent if b["incident"]["id"] == private.id)
+    assert hidden["incident"] == {
+        "id": private.id,
+        "label": private.label,
+        "severity": "sev2",
+        "status": "investigating",
+    }
+    assert hidden["event"] == {"kind": "declared"}

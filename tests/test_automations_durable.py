@@ -5,6 +5,7 @@ on carries the rule's name, which the Web UI shows."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -107,6 +108,14 @@ async def test_a_waiting_rule_fires_once_after_continue_as_new(client, worker, s
     ]
     assert timers, "the rule's wait is a timer of the new run"
     assert b"page the secondary" in timers[0].data
+    # So is the activity of its step.
+    steps = [
+        e.user_metadata.summary.data
+        for e in runs[-1].events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.HasField("user_metadata")
+    ]
+    assert any(b"post the automation 'page the secondary' message" in s for s in steps), steps
 
 
 async def test_a_rule_whose_unless_holds_does_not_fire_after_continue_as_new(client, worker, slack):
@@ -160,3 +169,23 @@ async def test_the_cli_tries_a_policy_files_rules_on_a_past_incident(
     rules.write_text(rules.read_text().replace('"resolved"', '"resolvd"'))
     refused = await incident("automations", "test", str(rules), "--incident", "1", url=api_url)
     assert refused.code == 1 and "automations.0.on" in refused.err
+
+
+async def test_the_cli_lists_the_waiting_rule_and_the_commander_skips_it(client, worker, api_url):
+    waits = {**RULE, "after": 60}
+    policy = Policy.model_validate({**seconds_policy().model_dump(), "automations": [waits]})
+    desk, state = await declare(client, policy, "Skipped from the command line")
+    wait = (await desk.get(state.id)).automations[0].id
+    listed = await incident("automations", "list", state.id, url=api_url)
+    assert listed.code == 0, listed.err
+    assert f"#{wait}  page the secondary  fires" in listed.out
+    refused = await incident("automations", "skip", state.id, wait, url=api_url)  # as Bob
+    assert refused.code == 1 and "automations needs role:commander" in refused.err
+    skipped = await incident("automations", "skip", state.id, wait, url=api_url, user=ALICE)
+    assert skipped.code == 0, skipped.err
+    after = await incident("automations", "list", state.id, "--json", url=api_url)
+    print(f"\n{listed.out}{after.out}")
+    shown = json.loads(after.out)
+    assert shown["waiting"] == []
+    assert shown["ran"][-1]["text"] == f"Automation 'page the secondary' skipped by <@{ALICE}>"
+    assert (await desk.get(state.id)).automations == []

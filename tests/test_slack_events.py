@@ -24,7 +24,7 @@ from tests.test_localslack_browser import SHOTS, browser  # noqa: F401 (a fixtur
 from tests.test_oncall_reach import start_schedules
 from tests.test_slack_app import Person, declared
 from workflows.lifecycle import commands as cmd
-from workflows.models import IncidentState, Role
+from workflows.models import DeclarationRequest, IncidentState, Role
 from workflows.oncall.rotation import schedule_workflow_id
 
 SECRET = "events-signing-secret"
@@ -42,6 +42,9 @@ TIERS = {
 # App Home.
 HOME_SCHEDULE = f"home-{uuid.uuid4().hex[:8]}"
 HOURLY = {"timezone": "UTC", "people": [BOB, DAVE, CAROL], "shift": 3600.0}
+# Erin and Carol hand off every three seconds: Erin's next shifts change as she watches.
+BRISK_SCHEDULE = f"brisk-{uuid.uuid4().hex[:8]}"
+BRISK = {"timezone": "UTC", "people": [ERIN, CAROL], "shift": 3.0}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,11 @@ def events_desk(client: Client, worker: None) -> IncidentDesk:
     policy = seconds_policy().model_dump()
     policy["severities"]["sev1"].update(TIERS)
     start = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-    policy["schedules"] = {HOME_SCHEDULE: {**HOURLY, "start": start}}
+    policy["schedules"] = {
+        HOME_SCHEDULE: {**HOURLY, "start": start},
+        BRISK_SCHEDULE: {**BRISK, "start": start},
+    }
+    policy["slack"]["home_refresh_every"] = 1  # an opened Home is read again every second
     return IncidentDesk(client, TASK_QUEUE, type(seconds_policy()).model_validate(policy))
 
 
@@ -254,7 +261,8 @@ async def test_an_acknowledging_reaction_on_the_escalation_notice_acknowledges_a
 async def home_schedule(client: Client, events_desk: IncidentDesk) -> AsyncIterator[str]:
     await start_schedules(client, events_desk.policy)
     yield HOME_SCHEDULE
-    await client.get_workflow_handle(schedule_workflow_id(HOME_SCHEDULE)).terminate("test over")
+    for name in (HOME_SCHEDULE, BRISK_SCHEDULE):
+        await client.get_workflow_handle(schedule_workflow_id(name)).terminate("test over")
 
 
 def home_text(view: dict[str, Any]) -> str:
@@ -362,3 +370,60 @@ async def test_the_app_home_on_the_page_as_a_person_sees_it(
         await page.close()
     done = await events_desk.get(state.id)
     assert done.action_items[-1].done_at is not None
+
+
+async def test_an_opened_app_home_is_kept_current_without_opening_it_again(
+    alice: Person, events_desk: IncidentDesk, slack: SlackEmulator, home_schedule: str
+) -> None:
+    """Erin opens her Home once. Made commander of a new incident, given an action item, her
+    on-call turn handed off: her tab shows each without her opening it again; a Home whose
+    content did not change is not published again."""
+    homes = slack.workspace.homes
+    home = await opened_home(slack, ERIN)
+
+    def shown() -> str:
+        return home_text(homes[ERIN])
+
+    state = await declared(alice, events_desk, "Home kept current", "sev3")
+    assert state.label not in home_text(home)
+    await events_desk.command(state.id, cmd.AssignRole(role=Role.COMMANDER, user=ERIN, by=ALICE))
+    await eventually(lambda: f"*{state.label}* SEV3" in shown(), timeout=20)
+    assert "You are *commander*" in shown()
+
+    task = cmd.AddActionItem(text="Drain the <old> pool", owner=ERIN, by=ALICE)
+    item = (await events_desk.command(state.id, task)).action_items[-1]
+    await eventually(lambda: done_buttons(homes[ERIN]) == [f"{state.id} {item.id}"], timeout=20)
+    assert f"#{item.id} Drain the &lt;old&gt; pool" in shown()
+
+    def next_shifts() -> list[str]:
+        return [line for line in shown().split("\n") if line.startswith(f"*{BRISK_SCHEDULE}*: ")]
+
+    first = next_shifts()
+    assert len(first) == 5, shown()
+    await eventually(lambda: next_shifts()[0] != first[0], timeout=20)  # a handoff went by
+
+    # A private incident: on its commander's Home; not on Bob's, though he owns an item of it.
+    secret = DeclarationRequest(
+        title=f"Payroll {uuid.uuid4().hex[:6]}",
+        severity="sev3",
+        private=True,
+        declared_by=ALICE,
+        commander=ERIN,
+    )
+    hidden, _ = await events_desk.declare(secret)
+    leak = cmd.AddActionItem(text="Rotate the payroll keys", owner=BOB, by=ERIN)
+    await events_desk.command(hidden.id, leak)
+    await eventually(lambda: f"*{hidden.label}*" in shown(), timeout=20)
+    await asyncio.sleep(2)  # two more readings
+    bob = home_text(homes[BOB])
+    assert hidden.label not in bob and "payroll" not in bob.casefold()
+
+    # Bob's Home (opened in an earlier test) shows nothing new: read every second, not sent.
+    def published_to(user: str) -> int:
+        return sum(c.args.get("user_id") == user for c in slack.calls_to("views.publish"))
+
+    before = published_to(BOB)
+    await asyncio.sleep(3)
+    assert published_to(BOB) == before
+    # Carol's shifts changed as often as Erin's, but she never opened her Home: none is sent.
+    assert published_to(CAROL) == 0

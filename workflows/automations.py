@@ -4,9 +4,8 @@ incident's workflow.
 A rule names the event it waits for (``on``), may ask more of the incident and the event
 (``if``, in Google's Common Expression Language), may wait (``after``, a deadline of the
 workflow's one deadline loop, kept in the state) and be called off when its wait ends
-(``unless``), then does its steps (``do``): the product's own commands and effects, carried
-out by ``workflows.lifecycle.rules.automate``. Here: the rule's format and its checks when the
-policy loads, the typed view the expressions read, and which events a change of the state is.
+(``unless``), then does its steps (``do``), carried out by ``workflows.lifecycle.automating``.
+Here: the rule's format, its checks when the policy loads and the view the expressions read.
 Pure; CEL is the ``common-expression-language`` package (a Rust extension, deterministic).
 """
 
@@ -110,6 +109,12 @@ class SetField(BaseModel):
     summary: str | None = Field(default=None, max_length=3000)
 
 
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2000, pattern=r"^https?://[^\s/?#@]+(/\S*)?$")  # http(s) only
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{0,63}$")  # HMAC key
+
+
 class Step(BaseModel):
     """One thing a rule does: exactly one of these keys, ``{ page = "oncall:payments" }``."""
 
@@ -122,6 +127,7 @@ class Step(BaseModel):
     escalate: str | None = Field(default=None, max_length=500)  # the reason
     action_item: ActionItemStep | None = None
     set: SetField | None = None
+    webhook: Webhook | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
@@ -207,6 +213,7 @@ def text_problem(text: str) -> str | None:
 class AutomationWait(BaseModel):
     """A rule waiting for its ``after``: due at ``due_at``, when ``unless`` is asked."""
 
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # the API publishes ``id`` as a number
     id: str  # "<number of the run>": what a commander names to skip it
     rule: str
     event: dict[str, Any]  # the triggering event as the rule's expressions saw it

@@ -1,11 +1,9 @@
 """Side effects the workflow asks for, queued in order in its outbox and run as activities.
 
-Handlers only change state and queue effects, so a command answers at once with the new
-snapshot while Slack is told in order, durably, by the workflow's main loop. Queued effects are
-grouped into lanes (``lanes``): in order inside a lane (an invitation before the message that
-mentions the invited), lanes side by side, so a status change reaches the incident channel, the
-broadcast channel and the topic in one round trip. Each effect names its lanes
-(``SideEffect.routes``), so nothing asks an effect its type.
+Handlers only change state and queue effects, so a command answers at once while Slack is
+told in order, durably, by the main loop. Effects run in lanes (``lanes``, named by each effect:
+``SideEffect.routes``): in order inside one (an invitation before the message mentioning the
+invited), lanes side by side (the incident channel, the broadcast and the topic at once).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from workflows.requests import (
     OpenChannel,
     Posted,
     Recurrences,
+    WebhookCall,
     WhoHoldsRoles,
     WhoIsOnCall,
 )
@@ -49,6 +48,7 @@ class Lane(StrEnum):
     DOCUMENTS = "documents"  # the report and the retrospective
     ARCHIVE = "archive"  # the incident database
     STATUS_PAGE = "status_page"  # the public status page and its subscribers
+    WEBHOOK = "webhook"  # automations' webhooks: a slow receiver holds up no page or post
 
 
 class SideEffect(BaseModel):
@@ -64,6 +64,7 @@ class SideEffect(BaseModel):
 
 
 AUDIENCE_LANE = {Audience.CHANNEL: Lane.CHANNEL, Audience.BROADCAST: Lane.BROADCAST}
+ASIDE = (Lane.ARCHIVE, Lane.TOPIC)  # run in the background: a slow or lost call holds nothing back
 
 
 class Notice(StrEnum):
@@ -103,6 +104,7 @@ class Post(SideEffect):
     # Why a mentioned person is told, shown beside them: "on call for payments-primary".
     why: dict[str, str] = Field(default_factory=dict)
     channel: str | None = None  # "#payments": where a post to ``Audience.NAMED`` goes
+    rule: str | None = None  # the automation whose step it is: the Web UI names it
     pin: bool = False
     # Look for an earlier copy even on a first attempt: another activity may have posted it.
     check_first: bool = False
@@ -200,15 +202,24 @@ class PublishStatus(SideEffect):
 
 
 class ReachOnCall(SideEffect):
-    """Tiers naming ``oncall:<schedule>``: who is on call at ``asked.at`` (overrides included; a
-    schedule that cannot be asked counts as nobody, noted) is asked, then the tiers' page,
-    invitations and ``notice`` go to them. In the paging lane: a later page waits for it."""
+    """Tiers naming ``oncall:<schedule>``: who is on call at ``asked.at`` (overrides included;
+    a schedule not answering: nobody, noted), then the tiers reach them. A later page waits."""
 
     lane = Lane.PAGING
     kind: Literal["reach_on_call"] = "reach_on_call"
     asked: WhoIsOnCall
     tiers: list[EscalationTier]
     notice: Post  # the escalation's notice; its mentions are completed with who is on call
+
+
+class CallWebhook(SideEffect):
+    lane = Lane.WEBHOOK
+    kind: Literal["webhook"] = "webhook"
+    call: WebhookCall
+
+    @property
+    def doing(self) -> str:  # in the Web UI, and on the timeline if it fails
+        return f"call the webhook of automation '{self.call.rule}'"
 
 
 class FillRoles(SideEffect):
@@ -267,23 +278,11 @@ class RetryOpening(SideEffect):
 
 
 Effect = Annotated[
-    Post
-    | RefreshTopic
-    | Invite
-    | Page
-    | ArchiveChannel
-    | ReleaseKey
-    | PublishReport
-    | SendRetrospective
-    | RecordIncident
-    | UpdateKickoff
-    | PublishStatus
-    | BookmarkLinks
-    | RetryOpening
-    | ReachOnCall
-    | FillRoles,
+    Post | RefreshTopic | Invite | Page | ArchiveChannel | ReleaseKey | PublishReport
+    | SendRetrospective | RecordIncident | UpdateKickoff | PublishStatus | BookmarkLinks
+    | RetryOpening | ReachOnCall | FillRoles | CallWebhook,
     Field(discriminator="kind"),
-]
+]  # fmt: skip
 
 Step = tuple[Effect, Audience | None]
 

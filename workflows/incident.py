@@ -217,6 +217,7 @@ class IncidentWorkflow:
     assign_action_item = command(cmd.AssignActionItem)
     set_action_item_due = command(cmd.SetActionItemDue)
     drop_action_item = command(cmd.DropActionItem)
+    skip_automation = command(cmd.SkipAutomation)
     mark_message = command(cmd.MarkMessage)
     join_channel = command(cmd.JoinChannel)
 

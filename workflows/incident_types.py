@@ -3,8 +3,8 @@
 Incident types are the kinds of incident a policy knows (a security incident, a data leak),
 each with the severities it may have, the template it starts from, who fills its roles, its
 channel's name and who gets its report. Permissions (``[permissions]``) say who may declare,
-acknowledge, change severity, resolve, reopen, go public, assign roles, and manage schedules
-and tokens.
+acknowledge, change severity, resolve, reopen, go public, assign roles, skip a waiting
+automation, and manage schedules and tokens.
 
 Data, like the rest of the policy (``workflows.policy`` holds them under ``types`` and
 ``permissions``); a type naming an unknown template, severity or schedule refuses the policy
@@ -114,6 +114,7 @@ Action = Literal[
     "reopen",
     "public_update",
     "roles",
+    "automations",
     "schedules",
     "tokens",
 ]
@@ -136,6 +137,8 @@ class Permissions(BaseModel):
     reopen: Grantees = [ANYONE]
     public_update: Grantees = [ANYONE]  # post to the status page
     roles: Grantees = [ANYONE]  # assign a role: else anyone could make themselves commander
+    # Skip a rule's wait: the commander's call by default, as the rules are the team's own.
+    automations: Grantees = ["role:commander"]
     schedules: Grantees = [ANYONE]  # on-call overrides and swaps
     tokens: Grantees = [ANYONE]  # others' personal tokens (one's own is always one's own)
 

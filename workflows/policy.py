@@ -110,10 +110,12 @@ class HistoryPolicy(BaseModel):
 
 
 class SlackPolicy(BaseModel):
-    """Reactions that put a channel message on the timeline; reactions that acknowledge."""
+    """Reactions that put a channel message on the timeline; reactions that acknowledge; how
+    often the App Home of those who opened it is read again, and published where it changed."""
 
     timeline_reactions: list[Emoji] = Field(default=["pushpin"], max_length=20)
     ack_reactions: list[Emoji] = Field(default=["eyes", "white_check_mark"], max_length=20)
+    home_refresh_every: Duration = Field(default=timedelta(seconds=15), ge=timedelta(seconds=1))
 
 
 PagingSeverity = Literal["critical", "error", "warning", "info"]

@@ -7,7 +7,7 @@ Plain data shared by the workflow and the activities (Slack, documents, mail, th
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,36 @@ from workflows.models import Channel, Impact, Link, MessageRef, SimilarIncident,
 from workflows.oncall.schedules import Schedule
 
 CanvasKind = Literal["channel", "own"] | None
+
+
+class WebhookCall(BaseModel):
+    """An automation's ``webhook`` step: ``body`` POSTed as JSON, signed with HMAC-SHA256 when
+    ``secret_env`` names the key (``X-Incident-Signature: sha256=<hex>``)."""
+
+    key: str  # the delivery's id (``X-Incident-Delivery``), the same on every retry
+    rule: str
+    url: str
+    secret_env: str | None = None
+    body: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        rule: str,
+        url: str,
+        secret_env: str | None,
+        event: dict[str, Any],
+        incident: dict[str, Any],
+        private: bool,
+    ) -> WebhookCall:
+        """The rule, the event and the incident as the rule read them; of a private incident
+        only what names it (no title, people or text)."""
+        if private:
+            incident = {f: incident[f] for f in ("id", "label", "severity", "status")}
+            event = {"kind": event["kind"]}
+        body = {"delivery": key, "rule": rule, "event": event, "incident": incident}
+        return cls(key=key, rule=rule, url=url, secret_env=secret_env, body=body)
 
 
 class DocumentFile(BaseModel):

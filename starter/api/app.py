@@ -67,7 +67,11 @@ def create_app(settings: Settings | None = None, desk: IncidentDesk | None = Non
                 log.warning("temporal_unavailable", problem=problem, hint="/healthz answers 503")
             log.info("api_started", temporal=settings.temporal.address, queue=settings.task_queue)
         async with socket_mode(app, settings):
-            yield
+            try:
+                yield
+            finally:
+                for task in app.state.slack_background:  # the App Home kept current
+                    task.cancel()
 
     app = FastAPI(
         title="Incident automation API",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -62,6 +63,13 @@ class RetrospectiveOut(BaseModel):
     meeting_at: datetime | None = None
 
 
+class AutomationWaitOut(BaseModel):
+    id: int = Field(description="Its number: `POST /incidents/{id}/automations/skip` takes it.")
+    rule: str = Field(description="The policy's rule (`[[automations]]` name).")
+    event: dict[str, Any] = Field(description="The event that started it, as its rule read it.")
+    due_at: datetime = Field(description="When its wait ends: `unless` is asked, then its steps.")
+
+
 class IncidentOut(BaseModel):
     id: str = Field(description="The workflow id, like incident-42.", examples=["incident-42"])
     number: int
@@ -92,6 +100,9 @@ class IncidentOut(BaseModel):
     drill: bool = Field(default=False, description="A practice run: no pages, no metrics.")
     type: str | None = Field(default=None, description="The incident's type in the policy.")
     private: bool = Field(default=False, description="Shown only to its members and admins.")
+    automations: list[AutomationWaitOut] = Field(
+        default_factory=list, description="The policy's rules waiting for their `after`."
+    )
 
     @classmethod
     def of(cls, state: IncidentState, url: str) -> IncidentOut:

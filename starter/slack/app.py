@@ -249,15 +249,14 @@ def install_slack(
     """Serve /slack/events when a signing secret is set (Socket Mode starts in ``socket_mode``)."""
     client = bot_client(settings)
     api.state.slack_handler = None
-    tokens = functools.partial(token_store, api)  # `/incident token`
+    slack = SlackDesk(desk, people, functools.partial(token_store, api))  # `/incident token`
+    api.state.slack_background = slack.background  # cancelled as the API stops
     if client is None:
         log.warning("slack_app_off", hint="set SLACK_BOT_TOKEN (or SLACK_API_URL to the emulator)")
     elif settings.slack_app_token:
-        api.state.slack_app = create_slack_app(SlackDesk(desk, people, tokens), client, None)
+        api.state.slack_app = create_slack_app(slack, client, None)
     elif settings.slack_signing_secret:
-        app = create_slack_app(
-            SlackDesk(desk, people, tokens), client, reveal(settings.slack_signing_secret)
-        )
+        app = create_slack_app(slack, client, reveal(settings.slack_signing_secret))
         api.state.slack_handler = AsyncSlackRequestHandler(app)
     else:
         log.warning("slack_events_off", hint="set SLACK_SIGNING_SECRET to serve /slack/events")

@@ -39,11 +39,11 @@ def headline(state: IncidentState | IncidentSummary) -> str:
 def result(state: IncidentState) -> str:
     """The answer to a command: the incident now, and the timeline entry the command wrote."""
     last = state.timeline[-1] if state.timeline else None
-    said = f"\n>{_timeline_text(last.text)}" if last else ""
+    said = f"\n>{timeline_text(last.text)}" if last else ""
     return headline(state) + said
 
 
-def _timeline_text(text: str) -> str:
+def timeline_text(text: str) -> str:
     """Timeline text mixes what people typed with user mentions the workflow wrote from ids it
     holds: all of it is escaped, then only plain user mentions come back (never ``<!channel>``,
     user groups or links)."""

@@ -20,6 +20,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from clients.messages import escape
 from clients.slack_people import SlackPeople, UnknownPerson
 from clients.tokens import (
     DEFAULT_LIFETIME,
@@ -33,6 +34,7 @@ from clients.tokens import (
 )
 from starter.command_table import BY_VERB, COMMANDS, GROUPS, CommandRow, group_usage
 from starter.command_words import Malformed, resolve_fields
+from starter.command_words import error_text as error_text
 from starter.desk import IncidentDesk, IncidentNotFound
 from starter.slack import blocks
 from workflows.incident_types import members
@@ -52,7 +54,8 @@ def usage() -> str:
         "`declare [sev] <title>`  declare an incident (no title: a form opens)",
         "`drill [sev] <title>`  declare a drill: marked DRILL, on a faster clock, no pages",
         *(f"`{row.usage}`  {row.described}" for row in COMMANDS),
-        "`list`  open incidents  ·  `token`  your own API token, for `incident login`  ·  "
+        "`automations`  the rules that ran and wait  ·  `list`  open incidents  ·  "
+        "`token`  your own API token, for `incident login`  ·  "
         "`help`  this text",
         "In an incident's channel the command is for that incident; elsewhere put its number "
         "first: `/incident ack 42`. `/escalate` and `/resolve` work as "
@@ -89,11 +92,11 @@ def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
     rest = text.strip()[len(words[0]) :].strip()
     if first in ("list", "token"):
         return Asked(first)
-    if first == "declare":
-        return _declare(rest, severities)
-    if first == "drill":
-        return _drill(rest, severities)
-    row, rest = _row(first, rest)
+    if first in ("declare", "drill"):
+        return _declare(rest, severities, first == "drill")
+    # `automations` alone lists an incident's rules; `automations skip` is a row.
+    listing = first == "automations" and not rest.lower().startswith("skip")
+    row, rest = (None, rest) if listing else _row(first, rest)
     incident = None
     if not in_incident_channel:
         ref, _, rest = rest.partition(" ")
@@ -102,8 +105,10 @@ def parse(text: str, in_incident_channel: bool, severities: list[str]) -> Asked:
         except ValueError:
             raise Malformed(
                 f"this is not an incident channel: say which incident, like "
-                f"`/incident {row.verb} 42 ...`"
+                f"`/incident {row.verb if row else first} 42 ...`"
             ) from None
+    if row is None:
+        return Asked(first, incident=incident)
     fields = row.fields(rest.strip())
     if fields is None:
         shown = group_usage(row.group) if row.group in GROUPS else f"`{row.usage}`"
@@ -125,42 +130,36 @@ def _row(first: str, rest: str) -> tuple[CommandRow[Any], str]:
     return row, rest
 
 
-def _declare(rest: str, severities: list[str]) -> Asked:
+def _declare(rest: str, severities: list[str], drill: bool) -> Asked:
+    """Without a severity, the least severe: someone can always raise it. No title opens the
+    declare form, but a drill is always typed out: the form has no place to say it is one."""
+    verb = "drill" if drill else "declare"
+    if not rest and drill:
+        raise Malformed("give the drill a title: `/incident drill [sev] <title>`")
     if not rest:
-        return Asked("declare")  # no title: the declare form opens
+        return Asked("declare")
     first, _, after = rest.partition(" ")
     if first.lower() in severities:
         severity, title = first.lower(), after.strip()
         if not title:
-            raise Malformed(f"give the incident a title: `/incident declare {severity} <title>`")
+            raise Malformed(f"give the incident a title: `/incident {verb} {severity} <title>`")
     else:
-        severity, title = default_severity(severities), rest
-    return Asked("declare", Declaration, {"title": title, "severity": severity})
+        severity, title = severities[-1], rest
+    drilled = {"drill": True} if drill else {}
+    return Asked("declare", Declaration, {"title": title, "severity": severity, **drilled})
 
 
-def _drill(rest: str, severities: list[str]) -> Asked:
-    """A drill is always typed out: the declare form has no place to say it is one."""
-    if not rest:
-        raise Malformed("give the drill a title: `/incident drill [sev] <title>`")
-    asked = _declare(rest, severities)
-    return Asked(asked.name, asked.model, {**asked.fields, "drill": True})
-
-
-def default_severity(severities: list[str]) -> str:
-    """Without a severity, the least severe: someone can always raise it."""
-    return severities[-1]
-
-
-def error_text(error: Exception) -> str:
-    """A pydantic validation error as one line per field, for a person."""
-    if not isinstance(error, ValidationError):
-        return str(error)
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{where}: {message}" if where else message)
-    return "; ".join(lines)
+def automations(state: IncidentState) -> str:
+    """`/incident automations`: the rules waiting (each with its number, to skip it, and when it
+    fires) and the newest lines the rules wrote on the timeline; rule names escaped."""
+    waiting = sorted(state.automations, key=lambda w: w.due_at)[: blocks.MAX_LISTED]
+    ran = [e for e in state.timeline if e.text.startswith("Automation '")][-blocks.MAX_LISTED :]
+    lines = [f"*Automations of {state.label}*"]
+    lines += ["*Waiting* (the commander skips: `/incident automations skip <n>`)"] * bool(waiting)
+    lines += [f"• #{w.id} *{escape(w.rule)}* fires {blocks.when(w.due_at)}" for w in waiting]
+    lines += ["*Ran*"] * bool(ran)
+    lines += [f"• {blocks.when(e.at)} {blocks.timeline_text(e.text)}" for e in ran]
+    return "\n".join(lines if len(lines) > 1 else [*lines, "No rule has run or waits here."])
 
 
 log = structlog.get_logger()
@@ -199,6 +198,7 @@ class SlackDesk:
         self._desk = desk
         self.people = people
         self.tokens = tokens  # None: the API has no token store, so no personal tokens
+        self.background: set[asyncio.Task[None]] = set()  # beside requests; ends with the API
 
     @property
     def desk(self) -> IncidentDesk:
@@ -229,7 +229,13 @@ class SlackDesk:
         if asked.name == "token":
             return await self.personal_token(where.user)
         ref = asked.incident or here
-        assert ref is not None and asked.model is not None  # parse demands both
+        assert ref is not None  # parse demands it
+        if asked.name == "automations":
+            state = await self.desk.get(ref)
+            if state.private and where.user not in members(state):
+                raise IncidentNotFound(f"no incident {ref}")  # as the API answers a stranger
+            return Answer(automations(state))
+        assert asked.model is not None
         state = await self.command(ref, asked.model, {**asked.fields, "by": where.user})
         return Answer(blocks.result(state))
 

@@ -15,23 +15,21 @@ the command's request key: the incident applies an Update id once, in whichever 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from temporalio.service import RPCError
 
 from starter.oncall import OnCallDesk, ScheduleUnavailable
-from starter.reading import NoWorkerAnswered
+from starter.reading import HomeReading, person_home, shown_digest
 from starter.slack import blocks
 from starter.slack.commands import REFUSALS, SlackDesk, error_text
 from workflows.effects import Notice
 from workflows.lifecycle import commands as cmd
-from workflows.models import IncidentState, Role, Status
-from workflows.oncall.schedules import Shift
 from workflows.text import parse_incident_ref
 
 log = structlog.get_logger()
@@ -209,28 +207,34 @@ async def _message(client: AsyncWebClient, channel: str, ts: str) -> dict[str, A
 
 # -- App Home ----------------------------------------------------------------------------------
 
-HOME_INCIDENTS = 50  # the newest incidents one home reads (each its state: roles, action items)
-AT_ONCE = 10  # incidents asked side by side
-SHIFTS_AHEAD = timedelta(days=14)
-HOME_SHIFTS = 5
+HOME_INCIDENTS = 50  # the newest incidents one reading holds (each its state: roles, items)
+HOME_KEPT = 500  # people whose Home is kept current: the latest to open it
 
 
 class Home:
     """One person's open incidents with their roles, their open action items (Done completes
     one as them) and their next on-call shifts, published with ``views.publish``.
 
-    It is built when they open the tab (Slack sends ``app_home_opened`` each time) and again
-    after a Done from it, so what they see is never older than their last look. Responders and
-    roles other than the commander are not search attributes: the states of the newest
-    ``HOME_INCIDENTS`` incidents whose channel is not archived are read, so an action item of a
-    resolved incident still in its follow-up shows too."""
+    Built when they open the tab, after a Done from it, and kept current for whoever opened it
+    (the latest ``HOME_KEPT``, in this process): every ``[slack] home_refresh_every`` one
+    ``HomeReading`` serves them all, and a tab is published again only where what it shows
+    changed (a role, a status, an item, a handoff), so a burst of changes publishes once and
+    nothing loops. Responders and roles but the commander are not search attributes: the states
+    of the newest ``HOME_INCIDENTS`` incidents whose channel is not archived are read, so an
+    action item of a resolved incident still in its follow-up shows too."""
 
     def __init__(self, slack: SlackDesk) -> None:
         self.slack = slack
+        self.shown: OrderedDict[str, str] = OrderedDict()  # person: what their tab shows (digest)
 
     async def opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab") == "home":
-            await self.publish(client, str(event.get("user", "")))
+            user = str(event.get("user", ""))
+            self.shown.pop(user, None)  # the latest to open it: kept longest
+            self.shown[user] = ""  # not yet published: the next round tries if this fails
+            await self.publish(client, user)
+            if not self.slack.background:
+                self.slack.background.add(asyncio.create_task(self.keep_current(client)))
 
     async def done(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -246,41 +250,49 @@ class Home:
 
     async def publish(self, client: AsyncWebClient, user: str, note: str = "") -> None:
         try:
-            view = await self.view(user, note)
-            await client.views_publish(user_id=user, view=view)
+            await self._publish(client, user, await self.read(), note)
         except Exception:  # Temporal or Slack down: the tab keeps what it showed last
             log.exception("slack_home_failed", user=user)
 
-    async def view(self, user: str, note: str = "") -> dict[str, Any]:
+    async def keep_current(self, client: AsyncWebClient) -> None:
+        """Beside the requests, for as long as the API runs; a Home that did not change is not
+        published, and a refusal note stays atop the tab until something else changes."""
+        while True:
+            await asyncio.sleep(self.slack.desk.policy.slack.home_refresh_every.total_seconds())
+            try:
+                reading = await self.read()
+                for user, shown in list(self.shown.items()):
+                    await asyncio.sleep(0)  # requests go on between people (~0.3 ms each)
+                    if self.digest(reading, user) == shown:
+                        continue
+                    try:
+                        await self._publish(client, user, reading)
+                    except SlackApiError as error:  # refused for them (gone, say): until they
+                        self.shown.pop(user, None)  # open it again, so the others still get theirs
+                        log.info("slack_home_dropped", user=user, error=error.response.get("error"))
+            except Exception:  # Temporal or Slack down: the next round tries again
+                log.exception("slack_home_not_kept_current")
+
+    async def _publish(
+        self, client: AsyncWebClient, user: str, reading: HomeReading, note: str = ""
+    ) -> None:
+        await client.views_publish(user_id=user, view=self.view(reading, user, note))
+        self.shown[user] = self.digest(reading, user)
+        while len(self.shown) > HOME_KEPT:
+            self.shown.popitem(last=False)
+
+    async def read(self) -> HomeReading:
         desk = self.slack.desk
-        listed = await desk.list(limit=HOME_INCIDENTS)
-        gate = asyncio.Semaphore(AT_ONCE)
-
-        async def state(ref: str) -> IncidentState | None:
-            async with gate:
-                try:
-                    return await desk.get(ref)
-                except (*REFUSALS, NoWorkerAnswered, RPCError):
-                    return None  # one incident that cannot answer leaves the others shown
-
-        running = [s.id for s in listed if s.archived_at is None]
-        states = [s for s in await asyncio.gather(*map(state, running)) if s is not None]
-        mine = [(s, roles_of(s, user)) for s in states if s.status != Status.RESOLVED]
-        items = [(s, i) for s in states for i in s.action_items if i.is_open and i.owner == user]
-        return blocks.home_view([m for m in mine if m[1]], items, await self.shifts(user), note)
-
-    async def shifts(self, user: str) -> list[Shift] | None:
-        """The person's next shifts across every schedule; None when one did not answer."""
-        desk, now = self.slack.desk, datetime.now(UTC)
-        oncall = OnCallDesk(desk.client, desk.policy, desk.people)
+        states = await desk.running_states(HOME_INCIDENTS)
         try:
-            return (await oncall.person_shifts(user, now, now + SHIFTS_AHEAD))[:HOME_SHIFTS]
+            rosters = await OnCallDesk(desk.client, desk.policy, desk.people).every_roster()
         except ScheduleUnavailable:
-            return None
+            rosters = None
+        return HomeReading.of(states, rosters, datetime.now(UTC))
 
+    def view(self, reading: HomeReading, user: str, note: str = "") -> dict[str, Any]:
+        return blocks.home_view(*person_home(reading, user), note)
 
-def roles_of(state: IncidentState, user: str) -> list[str]:
-    """The person's roles in the incident by their names: commander, tech lead, comms lead,
-    responder."""
-    held = [r.value.replace("_", " ") for r in Role if state.roles.holder(r) == user]
-    return held + ["responder"] * (user in state.responders)
+    def digest(self, reading: HomeReading, user: str) -> str:
+        """What the tab shows, to tell a change by (a shift under way starts at the reading)."""
+        return shown_digest(blocks.home_view(*person_home(reading, user, steady=True)))

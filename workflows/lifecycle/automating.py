@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from workflows import automations as auto
-from workflows.effects import Audience, Effect, Notice, RefreshTopic
+from workflows.effects import Audience, CallWebhook, Effect, Notice, Post, RefreshTopic
 from workflows.escalation import tiers
 from workflows.escalation.deadlines import Deadline
 from workflows.incident_types import members
@@ -26,37 +27,28 @@ from workflows.lifecycle import rules
 from workflows.lifecycle.notices import CHANNEL, CommandRefused, post_notice
 from workflows.models import IncidentState, Role, Status
 from workflows.policy import EscalationTier, Policy
+from workflows.requests import WebhookCall
 
 ROLE_NAMES = ("commander", "tech_lead", "comms_lead")
+Event = dict[str, Any]  # an event as the expressions read it (``automations.event``)
 
 
 def incident_view(state: IncidentState, now: datetime) -> dict[str, Any]:
     """``incident`` as the expressions read it (docs/contract.md lists each field)."""
-    roles = state.roles
+    roles, items = state.roles, state.action_items
     return {
-        "id": state.id,
-        "number": state.number,
-        "label": state.label,
-        "title": state.title,
-        "summary": state.summary,
-        "severity": state.severity,
-        "status": state.status.value,
-        "impact": state.impact.value,
-        "components": list(state.components),
-        "type": state.type or "",
-        "private": state.private,
-        "drill": state.drill,
-        "commander": roles.commander or "",
-        "tech_lead": roles.tech_lead or "",
-        "comms_lead": roles.comms_lead or "",
-        "responders": list(state.responders),
+        "id": state.id, "number": state.number, "label": state.label, "title": state.title,
+        "summary": state.summary, "severity": state.severity, "status": state.status.value,
+        "impact": state.impact.value, "components": list(state.components),
+        "type": state.type or "", "private": state.private, "drill": state.drill,
+        "commander": roles.commander or "", "tech_lead": roles.tech_lead or "",
+        "comms_lead": roles.comms_lead or "", "responders": list(state.responders),
         "acknowledged": state.acknowledged_at is not None,
         "escalation_level": state.escalation_level,
         "age_seconds": (now - state.declared_at).total_seconds(),
-        "public": state.public is not None,
-        "alerts_firing": state.alerts.firing,
-        "open_action_items": sum(1 for item in state.action_items if item.is_open),
-    }
+        "public": state.public is not None, "alerts_firing": state.alerts.firing,
+        "open_action_items": sum(1 for item in items if item.is_open),
+    }  # fmt: skip
 
 
 class Moment(NamedTuple):
@@ -140,7 +132,7 @@ def automate(
                 state.automations.append(wait)
                 state.note(now, "automation", None, f"Automation '{rule.name}' waits {rule.after}")
             elif not (rule.unless and _answer(state, rule, rule.unless, view, now, True)):
-                effects += _run(state, policy, rule, now)
+                effects += _run(state, policy, rule, happened, now)
         if happened["kind"] == "resolved":
             _call_off(state, now, [w for w in state.automations if w.while_open], "resolved")
     if state.archived_at is not None and state.automations:
@@ -168,7 +160,7 @@ def fire(state: IncidentState, policy: Policy, deadline: Deadline, now: datetime
         if rule.unless and _answer(state, rule, rule.unless, view, now, True):
             state.note(now, "automation", None, f"Automation '{rule.name}' called off: unless held")
             continue
-        effects += _run(state, policy, rule, now)
+        effects += _run(state, policy, rule, wait.event, now)
     return effects
 
 
@@ -197,18 +189,20 @@ def _answer(
 
 
 def _run(
-    state: IncidentState, policy: Policy, rule: auto.Automation, now: datetime
+    state: IncidentState, policy: Policy, rule: auto.Automation, happened: Event, now: datetime
 ) -> list[Effect]:
     """Each step as the product would take it; one refused is noted and the others go on."""
     effects: list[Effect] = []
     for step in rule.do:
         try:
-            done, more = _step(state, policy, rule.name, step, now)
+            done, more = _step(state, policy, rule.name, step, happened, now)
         except CommandRefused as refused:
             text = f"Automation '{rule.name}': did not {step.kind}: {refused.message}"
             state.note(now, "problem", None, text)
             continue
         state.note(now, "automation", None, f"Automation '{rule.name}': {done}")
+        for post in (e for e in more if isinstance(e, Post) and e.notice is Notice.AUTOMATION):
+            post.rule = rule.name  # its activity names the rule in the Web UI
         effects += more
     return effects
 
@@ -219,10 +213,16 @@ def _command(state: IncidentState, policy: Policy, c: cmd.Command, now: datetime
 
 
 def _step(
-    state: IncidentState, policy: Policy, name: str, step: auto.Step, now: datetime
+    state: IncidentState, policy: Policy, name: str, step: auto.Step, happened: Event, now: datetime
 ) -> tuple[str, list[Effect]]:
     """What one step did, for the timeline, and its effects."""
     why = f"automation '{name}'"
+    if hook := step.webhook:
+        state.notices_posted += 1  # the delivery's id, kept by every retry
+        key, view = f"{state.id}-automation-{state.notices_posted}", incident_view(state, now)
+        call = WebhookCall.of(key, name, hook.url, hook.secret_env, happened, view, state.private)
+        host = urlsplit(hook.url).hostname  # not the path: it may hold a token
+        return f"called the webhook at {host}", [CallWebhook(call=call)]
     if step.invite or step.page:
         people, paging = step.page or step.invite or [], bool(step.page)
         tier = EscalationTier(after=timedelta(0), notify=people, page=paging)

@@ -242,6 +242,12 @@ class DropActionItem(Command):
     reason: Text = Field(default="", max_length=500)
 
 
+class SkipAutomation(Command):
+    """One of the policy's rules waiting for its ``after`` is called off: it will not run."""
+
+    wait: int = Field(ge=1, le=10**9, description="The waiting rule's number, as listed.")
+
+
 class PostPublicUpdate(Command):
     """Tell the public: the incident goes on the status page with this update."""
 

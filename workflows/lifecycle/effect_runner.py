@@ -41,15 +41,11 @@ with workflow.unsafe.imports_passed_through():
 R = TypeVar("R")
 T = TypeVar("T")
 
-SLACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
+SLACK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))  # from 1 s, doubling
 SLACK_GIVE_UP = timedelta(minutes=10)  # Slack down for longer must not hold paging back for ever
 STEP_TIMEOUT = timedelta(seconds=30)
 OPENING_TIMEOUT = timedelta(seconds=60)  # a channel, then four lanes of Slack calls
 RETRY_AFTER = timedelta(minutes=1)  # what gave up for now (the opening) is tried this soon
-ASIDE = (fx.Lane.ARCHIVE, fx.Lane.TOPIC)  # a slow or lost call there holds nothing back
-Handler = Callable[[Any, fx.Audience | None], Awaitable[None]]
 
 
 class EffectRunner:
@@ -71,7 +67,7 @@ class EffectRunner:
         self.wake = wake  # the workflow's main loop looks again
         self.shown = Shown()  # what this run last showed in Temporal (``publish``)
         self.aside: dict[fx.Lane, list[fx.Step]] = {}  # queued or running in the background
-        self.handlers: dict[type[Any], Handler] = {
+        self.handlers: dict[type[Any], Callable[[Any, fx.Audience | None], Awaitable[None]]] = {
             fx.Post: self._post,
             fx.RefreshTopic: self._set_topic,
             fx.Invite: self._invite,
@@ -86,6 +82,7 @@ class EffectRunner:
             fx.BookmarkLinks: self._bookmark,
             fx.RetryOpening: self._retry_opening,
             fx.ReachOnCall: self._reach_on_call,
+            fx.CallWebhook: self._call_webhook,
         }
 
     def queue(self, effects: list[fx.Effect]) -> None:
@@ -112,7 +109,7 @@ class EffectRunner:
 
     def put_aside(self, lanes: dict[fx.Lane, list[fx.Step]]) -> None:
         """The background lanes' steps, one at a time in order; one already waiting runs once."""
-        for lane in ASIDE:
+        for lane in fx.ASIDE:
             queue, steps = self.aside.setdefault(lane, []), lanes.pop(lane, [])
             if steps and not queue:
                 asyncio.create_task(self._run_aside(queue))  # noqa: RUF006 (held by what it awaits)
@@ -173,7 +170,8 @@ class EffectRunner:
         target = self._channel_id() if audience is fx.Audience.CHANNEL else post.channel
         if audience is fx.Audience.CHANNEL and target is None:
             return  # no channel: the problem creating it is on the timeline already
-        if posted := await self._send(post, target, f"post the {post.notice.value} message"):
+        said = f"automation '{post.rule}'" if post.rule else post.notice.value
+        if posted := await self._send(post, target, f"post the {said} message"):
             opening.remember(self.state, post.key, posted)
 
     async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
@@ -215,6 +213,9 @@ class EffectRunner:
             self._call(PagingActivities.send_pagerduty, page, f"{what} to PagerDuty", shown=True),
             self._call(PagingActivities.send_webhook, page, f"{what} to the webhook", shown=True),
         )
+
+    async def _call_webhook(self, effect: fx.CallWebhook, _: object) -> None:
+        await self._call(PagingActivities.call_webhook, effect.call, effect.doing, shown=True)
 
     async def _reach_on_call(self, effect: fx.ReachOnCall, _: object) -> None:
         asking = self._call(RosterActivities.who_is_on_call, effect.asked, "ask who is on call")

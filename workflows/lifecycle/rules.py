@@ -27,7 +27,7 @@ from workflows.incident_types import Action, holds
 from workflows.lifecycle import commands as cmd
 from workflows.lifecycle import states, timeline
 from workflows.lifecycle.channel import alert_links, bookmark, changes_kickoff
-from workflows.lifecycle.notices import require_permission
+from workflows.lifecycle.notices import CommandRefused, require_permission
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy
 from workflows.resolution import followup
@@ -46,6 +46,24 @@ def open_to_all(c: cmd.Command) -> Action | None:
 def resolving(c: cmd.SetStatus) -> Action | None:
     """`status resolved` resolves: it needs what resolving needs, or it would go round it."""
     return "resolve" if c.status is Status.RESOLVED else None
+
+
+# A rule's wait skipped: here, not in ``automating``, which carries its steps through this table.
+def check_skip_automation(state: IncidentState, policy: Policy, c: cmd.SkipAutomation) -> None:
+    if not any(wait.id == str(c.wait) for wait in state.automations):
+        waiting = ", ".join(f"#{w.id} ({w.rule})" for w in state.automations) or "none"
+        raise CommandRefused(f"no automation #{c.wait} waits on {state.label}; waiting: {waiting}")
+
+
+def apply_skip_automation(
+    state: IncidentState, policy: Policy, c: cmd.SkipAutomation, now: datetime
+) -> list[Effect]:
+    check_skip_automation(state, policy, c)
+    wait = next(wait for wait in state.automations if wait.id == str(c.wait))
+    state.automations.remove(wait)
+    who = f" by <@{c.by}>" if c.by else ""
+    state.note(now, "automation", c.by, f"Automation '{wait.rule}' skipped{who}")
+    return []
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,7 @@ RULES: dict[type[cmd.Command], Rule[Any]] = {
         followup.check_set_action_item_due, followup.apply_set_action_item_due
     ),
     cmd.DropActionItem: Rule(followup.check_drop_action_item, followup.apply_drop_action_item),
+    cmd.SkipAutomation: Rule(check_skip_automation, apply_skip_automation, needs("automations")),
 }
 
 
