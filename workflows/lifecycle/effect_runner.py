@@ -58,14 +58,13 @@ class EffectRunner:
         recorded: bool,
         wake: Callable[[], None],
     ) -> None:
-        self.state, self.policy = state, policy
+        self.state, self.policy, self.shown = state, policy, Shown()  # shown: in Temporal's UI
         self.outbox = heard(state, outbox)  # queued, not yet run: continue-as-new carries it
         self.opened = opened  # the opening ran (or gave up for now, and is queued again)
         self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
         # What the archive database last heard of (None: nothing yet in this run).
         self.recorded = followup.record_signature(state) if recorded else None
         self.wake = wake  # the workflow's main loop looks again
-        self.shown = Shown()  # what this run last showed in Temporal (``publish``)
         self.aside: dict[fx.Lane, list[fx.Step]] = {}  # queued or running in the background
         self.handlers: dict[type[Any], Callable[[Any, fx.Audience | None], Awaitable[None]]] = {
             fx.Post: self._post,
