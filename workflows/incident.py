@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
 from pydantic import BaseModel
@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import commands as cmd
     from workflows.lifecycle.effect_runner import EffectRunner
     from workflows.lifecycle.rules import IncidentInput as IncidentInput
-    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, publish, remember, repeated
+    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, remember, repeated
     from workflows.models import IncidentState
     from workflows.resolution import followup
     from workflows.resolution.metrics import IncidentMetrics
@@ -77,7 +77,7 @@ class IncidentWorkflow:
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        publish(self.state, self.policy)
+        self.effects.shown.publish(self.state)
         if not self.effects.opened:
             await self.effects.open()
             if self.policy.automations:  # the roles its type filled as it opened
@@ -118,11 +118,13 @@ class IncidentWorkflow:
                 timeout_summary=automating.waiting(self.state) if waiting else None,
             )
         self.effects.again()
-        self._fire_due()
+        # Only a change (a command, an alert, a woken loop) moves a deadline: the background
+        # lanes that may still run meanwhile (archive, topic) write none of what they count from.
+        self._fire_due(deadlines if self.changes == seen else None)
 
-    def _fire_due(self) -> None:
+    def _fire_due(self, deadlines: dict[Deadline, datetime] | None = None) -> None:
         now = workflow.now()
-        for name, at in followup_deadlines(self.state, self.policy).items():
+        for name, at in (deadlines or followup_deadlines(self.state, self.policy)).items():
             if at <= now:
                 effects = automating.fire(self.state, self.policy, name, now)
                 if name is Deadline.AUTOMATION:  # a rule's steps trigger no rule, as at once
@@ -166,7 +168,7 @@ class IncidentWorkflow:
         effects = [*effects, *self._automate()]
         self.effects.queue(rules.follow_on(self.state, self.policy, effects, workflow.now()))
         self.changes += 1
-        publish(self.state, self.policy)
+        self.effects.shown.publish(self.state)
 
     def _automate(self) -> list[Effect]:
         """The policy's rules this change triggers (none without rules: nothing is read)."""

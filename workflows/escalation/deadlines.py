@@ -176,10 +176,13 @@ def followup_archive_due(state: IncidentState, policy: Policy) -> datetime | Non
 
 
 def followup_deadlines(state: IncidentState, policy: Policy) -> dict[Deadline, datetime]:
-    """Every deadline of a running incident: the lifecycle's and the follow-up's."""
+    """Every deadline of a running incident, in the order they fire when due together: the
+    lifecycle's, with the follow-up's archive in place of ``archive_due``, and the follow-up's.
+    Each computed once (it runs twice at every turn of the workflow)."""
     items = [action_item_reminder_at(i, policy, state.severity) for i in state.action_items]
     due = {
-        **deadlines(state, policy),
+        Deadline.ESCALATION: escalation_due(state, policy),
+        Deadline.UPDATE: update_due(state, policy),
         Deadline.ARCHIVE: followup_archive_due(state, policy),
         Deadline.RETROSPECTIVE: retrospective_due(state),
         Deadline.RETROSPECTIVE_REMINDER: retrospective_reminder_due(state, policy),

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import edits, incident_brief
     from workflows.lifecycle.notices import failure_reason, heard
-    from workflows.lifecycle.visibility import publish, release_key
+    from workflows.lifecycle.visibility import Shown, release_key
     from workflows.models import IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup, report
@@ -58,7 +58,7 @@ class EffectRunner:
         recorded: bool,
         wake: Callable[[], None],
     ) -> None:
-        self.state, self.policy = state, policy
+        self.state, self.policy, self.shown = state, policy, Shown()  # shown: in Temporal's UI
         self.outbox = heard(state, outbox)  # queued, not yet run: continue-as-new carries it
         self.opened = opened  # the opening ran (or gave up for now, and is queued again)
         self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
@@ -153,7 +153,7 @@ class EffectRunner:
         for problem in opening.apply(self.state, opened, workflow.now()):
             self._problem(problem)
         self.put_aside({fx.Lane.TOPIC: opening.left(request, opened)})
-        publish(self.state, self.policy)
+        self.shown.publish(self.state)
 
     def _brief(self, kickoff: bool = False) -> rq.IncidentBrief:
         return incident_brief(self.state, self.policy, kickoff)
@@ -297,4 +297,4 @@ class EffectRunner:
     def _problem(self, text: str) -> None:
         workflow.logger.warning("incident side effect failed: %s", text)
         self.state.note(workflow.now(), "problem", None, text)
-        publish(self.state, self.policy, problem=text)
+        self.shown.publish(self.state, problem=text)

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidatorFunctionWrapHandler, WrapValidator
 
 from workflows import statuspage
 from workflows.alerts import folding
@@ -133,11 +133,31 @@ def check(state: IncidentState, policy: Policy, c: cmd.Command) -> None:
     rule(c).check(state, policy, c)
 
 
+# Policies decoded in this process, by their JSON as decoded: every replay of an incident decodes
+# its input again, and validating the policy (durations, templates, rules) was most of that. A
+# policy is never changed in place (a drill's is a copy), so the same text may share one object.
+DECODED: dict[str, Policy] = {}
+KEPT_POLICIES = 16  # a worker meets few policies; past that, the cache starts over
+
+
+def decoded(value: Any, validate: ValidatorFunctionWrapHandler) -> Policy:
+    if not isinstance(value, dict):  # a Policy already (the desk), or what validation refuses
+        return validate(value)  # type: ignore[no-any-return]
+    text = repr(value)
+    policy = DECODED.get(text)
+    if policy is None:
+        policy = validate(value)
+        if len(DECODED) >= KEPT_POLICIES:
+            DECODED.clear()  # one call: other workflow threads may read meanwhile
+        DECODED[text] = policy
+    return policy
+
+
 class IncidentInput(BaseModel):
     """The declaration on first start; the whole state and outbox on continue-as-new."""
 
     number: int
-    policy: Policy
+    policy: Annotated[Policy, WrapValidator(decoded)]
     declaration: Declaration | None = None
     state: IncidentState | None = None
     outbox: list[Effect] = []

@@ -28,7 +28,6 @@ from temporalio.common import (
 from temporalio.exceptions import FailureError
 
 from workflows.models import Channel, Impact, IncidentState, Roles, Status
-from workflows.policy import Policy
 from workflows.text import incident_label
 
 # The list view of an incident, kept in its workflow's memo so listing needs no query.
@@ -73,9 +72,8 @@ def summarize(state: IncidentState) -> IncidentSummary:
 def memo_of(state: IncidentState) -> dict[str, Any]:
     """JSON-ready, so the memo decodes the same with any data converter. ``drill`` is there
     only for drills, ``type`` only for a typed incident: the memo of every other incident stays
-    as recorded histories have it. Dumped from the state itself (the same fields, in
-    IncidentSummary's order): it runs on every change and every replay, and a summary built
-    first took three times as long."""
+    as recorded histories have it. Dumped from the state itself, in IncidentSummary's order (a
+    summary built first took three times as long)."""
     kept = (("drill", state.drill), ("type", state.type), ("private", state.private))
     unset = {name for name, keep in kept if not keep}
     if state.private:  # Temporal's operators are not its members: no title, people or text
@@ -95,8 +93,6 @@ INCIDENT_CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")
 # The channel's id: what Slack sends from a private or renamed channel, whose name may differ.
 INCIDENT_CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
 INCIDENT_TYPE = SearchAttributeKey.for_keyword("IncidentType")
-# Slack's events name a channel by its id only, and a renamed channel keeps its id.
-INCIDENT_CHANNEL_ID = SearchAttributeKey.for_keyword("IncidentChannelId")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_NUMBER,
     INCIDENT_SEVERITY,
@@ -106,7 +102,6 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     INCIDENT_TYPE,
     INCIDENT_CHANNEL_ID,
 ]
-
 
 # Every visibility query about incidents starts here; the clauses name the keys above.
 INCIDENTS = "WorkflowType = 'IncidentWorkflow'"
@@ -159,15 +154,16 @@ def declared_search_attributes(
     return TypedSearchAttributes(pairs)
 
 
-def _pairs(state: IncidentState) -> list[tuple[SearchAttributeKey[Any], Any]]:
+def _values(state: IncidentState) -> list[Any]:
+    """The search attributes' values, in ``SEARCH_ATTRIBUTES``' order (None: unset)."""
     return [
-        (INCIDENT_NUMBER, state.number),
-        (INCIDENT_SEVERITY, state.severity),
-        (INCIDENT_STATUS, state.status.value),
-        (INCIDENT_COMMANDER, None if state.private else state.roles.commander),
-        (INCIDENT_CHANNEL, state.channel.name if state.channel else None),
-        (INCIDENT_TYPE, state.type),
-        (INCIDENT_CHANNEL_ID, state.channel.id if state.channel else None),
+        state.number,
+        state.severity,
+        state.status.value,
+        None if state.private else state.roles.commander,
+        state.channel.name if state.channel else None,
+        state.type,
+        state.channel.id if state.channel else None,
     ]
 
 
@@ -194,23 +190,53 @@ def _details(state: IncidentState, problem: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def publish(state: IncidentState, policy: Policy, problem: str | None = None) -> None:
-    """Upsert only the search attributes that changed, and refresh the current details."""
-    # A dict: TypedSearchAttributes.get scans the pairs and raises KeyError for a missing key.
-    current = dict(workflow.info().typed_search_attributes)
-    updates: list[SearchAttributeUpdate[Any]] = [
-        key.value_set(value) if value is not None else key.value_unset()
-        for key, value in _pairs(state)
-        if current.get(key) != value
-    ]
-    if updates:
-        workflow.upsert_search_attributes(updates)
-    workflow.set_current_details(_details(state, problem))
-    # The memo's list view, kept current (only when it changed), so listing needs no query.
-    # workflow.memo() decodes once per run and again only on upsert, memo_value on every call.
-    view = memo_of(state)
-    if workflow.memo().get(MEMO_KEY) != view:
-        workflow.upsert_memo({MEMO_KEY: view})
+# The memo's fields a change may alter in place, copied when compared (the rest are replaced).
+IN_PLACE = ("components", "roles", "channel")
+REPLACED = tuple(name for name in IncidentSummary.model_fields if name not in IN_PLACE)
+
+
+def _memo_fields(state: IncidentState) -> tuple[Any, ...]:
+    channel = tuple(vars(state.channel).values()) if state.channel else None
+    moved = (tuple(state.components), tuple(vars(state.roles).values()), channel)
+    return (*(getattr(state, name) for name in REPLACED), *moved)
+
+
+class Shown:
+    """What this run (its EffectRunner) last showed of the incident in Temporal: what a change
+    leaves as it was (a reminder's firing alters only the details) is neither built nor written."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] | None = None  # the search attributes' values
+        self.memo: tuple[Any, ...] | None = None  # the memo's fields, as last compared
+        self.details = ""
+
+    def publish(self, state: IncidentState, problem: str | None = None) -> None:
+        """Upsert only the search attributes and memo that changed; set the details."""
+        values = _values(state)
+        if values != self.values:
+            # After the first publish, what this run last set is what it holds (a dict:
+            # TypedSearchAttributes.get scans its pairs and raises KeyError for a missing key).
+            held = workflow.info().typed_search_attributes if self.values is None else None
+            was = dict(held or zip(SEARCH_ATTRIBUTES, self.values or [], strict=True))
+            updates: list[SearchAttributeUpdate[Any]] = [
+                key.value_set(value) if value is not None else key.value_unset()
+                for key, value in zip(SEARCH_ATTRIBUTES, values, strict=True)
+                if was.get(key) != value
+            ]
+            if updates:
+                workflow.upsert_search_attributes(updates)
+            self.values = values
+        details = _details(state, problem)
+        if details != self.details:
+            workflow.set_current_details(details)
+            self.details = details
+        # workflow.memo() decodes once per run and again on upsert (memo_value: at every call).
+        seen = _memo_fields(state)
+        if seen != self.memo:
+            view = memo_of(state)
+            if workflow.memo().get(MEMO_KEY) != view:
+                workflow.upsert_memo({MEMO_KEY: view})
+            self.memo = seen
 
 
 # -- idempotency ----------------------------------------------------------------------------
