@@ -7,9 +7,8 @@ shows the person their App Home (``Home``).
 Bolt acks every event at once (Slack wants a 2xx within 3 seconds) and runs the listener
 after, so a slow incident never makes Slack retry. Slack retries a delivery it thinks failed
 and now and then delivers one event twice; either way the ``event_id`` is the same, and it is
-the command's request key: the incident applies an Update id once, in whichever run it lands
-(``workflows.lifecycle.visibility``). An incident's channel is found by its id (the
-``IncidentChannelId`` search attribute), which events carry and a rename keeps.
+the command's request key, applied once in whichever run it lands. An incident's channel is
+found by its id (the ``IncidentChannelId`` search attribute), which events carry.
 """
 
 from __future__ import annotations
