@@ -205,7 +205,6 @@ async def _message(client: AsyncWebClient, channel: str, ts: str) -> dict[str, A
 
 
 # -- App Home ----------------------------------------------------------------------------------
-
 HOME_INCIDENTS = 50  # the newest incidents one reading holds (each its state: roles, items)
 HOME_KEPT = 500  # people whose Home is kept current: the latest to open it
 
@@ -248,6 +247,7 @@ class Home:
         await self.publish(client, user, note)
 
     async def publish(self, client: AsyncWebClient, user: str, note: str = "") -> None:
+        self.read_at[user] = datetime.now(UTC)  # a round read before this must not follow it
         try:
             await self._publish(client, user, await self.read(), note)
         except Exception:  # Temporal or Slack down: the tab keeps what it showed last
@@ -262,7 +262,7 @@ class Home:
                 reading = await self.read()
                 for user, shown in list(self.shown.items()):
                     await asyncio.sleep(0)  # requests go on between people (~0.3 ms each)
-                    # An opening or a Done published a newer reading meanwhile: not undone.
+                    # An opening or a Done read (or is reading) after this round: not undone.
                     newer = self.read_at.get(user, reading.at) > reading.at
                     if newer or self.digest(reading, user) == shown:
                         continue
@@ -284,13 +284,13 @@ class Home:
             self.read_at.pop(self.shown.popitem(last=False)[0], None)
 
     async def read(self) -> HomeReading:
-        desk = self.slack.desk
+        desk, started = self.slack.desk, datetime.now(UTC)  # what it shows is from then on
         states = await desk.running_states(HOME_INCIDENTS)
         try:
             rosters = await OnCallDesk(desk.client, desk.policy, desk.people).every_roster()
         except ScheduleUnavailable:
             rosters = None
-        return HomeReading.of(states, rosters, datetime.now(UTC))
+        return HomeReading.of(states, rosters, started)
 
     def view(self, reading: HomeReading, user: str, note: str = "") -> dict[str, Any]:
         return blocks.home_view(*person_home(reading, user), note)
