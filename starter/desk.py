@@ -239,7 +239,10 @@ class IncidentDesk:
                 except (RPCError, NoWorkerAnswered, IncidentNotFound, CommandRefused):
                     return None
 
-        listed = await self.list(limit=limit, sees=lambda _: True)
+        # Running on this desk's queue: a finished workflow is archived, and another queue's
+        # incidents are another deployment's (whose worker may not answer at all).
+        mine = ListFilter(running_on=self.task_queue)
+        listed = (await self.page(mine, page_size=limit, sees=lambda _: True)).incidents
         found = await asyncio.gather(*(state(s.id) for s in listed if s.archived_at is None))
         return tuple(s for s in found if s is not None)
 

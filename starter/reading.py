@@ -34,6 +34,7 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowHandle,
 )
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
@@ -110,6 +111,9 @@ TEXT_SCAN_PAGES = 5
 OLD_QUERY_TIMEOUT = timedelta(seconds=2)
 
 
+TASK_QUEUE = SearchAttributeKey.for_keyword("TaskQueue")  # Temporal's own, in list filters
+
+
 @dataclass
 class ListFilter:
     status: Status | None = None
@@ -118,6 +122,7 @@ class ListFilter:
     text: str | None = None
     open: bool | None = None
     type: str | None = None
+    running_on: str | None = None  # only workflows running on this task queue (the desk's own)
 
     def query(self) -> str:
         clauses = [
@@ -140,6 +145,8 @@ class ListFilter:
             ]
         elif self.open is False:
             clauses.append(where(INCIDENT_STATUS, "=", Status.RESOLVED))
+        if self.running_on is not None:
+            clauses += ["ExecutionStatus = 'Running'", where(TASK_QUEUE, "=", self.running_on)]
         return incidents_where(*clauses)
 
     def keeps(self, incident: IncidentSummary) -> bool:
