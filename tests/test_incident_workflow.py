@@ -109,7 +109,8 @@ async def test_full_lifecycle_with_reopen(desk):
     assert state.status is Status.RESOLVED and state.resolved_at is not None
     state = await desk.command(state.id, cmd.Reopen(reason="back again"))
     assert state.status is Status.INVESTIGATING and state.resolved_at is None
-    kinds = [e.kind for e in (await desk.get(state.id)).timeline]
+    # Where the report went is noted by the background lane whenever it is done: not the course.
+    kinds = [e.kind for e in (await desk.get(state.id)).timeline if e.kind != "document"]
     assert kinds[:1] == ["declared"] and kinds[-4:] == ["status", "status", "resolved", "reopened"]
 
 
