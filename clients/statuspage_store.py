@@ -89,8 +89,12 @@ class StatusPageStore:
 
     def set_maintenance(self, name: str, maintenance: bool) -> None:
         row = ComponentRow(name=name, maintenance=maintenance, updated_at=datetime.now(UTC))
-        with Session(self.engine) as session, session.begin():
-            session.merge(row)
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.merge(row)
+        except IntegrityError:  # a concurrent first write of the name inserted it: update it
+            with Session(self.engine) as session, session.begin():
+                session.merge(row)
 
     def subscribe(self, kind: str, address: str, components: list[str]) -> tuple[Subscribed, str]:
         """The outcome and the token to put in the confirmation link (for NEW only)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,3 +78,16 @@ def test_an_expired_confirmation_neither_confirms_nor_counts(store, monkeypatch)
     monkeypatch.setattr(statuspage_store, "MAX_PENDING", 1)
     outcome, fresh = store.subscribe("email", "late@example.com", [])
     assert outcome is Subscribed.NEW and fresh != token
+
+
+def test_a_component_put_under_maintenance_by_many_at_once_is_one_row(store):
+    """Operators (or a retrying client) at the same moment: no write fails, one row each."""
+    names = [f"component-{n}" for n in range(10)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        done = [
+            pool.submit(store.set_maintenance, name, flag) for name in names for flag in (1, 0) * 4
+        ]
+        for future in done:
+            future.result()  # an IntegrityError from a lost race would surface here
+    store.set_maintenance("component-0", True)
+    assert "component-0" in store.maintenance()
