@@ -19,6 +19,7 @@ import functools
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import FastAPI, HTTPException, Request, status
 from sqlalchemy import Engine
@@ -26,10 +27,13 @@ from sqlalchemy import Engine
 from clients.archive import IncidentArchive
 from clients.tokens import AuditEvent, AuditKind, AuditLog, Scope, TokenStore, ordered
 from config import Settings
+from starter.desk import IncidentNotFound
 from workflows.incident_types import members
 from workflows.models import IncidentState
 from workflows.resolution.metrics import IncidentRecord
 from workflows.text import CLIENT_HEADER
+
+Readable = TypeVar("Readable", bound=IncidentState | IncidentRecord)
 
 EVERY_SCOPE = frozenset(Scope)
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -169,6 +173,12 @@ class Reading:
         if shown and incident.private and self.caller.user not in people:
             self.by_admin.append(incident.id)
         return shown
+
+    def shown(self, incident: Readable, ref: str) -> Readable:
+        """The incident, if this caller may read it; else 404, as if it did not exist."""
+        if not self.admits(incident):
+            raise IncidentNotFound(f"no incident {ref}")
+        return incident
 
     async def audit(self, request: Request) -> None:
         subject = f"{request.method} {request.url.path}"

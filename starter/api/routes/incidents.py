@@ -56,7 +56,7 @@ from starter.api.schemas import (
     unpacked,
 )
 from starter.command_table import COMMANDS, CommandRow
-from starter.desk import IncidentDesk, IncidentNotFound
+from starter.desk import IncidentDesk
 from starter.intake import DeclarationTooLarge
 from starter.reading import ListFilter
 from workflows.lifecycle import commands as cmd
@@ -289,9 +289,7 @@ async def get_incident(
     """Answers even before a worker has run the incident: then as declared, `channel` null.
     A private incident only to its members and admins (an admin's read audited): to anyone
     else, 404."""
-    state = await desk.get(ref)
-    if not reading.admits(state):
-        raise IncidentNotFound(f"no incident {ref}")
+    state = reading.shown(await desk.get(ref), ref)
     return IncidentOut.of(state, settings.incident_url(state.id))
 
 

@@ -31,7 +31,8 @@ from starter.api.dependencies import (
     require_token,
 )
 from starter.api.errors import invalid
-from starter.desk import IncidentNotFound
+from starter.api.identity import Reading
+from starter.desk import IncidentDesk, IncidentNotFound
 from starter.oncall import OnCallDesk
 from workflows.models import IncidentState, Status
 from workflows.oncall.schedules import coverage_warnings
@@ -74,6 +75,19 @@ ISO_WITH_ZONE = (
 )
 
 
+async def readable(
+    ref: str, desk: IncidentDesk, archive: IncidentArchive, reading: Reading
+) -> IncidentState | IncidentRecord:
+    """Live from its workflow, else from the archive; only to a caller who may read it."""
+    incident: IncidentState | IncidentRecord | None
+    try:
+        incident = await desk.get(ref)
+    except IncidentNotFound:
+        if (incident := await asyncio.to_thread(archive.get, ref)) is None:
+            raise
+    return reading.shown(incident, ref)
+
+
 @one.get(
     "/report",
     summary="The situation report (Markdown), written when the incident was resolved",
@@ -83,14 +97,7 @@ ISO_WITH_ZONE = (
 async def get_report(
     ref: IncidentRef, desk: Desk, archive: Archive, reading: Readings
 ) -> PlainTextResponse:
-    incident: IncidentState | IncidentRecord | None
-    try:
-        incident = await desk.get(ref)
-    except IncidentNotFound:
-        if (incident := await asyncio.to_thread(archive.get, ref)) is None:
-            raise
-    if not reading.admits(incident):
-        raise IncidentNotFound(f"no incident {ref}")
+    incident = await readable(ref, desk, archive, reading)
     if (report := incident.report) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{ref} has no report until resolved")
     return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
@@ -106,14 +113,7 @@ async def get_similar(
 ) -> Recurrences:
     """Full-text search of the archive with the incident's title and components, as its kickoff
     lists them: any shared word counts; never the incident itself, a private one or a drill."""
-    incident: IncidentState | IncidentRecord | None
-    try:
-        incident = await desk.get(ref)
-    except IncidentNotFound:
-        if (incident := await asyncio.to_thread(archive.get, ref)) is None:
-            raise
-    if not reading.admits(incident):
-        raise IncidentNotFound(f"no incident {ref}")
+    incident = await readable(ref, desk, archive, reading)
     found = (incident.id, incident.title, incident.components, incident.declared_at)
     return await asyncio.to_thread(archive.similar, *found)
 
