@@ -212,13 +212,7 @@ class Posts:
     def pin(self, channel: Channel, ts: str, actor: str) -> None:
         if actor not in channel.members:
             raise SlackError("not_in_channel")
-        try:
-            stamp(ts)
-        except ValueError:
-            raise SlackError("bad_timestamp") from None
-        message = channel.by_ts.get(ts)
-        if message is None:
-            raise SlackError("message_not_found")
+        message = self.item(channel, ts)
         if ts in channel.pins:
             raise SlackError("already_pinned")
         if len(channel.pins) >= MAX_PINS:
