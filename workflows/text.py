@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 MAX_CHANNEL_NAME = 80
 TEMPLATE_FIELDS = frozenset({"yymmdd", "yyyymmdd", "hhmm", "number", "slug", "severity"})
 _NOT_ALLOWED = re.compile(r"[^a-z0-9_-]+")
+_DASHES = re.compile(r"-{2,}")
 
 
 def check_template(template: str, *, private: bool = False) -> None:
@@ -53,7 +54,7 @@ def channel_name(template: str, *, title: str, number: int, severity: str, at: d
     room = MAX_CHANNEL_NAME - 3 - len(slugify(template.format(**fields)))
     fields["slug"] = slugify(title)[: max(room, 0)].strip("-_") or f"incident-{number}"
     name = slugify(template.format(**fields))
-    return re.sub(r"-{2,}", "-", name)[: MAX_CHANNEL_NAME - 3].strip("-_")
+    return _DASHES.sub("-", name)[: MAX_CHANNEL_NAME - 3].strip("-_")
 
 
 def with_suffix(name: str, attempt: int) -> str:
@@ -81,6 +82,8 @@ def _visible(char: str, keep_newlines: bool) -> str:
 
 
 def _clean(value: str, keep_newlines: bool) -> str:
+    if value.isascii() and value.isprintable():  # most text: nothing to change, char by char
+        return value
     value = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n"))
     value = "".join(_visible(c, keep_newlines) for c in value)
     value = value.replace(" " + _ZWJ, " ").replace(_ZWJ + " ", " ").strip(_ZWJ)

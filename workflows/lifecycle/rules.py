@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import BaseModel, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import to_json
 
 from workflows import statuspage
 from workflows.alerts import folding
@@ -133,17 +134,19 @@ def check(state: IncidentState, policy: Policy, c: cmd.Command) -> None:
     rule(c).check(state, policy, c)
 
 
-# Policies decoded in this process, by their JSON as decoded: every replay of an incident decodes
+# Policies decoded from JSON in this process, by their JSON: every replay of an incident decodes
 # its input again, and validating the policy (durations, templates, rules) was most of that. A
 # policy is never changed in place (a drill's is a copy), so the same text may share one object.
-DECODED: dict[str, Policy] = {}
+# The key is the parsed value written back (a third of its repr's cost): JSON's values only, so
+# as exact as the text (``1``, ``1.0`` and ``true`` stay apart).
+DECODED: dict[bytes, Policy] = {}
 KEPT_POLICIES = 16  # a worker meets few policies; past that, the cache starts over
 
 
-def decoded(value: Any, validate: ValidatorFunctionWrapHandler) -> Policy:
-    if not isinstance(value, dict):  # a Policy already (the desk), or what validation refuses
+def decoded(value: Any, validate: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Policy:
+    if info.mode != "json" or not isinstance(value, dict):  # a Policy (the desk), or refused
         return validate(value)  # type: ignore[no-any-return]
-    text = repr(value)
+    text = to_json(value)
     policy = DECODED.get(text)
     if policy is None:
         policy = validate(value)

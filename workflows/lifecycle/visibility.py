@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 from datetime import datetime
 from typing import Any
 
@@ -63,10 +64,13 @@ class IncidentSummary(BaseModel):
         return incident_label(self.number)
 
 
+# The list view's fields, in its order: computed once, every publish of a change reads them.
+SUMMARY_ORDER = tuple(IncidentSummary.model_fields)
+SUMMARY_FIELDS = set(SUMMARY_ORDER)
+
+
 def summarize(state: IncidentState) -> IncidentSummary:
-    return IncidentSummary.model_validate(
-        state.model_dump(include=set(IncidentSummary.model_fields))
-    )
+    return IncidentSummary.model_validate(state.model_dump(include=SUMMARY_FIELDS))
 
 
 def memo_of(state: IncidentState) -> dict[str, Any]:
@@ -78,11 +82,10 @@ def memo_of(state: IncidentState) -> dict[str, Any]:
     unset = {name for name, keep in kept if not keep}
     if state.private:  # Temporal's operators are not its members: no title, people or text
         unset |= {"roles", "components"}
-    fields = set(IncidentSummary.model_fields) - unset
-    view = state.model_dump(mode="json", include=fields)
+    view = state.model_dump(mode="json", include=SUMMARY_FIELDS - unset)
     if state.private:
         view["title"] = summary(state)
-    return {name: view[name] for name in IncidentSummary.model_fields if name in view}
+    return {name: view[name] for name in SUMMARY_ORDER if name in view}
 
 
 INCIDENT_NUMBER = SearchAttributeKey.for_int("IncidentNumber")
@@ -192,13 +195,24 @@ def _details(state: IncidentState, problem: str | None) -> str:
 
 # The memo's fields a change may alter in place, copied when compared (the rest are replaced).
 IN_PLACE = ("components", "roles", "channel")
-REPLACED = tuple(name for name in IncidentSummary.model_fields if name not in IN_PLACE)
+_replaced = operator.attrgetter(*(name for name in SUMMARY_ORDER if name not in IN_PLACE))
 
 
 def _memo_fields(state: IncidentState) -> tuple[Any, ...]:
     channel = tuple(vars(state.channel).values()) if state.channel else None
     moved = (tuple(state.components), tuple(vars(state.roles).values()), channel)
-    return (*(getattr(state, name) for name in REPLACED), *moved)
+    return (*_replaced(state), *moved)
+
+
+def _held(attributes: TypedSearchAttributes) -> list[Any]:
+    """The search attributes the run started with, as ``_values`` lists them: looked up by
+    name (a key's hash is computed in Python, field by field), then checked whole."""
+    by_name = {pair.key.name: pair for pair in attributes}
+    found = [by_name.get(key.name) for key in SEARCH_ATTRIBUTES]
+    return [
+        pair.value if pair and pair.key == key else None
+        for pair, key in zip(found, SEARCH_ATTRIBUTES, strict=True)
+    ]
 
 
 class Shown:
@@ -214,14 +228,12 @@ class Shown:
         """Upsert only the search attributes and memo that changed; set the details."""
         values = _values(state)
         if values != self.values:
-            # After the first publish, what this run last set is what it holds (a dict:
-            # TypedSearchAttributes.get scans its pairs and raises KeyError for a missing key).
-            held = workflow.info().typed_search_attributes if self.values is None else None
-            was = dict(held or zip(SEARCH_ATTRIBUTES, self.values or [], strict=True))
+            # After the first publish, what this run last set is what it holds.
+            was = self.values or _held(workflow.info().typed_search_attributes)
             updates: list[SearchAttributeUpdate[Any]] = [
                 key.value_set(value) if value is not None else key.value_unset()
-                for key, value in zip(SEARCH_ATTRIBUTES, values, strict=True)
-                if was.get(key) != value
+                for key, value, before in zip(SEARCH_ATTRIBUTES, values, was, strict=True)
+                if before != value
             ]
             if updates:
                 workflow.upsert_search_attributes(updates)
