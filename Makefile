@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 run: venv
-	$(BIN)/python -m devrun
+	$(BIN)/python -m devrun.runner
 
 test: venv
 	@.ci/ensure-test-tools

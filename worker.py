@@ -55,7 +55,7 @@ from config.deployment import (
 )
 from logs import configure_logging
 from workflows.incident import IncidentDigest, IncidentWorkflow
-from workflows.lifecycle.visibility import IncidentKeyClaim
+from workflows.lifecycle.numbering import DrillTimer, IncidentKeyClaim
 from workflows.oncall.rotation import ScheduleWorkflow
 
 log = structlog.get_logger()
@@ -90,7 +90,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentKeyClaim, IncidentDigest, ScheduleWorkflow],
+        workflows=[
+            IncidentWorkflow,
+            IncidentKeyClaim,
+            IncidentDigest,
+            ScheduleWorkflow,
+            DrillTimer,
+        ],
         activities=[
             slack.open_channel,
             slack.set_topic,
@@ -105,6 +111,7 @@ def build_worker(
             paging.call_webhook,
             roster.who_is_on_call,
             roster.role_holders,
+            roster.highest_number,
             *follow_up,
             *status_page_activities(settings, archive),
             oncall.resolve_people,

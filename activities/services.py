@@ -27,6 +27,7 @@ from clients.statuspage_store import StatusPageStore
 from clients.statuspage_webhooks import status_webhooks
 from config import Settings
 from workflows.effects import SendPage
+from workflows.lifecycle.numbering import highest_number
 from workflows.models import IncidentState
 from workflows.oncall.rotation import ScheduleWorkflow, schedule_workflow_id
 from workflows.oncall.schedules import Override, on_call
@@ -204,6 +205,11 @@ class RosterActivities:
                 if user := await self.people.first_user(given):
                     found.people[given] = user
         return found
+
+    @activity.defn(name="incident_highest_number")
+    async def highest_number(self) -> int:
+        """A drill an automation scheduled, due now, takes the next number as the intake does."""
+        return await highest_number(self.client)
 
     @activity.defn(name="roster_who_is_on_call")
     async def who_is_on_call(self, request: WhoIsOnCall) -> OnCall:

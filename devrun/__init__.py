@@ -1,6 +1,7 @@
 """The local stack as a tool, outside the product's entry points: the dev runner behind
-``make run`` (``python -m devrun``), and the child processes it, the tests and the benchmarks
-start: one way to start them by PID with a private log, check they are ready, and stop them.
+``make run`` (``python -m devrun.runner``), and the child processes it, the tests and the
+benchmarks start: one way to start them by PID with a private log, check they are ready, and
+stop them.
 """
 
 from devrun.parts import (

@@ -1,6 +1,6 @@
 """The dev runner behind ``make run``: the whole stack on this machine, Ctrl-C stops it.
 
-python -m devrun
+python -m devrun.runner
 
 Starts, in order, each as a child process and waits until it is ready:
 
@@ -281,3 +281,7 @@ def main() -> None:
         print(f"dev: error: {error}", file=sys.stderr)
         sys.exit(2)
     sys.exit(asyncio.run(serve(plan)))
+
+
+if __name__ == "__main__":
+    main()

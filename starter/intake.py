@@ -1,11 +1,12 @@
 """Taking a declaration: an incident number and, with a key, the key, without a singleton.
 
-The workflow id ``incident-N`` is the reservation: Temporal lets one execution have that id (a
-conflict policy of FAIL and a reuse policy of REJECT_DUPLICATE), so a start either takes N or
-raises ``WorkflowAlreadyStartedError`` and the next number is tried. Each API process keeps a
+The workflow id ``incident-N`` is the reservation (``workflows.lifecycle.numbering``): Temporal
+lets one execution have that id (a conflict policy of FAIL and a reuse policy of
+REJECT_DUPLICATE), so a start either takes N or raises ``WorkflowAlreadyStartedError`` and the
+next number is tried. Each API process keeps a
 hint of the next free number, read from visibility once, so several processes step past each
 other instead of queueing behind one workflow's Update limit. A key is claimed the same way,
-by starting ``incident-key-<hash>`` (see ``workflows.lifecycle.visibility``). The start is
+by starting ``incident-key-<hash>`` (``IncidentKeyClaim``). The start is
 durable the moment Temporal answers, whether or not a worker is running.
 """
 
@@ -24,18 +25,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
+from workflows.lifecycle.numbering import MEMO_NUMBER, IncidentKeyClaim, claim_id, highest_number
 from workflows.lifecycle.visibility import (
-    INCIDENT_NUMBER,
     INCIDENT_STATUS,
     MEMO_KEY,
-    MEMO_NUMBER,
-    IncidentKeyClaim,
-    claim_id,
     declared_search_attributes,
-    incidents_where,
     memo_of,
     summary,
-    where,
 )
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, compress
@@ -49,7 +45,6 @@ CLAIM_GRACE = 10.0
 # How long one declaration may spend stepping past others before it gives up (503).
 GIVE_UP_AFTER = 15.0
 RESYNC_AFTER_COLLISIONS = 8
-GUESS_PAGE = 20
 
 
 class DeclarationTooLarge(ValueError):
@@ -107,7 +102,7 @@ class Intake:
     async def _candidate(self) -> int:
         async with self._sync:
             if self._next is None:
-                self._next = await self._highest_known() + 1
+                self._next = await highest_number(self.client) + 1
                 self._returned.clear()
             if self._returned:
                 return heapq.heappop(self._returned)
@@ -122,37 +117,6 @@ class Intake:
             self._collisions, self._next = 0, None
         elif self._next is not None and self._next <= number:
             self._next = number + 1
-
-    async def _highest_known(self) -> int:
-        """The highest incident number Temporal knows, so a new API process starts near it."""
-        floor = await self._latest_started()
-        if not await self._any_above(floor):
-            return floor
-        low, high = floor, max(floor * 2, 16)
-        while await self._any_above(high):
-            low, high = high, high * 2
-        while high - low > 1:  # invariant: some number above low, none above high
-            middle = (low + high) // 2
-            if await self._any_above(middle):
-                low = middle
-            else:
-                high = middle
-        return high
-
-    async def _latest_started(self) -> int:
-        """A first guess: visibility lists the latest started first, usually the highest."""
-        executions = self.client.list_workflows(incidents_where(), page_size=GUESS_PAGE)
-        await executions.fetch_next_page()
-        numbers = [
-            e.typed_search_attributes.get(INCIDENT_NUMBER) or 0
-            for e in executions.current_page or []
-        ]
-        return max(numbers, default=0)
-
-    async def _any_above(self, number: int) -> bool:
-        query = incidents_where(where(INCIDENT_NUMBER, ">", number))
-        count = await self.client.count_workflows(query)
-        return count.count > 0
 
     async def _start(self, number: int, declaration: Declaration, policy: Policy) -> Taken | None:
         """Take ``number``; None if someone else holds it."""

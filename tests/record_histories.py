@@ -36,7 +36,7 @@ from tests.support import every_run, upgrade_database
 from workflows.alerts.folding import AlertSignal
 from workflows.alerts.routing import ResolvedAlert
 from workflows.lifecycle import commands as cmd
-from workflows.lifecycle.visibility import claim_id
+from workflows.lifecycle.numbering import claim_id
 from workflows.models import Declaration, Link, Role, Status
 from workflows.policy import BusinessHours, EscalationTier, Policy
 

@@ -238,6 +238,9 @@ BAD_RULES = {
     "unknown text field": ({"do": [{"post": {"text": "{secret}"}}]}, "text uses ['secret']"),
     "format spec": ({"do": [{"dm": {"to": BOB, "text": "{title:>9999}"}}]}, "named plainly"),
     "not http": ({"do": [{"webhook": {"url": "file:///etc/passwd"}}]}, "should match pattern"),
+    "drill severity": ({"do": [{"drill": {"after": "14d", "severity": "sev9"}}]}, "'sev9'"),
+    "drill too late": ({"do": [{"drill": {"after": "400d"}}]}, "at most 366 days, not 400 days"),
+    "drill title": ({"do": [{"drill": {"after": "1d", "title": "{who}"}}]}, "text uses ['who']"),
 }
 
 

@@ -28,7 +28,7 @@ from starter.desk import IncidentDesk
 from tests.conftest import temporal_binary
 from tests.processes import DevServer, EmulatorProcess, Processes, WorkerProcess
 from workflows.incident import IncidentInput
-from workflows.lifecycle.visibility import claim_id
+from workflows.lifecycle.numbering import claim_id
 from workflows.models import Declaration
 from workflows.policy import default_policy
 
@@ -146,7 +146,7 @@ async def test_a_stale_claim_for_a_vanished_incident_does_not_block_the_key(
     client: Client, settings: Settings, key: str
 ):
     """A declarer that died between claiming the key and starting its incident."""
-    from workflows.lifecycle.visibility import MEMO_NUMBER, IncidentKeyClaim
+    from workflows.lifecycle.numbering import MEMO_NUMBER, IncidentKeyClaim
 
     queue = f"idle-{uuid.uuid4().hex[:8]}"
     await client.start_workflow(

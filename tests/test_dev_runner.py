@@ -1,4 +1,4 @@
-"""``make run`` (``python -m devrun``) as a user runs it: a crash of the worker is
+"""``make run`` (``python -m devrun.runner``) as a user runs it: a crash of the worker is
 survived, logs are appended, files are private, and only Temporal dying ends the run."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ async def test_make_run_restarts_a_dead_worker_and_stops_only_when_temporal_dies
     }
     runner = Process(
         "dev",
-        [sys.executable, "-m", "devrun"],
+        [sys.executable, "-m", "devrun.runner"],
         tmp_path / "dev.log",
         env={"DEV_DATA_DIR": str(data), "NO_COLOR": "1", **{k: str(v) for k, v in ports.items()}},
     )

@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from config.temporal import data_converter
 from workflows.incident import IncidentWorkflow
-from workflows.lifecycle.visibility import IncidentKeyClaim
+from workflows.lifecycle.numbering import IncidentKeyClaim
 from workflows.text import incident_id
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-import string
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,7 +29,7 @@ from pydantic import (
 )
 from temporalio import workflow
 
-from workflows.text import SLACK_USER_ID, Duration
+from workflows.text import SLACK_USER_ID, Duration, at_most, fields_problem
 
 with workflow.unsafe.imports_passed_through():
     import cel
@@ -115,6 +114,16 @@ class Webhook(BaseModel):
     secret_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{0,63}$")  # HMAC key
 
 
+class DrillStep(BaseModel):
+    """A practice run of the incident ``after`` from the step: declared then as a drill."""
+
+    model_config = ConfigDict(extra="forbid")
+    after: Annotated[Duration, at_most(timedelta(days=366))]  # within a year
+    title: str = Field(default="Practice: {title}", min_length=1, max_length=200)
+    severity: str | None = None  # the incident's when the step runs, unless given
+    commander: str | None = Field(default=None, pattern=SLACK_USER_ID.pattern)  # or the incident's
+
+
 class Step(BaseModel):
     """One thing a rule does: exactly one of these keys, ``{ page = "oncall:payments" }``."""
 
@@ -128,6 +137,7 @@ class Step(BaseModel):
     action_item: ActionItemStep | None = None
     set: SetField | None = None
     webhook: Webhook | None = None
+    drill: DrillStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
@@ -140,8 +150,9 @@ class Step(BaseModel):
     def kind(self) -> str:
         return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
-    def texts(self) -> list[str]:
-        return [s.text for s in (self.post, self.dm) if s is not None]
+    def texts(self) -> list[str]:  # which may name the fields of ``TEXT_FIELDS``
+        said = [s.text for s in (self.post, self.dm) if s is not None]
+        return [*said, self.drill.title] if self.drill else said
 
 
 class Automation(BaseModel):
@@ -192,22 +203,9 @@ class Automation(BaseModel):
             if source is not None:
                 check_expression(source, self.on, f"automation {self.name!r}: {which}")
         for text in (t for step in self.do for t in step.texts()):
-            if problem := text_problem(text):
+            if problem := fields_problem(text, TEXT_FIELDS):
                 raise ValueError(f"automation {self.name!r}: {problem}")
         return self
-
-
-def text_problem(text: str) -> str | None:
-    """A step's text names known fields only, plainly: no format spec (``{title:>9999}``)."""
-    try:
-        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f]
-    except ValueError as error:  # a lone brace
-        return f"text {text[:40]!r}: {error}"
-    if unknown := {f for f, _, _ in fields} - TEXT_FIELDS:
-        return f"text uses {sorted(unknown)}; known: {', '.join(sorted(TEXT_FIELDS))}"
-    if any(spec or conv for _, spec, conv in fields):
-        return f"text {text[:40]!r}: fields are named plainly, like {{label}}"
-    return None
 
 
 class AutomationWait(BaseModel):
@@ -285,7 +283,7 @@ def check_automations(
                     raise ValueError(f"{where} names oncall:{schedule}: no such schedule ({known})")
             if step.dm and step.dm.to.startswith(ONCALL):
                 raise ValueError(f"{where}: dm takes a person, not {step.dm.to!r}")
-            severity = step.set.severity if step.set else None
+            severity = next((s.severity for s in (step.set, step.drill) if s), None)
             if severity is not None and severity not in severities:
                 raise ValueError(f"{where} sets unknown severity {severity!r}")
 

@@ -14,18 +14,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows import requests as rq
 from workflows.models import Channel, IncidentState, Link, Role
 from workflows.policy import EscalationTier
-from workflows.requests import (
-    IncidentBrief,
-    InviteResult,
-    OpenChannel,
-    Posted,
-    Recurrences,
-    WebhookCall,
-    WhoHoldsRoles,
-    WhoIsOnCall,
-)
 
 
 class Audience(StrEnum):
@@ -42,7 +33,7 @@ class Lane(StrEnum):
     BROADCAST = "broadcast"
     TOPIC = "topic"  # and the bookmarks: they only dress the channel, so no timer waits on them
     PAGING = "paging"
-    KEYS = "keys"  # the idempotency key's claim
+    KEYS = "keys"  # the other workflows an incident starts or signals: its key's claim, a drill
     KICKOFF = "kickoff"
     DIRECT = "direct"  # reminders to one person
     DOCUMENTS = "documents"  # the report and the retrospective
@@ -207,15 +198,21 @@ class ReachOnCall(SideEffect):
 
     lane = Lane.PAGING
     kind: Literal["reach_on_call"] = "reach_on_call"
-    asked: WhoIsOnCall
+    asked: rq.WhoIsOnCall
     tiers: list[EscalationTier]
     notice: Post  # the escalation's notice; its mentions are completed with who is on call
+
+
+class ScheduleDrill(SideEffect):
+    lane = Lane.KEYS
+    kind: Literal["drill"] = "drill"
+    plan: rq.DrillPlan
 
 
 class CallWebhook(SideEffect):
     lane = Lane.WEBHOOK
     kind: Literal["webhook"] = "webhook"
-    call: WebhookCall
+    call: rq.WebhookCall
 
     @property
     def doing(self) -> str:  # in the Web UI, and on the timeline if it fails
@@ -229,7 +226,7 @@ class FillRoles(SideEffect):
     lane = Lane.CHANNEL
     kind: Literal["fill_roles"] = "fill_roles"
     roles: dict[Role, str]
-    asked: WhoHoldsRoles
+    asked: rq.WhoHoldsRoles
 
 
 class PostMessage(BaseModel):
@@ -237,19 +234,19 @@ class PostMessage(BaseModel):
 
     channel_id: str | None
     post: Post
-    brief: IncidentBrief
+    brief: rq.IncidentBrief
 
 
 class SendPage(BaseModel):
     page: Page
-    brief: IncidentBrief
+    brief: rq.IncidentBrief
 
 
 class OpenIncident(BaseModel):
     """What Slack sees of a declaration, in one activity (``activities.slack.Attempt``)."""
 
-    channel: OpenChannel
-    brief: IncidentBrief  # without the channel, which the activity fills in once it exists
+    channel: rq.OpenChannel
+    brief: rq.IncidentBrief  # without the channel, which the activity fills in once it exists
     topic: bool
     invite: list[str]
     posts: list[Post]
@@ -260,12 +257,12 @@ class OpenIncident(BaseModel):
 
 class Opened(BaseModel):
     channel: Channel | None = None
-    posted: dict[str, Posted] = Field(default_factory=dict)  # by the post's key
-    invited: InviteResult = Field(default_factory=InviteResult)
+    posted: dict[str, rq.Posted] = Field(default_factory=dict)  # by the post's key
+    invited: rq.InviteResult = Field(default_factory=rq.InviteResult)
     problems: list[str] = Field(default_factory=list)  # what retrying could not fix
     recorded: bool = False  # the archive has ``record``
     left: list[str] = Field(default_factory=list)  # optional steps not done in time, by name
-    similar: Recurrences | None = None  # None: the archive did not answer in time
+    similar: rq.Recurrences | None = None  # None: the archive did not answer in time
 
 
 class RetryOpening(SideEffect):
@@ -280,7 +277,7 @@ class RetryOpening(SideEffect):
 Effect = Annotated[
     Post | RefreshTopic | Invite | Page | ArchiveChannel | ReleaseKey | PublishReport
     | SendRetrospective | RecordIncident | UpdateKickoff | PublishStatus | BookmarkLinks
-    | RetryOpening | ReachOnCall | FillRoles | CallWebhook,
+    | RetryOpening | ReachOnCall | FillRoles | CallWebhook | ScheduleDrill,
     Field(discriminator="kind"),
 ]  # fmt: skip
 

@@ -115,7 +115,7 @@ class IncidentWorkflow:
             await workflow.wait_condition(
                 lambda: bool(self.effects.outbox) or self.changes != seen,
                 timeout=timeout,
-                timeout_summary=automating.waiting(self.state) if waiting else None,
+                timeout_summary=_waiting(self.state) if waiting else None,
             )
         self.effects.again()
         # Only a change (a command, an alert, a woken loop) moves a deadline: the background
@@ -220,6 +220,12 @@ class IncidentWorkflow:
     skip_automation = command(cmd.SkipAutomation)
     mark_message = command(cmd.MarkMessage)
     join_channel = command(cmd.JoinChannel)
+
+
+def _waiting(state: IncidentState) -> str:
+    """The Web UI's summary of the loop's timer while a rule's wait is the next deadline."""
+    first = min(state.automations, key=lambda wait: wait.due_at)
+    return f"automation '{first.rule}' (#{first.id})"
 
 
 # -- the digest: a small workflow a Temporal Schedule starts (weekly by default) -------------

@@ -11,8 +11,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.models import Channel, Impact, Link, MessageRef, SimilarIncident, Status
+from workflows.models import (
+    Channel,
+    Declaration,
+    Impact,
+    Link,
+    MessageRef,
+    SimilarIncident,
+    Status,
+)
 from workflows.oncall.schedules import Schedule
+from workflows.policy import Policy
 
 CanvasKind = Literal["channel", "own"] | None
 
@@ -45,6 +54,18 @@ class WebhookCall(BaseModel):
             event = {"kind": event["kind"]}
         body = {"delivery": key, "rule": rule, "event": event, "incident": incident}
         return cls(key=key, rule=rule, url=url, secret_env=secret_env, body=body)
+
+
+class DrillPlan(BaseModel):
+    """An automation's practice run: its timer's id, and the drill it declares at ``due_at``
+    (on the policy's compressed clock, as every drill runs)."""
+
+    id: str  # the timer workflow's: ``incident-7-drill-12``
+    rule: str
+    origin: str  # the incident whose rule scheduled it: ``INC-7``
+    due_at: datetime
+    declaration: Declaration
+    policy: Policy
 
 
 class DocumentFile(BaseModel):

@@ -140,6 +140,19 @@ def slack_user_id(value: str) -> str:
     return value
 
 
+def fields_problem(text: str, known: set[str]) -> str | None:
+    """A text names ``known`` fields only, plainly: no format spec (``{title:>9999}``)."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f]
+    except ValueError as error:  # a lone brace
+        return f"text {text[:40]!r}: {error}"
+    if unknown := {f for f, _, _ in fields} - known:
+        return f"text uses {sorted(unknown)}; known: {', '.join(sorted(known))}"
+    if any(spec or conv for _, spec, conv in fields):
+        return f"text {text[:40]!r}: fields are named plainly, like {{label}}"
+    return None
+
+
 # Durations in the policy, as people write them.
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -166,6 +179,17 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(lambda d: d.total_seconds(), return_type=float),
 ]
+
+
+def at_most(limit: timedelta) -> AfterValidator:
+    """A duration no longer than ``limit``, refused in its own words (not a timedelta's repr)."""
+
+    def within(value: timedelta) -> timedelta:
+        if value > limit:
+            raise ValueError(f"at most {limit.days} days, not {value / timedelta(days=1):g} days")
+        return value
+
+    return AfterValidator(within)
 
 
 # What an incident is called, and what people may type to name one.

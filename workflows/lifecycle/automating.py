@@ -23,7 +23,7 @@ from workflows.escalation import tiers
 from workflows.escalation.deadlines import Deadline
 from workflows.incident_types import members
 from workflows.lifecycle import commands as cmd
-from workflows.lifecycle import rules
+from workflows.lifecycle import numbering, rules
 from workflows.lifecycle.notices import CHANNEL, CommandRefused, post_notice
 from workflows.models import IncidentState, Role, Status
 from workflows.policy import EscalationTier, Policy
@@ -140,12 +140,6 @@ def automate(
     return effects, moment(state)
 
 
-def waiting(state: IncidentState) -> str:
-    """The Web UI's summary of the loop's timer while a rule's wait is the next deadline."""
-    first = min(state.automations, key=lambda wait: wait.due_at)
-    return f"automation '{first.rule}' (#{first.id})"
-
-
 def fire(state: IncidentState, policy: Policy, deadline: Deadline, now: datetime) -> list[Effect]:
     """A due deadline's effects: a rule's wait ends here (``unless`` asked again), the
     others in ``tiers.fire``."""
@@ -246,6 +240,11 @@ def _step(
         due_at = now + item.due_in if item.due_in else None
         add = cmd.AddActionItem(text=item.text, owner=item.owner, due=due_at)
         return f"action item '{item.text}'", _command(state, policy, add, now)
+    if drill := step.drill:  # a drill's own rules schedule none: no chain of practice runs
+        if state.drill:
+            raise CommandRefused(f"{state.label} is a drill; a drill schedules no other drill")
+        later = numbering.schedule(state, policy, name, drill, _fields(state, name), now)
+        return f"scheduled a drill '{later.plan.declaration.title}' in {drill.after}", [later]
     assert step.set is not None
     return _set(state, policy, why, step.set, now)
 
@@ -268,14 +267,19 @@ def _set(
     return "set " + ", ".join(f"{k} {v!r}" for k, v in given.items()), effects
 
 
+def _fields(state: IncidentState, rule: str) -> dict[str, str]:
+    """What a step's text may name (``automations.TEXT_FIELDS``)."""
+    fields = {"label": state.label, "title": state.title, "severity": state.severity.upper()}
+    fields |= {"status": state.status.value, "rule": rule}
+    return fields | {"channel": f"#{state.channel.name}" if state.channel else ""}
+
+
 def _say(
     state: IncidentState, name: str, step: auto.Step, now: datetime
 ) -> tuple[str, list[Effect]]:
     """A post or a direct message. A private incident's words stay in its channel: a post
     elsewhere is refused, and a direct message only reaches its members."""
-    fields = {"label": state.label, "title": state.title, "severity": state.severity.upper()}
-    fields |= {"status": state.status.value, "rule": name}
-    fields["channel"] = f"#{state.channel.name}" if state.channel else ""
+    fields = _fields(state, name)
     if step.dm is not None:
         to = step.dm.to
         if state.private and to not in members(state):

@@ -31,7 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import opening
     from workflows.lifecycle.channel import edits, incident_brief
     from workflows.lifecycle.notices import failure_reason, heard
-    from workflows.lifecycle.visibility import Shown, release_key
+    from workflows.lifecycle.numbering import release_key, schedule_drill
+    from workflows.lifecycle.visibility import Shown
     from workflows.models import IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup, report
@@ -72,7 +73,7 @@ class EffectRunner:
             fx.Invite: self._invite,
             fx.Page: self._page,
             fx.ArchiveChannel: self._archive_channel,
-            fx.ReleaseKey: self._release_key,
+            fx.ReleaseKey: lambda _, __: release_key(self.state.idempotency_key, self.state.number),
             fx.PublishReport: self._publish_report,
             fx.SendRetrospective: self._send_retrospective,
             fx.RecordIncident: self._record,
@@ -82,6 +83,7 @@ class EffectRunner:
             fx.RetryOpening: self._retry_opening,
             fx.ReachOnCall: self._reach_on_call,
             fx.CallWebhook: self._call_webhook,
+            fx.ScheduleDrill: lambda effect, _: schedule_drill(effect.plan, self.state.private),
         }
 
     def queue(self, effects: list[fx.Effect]) -> None:
@@ -220,10 +222,6 @@ class EffectRunner:
         asking = self._call(RosterActivities.who_is_on_call, effect.asked, "ask who is on call")
         people = found.people if (found := await asking) else {}
         self.queue(reach(self.state, self.policy, effect, people, workflow.now()))
-
-    async def _release_key(self, _: fx.ReleaseKey, __: object) -> None:
-        assert self.state.idempotency_key is not None
-        await release_key(self.state.idempotency_key, self.state.number)
 
     async def _publish_status(self, _: fx.PublishStatus, __: object) -> None:
         incident = public_incident(self.state)
