@@ -3,8 +3,10 @@
 With ``--one-run`` the incidents keep one run (the default policy); otherwise they continue
 as new once open, so both the opening run and the rest are recorded. ``--oncall`` records
 only an incident whose tiers reach whoever is on call (``incident_oncall``): a tier asking
-its schedule's workflow, an override winning, a gap, a page's direct message. The lifecycle's
-policy has one automation that waits (``CUSTOMER_NOTE``), then posts.
+its schedule's workflow, an override winning, a gap, a page's direct message. ``--drill``
+records an incident whose rule schedules a drill (``incident_drill_step``) and the DrillTimer
+that declares it (``drill_timer``). The lifecycle's policy has one automation that waits
+(``CUSTOMER_NOTE``), then posts.
 
 The corpus stands for the incidents the current build runs: a change to the workflow code
 that would not replay them fails tests/test_replay.py. Worker Versioning keeps each incident
@@ -141,10 +143,31 @@ async def oncall_scenario(client: Client) -> str:
     return state.id
 
 
-async def record(client: Client, desk: IncidentDesk, label: str, oncall: bool) -> list[Path]:
+async def drill_scenario(client: Client) -> tuple[str, str]:
+    """A rule's ``drill`` step: the incident schedules a practice run when it resolves, and its
+    DrillTimer declares it a second later; both histories, each to its end."""
+    rule = {"name": "practise it", "on": "resolved", "do": [{"drill": {"after": 1.0}}]}
+    policy = seconds_policy(archive_after=0.5).model_dump()
+    policy["business_hours"] = {"start": "00:00", "end": "24:00", "days": list(range(7))}
+    desk = IncidentDesk(client, "record", Policy.model_validate({**policy, "automations": [rule]}))
+    state, _ = await desk.declare(Declaration(title="Checkout failing", severity="sev2"))
+    await desk.command(state.id, cmd.Resolve(message="fixed"))
+    await asyncio.sleep(1.0)  # the retrospective draft goes out
+    await desk.command(state.id, cmd.CompleteRetrospective())
+    await desk.client.get_workflow_handle(state.id).result()
+    query = f"WorkflowType = 'DrillTimer' AND ParentWorkflowId = '{state.id}'"
+    timers = [e.id async for e in client.list_workflows(query)]
+    await client.get_workflow_handle(timers[0]).result()
+    return state.id, timers[0]
+
+
+async def record(client: Client, desk: IncidentDesk, label: str, mode: str) -> list[Path]:
     written = []
-    if oncall:
+    if mode == "oncall":
         recorded = [(await oncall_scenario(client), "incident_oncall")]
+    elif mode == "drill":
+        origin, timer = await drill_scenario(client)
+        recorded = [(origin, "incident_drill_step"), (timer, "drill_timer")]
     else:
         recorded = [
             (await lifecycle_scenario(desk), "incident_lifecycle"),
@@ -164,7 +187,7 @@ async def record(client: Client, desk: IncidentDesk, label: str, oncall: bool) -
     return written
 
 
-async def main(label: str, one_run: bool, oncall: bool) -> None:
+async def main(label: str, one_run: bool, mode: str) -> None:
     policy = seconds_policy(
         update_every=1,
         escalation=[EscalationTier(after=1.2, notify=["U0ERIN005"], page=True)],
@@ -192,7 +215,7 @@ async def main(label: str, one_run: bool, oncall: bool) -> None:
 
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             desk = IncidentDesk(env.client, "record", policy)
-            for path in await record(env.client, desk, label, oncall):
+            for path in await record(env.client, desk, label, mode):
                 print(f"wrote {path}", file=sys.stderr)
     finally:
         await slack.stop()
@@ -202,4 +225,5 @@ async def main(label: str, one_run: bool, oncall: bool) -> None:
 if __name__ == "__main__":
     names = [a for a in sys.argv[1:] if not a.startswith("--")]
     label = f"_{names[0]}" if names else ""
-    asyncio.run(main(label, one_run="--one-run" in sys.argv, oncall="--oncall" in sys.argv))
+    mode = next((m for m in ("oncall", "drill") if f"--{m}" in sys.argv), "lifecycle")
+    asyncio.run(main(label, one_run="--one-run" in sys.argv, mode=mode))

@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from config.temporal import data_converter
 from workflows.incident import IncidentWorkflow
-from workflows.lifecycle.numbering import IncidentKeyClaim
+from workflows.lifecycle.numbering import DrillTimer, IncidentKeyClaim
 from workflows.text import incident_id
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -34,7 +34,7 @@ async def test_recorded_history_replays(path: Path):
     events = json.loads(path.read_text())
     history = WorkflowHistory.from_json(workflow_id(path, events), events)
     replayer = Replayer(
-        workflows=[IncidentWorkflow, IncidentKeyClaim],
+        workflows=[IncidentWorkflow, IncidentKeyClaim, DrillTimer],
         data_converter=data_converter(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
@@ -42,4 +42,5 @@ async def test_recorded_history_replays(path: Path):
 
 
 def test_histories_are_recorded():
-    assert {p.stem for p in HISTORIES} >= {"incident_lifecycle", "key_claim"}
+    expected = {"incident_lifecycle", "key_claim", "incident_drill_step", "drill_timer"}
+    assert {p.stem for p in HISTORIES} >= expected
