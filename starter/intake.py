@@ -26,13 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.incident import IncidentInput, IncidentWorkflow
 from workflows.lifecycle.numbering import MEMO_NUMBER, IncidentKeyClaim, claim_id, highest_number
-from workflows.lifecycle.visibility import (
-    INCIDENT_STATUS,
-    MEMO_KEY,
-    declared_search_attributes,
-    memo_of,
-    summary,
-)
+from workflows.lifecycle.visibility import INCIDENT_STATUS, MEMO_KEY, shown_at_start
 from workflows.models import Declaration, IncidentState, Status
 from workflows.policy import Policy, compress
 from workflows.text import incident_id, incident_label
@@ -135,14 +129,7 @@ class Intake:
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=summary(now_state),
-                search_attributes=declared_search_attributes(
-                    number,
-                    declaration.severity,
-                    None if now_state.private else now_state.roles.commander,
-                    declaration.type,
-                ),
-                memo={MEMO_KEY: memo_of(now_state)},
+                **shown_at_start(now_state),
             )
         except WorkflowAlreadyStartedError:
             self._collided(number)

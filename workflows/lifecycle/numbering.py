@@ -31,15 +31,7 @@ from workflows.automations import DrillStep
 from workflows.effects import ScheduleDrill
 from workflows.lifecycle.notices import CommandRefused
 from workflows.lifecycle.rules import IncidentInput
-from workflows.lifecycle.visibility import (
-    INCIDENT_NUMBER,
-    MEMO_KEY,
-    declared_search_attributes,
-    incidents_where,
-    memo_of,
-    summary,
-    where,
-)
+from workflows.lifecycle.visibility import INCIDENT_NUMBER, incidents_where, shown_at_start, where
 from workflows.models import Declaration, IncidentState
 from workflows.policy import Policy, compress
 from workflows.requests import DrillPlan
@@ -131,7 +123,7 @@ class DrillTimer:
         what = f"the drill automation '{plan.rule}' scheduled in {plan.origin}"
         await workflow.sleep(max(plan.due_at - workflow.now(), timedelta(0)), summary=what)
         number = await workflow.execute_activity(
-            "incident_highest_number",
+            "incident_highest_number",  # by name: its class imports this module
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
             result_type=int,
@@ -141,7 +133,6 @@ class DrillTimer:
             number += 1
             started = IncidentInput(number=number, policy=plan.policy, declaration=declaration)
             state, _ = started.first_state(incident_id(number), workflow.now())
-            commander = None if state.private else state.roles.commander
             try:
                 await workflow.start_child_workflow(
                     "IncidentWorkflow",
@@ -149,16 +140,14 @@ class DrillTimer:
                     id=state.id,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    static_summary=summary(state),
-                    memo={MEMO_KEY: memo_of(state)},
-                    search_attributes=declared_search_attributes(
-                        number, state.severity, commander, state.type
-                    ),
+                    **shown_at_start(state),
                 )
             except WorkflowAlreadyStartedError:
                 continue  # declared meanwhile by someone else: the next number
             return state.id
 
+
+# -- the claim on an idempotency key --------------------------------------------------------
 
 CLAIM_PREFIX = "incident-key-"
 MEMO_NUMBER = "number"

@@ -130,20 +130,23 @@ def summary(state: IncidentState) -> str:
     return f"{drill}{state.label} {state.severity.upper()} {state.title}"
 
 
-def declared_search_attributes(
-    number: int, severity: str, commander: str | None, kind: str | None = None
-) -> TypedSearchAttributes:
-    """Set at start, so the incident is findable before its first workflow task runs."""
+def shown_at_start(state: IncidentState) -> dict[str, Any]:
+    """What a new incident's start shows in Temporal before its first task runs (the start's
+    keyword arguments): its summary, its search attributes, its list view."""
     pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(INCIDENT_NUMBER, number),
-        SearchAttributePair(INCIDENT_SEVERITY, severity),
+        SearchAttributePair(INCIDENT_NUMBER, state.number),
+        SearchAttributePair(INCIDENT_SEVERITY, state.severity),
         SearchAttributePair(INCIDENT_STATUS, "investigating"),
     ]
-    if commander:
-        pairs.append(SearchAttributePair(INCIDENT_COMMANDER, commander))
-    if kind:
-        pairs.append(SearchAttributePair(INCIDENT_TYPE, kind))
-    return TypedSearchAttributes(pairs)
+    if state.roles.commander and not state.private:
+        pairs.append(SearchAttributePair(INCIDENT_COMMANDER, state.roles.commander))
+    if state.type:
+        pairs.append(SearchAttributePair(INCIDENT_TYPE, state.type))
+    return {
+        "static_summary": summary(state),
+        "search_attributes": TypedSearchAttributes(pairs),
+        "memo": {MEMO_KEY: memo_of(state)},
+    }
 
 
 def _values(state: IncidentState) -> list[Any]:
