@@ -53,7 +53,8 @@ async def test_a_rule_schedules_a_practice_run_declared_once_when_due(client, wo
     )
     # The drill runs the same rules, compressed; its own "declared" schedules no other drill.
     found = await settled(lambda: automation_log(desk, drill_id), bool)
-    print("\n".join(["", *log, *found]))
+    timeline = (await desk.get(drill_id)).timeline
+    print("\n".join(["", *log, *(f"{drill.label}: {e.kind}: {e.text}" for e in timeline)]))
     assert found == [
         f"Automation 'practise it': did not drill: {drill.label} is a drill; "
         "a drill schedules no other drill"
