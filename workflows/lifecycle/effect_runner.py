@@ -83,7 +83,7 @@ class EffectRunner:
             fx.RetryOpening: self._retry_opening,
             fx.ReachOnCall: self._reach_on_call,
             fx.CallWebhook: self._call_webhook,
-            fx.ScheduleDrill: lambda effect, _: schedule_drill(effect.plan, self.state.private),
+            fx.ScheduleDrill: lambda effect, _: schedule_drill(effect.plan),
         }
 
     def queue(self, effects: list[fx.Effect]) -> None:

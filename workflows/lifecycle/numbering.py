@@ -102,8 +102,10 @@ def schedule(
     return ScheduleDrill(plan=plan)
 
 
-async def schedule_drill(plan: DrillPlan, private: bool) -> None:
-    """From the incident's workflow: the timer starts once (a continue-as-new may ask again)."""
+async def schedule_drill(plan: DrillPlan) -> None:
+    """From the incident's workflow: the timer starts once (a continue-as-new may ask again);
+    a private incident's names nothing in the Web UI, as the incident's own summary."""
+    shown = f"Drill of {plan.origin}: {plan.declaration.title}"
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await workflow.start_child_workflow(
             DrillTimer.run,
@@ -111,7 +113,7 @@ async def schedule_drill(plan: DrillPlan, private: bool) -> None:
             id=plan.id,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            static_summary=None if private else f"Drill of {plan.origin}: {plan.declaration.title}",
+            static_summary=None if plan.declaration.private else shown,
         )
 
 
