@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, get_args
 
 from temporalio.client import WorkflowHistory
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.replay import TASK, replay
 from bench.stack import PYTHON, Stack, connect, run, wait_for_line
 from starter.desk import IncidentDesk
+from worker import WORKFLOW_RUNNER
 from workflows.automations import Trigger
 from workflows.lifecycle import commands as cmd
 from workflows.models import Declaration, Role, Status
@@ -38,9 +38,7 @@ from workflows.policy import Policy, default_policy
 QUEUE = "bench-automations"
 TRIGGERS = get_args(Trigger)
 ROUNDS = 5
-RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_all_modules()  # as build_worker
-)
+RUNNER = WORKFLOW_RUNNER  # as build_worker
 CONDITIONS = (
     'incident.severity == "sev1" && "payments" in incident.components',
     'event.to == "resolved" && incident.escalation_level > 2',

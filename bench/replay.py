@@ -10,12 +10,12 @@ This records, on a fresh dev server, the history of one incident (declared throu
 many fires and, like the incident's opening, one activity before its first timer (so both
 histories have as many workflow tasks, activities, timers and updates), then replays each
 ``--times`` times with ``temporalio.worker.Replayer`` in this process and the worker's data
-converter, sandboxed, sandboxed with the workflow packages passed through (as the worker
-runs them), and unsandboxed, taking turns, and prints the median CPU time per replay. Every
-process started is stopped by its PID at the end. ``--histories`` replays the two histories
-a previous run saved instead (no server): two builds compared on the same histories. A third
-row replays the incident's history with ``IncidentShape``: its commands and payloads without
-its code, so the ratio splits into what the SDK spends on what the incident writes and what
+converter, sandboxed, with the product worker's runner (every module passed through, no
+payload codec asked about each payload) and unsandboxed, taking turns, and prints the median
+CPU time per replay. Every process started is stopped by its PID at the end. ``--histories``
+replays the two histories a previous run saved instead (no server): two builds compared on the
+same histories. A third row replays the incident's history with ``IncidentShape``: its
+commands and payloads without its code, so the ratio splits into what the SDK spends on what the incident writes and what
 the incident's own code spends.
 """
 
@@ -33,13 +33,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WithStartWorkflowOperation, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench.bare import BareTimer, IncidentShape, TimerInput
 from bench.stack import PYTHON, Stack, connect, run, wait_for_line
 from bench.timer_plan import cadence_policy
 from config.temporal import data_converter
 from starter.desk import IncidentDesk
+from worker import WORKFLOW_RUNNER
 from workflows.incident import IncidentWorkflow
 from workflows.models import Declaration
 
@@ -105,9 +106,7 @@ async def record(args: argparse.Namespace, stack: Stack) -> list[WorkflowHistory
 
 RUNNERS: dict[str, WorkflowRunner] = {
     "sandboxed": SandboxedWorkflowRunner(),
-    "passthrough": SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", "bench")
-    ),
+    "worker": WORKFLOW_RUNNER,  # the product's worker's: every module passed through
     "unsandboxed": UnsandboxedWorkflowRunner(),
 }
 
@@ -185,9 +184,9 @@ async def main(args: argparse.Namespace) -> None:
         ratios = [cost / base for cost, base in zip(costs_of, bare, strict=True)]
         print(f"{label:<55}" + "".join(f"{r:>12.2f}x" for r in ratios))
     print(
-        "sandboxed: the SDK's default sandbox; passthrough: the same sandbox taking the\n"
-        "workflows and bench packages as they are, not imported again per instance (close to\n"
-        "build_worker, which passes every module through); unsandboxed: no sandbox at all.\n"
+        "sandboxed: the SDK's default sandbox; worker: the product worker's (worker.py), the\n"
+        "sandbox taking every module as it is and answering no payload codec; unsandboxed: no\n"
+        "sandbox at all.\n"
         "Commands only: IncidentShape (bench/bare.py) replaying the incident's history, its\n"
         "commands and payloads with none of its code (nan: not that shape).\n"
         "The incident's history is its current run's (with --continue-as-new-once-open, a new\n"

@@ -24,7 +24,8 @@ spread evenly (incident j fires at start + j / rate); no incident fires twice in
 The worker runs with build_worker's options unless --max-cached-workflows or
 --max-concurrent-workflow-tasks say otherwise (the baseline's worker gets the same). The
 product's worker passes every module through the sandbox (worker.WORKFLOW_RUNNER); the
-baseline's runs in the SDK's default sandbox unless --passthrough names its modules (bench).
+baseline's runs in the SDK's default sandbox unless --passthrough names its modules (bench), or
+is all: the product worker's own runner.
 
 Phases:
   steady    --incidents incidents, firing at --rate per second (issue 3, benchmark 1):

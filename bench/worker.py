@@ -36,7 +36,7 @@ from clients.slack_client import slack_client
 from config import Settings, connect
 from config.deployment import ensure_search_attributes
 from logs import configure_logging
-from worker import build_worker
+from worker import WORKFLOW_RUNNER, build_worker
 
 OPTIONS = ("max_cached_workflows", "max_concurrent_workflow_tasks", "max_concurrent_activities")
 
@@ -57,7 +57,7 @@ def arguments() -> argparse.Namespace:
         "--passthrough",
         default=None,
         help="modules the sandbox takes as they are instead of importing them again for "
-        "every workflow instance (comma-separated, e.g. workflows)",
+        "every workflow instance (comma-separated, e.g. workflows; all: as the product's worker)",
     )
     return parser.parse_args()
 
@@ -88,6 +88,8 @@ async def main(args: argparse.Namespace) -> None:
     }
     if args.unsandboxed:
         options["workflow_runner"] = UnsandboxedWorkflowRunner()
+    elif args.passthrough == "all":  # the product's worker's own runner
+        options["workflow_runner"] = WORKFLOW_RUNNER
     elif args.passthrough:
         modules = args.passthrough.split(",")
         restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)

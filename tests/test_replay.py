@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from config.temporal import data_converter
+from worker import WORKFLOW_RUNNER
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle.numbering import DrillTimer, IncidentKeyClaim
 from workflows.text import incident_id
@@ -29,13 +31,20 @@ def workflow_id(path: Path, events: dict[str, Any]) -> str:
     return incident_id(json.loads(base64.b64decode(payload))["number"])
 
 
+# The SDK's default sandbox (each module imported again per run: module state would show) and
+# the one the worker runs them in.
+RUNNERS = {"sandboxed": SandboxedWorkflowRunner(), "worker": WORKFLOW_RUNNER}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays(path: Path):
+async def test_recorded_history_replays(path: Path, runner: str):
     events = json.loads(path.read_text())
     history = WorkflowHistory.from_json(workflow_id(path, events), events)
     replayer = Replayer(
         workflows=[IncidentWorkflow, IncidentKeyClaim, DrillTimer],
         data_converter=data_converter(),
+        workflow_runner=RUNNERS[runner],
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
