@@ -78,9 +78,9 @@ log = structlog.get_logger()
 # The sandbox still refuses the non-deterministic calls it sees (builtins such as ``open``, the
 # clock or random of a module imported while the workflow runs; not a name a module imported
 # before, which the replay tests catch), but shares already-imported modules instead of
-# re-importing them for every workflow run: a new
-# incident's first workflow task drops from ~190 ms to a few ms, and memory per open incident
-# stays small. Our workflow modules keep no mutable module state, which is what makes it safe.
+# re-importing them for every workflow run: a new incident's first workflow task drops from
+# ~190 ms to a few ms, and memory per open incident stays small. Our workflow modules keep no
+# mutable module state, which is what makes it safe.
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_all_modules()
 
 
