@@ -15,8 +15,8 @@ payload codec asked about each payload) and unsandboxed, taking turns, and print
 CPU time per replay. Every process started is stopped by its PID at the end. ``--histories``
 replays the two histories a previous run saved instead (no server): two builds compared on the
 same histories. A third row replays the incident's history with ``IncidentShape``: its
-commands and payloads without its code, so the ratio splits into what the SDK spends on what the incident writes and what
-the incident's own code spends.
+commands and payloads without its code, so the ratio splits into what the SDK spends on what
+the incident writes and what the incident's own code spends.
 """
 
 from __future__ import annotations
