@@ -1,7 +1,7 @@
 """The worker's workflow runner (worker.WORKFLOW_RUNNER): the SDK's sandbox, which answers the
 payload codec's per-payload questions outside it, and only when no codec or external storage
 would read the answers. Everything else must be the sandbox as it was: restrictions enforced,
-a workflow run to its end, a deadlock's thread found."""
+a workflow run to its end."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from config.temporal import data_converter
 from worker import WORKFLOW_RUNNER, CodecFreeRunner, ContextFree, workflow_runner
 
 
-@workflow.defn(sandboxed=True)
+@workflow.defn
 class Tally:
     """Sleeps, then reads a file, which the sandbox refuses, when ``peek`` is set."""
 
