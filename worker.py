@@ -90,7 +90,7 @@ class ContextFree(WorkflowInstance):
     codec and external storage, and asks the instance, per payload, which command it belongs to:
     in the sandbox, each answer compiles and runs a snippet (about 0.25 M instructions). With
     neither a codec nor external storage the answer is never used, and a cache-miss replay of a
-    standard incident costs 42% less without them (``bench.replay``)."""
+    standard incident costs 38% less without them (``bench.replay``)."""
 
     def __init__(self, sandboxed: WorkflowInstance) -> None:
         self.sandboxed = sandboxed

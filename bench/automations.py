@@ -38,7 +38,6 @@ from workflows.policy import Policy, default_policy
 QUEUE = "bench-automations"
 TRIGGERS = get_args(Trigger)
 ROUNDS = 5
-RUNNER = WORKFLOW_RUNNER  # as build_worker
 CONDITIONS = (
     'incident.severity == "sev1" && "payments" in incident.components',
     'event.to == "resolved" && incident.escalation_level > 2',
@@ -111,7 +110,7 @@ async def main(args: argparse.Namespace) -> None:
     for _ in range(ROUNDS):
         for label, pair in histories.items():
             for point, history in enumerate(pair):
-                cost = await replay(history, max(args.times // ROUNDS, 1), RUNNER)
+                cost = await replay(history, max(args.times // ROUNDS, 1), WORKFLOW_RUNNER)
                 costs.setdefault((label, point), []).append(cost)
     print(f"\nCPU ms per replay ({args.times} replays each, one process, {ROUNDS} rounds)")
     print(f"{'incident':<14}{'point':<18}{'tasks':>6}{'ms/replay':>11}{'ms/task':>9}")
