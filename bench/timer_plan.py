@@ -167,7 +167,7 @@ def product_opener(client: Client, result: PhaseResult, rest: bool = False) -> O
     return declare
 
 
-async def bare_opener(client: Client, slack_url: str) -> Opener:
+async def bare_opener(client: Client, slack_url: str, opening: bool = False) -> Opener:
     slack = AsyncWebClient(token=BOT_TOKEN, base_url=slack_url)
     channels = (await slack.conversations_list(limit=1000))["channels"]
     channel_id = next(c["id"] for c in channels if c["name"] == "incidents")
@@ -175,10 +175,10 @@ async def bare_opener(client: Client, slack_url: str) -> Opener:
     async def start(i: int, every: float) -> tuple[str, float]:
         workflow_id = f"bare-timer-{i}"
         started = await client.execute_update_with_start_workflow(
-            BareTimer.started,
+            BareTimer.opening if opening else BareTimer.started,
             start_workflow_operation=WithStartWorkflowOperation(
                 BareTimer.run,
-                TimerInput(every, channel_id),
+                TimerInput(every, channel_id, opening),
                 id=workflow_id,
                 task_queue=QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -121,10 +121,10 @@ class Profiler:
     # Frames every sample passes through: the event loop, thread pools, the entry point.
     PLUMBING = ("asyncio/", "threading.py", "futures/thread.py", "<frozen", "bench/worker.py")
 
-    def __init__(self, pid: int, seconds: float, out: Path) -> None:
+    def __init__(self, pid: int, seconds: float, out: Path, rate: int = 50) -> None:
         self.out = out
         argv = [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--gil"]
-        argv += ["--rate", "50", "--format", "raw", "--nonblocking", "--output", str(out)]
+        argv += ["--rate", str(rate), "--format", "raw", "--nonblocking", "--output", str(out)]
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
         )

@@ -21,6 +21,11 @@ process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the
 
 Lateness = the time the emulator received the reminder minus its due time. Due times are
 spread evenly (incident j fires at start + j / rate); no incident fires twice in a phase.
+A timer is set when the workflow task that starts it completes, so a task slowed by a busy
+worker while opening sets its timer that much late ("set" in the report): --fire-concurrency
+opens the incidents that fire with fewer declarations in flight, which keeps the opening's load
+out of the fire rate measured. --bare-opening gives the baseline an opening activity before its
+timer, as an incident opens its channel (bench.replay's baseline).
 The worker runs with build_worker's options unless --max-cached-workflows or
 --max-concurrent-workflow-tasks say otherwise (the baseline's worker gets the same). The
 product's worker passes every module through the sandbox (worker.WORKFLOW_RUNNER); the
@@ -110,10 +115,18 @@ def arguments() -> argparse.Namespace:
         default=10,
         help="declarations in flight",
     )
+    add(
+        "--fire-concurrency",
+        type=int,
+        default=None,
+        help="declarations in flight for the incidents that fire (default: --concurrency); "
+        "fewer keeps the opening's load out of the timers they set",
+    )
     add("--warmup", type=int, default=200, help="idle incidents at least, opened first")
     add("--quiet", type=float, default=20, help="seconds with nothing due before the first fire")
     add("--drain", type=float, default=180, help="max seconds to wait for late reminders")
     add("--profile", type=float, default=None, help="py-spy the worker at this step rate")
+    add("--profile-rate", type=int, default=50, help="py-spy samples per second")
     add("--max-cached-workflows", type=int, default=None, help="worker option (else default)")
     add("--max-concurrent-workflow-tasks", type=int, default=None, help="worker option")
     add(
@@ -121,6 +134,12 @@ def arguments() -> argparse.Namespace:
         default=None,
         help="the baseline's sandbox takes these modules as they are, e.g. bench (as the "
         "product's worker does with every module); else the SDK's default sandbox",
+    )
+    add(
+        "--bare-opening",
+        action="store_true",
+        help="the baseline runs one activity before its timer, as an incident opens its channel "
+        "(bench.replay's baseline)",
     )
     add("--unsandboxed", action="store_true", help="both workers run workflows unsandboxed")
     add("--workers", default="1", help="worker processes on the queue, each side; 1,2: both")
@@ -140,6 +159,8 @@ def arguments() -> argparse.Namespace:
     add("--quick", action="store_true", help="a small run for smoke checks")
     add("--logs", type=Path, default=Path(".data/bench/timers"))
     args = parser.parse_args()
+    if args.profile is not None and not PY_SPY:
+        parser.error("--profile needs py-spy on PATH or in this Python's bin (pip install py-spy)")
     if args.quick:
         args.incidents, args.rate, args.steps, args.window = 100, 20, "20,40", 5
         args.gap, args.capacity, args.quiet, args.drain, args.warmup = 3, 0, 5, 30, 20
@@ -221,7 +242,7 @@ async def run_phase(
         if kind == "product":
             opener = product_opener(client, result, args.continue_as_new_once_open)
         else:
-            opener = await bare_opener(client, slack_url)
+            opener = await bare_opener(client, slack_url, args.bare_opening)
         procs = {"worker": worker.pid, "temporal": temporal.pid, "slack": slack.pid}
         async with Sampler({**procs, "bench": os.getpid()}) as sampler:
             process = psutil.Process(worker.pid)
@@ -247,9 +268,15 @@ async def open_phase(
     """
     say = _say(result.label, plan.name)
     idle = plan.population - plan.fires
+    gentle = args.fire_concurrency or args.concurrency
+    probe = min(idle // 2, 200) if gentle < args.concurrency else 0
     began = time.time()
-    await open_all(rig.opener, [None] * idle, args.concurrency, result)
-    rate = idle / (time.time() - began)
+    await open_all(rig.opener, [None] * (idle - probe), args.concurrency, result)
+    rate = (idle - probe) / (time.time() - began)
+    if probe:  # the last idle ones at the firing ones' pace tell how long those will take
+        probed = time.time()
+        await open_all(rig.opener, [None] * probe, gentle, result, first=idle - probe)
+        rate = probe / (time.time() - probed)
     # No earlier than the schedule's length: no incident can fire twice within it.
     start = time.time() + max(MARGIN * plan.fires / rate, plan.length) + args.quiet
     say(
@@ -257,7 +284,7 @@ async def open_phase(
         f"the first in {start - time.time():.0f}s"
     )
     dues = plan.schedule(start)
-    opened = await open_all(rig.opener, list(dues), args.concurrency, result, first=idle)
+    opened = await open_all(rig.opener, list(dues), gentle, result, first=idle)
     declared = time.time()
     result.open = idle + len(dues)
     result.declare_seconds = declared - began
@@ -291,7 +318,7 @@ async def fire_phase(
         if args.profile == step.rate and PY_SPY:
             phase = f"{plan.name}-{rig.kind}-{result.workers}"
             out = args.logs / phase / f"py-spy-{step.rate:g}.txt"
-            profiler = Profiler(rig.worker.pid, step.window, out)
+            profiler = Profiler(rig.worker.pid, step.window, out, args.profile_rate)
         await asyncio.sleep(max(step.end - time.time(), 0))
         after = await rig.metrics()
         snapshots.append(diff(after, before))
