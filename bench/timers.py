@@ -280,7 +280,7 @@ async def open_phase(
     # No earlier than the schedule's length: no incident can fire twice within it.
     start = time.time() + max(MARGIN * plan.fires / rate, plan.length) + args.quiet
     say(
-        f"{idle} idle opened at {rate:.0f}/s; {plan.fires} to fire, "
+        f"{idle} idle opened ({rate:.0f}/s at the firing ones' pace); {plan.fires} to fire, "
         f"the first in {start - time.time():.0f}s"
     )
     dues = plan.schedule(start)
@@ -315,7 +315,7 @@ async def fire_phase(
                 f"workers stopped, back after {result.cold_start[1] - result.cold_start[0]:.1f}s"
             )
         profiler = None
-        if args.profile == step.rate and PY_SPY:
+        if args.profile == step.rate:  # (arguments() refuses --profile without py-spy)
             phase = f"{plan.name}-{rig.kind}-{result.workers}"
             out = args.logs / phase / f"py-spy-{step.rate:g}.txt"
             profiler = Profiler(rig.worker.pid, step.window, out, args.profile_rate)
