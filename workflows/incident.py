@@ -29,7 +29,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle import commands as cmd
     from workflows.lifecycle.effect_runner import EffectRunner
     from workflows.lifecycle.rules import IncidentInput as IncidentInput
-    from workflows.lifecycle.visibility import MEMO_KEY, memo_of, remember, repeated
+    from workflows.lifecycle.visibility import (
+        MEMO_KEY,
+        Shown,
+        memo_of,
+        remember,
+        repeated,
+        sent_once,
+    )
     from workflows.models import IncidentState
     from workflows.resolution import followup
     from workflows.resolution.metrics import IncidentMetrics
@@ -66,13 +73,14 @@ class IncidentWorkflow:
         # Only a run that opened the incident may start afresh once it is settled.
         self.fresh_start = input.state is None
         self.state, outbox = input.first_state(workflow.info().workflow_id, workflow.now())
+        shown = Shown(self.state if self.fresh_start else None)  # before any rule changes it
         self.changes = 0
         # The state the policy's automations tell the next change's events from; none before
         # a new incident's first, so its rules hear ``declared``.
         self.moment = None if self.fresh_start else automating.moment(self.state)
         outbox += self._automate() if self.fresh_start else []
         self.effects = EffectRunner(
-            self.state, self.policy, outbox, input.opened, input.recorded, self._wake
+            self.state, self.policy, shown, outbox, input.opened, input.recorded, self._wake
         )
 
     @workflow.run
@@ -89,7 +97,7 @@ class IncidentWorkflow:
             if followup.is_finished(self.state) and not any(self.effects.aside.values()):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.effects.outbox:
-                    return self.state
+                    return sent_once(lambda: self.state)
                 continue
             if self.fresh_start and self.policy.history.continue_as_new_once_open:
                 # Open, announced, recorded: it waits now, often for hours, and a worker without
@@ -156,13 +164,13 @@ class IncidentWorkflow:
 
     def _apply(self, command: cmd.Command) -> IncidentState:
         if repeated(self.state):
-            return self.state  # applied in an earlier run: answered, not applied twice
+            return sent_once(lambda: self.state)  # applied in an earlier run: answered again
         # A worker that was down may get a fired timer and a later command in one activation,
         # handler first: a tier due before an acknowledgement must still notify.
         self._fire_due()
         self._changed(rules.carry_out(self.state, self.policy, command, workflow.now()))
         remember(self.state)
-        return self.state
+        return sent_once(lambda: self.state)
 
     def _changed(self, effects: list[Effect]) -> None:
         effects = [*effects, *self._automate()]
@@ -189,7 +197,7 @@ class IncidentWorkflow:
     async def opening(self) -> IncidentState:
         """Until the incident is announced; the caller bounds its wait (no timer spent here)."""
         await workflow.wait_condition(lambda: self.effects.opened)
-        return self.state
+        return sent_once(lambda: self.state)
 
     @workflow.signal
     def alert(self, signal: AlertSignal) -> None:

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lifecycle.channel import edits, incident_brief
     from workflows.lifecycle.notices import failure_reason, heard
     from workflows.lifecycle.numbering import release_key, schedule_drill
-    from workflows.lifecycle.visibility import Shown
+    from workflows.lifecycle.visibility import Shown, sent_once
     from workflows.models import IncidentState
     from workflows.policy import Policy
     from workflows.resolution import followup, report
@@ -54,12 +54,13 @@ class EffectRunner:
         self,
         state: IncidentState,
         policy: Policy,
+        shown: Shown,
         outbox: list[fx.Effect],
         opened: bool,
         recorded: bool,
         wake: Callable[[], None],
     ) -> None:
-        self.state, self.policy, self.shown = state, policy, Shown()  # shown: in Temporal's UI
+        self.state, self.policy, self.shown = state, policy, shown  # shown: in Temporal's UI
         self.outbox = heard(state, outbox)  # queued, not yet run: continue-as-new carries it
         self.opened = opened  # the opening ran (or gave up for now, and is queued again)
         self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
@@ -176,7 +177,10 @@ class EffectRunner:
             opening.remember(self.state, post.key, posted)
 
     async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
-        message = fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
+        # The brief is rendered for Slack, so not while replaying (``sent_once``).
+        message = sent_once(
+            lambda: fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
+        )
         return await self._call(SlackActivities.post_message, message, what, shown=True)
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
@@ -282,7 +286,7 @@ class EffectRunner:
         try:
             return await workflow.execute_activity_method(
                 activity,
-                request,
+                sent_once(lambda: request),
                 start_to_close_timeout=limit,
                 schedule_to_close_timeout=SLACK_GIVE_UP,
                 retry_policy=SLACK_RETRY,

@@ -5,12 +5,15 @@ UI, and the Update ids it applied (the claim on its idempotency key: ``numbering
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.common import (
+    RawValue,
     SearchAttributeKey,
     SearchAttributePair,
     SearchAttributeUpdate,
@@ -211,9 +214,11 @@ class Shown:
     """What this run (its EffectRunner) last showed of the incident in Temporal: what a change
     leaves as it was (a reminder's firing alters only the details) is neither built nor written."""
 
-    def __init__(self) -> None:
-        self.values: list[Any] | None = None  # the search attributes' values
-        self.memo: tuple[Any, ...] | None = None  # the memo's fields, as last compared
+    def __init__(self, declared: IncidentState | None = None) -> None:
+        # A new incident's start showed its declared state (``shown_at_start``); a run carried
+        # over compares with what it holds. (The opening's channel rewrites both in any case.)
+        self.values = _values(declared) if declared else None  # the search attributes' values
+        self.memo = _memo_fields(declared) if declared else None  # the memo's, as compared
         self.details = ""
 
     def publish(self, state: IncidentState, problem: str | None = None) -> None:
@@ -263,3 +268,18 @@ def remember(state: IncidentState) -> None:
     info = workflow.current_update_info()
     if info is not None:
         state.applied_updates = [*state.applied_updates[-(KEPT - 1) :], info.id]
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+RECORDED = RawValue(Payload())
+
+
+def sent_once(build: Callable[[], T]) -> T:
+    """What an activity is sent, an Update answered or the run returns, built when it is sent;
+    while this replays its history, a stand-in. Temporal keeps the payload each command sent
+    the first time and drops a replayed command's (activities match by id and type, Updates by
+    id), so a replay (every sticky-cache miss) neither renders nor encodes them again: the
+    state, the opening's request, each message with its brief (docs/performance.md)."""
+    return cast(T, RECORDED) if workflow.unsafe.is_replaying_history_events() else build()
