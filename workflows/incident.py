@@ -80,8 +80,9 @@ class IncidentWorkflow:
         self.moment = None if self.fresh_start else automating.moment(self.state)
         outbox += self._automate() if self.fresh_start else []
         self.effects = EffectRunner(
-            self.state, self.policy, shown, outbox, input.opened, input.recorded, self._wake
+            self.state, self.policy, outbox, input.opened, input.recorded, self._wake
         )
+        self.effects.shown = shown
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:

@@ -54,13 +54,12 @@ class EffectRunner:
         self,
         state: IncidentState,
         policy: Policy,
-        shown: Shown,
         outbox: list[fx.Effect],
         opened: bool,
         recorded: bool,
         wake: Callable[[], None],
     ) -> None:
-        self.state, self.policy, self.shown = state, policy, shown  # shown: in Temporal's UI
+        self.state, self.policy, self.shown = state, policy, Shown()  # shown: in Temporal's UI
         self.outbox = heard(state, outbox)  # queued, not yet run: continue-as-new carries it
         self.opened = opened  # the opening ran (or gave up for now, and is queued again)
         self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
@@ -177,11 +176,10 @@ class EffectRunner:
             opening.remember(self.state, post.key, posted)
 
     async def _send(self, post: fx.Post, channel_id: str | None, what: str) -> rq.Posted | None:
-        # The brief is rendered for Slack, so not while replaying (``sent_once``).
-        message = sent_once(
-            lambda: fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
-        )
-        return await self._call(SlackActivities.post_message, message, what, shown=True)
+        def message() -> fx.PostMessage:  # its brief rendered for Slack: not while replaying
+            return fx.PostMessage(channel_id=channel_id, post=post, brief=self._brief())
+
+        return await self._call(SlackActivities.post_message, sent_once(message), what, shown=True)
 
     async def _update_kickoff(self, _: fx.UpdateKickoff, __: object) -> None:
         """The pinned kickoff and the broadcast announcement, side by side, as it is now."""
