@@ -22,6 +22,7 @@ from localslack import SlackEmulator
 from starter.desk import IncidentDesk
 from tests.conftest import seconds_policy
 from tests.support import eventually
+from tests.test_durability import keyed
 from worker import WORKFLOW_RUNNER
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import commands as cmd
@@ -124,14 +125,8 @@ async def test_a_worker_that_caches_nothing_still_sends_and_answers_in_full(
         acked = await desk.command(state.id, cmd.Acknowledge(by="U0BOB0002"))
         assert (acked.acknowledged_by, acked.channel) == ("U0BOB0002", state.channel)
 
-        def posted(key: str) -> list[str]:
-            return [
-                str(m.get("text", ""))
-                for m in slack.messages(channel)
-                if str(m.get("metadata", {}).get("event_payload", {}).get("key", "")).startswith(
-                    key
-                )
-            ]
+        def posted(*prefixes: str) -> list[str]:
+            return [str(m.get("text", "")) for m in keyed(slack.messages(channel), *prefixes)]
 
         reminders = await eventually(lambda: posted("update_due"), timeout=10)
         assert "status update is due" in reminders[0]
