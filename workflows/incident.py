@@ -165,7 +165,7 @@ class IncidentWorkflow:
 
     def _apply(self, command: cmd.Command) -> IncidentState:
         if repeated(self.state):
-            return sent_once(lambda: self.state)  # applied in an earlier run: answered again
+            return sent_once(lambda: self.state)  # applied in an earlier run: not twice
         # A worker that was down may get a fired timer and a later command in one activation,
         # handler first: a tier due before an acknowledgement must still notify.
         self._fire_due()

@@ -157,8 +157,8 @@ class EffectRunner:
         self.put_aside({fx.Lane.TOPIC: opening.left(request, opened)})
         self.shown.publish(self.state)
 
-    def _brief(self, kickoff: bool = False) -> rq.IncidentBrief:
-        return incident_brief(self.state, self.policy, kickoff)
+    def _brief(self) -> rq.IncidentBrief:
+        return incident_brief(self.state, self.policy)
 
     def _channel_id(self) -> str | None:
         return self.state.channel.id if self.state.channel else None
