@@ -110,24 +110,22 @@ class IncidentDesk:
         number."""
         declaration = complete(request, self.policy)
         await permit(self.policy, self.people, "declare", declaration.declared_by)
-        taken = await self.intake.take(declaration, self.policy)
+        taken = await self.intake.take(declaration, self.policy, opening=wait)
+        if taken.opened and taken.state is not None:
+            return Accepted(state=taken.state, created=True, opened=True)
         ref = incident_id(taken.number)
-        if wait is not None:
+        if wait is not None and not taken.created:
             try:
-                return await asyncio.wait_for(
-                    self._opened(ref, taken.created), wait.total_seconds()
-                )
+                return await asyncio.wait_for(self._found_opened(ref), wait.total_seconds())
             except (TimeoutError, RPCTimeoutOrCancelledError):
                 pass  # no worker made the channel in time: answer with the incident as it is
         state = taken.state or await self.get(ref)
         return Accepted(state=state, created=taken.created, opened=False)
 
-    async def _opened(self, ref: str, created: bool) -> Accepted:
-        if created:  # one Update per incident: its creator's (the in-flight limit is 10)
-            handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, ref)
-            state = await handle.execute_update(IncidentWorkflow.opening)
-            return Accepted(state=state, created=True, opened=True)
-        while True:  # others with the same key poll, which costs the workflow nothing
+    async def _found_opened(self, ref: str) -> Accepted:
+        """Another declaration with the same key created it: poll (which costs the workflow
+        nothing) until its channel exists; its creator's Update is the one that opens it."""
+        while True:
             state = await self.get(ref)
             if state.channel is not None:
                 return Accepted(state=state, created=False, opened=True)

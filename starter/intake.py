@@ -3,27 +3,36 @@
 The workflow id ``incident-N`` is the reservation (``workflows.lifecycle.numbering``): Temporal
 lets one execution have that id (a conflict policy of FAIL and a reuse policy of
 REJECT_DUPLICATE), so a start either takes N or raises ``WorkflowAlreadyStartedError`` and the
-next number is tried. Each API process keeps a
-hint of the next free number, read from visibility once, so several processes step past each
-other instead of queueing behind one workflow's Update limit. A key is claimed the same way,
-by starting ``incident-key-<hash>`` (``IncidentKeyClaim``). The start is
-durable the moment Temporal answers, whether or not a worker is running.
+next number is tried. Each API process keeps a hint of the next free number, read from
+visibility once, so several processes step past each other instead of queueing behind one
+workflow's Update limit. A key is claimed the same way, by starting ``incident-key-<hash>``
+(``IncidentKeyClaim``). The start is durable the moment Temporal answers, worker or not; a
+caller that waits for the channel starts and opens in one call (``Intake._start_opening``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.reading import started_with
 from workflows.incident import IncidentInput, IncidentWorkflow
 from workflows.lifecycle.numbering import MEMO_NUMBER, IncidentKeyClaim, claim_id, highest_number
 from workflows.lifecycle.visibility import INCIDENT_STATUS, MEMO_KEY, shown_at_start
@@ -54,6 +63,7 @@ class Taken:
     number: int
     created: bool
     state: IncidentState | None  # as declared, when created now (the workflow may not have run)
+    opened: bool = False  # created, and its ``opening`` answered: ``state`` has the channel
 
 
 class Intake:
@@ -68,12 +78,14 @@ class Intake:
         self._sync = asyncio.Lock()
         self._key_locks: dict[str, asyncio.Lock] = {}
 
-    async def take(self, declaration: Declaration, policy: Policy | None = None) -> Taken:
+    async def take(
+        self, declaration: Declaration, policy: Policy, opening: timedelta | None = None
+    ) -> Taken:
         """Start the incident (or find the open one holding the key); durable on return.
 
-        ``policy`` is this declaration's when it is not the intake's (one intake, and so one
-        run of numbers, may serve several policies)."""
-        policy = policy or self.policy
+        ``policy`` is this declaration's (one intake, and so one run of numbers, may serve
+        several policies). With ``opening``, one created is opened,
+        if a worker answers within that (``_start_opening``)."""
         # The start input also carries the policy (not counted here: the operator wrote it).
         input_size = len(declaration.model_dump_json())
         if input_size > MAX_DECLARATION_BYTES:
@@ -84,9 +96,9 @@ class Intake:
         key = declaration.idempotency_key
         while time.monotonic() < deadline:
             if key is None:
-                taken = await self._start(await self._candidate(), declaration, policy)
+                taken = await self._start(await self._candidate(), declaration, policy, opening)
             else:
-                taken = await self._take_with_key(key, declaration, policy)
+                taken = await self._take_with_key(key, declaration, policy, opening)
             if taken is not None:
                 return taken
         raise Contended("other declarations kept taking the incident numbers or this key")
@@ -112,7 +124,9 @@ class Intake:
         elif self._next is not None and self._next <= number:
             self._next = number + 1
 
-    async def _start(self, number: int, declaration: Declaration, policy: Policy) -> Taken | None:
+    async def _start(
+        self, number: int, declaration: Declaration, policy: Policy, opening: timedelta | None
+    ) -> Taken | None:
         """Take ``number``; None if someone else holds it."""
         policy = policy_for(policy, declaration)
         # The declared time travels with it, so the workflow's first state (and so its list
@@ -121,38 +135,70 @@ class Intake:
         declaration = declaration.model_copy(update={"accepted_at": accepted_at})
         started = IncidentInput(number=number, policy=policy, declaration=declaration)
         now_state, _ = started.first_state(incident_id(number), accepted_at)
+        options: dict[str, Any] = {
+            "id": incident_id(number),
+            "task_queue": self.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            **shown_at_start(now_state),
+        }
+        opened = None
         try:
-            await self.client.start_workflow(
-                IncidentWorkflow.run,
-                started,
-                id=incident_id(number),
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                **shown_at_start(now_state),
-            )
+            if opening is None:
+                await self.client.start_workflow(IncidentWorkflow.run, started, **options)
+            else:
+                opened = await self._start_opening(started, options, opening)
         except WorkflowAlreadyStartedError:
             self._collided(number)
             return None
         self._collisions = 0
-        return Taken(number=number, created=True, state=now_state)
+        return Taken(number, created=True, state=opened or now_state, opened=opened is not None)
+
+    async def _start_opening(
+        self, started: IncidentInput, options: dict[str, Any], opening: timedelta
+    ) -> IncidentState | None:
+        """Start and open in one call (update-with-start): the incident as opened, or None if no
+        worker answered within ``opening``. Its Update is then in the first workflow task: one
+        shape of history, a task shorter than a start and then an Update the worker may only
+        see after it took that task. Given up on, the call may or may not have started the
+        incident, so a plain start makes sure; the start input (this declaration's, to the
+        microsecond) tells a start the call made from another declarer's."""
+        with_start = WithStartWorkflowOperation(IncidentWorkflow.run, started, **options)
+        # Its handle also gets the call's error: awaited, so asyncio reports none unread.
+        settled = asyncio.ensure_future(_quietly(with_start.workflow_handle()))
+        call = self.client.execute_update_with_start_workflow(
+            IncidentWorkflow.opening, start_workflow_operation=with_start
+        )
+        try:
+            state: IncidentState = await asyncio.wait_for(call, opening.total_seconds())
+            return state
+        except (TimeoutError, RPCTimeoutOrCancelledError, RPCError):
+            await asyncio.wait([settled], timeout=1.0)
+        try:
+            await self.client.start_workflow(IncidentWorkflow.run, started, **options)
+        except WorkflowAlreadyStartedError:
+            if not await started_with(self.client, options["id"], started):
+                raise  # another declarer's incident has the number
+        return None
 
     # -- keys ------------------------------------------------------------------------------
 
     async def _take_with_key(
-        self, key: str, declaration: Declaration, policy: Policy
+        self, key: str, declaration: Declaration, policy: Policy, opening: timedelta | None
     ) -> Taken | None:
         # One attempt per key at a time in this process: the others then find the claim
         # instead of each spending a candidate number on a claim that fails.
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                return await self._claim(key, declaration, policy)
+                return await self._claim(key, declaration, policy, opening)
         finally:
             if not lock.locked():
                 self._key_locks.pop(key, None)
 
-    async def _claim(self, key: str, declaration: Declaration, policy: Policy) -> Taken | None:
+    async def _claim(
+        self, key: str, declaration: Declaration, policy: Policy, opening: timedelta | None
+    ) -> Taken | None:
         found = await self.holder(key)
         if found is not None:
             return found
@@ -172,7 +218,7 @@ class Intake:
         except WorkflowAlreadyStartedError:  # another process claimed it just now
             await self._give_back(number)
             return None
-        taken = await self._start(number, declaration, policy)
+        taken = await self._start(number, declaration, policy, opening)
         if taken is None:  # the number went to someone else: let go of the key and retry
             await _end(claim_handle, "its number was taken by another declaration")
         return taken
@@ -228,6 +274,11 @@ class Intake:
             )
             return None
         return Taken(number=number, created=False, state=None)
+
+
+async def _quietly(outcome: Awaitable[object]) -> None:
+    with contextlib.suppress(Exception):
+        await outcome
 
 
 def policy_for(policy: Policy, declaration: Declaration) -> Policy:

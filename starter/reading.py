@@ -81,6 +81,14 @@ async def current_state(
         raise
 
 
+async def started_with(client: Client, workflow_id: str, started: IncidentInput) -> bool:
+    """Whether ``started`` is the input that started the workflow, byte for byte."""
+    given = await client.data_converter.encode([started])
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events(page_size=1):
+        return list(event.workflow_execution_started_event_attributes.input.payloads) == given
+    return False
+
+
 async def _declared_state(
     client: Client, handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
 ) -> IncidentState | None:

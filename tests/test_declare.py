@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, Interceptor, OutboundInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config import Settings
@@ -31,6 +32,7 @@ from workflows.incident import IncidentInput
 from workflows.lifecycle.numbering import claim_id
 from workflows.models import Declaration
 from workflows.policy import default_policy
+from workflows.text import incident_id
 
 TOKEN = "test-token-declare"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -261,3 +263,77 @@ async def test_temporal_unreachable_is_a_503_with_retry_after(settings: Settings
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"] == "1"
     assert "Temporal did not answer" in answer.json()["detail"]
+
+
+class Requests(Interceptor, OutboundInterceptor):
+    """What reaches Temporal's client: the names of the start and Update calls made."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        self.next = next
+        return self
+
+    async def start_workflow(self, input: Any) -> Any:
+        self.made.append("start")
+        return await self.next.start_workflow(input)
+
+    async def start_workflow_update(self, input: Any) -> Any:
+        self.made.append("update")
+        return await self.next.start_workflow_update(input)
+
+    async def start_update_with_start_workflow(self, input: Any) -> Any:
+        self.made.append("update-with-start")
+        return await self.next.start_update_with_start_workflow(input)
+
+
+async def test_a_declaration_that_waits_is_opened_in_the_incident_s_first_workflow_task(
+    client: Client, settings: Settings, worker: None
+):
+    """One update-with-start: the opening Update reaches the worker with the start. A start and
+    then an Update takes a task more whenever the worker takes the first task before the Update
+    arrives: two histories of one incident, two costs of a replay."""
+    requests = Requests()
+    config = client.config()
+    config["interceptors"] = [requests]
+    seen = Client(**config)
+    desk = IncidentDesk(seen, settings.task_queue, default_policy())
+    for n in range(3):
+        declared = Declaration(title=f"Opened at once {n}", severity="sev2", commander="U0ALICE01")
+        state, created = await desk.declare(declared)
+        assert created and state.channel is not None, state
+        handle = client.get_workflow_handle(incident_id(state.number))
+        kinds = [EventType.Name(e.event_type) async for e in handle.fetch_history_events()]
+        accepted = kinds.index("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
+        assert kinds[:accepted].count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1, kinds
+    assert requests.made == ["update-with-start"] * 3
+
+
+async def test_a_declaration_that_waits_for_no_worker_is_started_once_under_its_number(
+    client: Client,
+):
+    """Given up on, update-with-start may or may not have started the incident: the desk makes
+    sure with a plain start and knows its own start by its input, so it neither loses the
+    declaration nor steps to another number leaving a twin behind."""
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    desk = IncidentDesk(client, queue, default_policy())
+    answers = []
+    for title in ("Waited for nobody", "Waited again"):
+        request = Declaration(title=title, severity="sev2", commander="U0ALICE01")
+        accepted = await desk.accept(request, wait=timedelta(seconds=0.5))
+        assert accepted.created and not accepted.opened and accepted.state.channel is None
+        answers.append(accepted.state)
+    assert answers[1].number > answers[0].number
+
+    expected = sorted(incident_id(s.number) for s in answers)
+    for _ in range(100):  # visibility trails a little
+        listed = client.list_workflows(f'TaskQueue="{queue}"')
+        started = sorted([w.id async for w in listed])
+        if started == expected:
+            break
+        await asyncio.sleep(0.1)
+    assert started == expected
+    for state in answers:
+        fetched = await desk.get(state.id)
+        assert (fetched.title, fetched.declared_at) == (state.title, state.declared_at)
