@@ -206,7 +206,9 @@ async def open_all(
     async def pool() -> None:
         for i, due in queue:
             began = time.time()
-            every = IDLE_EVERY if due is None else due - began
+            # Whole seconds: incidents opened close together share a policy, as a worker's
+            # incidents share theirs (its cache of decoded policies then hits, as it does there).
+            every = IDLE_EVERY if due is None else float(math.floor(due - began))
             if due is not None and every < 2:
                 # Opened too late for its planned time: it stays idle, it does not fire late.
                 result.slipped += 1

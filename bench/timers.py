@@ -8,11 +8,13 @@ Each phase, for the product and then for the baseline, starts a fresh stack on f
 ports: the Temporal dev server, the Slack emulator (``python -m localslack``) and one worker
 process (``python -m bench.worker product|bare``: ``worker.build_worker`` or the bare one).
 
-- product: incidents declared through ``IncidentDesk.declare`` (a durable start, then the
-  ``opening`` Update waiting for the channel), ``--concurrency`` in flight; each carries a
-  policy whose ``update_every`` puts its first reminder at a planned time. A reminder is the
-  ``chat.postMessage`` whose metadata key starts with ``update_due-``/``update_overdue-``; its
-  due time is ``declared_at + n * update_every`` (declared_at from the returned state).
+- product: incidents declared through ``IncidentDesk.declare`` (a durable start and the
+  ``opening`` Update waiting for the channel, in one update-with-start), ``--concurrency`` in
+  flight; each carries a policy whose ``update_every`` (whole seconds, so incidents opened close
+  together share a policy, as a worker's incidents do) puts its first reminder at a planned
+  time. A reminder is the ``chat.postMessage`` whose metadata key starts with
+  ``update_due-``/``update_overdue-``; its due time is ``declared_at + n * update_every``
+  (declared_at from the returned state).
 - baseline: ``BareTimer`` (bench/bare.py), started by update-with-start like an incident (its
   update answers from the first workflow task), ``--concurrency`` in flight: the same
   ``wait_condition(lambda: False, timeout=due - now)`` timer, due at start + n * cadence,
