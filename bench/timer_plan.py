@@ -141,7 +141,7 @@ Opener = Callable[[int, float], Awaitable[tuple[str, float]]]
 def product_opener(client: Client, result: PhaseResult, rest: bool = False) -> Opener:
     # One intake for every desk, like an API process's: it keeps the next free number, where
     # an intake per declaration would re-read visibility and collide with the others each time.
-    intake = Intake(client, QUEUE, cadence_policy(IDLE_EVERY, rest))
+    intake = Intake(client, QUEUE)
 
     async def declare(i: int, every: float) -> tuple[str, float]:
         desk = IncidentDesk(client, QUEUE, cadence_policy(every, rest), intake)

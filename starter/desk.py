@@ -87,7 +87,7 @@ class IncidentDesk:
         # Who stands for whom in the policy's [permissions]; without Slack, ids only.
         self.people = people or SlackPeople(None)
         # Desks with different policies may share one intake, and so one run of numbers.
-        self.intake = intake or Intake(client, task_queue, policy)
+        self.intake = intake or Intake(client, task_queue)
         self.wait_for_channel = WAIT_FOR_CHANNEL  # what the API's ``wait`` waits at most
 
     async def declare(

@@ -67,10 +67,9 @@ class Taken:
 
 
 class Intake:
-    def __init__(self, client: Client, task_queue: str, policy: Policy) -> None:
+    def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
-        self.policy = policy
         self._next: int | None = None
         self._returned: list[int] = []  # candidates a keyed declaration did not need (a heap)
         self._collisions = 0
@@ -84,8 +83,8 @@ class Intake:
         """Start the incident (or find the open one holding the key); durable on return.
 
         ``policy`` is this declaration's (one intake, and so one run of numbers, may serve
-        several policies). With ``opening``, one created is opened,
-        if a worker answers within that (``_start_opening``)."""
+        several policies). With ``opening``, an incident created now is opened as well, if a
+        worker answers within that long (``_start_opening``)."""
         # The start input also carries the policy (not counted here: the operator wrote it).
         input_size = len(declaration.model_dump_json())
         if input_size > MAX_DECLARATION_BYTES:
