@@ -80,9 +80,8 @@ class IncidentWorkflow:
         self.moment = None if self.fresh_start else automating.moment(self.state)
         outbox += self._automate() if self.fresh_start else []
         self.effects = EffectRunner(
-            self.state, self.policy, outbox, input.opened, input.recorded, self._wake
+            self.state, self.policy, outbox, input.opened, input.recorded, self._wake, shown
         )
-        self.effects.shown = shown
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:

@@ -58,13 +58,13 @@ class EffectRunner:
         opened: bool,
         recorded: bool,
         wake: Callable[[], None],
+        shown: Shown,  # what Temporal's UI shows of it
     ) -> None:
-        self.state, self.policy, self.shown = state, policy, Shown()  # shown: in Temporal's UI
+        self.state, self.policy, self.shown = state, policy, shown
         self.outbox = heard(state, outbox)  # queued, not yet run: continue-as-new carries it
         self.opened = opened  # the opening ran (or gave up for now, and is queued again)
         self.later: list[fx.Effect] = []  # gave up for now: queued again at the next turn
-        # What the archive database last heard of (None: nothing yet in this run).
-        self.recorded = followup.record_signature(state) if recorded else None
+        self.recorded = followup.record_signature(state) if recorded else None  # last archived
         self.wake = wake  # the workflow's main loop looks again
         self.aside: dict[fx.Lane, list[fx.Step]] = {}  # queued or running in the background
         self.handlers: dict[type[Any], Callable[[Any, fx.Audience | None], Awaitable[None]]] = {
